@@ -1,0 +1,1 @@
+"""Knowledge base: ingestion, hybrid retrieval and grounded answers."""

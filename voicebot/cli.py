@@ -1,0 +1,41 @@
+"""The ``voicebot`` command: one entry point, each group of commands in its own module under ``commands/``.
+
+Command modules keep heavy imports (models, pipecat) inside the command functions so that ``voicebot --help``
+and quick commands stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="voicebot",
+    help="Telefon-Voicebot für Bürgertelefone: answers citizens from the town's own knowledge base.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Benchmarks that print numbers (never timed tests).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+# Each module defines ``register(app, bench_app)``.
+COMMAND_MODULES = (
+    "voicebot.commands.models",  # voicebot models setup|list|pull
+    "voicebot.commands.kb",  # voicebot kb ingest|stats
+    "voicebot.commands.answers",  # voicebot ask, voicebot eval, voicebot bench answer
+    "voicebot.commands.calls",  # voicebot call, voicebot bench latency, voicebot bench asr
+    "voicebot.commands.serve",  # voicebot serve, voicebot bench sip
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app, bench_app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

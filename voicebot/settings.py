@@ -1,0 +1,199 @@
+"""One typed settings object for the whole hotline.
+
+Every tunable lives here with its *embedded default* (CPU, offline, this repository's sample data), so that a
+municipal IT department reads one file to know what it can change. Values come, in rising priority, from these
+defaults, a TOML file (``voicebot.toml`` in the working directory or the path in ``VOICEBOT_CONFIG``) and
+environment variables (``VOICEBOT_<SECTION>__<FIELD>``, e.g. ``VOICEBOT_LLM__BASE_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_KB_DIR = PACKAGE_ROOT / "knowledge" / "sample" / "musterstadt"
+
+
+class PathSettings(BaseModel):
+    """Where models, the search index and call records live (relative paths are taken from the working dir)."""
+
+    data_dir: Path = Path("var")
+    models_dir: Path = Path("var/models")
+    index_dir: Path = Path("var/index")
+    calls_dir: Path = Path("var/calls")
+    kb_sources: list[Path] = Field(default_factory=lambda: [SAMPLE_KB_DIR])
+
+
+class AsrSettings(BaseModel):
+    """faster-whisper. On 8 kHz phone audio temperature fallback loops, hence temperature 0 + anti-repetition."""
+
+    model: str = "whisper-base"  # a directory name under paths.models_dir, or an absolute CTranslate2 directory
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    beam_size: int = 1
+    temperature: float = 0.0
+    no_repeat_ngram_size: int = 3
+    repetition_penalty: float = 1.2
+    language: str = "de"
+    detect_language: bool = False
+    languages: list[str] = Field(default_factory=lambda: ["de", "en", "tr", "ar", "uk", "ru", "pl"])
+    initial_prompt: str = (
+        "Rathaus Musterstadt, Bürgerbüro: Personalausweis, Reisepass, Meldebescheinigung, Ummeldung, "
+        "Führungszeugnis, Fundbüro, Standesamt, Hundesteuer, Grundsteuer, Gewerbeanmeldung, Sperrmüll, "
+        "Anwohnerparken, Wohngeld, Kita."
+    )
+
+
+class TtsSettings(BaseModel):
+    """Piper when a voice for the caller's language is installed, else espeak-ng (German on the embedded default)."""
+
+    piper_voices: dict[str, str] = Field(
+        default_factory=lambda: {"de": "de_DE-thorsten-medium", "en": "en_US-joe-medium"}
+    )
+    espeak_voices: dict[str, str] = Field(
+        default_factory=lambda: {"de": "de", "en": "en", "tr": "tr", "ru": "ru", "uk": "uk", "ar": "ar", "pl": "pl"}
+    )
+    espeak_words_per_minute: int = 160
+
+
+class LlmSettings(BaseModel):
+    """Any OpenAI-compatible endpoint: vLLM in production, llama.cpp server locally. None = no LLM configured."""
+
+    base_url: str | None = None
+    api_key: str = "not-needed"
+    model: str = "default"
+    temperature: float = 0.1
+    max_tokens: int = 160
+    timeout_s: float = 8.0
+    first_token_timeout_s: float = 4.0
+
+
+class RetrievalSettings(BaseModel):
+    """Hybrid BM25 + embedding retrieval fused by reciprocal rank."""
+
+    top_k: int = 3
+    candidates: int = 20
+    rrf_k: int = 60
+    bm25_weight: float = 1.0
+    embedding_weight: float = 1.0
+
+
+class AnswerSettings(BaseModel):
+    """How an answer is produced and when the bot gives up and hands off."""
+
+    mode: Literal["auto", "llm", "extractive"] = "auto"  # auto: llm when llm.base_url is set, else extractive
+    min_confidence: float = 0.5  # below: clarify once, then hand off
+    clarify_margin: float = 0.1
+    max_sentences: int = 2
+
+
+class CallSettings(BaseModel):
+    """The call script: what the bot says, and when it waits, asks, repeats or ends."""
+
+    greeting: str = (
+        "Guten Tag, hier ist der digitale Assistent der Stadtverwaltung Musterstadt. "
+        "Ich bin eine künstliche Intelligenz. Ihr Anruf wird zur Bearbeitung kurz gespeichert; "
+        "Hinweise zum Datenschutz finden Sie auf musterstadt.de. Wie kann ich helfen?"
+    )
+    silence_prompt: str = "Sind Sie noch da?"
+    silence_timeout_s: float = 8.0
+    goodbye: str = "Vielen Dank für Ihren Anruf. Auf Wiederhören!"
+    apology: str = "Entschuldigung, da ist bei mir etwas schiefgegangen."
+    handoff_message: str = "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter."
+    max_call_s: float = 900.0
+
+
+class SipSettings(BaseModel):
+    """SIP user agent and RTP media. Bind to loopback by default; a PBX-facing host must be set explicitly."""
+
+    bind_host: str = "127.0.0.1"
+    port: int = 5060
+    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"])
+    public_host: str | None = None  # address written into Contact/SDP when it differs from bind_host
+    user: str = "hotline"
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 20999
+    codecs: list[str] = Field(default_factory=lambda: ["opus", "G722", "PCMA", "PCMU"])
+    max_calls: int = 8
+    retry_after_s: int = 30
+    invites_per_source_per_minute: int = 30
+    allowed_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    rtp_inactivity_timeout_s: float = 30.0
+    # Registration to a PBX as an extension (optional).
+    registrar: str | None = None
+    auth_username: str | None = None
+    auth_password: str | None = None
+    register_expires_s: int = 600
+    # Digest challenge of inbound INVITEs (optional).
+    inbound_realm: str | None = None
+    inbound_username: str | None = None
+    inbound_password: str | None = None
+    # Hand-off target.
+    staff_uri: str = "sip:staff@127.0.0.1:5070"
+    transfer_timeout_s: float = 20.0
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class Settings(BaseSettings):
+    """All configuration of one hotline instance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VOICEBOT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    town: str = "Musterstadt"
+    log_level: str = "INFO"
+    database_url: str | None = None  # PostgreSQL in production; None keeps records as JSON files under paths
+    paths: PathSettings = Field(default_factory=PathSettings)
+    asr: AsrSettings = Field(default_factory=AsrSettings)
+    tts: TtsSettings = Field(default_factory=TtsSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    call: CallSettings = Field(default_factory=CallSettings)
+    sip: SipSettings = Field(default_factory=SipSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get("VOICEBOT_CONFIG", "voicebot.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    def resolved_answer_mode(self) -> Literal["llm", "extractive"]:
+        if self.answer.mode == "auto":
+            return "llm" if self.llm.base_url else "extractive"
+        return self.answer.mode
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings(...)`` instead)."""
+    return Settings()
