@@ -510,11 +510,21 @@ def _assemble_file(models_dir: Path, model_file: ModelFile, reporter: SetupRepor
 
 
 def setup_models(
-    models_dir: Path, names: list[str] | None = None, reporter: SetupReporter | None = None
+    models_dir: Path,
+    names: list[str] | None = None,
+    reporter: SetupReporter | None = None,
+    registry: tuple[ModelSpec, ...] = REGISTRY,
 ) -> list[SetupResult]:
-    """Assemble (or repair) every embedded model; files that already verify are left untouched."""
+    """Assemble (or repair) embedded models; files that already verify are left untouched.
+
+    ``registry`` exists so that a deployment (or a test) can set up its own list of specs.
+    """
     reporter = reporter or SetupReporter()
-    specs = [get_spec(n) for n in names] if names else embedded_specs()
+    by_name = {spec.name: spec for spec in registry}
+    unknown = [n for n in names or [] if n not in by_name]
+    if unknown:
+        raise ModelError(f"unknown model '{unknown[0]}'; known models: {', '.join(by_name)}")
+    specs = [by_name[n] for n in names] if names else [s for s in registry if s.profile == "embedded"]
     results: list[SetupResult] = []
     for spec in specs:
         if spec.profile != "embedded":

@@ -71,7 +71,7 @@ def setup(
             if self.task is not None:
                 self.progress.remove_task(self.task)  # type: ignore[arg-type]
                 self.task = None
-            self.progress.console.print(f"  {outcome:<9} {label}")
+            self.progress.console.print(f"  {outcome:<9} {label}", soft_wrap=True)
 
     columns = (
         TextColumn("{task.description}"),
@@ -86,7 +86,8 @@ def setup(
         raise _fail(str(exc)) from None
     changed = sum(r.outcome != "ok" for r in results)
     console.print(
-        f"models ready in {target_dir}: {len(results)} files verified, {changed} assembled or repaired"
+        f"models ready in {target_dir}: {len(results)} files verified, {changed} assembled or repaired",
+        soft_wrap=True,
     )
 
 
