@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,7 +25,14 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_KB_DIR = PACKAGE_ROOT / "knowledge" / "sample" / "musterstadt"
 
 
-class PathSettings(BaseModel):
+class _Section(BaseModel):
+    """Base of every settings section: an unknown key (a typo in voicebot.toml or the environment) is an
+    error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PathSettings(_Section):
     """Where models, the search index and call records live (relative paths are taken from the working dir)."""
 
     data_dir: Path = Path("var")
@@ -35,7 +42,7 @@ class PathSettings(BaseModel):
     kb_sources: list[Path] = Field(default_factory=lambda: [SAMPLE_KB_DIR])
 
 
-class AsrSettings(BaseModel):
+class AsrSettings(_Section):
     """faster-whisper. On 8 kHz phone audio temperature fallback loops, hence temperature 0 + anti-repetition."""
 
     model: str = "whisper-base"  # a directory name under paths.models_dir, or an absolute CTranslate2 directory
@@ -56,7 +63,7 @@ class AsrSettings(BaseModel):
     )
 
 
-class TtsSettings(BaseModel):
+class TtsSettings(_Section):
     """Piper when a voice for the caller's language is installed, else espeak-ng (German on the embedded default)."""
 
     piper_voices: dict[str, str] = Field(
@@ -68,7 +75,7 @@ class TtsSettings(BaseModel):
     espeak_words_per_minute: int = 160
 
 
-class LlmSettings(BaseModel):
+class LlmSettings(_Section):
     """Any OpenAI-compatible endpoint: vLLM in production, llama.cpp server locally. None = no LLM configured."""
 
     base_url: str | None = None
@@ -80,7 +87,7 @@ class LlmSettings(BaseModel):
     first_token_timeout_s: float = 4.0
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(_Section):
     """Hybrid BM25 + embedding retrieval fused by reciprocal rank."""
 
     top_k: int = 3
@@ -90,7 +97,7 @@ class RetrievalSettings(BaseModel):
     embedding_weight: float = 1.0
 
 
-class AnswerSettings(BaseModel):
+class AnswerSettings(_Section):
     """How an answer is produced and when the bot gives up and hands off."""
 
     mode: Literal["auto", "llm", "extractive"] = "auto"  # auto: llm when llm.base_url is set, else extractive
@@ -99,7 +106,7 @@ class AnswerSettings(BaseModel):
     max_sentences: int = 2
 
 
-class CallSettings(BaseModel):
+class CallSettings(_Section):
     """The call script: what the bot says, and when it waits, asks, repeats or ends."""
 
     greeting: str = (
@@ -115,7 +122,7 @@ class CallSettings(BaseModel):
     max_call_s: float = 900.0
 
 
-class SipSettings(BaseModel):
+class SipSettings(_Section):
     """SIP user agent and RTP media. Bind to loopback by default; a PBX-facing host must be set explicitly."""
 
     bind_host: str = "127.0.0.1"
@@ -145,7 +152,7 @@ class SipSettings(BaseModel):
     transfer_timeout_s: float = 20.0
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
 
