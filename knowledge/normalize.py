@@ -1,0 +1,607 @@
+"""German-aware text normalisation for keyword (BM25) search.
+
+Callers say "Perso", Whisper writes "Fuehrungszeugnis" or "Fuhrungszeugnis", pages say "Führungszeugnis" and
+"Personalausweisverlängerung". BM25 only matches identical tokens, so both the index and the query pass through
+the same pipeline: lowercase → spoken numbers to digits → umlaut/ß folding → colloquial synonyms → compound
+splitting → stop words → light stemming.
+
+Umlauts are folded to the *plain vowel* ("ä", "ae" and "a" all become "a"), the only canonical form in which all
+three spellings meet. The collisions this causes ("Bär"/"Bar") are harmless for ranking a few hundred pages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+_WORD_RE = re.compile(r"[a-z0-9äöüß]+")
+_UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "é": "e", "è": "e", "à": "a", "ç": "c"})
+_DIGRAPH_RE = re.compile(r"(?<=[a-z])(ae|oe|ue)|^(ae|oe|ue)")
+# "ue" after a vowel "q" or in "eue"/"aue" is not an umlaut ("Steuer", "neue", "Quelle", "Bauer").
+_DIGRAPH_KEEP_BEFORE = set("aeiouq")
+
+
+def fold(word: str) -> str:
+    """Lowercase and fold umlauts/ß and their ae/oe/ue spellings to plain vowels ("Führung" → "fuhrung")."""
+    word = word.lower().translate(_UMLAUTS)
+
+    def _replace(match: re.Match[str]) -> str:
+        start = match.start()
+        if start > 0 and word[start - 1] in _DIGRAPH_KEEP_BEFORE:
+            return match.group(0)
+        return match.group(0)[0]
+
+    return _DIGRAPH_RE.sub(_replace, word)
+
+
+# --- Spoken numbers --------------------------------------------------------------------------------------------
+
+_UNITS = {
+    "null": 0,
+    "eins": 1,
+    "ein": 1,
+    "eine": 1,
+    "zwei": 2,
+    "zwo": 2,
+    "drei": 3,
+    "vier": 4,
+    "funf": 5,
+    "sechs": 6,
+    "sieben": 7,
+    "acht": 8,
+    "neun": 9,
+}
+_TEENS = {
+    "zehn": 10,
+    "elf": 11,
+    "zwolf": 12,
+    "dreizehn": 13,
+    "vierzehn": 14,
+    "funfzehn": 15,
+    "sechzehn": 16,
+    "siebzehn": 17,
+    "achtzehn": 18,
+    "neunzehn": 19,
+}
+_TENS = {
+    "zwanzig": 20,
+    "dreissig": 30,
+    "dreisig": 30,
+    "vierzig": 40,
+    "funfzig": 50,
+    "sechzig": 60,
+    "siebzig": 70,
+    "achtzig": 80,
+    "neunzig": 90,
+}
+# Articles that merely look like numbers: never turn a lone "ein"/"eine" into 1.
+_NOT_NUMBERS = {"ein", "eine", "einer", "einen", "einem", "eines"}
+
+
+def _parse_below_100(word: str) -> int | None:
+    if word in _UNITS:
+        return _UNITS[word]
+    if word in _TEENS:
+        return _TEENS[word]
+    if word in _TENS:
+        return _TENS[word]
+    if "und" in word:
+        unit, _, tens = word.partition("und")
+        if unit in _UNITS and tens in _TENS and _UNITS[unit] > 0:
+            return _UNITS[unit] + _TENS[tens]
+    return None
+
+
+def _parse_below_1000(word: str) -> int | None:
+    if not word:
+        return 0
+    if "hundert" in word:
+        head, _, rest = word.partition("hundert")
+        hundreds = 1 if head in ("", "ein", "eins") else _UNITS.get(head)
+        if hundreds is None or hundreds == 0:
+            return None
+        rest = rest.removeprefix("und")
+        below = _parse_below_100(rest) if rest else 0
+        return None if below is None else hundreds * 100 + below
+    return _parse_below_100(word)
+
+
+def parse_number_word(word: str) -> int | None:
+    """A German number word (already folded: "funf", "dreissig") in 0..9999 → int, else None.
+
+    >>> parse_number_word("siebenunddreissig")
+    37
+    >>> parse_number_word("zweitausendfunfundzwanzig")
+    2025
+    """
+    if not word or word in _NOT_NUMBERS or not word.isalpha():
+        return None
+    if "tausend" in word:
+        head, _, rest = word.partition("tausend")
+        thousands = 1 if head in ("", "ein", "eins") else _UNITS.get(head)
+        if thousands is None or thousands == 0:
+            return None
+        rest = rest.removeprefix("und")
+        below = _parse_below_1000(rest)
+        return None if below is None else thousands * 1000 + below
+    return _parse_below_1000(word)
+
+
+# --- Stop words, synonyms, stemming ----------------------------------------------------------------------------
+
+STOP_WORDS = frozenset(
+    fold(w)
+    for w in [
+        "aber",
+        "alle",
+        "allem",
+        "allen",
+        "aller",
+        "alles",
+        "als",
+        "also",
+        "am",
+        "an",
+        "andere",
+        "anderen",
+        "auch",
+        "auf",
+        "aus",
+        "bei",
+        "beim",
+        "bin",
+        "bis",
+        "bitte",
+        "bist",
+        "da",
+        "dabei",
+        "dafur",
+        "damit",
+        "dann",
+        "darf",
+        "das",
+        "dass",
+        "dein",
+        "deine",
+        "dem",
+        "den",
+        "denn",
+        "der",
+        "des",
+        "dessen",
+        "deshalb",
+        "die",
+        "dies",
+        "diese",
+        "diesem",
+        "diesen",
+        "dieser",
+        "dieses",
+        "doch",
+        "dort",
+        "du",
+        "durch",
+        "ein",
+        "eine",
+        "einem",
+        "einen",
+        "einer",
+        "eines",
+        "er",
+        "es",
+        "etwa",
+        "etwas",
+        "euch",
+        "euer",
+        "fur",
+        "gibt",
+        "gern",
+        "gerne",
+        "hab",
+        "habe",
+        "haben",
+        "hallo",
+        "hat",
+        "hatte",
+        "hier",
+        "hin",
+        "ich",
+        "ihm",
+        "ihn",
+        "ihnen",
+        "ihr",
+        "ihre",
+        "im",
+        "in",
+        "ist",
+        "ja",
+        "jetzt",
+        "kann",
+        "kannst",
+        "konnen",
+        "konnte",
+        "man",
+        "mal",
+        "mein",
+        "meine",
+        "meinem",
+        "meinen",
+        "meiner",
+        "mich",
+        "mir",
+        "mit",
+        "muss",
+        "musst",
+        "mussen",
+        "nach",
+        "nicht",
+        "noch",
+        "nun",
+        "nur",
+        "ob",
+        "oder",
+        "ohne",
+        "sehr",
+        "sein",
+        "seine",
+        "sich",
+        "sie",
+        "sind",
+        "so",
+        "soll",
+        "sollte",
+        "uber",
+        "um",
+        "und",
+        "uns",
+        "unser",
+        "unsere",
+        "von",
+        "vom",
+        "vor",
+        "war",
+        "waren",
+        "was",
+        "weil",
+        "welche",
+        "welcher",
+        "welches",
+        "wenn",
+        "wer",
+        "werde",
+        "werden",
+        "wie",
+        "wieder",
+        "will",
+        "wir",
+        "wird",
+        "wo",
+        "wohl",
+        "wurde",
+        "wurden",
+        "zu",
+        "zum",
+        "zur",
+        "guten",
+        "tag",
+        "morgen",
+        "ah",
+        "äh",
+        "ähm",
+        "hm",
+        "halt",
+        "eigentlich",
+        "denn",
+        "mal",
+        "sagen",
+        "sag",
+        "brauch",
+        "brauche",
+        "mochte",
+        "moechte",
+        "wurde",
+        "gerne",
+        "okay",
+        "ok",
+    ]
+)
+
+# Colloquial or abbreviated caller words → the terms the pages use. Pages add their own ``synonyms``.
+COLLOQUIAL_LEXICON: Mapping[str, tuple[str, ...]] = {
+    fold(k): vs
+    for k, vs in {
+        "perso": ("personalausweis",),
+        "persi": ("personalausweis",),
+        "ausweis": ("personalausweis",),
+        "perse": ("personalausweis",),
+        "pass": ("reisepass",),
+        "kinderpass": ("kinderreisepass",),
+        "knollchen": ("verwarnungsgeld", "Bußgeld", "Parkverstoß"),
+        "strafzettel": ("verwarnungsgeld", "Bußgeld", "Parkverstoß"),
+        "blitzer": ("Bußgeld", "geschwindigkeit"),
+        "Sperrmüll": ("Sperrmüll", "abfall"),
+        "mull": ("abfall",),
+        "mulltonne": ("Abfalltonne", "abfall"),
+        "tonne": ("Abfalltonne",),
+        "hundemarke": ("hundesteuer", "steuermarke"),
+        "wauwau": ("hund",),
+        "Führerschein": ("fahrerlaubnis", "Führerschein"),
+        "lappen": ("Führerschein", "fahrerlaubnis"),
+        "kfz": ("fahrzeug", "zulassung"),
+        "auto": ("fahrzeug", "kfz"),
+        "ummelden": ("ummeldung", "wohnsitz"),
+        "anmelden": ("anmeldung",),
+        "abmelden": ("abmeldung",),
+        "umzug": ("ummeldung", "wohnsitz"),
+        "umgezogen": ("ummeldung", "wohnsitz"),
+        "hartz": ("Bürgergeld", "jobcenter"),
+        "stutze": ("Bürgergeld", "jobcenter"),
+        "arbeitslos": ("arbeitsagentur", "jobcenter"),
+        "kindergarten": ("kita", "Kindertagesstätte"),
+        "krippe": ("kita", "Kindertagesstätte"),
+        "kita": ("Kindertagesstätte",),
+        "hochzeit": ("Eheschließung", "standesamt"),
+        "heiraten": ("Eheschließung", "standesamt"),
+        "trauung": ("Eheschließung", "standesamt"),
+        "gestorben": ("sterbefall", "sterbeurkunde"),
+        "tod": ("sterbefall",),
+        "baby": ("geburt", "geburtsurkunde"),
+        "verloren": ("Fundbüro", "fundsache"),
+        "gefunden": ("Fundbüro", "fundsache"),
+        "parkausweis": ("anwohnerparken",),
+        "parkplatz": ("parken",),
+        "steuererklarung": ("finanzamt",),
+        "miete": ("wohngeld",),
+        "zuschuss": ("wohngeld",),
+        "gewerbeschein": ("gewerbeanmeldung",),
+        "laden": ("gewerbe",),
+        "polizeiliches": ("Führungszeugnis",),
+        "offnungszeit": ("Öffnungszeiten",),
+        "aufhaben": ("Öffnungszeiten",),
+        "offen": ("Öffnungszeiten",),
+        "geoffnet": ("Öffnungszeiten",),
+        "kostet": ("Gebühr", "kosten"),
+        "teuer": ("Gebühr", "kosten"),
+        "preis": ("Gebühr", "kosten"),
+        "termin": ("terminvereinbarung", "termin"),
+    }.items()
+}
+# The same, folded, for BM25.
+COLLOQUIAL_SYNONYMS: Mapping[str, tuple[str, ...]] = {
+    k: tuple(fold(v) for v in vs) for k, vs in COLLOQUIAL_LEXICON.items()
+}
+
+_SUFFIXES_LONG = ("ern", "em", "er", "nd")
+_SUFFIXES_SHORT = ("en", "es", "e", "s", "n")
+
+
+def stem(word: str) -> str:
+    """Light German stemming: strip common inflection suffixes (a trimmed CISTEM), never below 4 letters."""
+    if word.isdigit() or len(word) <= 4:
+        return word
+    for suffix in _SUFFIXES_LONG:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            word = word[: -len(suffix)]
+            break
+    for suffix in _SUFFIXES_SHORT:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            word = word[: -len(suffix)]
+            break
+    return word
+
+
+# --- Compound splitting ----------------------------------------------------------------------------------------
+
+MIN_PART = 3
+_LINKERS = ("", "s", "es", "n", "en", "e")
+
+# Building blocks of municipal vocabulary that pages rarely spell out alone (folded).
+BASE_VOCABULARY = frozenset(
+    fold(w)
+    for w in [
+        "personal",
+        "ausweis",
+        "pass",
+        "reise",
+        "kinder",
+        "antrag",
+        "anmeldung",
+        "abmeldung",
+        "ummeldung",
+        "meldung",
+        "melde",
+        "bescheinigung",
+        "bescheid",
+        "verlangerung",
+        "verlust",
+        "verloren",
+        "gebuhr",
+        "gebuhren",
+        "steuer",
+        "hund",
+        "hunde",
+        "grund",
+        "gewerbe",
+        "abfall",
+        "mull",
+        "sperr",
+        "tonne",
+        "bio",
+        "papier",
+        "rest",
+        "wertstoff",
+        "parken",
+        "anwohner",
+        "park",
+        "wohn",
+        "geld",
+        "kita",
+        "tages",
+        "statte",
+        "geburt",
+        "ehe",
+        "sterbe",
+        "urkunde",
+        "fuhrung",
+        "zeugnis",
+        "fund",
+        "buro",
+        "amt",
+        "stadt",
+        "kreis",
+        "burger",
+        "termin",
+        "offnungs",
+        "zeiten",
+        "zeit",
+        "kosten",
+        "wasser",
+        "strasse",
+        "verkehr",
+        "fahrzeug",
+        "zulassung",
+        "schein",
+        "fahrer",
+        "erlaubnis",
+        "heirat",
+        "trauung",
+        "name",
+        "namens",
+        "anderung",
+        "beglaubigung",
+        "kopie",
+        "brief",
+        "wahl",
+        "wahlschein",
+        "karte",
+        "bauen",
+        "bau",
+        "genehmigung",
+        "feuer",
+        "wehr",
+        "polizei",
+        "notruf",
+        "schule",
+        "unterkunft",
+        "rente",
+        "jugend",
+        "sozial",
+        "hilfe",
+        "zuschuss",
+        "beratung",
+        "zentrale",
+        "telefon",
+        "nummer",
+        "adresse",
+        "platz",
+        "sport",
+        "halle",
+        "friedhof",
+        "grab",
+        "bestattung",
+        "baum",
+        "fall",
+        "recht",
+        "auskunft",
+        "register",
+    ]
+)
+
+
+class CompoundSplitter:
+    """Greedy longest-prefix splitter against a vocabulary of known (folded) words.
+
+    "personalausweisverlangerung" → ["personalausweis", "verlangerung"] when both parts are known; German
+    linking elements ("s", "es", "n", "en") between parts are tolerated.
+    """
+
+    def __init__(self, vocabulary: Iterable[str] = ()) -> None:
+        self.vocabulary = {w for w in BASE_VOCABULARY | set(vocabulary) if len(w) >= MIN_PART}
+        self._cache: dict[str, list[str] | None] = {}
+
+    def split(self, word: str) -> list[str]:
+        """The parts of ``word`` (two or more), or ``[]`` when it is not a known compound."""
+        if len(word) < 2 * MIN_PART + 1 or not word.isalpha():
+            return []
+        parts = self._split(word, top=True)
+        return parts or []
+
+    def _split(self, word: str, top: bool) -> list[str] | None:
+        if word in self._cache:
+            return self._cache[word]
+        if not top and word in self.vocabulary:
+            return [word]
+        result: list[str] | None = None
+        for end in range(len(word) - MIN_PART, MIN_PART - 1, -1):
+            head = word[:end]
+            if head not in self.vocabulary:
+                continue
+            for linker in _LINKERS:
+                if not word.startswith(linker, end):
+                    continue
+                rest = word[end + len(linker) :]
+                if len(rest) < MIN_PART:
+                    continue
+                tail = self._split(rest, top=False)
+                if tail:
+                    result = [head, *tail]
+                    break
+            if result:
+                break
+        self._cache[word] = result
+        return result
+
+
+# --- Pipeline --------------------------------------------------------------------------------------------------
+
+
+def expand_query_text(text: str) -> str:
+    """The question plus the official terms of colloquial words in it, for the embedding model ("Perso" → ...)."""
+    extra: list[str] = []
+    for word in words(text):
+        for term in COLLOQUIAL_LEXICON.get(word, ()):
+            if term not in extra:
+                extra.append(term)
+    return f"{text} ({', '.join(extra)})" if extra else text
+
+
+def words(text: str) -> list[str]:
+    """Folded word tokens, with spoken numbers already turned into digits."""
+    out: list[str] = []
+    for raw in _WORD_RE.findall(text.lower()):
+        word = fold(raw)
+        number = parse_number_word(word)
+        out.append(str(number) if number is not None else word)
+    return out
+
+
+class Normalizer:
+    """Turns text into BM25 tokens; holds the compound vocabulary collected from the indexed documents."""
+
+    def __init__(self, vocabulary: Iterable[str] = (), expand_synonyms: bool = True) -> None:
+        self.splitter = CompoundSplitter(vocabulary)
+        self.expand_synonyms = expand_synonyms
+
+    @staticmethod
+    def vocabulary_of(texts: Iterable[str]) -> set[str]:
+        """The folded words of the corpus, used as the compound splitter's dictionary."""
+        vocab: set[str] = set()
+        for text in texts:
+            vocab.update(w for w in words(text) if len(w) >= MIN_PART and w not in STOP_WORDS)
+        return vocab
+
+    def tokens(self, text: str) -> list[str]:
+        out: list[str] = []
+        for word in words(text):
+            if word in STOP_WORDS:
+                continue
+            out.append(stem(word))
+            extra: list[str] = []
+            if self.expand_synonyms and word in COLLOQUIAL_SYNONYMS:
+                extra.extend(COLLOQUIAL_SYNONYMS[word])
+            extra.extend(self.splitter.split(word))
+            for term in extra:
+                out.append(stem(term))
+                for part in self.splitter.split(term):
+                    out.append(stem(part))
+        return out

@@ -1,0 +1,177 @@
+"""Hybrid retrieval: BM25 over German-normalised tokens + multilingual-e5 cosine, fused by reciprocal rank.
+
+BM25 catches exact service words, fees and numbers ("Hundesteuer", "37 Euro"); e5 catches paraphrases
+("mein Hund muss angemeldet werden"). Each ranks *documents* (a document scores as its best chunk), the ranks are
+fused (RRF), and the best chunk of each document is returned, so top-3 means three different pages.
+
+Confidence: e5 cosines are bunched (≈ 0.75–0.88 for anything German), so raw thresholds alone mean little.
+:class:`SearchResult` exposes ranks, cosines, BM25 scores and margins, and :func:`confidence` turns them into a
+0..1 number: high when both retrievers put the same page first and it leads clearly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import bm25s
+import numpy as np
+
+from knowledge import embeddings
+from knowledge.chunking import bm25_text
+from knowledge.normalize import Normalizer, expand_query_text
+from knowledge.types import Chunk, Hit
+from voicebot.settings import RetrievalSettings
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Hits plus the evidence behind them, for the answer engine's decision to answer, clarify or hand off."""
+
+    query: str
+    hits: list[Hit]
+    cosines: list[float]  # per hit: best chunk cosine of its document
+    bm25_scores: list[float]  # per hit: best chunk BM25 score of its document (0 = no keyword matched)
+    top_cosine: float  # best cosine over all documents
+    cosine_margin: float  # best minus second-best document cosine
+    confidence: float  # 0..1, see confidence()
+    query_tokens: tuple[str, ...] = ()
+
+
+def _ranks(scores: np.ndarray, limit: int, positive_only: bool) -> dict[int, int]:
+    """1-based ranks of the ``limit`` best entries (ties broken by position)."""
+    if scores.size == 0:
+        return {}
+    limit = min(limit, scores.size)
+    top = np.argpartition(-scores, limit - 1)[:limit]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    if positive_only:
+        top = top[scores[top] > 0]
+    return {int(i): rank for rank, i in enumerate(top, start=1)}
+
+
+class HybridRetriever:
+    """Searches a fixed set of chunks; build a new one after re-ingesting (cheap: BM25 builds in milliseconds)."""
+
+    def __init__(
+        self,
+        chunks: Sequence[Chunk],
+        chunk_embeddings: np.ndarray,
+        settings: RetrievalSettings | None = None,
+    ) -> None:
+        self.settings = settings or RetrievalSettings()
+        self.chunks = list(chunks)
+        self.embeddings = np.ascontiguousarray(chunk_embeddings, dtype=np.float32)
+        if self.embeddings.shape[0] != len(self.chunks):
+            raise ValueError("one embedding row per chunk is required")
+        texts = [bm25_text(c) for c in self.chunks]
+        self.normalizer = Normalizer(Normalizer.vocabulary_of(texts))
+        index_normalizer = Normalizer(expand_synonyms=False)
+        index_normalizer.splitter = self.normalizer.splitter
+        corpus = [index_normalizer.tokens(t) for t in texts]
+        self._bm25 = bm25s.BM25()
+        if self.chunks:
+            self._bm25.index(corpus, show_progress=False)
+        doc_ids = sorted({c.doc_id for c in self.chunks})
+        self._doc_ids = doc_ids
+        doc_number = {d: i for i, d in enumerate(doc_ids)}
+        self._chunk_doc = np.array([doc_number[c.doc_id] for c in self.chunks], dtype=np.int64)
+        self._by_id = {c.id: c for c in self.chunks}
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def get(self, chunk_id: str) -> Chunk | None:
+        return self._by_id.get(chunk_id)
+
+    def search(self, query: str, k: int | None = None) -> list[Hit]:
+        """The ``k`` (default ``settings.top_k``) best documents' best chunks, best first."""
+        return self.search_detailed(query, k).hits
+
+    def search_detailed(self, query: str, k: int | None = None) -> SearchResult:
+        k = k or self.settings.top_k
+        tokens = self.normalizer.tokens(query)
+        if not self.chunks or not query.strip():
+            return SearchResult(query, [], [], [], 0.0, 0.0, 0.0, tuple(tokens))
+        bm25_chunk = self._bm25.get_scores(tokens) if tokens else np.zeros(len(self.chunks), np.float32)
+        bm25_chunk = np.asarray(bm25_chunk, dtype=np.float32)
+        query_vector = embeddings.embed_query(expand_query_text(query))
+        cosine_chunk = self.embeddings @ query_vector
+
+        n_docs = len(self._doc_ids)
+        bm25_doc = np.zeros(n_docs, dtype=np.float32)
+        np.maximum.at(bm25_doc, self._chunk_doc, bm25_chunk)
+        cosine_doc = np.full(n_docs, -1.0, dtype=np.float32)
+        np.maximum.at(cosine_doc, self._chunk_doc, cosine_chunk)
+
+        candidates = max(self.settings.candidates, k)
+        bm25_ranks = _ranks(bm25_doc, candidates, positive_only=True)
+        cosine_ranks = _ranks(cosine_doc, candidates, positive_only=False)
+        rrf_k = self.settings.rrf_k
+        fused: dict[int, float] = {}
+        for doc, rank in bm25_ranks.items():
+            fused[doc] = fused.get(doc, 0.0) + self.settings.bm25_weight / (rrf_k + rank)
+        for doc, rank in cosine_ranks.items():
+            fused[doc] = fused.get(doc, 0.0) + self.settings.embedding_weight / (rrf_k + rank)
+        ranked = sorted(fused.items(), key=lambda item: (-item[1], -cosine_doc[item[0]]))[:k]
+
+        # Best chunk of each chosen document: cosine, nudged by BM25 (normalised to the query's best match).
+        bm25_max = float(bm25_chunk.max()) or 1.0
+        chunk_score = cosine_chunk + 0.05 * bm25_chunk / bm25_max
+        hits: list[Hit] = []
+        for doc, score in ranked:
+            rows = np.flatnonzero(self._chunk_doc == doc)
+            best = int(rows[np.argmax(chunk_score[rows])])
+            hits.append(
+                Hit(
+                    chunk=self.chunks[best],
+                    score=float(score),
+                    bm25_rank=bm25_ranks.get(doc, 0),
+                    embedding_rank=cosine_ranks.get(doc, 0),
+                )
+            )
+        sorted_cos = np.sort(cosine_doc)[::-1]
+        top_cosine = float(sorted_cos[0])
+        margin = float(sorted_cos[0] - sorted_cos[1]) if n_docs > 1 else top_cosine
+        cosines = [float(cosine_doc[doc]) for doc, _ in ranked]
+        bm25_scores = [float(bm25_doc[doc]) for doc, _ in ranked]
+        result = SearchResult(
+            query=query,
+            hits=hits,
+            cosines=cosines,
+            bm25_scores=bm25_scores,
+            top_cosine=top_cosine,
+            cosine_margin=margin,
+            confidence=0.0,
+            query_tokens=tuple(tokens),
+        )
+        return _with_confidence(result, self.settings)
+
+
+def confidence(result: SearchResult, settings: RetrievalSettings | None = None) -> float:
+    """0..1: how sure retrieval is that the first hit is *the* page for the question.
+
+    Built from ranks and margins rather than raw scores: both retrievers agreeing on the first page, the fused
+    score's lead over the runner-up, and the cosine's lead (cosines are bunched, so 0.02 is already a clear lead).
+    """
+    settings = settings or RetrievalSettings()
+    if not result.hits:
+        return 0.0
+    top = result.hits[0]
+    best_possible = (settings.bm25_weight + settings.embedding_weight) / (settings.rrf_k + 1)
+    fused_share = top.score / best_possible
+    second = result.hits[1].score if len(result.hits) > 1 else 0.0
+    fused_lead = (top.score - second) / top.score if top.score else 0.0
+    agree = 1.0 if top.bm25_rank == 1 and top.embedding_rank == 1 else 0.0
+    cosine_lead = min(1.0, result.cosine_margin / 0.03) if top.embedding_rank == 1 else 0.0
+    keyword = 1.0 if top.bm25_rank == 1 else (0.5 if top.bm25_rank else 0.0)
+    value = (
+        0.3 * agree + 0.2 * keyword + 0.2 * cosine_lead + 0.2 * min(1.0, fused_lead * 5) + 0.1 * fused_share
+    )
+    return round(max(0.0, min(1.0, value)), 3)
+
+
+def _with_confidence(result: SearchResult, settings: RetrievalSettings) -> SearchResult:
+    from dataclasses import replace
+
+    return replace(result, confidence=confidence(result, settings))
