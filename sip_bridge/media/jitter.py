@@ -1,0 +1,189 @@
+"""Adaptive jitter buffer and simple packet loss concealment, sans-I/O.
+
+Packets are ordered by (unwrapped) sequence number and played out one per request. The playout delay target
+follows the RFC 3550 A.8 inter-arrival jitter estimate (``packet + 3 x jitter``, clamped to [min, max]) and
+rises after each underrun, decaying again while playout is smooth. Late and duplicate packets are dropped;
+a buffer grown beyond the target sheds one packet per pop so delay shrinks back without a long skip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from .rtp import extend_sequence
+
+
+class Playout(Enum):
+    LOST = "lost"  # the next packet never came (later ones did): conceal one packet's worth
+
+
+@dataclass(frozen=True)
+class BufferedPacket:
+    sequence: int  # extended
+    timestamp: int
+    payload: bytes  # b"" = a placeholder that plays as silence (e.g. an RFC 4733 event packet)
+
+
+@dataclass
+class JitterStats:
+    received: int = 0
+    played: int = 0
+    lost: int = 0
+    late: int = 0
+    duplicates: int = 0
+    shed: int = 0
+    underruns: int = 0
+    resets: int = 0
+
+
+_RESET_DISTANCE = 3000  # a jump this far in sequence space is a new stream, not reordering
+_FLOOR_DECAY_POPS = 500
+
+
+class JitterBuffer:
+    def __init__(
+        self,
+        clock_rate: int,
+        *,
+        packet_ms: float = 20.0,
+        min_delay_ms: float = 40.0,
+        max_delay_ms: float = 200.0,
+    ) -> None:
+        self.clock_rate = clock_rate
+        self.packet_ms = packet_ms
+        self.min_delay_ms = min_delay_ms
+        self.max_delay_ms = max_delay_ms
+        self.stats = JitterStats()
+        self.jitter = 0.0  # RFC 3550 A.8, in timestamp units
+        self._packets: dict[int, BufferedPacket] = {}
+        self._next: int | None = None
+        self._highest: int | None = None
+        self._playing = False
+        self._floor_ms = min_delay_ms
+        self._smooth_pops = 0
+        self._last_arrival: tuple[float, int] | None = None
+        self._last_media: tuple[int, int] | None = None  # (extended seq, timestamp) of the last audio packet
+
+    @property
+    def jitter_ms(self) -> float:
+        return self.jitter * 1000.0 / self.clock_rate
+
+    @property
+    def target_delay_ms(self) -> float:
+        wanted = max(self.packet_ms + 3.0 * self.jitter_ms, self._floor_ms)
+        return min(max(wanted, self.min_delay_ms), self.max_delay_ms)
+
+    @property
+    def depth_ms(self) -> float:
+        if self._next is None or self._highest is None or not self._packets:
+            return 0.0
+        return (self._highest - self._next + 1) * self.packet_ms
+
+    def reset(self) -> None:
+        """Forget everything (new SSRC or a sequence jump: a new stream)."""
+        self._packets.clear()
+        self._next = self._highest = None
+        self._playing = False
+        self._last_arrival = self._last_media = None
+        self.stats.resets += 1
+
+    def put(self, sequence: int, timestamp: int, payload: bytes, arrival_s: float) -> bool:
+        """Store a packet; False when it was dropped as late or duplicate."""
+        if self._highest is not None and abs(extend_sequence(sequence, self._highest) - self._highest) > (
+            _RESET_DISTANCE
+        ):
+            self.reset()
+        extended = sequence if self._highest is None else extend_sequence(sequence, self._highest)
+        if self._next is None:
+            self._next = extended
+        if extended < self._next:
+            if self._playing:
+                self.stats.late += 1
+                return False
+            self._next = extended  # reordering before playout began: start earlier
+        if extended in self._packets:
+            self.stats.duplicates += 1
+            return False
+        self.stats.received += 1
+        self._packets[extended] = BufferedPacket(extended, timestamp, payload)
+        self._highest = extended if self._highest is None else max(self._highest, extended)
+        if payload:
+            self._measure(extended, timestamp, arrival_s)
+        return True
+
+    def pop(self) -> BufferedPacket | Playout | None:
+        """The next packet to play, ``Playout.LOST`` for a gap, or None while (re)buffering."""
+        if self._next is None or not self._packets:
+            if self._playing:
+                self._playing = False
+                self.stats.underruns += 1
+                self._floor_ms = min(self._floor_ms + self.packet_ms, self.max_delay_ms)
+                self._smooth_pops = 0
+            return None
+        if not self._playing:
+            if self.depth_ms < self.target_delay_ms:
+                return None
+            self._playing = True
+        self._decay_floor()
+        packet = self._packets.pop(self._next, None)
+        self._next += 1
+        if packet is None:
+            self.stats.lost += 1
+            return Playout.LOST
+        self.stats.played += 1
+        if self.depth_ms > self.target_delay_ms + 2 * self.packet_ms and self._packets:
+            self._shed_one()
+        return packet
+
+    def _shed_one(self) -> None:
+        assert self._next is not None
+        if self._packets.pop(self._next, None) is not None:
+            self.stats.shed += 1
+        self._next += 1
+
+    def _decay_floor(self) -> None:
+        self._smooth_pops += 1
+        if self._smooth_pops >= _FLOOR_DECAY_POPS:
+            self._smooth_pops = 0
+            self._floor_ms = max(self.min_delay_ms, self._floor_ms - self.packet_ms)
+
+    def _measure(self, extended: int, timestamp: int, arrival_s: float) -> None:
+        arrival = arrival_s * self.clock_rate
+        if self._last_arrival is not None:
+            last_arrival, last_ts = self._last_arrival
+            ts_delta = ((timestamp - last_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            deviation = abs((arrival - last_arrival) - ts_delta)
+            self.jitter += (deviation - self.jitter) / 16.0
+        self._last_arrival = (arrival, timestamp)
+        if self._last_media is not None and extended == self._last_media[0] + 1:
+            delta = ((timestamp - self._last_media[1]) & 0xFFFFFFFF) * 1000.0 / self.clock_rate
+            if 10.0 <= delta <= 120.0:
+                self.packet_ms = delta
+        self._last_media = (extended, timestamp)
+
+
+class LossConcealer:
+    """Repeat the last good audio, attenuated, for a few packets; then silence (no robotic loops)."""
+
+    def __init__(self, attenuation: float = 0.5, max_repeats: int = 2) -> None:
+        self.attenuation = attenuation
+        self.max_repeats = max_repeats
+        self._last: np.ndarray | None = None
+        self._repeats = 0
+
+    def good(self, pcm: bytes) -> None:
+        if pcm:
+            self._last = np.frombuffer(pcm, dtype=np.int16)
+            self._repeats = 0
+
+    def conceal(self, length_bytes: int) -> bytes:
+        samples = length_bytes // 2
+        if self._last is None or self._repeats >= self.max_repeats:
+            return bytes(samples * 2)
+        self._repeats += 1
+        gain = self.attenuation**self._repeats
+        source = np.resize(self._last, samples).astype(np.float32) * gain
+        return bytes(source.astype(np.int16).tobytes())
