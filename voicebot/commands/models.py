@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +17,30 @@ ModelsDirOption = Annotated[
 ]
 
 
+def settings_error_line(exc: Exception) -> str:
+    """One line for an invalid configuration, e.g. ``asr.bogus: Extra inputs are not permitted``."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):  # e.g. tomllib.TOMLDecodeError
+        config_file = os.environ.get("VOICEBOT_CONFIG", "voicebot.toml")
+        return f"cannot read {config_file}: {str(exc).splitlines()[0]}"
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
+    return f"invalid configuration (voicebot.toml or VOICEBOT_* environment): {problems}"
+
+
 def _models_dir(option: Path | None) -> Path:
     if option is not None:
         return option
+    from pydantic import ValidationError
+
     from voicebot.settings import get_settings
 
-    return Path(get_settings().paths.models_dir)
+    try:
+        return Path(get_settings().paths.models_dir)
+    except (ValidationError, ValueError) as exc:
+        raise _fail(settings_error_line(exc)) from None
 
 
 def _fail(message: str) -> typer.Exit:

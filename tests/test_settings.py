@@ -1,0 +1,114 @@
+"""The one settings object: embedded defaults, TOML file, environment, and unknown keys as clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from voicebot.settings import PathSettings, Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No VOICEBOT_* variables and a working directory without voicebot.toml; returns that directory."""
+    for name in list(os.environ):
+        if name.startswith("VOICEBOT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_embedded_defaults(clean_env: Path) -> None:
+    settings = Settings()
+    assert settings.asr.model == "whisper-base"
+    assert settings.asr.device == "cpu"
+    assert settings.asr.temperature == 0.0
+    assert settings.paths.models_dir == Path("var/models")
+    assert settings.llm.base_url is None
+    assert settings.resolved_answer_mode() == "extractive"
+
+
+def test_toml_file_in_working_directory_overrides_defaults(clean_env: Path) -> None:
+    (clean_env / "voicebot.toml").write_text(
+        'town = "Beispielheim"\n[asr]\nbeam_size = 5\n[llm]\nbase_url = "http://127.0.0.1:8000/v1"\n',
+        encoding="utf-8",
+    )
+    settings = Settings()
+    assert settings.town == "Beispielheim"
+    assert settings.asr.beam_size == 5
+    assert settings.asr.language == "de"  # untouched fields keep their defaults
+    assert settings.resolved_answer_mode() == "llm"
+
+
+def test_environment_overrides_toml(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = clean_env / "elsewhere.toml"
+    config.write_text('[asr]\ndevice = "cpu"\nbeam_size = 5\n', encoding="utf-8")
+    monkeypatch.setenv("VOICEBOT_CONFIG", str(config))
+    monkeypatch.setenv("VOICEBOT_ASR__DEVICE", "cuda")
+    monkeypatch.setenv("VOICEBOT_PATHS__MODELS_DIR", "/srv/models")
+    settings = Settings()
+    assert settings.asr.device == "cuda"
+    assert settings.asr.beam_size == 5
+    assert settings.paths.models_dir == Path("/srv/models")
+
+
+def test_explicit_arguments_win(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEBOT_PATHS__MODELS_DIR", "/srv/models")
+    settings = Settings(paths=PathSettings(models_dir=clean_env / "m"))
+    assert settings.paths.models_dir == clean_env / "m"
+
+
+@pytest.mark.parametrize(
+    ("toml", "location"),
+    [
+        ("[asr]\nbeamsize = 5\n", "asr.beamsize"),
+        ("[sip]\nport = 5060\nstaff = 'sip:x@y'\n", "sip.staff"),
+        ("tonw = 'Musterstadt'\n", "tonw"),
+    ],
+)
+def test_unknown_toml_key_is_rejected(clean_env: Path, toml: str, location: str) -> None:
+    (clean_env / "voicebot.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(ValidationError) as excinfo:
+        Settings()
+    errors = excinfo.value.errors()
+    assert [".".join(str(p) for p in e["loc"]) for e in errors] == [location]
+    assert errors[0]["type"] == "extra_forbidden"
+
+
+def test_unknown_environment_key_in_a_section_is_rejected(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOICEBOT_ASR__BEAMSIZE", "5")
+    with pytest.raises(ValidationError, match=r"asr\.beamsize"):
+        Settings()
+
+
+def test_wrong_type_is_rejected(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOICEBOT_ASR__DEVICE", "tpu")
+    with pytest.raises(ValidationError, match=r"asr\.device"):
+        Settings()
+
+
+def test_cli_reports_a_bad_config_in_one_line(clean_env: Path) -> None:
+    (clean_env / "voicebot.toml").write_text("[asr]\nbeamsize = 5\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEBOT_")}
+    result = subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "voicebot"), "models", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=clean_env,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid configuration (voicebot.toml or VOICEBOT_* environment): "
+        "asr.beamsize: Extra inputs are not permitted"
+    ]
