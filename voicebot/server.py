@@ -8,6 +8,7 @@ configured ``sip.max_calls`` bounds the CPU work of the whole process, and both 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -120,10 +121,9 @@ async def serve(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
+        # Not possible outside the main thread (tests) or without signal support: then only ``stop`` ends it.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread (tests) or no signal support
-            pass
 
     sip = SipCallService(settings, registry, runner)
     await sip.start()
@@ -157,7 +157,5 @@ async def serve(
         http.should_exit = True
         await http_task
         for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
-            except (NotImplementedError, RuntimeError):
-                pass

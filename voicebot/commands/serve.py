@@ -1,7 +1,71 @@
-"""Placeholder registration; replaced by the module's owner."""
+"""``voicebot serve`` (SIP + HTTP in one process) and ``voicebot bench sip`` (real SIP calls over loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
 
 import typer
 
 
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def serve(
+    sip_port: Annotated[
+        int | None, typer.Option("--sip-port", help="SIP port, UDP and TCP (default 5060).")
+    ] = None,
+    http_port: Annotated[
+        int | None, typer.Option("--http-port", help="HTTP port for /call and /healthz (default 8080).")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind SIP, RTP and HTTP to (default 127.0.0.1).")
+    ] = None,
+) -> None:
+    """Answer phone calls (SIP) and browser calls (http://HOST:PORT/call) until Ctrl-C."""
+    from voicebot.models import ModelError
+    from voicebot.server import serve as run_server
+    from voicebot.settings import get_settings
+
+    for name, port in (("--sip-port", sip_port), ("--http-port", http_port)):
+        if port is not None and not 0 < port < 65536:
+            raise _fail(f"{name} must be between 1 and 65535, not {port}")
+    try:
+        asyncio.run(run_server(get_settings(), host=host, sip_port=sip_port, http_port=http_port))
+    except ModelError as error:
+        raise _fail(str(error)) from None
+    except OSError as error:
+        raise _fail(f"cannot listen: {error}; choose another --sip-port/--http-port or --host") from None
+    except KeyboardInterrupt:
+        pass
+
+
+def bench_sip(
+    calls: Annotated[int, typer.Option("--calls", min=1, help="Number of calls to place.")] = 4,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Calls in flight at once.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Real SIP calls over loopback with German speech: call setup time, voice-to-voice latency, failures."""
+    from voicebot.benchmarks.sip import format_report, run_sip_benchmark
+    from voicebot.models import ModelError
+    from voicebot.settings import get_settings
+
+    try:
+        report = asyncio.run(run_sip_benchmark(get_settings(), calls=calls, concurrency=concurrency))
+    except ModelError as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(format_report(report))
+    if report.get("failed_calls"):
+        raise typer.Exit(code=1)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Register this module's commands."""
+    """Register ``voicebot serve`` and ``voicebot bench sip``."""
+    app.command("serve")(serve)
+    bench_app.command("sip")(bench_sip)

@@ -228,4 +228,3 @@ def _first_error(error: ValueError) -> str:
         where = ".".join(str(part) for part in first.get("loc", ()))
         return f"{where}: {first.get('msg', 'ungültig')}"
     return str(error)
-

@@ -1,0 +1,283 @@
+"""Call glue: what happens to a phone call between the SIP user agent, the RTP media and the voice pipeline.
+
+One :class:`SipCallService` per process owns the SIP endpoint (UDP+TCP) and reacts to the user agent's events:
+
+- ``IncomingCall`` → capacity check (503 + Retry-After when full) → SDP answer (488 when no common codec) → an
+  RTP endpoint → the call pipeline over :class:`~sip_bridge.pipecat_transport.RtpCallTransport` → 200 OK.
+- ``CallEnded`` (BYE/CANCEL from the caller) → the pipeline is cancelled and the RTP port freed.
+- the pipeline ends by itself (goodbye, silence) → BYE from the bot. RTP inactivity → BYE as well.
+- a :class:`~voicebot.pipeline.frames.HandoffRequestFrame` → :mod:`sip_bridge.transfer` (REFER, else B2BUA bridge).
+
+Each call lives in one :class:`SipCall`; every exit path runs :meth:`SipCall.finish` exactly once, which frees the
+capacity lease and the RTP ports whatever happened first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from sip_bridge.media import LocalSdpSession, NegotiatedMedia, RtpEndpoint
+from sip_bridge.sip import events as ev
+
+PIPELINE_SAMPLE_RATE = 16000  # what the endpoint hands the pipeline and takes from it, whatever the codec
+
+if TYPE_CHECKING:
+    from voicebot.server import CallHandle, CallLease, CallRegistry, CallRunner
+    from voicebot.settings import Settings
+
+
+@dataclass
+class SipCall:
+    """Everything one phone call holds, freed together in :meth:`finish`."""
+
+    call_id: str
+    lease: CallLease
+    rtp: RtpEndpoint | None = None  # the caller leg's media
+    sdp_session: LocalSdpSession | None = None
+    negotiated: NegotiatedMedia | None = None
+    handle: CallHandle | None = None
+    pipeline_task: asyncio.Task[None] | None = None
+    transfer: Any = None  # sip_bridge.transfer.Transfer while a hand-off is in progress
+    sip_up: bool = True  # the caller's dialog still exists (no BYE/CANCEL seen, none sent)
+    finished: bool = False
+    ended_reason: str = ""
+    extra_endpoints: list[RtpEndpoint] = field(default_factory=list)
+
+
+class SipCallService:
+    """The phone door of ``voicebot serve``: SIP endpoint + per-call glue."""
+
+    def __init__(self, settings: Settings, registry: CallRegistry, runner: CallRunner) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.runner = runner
+        self.calls: dict[str, SipCall] = {}
+        self.outbound: dict[str, SipCall] = {}  # B2BUA staff leg call-id → the caller's call
+        self._endpoint: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self._endpoint.port) if self._endpoint is not None else self.settings.sip.port
+
+    @property
+    def user_agent(self) -> Any:
+        return self._endpoint.user_agent
+
+    async def start(self) -> None:
+        from sip_bridge.sip.endpoint import SipEndpoint
+
+        self._endpoint = SipEndpoint(self.settings.sip, on_event=self._on_event)
+        await self._endpoint.start()
+        logger.info(
+            f"SIP listening on {self.settings.sip.bind_host}:{self.port} {self.settings.sip.transports}"
+        )
+
+    async def stop(self) -> None:
+        """Hang up every call (BYE), wait briefly for the pipelines, close the sockets."""
+        for call in list(self.calls.values()):
+            await self.hangup(call, "shutdown")
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        if self._endpoint is not None:
+            await self._endpoint.stop()
+            self._endpoint = None
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_task_failure)
+        return task
+
+    # --- events from the user agent ------------------------------------------------------------------------------
+
+    def _on_event(self, event: ev.Event) -> None:
+        match event:
+            case ev.IncomingCall():
+                self._spawn(self._incoming(event), f"sip-incoming-{event.call_id}")
+            case ev.CallEnded(call_id=call_id) if call_id in self.outbound:
+                self.outbound[call_id].transfer.on_event(event)
+            case ev.CallEnded(call_id=call_id):
+                call = self.calls.get(call_id)
+                if call is not None:
+                    call.sip_up = False
+                    if call.transfer is not None:
+                        call.transfer.on_event(event)
+                    self._spawn(self.finish(call, f"caller:{event.reason}"), f"sip-end-{call_id}")
+            case ev.ReInvite():
+                self._reinvite(event)
+            case (
+                ev.ReferAccepted()
+                | ev.TransferSucceeded()
+                | ev.TransferFailed()
+                | ev.OutboundCallProgress()
+                | ev.OutboundCallAnswered()
+                | ev.OutboundCallFailed()
+            ):
+                owner = self.outbound.get(event.call_id) or self.calls.get(event.call_id)
+                if owner is not None and owner.transfer is not None:
+                    owner.transfer.on_event(event)
+            case ev.DtmfInfo(call_id=call_id, digit=digit):
+                call = self.calls.get(call_id)
+                if call is not None and call.rtp is not None and call.rtp.on_dtmf is not None:
+                    call.rtp.on_dtmf(digit)  # SIP INFO digits take the same path as RFC 4733 ones
+            case _:
+                logger.debug(f"SIP event ignored: {event}")
+
+    async def _incoming(self, event: ev.IncomingCall) -> None:
+        from sip_bridge.media.sdp import SdpError, SessionDescription, answer_offer
+
+        ua = self.user_agent
+        lease = self.registry.try_acquire("sip")
+        if lease is None:
+            logger.warning(f"{event.call_id}: all {self.registry.max_calls} lines busy → 503")
+            ua.reject(event.call_id, 503, "Service Unavailable")
+            return
+        call = SipCall(event.call_id, lease)
+        self.calls[event.call_id] = call
+        try:
+            try:
+                offer = SessionDescription.parse(event.sdp)
+                call.rtp = await self.open_rtp(on_timeout=lambda: self._rtp_timed_out(call))
+                call.sdp_session = LocalSdpSession(self.media_host())
+                local_sdp, negotiated = answer_offer(
+                    offer,
+                    local_host=self.media_host(),
+                    local_port=call.rtp.local_port,
+                    allowed_codecs=self.settings.sip.codecs,
+                    session=call.sdp_session,
+                )
+            except SdpError as error:
+                logger.warning(f"{event.call_id}: 488 {error}")
+                ua.reject(event.call_id, 488, reason="Not Acceptable Here")
+                call.sip_up = False
+                await self.finish(call, "sdp")
+                return
+            call.negotiated = negotiated
+            call.rtp.configure(negotiated)
+            transport = self._call_transport(call)
+            call.handle = await self.runner(transport, call.call_id, PIPELINE_SAMPLE_RATE)
+            if not call.sip_up or call.finished:  # CANCEL arrived while the pipeline was built
+                await self.finish(call, "cancelled")
+                return
+            ua.answer(event.call_id, local_sdp.serialize().encode())
+            logger.info(
+                f"{event.call_id}: answered {event.from_uri} with {negotiated.codec.name}/{negotiated.codec.clock_rate}"
+            )
+            call.pipeline_task = self._spawn(self._run_pipeline(call), f"pipeline-{call.call_id}")
+        except Exception:
+            logger.exception(f"{event.call_id}: call set-up failed")
+            if call.sip_up:
+                ua.reject(event.call_id, 500)
+                call.sip_up = False
+            await self.finish(call, "setup-error")
+
+    async def _run_pipeline(self, call: SipCall) -> None:
+        assert call.handle is not None
+        try:
+            await call.handle.run()
+        finally:
+            # Once bridged, the B2BUA owns the call: it ends it when a side hangs up.
+            if call.transfer is None or not call.transfer.keeps_call:
+                await self.hangup(call, "pipeline-ended")
+
+    # --- hand-off ------------------------------------------------------------------------------------------------
+
+    async def request_handoff(self, call_id: str, frame: Any) -> None:
+        """Called by the pipeline (HandoffRequestFrame) once the caller heard the hand-off sentence."""
+        from sip_bridge.transfer import Transfer
+
+        call = self.calls.get(call_id)
+        if call is None or call.finished or call.transfer is not None or not call.sip_up:
+            return
+        call.transfer = Transfer(self, call, reason=getattr(frame, "reason", "handoff"))
+        self._spawn(call.transfer.run(), f"transfer-{call_id}")
+
+    # --- ending -------------------------------------------------------------------------------------------------
+
+    async def hangup(self, call: SipCall, reason: str) -> None:
+        """End the call from our side: BYE if the dialog still exists, then free everything."""
+        if call.sip_up:
+            call.sip_up = False
+            with contextlib.suppress(Exception):
+                self.user_agent.hangup(call.call_id)
+        await self.finish(call, reason)
+
+    async def finish(self, call: SipCall, reason: str) -> None:
+        if call.finished:
+            return
+        call.finished = True
+        call.ended_reason = reason
+        logger.info(f"{call.call_id}: call ended ({reason})")
+        if call.transfer is not None:
+            await call.transfer.close()
+        if call.handle is not None and call.pipeline_task is not None and not call.pipeline_task.done():
+            with contextlib.suppress(Exception):
+                await call.handle.cancel()
+        for endpoint in [call.rtp, *call.extra_endpoints]:
+            if endpoint is not None:
+                with contextlib.suppress(Exception):
+                    await endpoint.close()
+        self.calls.pop(call.call_id, None)
+        call.lease.release()
+
+    def _rtp_timed_out(self, call: SipCall) -> None:
+        if not call.finished:
+            logger.warning(f"{call.call_id}: no RTP for {self.settings.sip.rtp_inactivity_timeout_s} s → BYE")
+            self._spawn(self.hangup(call, "rtp-timeout"), f"rtp-timeout-{call.call_id}")
+
+    # --- adapters to the media layer -------------------------------------------------------------------------------
+
+    def media_host(self) -> str:
+        return self.settings.sip.public_host or self.settings.sip.bind_host
+
+    async def open_rtp(self, *, on_timeout: Callable[[], None]) -> RtpEndpoint:
+        endpoint = RtpEndpoint.from_settings(
+            self.settings.sip, input_rate=PIPELINE_SAMPLE_RATE, output_rate=PIPELINE_SAMPLE_RATE
+        )
+        endpoint.on_inactivity = on_timeout
+        await endpoint.open()
+        return endpoint
+
+    def _call_transport(self, call: SipCall) -> Any:
+        from sip_bridge.pipecat_transport import RtpCallTransport
+
+        return RtpCallTransport(call.rtp)
+
+    def _reinvite(self, event: ev.ReInvite) -> None:
+        """Hold/unhold and session refresh: answer with our current media, following the new direction."""
+        from sip_bridge.media.sdp import SdpError, SessionDescription, answer_offer
+
+        call = self.calls.get(event.call_id)
+        if call is None or call.rtp is None or call.sdp_session is None or call.negotiated is None:
+            self.user_agent.reject_reinvite(event.call_id, 481)
+            return
+        try:
+            local_sdp, negotiated = answer_offer(
+                SessionDescription.parse(event.sdp),
+                local_host=self.media_host(),
+                local_port=call.rtp.local_port,
+                allowed_codecs=[call.negotiated.codec.name],
+                session=call.sdp_session,
+            )
+        except SdpError:
+            self.user_agent.reject_reinvite(event.call_id, 488)
+            return
+        call.negotiated = negotiated
+        call.rtp.configure(negotiated)
+        self.user_agent.answer_reinvite(event.call_id, local_sdp.serialize().encode())
+
+
+def _log_task_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.opt(exception=task.exception()).error(f"task {task.get_name()} failed")

@@ -1,0 +1,195 @@
+"""Hand-off of a phone call to staff: blind REFER first, a B2BUA bridge when the PBX will not transfer.
+
+1. ``REFER`` the caller to ``settings.sip.staff_uri`` and follow the NOTIFY sipfrag: 2xx → the caller is with staff
+   and the bot's leg ends (BYE); a failure (sipfrag ≥ 300) means the transfer target did not take the call.
+2. REFER refused outright (405/501/603) or unanswered (408/timeout): the bot INVITEs staff itself and, once staff
+   answers, stops the pipeline and bridges the two RTP legs packet by packet, staying in the middle until one side
+   hangs up, then BYEs the other. Until staff answers the pipeline keeps running (the caller hears the bot and the
+   transcript records the attempt).
+
+The transcript gets an event for every step (``transfer_started``, ``transfer_referred``, ``transfer_bridged``,
+``transfer_failed``), so a supervisor can see what happened to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from sip_bridge.media import LocalSdpSession, SessionDescription, accept_answer, build_offer
+from sip_bridge.sip import events as ev
+
+if TYPE_CHECKING:
+    from sip_bridge.calls import SipCall, SipCallService
+
+
+@dataclass(frozen=True)
+class _MediaLost(ev.Event):
+    """No RTP from one bridged leg for ``rtp_inactivity_timeout_s``."""
+
+    leg: str
+
+
+class Transfer:
+    """One hand-off attempt for one call."""
+
+    def __init__(self, service: SipCallService, call: SipCall, *, reason: str) -> None:
+        self.service = service
+        self.call = call
+        self.reason = reason
+        self.state = "starting"
+        self.keeps_call = False  # True once bridged: the bridge, not the pipeline, decides when the call ends
+        self.staff_call_id: str | None = None
+        self.staff_rtp: Any = None
+        self.bridged = False
+        self._events: asyncio.Queue[ev.Event] = asyncio.Queue()
+
+    @property
+    def settings(self) -> Any:
+        return self.service.settings
+
+    def on_event(self, event: ev.Event) -> None:
+        self._events.put_nowait(event)
+
+    def _note(self, kind: str, **data: Any) -> None:
+        logger.info(f"{self.call.call_id}: {kind} {data}")
+        handle = self.call.handle
+        transcript = getattr(handle, "transcript", None)
+        if transcript is not None:
+            with contextlib.suppress(Exception):
+                transcript.add_event(kind, **data)
+
+    async def _next_event(self, timeout_s: float) -> ev.Event | None:
+        try:
+            return await asyncio.wait_for(self._events.get(), timeout_s)
+        except TimeoutError:
+            return None
+
+    async def run(self) -> None:
+        staff_uri = self.settings.sip.staff_uri
+        self._note("transfer_started", target=staff_uri, reason=self.reason)
+        outcome = await self._blind_refer(staff_uri)
+        if outcome == "succeeded":
+            self.state = "transferred"
+            self._note("transfer_referred", target=staff_uri)
+            await self.service.hangup(self.call, "transferred")
+            return
+        if outcome == "caller-gone" or self.call.finished:
+            return
+        self._note("transfer_refer_refused", code=outcome)
+        await self._bridge_to_staff(staff_uri)
+
+    async def _blind_refer(self, staff_uri: str) -> str | int:
+        """'succeeded', 'caller-gone', or the failure code."""
+        self.state = "referring"
+        self.service.user_agent.refer(self.call.call_id, staff_uri)
+        deadline = asyncio.get_running_loop().time() + self.settings.sip.transfer_timeout_s
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            event = await self._next_event(max(0.0, remaining))
+            match event:
+                case None:
+                    return 408
+                case ev.TransferSucceeded():
+                    return "succeeded"
+                case ev.TransferFailed(code=code):
+                    return code
+                case ev.CallEnded(call_id=call_id) if call_id == self.call.call_id:
+                    return "caller-gone"
+                case _:
+                    continue  # ReferAccepted, provisional NOTIFYs
+
+    async def _bridge_to_staff(self, staff_uri: str) -> None:
+        self.state = "inviting"
+        service = self.service
+        self.staff_rtp = await service.open_rtp(on_timeout=lambda: self.on_event(_MediaLost("staff")))
+        self.call.extra_endpoints.append(self.staff_rtp)
+        caller_codec = self.call.negotiated.codec.name if self.call.negotiated else "PCMU"
+        # Offer the caller's codec first: same codec on both legs lets the bridge relay payloads untouched.
+        codecs = [caller_codec, *[c for c in self.settings.sip.codecs if c.lower() != caller_codec.lower()]]
+        offer = build_offer(
+            local_host=service.media_host(),
+            local_port=self.staff_rtp.local_port,
+            codecs=codecs,
+            session=LocalSdpSession(service.media_host()),
+        )
+        self.staff_call_id = service.user_agent.invite(staff_uri, offer.serialize().encode())
+        service.outbound[self.staff_call_id] = self.call
+        deadline = asyncio.get_running_loop().time() + self.settings.sip.transfer_timeout_s
+        while True:
+            event = await self._next_event(max(0.0, deadline - asyncio.get_running_loop().time()))
+            match event:
+                case None:
+                    service.user_agent.hangup(self.staff_call_id)  # CANCEL while ringing
+                    self._failed(408)
+                    return
+                case ev.OutboundCallAnswered(sdp=sdp):
+                    negotiated = accept_answer(offer, SessionDescription.parse(sdp))
+                    break
+                case ev.OutboundCallFailed(code=code):
+                    self._failed(code)
+                    return
+                case ev.CallEnded(call_id=call_id) if call_id == self.call.call_id:
+                    service.user_agent.hangup(self.staff_call_id)
+                    return
+                case ev.CallEnded(call_id=call_id) if call_id == self.staff_call_id:
+                    self._failed(487)
+                    return
+                case _:
+                    continue
+        # Staff answered: the bot steps out of the audio path and the two legs are bridged.
+        self.staff_rtp.configure(negotiated)
+        self.keeps_call = True
+        self.state = "bridged"
+        self._note("transfer_bridged", target=staff_uri, codec=negotiated.codec.name)
+        if self.call.handle is not None:
+            await self.call.handle.cancel()
+        if self.call.rtp is not None:
+            self.call.rtp.bridge(self.staff_rtp)
+            self.bridged = True
+        await self._wait_for_hangup()
+
+    async def _wait_for_hangup(self) -> None:
+        """B2BUA: whichever side hangs up first, BYE the other."""
+        service = self.service
+        while True:
+            event = await self._events.get()
+            match event:
+                case ev.CallEnded(call_id=call_id) if call_id == self.staff_call_id:
+                    self._note("transfer_ended", by="staff")
+                    service.outbound.pop(call_id, None)
+                    self.staff_call_id = None
+                    await service.hangup(self.call, "staff-hung-up")
+                    return
+                case ev.CallEnded(call_id=call_id) if call_id == self.call.call_id:
+                    self._note("transfer_ended", by="caller")
+                    return  # finish() → close() BYEs staff
+                case _MediaLost(leg=leg):
+                    self._note("transfer_ended", by=f"{leg}-rtp-timeout")
+                    await service.hangup(self.call, f"{leg}-rtp-timeout")
+                    return
+                case _:
+                    continue
+
+    def _failed(self, code: int) -> None:
+        self.state = "failed"
+        self.keeps_call = False
+        if self.staff_call_id:
+            self.service.outbound.pop(self.staff_call_id, None)
+            self.staff_call_id = None
+        self._note("transfer_failed", code=code)
+
+    async def close(self) -> None:
+        """The caller's call is over: stop the bridge and BYE/CANCEL staff if still connected."""
+        if self.bridged and self.call.rtp is not None:
+            self.call.rtp.unbridge()
+            self.bridged = False
+        if self.staff_call_id is not None:
+            with contextlib.suppress(Exception):
+                self.service.user_agent.hangup(self.staff_call_id)
+            self.service.outbound.pop(self.staff_call_id, None)
+            self.staff_call_id = None

@@ -1,0 +1,201 @@
+"""Real SIP peers for the interop tests: baresip (headless, aufile/sndfile, ctrl_tcp) and sipp.
+
+Every process started here is bounded in time (baresip ``-t``, sipp ``-timeout``, plus ``timeout`` in ``wait``) and
+killed by its own pid when a test ends.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+BARESIP_CODECS = {
+    "PCMU": "PCMU/8000/1",
+    "PCMA": "PCMA/8000/1",
+    "G722": "G722/16000/1",
+    "opus": "opus/48000/2",
+}
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def espeak_wav(text: str, path: Path, *, rate: int = 8000, lead_s: float = 0.5, tail_s: float = 4.0) -> Path:
+    """German speech from espeak-ng as mono s16 WAV at ``rate``, padded with silence (baresip ends at EOF)."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", "de", "-s", "150", "-w", str(raw), text], check=True, timeout=30)
+    subprocess.run(
+        ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path), "pad", str(lead_s), str(tail_s)],
+        check=True,
+        timeout=30,
+    )
+    raw.unlink()
+    return path
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as wav:
+        frames = wav.readframes(wav.getnframes())
+        samples = np.frombuffer(frames, dtype=np.int16).reshape(-1, wav.getnchannels())[:, 0]
+        return samples.astype(np.float32) / 32768.0, wav.getframerate()
+
+
+def speech_seconds(samples: np.ndarray, rate: int, *, threshold_dbfs: float = -40.0) -> float:
+    """Seconds of 20 ms windows whose RMS is above ``threshold_dbfs`` (silence and comfort noise stay below)."""
+    window = max(1, rate // 50)
+    count = len(samples) // window
+    if count == 0:
+        return 0.0
+    frames = samples[: count * window].reshape(count, window)
+    rms = np.sqrt(np.mean(frames**2, axis=1) + 1e-12)
+    loud = 20 * np.log10(rms) > threshold_dbfs
+    return float(loud.sum()) * 0.02
+
+
+@dataclass
+class Baresip:
+    """One headless baresip instance with its own config directory."""
+
+    workdir: Path
+    name: str
+    audio_in: Path
+    codecs: list[str]
+    answer_automatically: bool = False
+    sip_port: int = field(default_factory=free_port)
+    ctrl_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.confdir = self.workdir / f"baresip-{self.name}"
+        self.recordings = self.confdir / "recordings"
+        self.recordings.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.confdir / "log.txt"
+        (self.confdir / "config").write_text(
+            "\n".join(
+                [
+                    f"sip_listen 127.0.0.1:{self.sip_port}",
+                    "net_interface 127.0.0.1",
+                    f"audio_source aufile,{self.audio_in}",
+                    "audio_player none",
+                    "ausrc_srate 8000",
+                    "ausrc_channels 1",
+                    "module_path /usr/lib/baresip/modules",
+                    "module g711.so",
+                    "module g722.so",
+                    "module opus.so",
+                    "module aufile.so",
+                    "module sndfile.so",
+                    f"snd_path {self.recordings}",
+                    "module_app account.so",
+                    "module_app menu.so",
+                    "module_app ctrl_tcp.so",
+                    f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
+                    "",
+                ]
+            )
+        )
+        codecs = ",".join(BARESIP_CODECS[codec] for codec in self.codecs)
+        answer = ";answermode=auto" if self.answer_automatically else ""
+        (self.confdir / "accounts").write_text(
+            f"<sip:{self.name}@127.0.0.1:{self.sip_port}>;regint=0{answer};audio_codecs={codecs}\n"
+        )
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.name}@127.0.0.1:{self.sip_port}"
+
+    def start(self, *, dial: str | None = None, run_s: int = 30) -> None:
+        """Start baresip; with ``dial`` it calls that URI at once. It quits by itself after ``run_s``."""
+        command = ["baresip", "-f", str(self.confdir), "-t", str(run_s)]
+        if dial:
+            command[1:1] = ["-e", f"/dial {dial}"]
+        self.log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            command, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if "baresip is ready" in self.log_text():
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"baresip {self.name} exited: {self.log_text()[-2000:]}")
+            time.sleep(0.05)
+        raise RuntimeError(f"baresip {self.name} did not start: {self.log_text()[-2000:]}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def command(self, command: str, params: str = "") -> dict[str, object]:
+        """One ctrl_tcp command (netstring-framed JSON), e.g. ``hangup`` or ``sndcode`` with digits."""
+        request = json.dumps({"command": command, "params": params, "token": "t"}).encode()
+        with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=5) as conn:
+            conn.sendall(f"{len(request)}:".encode() + request + b",")
+            data = b""
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                length, _, rest = data.partition(b":")
+                if length.isdigit() and len(rest) >= int(length) + 1:
+                    message = json.loads(rest[: int(length)])
+                    if message.get("response"):
+                        return dict(message)
+                    data = rest[int(length) + 1 :]
+        raise RuntimeError(f"no answer from baresip ctrl_tcp to {command}")
+
+    def wait_for_log(self, needle: str, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if needle in self.log_text():
+                return True
+            if self.process is not None and self.process.poll() is not None:
+                return needle in self.log_text()
+            time.sleep(0.1)
+        return False
+
+    def heard(self) -> Path:
+        """The WAV of what this peer received (sndfile's ``dump-*-dec.wav``)."""
+        found = sorted(self.recordings.glob("dump-*-dec.wav"))
+        if not found:
+            raise AssertionError(f"baresip {self.name} recorded nothing; log:\n{self.log_text()[-3000:]}")
+        return found[-1]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if hasattr(self, "log"):
+            self.log.close()
+
+
+def sipp(args: list[str], *, cwd: Path, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run sipp to completion (bounded: ``-timeout`` inside, ``timeout_s`` outside); stdout+stderr captured."""
+    command = ["sipp", *args, "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-nostdin"]
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout_s + 15, check=False
+    )

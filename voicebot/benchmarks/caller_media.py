@@ -1,0 +1,157 @@
+"""The caller's side of a benchmark call: PCMU over a plain UDP socket, every packet time-stamped.
+
+Why not the bot's own RTP endpoint: the measurement must see packets exactly as they leave and arrive at the
+caller, without a jitter buffer or pacing of ours in between. Speech is detected by the energy of the decoded
+payload, per 20 ms packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import struct
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PCMU_PAYLOAD_TYPE = 0
+SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
+SPEECH_DBFS = -35.0  # a 20 ms packet louder than this is speech (comfort silence and line noise stay below)
+
+
+def _ulaw_table() -> np.ndarray:
+    codes = np.arange(256, dtype=np.int32)
+    inverted = ~codes & 0xFF
+    sign = inverted & 0x80
+    exponent = (inverted >> 4) & 0x07
+    mantissa = inverted & 0x0F
+    magnitude = ((mantissa << 3) + 0x84) << exponent
+    values = np.where(sign != 0, 0x84 - magnitude, magnitude - 0x84)
+    return values.astype(np.float32) / 32768.0
+
+
+_ULAW_TO_FLOAT = _ulaw_table()
+
+
+def ulaw_encode(pcm: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] → G.711 µ-law bytes."""
+    samples = np.clip(pcm * 32768.0, -32635, 32635).astype(np.int32)
+    sign = np.where(samples < 0, 0x80, 0)
+    magnitude = np.abs(samples) + 0x84
+    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
+    exponent = np.clip(exponent, 0, 7)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+
+
+def packet_dbfs(payload: bytes) -> float:
+    samples = _ULAW_TO_FLOAT[np.frombuffer(payload, dtype=np.uint8)]
+    rms = float(np.sqrt(np.mean(samples**2) + 1e-12))
+    return 20.0 * float(np.log10(rms))
+
+
+@dataclass
+class ReceivedPacket:
+    at: float  # time.monotonic()
+    dbfs: float
+
+    @property
+    def is_speech(self) -> bool:
+        return self.dbfs > SPEECH_DBFS
+
+
+@dataclass
+class CallerMedia(asyncio.DatagramProtocol):
+    """A UDP socket that sends PCMU packets on a 20 ms schedule and records what comes back."""
+
+    received: list[ReceivedPacket] = field(default_factory=list)
+    remote: tuple[str, int] | None = None
+    transport: asyncio.DatagramTransport | None = None
+
+    def __post_init__(self) -> None:
+        self._ssrc = random.randrange(1, 2**32)
+        self._seq = random.randrange(0, 2**16)
+        self._timestamp = random.randrange(0, 2**32)
+
+    @classmethod
+    async def open(cls, host: str = "127.0.0.1") -> CallerMedia:
+        loop = asyncio.get_running_loop()
+        media = cls()
+        await loop.create_datagram_endpoint(lambda: media, local_addr=(host, 0))
+        return media
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) < 12 or data[0] >> 6 != 2:
+            return
+        payload_type = data[1] & 0x7F
+        if payload_type != PCMU_PAYLOAD_TYPE:
+            return
+        header = 12 + 4 * (data[0] & 0x0F)
+        self.received.append(ReceivedPacket(time.monotonic(), packet_dbfs(data[header:])))
+
+    def send_payload(self, payload: bytes) -> None:
+        if self.transport is None or self.remote is None:
+            return
+        header = struct.pack("!BBHII", 0x80, PCMU_PAYLOAD_TYPE, self._seq, self._timestamp, self._ssrc)
+        self.transport.sendto(header + payload, self.remote)
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._timestamp = (self._timestamp + SAMPLES_PER_PACKET) & 0xFFFFFFFF
+
+    async def play(self, ulaw: bytes) -> float | None:
+        """Send ``ulaw`` paced at 20 ms (absolute schedule); returns the send time of the last speech packet."""
+        start = time.monotonic()
+        last_speech: float | None = None
+        for index in range(0, len(ulaw) // SAMPLES_PER_PACKET):
+            due = start + index * 0.02
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            payload = ulaw[index * SAMPLES_PER_PACKET : (index + 1) * SAMPLES_PER_PACKET]
+            self.send_payload(payload)
+            if packet_dbfs(payload) > SPEECH_DBFS:
+                last_speech = time.monotonic()
+        return last_speech
+
+    async def keep_sending_silence(self, stop: asyncio.Event) -> None:
+        """Comfort silence between questions, so the bot's RTP inactivity timer never fires."""
+        silence = bytes([0xFF]) * SAMPLES_PER_PACKET
+        start = time.monotonic()
+        index = 0
+        while not stop.is_set():
+            self.send_payload(silence)
+            index += 1
+            delay = start + index * 0.02 - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+
+    def first_speech_after(self, moment: float) -> float | None:
+        return next((p.at for p in self.received if p.at > moment and p.is_speech), None)
+
+    async def wait_for_quiet(self, *, quiet_s: float, timeout_s: float, require_speech: bool = True) -> bool:
+        """Wait until the bot has spoken (if required) and then stayed quiet for ``quiet_s``."""
+        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        while time.monotonic() < deadline:
+            speech = [p.at for p in self.received if p.is_speech and p.at >= started]
+            last = speech[-1] if speech else None
+            now = time.monotonic()
+            if (last is not None or not require_speech) and now - (last or started) >= quiet_s:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
