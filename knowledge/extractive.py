@@ -1,0 +1,382 @@
+"""Extractive answers: speak the curated "Telefonantwort" of the best page, or ask, or hand off.
+
+This is the embedded default while no instruction-tuned model is configured. It never writes text of its own
+about a service: every answer sentence is a page's curated ``spoken_answer`` (or, for imported pages without
+one, the page's own first sentences), so it cannot invent a fee.
+
+Whether retrieval is *confident* is judged on the pages (not chunks) the hybrid retriever returns:
+
+* rank agreement: the top page is first for both BM25 and the embeddings, or first for one and close behind
+  for the other; the embedding scores of e5 are too bunched to threshold on their own;
+* a close call: the second page is first for one of the retrievers → "Meinen Sie A oder B?";
+* coverage: the share of the caller's content words found on the top page (title, synonyms, text), which
+  catches out-of-scope questions that both retrievers still map onto *some* page.
+
+The weights were calibrated on ``knowledge/eval/questions.yaml`` (docs/decisions/0250-answer-confidence.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from knowledge import guard, phrases
+from knowledge.sentences import split_sentences
+from knowledge.types import (
+    Action,
+    Answer,
+    AnswerEvent,
+    AnswerRequest,
+    Chunk,
+    FinalEvent,
+    Hit,
+    SentenceEvent,
+    Turn,
+)
+from voicebot.settings import Settings
+
+
+class Retriever(Protocol):
+    """What the answer engines need from ``knowledge.retrieval.HybridRetriever``."""
+
+    def search(self, query: str, k: int = ...) -> list[Hit]: ...
+
+
+@dataclass(frozen=True)
+class PageCandidate:
+    """One knowledge page among the hits, with page-level ranks (1-based, 0 = that retriever missed it)."""
+
+    doc_id: str
+    best: Hit  # the page's highest fused hit
+    rank: int
+    bm25_rank: int
+    embedding_rank: int
+
+    @property
+    def chunk(self) -> Chunk:
+        return self.best.chunk
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What was searched, what came back, and how sure we are about the top page."""
+
+    query: str
+    hits: list[Hit]
+    pages: list[PageCandidate]
+    confidence: float
+    close_call: bool
+    elapsed_ms: float
+
+    @property
+    def top(self) -> PageCandidate | None:
+        return self.pages[0] if self.pages else None
+
+
+def rank_pages(hits: Sequence[Hit]) -> list[PageCandidate]:
+    """Collapse chunk hits to pages and give each page its rank in fused, BM25 and embedding order."""
+
+    def page_ranks(key_rank: list[int]) -> dict[str, int]:
+        ranked = sorted(
+            (r, i) for i, r in enumerate(key_rank) if r > 0
+        )  # chunk order by that retriever's rank
+        ranks: dict[str, int] = {}
+        for _, index in ranked:
+            doc_id = hits[index].chunk.doc_id
+            if doc_id not in ranks:
+                ranks[doc_id] = len(ranks) + 1
+        return ranks
+
+    bm25 = page_ranks([h.bm25_rank for h in hits])
+    embedding = page_ranks([h.embedding_rank for h in hits])
+    best: dict[str, Hit] = {}
+    for hit in sorted(hits, key=lambda h: -h.score):
+        best.setdefault(hit.chunk.doc_id, hit)
+    return [
+        PageCandidate(doc_id, hit, rank, bm25.get(doc_id, 0), embedding.get(doc_id, 0))
+        for rank, (doc_id, hit) in enumerate(best.items(), start=1)
+    ]
+
+
+def _agreement(page: PageCandidate) -> float:
+    """1.0 when both retrievers put the page first; lower the further apart they are."""
+    ranks = sorted(r for r in (page.bm25_rank, page.embedding_rank))
+    low, high = ranks
+    if low == 0:  # one retriever missed it entirely
+        return 0.35 if high == 1 else 0.1
+    if low == 1 and high == 1:
+        return 1.0
+    if low == 1 and high == 2:
+        return 0.75
+    if low == 1 and high <= 4:
+        return 0.5
+    if low <= 2 and high <= 3:
+        return 0.45
+    return 0.2
+
+
+_STOPWORD_TEXT = (
+    "der die das den dem des ein eine einen einem einer eines und oder aber ich mich mir mein meine "
+    "meinen meinem meiner du sie ihr ihre wir uns es er man was wie wo wann wer welche welcher "
+    "welches warum wieso weshalb ist sind bin bist war hat habe haben hatte kann konnen muss mussen "
+    "soll sollen will wollen mochte mochten brauche brauchen bekomme bekommt gibt geht gehen machen "
+    "mache macht tun tut da dort hier auch noch schon mal bitte danke denn doch nicht kein keine zu "
+    "zum zur im in an am auf aus bei mit fur von vom nach uber unter vor bis ob wenn dass als so "
+    "sehr ganz gerne gern eigentlich jetzt heute morgen hallo guten tag ja nein ok okay also halt na "
+    "ne eben einfach wieder frage fragen wissen weiss sagen sage dazu dafur davon denen dies diese "
+    "dieser dieses jemand etwas was's wat nen n the a to of is my i"
+)
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def content_words(text: str) -> list[str]:
+    """The words that carry the request, folded (used for coverage and follow-up detection)."""
+    return [w for w in re.findall(r"[a-z0-9]+", guard.fold(text)) if w not in _STOPWORDS and len(w) > 2]
+
+
+def _coverage(question: str, chunk: Chunk) -> float:
+    """Share of the caller's content words that occur (by a 5-letter stem) on the page."""
+    words = content_words(question)
+    if not words:
+        return 0.0
+    page = guard.fold(" ".join((chunk.title, " ".join(chunk.synonyms), chunk.spoken_answer, chunk.text)))
+    found = sum(1 for w in words if w[:5] in page)
+    return found / len(words)
+
+
+def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[float, bool]:
+    """(confidence 0..1 of the top page, is it a close call with the second page)."""
+    if not pages:
+        return 0.0, False
+    top = pages[0]
+    confidence = 0.65 * _agreement(top) + 0.35 * _coverage(question, top.chunk)
+    close_call = False
+    if len(pages) > 1:
+        second = pages[1]
+        second_first_somewhere = 1 in (second.bm25_rank, second.embedding_rank)
+        top_first_everywhere = top.bm25_rank == 1 and top.embedding_rank == 1
+        close_call = second_first_somewhere and not top_first_everywhere
+    return round(min(1.0, confidence), 3), close_call
+
+
+# Short questions that lean on the previous one: "und was kostet das?", "wo ist das?", "und für Kinder?".
+_FOLLOW_UP = re.compile(r"^(und|aber|also|auch)\b|\b(das|dafur|dazu|dort|da|davon|damit|es|dem|der|die)\b")
+
+
+def is_follow_up(question: str) -> bool:
+    folded = guard.fold(question)
+    return len(folded.split()) <= 7 and bool(_FOLLOW_UP.search(folded)) and len(content_words(question)) <= 3
+
+
+def last_bot_turn(history: Sequence[Turn]) -> Turn | None:
+    for turn in reversed(history):
+        if turn.role == "bot":
+            return turn
+    return None
+
+
+def last_caller_turn(history: Sequence[Turn]) -> Turn | None:
+    for turn in reversed(history):
+        if turn.role == "caller":
+            return turn
+    return None
+
+
+def retrieval_query(request: AnswerRequest) -> str:
+    """The text to search for: the question, joined with the previous caller turn for follow-ups/choices."""
+    previous = last_caller_turn(request.history)
+    bot = last_bot_turn(request.history)
+    answering_choice = bot is not None and bool(phrases.offered_choices(bot.text))
+    if previous is not None and (answering_choice or is_follow_up(request.question)):
+        return f"{previous.text} {request.question}"
+    return request.question
+
+
+def _pick_offered(request: AnswerRequest, pages: Sequence[PageCandidate]) -> PageCandidate | None:
+    """The page the caller chose after "Meinen Sie A oder B?" ("A", "das erste", "den zweiten")."""
+    bot = last_bot_turn(request.history)
+    titles = phrases.offered_choices(bot.text) if bot else []
+    if not titles:
+        return None
+    folded = guard.fold(request.question)
+    chosen: str | None = None
+    if re.search(r"\b(erste|ersten|ersteres|first)\b", folded):
+        chosen = titles[0]
+    elif (
+        re.search(r"\b(zweite|zweiten|letzte|letzteren|letzteres|second|last)\b", folded) and len(titles) > 1
+    ):
+        chosen = titles[1]
+    else:
+        words = set(content_words(request.question))
+        best_overlap = 0
+        for title in titles:
+            overlap = sum(1 for w in content_words(title) if any(w[:5] == c[:5] for c in words))
+            if overlap > best_overlap:
+                chosen, best_overlap = title, overlap
+    if chosen is None:
+        return None
+    return next((p for p in pages if p.chunk.title == chosen), None)
+
+
+def speakable_text(chunk: Chunk, max_sentences: int = 3) -> str:
+    """The page's curated phone answer, or its first sentences without Markdown when it has none."""
+    if chunk.spoken_answer.strip():
+        return chunk.spoken_answer.strip()
+    plain = re.sub(r"^#+\s.*$", " ", chunk.text, flags=re.MULTILINE)
+    plain = re.sub(r"[*_`>|]|\[([^\]]*)\]\([^)]*\)", r"\1", plain)
+    plain = re.sub(r"^\s*[-+]\s+", "", plain, flags=re.MULTILINE)
+    return " ".join(split_sentences(" ".join(plain.split()))[:max_sentences])
+
+
+class ExtractiveAnswerEngine:
+    """The :class:`~knowledge.types.AnswerEngine` of the embedded default."""
+
+    mode = "extractive"
+
+    def __init__(self, settings: Settings, retriever: Retriever) -> None:
+        self._settings = settings
+        self._retriever = retriever
+        self._lock = threading.Lock()  # searches run in worker threads; one at a time per index
+
+    # -- retrieval, shared with the LLM mode
+    def retrieve_sync(self, request: AnswerRequest) -> Retrieval:
+        query = retrieval_query(request)
+        started = time.perf_counter()
+        with self._lock:
+            hits = self._retriever.search(query, self._settings.retrieval.candidates)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        pages = rank_pages(hits)
+        chosen = _pick_offered(request, pages)
+        if chosen is not None:
+            pages = [chosen, *[p for p in pages if p.doc_id != chosen.doc_id]]
+            return Retrieval(query, hits, pages, 0.8, False, elapsed_ms)
+        confidence, close_call = judge(query, pages)
+        return Retrieval(query, hits, pages, confidence, close_call, elapsed_ms)
+
+    async def retrieve(self, request: AnswerRequest) -> Retrieval:
+        return await asyncio.to_thread(self.retrieve_sync, request)
+
+    def is_confident(self, retrieval: Retrieval) -> bool:
+        return retrieval.top is not None and retrieval.confidence >= self._settings.answer.min_confidence
+
+    # -- decisions
+    def decide(self, request: AnswerRequest, retrieval: Retrieval) -> Answer:
+        """Answer, redirect, clarify or hand off from a finished retrieval (no guard here)."""
+        top = retrieval.top
+        timings = {"retrieval": round(retrieval.elapsed_ms, 2)}
+        if top is None or not self.is_confident(retrieval):
+            return self.unsure(request, retrieval.confidence, timings)
+        if retrieval.close_call and not _already_clarified(request):
+            second = retrieval.pages[1]
+            text = phrases.clarify_choice(top.chunk.title, second.chunk.title)
+            return Answer(
+                text,
+                Action.CLARIFY,
+                retrieval.confidence,
+                [top.chunk.id, second.chunk.id],
+                self.mode,
+                "de",
+                "close_call",
+                timings,
+            )
+        return self.page_answer(request, retrieval, timings)
+
+    def page_answer(self, request: AnswerRequest, retrieval: Retrieval, timings: dict[str, float]) -> Answer:
+        """Speak the top page's curated answer (preferring a page in the caller's language)."""
+        assert retrieval.top is not None
+        page = retrieval.top
+        if request.language != "de":
+            same_language = [p for p in retrieval.pages[:3] if p.chunk.language == request.language]
+            if same_language:
+                page = same_language[0]
+        chunk = page.chunk
+        text = speakable_text(chunk)
+        if chunk.language != request.language and request.language in phrases.GERMAN_ONLY_NOTICE:
+            text = f"{phrases.GERMAN_ONLY_NOTICE[request.language]} {text}"
+        action = Action.ANSWER if chunk.responsible else Action.REDIRECT
+        reason = "curated_answer" if chunk.responsible else "other_authority"
+        return Answer(
+            text, action, retrieval.confidence, [chunk.id], self.mode, chunk.language, reason, timings
+        )
+
+    def unsure(self, request: AnswerRequest, confidence: float, timings: dict[str, float]) -> Answer:
+        """Clarify on the first miss, hand off when the bot already asked."""
+        if _already_clarified(request):
+            return Answer(
+                phrases.HANDOFF_UNSURE,
+                Action.HANDOFF,
+                confidence,
+                [],
+                self.mode,
+                "de",
+                "low_confidence_again",
+                timings,
+            )
+        return Answer(
+            phrases.CLARIFY_REPHRASE,
+            Action.CLARIFY,
+            confidence,
+            [],
+            self.mode,
+            "de",
+            "low_confidence",
+            timings,
+        )
+
+    # -- the AnswerEngine protocol
+    async def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
+        started = time.perf_counter()
+        answer = guarded_answer(request, self.mode)
+        if answer is None:
+            retrieval = await self.retrieve(request)
+            answer = self.decide(request, retrieval)
+        async for event in emit(answer, started):
+            yield event
+
+    async def answer(self, request: AnswerRequest) -> Answer:
+        return await collect(self.stream(request))
+
+
+def _already_clarified(request: AnswerRequest) -> bool:
+    bot = last_bot_turn(request.history)
+    return bot is not None and phrases.is_clarify(bot.text)
+
+
+def guarded_answer(request: AnswerRequest, mode: str) -> Answer | None:
+    """The guard's answer, if it has one; a second clarify in a row becomes a handoff."""
+    verdict = guard.check(request.question, request.language)
+    if verdict is None:
+        return None
+    action, text, reason = verdict.action, verdict.text, verdict.reason
+    if action == Action.CLARIFY and _already_clarified(request):
+        action, text, reason = Action.HANDOFF, phrases.HANDOFF_UNSURE, f"{reason}_again"
+    return Answer(text, action, 1.0, [], mode, verdict.language, reason, {"retrieval": 0.0})
+
+
+async def emit(answer: Answer, started: float) -> AsyncIterator[AnswerEvent]:
+    """Yield a finished answer sentence by sentence, then the final event with timings filled in."""
+    first_sentence_ms: float | None = None
+    for sentence in split_sentences(answer.text):
+        if first_sentence_ms is None:
+            first_sentence_ms = (time.perf_counter() - started) * 1000
+        yield SentenceEvent(sentence)
+    total_ms = (time.perf_counter() - started) * 1000
+    answer.timings_ms.setdefault("first_sentence", round(first_sentence_ms or total_ms, 2))
+    answer.timings_ms["total"] = round(total_ms, 2)
+    yield FinalEvent(answer)
+
+
+async def collect(events: AsyncIterator[AnswerEvent]) -> Answer:
+    """Drain a stream and return its final answer."""
+    final: Answer | None = None
+    async for event in events:
+        if isinstance(event, FinalEvent):
+            final = event.answer
+    if final is None:  # pragma: no cover - every engine ends with a FinalEvent
+        raise RuntimeError("answer stream ended without a final answer")
+    return final

@@ -1,0 +1,252 @@
+"""The gate in front of retrieval: emergencies, requests for a human, personal files, injection, abuse, noise.
+
+Pure functions over the caller's words (no model, microseconds), run before both answer modes, because these
+cases must never depend on what the retriever happens to find: an emergency caller must hear "112" even if a
+page about the fire brigade exists, and "Stand meines Antrags" must reach a human who can open the file.
+Patterns are written against :func:`fold`-ed text (lower case, umlauts and ß folded) so that typed and
+transcribed spellings match alike.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from knowledge import phrases
+from knowledge.types import Action
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    """The guard's decision; ``None`` from :func:`check` means: go on to retrieval."""
+
+    action: Action
+    reason: str  # machine-readable, e.g. "emergency_fire", "human_requested", "injection"
+    text: str
+    language: str = "de"
+
+
+_FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "’": "'", "`": "'"})
+
+
+def fold(text: str) -> str:
+    """Lower-case, umlauts/ß folded, accents removed, whitespace collapsed."""
+    lowered = text.lower().translate(_FOLD)
+    decomposed = unicodedata.normalize("NFKD", lowered)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return re.sub(r"\s+", " ", stripped).strip()
+
+
+def _any(*patterns: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+# Fire, medical and gas emergencies → 112. Compounds ("Osterfeuer", "Feuerwerk", "Unfallversicherung") are not
+# emergencies, hence the word boundaries.
+_FIRE_MEDICAL_DE = _any(
+    r"\bes brennt\b",
+    r"\bbrennt\b",
+    r"\bfeuer\b",
+    r"\bflammen\b",
+    r"\brauch(entwicklung)?\b.*\b(wohnung|haus|kuche|keller|treppenhaus)\b",
+    r"\b\w*unfall\b",
+    r"\bverungluckt\b",
+    r"\bbewusstlos\b",
+    r"\bohnmachtig\b",
+    r"\bherzinfarkt\b",
+    r"\bschlaganfall\b",
+    r"\batmet nicht\b",
+    r"\bkeine luft\b",
+    r"\bkriege? keine luft\b",
+    r"\b(stark )?blutet\b",
+    r"\bschwer verletzt\b",
+    r"\bnotarzt\b",
+    r"\b(kranken|rettungs)wagen\b",
+    r"\briecht (stark )?nach gas\b",
+    r"\bgasgeruch\b",
+    r"\bnotruf\b",
+)
+_FIRE_MEDICAL_EN = _any(
+    r"\bfire\b",
+    r"\bburning\b",
+    r"\baccident\b",
+    r"\bunconscious\b",
+    r"\bheart attack\b",
+    r"\bstroke\b",
+    r"\bnot breathing\b",
+    r"\bcan'?t breathe\b",
+    r"\bbleeding\b",
+    r"\bambulance\b",
+    r"\bsmell(s)? (of )?gas\b",
+    r"\bemergency\b",
+)
+# Crimes in progress → 110.
+_POLICE_DE = _any(
+    r"\beinbruch\b",
+    r"\beingebrochen\b",
+    r"\beinbrecher\b",
+    r"\buberfall(en)?\b",
+    r"\bausgeraubt\b",
+    r"\bbedroht\b",
+    r"\bangegriffen\b",
+    r"\bschlagerei\b",
+    r"\bverfolgt mich\b",
+    r"\bpolizei (rufen|holen)\b",
+    r"\bmit (einem|einer) (messer|waffe|pistole)\b",
+)
+_POLICE_EN = _any(
+    r"\bbreak-?in\b",
+    r"\bburglar(y|s)?\b",
+    r"\bbroke into\b",
+    r"\brobbed\b",
+    r"\bbeing attacked\b",
+    r"\battacked me\b",
+    r"\bthreaten(ed|ing) me\b",
+    r"\bcall the police\b",
+)
+
+_HUMAN_DE = _any(
+    r"\bmitarbeiter(in|innen)?\b",
+    r"\bsachbearbeiter(in)?\b",
+    r"\b(einem|einen|echten|richtigen) menschen\b",
+    r"\bmensch sprechen\b",
+    r"\bmit (einem|einer) (person|menschen|mensch)\b",
+    r"\becht(e|en) person\b",
+    r"\b(verbinden sie mich|verbinde mich|weiterverbinden|durchstellen)\b",
+    r"\bjemand(en)? (sprechen|persoenlich|personlich)\b",
+    r"\bkein(en)? (roboter|computer|bot)\b",
+)
+_HUMAN_EN = _any(
+    r"\bhuman\b",
+    r"\breal person\b",
+    r"\boperator\b",
+    r"\b(talk|speak) (to|with) (someone|somebody|a person|an agent|staff)\b",
+    r"\bmember of staff\b",
+)
+
+# Personal files and other people: the bot cannot see files and must not talk about third parties.
+_PERSONAL_DE = _any(
+    r"\baktenzeichen\b",
+    r"\b(vorgangs|kunden|antrags|kassenzeichen)nummer\b",
+    r"\bkassenzeichen\b",
+    r"\b(stand|status) (meines|meiner|von meinem|von meiner|meiner|unseres|unserer)\b",
+    r"\bbearbeitungsstand\b",
+    r"\bwo bleibt (mein|meine|unser)\b",
+    r"\bwie weit ist (mein|meine|unser)\b",
+    r"\b(meine|meiner) akte\b",
+    r"\b(wo|wie) wohnt\b",
+    r"\b(adresse|anschrift|telefonnummer|handynummer|geburtsdatum) (von|meines|meiner|des|der) "
+    r"(nachbar|nachbarn|nachbarin|ex|herrn|frau|person)\w*\b",
+    r"\bdaten (von|uber) (meinem|meiner|meinen|einem|einer)\b",
+)
+# "Is my passport ready?" is about one file; "how long until my passport is ready?" is a general question.
+_PERSONAL_STATUS = re.compile(
+    r"\b(mein|meine|unser|unsere)\b[^.?!]{0,40}\b(fertig|bearbeitet|genehmigt|bewilligt|abgelehnt|"
+    r"angekommen|eingegangen|abholbereit)\b"
+)
+_GENERAL_DURATION = re.compile(r"\bwie lange\b|\bdauert\b|\bbis wann\b|\bwie schnell\b")
+# "Herr Müller", "Frau Schmidt" (not "meine Frau", "Frau und Kinder").
+_PERSON_NAME = re.compile(
+    r"(?<!meine )(?<!seine )(?<!ihre )(?<!deine )\b(?:Herrn?|Frau)\s+[A-ZÄÖÜ][a-zäöüß]+"
+)
+_PERSON_NAME_STOP = {"Frau Bürgermeisterin", "Herr Bürgermeister", "Herrn Bürgermeister"}
+
+_INJECTION = _any(
+    r"\bignorier\w* (alle |deine |die |samtliche |bisherigen |vorherigen )*(anweisungen|regeln|vorgaben)",
+    r"\bvergiss (alle |deine |die |bisherigen |vorherigen )*(anweisungen|regeln|vorgaben)",
+    r"\bdu bist (jetzt|ab sofort|nun)\b",
+    r"\bab (jetzt|sofort) bist du\b",
+    r"\btu so,? als (ob|warst)\b",
+    r"\bsystem ?prompt\b",
+    r"\bsystemanweisung",
+    r"\bentwicklermodus\b",
+    r"\bjailbreak\b",
+    r"\bignore (all |your |the |previous |prior |any )*(instructions|rules|prompts?)\b",
+    r"\byou are now\b",
+    r"\bpretend (to be|you are)\b",
+    r"\bdeveloper mode\b",
+    r"\bact as\b",
+)
+
+_INSULT = _any(
+    r"\b(arschloch|wichser|hurensohn|fotze|spast|missgeburt|drecksau|penner)\b",
+    r"\b(du|sie) (bist|sind) (so |voll |total |echt |ja )*(ein(e)? )?"
+    r"(idiot|dumm|blod|bescheuert|nutzlos|unfahig|scheisse|depp|trottel)\w*\b",
+    r"\b(blode|dumme|scheiss|bescheuerte|nutzlose)[rns]? (maschine|kiste|bot|computer|ding|roboter)\b",
+    r"\bhalt (die|deine) (klappe|fresse|schnauze)\b",
+    r"\bfick dich\b",
+    r"\bfuck (you|off)\b",
+    r"\b(stupid|useless) (bot|machine)\b",
+    r"\bshut up\b",
+)
+
+# Words that carry no request (fillers, greetings) and Whisper's classic hallucinations on silence.
+_FILLER_WORDS = (
+    "ah aeh ahm aehm ahem hm hmm hmmm mhm mh em ehm oh ja nein ne nee na also ok okay gut hallo "
+    "halo hallochen guten tag morgen abend moin servus gruss gott gruezi hi hello hey yes no um uh "
+    "so und aber doch bitte danke sehr schon eh oder genau richtig naja tja"
+)
+_FILLERS = frozenset(_FILLER_WORDS.split())
+_HALLUCINATIONS = _any(
+    r"untertitel",
+    r"vielen dank (furs|fur das|fur's) zuschauen",
+    r"copyright",
+    r"\b(swr|wdr|zdf|ard)\b",
+    r"amara\.org",
+)
+_VOWELS = set("aeiouy")
+
+
+def _content_words(folded: str) -> list[str]:
+    words = re.findall(r"[a-z0-9]+", folded)
+    return [w for w in words if w not in _FILLERS]
+
+
+def _is_noise(folded: str) -> bool:
+    """No request at all: empty, fillers only, a Whisper silence hallucination, or keyboard mash."""
+    if _HALLUCINATIONS.search(folded) and len(folded) < 80:
+        return True
+    words = _content_words(folded)
+    if not words:
+        return True
+    letters_words = [w for w in words if not w.isdigit()]
+    if not letters_words:
+        return False  # digits only: could be a house number answer, let retrieval decide
+    voweless = [w for w in letters_words if len(w) >= 4 and not (set(w) & _VOWELS)]
+    return len(voweless) * 2 >= len(letters_words)
+
+
+def _mentions_person(text: str) -> bool:
+    return any(match.group(0) not in _PERSON_NAME_STOP for match in _PERSON_NAME.finditer(text))
+
+
+def check(question: str, language: str = "de") -> GuardVerdict | None:
+    """Classify the caller's words before retrieval; ``None`` means nothing special was found.
+
+    Order matters: an emergency wins over everything, a request for a human over the rest.
+    """
+    folded = fold(question)
+    english = language == "en"
+    if _POLICE_DE.search(folded) or _POLICE_EN.search(folded):
+        en = english or bool(_POLICE_EN.search(folded))
+        text = phrases.EMERGENCY_110_EN if en else phrases.EMERGENCY_110
+        return GuardVerdict(Action.EMERGENCY, "emergency_police", text, "en" if en else "de")
+    if _FIRE_MEDICAL_DE.search(folded) or _FIRE_MEDICAL_EN.search(folded):
+        en = english or (bool(_FIRE_MEDICAL_EN.search(folded)) and not _FIRE_MEDICAL_DE.search(folded))
+        text = phrases.EMERGENCY_112_EN if en else phrases.EMERGENCY_112
+        return GuardVerdict(Action.EMERGENCY, "emergency_fire_medical", text, "en" if en else "de")
+    if _INJECTION.search(folded):
+        return GuardVerdict(Action.CLARIFY, "injection", phrases.CLARIFY_INJECTION)
+    if _HUMAN_DE.search(folded) or _HUMAN_EN.search(folded):
+        en = english or (bool(_HUMAN_EN.search(folded)) and not _HUMAN_DE.search(folded))
+        text = phrases.HANDOFF_REQUESTED_EN if en else phrases.HANDOFF_REQUESTED
+        return GuardVerdict(Action.HANDOFF, "human_requested", text, "en" if en else "de")
+    personal_status = _PERSONAL_STATUS.search(folded) and not _GENERAL_DURATION.search(folded)
+    if _PERSONAL_DE.search(folded) or personal_status or _mentions_person(question):
+        return GuardVerdict(Action.HANDOFF, "personal_case", phrases.HANDOFF_PERSONAL)
+    if _INSULT.search(folded):
+        return GuardVerdict(Action.CLARIFY, "insult", phrases.CLARIFY_INSULT)
+    if _is_noise(folded):
+        return GuardVerdict(Action.CLARIFY, "no_content", phrases.CLARIFY_NO_CONTENT)
+    return None

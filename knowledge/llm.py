@@ -1,0 +1,264 @@
+"""LLM answers: an OpenAI-compatible model phrases the answer from retrieved passages, verified per sentence.
+
+The model streams; each sentence is released to text-to-speech as soon as it is complete *and* verified
+(:mod:`knowledge.verify`). A sentence without its own citation waits for a later one that cites. Anything
+the verifier rejects, a timeout, a connection error or an abstention ends the generation: if nothing was
+spoken yet, the extractive answer (when retrieval is confident) or a clarify/handoff is given instead, with
+the reason kept in ``Answer.reason`` ("fallback_extractive:unsupported_fact", ...). Sentences already spoken
+were verified, so a later failure only shortens the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import openai
+from openai.types.chat import (
+    ChatCompletionMessageParam,
+    ChatCompletionSystemMessageParam,
+    ChatCompletionUserMessageParam,
+)
+
+from knowledge import verify
+from knowledge.extractive import ExtractiveAnswerEngine, Retrieval, collect, emit, guarded_answer
+from knowledge.sentences import SentenceSplitter
+from knowledge.types import Action, Answer, AnswerEvent, AnswerRequest, FinalEvent, SentenceEvent
+from voicebot.settings import Settings
+
+SYSTEM_PROMPT = """Du bist der Telefonassistent der Stadtverwaltung {town}.
+Beantworte die Frage der anrufenden Person nur mit Informationen aus den nummerierten Passagen.
+Antworte in höchstens zwei kurzen Sätzen in Einfacher Sprache, so wie man am Telefon spricht.
+Nenne Gebühren, Zeiten und Unterlagen genau so, wie sie in den Passagen stehen. Erfinde nichts.
+Setze hinter jeden Satz die ID der Passage in eckigen Klammern, zum Beispiel [{example_id}].
+Wenn die Passagen die Antwort nicht enthalten, antworte genau: {abstain}"""
+
+PASSAGE_CHARS = 900  # per passage: keeps three passages + question inside a 2k context of a small local model
+
+
+@dataclass
+class _Generation:
+    """What came out of the model and what was released so far."""
+
+    released: list[str] = field(default_factory=list)
+    cited: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # complete sentences waiting for a citation
+    failure: str = ""
+    raw: str = ""
+
+
+def passages_for(retrieval: Retrieval, top_k: int) -> dict[str, str]:
+    """Chunk id → passage text (title, curated answer, body) of the best chunk of each of the top pages."""
+    passages: dict[str, str] = {}
+    for page in retrieval.pages[:top_k]:
+        chunk = page.chunk
+        parts = [chunk.title]
+        if chunk.spoken_answer:
+            parts.append(chunk.spoken_answer)
+        if not chunk.responsible and chunk.authority:
+            parts.append(f"Zuständig: {chunk.authority}")
+        parts.append(chunk.text)
+        passages[chunk.id] = "\n".join(parts)[:PASSAGE_CHARS]
+    return passages
+
+
+def build_messages(
+    settings: Settings, request: AnswerRequest, passages: dict[str, str]
+) -> list[ChatCompletionMessageParam]:
+    example_id = next(iter(passages), "seiten-id")
+    system = SYSTEM_PROMPT.format(town=settings.town, example_id=example_id, abstain=verify.ABSTAIN_TOKEN)
+    numbered = "\n\n".join(f"[{i}] ID: {pid}\n{text}" for i, (pid, text) in enumerate(passages.items(), 1))
+    earlier = [f"{'Anrufer' if t.role == 'caller' else 'Assistent'}: {t.text}" for t in request.history[-4:]]
+    context = ("Bisheriges Gespräch:\n" + "\n".join(earlier) + "\n\n") if earlier else ""
+    user = f"Passagen:\n{numbered}\n\n{context}Frage: {request.question}"
+    return [
+        ChatCompletionSystemMessageParam(role="system", content=system),
+        ChatCompletionUserMessageParam(role="user", content=user),
+    ]
+
+
+class LlmAnswerEngine:
+    """The :class:`~knowledge.types.AnswerEngine` for an OpenAI-compatible endpoint."""
+
+    mode = "llm"
+
+    def __init__(self, settings: Settings, extractive: ExtractiveAnswerEngine) -> None:
+        if not settings.llm.base_url:
+            raise ValueError("LlmAnswerEngine needs settings.llm.base_url")
+        self._settings = settings
+        self._extractive = extractive
+
+    async def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
+        started = time.perf_counter()
+        guarded = guarded_answer(request, self.mode)
+        if guarded is not None:
+            async for event in emit(guarded, started):
+                yield event
+            return
+        retrieval = await self._extractive.retrieve(request)
+        timings = {"retrieval": round(retrieval.elapsed_ms, 2)}
+        if retrieval.top is None:
+            async for event in emit(self._fallback(request, retrieval, "no_passages", timings), started):
+                yield event
+            return
+        passages = passages_for(retrieval, self._settings.retrieval.top_k)
+        generation = _Generation()
+        first_sentence_ms: float | None = None
+        async for sentence in self._generate(request, passages, generation):
+            if first_sentence_ms is None:
+                first_sentence_ms = (time.perf_counter() - started) * 1000
+            yield SentenceEvent(sentence)
+        if first_sentence_ms is not None:
+            timings["first_sentence"] = round(first_sentence_ms, 2)
+        if generation.released:
+            answer = self._verified_answer(retrieval, generation, timings)
+        else:
+            answer = self._fallback(request, retrieval, generation.failure or "empty", timings)
+        async for event in emit_rest(answer, started, already_spoken=bool(generation.released)):
+            yield event
+
+    async def answer(self, request: AnswerRequest) -> Answer:
+        return await collect(self.stream(request))
+
+    # -- generation
+    async def _generate(
+        self, request: AnswerRequest, passages: dict[str, str], generation: _Generation
+    ) -> AsyncIterator[str]:
+        """Yield verified spoken sentences; leave the reason of a stop in ``generation.failure``."""
+        llm = self._settings.llm
+        max_sentences = self._settings.answer.max_sentences
+        splitter = SentenceSplitter()
+        client = openai.AsyncOpenAI(
+            base_url=llm.base_url,
+            api_key=llm.api_key,
+            max_retries=0,
+            timeout=llm.timeout_s,
+        )
+        deadline = time.monotonic() + llm.timeout_s
+        try:
+            stream = await asyncio.wait_for(
+                client.chat.completions.create(
+                    model=llm.model,
+                    messages=build_messages(self._settings, request, passages),
+                    temperature=llm.temperature,
+                    max_tokens=llm.max_tokens,
+                    stream=True,
+                ),
+                timeout=llm.first_token_timeout_s,
+            )
+            iterator = stream.__aiter__()
+            first = True
+            while len(generation.released) < max_sentences:
+                limit = llm.first_token_timeout_s if first else deadline - time.monotonic()
+                try:
+                    chunk = await asyncio.wait_for(iterator.__anext__(), timeout=max(0.01, limit))
+                except StopAsyncIteration:
+                    break
+                first = False
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if not delta:
+                    continue
+                generation.raw += delta
+                if verify.is_abstention(generation.raw):
+                    generation.failure = "abstained"
+                    break
+                for sentence in splitter.feed(delta):
+                    for spoken in self._admit(sentence, passages, generation):
+                        yield spoken
+                if generation.failure:
+                    break
+            await stream.close()
+            if not generation.failure and len(generation.released) < max_sentences:
+                for sentence in splitter.flush():
+                    for spoken in self._admit(sentence, passages, generation):
+                        yield spoken
+                if verify.is_abstention(generation.raw):
+                    generation.failure = "abstained"
+                elif generation.pending and not generation.failure:
+                    generation.failure = "no_citation"
+        except (TimeoutError, openai.APITimeoutError):
+            generation.failure = "timeout"
+        except (openai.APIConnectionError, httpx.HTTPError):
+            generation.failure = "connection_error"
+        except openai.APIStatusError as error:
+            generation.failure = f"http_{error.status_code}"
+        finally:
+            await client.close()
+
+    def _admit(self, sentence: str, passages: dict[str, str], generation: _Generation) -> list[str]:
+        """Verify one complete sentence; return what may be spoken now (held sentences included)."""
+        if generation.failure or len(generation.released) >= self._settings.answer.max_sentences:
+            return []
+        if verify.is_abstention(sentence):
+            generation.failure = "abstained"
+            return []
+        own, unknown = verify.resolve_citations(verify.extract_citations(sentence), list(passages))
+        if unknown:
+            generation.failure = "unknown_citation"
+            return []
+        if not own and not generation.cited:
+            generation.pending.append(sentence)
+            return []
+        generation.cited.extend(pid for pid in own if pid not in generation.cited)
+        checks = [
+            verify.check_sentence(c, passages, generation.cited) for c in [*generation.pending, sentence]
+        ]
+        generation.pending.clear()
+        failed = next((check for check in checks if not check.ok), None)
+        if failed is not None:
+            generation.failure = failed.reason
+            return []
+        room = self._settings.answer.max_sentences - len(generation.released)
+        spoken = [check.spoken for check in checks if check.spoken][:room]
+        generation.released.extend(spoken)
+        return spoken
+
+    # -- results
+    def _verified_answer(
+        self, retrieval: Retrieval, generation: _Generation, timings: dict[str, float]
+    ) -> Answer:
+        chunks = {page.chunk.id: page.chunk for page in retrieval.pages}
+        cited_chunks = [chunks[c] for c in generation.cited if c in chunks]
+        redirect = bool(cited_chunks) and all(not c.responsible for c in cited_chunks)
+        reason = "verified" if not generation.failure else f"verified_partial:{generation.failure}"
+        return Answer(
+            " ".join(generation.released),
+            Action.REDIRECT if redirect else Action.ANSWER,
+            retrieval.confidence,
+            list(generation.cited),
+            self.mode,
+            "de",
+            reason,
+            timings,
+        )
+
+    def _fallback(
+        self, request: AnswerRequest, retrieval: Retrieval, why: str, timings: dict[str, float]
+    ) -> Answer:
+        """The extractive answer when retrieval is confident, else clarify once / hand off."""
+        if retrieval.top is not None and self._extractive.is_confident(retrieval):
+            answer = self._extractive.page_answer(request, retrieval, timings)
+            answer.reason = f"fallback_extractive:{why}"
+        else:
+            answer = self._extractive.unsure(request, retrieval.confidence, timings)
+            answer.reason = f"fallback_{answer.action.value}:{why}"
+        answer.mode = self.mode
+        return answer
+
+
+async def emit_rest(answer: Answer, started: float, *, already_spoken: bool) -> AsyncIterator[AnswerEvent]:
+    """Finish a stream: speak the fallback's sentences unless the model's verified sentences were spoken."""
+    if already_spoken:
+        answer.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
+        yield FinalEvent(answer)
+        return
+    async for event in emit(answer, started):
+        yield event
+
+
+def sentences_of(events: Sequence[AnswerEvent]) -> list[str]:
+    """The spoken sentences of a collected event list (for tests and the CLI)."""
+    return [e.text for e in events if isinstance(e, SentenceEvent)]

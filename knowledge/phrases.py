@@ -1,0 +1,77 @@
+"""What the bot says when it does not speak a knowledge-base answer, in one place.
+
+The answer engines recognise their own earlier clarifying questions in the conversation history by these
+templates (a :class:`~knowledge.types.Turn` carries only text), so every clarify text is built here.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ---- clarify (the bot asks once, then hands off)
+CLARIFY_REPHRASE = (
+    "Das habe ich leider nicht sicher verstanden. Können Sie Ihr Anliegen bitte mit anderen Worten sagen?"
+)
+CLARIFY_NO_CONTENT = "Entschuldigung, das habe ich nicht verstanden. Worum geht es bei Ihrem Anliegen?"
+CLARIFY_INJECTION = (
+    "Dabei kann ich nicht helfen. Ich beantworte nur Fragen zu den Dienstleistungen der Stadtverwaltung. "
+    "Worum geht es bei Ihrem Anliegen?"
+)
+CLARIFY_INSULT = "Ich helfe Ihnen gern, bitte bleiben Sie sachlich. Worum geht es bei Ihrem Anliegen?"
+_CHOICE_PREFIX = "Meinen Sie "
+
+
+def clarify_choice(first_title: str, second_title: str) -> str:
+    """A close call between two pages: let the caller pick."""
+    return f"{_CHOICE_PREFIX}„{first_title}“ oder „{second_title}“?"
+
+
+def offered_choices(bot_text: str) -> list[str]:
+    """The titles offered by :func:`clarify_choice` in an earlier bot turn (empty if it was no choice)."""
+    if not bot_text.startswith(_CHOICE_PREFIX):
+        return []
+    return re.findall(r"„([^“]+)“", bot_text)
+
+
+_CLARIFY_TEXTS = (CLARIFY_REPHRASE, CLARIFY_NO_CONTENT, CLARIFY_INJECTION, CLARIFY_INSULT)
+
+
+def is_clarify(bot_text: str) -> bool:
+    """Was this bot turn one of our clarifying questions?"""
+    text = bot_text.strip()
+    return text.startswith(_CHOICE_PREFIX) or any(text.startswith(t[:40]) for t in _CLARIFY_TEXTS)
+
+
+# ---- handoff
+HANDOFF_UNSURE = (
+    "Dazu habe ich leider keine sichere Auskunft. "
+    "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter."
+)
+HANDOFF_REQUESTED = "Gern, ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter."
+HANDOFF_REQUESTED_EN = "Of course, I will connect you with a member of staff."
+HANDOFF_PERSONAL = (
+    "Zu persönlichen Vorgängen und zu anderen Personen darf ich keine Auskunft geben. "
+    "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter, die das prüfen kann."
+)
+HANDOFF_ERROR = "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter."
+
+# ---- emergency
+EMERGENCY_112 = (
+    "Das klingt nach einem Notfall. Bitte legen Sie auf und wählen Sie sofort die 112, "
+    "die Feuerwehr und den Rettungsdienst."
+)
+EMERGENCY_110 = (
+    "Das klingt nach einem Notfall. Bitte legen Sie auf und wählen Sie sofort die 110, die Polizei."
+)
+EMERGENCY_112_EN = "This sounds like an emergency. Please hang up and call 112 right away."
+EMERGENCY_110_EN = "This sounds like an emergency. Please hang up and call 110, the police, right away."
+
+# ---- caller language without a page in that language
+GERMAN_ONLY_NOTICE = {
+    "en": "This information is only available in German.",
+    "tr": "Bu bilgi yalnızca Almanca olarak mevcuttur.",
+    "ru": "Эта информация есть только на немецком языке.",
+    "uk": "Ця інформація є лише німецькою мовою.",
+    "pl": "Ta informacja jest dostępna tylko po niemiecku.",
+    "ar": "هذه المعلومات متوفرة باللغة الألمانية فقط.",
+}

@@ -1,0 +1,322 @@
+"""Verify a generated sentence before it is spoken: citations exist, and every fact-bearing token is sourced.
+
+A language model may say "Der Ausweis kostet 73 Euro [personalausweis-beantragen]" although the page says 37.
+So a sentence is only released when
+
+* its citations ("[page-id]", or "[2]" for the second passage) name passages that were actually retrieved,
+* the answer cites something at all, and
+* every number, amount, time, date, weekday and month in the sentence appears in a cited passage.
+
+Numbers are compared in a canonical form so that "37,00 Euro" = "37 Euro", "8:00" = "8 Uhr" = "8.00 Uhr",
+"siebenunddreißig" = "37" and "Mo–Fr" covers "Montag" and "Freitag". Pure functions, no model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+ABSTAIN_TOKEN = "KEINE_ANTWORT"
+
+_CITATION = re.compile(r"\[([^\[\]]{1,120})\]")
+_FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "–": "-", "—": "-", "\u00a0": " "})
+
+
+def fold(text: str) -> str:
+    return text.lower().translate(_FOLD)
+
+
+# ---- citations
+def extract_citations(sentence: str) -> list[str]:
+    """The ids inside square brackets, in order ("[a, b]" and "[Quelle: a]" allowed)."""
+    ids: list[str] = []
+    for group in _CITATION.findall(sentence):
+        group = re.sub(r"^\s*(quelle|quellen|source|id)\s*:\s*", "", group, flags=re.IGNORECASE)
+        ids.extend(part.strip() for part in re.split(r"[,;]", group) if part.strip())
+    return ids
+
+
+def strip_citations(sentence: str) -> str:
+    """The sentence as it should be spoken: markers removed, spacing before punctuation tidied."""
+    text = _CITATION.sub("", sentence)
+    text = re.sub(r"\s+([.,;:!?])", r"\1", text)
+    text = text.replace("**", "").replace("__", "")
+    return re.sub(r"\s{2,}", " ", text).strip()
+
+
+def resolve_citations(cited: Iterable[str], passage_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(known passage ids, unknown citations). "[2]" is the second passage; a page id names all its chunks."""
+    known: list[str] = []
+    unknown: list[str] = []
+    for raw in cited:
+        key = raw.strip().strip("`'\"").strip()
+        if key.isdigit() and 1 <= int(key) <= len(passage_ids):
+            matches = [passage_ids[int(key) - 1]]
+        elif key in passage_ids:
+            matches = [key]
+        else:
+            matches = [pid for pid in passage_ids if pid.split("#", 1)[0] == key]
+        if matches:
+            known.extend(m for m in matches if m not in known)
+        else:
+            unknown.append(raw)
+    return known, unknown
+
+
+# ---- numbers and other checkable facts
+_UNITS = {
+    "zwei": 2,
+    "zwo": 2,
+    "drei": 3,
+    "vier": 4,
+    "funf": 5,
+    "sechs": 6,
+    "sieben": 7,
+    "acht": 8,
+    "neun": 9,
+}
+_SMALL = {
+    "zehn": 10,
+    "elf": 11,
+    "zwolf": 12,
+    "dreizehn": 13,
+    "vierzehn": 14,
+    "funfzehn": 15,
+    "sechzehn": 16,
+    "siebzehn": 17,
+    "achtzehn": 18,
+    "neunzehn": 19,
+}
+_TENS = {
+    "zwanzig": 20,
+    "dreissig": 30,
+    "vierzig": 40,
+    "funfzig": 50,
+    "sechzig": 60,
+    "siebzig": 70,
+    "achtzig": 80,
+    "neunzig": 90,
+}
+_UNIT_ALT = "|".join(sorted((*_UNITS, "ein"), key=len, reverse=True))
+_TENS_ALT = "|".join(_TENS)
+_SMALL_ALT = "|".join(sorted(_SMALL, key=len, reverse=True))
+_BELOW_100 = rf"(?:(?:{_UNIT_ALT})und(?:{_TENS_ALT})|{_TENS_ALT}|{_SMALL_ALT}|{'|'.join(_UNITS)})"
+_NUMBER_WORD = re.compile(
+    rf"\b(?:((?:{_UNIT_ALT}))?hundert(?:und)?)?({_BELOW_100})?\b"  # "zweihundertfunfzig", "siebenunddreissig"
+)
+
+
+def _below_100_value(word: str) -> int:
+    if word in _UNITS:
+        return _UNITS[word]
+    if word in _SMALL:
+        return _SMALL[word]
+    if word in _TENS:
+        return _TENS[word]
+    unit, tens = word.split("und", 1)
+    return (1 if unit == "ein" else _UNITS[unit]) + _TENS[tens]
+
+
+def _number_words_to_digits(folded: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if not match.group(0):
+            return match.group(0)
+        hundreds_unit, rest = match.group(1), match.group(2)
+        value = 0
+        if "hundert" in match.group(0):
+            value = 100 * (1 if hundreds_unit in (None, "ein") else _UNITS[hundreds_unit])
+        if rest:
+            value += _below_100_value(rest)
+        return str(value)
+
+    return _NUMBER_WORD.sub(replace, folded)
+
+
+_WEEKDAYS = {
+    "montag": "montag",
+    "dienstag": "dienstag",
+    "mittwoch": "mittwoch",
+    "donnerstag": "donnerstag",
+    "freitag": "freitag",
+    "samstag": "samstag",
+    "sonnabend": "samstag",
+    "sonntag": "sonntag",
+}
+_WEEKDAY_ABBREVIATIONS = {
+    "mo": "montag",
+    "di": "dienstag",
+    "mi": "mittwoch",
+    "do": "donnerstag",
+    "fr": "freitag",
+    "sa": "samstag",
+    "so": "sonntag",
+}
+_MONTH_NAMES = "januar februar marz april mai juni juli august september oktober november dezember"
+_MONTHS = _MONTH_NAMES.split()
+_MONTH_ABBREVIATIONS = {m[:3]: m for m in _MONTHS}
+_TIME = re.compile(r"\b(\d{1,2})(?:[:.](\d{2}))?\s*uhr\b|\b(\d{1,2}):(\d{2})\b")
+_TIME_RANGE = re.compile(r"\b(\d{1,2})(?:[:.](\d{2}))?\s*(?:-|bis)\s*(\d{1,2})(?:[:.](\d{2}))?\s*uhr\b")
+_DATE = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{2,4})?")
+_AMOUNT = re.compile(r"\b\d{1,3}(?:\.\d{3})+(?:,\d+)?\b|\b\d+(?:,\d+)?\b")
+
+
+def _canonical_amount(raw: str) -> str:
+    number = raw.replace(".", "").replace(",", ".")
+    value = float(number)
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def fact_tokens(text: str, *, lenient: bool = False) -> set[str]:
+    """Canonical checkable tokens of a text: "n:37", "t:8:30", "d:1.3", "w:montag", "m:marz".
+
+    ``lenient`` (for passages) also adds every component of times and dates as a plain number, and expands
+    weekday abbreviations and ranges, so that sources are read generously and answers strictly.
+    """
+    folded = _number_words_to_digits(fold(text))
+    tokens: set[str] = set()
+    for match in _TIME_RANGE.finditer(folded):
+        tokens.add(f"t:{int(match.group(1))}:{match.group(2) or '00'}")
+        tokens.add(f"t:{int(match.group(3))}:{match.group(4) or '00'}")
+    for match in _TIME.finditer(folded):
+        hour, minute = (
+            (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+        )
+        tokens.add(f"t:{int(hour)}:{minute or '00'}")
+    without_times = _TIME.sub(" ", _TIME_RANGE.sub(" ", folded))
+    for match in _DATE.finditer(without_times):
+        day, month, year = match.groups()
+        if 1 <= int(month) <= 12 and 1 <= int(day) <= 31:
+            tokens.add(f"d:{int(day)}.{int(month)}")
+            if year:
+                tokens.add(f"n:{int(year) if len(year) == 4 else 2000 + int(year)}")
+    without_dates = _DATE.sub(" ", without_times) if not lenient else without_times
+    for match in _AMOUNT.finditer(without_dates):
+        tokens.add(f"n:{_canonical_amount(match.group(0))}")
+    if lenient:
+        for token in list(tokens):
+            if token.startswith("t:"):
+                hour, minute = token[2:].split(":")
+                tokens.update({f"n:{hour}", f"n:{int(minute)}"})
+            elif token.startswith("d:"):
+                day, month = token[2:].split(".")
+                tokens.update({f"n:{day}", f"n:{month}"})
+        for match in re.finditer(r"\b\d+\b", folded):
+            tokens.add(f"n:{int(match.group(0))}")
+    words = re.findall(r"[a-z]+", folded)
+    for word in words:
+        stem = word[:-1] if word.endswith("s") and word[:-1] in _WEEKDAYS else word
+        if stem in _WEEKDAYS:
+            tokens.add(f"w:{_WEEKDAYS[stem]}")
+        elif word in _MONTHS:
+            tokens.add(f"m:{word}")
+        elif lenient and word in _WEEKDAY_ABBREVIATIONS:
+            tokens.add(f"w:{_WEEKDAY_ABBREVIATIONS[word]}")
+        elif lenient and word in _MONTH_ABBREVIATIONS:
+            tokens.add(f"m:{_MONTH_ABBREVIATIONS[word]}")
+    if lenient:
+        tokens |= _weekday_ranges(folded)
+    return tokens
+
+
+_DAY_ORDER = ["montag", "dienstag", "mittwoch", "donnerstag", "freitag", "samstag", "sonntag"]
+
+
+def _weekday_ranges(folded: str) -> set[str]:
+    """ "Mo–Fr" / "Montag bis Freitag" in a source covers every day between."""
+    names = "|".join([*_WEEKDAYS, *_WEEKDAY_ABBREVIATIONS])
+    tokens: set[str] = set()
+    for match in re.finditer(rf"\b({names})\.?\s*(?:-|bis)\s*({names})\b", folded):
+        first = _WEEKDAYS.get(match.group(1)) or _WEEKDAY_ABBREVIATIONS[match.group(1)]
+        last = _WEEKDAYS.get(match.group(2)) or _WEEKDAY_ABBREVIATIONS[match.group(2)]
+        start, end = _DAY_ORDER.index(first), _DAY_ORDER.index(last)
+        if start <= end:
+            tokens.update(f"w:{day}" for day in _DAY_ORDER[start : end + 1])
+    return tokens
+
+
+def unsupported_facts(sentence: str, sources: Iterable[str]) -> list[str]:
+    """The checkable tokens of ``sentence`` that none of ``sources`` contains (empty = supported)."""
+    available: set[str] = set()
+    for source in sources:
+        available |= fact_tokens(source, lenient=True)
+    return sorted(fact_tokens(strip_citations(sentence)) - available)
+
+
+# ---- sentences and answers
+@dataclass(frozen=True)
+class SentenceCheck:
+    ok: bool
+    reason: str  # "verified", "no_citation", "unknown_citation", "unsupported_fact"
+    spoken: str  # the text to speak (citations stripped)
+    cited: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+
+
+def check_sentence(
+    sentence: str, passages: Mapping[str, str], inherited_citations: Sequence[str] = ()
+) -> SentenceCheck:
+    """Verify one sentence against the retrieved ``passages`` (id → text).
+
+    A sentence without its own citation is checked against ``inherited_citations`` (those of the answer's
+    other sentences); with none at all it fails.
+    """
+    spoken = strip_citations(sentence)
+    passage_ids = list(passages)
+    known, unknown = resolve_citations(extract_citations(sentence), passage_ids)
+    if unknown:
+        return SentenceCheck(False, "unknown_citation", spoken, tuple(known), tuple(unknown))
+    cited = known or [pid for pid in inherited_citations if pid in passages]
+    if not cited:
+        return SentenceCheck(False, "no_citation", spoken)
+    missing = unsupported_facts(sentence, (passages[pid] for pid in cited))
+    if missing:
+        return SentenceCheck(False, "unsupported_fact", spoken, tuple(cited), tuple(missing))
+    return SentenceCheck(True, "verified", spoken, tuple(known))
+
+
+@dataclass
+class AnswerCheck:
+    ok: bool
+    reason: str
+    sentences: list[str] = field(default_factory=list)  # spoken form
+    cited: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+
+def is_abstention(text: str) -> bool:
+    return ABSTAIN_TOKEN.lower() in text.lower().replace(" ", "_")
+
+
+def verify_answer(sentences: Sequence[str], passages: Mapping[str, str]) -> AnswerCheck:
+    """Verify a whole answer: at least one citation, and every sentence verified (citations shared)."""
+    if any(is_abstention(s) for s in sentences):
+        return AnswerCheck(False, "abstained")
+    all_cited: list[str] = []
+    for sentence in sentences:
+        known, _ = resolve_citations(extract_citations(sentence), list(passages))
+        all_cited.extend(k for k in known if k not in all_cited)
+    result = AnswerCheck(True, "verified", cited=all_cited)
+    for sentence in sentences:
+        check = check_sentence(sentence, passages, all_cited)
+        if not check.ok:
+            return AnswerCheck(False, check.reason, details=list(check.details), cited=all_cited)
+        if check.spoken:
+            result.sentences.append(check.spoken)
+    if not result.sentences:
+        return AnswerCheck(False, "empty")
+    return result
+
+
+def contains_fact(text: str, fact: str) -> bool:
+    """Does ``text`` state ``fact``? Literal match after folding, else same numbers and same key words."""
+    folded_text = " ".join(fold(text).split())
+    folded_fact = " ".join(fold(fact).split())
+    if folded_fact in folded_text:
+        return True
+    fact_numbers = fact_tokens(fact)
+    if fact_numbers and not fact_numbers <= fact_tokens(text, lenient=True):
+        return False
+    words = [w for w in re.findall(r"[a-z]{4,}", _number_words_to_digits(folded_fact)) if w != "uhr"]
+    text_words = set(re.findall(r"[a-z]+", _number_words_to_digits(folded_text)))
+    return all(any(t.startswith(w[:5]) for t in text_words) for w in words) and bool(fact_numbers or words)
