@@ -127,7 +127,7 @@ class SipSettings(_Section):
 
     bind_host: str = "127.0.0.1"
     port: int = 5060
-    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"])
+    transports: list[Literal["udp", "tcp"]] = ["udp", "tcp"]  # pydantic copies list defaults per instance
     public_host: str | None = None  # address written into Contact/SDP when it differs from bind_host
     user: str = "hotline"
     rtp_port_min: int = 20000
@@ -138,6 +138,7 @@ class SipSettings(_Section):
     invites_per_source_per_minute: int = 30
     allowed_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     rtp_inactivity_timeout_s: float = 30.0
+    max_message_bytes: int = 65535  # larger SIP datagrams/messages are dropped (and logged once per minute)
     # Registration to a PBX as an extension (optional).
     registrar: str | None = None
     auth_username: str | None = None

@@ -1,0 +1,47 @@
+"""SIP signalling for the phone line: a sans-I/O user agent (``UserAgent``) plus thin asyncio transports.
+
+Layers, bottom up: ``message`` (model), ``parser`` (datagrams, TCP framing, validation), ``transaction``
+(RFC 3261 17 with explicit clock), ``dialog``, ``auth`` (digest), ``policy`` (allow-list, rate limits),
+``useragent`` (the API the call glue uses; see its docstring), ``transport`` (asyncio UDP/TCP ``SipEndpoint``).
+"""
+
+from .events import (
+    CallConfirmed,
+    CallEnded,
+    DtmfInfo,
+    Event,
+    IncomingCall,
+    OutboundCallAnswered,
+    OutboundCallFailed,
+    OutboundCallProgress,
+    ReferAccepted,
+    Registered,
+    RegistrationFailed,
+    ReInvite,
+    ReInviteAnswered,
+    ReInviteFailed,
+    TransferFailed,
+    TransferSucceeded,
+)
+from .useragent import Outgoing, UserAgent
+
+__all__ = [
+    "CallConfirmed",
+    "CallEnded",
+    "DtmfInfo",
+    "Event",
+    "IncomingCall",
+    "OutboundCallAnswered",
+    "OutboundCallFailed",
+    "OutboundCallProgress",
+    "Outgoing",
+    "ReInvite",
+    "ReInviteAnswered",
+    "ReInviteFailed",
+    "ReferAccepted",
+    "Registered",
+    "RegistrationFailed",
+    "TransferFailed",
+    "TransferSucceeded",
+    "UserAgent",
+]

@@ -1,0 +1,1049 @@
+"""The sans-I/O SIP user agent: bytes and a clock in, events and bytes-to-send out.
+
+Drive it like this (``SipEndpoint`` in ``transport.py`` does exactly this over asyncio)::
+
+    ua = UserAgent(settings.sip, local_host="127.0.0.1", local_port=5060, clock=loop.time)
+    ua.receive(data, ("192.0.2.1", 5060), "udp")     # every datagram / TCP chunk (TCP is framed inside)
+    for event in ua.next_events(): ...                # IncomingCall, CallEnded, ...
+    for out in ua.outgoing(): send(out.data, out.dest, out.transport)
+    ua.handle_timers(loop.time()); ua.next_timer_deadline()  # retransmissions, timeouts, refreshes
+
+Call control (calls are named by their SIP Call-ID, the ``call_id`` in every event):
+
+- ``answer(call_id, sdp)``: 180 Ringing then 200 OK with ``sdp`` (100 Trying went out on arrival);
+  ``ringing(call_id)`` sends only the 180. ``CallConfirmed`` follows when the ACK arrives.
+- ``reject(call_id, code=486, reason=None)``: final non-2xx to an unanswered incoming call.
+- ``hangup(call_id)``: BYE for an established call, CANCEL for our own unanswered INVITE, 480 for an unanswered
+  incoming call. Emits ``CallEnded(reason="local")`` at once.
+- ``refer(call_id, target_uri)``: blind transfer (REFER with Refer-To/Referred-By). Then ``ReferAccepted`` and
+  ``TransferSucceeded``/``TransferFailed(code)`` (405/501/603 refusals, 408 on timeout or no final NOTIFY within
+  ``settings.transfer_timeout_s``).
+- ``invite(target_uri, sdp) -> call_id``: outbound call (UAC; B2BUA leg). ``OutboundCallProgress``,
+  ``OutboundCallAnswered(sdp)`` (ACK sent) or ``OutboundCallFailed(code)``; 401/407 are answered with the
+  ``auth_*`` credentials once.
+- ``reinvite(call_id, sdp)``: hold/unhold/session refresh: ``ReInviteAnswered(sdp)`` or ``ReInviteFailed(code)``.
+- ``answer_reinvite(call_id, sdp)`` / ``reject_reinvite(call_id, code=488)``: reply to a ``ReInvite`` event.
+- ``register()``: REGISTER to ``settings.registrar`` with digest auth and refresh; ``Registered``/
+  ``RegistrationFailed``. ``unregister()`` sends Expires: 0.
+- ``active_calls()``: Call-IDs of calls not yet ended.
+
+Policy on inbound requests: source allow-list (403), per-source INVITE rate (503 + Retry-After), ``max_calls``
+(503 + Retry-After), digest challenge of INVITEs when ``inbound_*`` are set (401), oversized/malformed messages
+(400/505 where a response can be built, else dropped), RFC 4475 application-layer answers (416, 420, 415, 406,
+405/501), all logged at most once per source and kind per minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from voicebot.settings import SipSettings
+
+from . import events as ev
+from .auth import DigestChallenger, authorization_header, parse_challenge
+from .dialog import Dialog, new_branch, new_call_id, new_tag, uri_destination
+from .message import (
+    URI,
+    Headers,
+    Message,
+    NameAddr,
+    Request,
+    Response,
+    SipSyntaxError,
+    Via,
+    build_response,
+    split_outside_quotes,
+)
+from .parser import MAX_MESSAGE_BYTES, ParseError, StreamFramer, parse_datagram, validate_request
+from .policy import RateLimitedLog, SlidingWindowLimiter, SourceAllowList
+from .transaction import (
+    T1,
+    ClientTransaction,
+    InviteClientTransaction,
+    InviteServerTransaction,
+    NonInviteClientTransaction,
+    NonInviteServerTransaction,
+    ServerKey,
+    ServerTransaction,
+)
+
+logger = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "NOTIFY")
+KNOWN_METHODS = (*ALLOWED_METHODS, "REGISTER", "REFER", "SUBSCRIBE", "MESSAGE", "PUBLISH", "UPDATE", "PRACK")
+ACCEPTED_BODIES = {
+    "INVITE": ("application/sdp",),
+    "ACK": ("application/sdp",),
+    "NOTIFY": ("message/sipfrag",),
+    "INFO": ("application/dtmf-relay", "application/dtmf"),
+}
+ACCEPT_HEADER = "application/sdp, message/sipfrag, application/dtmf-relay"
+SUPPORTED: tuple[str, ...] = ()
+USER_AGENT = "voicebot-sip/0.1"
+
+
+class Outgoing(NamedTuple):
+    data: bytes
+    dest: Address
+    transport: str
+
+
+@dataclass
+class Call:
+    call_id: str
+    role: str  # "uas" | "uac"
+    state: str  # incoming, answered, confirmed | calling, proceeding | established, ended
+    invite: Request
+    transport: str
+    peer: Address
+    local_tag: str
+    server_tx: InviteServerTransaction | None = None
+    client_tx: InviteClientTransaction | None = None
+    dialog: Dialog | None = None
+    reinvite_in: InviteServerTransaction | None = None
+    reinvite_out: InviteClientTransaction | None = None
+    last_ack: tuple[Request, Address, str] | None = None
+    cancel_pending: bool = False
+    got_provisional: bool = False
+    auth_attempts: int = 0
+    transfer_open: bool = False
+    ended_at: float | None = None
+    answer_sdp: bytes = b""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class UserAgent:
+    """See the module docstring for the API; nothing here does I/O or reads the wall clock except ``clock``."""
+
+    def __init__(
+        self,
+        settings: SipSettings,
+        *,
+        local_host: str | None = None,
+        local_port: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.local_host = local_host or settings.bind_host
+        self.local_port = local_port if local_port is not None else settings.port
+        self.max_message_bytes = min(settings.max_message_bytes, MAX_MESSAGE_BYTES)
+        self._events: list[ev.Event] = []
+        self._outbox: list[Outgoing] = []
+        self._server_tx: dict[ServerKey, ServerTransaction] = {}
+        self._client_tx: dict[tuple[str, str], ClientTransaction] = {}
+        self._calls: dict[str, Call] = {}
+        self._framers: dict[Address, StreamFramer] = {}
+        self._timers: dict[tuple[str, str], float] = {}
+        self._allow = SourceAllowList(settings.allowed_networks)
+        self._invite_rate = SlidingWindowLimiter(settings.invites_per_source_per_minute, 60.0)
+        self.log = RateLimitedLog(logger, 60.0)
+        self._challenger: DigestChallenger | None = None
+        if settings.inbound_realm and settings.inbound_username and settings.inbound_password is not None:
+            self._challenger = DigestChallenger(
+                settings.inbound_realm, settings.inbound_username, settings.inbound_password
+            )
+        self._reg_call_id = new_call_id(self.local_host)
+        self._reg_tag = new_tag()
+        self._reg_cseq = 0
+
+    # ------------------------------------------------------------------------------------------ plumbing
+
+    def set_local_address(self, host: str, port: int) -> None:
+        """Called by the transport once it knows the bound port (port 0 in settings = any free port)."""
+        self.local_host, self.local_port = host, port
+
+    @property
+    def contact_host(self) -> str:
+        host = self.settings.public_host or self.local_host
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+    def contact(self, transport: str = "udp") -> str:
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        return f"<sip:{self.settings.user}@{self.contact_host}:{self.local_port}{suffix}>"
+
+    def _via(self, transport: str) -> str:
+        return (
+            f"SIP/2.0/{transport.upper()} {self.contact_host}:{self.local_port};branch={new_branch()};rport"
+        )
+
+    def next_events(self) -> list[ev.Event]:
+        events, self._events = self._events, []
+        return events
+
+    def outgoing(self) -> list[Outgoing]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def active_calls(self) -> list[str]:
+        return [call_id for call_id, call in self._calls.items() if call.state != "ended"]
+
+    def _send(self, message: Message, dest: Address, transport: str) -> None:
+        self._outbox.append(Outgoing(message.to_bytes(), dest, transport))
+
+    def connection_lost(self, peer: Address) -> None:
+        """A TCP connection closed: forget its framing state."""
+        self._framers.pop(peer, None)
+
+    def next_timer_deadline(self) -> float | None:
+        deadlines = [d for d in self._timers.values()]
+        for tx in (*self._server_tx.values(), *self._client_tx.values()):
+            deadline = tx.next_deadline()
+            if deadline is not None:
+                deadlines.append(deadline)
+        return min(deadlines) if deadlines else None
+
+    def handle_timers(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        for tx in list(self._server_tx.values()) + list(self._client_tx.values()):
+            tx.fire_timers(now)
+        self._server_tx = {k: tx for k, tx in self._server_tx.items() if not tx.terminated}
+        self._client_tx = {k: tx for k, tx in self._client_tx.items() if not tx.terminated}
+        for key, deadline in sorted(self._timers.items(), key=lambda item: item[1]):
+            if deadline <= now and self._timers.get(key) == deadline:
+                del self._timers[key]
+                self._on_ua_timer(key, now)
+
+    # ------------------------------------------------------------------------------------------ input
+
+    def receive(self, data: bytes, source: Address, transport: str = "udp") -> None:
+        """One UDP datagram, or the next chunk of a TCP stream from ``source``. Never raises on bad input."""
+        now = self.clock()
+        host = source[0]
+        if transport == "udp":
+            if len(data) > self.max_message_bytes:
+                self.log.warning(host, "oversized", f"{len(data)} byte datagram dropped", now)
+                return
+            if not data.strip(b"\r\n\x00 "):
+                return  # keep-alive
+            try:
+                messages: list[Request | Response] = [parse_datagram(data)]
+            except ParseError as exc:
+                self._reject_unparsable(exc, source, transport, now)
+                return
+        else:
+            framer = self._framers.setdefault(source, StreamFramer(self.max_message_bytes))
+            try:
+                messages = framer.feed(data)
+            except ParseError as exc:
+                self._framers.pop(source, None)
+                self._reject_unparsable(exc, source, transport, now)
+                return
+        for message in messages:
+            try:
+                if isinstance(message, Request):
+                    self._receive_request(message, source, transport, now)
+                else:
+                    self._receive_response(message, source, now)
+            except SipSyntaxError as exc:
+                self.log.warning(host, "malformed", str(exc), now)
+
+    def _reject_unparsable(self, exc: ParseError, source: Address, transport: str, now: float) -> None:
+        self.log.warning(source[0], "malformed", exc.reason, now)
+        if exc.request is not None and exc.request.method != "ACK" and "Via" in exc.request.headers:
+            self._respond_stateless(
+                exc.request, exc.status, _phrase(exc.status, exc.reason), source, transport
+            )
+
+    def _response_address(self, request: Request, source: Address, transport: str) -> Address:
+        """RFC 3261 18.2.2 with RFC 3581: reliable -> same connection; rport -> source port; else Via port."""
+        if transport != "udp":
+            return source
+        try:
+            via = request.top_via
+        except SipSyntaxError:
+            return source
+        if "rport" in via.params:
+            return source
+        return source[0], via.port or 5060
+
+    def _stamp_via(self, request: Request, source: Address) -> None:
+        """Add received=/rport= to the top Via so responses and retransmissions go back the way they came."""
+        lines = request.headers.lines("Via")
+        if not lines:
+            return
+        values = split_outside_quotes(lines[0], ",")
+        via = Via.parse(values[0])
+        if via.host != source[0]:
+            via.params["received"] = source[0]
+        if "rport" in via.params:
+            via.params["rport"] = str(source[1])
+        values[0] = str(via)
+        rebuilt = Headers()
+        first = True
+        for name, value in request.headers:
+            if name == "Via" and first:
+                rebuilt.add(name, ", ".join(v.strip() for v in values))
+                first = False
+            else:
+                rebuilt.add(name, value)
+        request.headers = rebuilt
+
+    def _respond_stateless(
+        self, request: Request, status: int, reason: str | None, source: Address, transport: str, **extra: str
+    ) -> None:
+        response = build_response(request, status, reason, to_tag=new_tag())
+        for name, value in extra.items():
+            response.headers.add(name.replace("_", "-"), value)
+        response.headers.add("Server", USER_AGENT)
+        self._send(response, self._response_address(request, source, transport), transport)
+
+    # ------------------------------------------------------------------------------------------ requests
+
+    def _server_key(self, request: Request, method: str | None = None) -> ServerKey:
+        via = request.top_via
+        method = method or ("INVITE" if request.method == "ACK" else request.method)
+        if via.has_rfc3261_branch:
+            return ServerKey(via.branch or "", via.sent_by, method)
+        # RFC 3261 17.2.3 for RFC 2543 peers: Request-URI, From tag, Call-ID, CSeq number, top Via (the ACK's To
+        # tag is left out because the INVITE had none).
+        return ServerKey(
+            "",
+            via.sent_by,
+            method,
+            (
+                request.uri,
+                request.from_.tag or "",
+                request.call_id,
+                str(request.cseq.number),
+                via.branch or "",
+            ),
+        )
+
+    def _receive_request(self, request: Request, source: Address, transport: str, now: float) -> None:
+        host = source[0]
+        if not self._allow.allows(host) and self._find_dialog_call(request) is None:
+            self.log.warning(host, "forbidden-source", f"{request.method} refused", now)
+            if request.method != "ACK" and "Via" in request.headers:
+                self._respond_stateless(request, 403, "Forbidden", source, transport)
+            return
+        problem = validate_request(request)
+        if problem is not None:
+            self.log.warning(host, "malformed", f"{request.method}: {problem[1]}", now)
+            if request.method != "ACK":
+                self._respond_stateless(request, problem[0], problem[1], source, transport)
+            return
+        key = self._server_key(request)
+        existing = self._server_tx.get(key)
+        if existing is not None:
+            if request.method == "ACK" and isinstance(existing, InviteServerTransaction):
+                if existing.state == "completed":
+                    existing.receive_ack(now)
+                    return
+            elif request.method != "ACK":
+                existing.receive_retransmission(now)
+                return
+        self._stamp_via(request, source)
+        reply_to = self._response_address(request, source, transport)
+        if request.method == "ACK":
+            self._receive_ack(request, now)
+            return
+        if request.method == "CANCEL":
+            self._receive_cancel(request, reply_to, transport, now)
+            return
+        tx: ServerTransaction
+        if request.method == "INVITE":
+            tx = InviteServerTransaction(request, reply_to, transport, self._send, self._server_timeout)
+        else:
+            tx = NonInviteServerTransaction(request, reply_to, transport, self._send)
+        self._server_tx[key] = tx
+        answer = self._application_check(request)
+        if answer is not None:
+            status, reason, extra = answer
+            self._reply(tx, status, reason, now, extra=extra)
+            return
+        handler = getattr(self, f"_on_{request.method.lower()}")
+        handler(request, tx, source, transport, now)
+
+    def _application_check(self, request: Request) -> tuple[int, str, dict[str, str]] | None:
+        """RFC 3261 8.2.1-8.2.3 in order: method, URI scheme, Require, body type, Accept."""
+        allow = {"Allow": ", ".join(ALLOWED_METHODS)}
+        if request.method == "REGISTER":
+            # A registrar must reject a non-SIP AOR (RFC 4475 3.3.4); we are no registrar at all.
+            if not request.to.uri.is_sip:
+                return 400, "To must be a SIP URI", {}
+            return 405, "Method Not Allowed", allow
+        if request.method not in ALLOWED_METHODS:
+            if request.method in KNOWN_METHODS:
+                return 405, "Method Not Allowed", allow
+            return 501, "Not Implemented", allow
+        if not request.request_uri.is_sip:
+            return 416, "Unsupported URI Scheme", {}
+        required = [v for v in request.headers.values("Require") if v and v not in SUPPORTED]
+        if required and request.method not in ("ACK", "CANCEL"):
+            return 420, "Bad Extension", {"Unsupported": ", ".join(required)}
+        if request.body and request.content_type not in ACCEPTED_BODIES.get(request.method, ()):
+            accepted = ", ".join(ACCEPTED_BODIES.get(request.method, ("application/sdp",)))
+            return 415, "Unsupported Media Type", {"Accept": accepted}
+        if request.method in ("INVITE", "OPTIONS") and "Accept" in request.headers:
+            accepted_types = [v.split(";", 1)[0].strip().lower() for v in request.headers.values("Accept")]
+            if accepted_types and not {"application/sdp", "application/*", "*/*"} & set(accepted_types):
+                return 406, "Not Acceptable", {"Accept": "application/sdp"}
+        return None
+
+    def _reply(
+        self,
+        tx: ServerTransaction,
+        status: int,
+        reason: str | None,
+        now: float,
+        *,
+        to_tag: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra: dict[str, str] | None = None,
+        dialog_headers: bool = False,
+    ) -> Response:
+        response = build_response(
+            tx.request, status, reason, to_tag=to_tag or (new_tag() if status > 100 else None)
+        )
+        if dialog_headers:
+            for value in tx.request.headers.lines("Record-Route"):
+                response.headers.add("Record-Route", value)
+            response.headers.add("Contact", self.contact(tx.transport))
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        for name, value in (extra or {}).items():
+            response.headers.add(name, value)
+        response.headers.add("Server", USER_AGENT)
+        if body:
+            response.headers.add("Content-Type", content_type or "application/sdp")
+            response.body = body
+        tx.respond(response, now)
+        return response
+
+    def _find_dialog_call(self, request: Request) -> Call | None:
+        call = self._calls.get(request.call_id)
+        if call is None or call.dialog is None or not call.dialog.matches(request):
+            return None
+        return call
+
+    def _on_invite(
+        self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
+    ) -> None:
+        assert isinstance(tx, InviteServerTransaction)
+        if request.to.tag is not None:
+            self._on_reinvite(request, tx, now)
+            return
+        host = source[0]
+        if request.call_id in self._calls:
+            self._reply(tx, 482, "Loop Detected", now)  # same Call-ID, new branch: merged request (8.2.2.2)
+            return
+        if not self._invite_rate.allow(host, now):
+            self.log.warning(host, "rate-limit", "INVITE rate exceeded", now)
+            self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.settings.retry_after_s)})
+            return
+        if len(self.active_calls()) >= self.settings.max_calls:
+            self.log.warning(host, "busy", "max_calls reached", now)
+            self._reply(
+                tx, 503, "Too Many Calls", now, extra={"Retry-After": str(self.settings.retry_after_s)}
+            )
+            return
+        if self._challenger is not None and not self._challenger.verify(
+            request.headers.get("Authorization"), "INVITE", time.time()
+        ):
+            self._reply(
+                tx, 401, "Unauthorized", now, extra={"WWW-Authenticate": self._challenger.challenge()}
+            )
+            return
+        self._reply(tx, 100, "Trying", now)
+        call = Call(
+            call_id=request.call_id,
+            role="uas",
+            state="incoming",
+            invite=request,
+            transport=transport,
+            peer=source,
+            local_tag=new_tag(),
+            server_tx=tx,
+        )
+        self._calls[call.call_id] = call
+        from_ = request.from_
+        self._events.append(
+            ev.IncomingCall(
+                call_id=call.call_id,
+                from_uri=str(from_.uri),
+                from_display=from_.display_name,
+                to_uri=str(request.to.uri),
+                remote_addr=source,
+                transport=transport,
+                sdp=request.body if request.content_type == "application/sdp" else b"",
+            )
+        )
+
+    def _on_reinvite(self, request: Request, tx: InviteServerTransaction, now: float) -> None:
+        call = self._find_dialog_call(request)
+        if call is None or call.dialog is None or call.state == "ended":
+            self._reply(tx, 481, None, now)
+            return
+        if call.reinvite_in is not None or call.reinvite_out is not None or call.state == "answered":
+            self._reply(tx, 491, "Request Pending", now, extra={"Retry-After": "1"})
+            return
+        if not call.dialog.accept_remote_cseq(request.cseq.number):
+            self._reply(tx, 500, "CSeq Out of Order", now, extra={"Retry-After": "1"})
+            return
+        call.dialog.refresh_target(request)
+        call.reinvite_in = tx
+        self._events.append(ev.ReInvite(call.call_id, request.body))
+
+    def _receive_ack(self, request: Request, now: float) -> None:
+        call = self._calls.get(request.call_id)
+        if call is None or call.dialog is None or not call.dialog.matches(request):
+            return  # stray ACK: nothing to do, nothing to answer
+        if call.reinvite_in is not None and call.reinvite_in.state == "accepted":
+            call.reinvite_in.receive_ack(now)
+            call.reinvite_in = None
+            return
+        if call.server_tx is not None and call.state == "answered":
+            call.server_tx.receive_ack(now)
+            call.state = "confirmed"
+            sdp = request.body if request.content_type == "application/sdp" else b""
+            self._events.append(ev.CallConfirmed(call.call_id, sdp))
+
+    def _receive_cancel(self, request: Request, reply_to: Address, transport: str, now: float) -> None:
+        tx = NonInviteServerTransaction(request, reply_to, transport, self._send)
+        self._server_tx[self._server_key(request)] = tx
+        invite_tx = self._server_tx.get(self._server_key(request, "INVITE"))
+        if not isinstance(invite_tx, InviteServerTransaction):
+            self._reply(tx, 481, None, now)
+            return
+        self._reply(tx, 200, "OK", now)
+        if invite_tx.final_sent:
+            return
+        call = self._calls.get(request.call_id)
+        to_tag = call.local_tag if call is not None else None
+        self._reply(invite_tx, 487, "Request Terminated", now, to_tag=to_tag)
+        if call is not None and call.server_tx is invite_tx:
+            self._end(call, "cancel", 487, now)
+        elif call is not None and call.reinvite_in is invite_tx:
+            call.reinvite_in = None
+
+    def _on_bye(
+        self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
+    ) -> None:
+        call = self._find_dialog_call(request)
+        if call is None:
+            self._reply(tx, 481, None, now)
+            return
+        self._reply(tx, 200, "OK", now)
+        if call.state == "ended":
+            return
+        if call.server_tx is not None and not call.server_tx.final_sent:
+            self._reply(call.server_tx, 487, "Request Terminated", now, to_tag=call.local_tag)
+        if call.reinvite_in is not None and not call.reinvite_in.final_sent:
+            self._reply(call.reinvite_in, 487, "Request Terminated", now, to_tag=call.local_tag)
+        self._end(call, "bye_remote", None, now)
+
+    def _on_options(
+        self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
+    ) -> None:
+        extra = {"Allow": ", ".join(ALLOWED_METHODS), "Accept": ACCEPT_HEADER}
+        if SUPPORTED:
+            extra["Supported"] = ", ".join(SUPPORTED)
+        self._reply(tx, 200, "OK", now, extra=extra)
+
+    def _on_info(
+        self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
+    ) -> None:
+        call = self._find_dialog_call(request)
+        if call is None:
+            self._reply(tx, 481, None, now)
+            return
+        self._reply(tx, 200, "OK", now)
+        text = request.body.decode("utf-8", "replace")
+        fields: dict[str, str] = {}
+        if request.content_type == "application/dtmf-relay":
+            for line in text.splitlines():
+                name, _, value = line.partition("=")
+                fields[name.strip().lower()] = value.strip()
+        elif request.content_type == "application/dtmf":
+            fields["signal"] = text.strip()[:1]
+        digit = fields.get("signal", "")
+        if digit:
+            duration = int(fields["duration"]) if fields.get("duration", "").isdigit() else 0
+            self._events.append(ev.DtmfInfo(call.call_id, digit, duration))
+
+    def _on_notify(
+        self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
+    ) -> None:
+        call = self._find_dialog_call(request)
+        event = (request.headers.get("Event") or "").split(";", 1)[0].strip().lower()
+        if call is None or event != "refer":
+            self._reply(tx, 481, "Subscription Does Not Exist", now)
+            return
+        self._reply(tx, 200, "OK", now)
+        match = re.match(rb"\s*SIP/2\.0 (\d{3})(?: ([^\r\n]*))?", request.body)
+        if not match or not call.transfer_open:
+            return
+        code = int(match.group(1))
+        if code < 200:
+            return
+        call.transfer_open = False
+        self._timers.pop(("refer", call.call_id), None)
+        if code < 300:
+            self._events.append(ev.TransferSucceeded(call.call_id))
+        else:
+            reason = (match.group(2) or b"").decode("utf-8", "replace")
+            self._events.append(ev.TransferFailed(call.call_id, code, reason))
+
+    def _server_timeout(self, tx: ServerTransaction) -> None:
+        """Timer H: our 2xx was never ACKed (RFC 3261 13.3.1.4): end the call with a BYE."""
+        for call in self._calls.values():
+            if call.server_tx is tx and call.state == "answered":
+                self._send_bye(call)
+                self._end(call, "ack_timeout", None, self.clock())
+            if call.reinvite_in is tx:
+                call.reinvite_in = None
+
+    # ------------------------------------------------------------------------------------------ responses
+
+    def _receive_response(self, response: Response, source: Address, now: float) -> None:
+        # No allow-list here: a response only counts when it names one of our unguessable branches.
+        vias = response.vias
+        if len(vias) != 1:
+            self.log.warning(source[0], "malformed", "response with more than one Via dropped", now)
+            return
+        response.cseq  # noqa: B018 - validates the CSeq (raises SipSyntaxError)
+        response.call_id  # noqa: B018
+        tx = self._client_tx.get((vias[0].branch or "", response.cseq.method))
+        if tx is None:
+            return  # stray or late response: nothing waits for it
+        tx.receive_response(response, now)
+
+    def _start_client(
+        self,
+        request: Request,
+        dest: Address,
+        transport: str,
+        on_response: Callable[[ClientTransaction, Response], None],
+        on_timeout: Callable[[ClientTransaction], None],
+    ) -> ClientTransaction:
+        request.headers.add("User-Agent", USER_AGENT)
+        cls = InviteClientTransaction if request.method == "INVITE" else NonInviteClientTransaction
+        tx = cls(request, dest, transport, self._send, on_response, on_timeout)
+        self._client_tx[(tx.branch, request.method)] = tx
+        tx.start(self.clock())
+        return tx
+
+    # ------------------------------------------------------------------------------------------ call control
+
+    def _call(self, call_id: str) -> Call:
+        call = self._calls.get(call_id)
+        if call is None or call.state == "ended":
+            raise KeyError(f"no active call {call_id!r}")
+        return call
+
+    def ringing(self, call_id: str) -> None:
+        call = self._call(call_id)
+        if call.role == "uas" and call.state == "incoming" and call.server_tx is not None:
+            self._reply(
+                call.server_tx, 180, "Ringing", self.clock(), to_tag=call.local_tag, dialog_headers=True
+            )
+            call.extra["ringing"] = "1"
+
+    def answer(self, call_id: str, sdp: bytes) -> None:
+        """180 Ringing (unless sent) then 200 OK carrying ``sdp``; the dialog exists from here on."""
+        call = self._call(call_id)
+        if call.role != "uas" or call.state != "incoming" or call.server_tx is None:
+            raise ValueError(f"call {call_id!r} is not an unanswered incoming call")
+        if "ringing" not in call.extra:
+            self.ringing(call_id)
+        call.dialog = Dialog.as_uas(call.invite, call.local_tag, call.transport, call.peer)
+        call.answer_sdp = sdp
+        self._reply(
+            call.server_tx, 200, "OK", self.clock(), to_tag=call.local_tag, body=sdp, dialog_headers=True
+        )
+        call.state = "answered"
+
+    def reject(self, call_id: str, code: int = 486, reason: str | None = None) -> None:
+        call = self._call(call_id)
+        if call.role != "uas" or call.state != "incoming" or call.server_tx is None:
+            raise ValueError(f"call {call_id!r} is not an unanswered incoming call")
+        self._reply(call.server_tx, code, reason, self.clock(), to_tag=call.local_tag)
+        self._end(call, "rejected", code, self.clock())
+
+    def hangup(self, call_id: str) -> None:
+        call = self._calls.get(call_id)
+        if call is None or call.state == "ended":
+            return
+        now = self.clock()
+        if call.role == "uas" and call.state == "incoming" and call.server_tx is not None:
+            self._reply(call.server_tx, 480, "Temporarily Unavailable", now, to_tag=call.local_tag)
+        elif call.role == "uac" and call.state in ("calling", "proceeding"):
+            if call.got_provisional:
+                self._send_cancel(call)
+            else:
+                call.cancel_pending = True  # RFC 3261 9.1: no CANCEL before a provisional response
+        else:
+            self._send_bye(call)
+        self._end(call, "local", None, now)
+
+    def answer_reinvite(self, call_id: str, sdp: bytes) -> None:
+        call = self._call(call_id)
+        tx = call.reinvite_in
+        if tx is None or tx.final_sent:
+            raise ValueError(f"call {call_id!r} has no re-INVITE waiting for an answer")
+        assert call.dialog is not None
+        self._reply(tx, 200, "OK", self.clock(), to_tag=call.dialog.local_tag, body=sdp, dialog_headers=True)
+
+    def reject_reinvite(self, call_id: str, code: int = 488, reason: str | None = None) -> None:
+        call = self._call(call_id)
+        tx = call.reinvite_in
+        if tx is None or tx.final_sent:
+            raise ValueError(f"call {call_id!r} has no re-INVITE waiting for an answer")
+        assert call.dialog is not None
+        self._reply(tx, code, reason, self.clock(), to_tag=call.dialog.local_tag)
+        call.reinvite_in = None
+
+    def _established(self, call: Call) -> Dialog:
+        if call.dialog is None or call.state not in ("answered", "confirmed", "established"):
+            raise ValueError(f"call {call.call_id!r} is not established")
+        return call.dialog
+
+    def _dialog_send(
+        self,
+        call: Call,
+        method: str,
+        on_response: Callable[[ClientTransaction, Response], None],
+        on_timeout: Callable[[ClientTransaction], None],
+        *,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        extra: dict[str, str] | None = None,
+    ) -> ClientTransaction:
+        dialog = call.dialog
+        assert dialog is not None
+        request = dialog.build_request(method, self._via(dialog.transport), self.contact(dialog.transport))
+        for name, value in (extra or {}).items():
+            request.headers.add(name, value)
+        if body:
+            request.headers.add("Content-Type", content_type)
+            request.body = body
+        dest, transport = dialog.destination()
+        return self._start_client(request, dest, transport, on_response, on_timeout)
+
+    def _send_bye(self, call: Call) -> None:
+        if call.dialog is None:
+            return
+        self._dialog_send(call, "BYE", lambda tx, r: None, lambda tx: None)
+
+    def reinvite(self, call_id: str, sdp: bytes) -> None:
+        call = self._call(call_id)
+        self._established(call)
+        if call.reinvite_in is not None or call.reinvite_out is not None:
+            raise ValueError(f"call {call_id!r} already has a re-INVITE in progress")
+
+        answered: list[bool] = []
+
+        def on_response(tx: ClientTransaction, response: Response) -> None:
+            if response.status < 200:
+                return
+            call.reinvite_out = None
+            if response.status < 300:
+                self._send_ack_2xx(call, tx.request, response)
+                if answered:
+                    return  # a retransmitted 2xx only needs the ACK again
+                answered.append(True)
+                if call.dialog is not None:
+                    call.dialog.refresh_target(response)
+                self._events.append(ev.ReInviteAnswered(call.call_id, response.body))
+            else:
+                self._events.append(ev.ReInviteFailed(call.call_id, response.status))
+
+        def on_timeout(tx: ClientTransaction) -> None:
+            call.reinvite_out = None
+            self._events.append(ev.ReInviteFailed(call.call_id, 408))
+
+        tx = self._dialog_send(call, "INVITE", on_response, on_timeout, body=sdp)
+        assert isinstance(tx, InviteClientTransaction)
+        call.reinvite_out = tx
+
+    def refer(self, call_id: str, target_uri: str) -> None:
+        """Blind transfer of the remote party to ``target_uri`` (RFC 3515)."""
+        call = self._call(call_id)
+        dialog = self._established(call)
+        URI.parse(target_uri)  # fail early on a bad target
+        call.transfer_open = True
+        self._timers[("refer", call.call_id)] = self.clock() + self.settings.transfer_timeout_s
+
+        def on_response(tx: ClientTransaction, response: Response) -> None:
+            if response.status < 200:
+                return
+            if response.status in (401, 407) and self._retry_with_auth(tx, response, call):
+                return
+            if response.status < 300:
+                self._events.append(ev.ReferAccepted(call.call_id))
+            elif call.transfer_open:
+                call.transfer_open = False
+                self._timers.pop(("refer", call.call_id), None)
+                self._events.append(ev.TransferFailed(call.call_id, response.status, response.reason))
+
+        def on_timeout(tx: ClientTransaction) -> None:
+            if call.transfer_open:
+                call.transfer_open = False
+                self._timers.pop(("refer", call.call_id), None)
+                self._events.append(ev.TransferFailed(call.call_id, 408, "REFER timed out"))
+
+        local = NameAddr.parse(dialog.local_party)
+        referred_by = f"<{local.uri}>"
+        self._dialog_send(
+            call,
+            "REFER",
+            on_response,
+            on_timeout,
+            extra={"Refer-To": f"<{target_uri}>", "Referred-By": referred_by},
+        )
+
+    def _retry_with_auth(self, tx: ClientTransaction, response: Response, call: Call | None) -> bool:
+        """Resend ``tx.request`` with credentials for a 401/407 (once per request chain)."""
+        username, password = self.settings.auth_username, self.settings.auth_password
+        if username is None or password is None:
+            return False
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        answer_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        if answer_header in tx.request.headers:
+            return False  # our credentials were refused already
+        challenge_text = response.headers.get(header)
+        if not challenge_text:
+            return False
+        scheme, challenge = parse_challenge(challenge_text)
+        if scheme != "digest":
+            return False
+        request = Request(headers=tx.request.headers.copy(), method=tx.request.method, uri=tx.request.uri)
+        request.body = tx.request.body
+        cseq = tx.request.cseq
+        request.headers.set("CSeq", f"{cseq.number + 1} {cseq.method}")
+        request.headers.set("Via", self._via(tx.transport))
+        request.headers.remove("User-Agent")
+        request.headers.add(
+            answer_header,
+            authorization_header(
+                challenge, username=username, password=password, method=request.method, uri=request.uri
+            ),
+        )
+        if call is not None and call.dialog is not None:
+            call.dialog.local_cseq = cseq.number + 1
+        handlers = tx._on_response, tx._on_timeout
+        new_tx = self._start_client(request, tx.peer, tx.transport, handlers[0], handlers[1])
+        if call is not None and call.client_tx is tx and isinstance(new_tx, InviteClientTransaction):
+            call.client_tx = new_tx
+            call.invite = request
+        return True
+
+    # ------------------------------------------------------------------------------------------ outbound calls
+
+    def invite(self, target_uri: str, sdp: bytes, *, transport: str | None = None) -> str:
+        """Start an outbound call (UAC) to ``target_uri`` offering ``sdp``; returns its call_id."""
+        target = URI.parse(target_uri)
+        if not target.is_sip:
+            raise ValueError(f"not a SIP URI: {target_uri!r}")
+        dest, chosen = uri_destination(target, transport or "udp")
+        call_id = new_call_id(self.contact_host.strip("[]"))
+        local_tag = new_tag()
+        headers = Headers()
+        headers.add("Via", self._via(chosen))
+        headers.add("Max-Forwards", "70")
+        headers.add("From", f"<sip:{self.settings.user}@{self.contact_host}>;tag={local_tag}")
+        headers.add("To", f"<{target_uri}>")
+        headers.add("Call-ID", call_id)
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", self.contact(chosen))
+        headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        headers.add("Content-Type", "application/sdp")
+        request = Request(headers=headers, method="INVITE", uri=target_uri, body=sdp)
+        call = Call(
+            call_id=call_id,
+            role="uac",
+            state="calling",
+            invite=request,
+            transport=chosen,
+            peer=dest,
+            local_tag=local_tag,
+        )
+        self._calls[call_id] = call
+        tx = self._start_client(request, dest, chosen, self._on_invite_response, self._on_invite_timeout)
+        assert isinstance(tx, InviteClientTransaction)
+        call.client_tx = tx
+        return call_id
+
+    def _call_for_tx(self, tx: ClientTransaction) -> Call | None:
+        call = self._calls.get(tx.request.call_id)
+        return call if call is not None and call.role == "uac" else None
+
+    def _on_invite_response(self, tx: ClientTransaction, response: Response) -> None:
+        call = self._call_for_tx(tx)
+        if call is None:
+            return
+        if response.status < 200:
+            if call.state in ("calling", "proceeding"):
+                call.state = "proceeding"
+                call.got_provisional = True
+                if response.status > 100:
+                    self._events.append(ev.OutboundCallProgress(call.call_id, response.status, response.body))
+            if call.cancel_pending:
+                call.cancel_pending = False
+                self._send_cancel(call)
+            return
+        if response.status < 300:
+            if call.last_ack is not None:  # retransmitted 2xx: repeat the ACK
+                request, dest, transport = call.last_ack
+                self._send(request, dest, transport)
+                return
+            call.dialog = Dialog.as_uac(tx.request, response, call.transport, call.peer)
+            self._send_ack_2xx(call, tx.request, response)
+            if call.state == "ended":
+                self._send_bye(call)  # answered after we hung up (CANCEL race)
+                return
+            call.state = "established"
+            self._events.append(ev.OutboundCallAnswered(call.call_id, response.body))
+            return
+        if (
+            response.status in (401, 407)
+            and call.state != "ended"
+            and self._retry_with_auth(tx, response, call)
+        ):
+            return
+        if call.state != "ended":
+            self._events.append(ev.OutboundCallFailed(call.call_id, response.status, response.reason))
+            self._end(call, "failed", response.status, self.clock())
+
+    def _on_invite_timeout(self, tx: ClientTransaction) -> None:
+        call = self._call_for_tx(tx)
+        if call is not None and call.state != "ended":
+            self._events.append(ev.OutboundCallFailed(call.call_id, 408, "Request Timeout"))
+            self._end(call, "timeout", 408, self.clock())
+
+    def _send_ack_2xx(self, call: Call, invite: Request, response: Response) -> None:
+        """ACK for a 2xx is its own transaction-less request along the dialog (RFC 3261 13.2.2.4)."""
+        dialog = call.dialog
+        assert dialog is not None
+        ack = dialog.build_request(
+            "ACK", self._via(dialog.transport), self.contact(), cseq=invite.cseq.number
+        )
+        for name in ("Authorization", "Proxy-Authorization"):
+            for value in invite.headers.lines(name):
+                ack.headers.add(name, value)
+        dest, transport = dialog.destination()
+        call.last_ack = (ack, dest, transport) if invite is call.invite else call.last_ack
+        self._send(ack, dest, transport)
+
+    def _send_cancel(self, call: Call) -> None:
+        """CANCEL with the INVITE's branch, Request-URI, Route and CSeq number (RFC 3261 9.1)."""
+        invite = call.invite
+        headers = Headers()
+        headers.add("Via", invite.headers.values("Via")[0])
+        for value in invite.headers.lines("Route"):
+            headers.add("Route", value)
+        headers.add("Max-Forwards", "70")
+        headers.add("From", invite.headers.get("From") or "")
+        headers.add("To", invite.headers.get("To") or "")
+        headers.add("Call-ID", invite.call_id)
+        headers.add("CSeq", f"{invite.cseq.number} CANCEL")
+        cancel = Request(headers=headers, method="CANCEL", uri=invite.uri)
+        self._start_client(cancel, call.peer, call.transport, lambda tx, r: None, lambda tx: None)
+
+    # ------------------------------------------------------------------------------------------ registration
+
+    def _registrar_uri(self) -> URI | None:
+        registrar = self.settings.registrar
+        if not registrar:
+            return None
+        return URI.parse(registrar if registrar.startswith(("sip:", "sips:")) else f"sip:{registrar}")
+
+    def register(self, expires_s: int | None = None) -> None:
+        """REGISTER our Contact at ``settings.registrar`` as ``auth_username``; refreshed before expiry."""
+        registrar = self._registrar_uri()
+        if registrar is None:
+            raise ValueError("settings.sip.registrar is not set")
+        expires = self.settings.register_expires_s if expires_s is None else expires_s
+        self._reg_cseq += 1
+        user = self.settings.auth_username or self.settings.user
+        aor = f"<sip:{user}@{registrar.host}{f':{registrar.port}' if registrar.port else ''}>"
+        dest, transport = uri_destination(registrar)
+        headers = Headers()
+        headers.add("Via", self._via(transport))
+        headers.add("Max-Forwards", "70")
+        headers.add("From", f"{aor};tag={self._reg_tag}")
+        headers.add("To", aor)
+        headers.add("Call-ID", self._reg_call_id)
+        headers.add("CSeq", f"{self._reg_cseq} REGISTER")
+        headers.add("Contact", self.contact(transport))
+        headers.add("Expires", str(expires))
+        registrar_uri = f"sip:{registrar.host}{f':{registrar.port}' if registrar.port else ''}"
+        request = Request(headers=headers, method="REGISTER", uri=registrar_uri)
+        self._timers.pop(("register", ""), None)
+        self._start_client(request, dest, transport, self._on_register_response, self._on_register_timeout)
+
+    def unregister(self) -> None:
+        self.register(expires_s=0)
+
+    def _on_register_response(self, tx: ClientTransaction, response: Response) -> None:
+        if response.status < 200:
+            return
+        if response.status in (401, 407) and self._retry_with_auth(tx, response, None):
+            self._reg_cseq = tx.request.cseq.number + 1
+            return
+        requested = int(tx.request.headers.get("Expires") or "0")
+        if 200 <= response.status < 300:
+            expires = requested
+            for contact in response.contacts:
+                if contact.uri.port == self.local_port and (contact.params.get("expires") or "").isdigit():
+                    expires = int(contact.params["expires"] or "0")
+            header = response.headers.get("Expires")
+            if header and header.isdigit() and not response.contacts:
+                expires = int(header)
+            if requested:
+                self._timers[("register", "")] = self.clock() + max(1.0, expires * 0.8)
+            self._events.append(ev.Registered(expires if requested else 0))
+            return
+        self._events.append(ev.RegistrationFailed(response.status, response.reason))
+        if requested:
+            self._timers[("register", "")] = self.clock() + max(30.0, float(self.settings.retry_after_s))
+
+    def _on_register_timeout(self, tx: ClientTransaction) -> None:
+        self._events.append(ev.RegistrationFailed(408, "Request Timeout"))
+        self._timers[("register", "")] = self.clock() + max(30.0, float(self.settings.retry_after_s))
+
+    # ------------------------------------------------------------------------------------------ bookkeeping
+
+    def _end(self, call: Call, reason: str, code: int | None, now: float) -> None:
+        if call.state == "ended":
+            return
+        call.state = "ended"
+        call.ended_at = now
+        if call.transfer_open:
+            call.transfer_open = False
+            self._timers.pop(("refer", call.call_id), None)
+        if call.server_tx is not None:
+            call.server_tx.stop_retransmitting()
+        self._events.append(ev.CallEnded(call.call_id, reason, code))
+        # keep the record a while to absorb late retransmissions (2xx, BYE), then forget it
+        self._timers[("forget", call.call_id)] = now + 64 * T1
+
+    def _on_ua_timer(self, key: tuple[str, str], now: float) -> None:
+        kind, name = key
+        if kind == "forget":
+            call = self._calls.get(name)
+            if call is not None and call.state == "ended":
+                del self._calls[name]
+        elif kind == "refer":
+            call = self._calls.get(name)
+            if call is not None and call.transfer_open:
+                call.transfer_open = False
+                self._events.append(ev.TransferFailed(name, 408, "no final NOTIFY"))
+        elif kind == "register":
+            self.register()
+
+
+def _phrase(status: int, reason: str) -> str:
+    from .message import REASONS
+
+    if status == 505:
+        return REASONS[505]
+    text = "".join(ch if ch.isprintable() else "?" for ch in reason)
+    return text[:80] or REASONS.get(status, "Bad Request")
