@@ -1,7 +1,301 @@
-"""Placeholder registration; replaced by the module's owner."""
+"""``voicebot ask``, ``voicebot eval`` and ``voicebot bench answer``: the answer engine from the command line.
+
+Heavy imports (retriever, embeddings, openai) stay inside the commands so that ``voicebot --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+if TYPE_CHECKING:
+    from knowledge.extractive import Retriever
+    from knowledge.types import AnswerEngine
+    from voicebot.settings import Settings
+
+ModeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mode", help="llm | extractive (default: settings.answer.mode, auto = llm when llm.base_url)."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+LlmUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (sets llm.base_url)."
+    ),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def _settings(llm_url: str | None = None) -> Settings:
+    from pydantic import ValidationError
+
+    from voicebot.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except (ValidationError, ValueError) as exc:
+        raise _fail(f"invalid configuration (voicebot.toml or VOICEBOT_* environment): {exc}") from None
+    if llm_url:
+        settings = settings.model_copy(deep=True)
+        settings.llm.base_url = llm_url
+    return settings
+
+
+def _mode(value: str | None) -> Literal["llm", "extractive"] | None:
+    if value is None:
+        return None
+    if value not in ("llm", "extractive"):
+        raise _fail(f"--mode must be 'llm' or 'extractive', not {value!r}")
+    return "llm" if value == "llm" else "extractive"
+
+
+def _build(settings: Settings, mode: str | None) -> tuple[AnswerEngine, Retriever]:
+    """Retriever (from the on-disk index, ingesting the sample KB on first use) and engine, or exit 2."""
+    from knowledge.engine import EngineConfigurationError, build_answer_engine
+
+    chosen = _mode(mode) or settings.resolved_answer_mode()
+    if chosen == "llm" and not settings.llm.base_url:
+        raise _fail("mode 'llm' needs an OpenAI-compatible endpoint: set VOICEBOT_LLM__BASE_URL or --llm-url")
+    try:
+        from knowledge.index import load_retriever
+
+        retriever = load_retriever(settings)
+        engine = build_answer_engine(settings, retriever, mode=chosen)
+    except EngineConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc).splitlines()[0]) from None
+    return engine, retriever
+
+
+def _source_info(retriever: Retriever, chunk_id: str) -> dict[str, str]:
+    chunk = getattr(retriever, "get", lambda _id: None)(chunk_id)
+    if chunk is None:
+        return {"id": chunk_id, "title": "", "source_url": ""}
+    return {"id": chunk_id, "title": chunk.title, "source_url": chunk.source_url}
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help='The caller\'s question, e.g. "Was kostet ein Perso?"')],
+    json_output: JsonOption = False,
+    mode: ModeOption = None,
+    language: Annotated[str, typer.Option("--language", help="Caller language (ISO 639-1).")] = "de",
+    llm_url: LlmUrlOption = None,
+) -> None:
+    """Answer one question from the knowledge base: answer, action, confidence and sources."""
+    from knowledge.types import AnswerRequest
+
+    if not question.strip():
+        raise _fail("the question is empty")
+    settings = _settings(llm_url)
+    engine, retriever = _build(settings, mode)
+    answer = asyncio.run(engine.answer(AnswerRequest(question, language=language)))
+    sources = [_source_info(retriever, s) for s in answer.sources]
+    if json_output:
+        payload = {
+            "question": question,
+            "answer": answer.text,
+            "action": answer.action.value,
+            "confidence": answer.confidence,
+            "sources": sources,
+            "mode": answer.mode,
+            "language": answer.language,
+            "reason": answer.reason,
+            "timings_ms": answer.timings_ms,
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    typer.echo(answer.text)
+    typer.echo(
+        f"action: {answer.action.value}   confidence: {answer.confidence:.2f}   "
+        f"mode: {answer.mode}   reason: {answer.reason}"
+    )
+    for source in sources:
+        typer.echo(f"source: [{source['id']}] {source['title']} {source['source_url']}".rstrip())
+
+
+def eval_command(
+    question_set: Annotated[
+        Path | None, typer.Option("--set", help="Question set YAML (default: knowledge/eval/questions.yaml).")
+    ] = None,
+    json_output: JsonOption = False,
+    mode: ModeOption = None,
+    llm_url: LlmUrlOption = None,
+    show_failures: Annotated[int, typer.Option("--failures", help="List up to N failed items.")] = 15,
+) -> None:
+    """Run a question set: retrieval recall@1/@3, action accuracy, groundedness, fact recall, refusal rate."""
+    from rich.console import Console
+
+    from knowledge.evaluation import DEFAULT_SET, EvalSetError, evaluate, load_eval_set
+
+    path = question_set or DEFAULT_SET
+    try:
+        items = load_eval_set(path)
+    except EvalSetError as exc:
+        raise _fail(str(exc)) from None
+    settings = _settings(llm_url)
+    engine, retriever = _build(settings, mode)
+    chunks = list(getattr(retriever, "chunks", []))
+    console = Console(stderr=True)
+
+    def progress(done: int, total: int) -> None:
+        if not json_output and (done % 20 == 0 or done == total):
+            console.print(f"  {done}/{total} questions", highlight=False)
+
+    report = asyncio.run(evaluate(items, engine, retriever, chunks, progress))
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        return
+    rows = [
+        ("questions", f"{report.items}"),
+        ("retrieval recall@1", f"{report.recall_at_1:.3f}"),
+        ("retrieval recall@3", f"{report.recall_at_3:.3f}"),
+        ("action accuracy", f"{report.action_accuracy:.3f}"),
+        ("answer accuracy (action + page)", f"{report.answer_accuracy:.3f}"),
+        ("groundedness", f"{report.groundedness:.3f}"),
+        ("answers with facts absent from sources", f"{report.ungrounded}"),
+        ("fact recall", f"{report.fact_recall:.3f}"),
+        ("refusal rate (out of scope)", f"{report.refusal_rate:.3f}"),
+        ("emergency recall", f"{report.emergency_recall:.3f}"),
+        ("mean time per question", f"{report.mean_ms:.1f} ms"),
+    ]
+    for label, value in rows:
+        typer.echo(f"{label:<42}{value}")
+    for action, group in report.by_action.items():
+        typer.echo(f"  {action:<40}{group['action_accuracy']:.3f} of {int(group['items'])}")
+    failures = report.failures()[:show_failures]
+    if failures:
+        typer.echo(f"\nfailed items (first {len(failures)}):")
+    for r in failures:
+        typer.echo(
+            f"- {r.question!r}: expected {r.expected_action} {r.expected}, got {r.action} "
+            f"{r.sources} ({r.reason}, conf {r.confidence:.2f}; top3 {r.retrieved})"
+            + (f" unsupported {r.unsupported}" if r.unsupported else "")
+        )
+
+
+BENCH_QUESTIONS = (
+    "Was kostet ein neuer Personalausweis?",
+    "Wann hat das Bürgerbüro geöffnet?",
+    "Ich muss meinen Hund anmelden",
+    "Wie melde ich Sperrmüll an?",
+    "Wo beantrage ich Wohngeld?",
+    "Ich bin umgezogen, was muss ich tun?",
+    "Ich brauche ein Führungszeugnis",
+    "Wo kann ich mein Auto zulassen?",
+)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50": 0.0, "p95": 0.0, "n": 0}
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 2)
+
+    return {
+        "p50": pick(0.5),
+        "p95": pick(0.95),
+        "mean": round(statistics.fmean(ordered), 2),
+        "n": len(ordered),
+    }
+
+
+async def _time_to_first_sentence(engine: AnswerEngine, runs: int) -> dict[str, Any]:
+    from knowledge.types import AnswerRequest, FinalEvent, SentenceEvent
+
+    first: list[float] = []
+    total: list[float] = []
+    reasons: dict[str, int] = {}
+    for run in range(runs):
+        question = BENCH_QUESTIONS[run % len(BENCH_QUESTIONS)]
+        started = time.perf_counter()
+        seen_first = False
+        async for event in engine.stream(AnswerRequest(question)):
+            if isinstance(event, SentenceEvent) and not seen_first:
+                first.append((time.perf_counter() - started) * 1000)
+                seen_first = True
+            elif isinstance(event, FinalEvent):
+                total.append((time.perf_counter() - started) * 1000)
+                key = event.answer.reason.split(":")[0]
+                reasons[key] = reasons.get(key, 0) + 1
+    return {"first_sentence_ms": _percentiles(first), "total_ms": _percentiles(total), "reasons": reasons}
+
+
+def bench_answer(
+    json_output: JsonOption = False,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Questions per measurement.")] = 50,
+    chunks: Annotated[
+        int, typer.Option("--chunks", min=10, help="Size of the synthetic retrieval index.")
+    ] = 2000,
+    llm_url: LlmUrlOption = None,
+) -> None:
+    """p50/p95 of retrieval on a 2,000-chunk index and of time-to-first-sentence per answer mode."""
+    settings = _settings(llm_url)
+    results: dict[str, Any] = {"runs": runs}
+    results["retrieval"] = _bench_retrieval(settings, chunks, runs)
+    engine, _ = _build(settings, "extractive")
+    asyncio.run(engine.answer(_warm_request()))
+    modes = {"extractive": asyncio.run(_time_to_first_sentence(engine, runs))}
+    if settings.llm.base_url:
+        llm_engine, _ = _build(settings, "llm")
+        llm_runs = max(1, min(runs, 10))
+        modes["llm"] = asyncio.run(_time_to_first_sentence(llm_engine, llm_runs))
+        modes["llm"]["runs"] = llm_runs
+    results["modes"] = modes
+    if json_output:
+        typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
+        return
+    retrieval = results["retrieval"]
+    typer.echo(
+        f"retrieval ({retrieval.get('chunks', chunks)} chunks): p50 {retrieval['p50']:.1f} ms  "
+        f"p95 {retrieval['p95']:.1f} ms"
+    )
+    for name, numbers in modes.items():
+        fs = numbers["first_sentence_ms"]
+        typer.echo(
+            f"{name:<11} first sentence: p50 {fs['p50']:.1f} ms  p95 {fs['p95']:.1f} ms  "
+            f"(n={fs['n']}, outcomes {numbers['reasons']})"
+        )
+
+
+def _warm_request() -> Any:
+    from knowledge.types import AnswerRequest
+
+    return AnswerRequest("Was kostet ein Personalausweis?")
+
+
+def _bench_retrieval(settings: Settings, chunks: int, runs: int) -> dict[str, Any]:
+    """Retrieval latency on a synthetic index of ``chunks`` chunks built from the knowledge base."""
+    from knowledge.bench_retrieval import measure_retrieval
+
+    index_dir = Path(settings.paths.index_dir)
+    measured = measure_retrieval(
+        n_chunks=chunks,
+        repeats=max(1, runs // 10),
+        sources=tuple(settings.paths.kb_sources),
+        settings=settings.retrieval,
+        base_index_dir=index_dir if (index_dir / "manifest.json").exists() else None,
+    )
+    return {"chunks": measured["n_chunks"], "p50": measured["p50_ms"], "p95": measured["p95_ms"], **measured}
+
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Register this module's commands."""
+    """Register ``ask``, ``eval`` and ``bench answer``."""
+    app.command("ask")(ask)
+    app.command("eval")(eval_command)
+    bench_app.command("answer")(bench_answer)

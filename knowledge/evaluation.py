@@ -1,0 +1,240 @@
+"""Evaluation of retrieval and answers on a question set (``knowledge/eval/questions.yaml``).
+
+Each item: ``{question, expected: [page ids], action: answer|redirect|emergency|out_of_scope, facts: [...]}``.
+The numbers answer the questions a town asks before switching the bot on:
+
+* recall@1 / recall@3 — for answer/redirect items, is an expected page among the first k retrieved pages?
+* action accuracy — did the bot do the right thing? (out_of_scope is right when it clarifies or hands off)
+* answer accuracy — right action *and* an expected page cited (answer/redirect items)
+* groundedness — of the spoken answers, how many state only facts (numbers, fees, times, dates, weekdays) that
+  are in the cited pages; ``ungrounded`` counts the others and must be 0
+* fact recall — share of the items' expected facts that the spoken answer contains
+* refusal rate — share of out-of-scope questions the bot did not answer
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from knowledge import verify
+from knowledge.extractive import Retriever
+from knowledge.types import Action, Answer, AnswerEngine, AnswerRequest, Chunk
+
+DEFAULT_SET = Path(__file__).resolve().parent / "eval" / "questions.yaml"
+ITEM_ACTIONS = ("answer", "redirect", "emergency", "out_of_scope")
+
+
+class EvalSetError(ValueError):
+    """The question file cannot be used (one line saying where and why)."""
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    question: str
+    action: str
+    expected: tuple[str, ...] = ()
+    facts: tuple[str, ...] = ()
+    note: str = ""
+
+
+def load_eval_set(path: Path) -> list[EvalItem]:
+    """Read and check a question set; raises :class:`EvalSetError` naming the first bad item."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EvalSetError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise EvalSetError(f"{path} is not valid YAML: {exc}") from exc
+    if isinstance(data, dict):
+        data = data.get("questions", data.get("items"))
+    if not isinstance(data, list) or not data:
+        raise EvalSetError(f"{path} must be a non-empty list of {{question, expected, action, facts}} items")
+    items: list[EvalItem] = []
+    for number, raw in enumerate(data, start=1):
+        if not isinstance(raw, dict) or not str(raw.get("question", "")).strip():
+            raise EvalSetError(f"{path}: item {number} has no 'question'")
+        action = str(raw.get("action", "answer"))
+        if action not in ITEM_ACTIONS:
+            raise EvalSetError(f"{path}: item {number} has action {action!r}; use one of {ITEM_ACTIONS}")
+        expected = raw.get("expected") or []
+        if isinstance(expected, str):
+            expected = [expected]
+        expected = [e for e in expected if e not in ITEM_ACTIONS]
+        if action in ("answer", "redirect") and not expected:
+            raise EvalSetError(f"{path}: item {number} ({action}) needs 'expected' page ids")
+        facts = raw.get("facts") or []
+        items.append(
+            EvalItem(
+                question=str(raw["question"]),
+                action=action,
+                expected=tuple(str(e) for e in expected),
+                facts=tuple(str(f) for f in (facts if isinstance(facts, list) else [facts])),
+                note=str(raw.get("note") or ""),
+            )
+        )
+    return items
+
+
+@dataclass
+class ItemResult:
+    question: str
+    expected_action: str
+    expected: list[str]
+    action: str
+    answer: str
+    sources: list[str]
+    confidence: float
+    reason: str
+    retrieved: list[str]
+    action_correct: bool
+    answer_correct: bool
+    grounded: bool | None  # None: nothing factual was spoken (no answer/redirect)
+    unsupported: list[str] = field(default_factory=list)
+    facts_found: int = 0
+    facts_total: int = 0
+    total_ms: float = 0.0
+
+
+@dataclass
+class EvalReport:
+    items: int
+    recall_at_1: float
+    recall_at_3: float
+    action_accuracy: float
+    answer_accuracy: float
+    groundedness: float
+    ungrounded: int
+    fact_recall: float
+    refusal_rate: float
+    emergency_recall: float
+    by_action: dict[str, dict[str, float]]
+    mean_ms: float
+    results: list[ItemResult]
+
+    def to_dict(self, with_items: bool = True) -> dict[str, Any]:
+        data = asdict(self)
+        if not with_items:
+            data.pop("results")
+        return data
+
+    def failures(self) -> list[ItemResult]:
+        return [r for r in self.results if not r.action_correct or r.grounded is False]
+
+
+def _action_correct(expected: str, got: Action) -> bool:
+    if expected == "out_of_scope":
+        return got in (Action.HANDOFF, Action.CLARIFY)
+    return got.value == expected
+
+
+def _source_text(chunk_ids: Sequence[str], all_chunks: Sequence[Chunk]) -> list[str]:
+    """Everything the cited pages say (every chunk of each cited page, curated answer included)."""
+    doc_ids = {c.split("#", 1)[0] for c in chunk_ids}
+    texts = []
+    for chunk in all_chunks:
+        if chunk.doc_id in doc_ids:
+            texts.append("\n".join((chunk.title, chunk.spoken_answer, chunk.authority, chunk.text)))
+    return texts
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return round(numerator / denominator, 4) if denominator else 1.0
+
+
+async def evaluate(
+    items: Sequence[EvalItem],
+    engine: AnswerEngine,
+    retriever: Retriever,
+    chunks: Sequence[Chunk],
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalReport:
+    """Run every item through retrieval and the engine; ``chunks`` are all indexed chunks (for groundedness)."""
+    results: list[ItemResult] = []
+    for number, item in enumerate(items, start=1):
+        retrieved = [h.chunk.doc_id for h in retriever.search(item.question, 3)]
+        started = time.perf_counter()
+        answer: Answer = await engine.answer(AnswerRequest(item.question))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        results.append(_score_item(item, answer, retrieved, chunks, elapsed_ms))
+        if progress:
+            progress(number, len(items))
+    return summarize(results)
+
+
+def _score_item(
+    item: EvalItem, answer: Answer, retrieved: list[str], chunks: Sequence[Chunk], elapsed_ms: float
+) -> ItemResult:
+    cited_docs = {s.split("#", 1)[0] for s in answer.sources}
+    action_correct = _action_correct(item.action, answer.action)
+    spoke_facts = answer.action in (Action.ANSWER, Action.REDIRECT)
+    grounded: bool | None = None
+    unsupported: list[str] = []
+    found = 0
+    if spoke_facts:
+        sources = _source_text(answer.sources, chunks)
+        unsupported = verify.unsupported_facts(answer.text, sources) if sources else ["no_sources"]
+        source_blob = "\n".join(sources)
+        for fact in item.facts:
+            if verify.contains_fact(answer.text, fact):
+                found += 1
+                if not verify.contains_fact(source_blob, fact):
+                    unsupported.append(f"fact:{fact}")
+        grounded = not unsupported
+    return ItemResult(
+        question=item.question,
+        expected_action=item.action,
+        expected=list(item.expected),
+        action=answer.action.value,
+        answer=answer.text,
+        sources=list(answer.sources),
+        confidence=answer.confidence,
+        reason=answer.reason,
+        retrieved=retrieved,
+        action_correct=action_correct,
+        answer_correct=action_correct and bool(cited_docs & set(item.expected)),
+        grounded=grounded,
+        unsupported=unsupported,
+        facts_found=found,
+        facts_total=len(item.facts) if item.action in ("answer", "redirect") else 0,
+        total_ms=round(elapsed_ms, 2),
+    )
+
+
+def summarize(results: Sequence[ItemResult]) -> EvalReport:
+    retrieval_items = [r for r in results if r.expected_action in ("answer", "redirect")]
+    at1 = sum(1 for r in retrieval_items if set(r.retrieved[:1]) & set(r.expected))
+    at3 = sum(1 for r in retrieval_items if set(r.retrieved[:3]) & set(r.expected))
+    spoken = [r for r in results if r.grounded is not None]
+    out_of_scope = [r for r in results if r.expected_action == "out_of_scope"]
+    emergencies = [r for r in results if r.expected_action == "emergency"]
+    by_action: dict[str, dict[str, float]] = {}
+    for action in ITEM_ACTIONS:
+        group = [r for r in results if r.expected_action == action]
+        if group:
+            by_action[action] = {
+                "items": len(group),
+                "action_accuracy": _ratio(sum(r.action_correct for r in group), len(group)),
+            }
+    facts_total = sum(r.facts_total for r in retrieval_items)
+    facts_found = sum(r.facts_found for r in retrieval_items if r.facts_total)
+    return EvalReport(
+        items=len(results),
+        recall_at_1=_ratio(at1, len(retrieval_items)),
+        recall_at_3=_ratio(at3, len(retrieval_items)),
+        action_accuracy=_ratio(sum(r.action_correct for r in results), len(results)),
+        answer_accuracy=_ratio(sum(r.answer_correct for r in retrieval_items), len(retrieval_items)),
+        groundedness=_ratio(sum(1 for r in spoken if r.grounded), len(spoken)),
+        ungrounded=sum(1 for r in spoken if not r.grounded),
+        fact_recall=_ratio(facts_found, facts_total),
+        refusal_rate=_ratio(sum(r.action_correct for r in out_of_scope), len(out_of_scope)),
+        emergency_recall=_ratio(sum(r.action_correct for r in emergencies), len(emergencies)),
+        by_action=by_action,
+        mean_ms=round(sum(r.total_ms for r in results) / len(results), 2) if results else 0.0,
+        results=list(results),
+    )
