@@ -202,6 +202,19 @@ class RtpEndpoint:
         self._last_rx = self.clock()
         self._inactivity_fired = False
 
+    def set_pipeline_rates(self, *, input_rate: int | None = None, output_rate: int | None = None) -> None:
+        """Change the PCM rates on the pipeline side (the pipecat transport calls this from its setup)."""
+        if input_rate is not None and input_rate != self.input_rate:
+            self.input_rate = input_rate
+            self._playout.clear()
+            if self.codec is not None:
+                self._decode_resampler = PcmResampler(self.codec.audio_rate, input_rate)
+        if output_rate is not None and output_rate != self.output_rate:
+            self.output_rate = output_rate
+            self._outgoing.clear()
+            if self.codec is not None:
+                self._encode_resampler = PcmResampler(output_rate, self.codec.audio_rate)
+
     async def close(self) -> None:
         """Stop the media loop and release the port (idempotent)."""
         self._closed = True
