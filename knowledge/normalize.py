@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 _WORD_RE = re.compile(r"[a-z0-9äöüß]+")
 _UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "é": "e", "è": "e", "à": "a", "ç": "c"})
@@ -565,14 +566,17 @@ def expand_query_text(text: str) -> str:
     return f"{text} ({', '.join(extra)})" if extra else text
 
 
+@lru_cache(maxsize=1 << 16)
+def normalize_word(raw: str) -> str:
+    """One lowercase word → folded form, or its digits if it is a spoken number (cached: words repeat a lot)."""
+    word = fold(raw)
+    number = parse_number_word(word)
+    return str(number) if number is not None else word
+
+
 def words(text: str) -> list[str]:
     """Folded word tokens, with spoken numbers already turned into digits."""
-    out: list[str] = []
-    for raw in _WORD_RE.findall(text.lower()):
-        word = fold(raw)
-        number = parse_number_word(word)
-        out.append(str(number) if number is not None else word)
-    return out
+    return [normalize_word(raw) for raw in _WORD_RE.findall(text.lower())]
 
 
 class Normalizer:
@@ -581,27 +585,38 @@ class Normalizer:
     def __init__(self, vocabulary: Iterable[str] = (), expand_synonyms: bool = True) -> None:
         self.splitter = CompoundSplitter(vocabulary)
         self.expand_synonyms = expand_synonyms
+        self._cache: dict[str, list[str]] = {}
 
     @staticmethod
     def vocabulary_of(texts: Iterable[str]) -> set[str]:
         """The folded words of the corpus, used as the compound splitter's dictionary."""
         vocab: set[str] = set()
         for text in texts:
-            vocab.update(w for w in words(text) if len(w) >= MIN_PART and w not in STOP_WORDS)
-        return vocab
+            vocab.update(words(text))
+        return {w for w in vocab if len(w) >= MIN_PART and w not in STOP_WORDS and not w.isdigit()}
 
     def tokens(self, text: str) -> list[str]:
+        """BM25 tokens of ``text``: stems of its words plus synonym expansions and compound parts."""
         out: list[str] = []
+        cache = self._cache
         for word in words(text):
-            if word in STOP_WORDS:
-                continue
-            out.append(stem(word))
-            extra: list[str] = []
-            if self.expand_synonyms and word in COLLOQUIAL_SYNONYMS:
-                extra.extend(COLLOQUIAL_SYNONYMS[word])
-            extra.extend(self.splitter.split(word))
-            for term in extra:
-                out.append(stem(term))
-                for part in self.splitter.split(term):
-                    out.append(stem(part))
+            expanded = cache.get(word)
+            if expanded is None:
+                if len(cache) > 200_000:  # a long-running service sees endless odd words; stay bounded
+                    cache.clear()
+                expanded = cache[word] = self._word_tokens(word)
+            out.extend(expanded)
+        return out
+
+    def _word_tokens(self, word: str) -> list[str]:
+        if word in STOP_WORDS:
+            return []
+        out = [stem(word)]
+        extra: list[str] = []
+        if self.expand_synonyms and word in COLLOQUIAL_SYNONYMS:
+            extra.extend(COLLOQUIAL_SYNONYMS[word])
+        extra.extend(self.splitter.split(word))
+        for term in extra:
+            out.append(stem(term))
+            out.extend(stem(part) for part in self.splitter.split(term))
         return out

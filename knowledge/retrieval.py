@@ -11,8 +11,9 @@ Confidence: e5 cosines are bunched (≈ 0.75–0.88 for anything German), so raw
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import bm25s
 import numpy as np
@@ -36,6 +37,7 @@ class SearchResult:
     cosine_margin: float  # best minus second-best document cosine
     confidence: float  # 0..1, see confidence()
     query_tokens: tuple[str, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)  # "bm25", "embed", "total"
 
 
 def _ranks(scores: np.ndarray, limit: int, positive_only: bool) -> dict[int, int]:
@@ -89,13 +91,16 @@ class HybridRetriever:
         return self.search_detailed(query, k).hits
 
     def search_detailed(self, query: str, k: int | None = None) -> SearchResult:
+        started = time.perf_counter()
         k = k or self.settings.top_k
         tokens = self.normalizer.tokens(query)
         if not self.chunks or not query.strip():
             return SearchResult(query, [], [], [], 0.0, 0.0, 0.0, tuple(tokens))
         bm25_chunk = self._bm25.get_scores(tokens) if tokens else np.zeros(len(self.chunks), np.float32)
         bm25_chunk = np.asarray(bm25_chunk, dtype=np.float32)
-        query_vector = embeddings.embed_query(expand_query_text(query))
+        bm25_done = time.perf_counter()
+        query_vector = embeddings.embed_query(expand_query_text(query), self.settings.query_threads)
+        embed_done = time.perf_counter()
         cosine_chunk = self.embeddings @ query_vector
 
         n_docs = len(self._doc_ids)
@@ -145,7 +150,14 @@ class HybridRetriever:
             confidence=0.0,
             query_tokens=tuple(tokens),
         )
-        return _with_confidence(result, self.settings)
+        result = replace(result, confidence=confidence(result, self.settings))
+        finished = time.perf_counter()
+        result.timings_ms.update(
+            bm25=(bm25_done - started) * 1000,
+            embed=(embed_done - bm25_done) * 1000,
+            total=(finished - started) * 1000,
+        )
+        return result
 
 
 def confidence(result: SearchResult, settings: RetrievalSettings | None = None) -> float:
@@ -169,9 +181,3 @@ def confidence(result: SearchResult, settings: RetrievalSettings | None = None) 
         0.3 * agree + 0.2 * keyword + 0.2 * cosine_lead + 0.2 * min(1.0, fused_lead * 5) + 0.1 * fused_share
     )
     return round(max(0.0, min(1.0, value)), 3)
-
-
-def _with_confidence(result: SearchResult, settings: RetrievalSettings) -> SearchResult:
-    from dataclasses import replace
-
-    return replace(result, confidence=confidence(result, settings))

@@ -1,7 +1,206 @@
-"""Placeholder registration; replaced by the module's owner."""
+"""``voicebot kb ingest|stats|search``: build the knowledge index and look inside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from knowledge.index import IngestReport, KnowledgeIndex
+    from voicebot.settings import Settings
+
+IndexDirOption = Annotated[
+    Path | None,
+    typer.Option("--index-dir", help="Index directory (default: settings.paths.index_dir, i.e. var/index)."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _settings_or_fail() -> Settings:
+    from pydantic import ValidationError
+
+    from voicebot.commands.models import settings_error_line
+    from voicebot.settings import get_settings
+
+    try:
+        return get_settings()
+    except (ValidationError, ValueError) as exc:
+        raise _fail(settings_error_line(exc)) from None
+
+
+def _index_dir(option: Path | None) -> Path:
+    return option if option is not None else Path(_settings_or_fail().paths.index_dir)
+
+
+def _open_index(index_dir: Path) -> KnowledgeIndex:
+    from knowledge.index import KnowledgeIndex
+
+    try:
+        return KnowledgeIndex.open(index_dir)
+    except (ValueError, OSError, KeyError) as exc:
+        raise _fail(f"cannot open index {index_dir}: {exc}") from None
+
+
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or directories (.md, .html, .pdf, .csv, .yaml).")
+    ],
+    index_dir: IndexDirOption = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Drop indexed files that no longer exist.")] = False,
+) -> None:
+    """Index new and changed knowledge files (unchanged files are skipped, broken ones reported)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise _fail(f"path not found: {', '.join(missing)}")
+    target = _index_dir(index_dir)
+    index = _open_index(target)
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                label = "Dateien lesen" if phase == "read" else "Einbetten"
+                tasks[phase] = progress.add_task(label, total=total)
+            progress.update(tasks[phase], completed=done, total=total)
+
+        try:
+            report = index.ingest(paths, progress=on_progress, prune=prune)
+        except OSError as exc:
+            raise _fail(f"cannot write index {target}: {exc}") from None
+    _print_report(report, target)
+    if report.files_indexed == 0 and not index.chunks:
+        raise _fail("nothing could be indexed: no readable knowledge file in the given paths")
+    if report.files_indexed == 0 and report.skipped:
+        raise _fail("none of the given files could be read (see the reasons above); the index is unchanged")
+
+
+def _print_report(report: IngestReport, index_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Wissensindex {index_dir}", show_header=False)
+    table.add_row("Dokumente", str(report.documents))
+    table.add_row("Abschnitte (Chunks)", str(report.chunks))
+    table.add_row(
+        "Dateien neu / geändert / unverändert", f"{report.added} / {report.updated} / {report.unchanged}"
+    )
+    if report.removed:
+        table.add_row("Dateien entfernt (--prune)", str(report.removed))
+    table.add_row("neu eingebettet", str(report.embedded))
+    table.add_row("übersprungen", str(len(report.skipped)))
+    console.print(table)
+    if report.skipped:
+        skipped = Table(title="Übersprungen", show_lines=False)
+        skipped.add_column("Datei")
+        skipped.add_column("Grund")
+        for path, reason in report.skipped:
+            kept = " (alte Fassung bleibt im Index)" if path in report.kept_stale else ""
+            skipped.add_row(path, reason + kept)
+        console.print(skipped)
+
+
+def stats(index_dir: IndexDirOption = None) -> None:
+    """Documents, chunks and source files in the index."""
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table
+
+    target = _index_dir(index_dir)
+    index = _open_index(target)
+    if not index.chunks:
+        raise _fail(f"index {target} is empty; run 'voicebot kb ingest PATH'")
+    table = Table(title=f"Wissensindex {target}", show_header=False)
+    table.add_row("Dokumente", str(len(index.document_ids)))
+    table.add_row("Abschnitte (Chunks)", str(len(index.chunks)))
+    table.add_row("Quelldateien", str(len(index.files)))
+    broken = [path for path, entry in index.files.items() if entry.error]
+    table.add_row("fehlerhaft (alte Fassung im Index)", str(len(broken)))
+    redirects = len({c.doc_id for c in index.chunks if not c.responsible})
+    table.add_row("Verweise auf andere Behörden", str(redirects))
+    departments = Counter(c.department or "–" for c in index.chunks if c.id == c.doc_id)
+    table.add_row("Fachbereiche", ", ".join(f"{d} ({n})" for d, n in departments.most_common()))
+    Console().print(table)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="A question as a caller would ask it.")],
+    k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 5,
+    index_dir: IndexDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Debug retrieval: the best pages with their BM25/embedding ranks, cosine and confidence."""
+    settings = _settings_or_fail()
+    target = index_dir if index_dir is not None else Path(settings.paths.index_dir)
+    index = _open_index(target)
+    if not index.chunks:
+        raise _fail(f"index {target} is empty; run 'voicebot kb ingest PATH'")
+    result = index.retriever(settings.retrieval).search_detailed(query, k)
+    if as_json:
+        payload = {
+            "query": query,
+            "tokens": list(result.query_tokens),
+            "confidence": result.confidence,
+            "top_cosine": round(result.top_cosine, 4),
+            "cosine_margin": round(result.cosine_margin, 4),
+            "timings_ms": {name: round(value, 2) for name, value in result.timings_ms.items()},
+            "hits": [
+                {
+                    "id": hit.chunk.id,
+                    "title": hit.chunk.title,
+                    "section": hit.chunk.section,
+                    "score": round(hit.score, 5),
+                    "bm25_rank": hit.bm25_rank,
+                    "embedding_rank": hit.embedding_rank,
+                    "cosine": round(cosine, 4),
+                    "bm25": round(bm25, 3),
+                    "responsible": hit.chunk.responsible,
+                }
+                for hit, cosine, bm25 in zip(result.hits, result.cosines, result.bm25_scores, strict=True)
+            ],
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"{query!r}  Konfidenz {result.confidence:.2f}  Tokens: {' '.join(result.query_tokens)}"
+    )
+    for column in ("#", "id", "Titel", "RRF", "BM25-Rang", "E5-Rang", "Kosinus"):
+        table.add_column(column)
+    for n, (hit, cosine) in enumerate(zip(result.hits, result.cosines, strict=True), start=1):
+        table.add_row(
+            str(n),
+            hit.chunk.id,
+            hit.chunk.title,
+            f"{hit.score:.4f}",
+            str(hit.bm25_rank or "–"),
+            str(hit.embedding_rank or "–"),
+            f"{cosine:.3f}",
+        )
+    Console().print(table)
+
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Register this module's commands."""
+    """Register ``voicebot kb ...``."""
+    kb_app = typer.Typer(
+        help="Knowledge base: ingest sources, inspect the index, try searches.", no_args_is_help=True
+    )
+    kb_app.command("ingest")(ingest)
+    kb_app.command("stats")(stats)
+    kb_app.command("search")(search)
+    app.add_typer(kb_app, name="kb")
