@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def test_models_help_lists_setup_list_pull() -> None:
 def test_every_registered_command_has_working_help() -> None:
     """Each command module registers without import errors and each command's --help renders."""
     import typer.main
+    from typer.testing import CliRunner
 
     from voicebot.cli import app
 
@@ -39,12 +41,22 @@ def test_every_registered_command_has_working_help() -> None:
         sub = getattr(command, "commands", None)
         paths.extend([[name, child] for child in sub] if sub else [[name]])
     assert ["models", "setup"] in paths
+    runner = CliRunner()  # in-process: one import of every command module instead of one process per command
     for path in paths:
-        result = run(*path, "--help")
-        assert result.returncode == 0, f"voicebot {' '.join(path)} --help: {result.stderr}"
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, f"voicebot {' '.join(path)} --help: {result.output}"
 
 
 def test_unknown_command_fails() -> None:
     result = run("no-such-command")
     assert result.returncode != 0
     assert "no-such-command" in result.stderr
+
+
+def test_setup_scripts_are_executable_bash_that_parses() -> None:
+    for relpath in ("scripts/run-hotline", "scripts/test", ".ci/run"):
+        path = REPO_ROOT / relpath
+        assert os.access(path, os.X_OK), f"{relpath} is not executable"
+        assert path.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n")
+        checked = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
+        assert checked.returncode == 0, checked.stderr
