@@ -91,7 +91,10 @@ def test_torture_message_gets_the_expected_answer(name: str) -> None:
     else:
         assert len(sent) == 1, sent
         response = sent[0]
-        assert isinstance(response, Response) and response.status == expected, (response.status, response.reason)
+        assert isinstance(response, Response) and response.status == expected, (
+            response.status,
+            response.reason,
+        )
         assert events == []
         assert harness.ua.active_calls() == []  # never a half-built call or dialog
     # every answer can be parsed back and goes to the source address (no rport: source IP, Via port)
@@ -171,7 +174,11 @@ def test_valid_messages_parse_to_the_values_the_rfc_explains() -> None:
     assert mpart01.content_type == "multipart/mixed" and len(mpart01.body) == 553
 
     unreason = parse_datagram(load("unreason"))
-    assert isinstance(unreason, Response) and unreason.status == 200 and unreason.reason.startswith("= 2**3 * 5**2")
+    assert (
+        isinstance(unreason, Response)
+        and unreason.status == 200
+        and unreason.reason.startswith("= 2**3 * 5**2")
+    )
     noreason = parse_datagram(load("noreason"))
     assert isinstance(noreason, Response) and noreason.status == 100 and noreason.reason == ""
 
@@ -192,7 +199,9 @@ def test_stream_framing_splits_dblreq_into_its_two_requests() -> None:
     framer = StreamFramer()
     data = load("dblreq")
     messages: list[Request | Response] = []
-    with pytest.raises(ParseError):  # the INVITE's Content-Length leaves "C\r\n\r\n" behind: garbage on a stream
+    with pytest.raises(
+        ParseError
+    ):  # the INVITE's Content-Length leaves "C\r\n\r\n" behind: garbage on a stream
         for i in range(0, len(data), 7):
             messages += framer.feed(data[i : i + 7])
     assert [m.method for m in messages if isinstance(m, Request)] == ["REGISTER", "INVITE"]
@@ -215,8 +224,15 @@ def test_inv2543_call_can_be_answered_and_acknowledged_without_branch_or_tags() 
     harness.ua.answer(call.call_id, b"v=0\r\n")
     final = harness.drain()[-1]
     assert final.status == 200
-    ack = load("inv2543").split(b"\r\n\r\n")[0].replace(b"INVITE sip:", b"ACK sip:").replace(b"56 INVITE", b"56 ACK")
-    ack = ack.replace(b"To: sip:+16505552222@ss1.example.net;user=phone", f"To: {final.headers.get('To')}".encode())
+    ack = (
+        load("inv2543")
+        .split(b"\r\n\r\n")[0]
+        .replace(b"INVITE sip:", b"ACK sip:")
+        .replace(b"56 INVITE", b"56 ACK")
+    )
+    ack = ack.replace(
+        b"To: sip:+16505552222@ss1.example.net;user=phone", f"To: {final.headers.get('To')}".encode()
+    )
     ack = ack.replace(b"Content-Type: application/sdp", b"Content-Length: 0") + b"\r\n\r\n"
     assert harness.feed(ack, SOURCE) == []
     assert [type(e).__name__ for e in harness.ua.next_events()] == ["CallConfirmed"]

@@ -1,0 +1,406 @@
+"""UserAgent flows with a scripted peer and a manual clock: no sockets, every byte parsed back."""
+
+from __future__ import annotations
+
+from sip_bridge.sip import events as ev
+from sip_bridge.sip.auth import DigestChallenger, authorization_header, parse_challenge
+from sip_bridge.sip.message import Request, Response
+from voicebot.settings import SipSettings
+
+from .helpers import PEER, SDP_ANSWER, SDP_OFFER, Harness, response_to, sip_request
+
+CALL = "call-1@127.0.0.1"
+
+
+def incoming_answered(harness: Harness, *, extra: str = "") -> str:
+    """INVITE in, answered; returns our To tag."""
+    harness.feed(sip_request("INVITE", body=SDP_OFFER, extra=extra))
+    assert isinstance(harness.ua.next_events()[0], ev.IncomingCall)
+    harness.ua.answer(CALL, SDP_ANSWER)
+    final = harness.drain()[-1]
+    assert final.status == 200
+    return final.to.tag or ""
+
+
+def established(harness: Harness, *, extra: str = "") -> str:
+    tag = incoming_answered(harness, extra=extra)
+    harness.feed(sip_request("ACK", branch="z9hG4bK-ack", to_tag=tag))
+    assert [type(e) for e in harness.ua.next_events()] == [ev.CallConfirmed]
+    return tag
+
+
+def requests(messages: list, method: str) -> list[Request]:
+    return [m for m in messages if isinstance(m, Request) and m.method == method]
+
+
+def test_invite_gets_100_at_once_and_a_retransmission_is_absorbed() -> None:
+    harness = Harness()
+    first = harness.feed(sip_request("INVITE", body=SDP_OFFER))
+    again = harness.feed(sip_request("INVITE", body=SDP_OFFER))
+    assert [m.status for m in first] == [100] and [m.status for m in again] == [100]
+    events = harness.ua.next_events()
+    assert len(events) == 1 and isinstance(events[0], ev.IncomingCall)
+    call = events[0]
+    assert call.sdp == SDP_OFFER and call.from_display == "Bürger" and call.remote_addr == PEER
+
+
+def test_answer_sends_180_then_200_and_resends_200_until_ack() -> None:
+    harness = Harness()
+    harness.feed(sip_request("INVITE", body=SDP_OFFER))
+    harness.ua.next_events()
+    harness.ua.answer(CALL, SDP_ANSWER)
+    ringing, ok = harness.drain()
+    assert (ringing.status, ok.status) == (180, 200)
+    assert ringing.to.tag == ok.to.tag and ok.body == SDP_ANSWER and ok.content_type == "application/sdp"
+    assert ok.contacts[0].uri.port == 5060
+    resent = harness.advance(0.5) + harness.advance(1.0)
+    assert [m.status for m in resent] == [200, 200]
+    harness.feed(sip_request("ACK", branch="z9hG4bK-ack", to_tag=ok.to.tag))
+    assert [type(e) for e in harness.ua.next_events()] == [ev.CallConfirmed]
+    assert harness.run_timers_until(10.0) == []
+
+
+def test_missing_ack_ends_the_call_with_a_bye() -> None:
+    harness = Harness()
+    incoming_answered(harness)
+    sent = harness.run_timers_until(33.0)
+    assert (
+        len({bye.top_via.branch for bye in requests(sent, "BYE")}) == 1
+    )  # one BYE (and its retransmissions)
+    assert harness.ua.next_events() == [ev.CallEnded(CALL, "ack_timeout", None)]
+
+
+def test_cancel_before_answer_gets_200_and_the_invite_487() -> None:
+    harness = Harness()
+    harness.feed(sip_request("INVITE", body=SDP_OFFER))
+    harness.ua.next_events()
+    sent = harness.feed(sip_request("CANCEL"))
+    assert sorted((m.status, m.cseq.method) for m in sent) == [(200, "CANCEL"), (487, "INVITE")]
+    assert harness.ua.next_events() == [ev.CallEnded(CALL, "cancel", 487)]
+    tag = next(m for m in sent if m.status == 487).to.tag
+    assert harness.feed(sip_request("ACK", to_tag=tag)) == []  # ACK for the 487 ends the transaction
+    assert harness.run_timers_until(10.0) == [] and harness.ua.active_calls() == []
+
+
+def test_remote_bye_and_unknown_bye() -> None:
+    harness = Harness()
+    tag = established(harness)
+    sent = harness.feed(sip_request("BYE", branch="z9hG4bK-bye", cseq=2, to_tag=tag))
+    assert [m.status for m in sent] == [200]
+    assert harness.ua.next_events() == [ev.CallEnded(CALL, "bye_remote", None)]
+    stray = harness.feed(sip_request("BYE", branch="z9hG4bK-bye2", cseq=3, to_tag="nope", call_id="other"))
+    assert [m.status for m in stray] == [481]
+
+
+def test_our_bye_follows_record_route_and_remote_target() -> None:
+    harness = Harness()
+    record_route = "Record-Route: <sip:proxy1.example:5080;lr>, <sip:127.0.0.2:5090;lr>\r\n"
+    tag = established(harness, extra=record_route)
+    harness.ua.hangup(CALL)
+    bye = harness.drain()[0]
+    assert isinstance(bye, Request) and bye.method == "BYE" and bye.uri == "sip:caller@127.0.0.1:5099"
+    assert bye.headers.values("Route") == ["<sip:proxy1.example:5080;lr>", "<sip:127.0.0.2:5090;lr>"]
+    assert bye.from_.tag == tag and bye.to.tag == "peer-tag" and bye.cseq.method == "BYE"
+    assert harness.sent[-1][1] == ("proxy1.example", 5080)
+    assert harness.ua.next_events() == [ev.CallEnded(CALL, "local", None)]
+    harness.feed(response_to(bye, 200))
+    assert harness.run_timers_until(40.0) == []  # answered: no retransmissions
+
+
+def test_200_to_invite_copies_record_route() -> None:
+    harness = Harness()
+    harness.feed(sip_request("INVITE", body=SDP_OFFER, extra="Record-Route: <sip:p.example;lr>\r\n"))
+    harness.ua.next_events()
+    harness.ua.answer(CALL, SDP_ANSWER)
+    assert harness.drain()[-1].headers.values("Record-Route") == ["<sip:p.example;lr>"]
+
+
+def test_options_keepalive_is_answered_with_capabilities() -> None:
+    response = Harness().feed(sip_request("OPTIONS", call_id="ka"))[0]
+    assert response.status == 200
+    assert "INVITE" in (response.headers.get("Allow") or "")
+    assert "application/sdp" in (response.headers.get("Accept") or "")
+
+
+def test_rport_answers_go_to_the_source_port_and_others_to_the_via_port() -> None:
+    harness = Harness()
+    harness.feed(sip_request("OPTIONS", call_id="a"), source=("127.0.0.1", 40000))
+    assert harness.sent[-1][1] == ("127.0.0.1", 40000)
+    assert harness.sent[-1][0].top_via.params["rport"] == "40000"
+    plain = sip_request("OPTIONS", call_id="b", branch="z9hG4bK-2").replace(b";rport", b"")
+    harness.feed(plain, source=("127.0.0.1", 40001))
+    assert harness.sent[-1][1] == ("127.0.0.1", 5099)
+
+
+def test_max_calls_answers_503_with_retry_after() -> None:
+    harness = Harness(SipSettings(max_calls=1, retry_after_s=17))
+    harness.feed(sip_request("INVITE", body=SDP_OFFER))
+    second = harness.feed(sip_request("INVITE", call_id="call-2", branch="z9hG4bK-2", body=SDP_OFFER))
+    assert [(m.status, m.headers.get("Retry-After")) for m in second] == [(503, "17")]
+    assert len(harness.ua.next_events()) == 1
+
+
+def test_invite_rate_limit_per_source() -> None:
+    harness = Harness(SipSettings(invites_per_source_per_minute=2, max_calls=10))
+    statuses = []
+    for n in range(3):
+        sent = harness.feed(sip_request("INVITE", call_id=f"c{n}", branch=f"z9hG4bK-{n}", body=SDP_OFFER))
+        statuses.append(sent[0].status)
+    assert statuses == [100, 100, 503]
+    harness.clock.now += 61
+    assert (
+        harness.feed(sip_request("INVITE", call_id="c9", branch="z9hG4bK-9", body=SDP_OFFER))[0].status == 100
+    )
+
+
+def test_sources_outside_the_allow_list_are_refused() -> None:
+    harness = Harness(SipSettings(allowed_networks=["127.0.0.0/8"]))
+    sent = harness.feed(sip_request("INVITE", body=SDP_OFFER), source=("10.1.2.3", 5060))
+    assert [m.status for m in sent] == [403] and harness.ua.next_events() == []
+
+
+def test_oversized_and_garbage_datagrams_are_dropped_and_logged_once() -> None:
+    harness = Harness(SipSettings(max_message_bytes=2000))
+    big = sip_request("OPTIONS", body=b"x" * 3000, content_type="text/plain")
+    for _ in range(3):
+        assert harness.feed(big) == []
+        assert harness.feed(b"\x16\x03\x01 garbage\r\n\r\n") == []
+    assert harness.ua.log.suppressed == {("127.0.0.1", "oversized"): 2, ("127.0.0.1", "malformed"): 2}
+
+
+def test_inbound_digest_challenge() -> None:
+    settings = SipSettings(inbound_realm="rathaus", inbound_username="pbx", inbound_password="geheim")
+    harness = Harness(settings)
+    challenge = harness.feed(sip_request("INVITE", body=SDP_OFFER))[0]
+    assert challenge.status == 401 and harness.ua.next_events() == []
+    harness.feed(sip_request("ACK", to_tag=challenge.to.tag))
+    _, params = parse_challenge(challenge.headers.get("WWW-Authenticate") or "")
+    wrong = authorization_header(params, username="pbx", password="falsch", method="INVITE", uri="sip:x")
+    again = harness.feed(
+        sip_request("INVITE", branch="z9hG4bK-2", cseq=2, body=SDP_OFFER, extra=f"Authorization: {wrong}\r\n")
+    )
+    assert again[0].status == 401
+    uri = "sip:hotline@127.0.0.1:5060"
+    right = authorization_header(params, username="pbx", password="geheim", method="INVITE", uri=uri)
+    ok = harness.feed(
+        sip_request("INVITE", branch="z9hG4bK-3", cseq=3, body=SDP_OFFER, extra=f"Authorization: {right}\r\n")
+    )
+    assert ok[0].status == 100 and isinstance(harness.ua.next_events()[0], ev.IncomingCall)
+
+
+def test_incoming_reinvite_is_answered_with_the_callers_sdp() -> None:
+    harness = Harness()
+    tag = established(harness)
+    hold = SDP_OFFER.replace(b"t=0 0\r\n", b"t=0 0\r\na=sendonly\r\n")
+    harness.feed(sip_request("INVITE", branch="z9hG4bK-re", cseq=2, to_tag=tag, body=hold))
+    assert harness.ua.next_events() == [ev.ReInvite(CALL, hold)]
+    harness.ua.answer_reinvite(CALL, SDP_ANSWER + b"a=recvonly\r\n")
+    ok = harness.drain()[-1]
+    assert ok.status == 200 and ok.body.endswith(b"a=recvonly\r\n")
+    harness.feed(sip_request("ACK", branch="z9hG4bK-re-ack", cseq=2, to_tag=tag))
+    assert harness.run_timers_until(5.0) == []  # the ACK stopped the 2xx retransmission
+
+
+def test_outgoing_reinvite_for_hold() -> None:
+    harness = Harness()
+    established(harness)
+    harness.ua.reinvite(CALL, SDP_ANSWER)
+    invite = harness.drain()[0]
+    assert invite.method == "INVITE" and invite.cseq.number == 1 and invite.to.tag == "peer-tag"
+    harness.feed(response_to(invite, 200, to_tag=None, body=SDP_OFFER))
+    acks = requests(harness.drain() + [m for m, _, _ in harness.sent], "ACK")
+    assert acks and acks[0].cseq.number == 1
+    assert harness.ua.next_events() == [ev.ReInviteAnswered(CALL, SDP_OFFER)]
+
+
+def refer_started(harness: Harness) -> Request:
+    established(harness)
+    harness.ua.refer(CALL, "sip:staff@127.0.0.1:5070")
+    refer = harness.drain()[0]
+    assert refer.method == "REFER" and refer.headers.get("Refer-To") == "<sip:staff@127.0.0.1:5070>"
+    assert (refer.headers.get("Referred-By") or "").startswith("<sip:hotline@")
+    return refer
+
+
+def notify(tag: str, status_line: str, cseq: int) -> bytes:
+    return sip_request(
+        "NOTIFY",
+        branch=f"z9hG4bK-n{cseq}",
+        cseq=cseq,
+        to_tag=tag,
+        body=status_line.encode(),
+        content_type="message/sipfrag;version=2.0",
+        extra="Event: refer\r\nSubscription-State: active;expires=60\r\n",
+    )
+
+
+def test_refer_then_notify_sipfrag_success() -> None:
+    harness = Harness()
+    refer = refer_started(harness)
+    harness.feed(response_to(refer, 202, "Accepted", to_tag=None))
+    tag = refer.from_.tag or ""
+    assert [m.status for m in harness.feed(notify(tag, "SIP/2.0 100 Trying\r\n", 2))] == [200]
+    assert harness.feed(notify(tag, "SIP/2.0 200 OK\r\n", 3))[0].status == 200
+    assert harness.ua.next_events() == [ev.ReferAccepted(CALL), ev.TransferSucceeded(CALL)]
+
+
+def test_refer_refused_notify_failure_and_timeouts() -> None:
+    harness = Harness()
+    refer = refer_started(harness)
+    harness.feed(response_to(refer, 405, "Method Not Allowed", to_tag=None))
+    assert harness.ua.next_events() == [ev.TransferFailed(CALL, 405, "Method Not Allowed")]
+
+    harness = Harness()
+    refer = refer_started(harness)
+    harness.feed(response_to(refer, 202, "Accepted", to_tag=None))
+    harness.feed(notify(refer.from_.tag or "", "SIP/2.0 486 Busy Here\r\n", 2))
+    assert harness.ua.next_events() == [ev.ReferAccepted(CALL), ev.TransferFailed(CALL, 486, "Busy Here")]
+
+    harness = Harness(SipSettings(transfer_timeout_s=60.0))
+    refer_started(harness)
+    harness.run_timers_until(33.0)  # no answer at all: timer F
+    assert harness.ua.next_events() == [ev.TransferFailed(CALL, 408, "REFER timed out")]
+
+    harness = Harness(SipSettings(transfer_timeout_s=20.0))
+    refer = refer_started(harness)
+    harness.feed(response_to(refer, 202, "Accepted", to_tag=None))
+    harness.run_timers_until(21.0)  # accepted, but no final NOTIFY
+    assert harness.ua.next_events() == [
+        ev.ReferAccepted(CALL),
+        ev.TransferFailed(CALL, 408, "no final NOTIFY"),
+    ]
+
+
+def test_outbound_invite_answered_with_ack_and_retransmitted_2xx() -> None:
+    harness = Harness()
+    call_id = harness.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
+    invite = harness.drain()[0]
+    assert harness.sent[-1][1] == ("127.0.0.1", 5070) and invite.body == SDP_OFFER
+    harness.feed(response_to(invite, 100, "Trying", to_tag=None))
+    harness.feed(response_to(invite, 180, "Ringing"))
+    ok = response_to(invite, 200, body=SDP_ANSWER)
+    ack = harness.feed(ok)
+    assert len(ack) == 1 and ack[0].method == "ACK" and ack[0].cseq.number == 1
+    assert ack[0].top_via.branch != invite.top_via.branch and ack[0].uri == "sip:peer@127.0.0.1:5099"
+    assert harness.feed(ok)[0].method == "ACK"  # retransmitted 2xx: ACK again, no new event
+    assert harness.ua.next_events() == [
+        ev.OutboundCallProgress(call_id, 180),
+        ev.OutboundCallAnswered(call_id, SDP_ANSWER),
+    ]
+    harness.ua.hangup(call_id)
+    assert requests(harness.drain(), "BYE")
+
+
+def test_outbound_invite_rejected_or_unanswered() -> None:
+    harness = Harness()
+    call_id = harness.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
+    invite = harness.drain()[0]
+    ack = harness.feed(response_to(invite, 486, "Busy Here"))
+    assert ack[0].method == "ACK" and ack[0].top_via.branch == invite.top_via.branch
+    assert harness.ua.next_events() == [
+        ev.OutboundCallFailed(call_id, 486, "Busy Here"),
+        ev.CallEnded(call_id, "failed", 486),
+    ]
+    harness = Harness()
+    call_id = harness.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
+    harness.run_timers_until(33.0)
+    assert harness.ua.next_events()[0] == ev.OutboundCallFailed(call_id, 408, "Request Timeout")
+
+
+def test_outbound_invite_answers_a_proxy_challenge() -> None:
+    harness = Harness(SipSettings(auth_username="hotline", auth_password="pw"))
+    harness.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
+    invite = harness.drain()[0]
+    challenge = 'Proxy-Authenticate: Digest realm="pbx", nonce="abc", qop="auth"\r\n'
+    sent = harness.feed(response_to(invite, 407, "Proxy Authentication Required", extra=challenge))
+    retry = requests(sent, "INVITE")[0]
+    assert retry.cseq.number == 2 and retry.call_id == invite.call_id and retry.from_.tag == invite.from_.tag
+    assert 'username="hotline"' in (retry.headers.get("Proxy-Authorization") or "")
+
+
+def test_hangup_before_any_provisional_waits_to_cancel() -> None:
+    harness = Harness()
+    call_id = harness.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
+    invite = harness.drain()[0]
+    harness.ua.hangup(call_id)
+    assert requests(harness.drain(), "CANCEL") == []
+    sent = harness.feed(response_to(invite, 180, "Ringing"))
+    cancel = requests(sent, "CANCEL")[0]
+    assert cancel.top_via.branch == invite.top_via.branch and cancel.cseq.number == invite.cseq.number
+    harness.feed(response_to(cancel, 200))
+    assert requests(harness.feed(response_to(invite, 487, "Request Terminated")), "ACK")
+    assert harness.ua.next_events() == [ev.CallEnded(call_id, "local", None)]  # nothing after our hangup
+
+
+def test_register_with_digest_and_refresh() -> None:
+    settings = SipSettings(
+        registrar="sip:127.0.0.1:5080", auth_username="2001", auth_password="pw", register_expires_s=60
+    )
+    harness = Harness(settings)
+    registrar = DigestChallenger("pbx", "2001", "pw")
+    harness.ua.register()
+    first = harness.drain()[0]
+    assert (
+        first.method == "REGISTER"
+        and first.uri == "sip:127.0.0.1:5080"
+        and first.headers.get("Expires") == "60"
+    )
+    challenge = f"WWW-Authenticate: {registrar.challenge()}\r\n"
+    second = harness.feed(response_to(first, 401, "Unauthorized", extra=challenge))[0]
+    assert second.cseq.number == first.cseq.number + 1 and second.call_id == first.call_id
+    assert registrar.verify(second.headers.get("Authorization"), "REGISTER")
+    contact = f"Contact: {first.headers.get('Contact')};expires=60\r\n"
+    harness.feed(response_to(second, 200, extra=contact))
+    assert harness.ua.next_events() == [ev.Registered(60)]
+    refresh = harness.run_timers_until(49.0)
+    assert {m.cseq.number for m in requests(refresh, "REGISTER")} == {second.cseq.number + 1}
+
+
+def test_register_refused() -> None:
+    harness = Harness(SipSettings(registrar="127.0.0.1:5080"))
+    harness.ua.register()
+    harness.feed(response_to(harness.drain()[0], 403, "Forbidden"))
+    assert harness.ua.next_events() == [ev.RegistrationFailed(403, "Forbidden")]
+
+
+def test_dtmf_info() -> None:
+    harness = Harness()
+    tag = established(harness)
+    sent = harness.feed(
+        sip_request(
+            "INFO",
+            branch="z9hG4bK-i",
+            cseq=2,
+            to_tag=tag,
+            body=b"Signal=5\r\nDuration=160\r\n",
+            content_type="application/dtmf-relay",
+        )
+    )
+    assert sent[0].status == 200 and harness.ua.next_events() == [ev.DtmfInfo(CALL, "5", 160)]
+
+
+def test_tcp_stream_in_odd_chunks_is_framed() -> None:
+    harness = Harness()
+    data = (
+        sip_request("OPTIONS", call_id="t1")
+        + b"\r\n\r\n"
+        + sip_request("OPTIONS", call_id="t2", branch="z9hG4bK-2")
+    )
+    sent = []
+    for i in range(0, len(data), 13):
+        sent += harness.feed(data[i : i + 13], transport="tcp")
+    assert [m.call_id for m in sent] == ["t1", "t2"]
+    assert all(dest == PEER and transport == "tcp" for _, dest, transport in harness.sent)
+
+
+def test_call_control_rejects_unknown_calls_clearly() -> None:
+    harness = Harness()
+    for action in (lambda: harness.ua.answer("nope", b""), lambda: harness.ua.refer("nope", "sip:x@y")):
+        try:
+            action()
+        except KeyError as exc:
+            assert "nope" in str(exc)
+        else:
+            raise AssertionError("expected KeyError")
+    harness.ua.hangup("nope")  # hangup of a gone call is a no-op
+    assert isinstance(harness.sent, list) and not isinstance(harness.sent, Response)
