@@ -102,6 +102,7 @@ class RtpEndpoint:
         self._drained = asyncio.Event()
         self._drained.set()
         self._encode_resampler: PcmResampler | None = None
+        self._resampler_used = False
         self._codec_pcm = PcmFifo()  # codec-rate PCM awaiting a whole 20 ms frame
         self._encoded = bytearray()  # sample-based codecs: encoded bytes awaiting a packet
         self._opus_payloads: deque[bytes] = deque()
@@ -415,8 +416,17 @@ class RtpEndpoint:
             chunk = rest + bytes(size - len(rest))
         if self.queued_ms <= self.max_queued_ms:
             self._drained.set()
-        if self._encode_resampler is not None and self._peer is None:
-            self._codec_pcm.push(self._encode_resampler.process(chunk))
+        if self._encode_resampler is not None and self.codec is not None and self._peer is None:
+            if talking:
+                self._codec_pcm.push(self._encode_resampler.process(chunk))
+                self._resampler_used = True
+            else:
+                # Exact digital silence between utterances (the resampler would add +-1 LSB noise), and a
+                # fresh resampler for the next utterance.
+                self._codec_pcm.push(bytes(self.codec.frame_bytes))
+                if self._resampler_used:
+                    self._encode_resampler.reset()
+                    self._resampler_used = False
         return talking
 
     def _encode_available(self) -> None:

@@ -1,0 +1,263 @@
+"""RtpEndpoint over real UDP sockets on loopback (real codecs, real pacing; bounded in time)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+from media_pcap import SIPP_PCAPS, read_udp
+
+from sip_bridge.media import (
+    LocalSdpSession,
+    NegotiatedMedia,
+    RtpEndpoint,
+    SessionDescription,
+    accept_answer,
+    answer_offer,
+    build_offer,
+)
+from sip_bridge.media.rtp import RtpPacket
+from voicebot.settings import SipSettings
+
+pytestmark = pytest.mark.timeout(60)
+HOST = "127.0.0.1"
+
+
+def tone(rate: int, seconds: float, hz: float = 440.0) -> bytes:
+    t = np.arange(int(rate * seconds)) / rate
+    return (np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16).tobytes()
+
+
+def rms(frames: list[bytes]) -> float:
+    if not frames:
+        return 0.0
+    samples = np.frombuffer(b"".join(frames), dtype=np.int16).astype(np.float64)
+    return float(np.sqrt(np.mean(samples**2)))
+
+
+async def negotiate(
+    caller: RtpEndpoint, callee: RtpEndpoint, caller_codecs: list[str], callee_codecs: list[str] | None = None
+) -> tuple[NegotiatedMedia, NegotiatedMedia]:
+    offer = build_offer(
+        local_host=HOST, local_port=caller.local_port, codecs=caller_codecs, session=LocalSdpSession(HOST)
+    )
+    answer, callee_media = answer_offer(
+        SessionDescription.parse(offer.serialize()),
+        local_host=HOST,
+        local_port=callee.local_port,
+        allowed_codecs=callee_codecs or caller_codecs,
+        session=LocalSdpSession(HOST),
+    )
+    caller_media = accept_answer(offer, SessionDescription.parse(answer.serialize()))
+    caller.configure(caller_media)
+    callee.configure(callee_media)
+    return caller_media, callee_media
+
+
+@contextlib.asynccontextmanager
+async def endpoints(count: int, **kwargs: object) -> AsyncIterator[list[RtpEndpoint]]:
+    opened = [RtpEndpoint(host=HOST, port=0, **kwargs) for _ in range(count)]  # type: ignore[arg-type]
+    try:
+        for endpoint in opened:
+            await endpoint.open()
+        yield opened
+    finally:
+        for endpoint in opened:
+            await endpoint.close()
+
+
+async def collect(endpoint: RtpEndpoint, frames: int) -> list[bytes]:
+    return [await asyncio.wait_for(endpoint.read_audio(), 2.0) for _ in range(frames)]
+
+
+async def feed(endpoint: RtpEndpoint, pcm: bytes, chunk: int = 640) -> None:
+    for start in range(0, len(pcm), chunk):
+        await endpoint.send_audio(pcm[start : start + chunk])
+
+
+class Capture(asyncio.DatagramProtocol):
+    """A bare UDP socket playing the far end: records what arrives, can send what we want."""
+
+    def __init__(self) -> None:
+        self.packets: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.packets.put_nowait((data, addr))
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+
+@contextlib.asynccontextmanager
+async def capture_socket() -> AsyncIterator[Capture]:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(Capture, local_addr=(HOST, 0))
+    try:
+        yield protocol
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA", "G722", "opus"])
+async def test_audio_and_dtmf_flow_between_two_endpoints(codec: str) -> None:
+    async with endpoints(2) as (phone, bot):
+        await negotiate(phone, bot, [codec])
+        digits: list[str] = []
+        bot.on_dtmf = digits.append
+        await collect(bot, 3)  # the line is open: silence first
+        sender = asyncio.create_task(feed(phone, tone(16000, 1.0)))
+        heard = await collect(bot, 60)
+        await sender
+        assert rms(heard[-30:]) > 3000
+        phone.send_dtmf("4#")
+        for _ in range(40):
+            if len(digits) == 2:
+                break
+            await bot.read_audio()
+        assert digits == ["4", "#"]
+        assert bot.receiver.stats.packets_lost == 0
+
+
+async def test_sipp_g711a_capture_replayed_in_real_time_decodes_to_speech() -> None:
+    async with endpoints(1, input_rate=16000) as (bot,), capture_socket() as phone:
+        bot.configure(
+            NegotiatedMedia(
+                codec=accept_codec("PCMA", 8),
+                dtmf_payload_type=101,
+                ptime_ms=20,
+                direction="sendrecv",
+                remote_host=HOST,
+                remote_port=phone.port,
+            )
+        )
+        digits: list[str] = []
+        bot.on_dtmf = digits.append
+        packets = [d.payload for d in read_udp(SIPP_PCAPS / "g711a.pcap")][
+            40:90
+        ]  # 1.5 s of speech, 30 ms packets
+        packets += [d.payload for d in read_udp(SIPP_PCAPS / "dtmf_2833_7.pcap")]
+        assert phone.transport is not None
+        heard: list[bytes] = []
+        reader = asyncio.create_task(_read_into(bot, heard))
+        for payload in packets:
+            phone.transport.sendto(payload, (HOST, bot.local_port))
+            await asyncio.sleep(0.03 if RtpPacket.parse(payload).payload_type == 8 else 0.02)
+        await asyncio.sleep(0.2)
+        reader.cancel()
+        assert rms(heard) > 1000
+        assert digits == ["7"]
+        stats = bot.receiver.stats  # counts restart with the DTMF capture's own SSRC
+        assert (stats.ignored_foreign_source, stats.ignored_invalid, stats.ignored_payload_type) == (0, 0, 0)
+        # Symmetric RTP: the bot answers the address the packets came from.
+        data, _ = await asyncio.wait_for(phone.packets.get(), 2.0)
+        assert RtpPacket.parse(data).payload_type == 8
+
+
+async def _read_into(endpoint: RtpEndpoint, sink: list[bytes]) -> None:
+    while True:
+        sink.append(await endpoint.read_audio())
+
+
+def accept_codec(name: str, payload_type: int):  # type: ignore[no-untyped-def]
+    from sip_bridge.media.sdp import CodecSpec
+
+    return CodecSpec(name, payload_type, 8000)
+
+
+async def test_symmetric_rtp_latches_to_the_real_source_not_the_sdp_address() -> None:
+    async with endpoints(1) as (bot,), capture_socket() as sdp_address, capture_socket() as real_source:
+        bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, sdp_address.port))
+        data, _ = await asyncio.wait_for(sdp_address.packets.get(), 2.0)  # before latching: the SDP address
+        sequence = RtpPacket.parse(data).sequence_number
+        assert real_source.transport is not None
+        real_source.transport.sendto(
+            RtpPacket(0, 0, 1, 160, 99, b"\xff" * 160).serialize(), (HOST, bot.local_port)
+        )
+        while True:
+            data, _ = await asyncio.wait_for(real_source.packets.get(), 2.0)
+            if RtpPacket.parse(data).sequence_number != sequence:
+                break
+        assert bot.receiver.latched == (HOST, real_source.port)
+
+
+async def test_flush_drops_queued_bot_audio_at_once() -> None:
+    async with endpoints(1, max_queued_ms=2000) as (bot,), capture_socket() as phone:
+        bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, phone.port))
+        await bot.send_audio(tone(16000, 1.5))  # 1.5 s queued, under the limit: returns at once
+        speech = 0
+        while speech < 5:  # wait until the tone is on the wire
+            data, _ = await asyncio.wait_for(phone.packets.get(), 2.0)
+            speech += RtpPacket.parse(data).payload != b"\xff" * 160
+        assert bot.queued_ms > 1000
+        bot.flush()
+        assert bot.queued_ms == 0
+        first_after_flush = bot.sender.sequence
+        after: list[RtpPacket] = []
+        while len(after) < 5:
+            packet = RtpPacket.parse((await asyncio.wait_for(phone.packets.get(), 2.0))[0])
+            if (packet.sequence_number - first_after_flush) & 0xFFFF < 0x8000:  # not already on the wire
+                after.append(packet)
+        assert all(packet.payload == b"\xff" * 160 for packet in after)  # silence from the next packet on
+
+
+async def test_send_audio_waits_in_real_time_and_hold_discards_without_blocking() -> None:
+    async with endpoints(1, max_queued_ms=60) as (bot,), capture_socket() as phone:
+        bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "recvonly", HOST, phone.port))
+        await asyncio.wait_for(feed(bot, tone(16000, 0.3)), 3.0)  # drains although nothing is sent
+        assert phone.packets.empty()
+        assert bot.sender.stats.packets_sent == 0
+
+
+async def test_inactivity_timeout_fires_once() -> None:
+    async with endpoints(1, inactivity_timeout_s=0.2) as (bot,), capture_socket() as phone:
+        fired = asyncio.Event()
+        calls: list[int] = []
+        bot.on_inactivity = lambda: (calls.append(1), fired.set())  # type: ignore[func-returns-value]
+        bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, phone.port))
+        await asyncio.wait_for(fired.wait(), 3.0)
+        await asyncio.sleep(0.3)
+        assert calls == [1]
+
+
+@pytest.mark.parametrize(("caller_codec", "staff_codec"), [("PCMU", "PCMU"), ("PCMA", "opus")])
+async def test_bridge_relays_both_ways_and_keeps_tapping_the_caller(
+    caller_codec: str, staff_codec: str
+) -> None:
+    async with endpoints(4) as (caller, bot_leg, staff_leg, staff):
+        await negotiate(caller, bot_leg, [caller_codec])
+        await negotiate(staff_leg, staff, [staff_codec])
+        bot_leg.bridge(staff_leg)
+        assert bot_leg.bridged_to is staff_leg and staff_leg.bridged_to is bot_leg
+        await bot_leg.send_audio(tone(16000, 0.2))  # the bot is muted while bridged
+        assert bot_leg.queued_ms == 0
+        talking = asyncio.create_task(feed(caller, tone(16000, 1.2, hz=500)))
+        answering = asyncio.create_task(feed(staff, tone(16000, 1.2, hz=900)))
+        staff_heard = await collect(staff, 50)
+        caller_heard = await collect(caller, 50)
+        tap = await collect(bot_leg, 50)
+        await asyncio.gather(talking, answering)
+        assert rms(staff_heard[-25:]) > 2000
+        assert rms(caller_heard[-25:]) > 2000
+        assert rms(tap) > 2000
+        bot_leg.unbridge()
+        assert bot_leg.bridged_to is None and staff_leg.bridged_to is None
+
+
+async def test_from_settings_binds_an_even_port_in_the_configured_range() -> None:
+    settings = SipSettings(rtp_port_min=31000, rtp_port_max=31099, rtp_inactivity_timeout_s=12.0)
+    endpoint = RtpEndpoint.from_settings(settings)
+    try:
+        port = await endpoint.open()
+        assert 31000 <= port <= 31099 and port % 2 == 0
+        assert endpoint.inactivity_timeout_s == 12.0
+    finally:
+        await endpoint.close()
