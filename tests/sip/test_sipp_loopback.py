@@ -9,12 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from sip_bridge.sip import CallConfirmed, CallEnded, IncomingCall
+from sip_bridge.sip import (
+    CallConfirmed,
+    CallEnded,
+    IncomingCall,
+    OutboundCallAnswered,
+    Registered,
+    TransferSucceeded,
+)
 from sip_bridge.sip.transport import SipEndpoint
 from voicebot.settings import SipSettings
 
 from .helpers import SDP_ANSWER
-from .sipp import run_sipp
+from .sipp import free_udp_port, run_sipp
 
 pytestmark = pytest.mark.slow
 
@@ -56,3 +63,146 @@ async def test_sipp_uac_call_is_answered_and_ended_by_bye(tmp_path: Path) -> Non
         ended = seen[-1]
         assert isinstance(ended, CallEnded) and ended.reason == "bye_remote"
         assert sip.ua.active_calls() == []
+
+
+async def collect_until(sip: SipEndpoint, seen: list[object], kind: type, timeout_s: float = 10.0) -> None:
+    async def wait() -> None:
+        while not any(isinstance(e, kind) for e in seen):
+            seen.append(await sip.next_event())
+
+    await asyncio.wait_for(wait(), timeout_s)
+
+
+async def test_sipp_uac_over_tcp(tmp_path: Path) -> None:
+    async with endpoint() as sip:
+        seen: list[object] = []
+        glue = asyncio.create_task(answer_calls(sip, seen))
+        try:
+            result = await run_sipp(sip.port, scenario="uac", workdir=tmp_path, transport="t1")
+            await asyncio.sleep(0.1)
+        finally:
+            glue.cancel()
+        assert result.returncode == 0, result.output
+        assert [type(e).__name__ for e in seen] == ["IncomingCall", "CallConfirmed", "CallEnded"]
+        assert isinstance(seen[0], IncomingCall) and seen[0].transport == "tcp"
+
+
+async def test_we_hang_up_with_bye(tmp_path: Path) -> None:
+    async with endpoint() as sip:
+        seen: list[object] = []
+        glue = asyncio.create_task(answer_calls(sip, seen, hangup_after_s=0.2))
+        try:
+            result = await run_sipp(sip.port, scenario="uac_wait_bye.xml", workdir=tmp_path)
+            await asyncio.sleep(0.1)
+        finally:
+            glue.cancel()
+        assert result.returncode == 0, result.output
+        assert seen[-1] == CallEnded(seen[0].call_id, "local", None)  # type: ignore[attr-defined]
+
+
+async def test_caller_cancels_while_ringing(tmp_path: Path) -> None:
+    async with endpoint() as sip:
+        seen: list[object] = []
+
+        async def ring_only() -> None:
+            while True:
+                event = await sip.next_event()
+                seen.append(event)
+                if isinstance(event, IncomingCall):
+                    sip.ringing(event.call_id)
+
+        glue = asyncio.create_task(ring_only())
+        try:
+            result = await run_sipp(sip.port, scenario="uac_cancel.xml", workdir=tmp_path)
+            await asyncio.sleep(0.1)
+        finally:
+            glue.cancel()
+        assert result.returncode == 0, result.output
+        assert [type(e).__name__ for e in seen] == ["IncomingCall", "CallEnded"]
+        assert isinstance(seen[1], CallEnded) and seen[1].reason == "cancel"
+        assert sip.ua.active_calls() == []
+
+
+async def test_options_ping_from_a_pbx(tmp_path: Path) -> None:
+    async with endpoint() as sip:
+        result = await run_sipp(sip.port, scenario="options_ping.xml", workdir=tmp_path)
+        assert result.returncode == 0, result.output
+
+
+async def test_register_at_sipp_registrar_with_digest(tmp_path: Path) -> None:
+    registrar_port = free_udp_port()
+    registrar = asyncio.create_task(
+        run_sipp(None, scenario="registrar_digest.xml", workdir=tmp_path, sipp_port=registrar_port)
+    )
+    await asyncio.sleep(0.3)  # let sipp bind
+    settings = {
+        "registrar": f"sip:127.0.0.1:{registrar_port}",
+        "auth_username": "2001",
+        "auth_password": "geheim",
+        "register_expires_s": 60,
+    }
+    async with endpoint(**settings) as sip:
+        seen: list[object] = []
+        await collect_until(sip, seen, Registered)
+        result = await registrar
+    assert result.returncode == 0, result.output
+    assert seen == [Registered(60)]
+
+
+async def test_inbound_invite_is_challenged_and_accepted_with_credentials(tmp_path: Path) -> None:
+    async with endpoint(inbound_realm="rathaus", inbound_username="pbx", inbound_password="geheim") as sip:
+        seen: list[object] = []
+        glue = asyncio.create_task(answer_calls(sip, seen))
+        try:
+            result = await run_sipp(sip.port, scenario="uac_digest.xml", workdir=tmp_path)
+            await asyncio.sleep(0.1)
+        finally:
+            glue.cancel()
+        assert result.returncode == 0, result.output
+        assert [type(e).__name__ for e in seen] == ["IncomingCall", "CallConfirmed", "CallEnded"]
+
+
+async def test_blind_transfer_accepted_by_the_pbx(tmp_path: Path) -> None:
+    async with endpoint() as sip:
+        seen: list[object] = []
+
+        async def transfer_glue() -> None:
+            while True:
+                event = await sip.next_event()
+                seen.append(event)
+                if isinstance(event, IncomingCall):
+                    sip.answer(event.call_id, SDP_ANSWER)
+                elif isinstance(event, CallConfirmed):
+                    sip.refer(event.call_id, "sip:staff@127.0.0.1:5070")
+                elif isinstance(event, TransferSucceeded):
+                    sip.hangup(event.call_id)
+
+        glue = asyncio.create_task(transfer_glue())
+        try:
+            result = await run_sipp(sip.port, scenario="uac_refer.xml", workdir=tmp_path)
+            await asyncio.sleep(0.1)
+        finally:
+            glue.cancel()
+        assert result.returncode == 0, result.output
+        names = [type(e).__name__ for e in seen]
+        assert names == ["IncomingCall", "CallConfirmed", "ReferAccepted", "TransferSucceeded", "CallEnded"]
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_outbound_call_to_a_sipp_uas_then_our_bye(tmp_path: Path, transport: str) -> None:
+    """The bridged-transfer leg: we INVITE the staff phone (sipp UAS), it answers, we end it with BYE."""
+    target_port = free_udp_port()
+    sipp_transport = "t1" if transport == "tcp" else "u1"
+    target = asyncio.create_task(
+        run_sipp(None, scenario="uas", workdir=tmp_path, sipp_port=target_port, transport=sipp_transport)
+    )
+    await asyncio.sleep(0.3)
+    async with endpoint() as sip:
+        seen: list[object] = []
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        call_id = sip.invite(f"sip:staff@127.0.0.1:{target_port}{suffix}", SDP_ANSWER)
+        await collect_until(sip, seen, OutboundCallAnswered)
+        sip.hangup(call_id)
+        result = await target
+    assert result.returncode == 0, result.output
+    assert [type(e).__name__ for e in seen] == ["OutboundCallProgress", "OutboundCallAnswered"]
