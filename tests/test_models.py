@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -225,3 +229,162 @@ def test_pull_with_unreachable_hub_fails_fast(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert lines[0].startswith(f"error: cannot reach http://127.0.0.1:{closed_port}")
     assert not (tmp_path / "piper").exists()
+
+
+# --- pull against a local stand-in for the Hugging Face hub (the real hub is not reachable here) -------------
+
+HUB_COMMIT = "c0ffee" + "0" * 34
+HUB_REPOS: dict[str, dict[str, bytes]] = {
+    "rhasspy/piper-voices": {
+        "de/de_DE/thorsten/medium/de_DE-thorsten-medium.onnx": b"onnx-bytes" * 100,
+        "de/de_DE/thorsten/medium/de_DE-thorsten-medium.onnx.json": b'{"audio": {"sample_rate": 22050}}',
+        "de/de_DE/kerstin/low/de_DE-kerstin-low.onnx": b"not pulled",
+    },
+    "mobiuslabsgmbh/faster-whisper-large-v3-turbo": {
+        "config.json": b'{"alignment_heads": []}',
+        "model.bin": b"ctranslate2" * 1000,
+        "tokenizer.json": b"{}",
+        "vocabulary.json": b"[]",
+        "README.md": b"not pulled: outside the allow patterns",
+    },
+}
+
+
+class HubHandler(BaseHTTPRequestHandler):
+    """The three hub endpoints huggingface_hub uses: file HEAD/GET (resolve), repo info and repo tree."""
+
+    def log_message(self, format: str, *args: object) -> None:  # keep pytest output clean
+        pass
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _resolve(self) -> tuple[bytes | None, dict[str, str]]:
+        path = self.path.split("?")[0]
+        for repo, files in HUB_REPOS.items():
+            prefix = f"/{repo}/resolve/"
+            if path.startswith(prefix):
+                data = files.get(path[len(prefix) :].partition("/")[2])
+                etag = '"' + hashlib.sha1(data or b"").hexdigest() + '"'
+                return data, {"X-Repo-Commit": HUB_COMMIT, "ETag": etag}
+        return None, {}
+
+    def do_HEAD(self) -> None:
+        data, headers = self._resolve()
+        if self.path == "/":
+            self._send(200)
+        elif data is None:
+            self._send(404)
+        else:
+            self.send_response(200)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        if path.startswith("/api/models/"):
+            repo, kind, _ = path[len("/api/models/") :].partition("/tree/")
+            if not kind:
+                repo = repo.split("/revision/")[0]
+            files = HUB_REPOS.get(repo)
+            if files is None:
+                self._send(404)
+                return
+            if kind:
+                tree = [
+                    {"type": "file", "path": n, "size": len(d), "oid": "0" * 40} for n, d in files.items()
+                ]
+                self._send(200, json.dumps(tree).encode(), {"Content-Type": "application/json"})
+            else:
+                info = {"id": repo, "sha": HUB_COMMIT, "siblings": [{"rfilename": n} for n in files]}
+                self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
+            return
+        data, headers = self._resolve()
+        self._send(404) if data is None else self._send(200, data, headers)
+
+
+@pytest.fixture
+def local_hub() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HubHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_pull_single_files_then_verify_the_copy(local_hub: str, tmp_path: Path) -> None:
+    result = run_cli(
+        "models",
+        "pull",
+        "piper-de_DE-thorsten-medium",
+        "--models-dir",
+        str(tmp_path),
+        env=_offline_env(HF_ENDPOINT=local_hub),
+    )
+    assert result.returncode == 0, result.stderr
+    voice = tmp_path / "piper" / "de_DE-thorsten-medium.onnx"
+    repo_files = HUB_REPOS["rhasspy/piper-voices"]
+    assert voice.read_bytes() == repo_files["de/de_DE/thorsten/medium/de_DE-thorsten-medium.onnx"]
+    assert voice.with_suffix(".onnx.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".manifests", "piper"]  # no staging left behind
+    manifest = json.loads((tmp_path / ".manifests" / "piper-de_DE-thorsten-medium.json").read_text())
+    assert (
+        manifest["files"]["piper/de_DE-thorsten-medium.onnx"]["sha256"]
+        == hashlib.sha256(voice.read_bytes()).hexdigest()
+    )
+
+    settings = Settings(paths=PathSettings(models_dir=tmp_path))
+    assert require_model(settings, "piper-de_DE-thorsten-medium") == voice
+    voice.write_bytes(b"X" * voice.stat().st_size)  # damaged in transit to the offline server
+    states = {s.spec.name: s for s in list_states(tmp_path)}
+    assert states["piper-de_DE-thorsten-medium"].status == "corrupt"
+
+
+def test_pull_snapshot_takes_only_the_model_files(local_hub: str, tmp_path: Path) -> None:
+    result = run_cli(
+        "models",
+        "pull",
+        "whisper-large-v3-turbo",
+        "--models-dir",
+        str(tmp_path),
+        env=_offline_env(HF_ENDPOINT=local_hub),
+    )
+    assert result.returncode == 0, result.stderr
+    target = tmp_path / "whisper-large-v3-turbo"
+    assert sorted(p.name for p in target.iterdir()) == [
+        "config.json",
+        "model.bin",
+        "tokenizer.json",
+        "vocabulary.json",
+    ]
+    settings = Settings(paths=PathSettings(models_dir=tmp_path))
+    assert require_model(settings, "whisper-large-v3-turbo") == target
+    assert {s.spec.name: s.status for s in list_states(tmp_path)}["whisper-large-v3-turbo"] == "ok"
+
+
+def test_pull_of_a_missing_file_is_one_line(local_hub: str, tmp_path: Path) -> None:
+    """The hub answers but lacks the file (e.g. a renamed voice): one line, exit 1, nothing half-written."""
+    result = run_cli(
+        "models",
+        "pull",
+        "qwen2.5-1.5b-instruct",
+        "--models-dir",
+        str(tmp_path),
+        env=_offline_env(HF_ENDPOINT=local_hub),
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: pulling 'qwen2.5-1.5b-instruct' from Qwen/")
+    assert not list(tmp_path.glob("*.gguf"))

@@ -622,7 +622,6 @@ def pull_model(models_dir: Path, name: str) -> Path:
     _check_hub_reachable(endpoint)
 
     from huggingface_hub import hf_hub_download, snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     hub = spec.hub
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -651,7 +650,7 @@ def pull_model(models_dir: Path, name: str) -> Path:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, dest)
                 placed.append(str(dest.relative_to(models_dir)))
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+    except Exception as exc:  # hub, HTTP and disk errors alike end in one line, never a traceback
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelPullError(f"pulling '{name}' from {hub.repo_id} failed: {first_line}") from None
     finally:
