@@ -41,7 +41,7 @@ class RtpInputTransport(BaseInputTransport):
         self._endpoint = endpoint
         self._reader: asyncio.Task[None] | None = None
 
-    async def setup(self, setup: FrameProcessorSetup) -> None:
+    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
         await super().setup(setup)
         self._endpoint.set_pipeline_rates(input_rate=self.sample_rate)
 
@@ -89,7 +89,7 @@ class RtpOutputTransport(BaseOutputTransport):
         super().__init__(params, **kwargs)
         self._endpoint = endpoint
 
-    async def setup(self, setup: FrameProcessorSetup) -> None:
+    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
         await super().setup(setup)
         self._endpoint.set_pipeline_rates(output_rate=self.sample_rate)
 
