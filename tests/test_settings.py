@@ -112,3 +112,12 @@ def test_cli_reports_a_bad_config_in_one_line(clean_env: Path) -> None:
         "error: invalid configuration (voicebot.toml or VOICEBOT_* environment): "
         "asr.beamsize: Extra inputs are not permitted"
     ]
+
+
+def test_readme_toml_example_is_a_valid_configuration(clean_env: Path) -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    (clean_env / "voicebot.toml").write_text(example, encoding="utf-8")
+    settings = Settings()
+    assert settings.asr.model == "whisper-large-v3-turbo"
+    assert settings.resolved_answer_mode() == "llm"
