@@ -24,6 +24,7 @@ from loguru import logger
 
 from sip_bridge.media import LocalSdpSession, NegotiatedMedia, RtpEndpoint
 from sip_bridge.sip import events as ev
+from sip_bridge.sip.transport import SipEndpoint
 
 PIPELINE_SAMPLE_RATE = 16000  # what the endpoint hands the pipeline and takes from it, whatever the codec
 
@@ -59,7 +60,8 @@ class SipCallService:
         self.runner = runner
         self.calls: dict[str, SipCall] = {}
         self.outbound: dict[str, SipCall] = {}  # B2BUA staff leg call-id → the caller's call
-        self._endpoint: Any = None
+        self._endpoint: SipEndpoint | None = None
+        self._event_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
@@ -69,17 +71,27 @@ class SipCallService:
         return int(self._endpoint.port) if self._endpoint is not None else self.settings.sip.port
 
     @property
-    def user_agent(self) -> Any:
-        return self._endpoint.user_agent
+    def user_agent(self) -> SipEndpoint:
+        """Call control (answer, reject, hangup, refer, invite, ...): the UA's methods, flushed to the wire."""
+        if self._endpoint is None:
+            raise RuntimeError("SIP service not started")
+        return self._endpoint
 
     async def start(self) -> None:
-        from sip_bridge.sip.endpoint import SipEndpoint
-
-        self._endpoint = SipEndpoint(self.settings.sip, on_event=self._on_event)
-        await self._endpoint.start()
+        self._endpoint = await SipEndpoint.start(self.settings.sip)
+        self._event_task = asyncio.create_task(self._dispatch_events(), name="sip-events")
         logger.info(
             f"SIP listening on {self.settings.sip.bind_host}:{self.port} {self.settings.sip.transports}"
         )
+
+    async def _dispatch_events(self) -> None:
+        assert self._endpoint is not None
+        while True:
+            event = await self._endpoint.next_event()
+            try:
+                self._on_event(event)
+            except Exception:
+                logger.exception(f"SIP event {event} could not be handled")
 
     async def stop(self) -> None:
         """Hang up every call (BYE), wait briefly for the pipelines, close the sockets."""
@@ -88,8 +100,13 @@ class SipCallService:
         pending = [task for task in self._tasks if not task.done()]
         if pending:
             await asyncio.wait(pending, timeout=5)
+        if self._event_task is not None:
+            self._event_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._event_task
+            self._event_task = None
         if self._endpoint is not None:
-            await self._endpoint.stop()
+            await self._endpoint.close()
             self._endpoint = None
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
@@ -166,7 +183,9 @@ class SipCallService:
             call.negotiated = negotiated
             call.rtp.configure(negotiated)
             transport = self._call_transport(call)
-            call.handle = await self.runner(transport, call.call_id, PIPELINE_SAMPLE_RATE)
+            call.handle = await self.runner(
+                transport, call.call_id, PIPELINE_SAMPLE_RATE, lambda frame: self._pipeline_event(call, frame)
+            )
             if not call.sip_up or call.finished:  # CANCEL arrived while the pipeline was built
                 await self.finish(call, "cancelled")
                 return
@@ -193,15 +212,17 @@ class SipCallService:
 
     # --- hand-off ------------------------------------------------------------------------------------------------
 
-    async def request_handoff(self, call_id: str, frame: Any) -> None:
-        """Called by the pipeline (HandoffRequestFrame) once the caller heard the hand-off sentence."""
+    async def _pipeline_event(self, call: SipCall, frame: Any) -> None:
+        """HandoffRequestFrame (after the caller heard the hand-off sentence) starts a transfer."""
         from sip_bridge.transfer import Transfer
+        from voicebot.pipeline.frames import HandoffRequestFrame
 
-        call = self.calls.get(call_id)
-        if call is None or call.finished or call.transfer is not None or not call.sip_up:
+        if not isinstance(frame, HandoffRequestFrame):
+            return  # CallEndingFrame: the pipeline ends by itself right after; _run_pipeline sends the BYE
+        if call.finished or call.transfer is not None or not call.sip_up:
             return
         call.transfer = Transfer(self, call, reason=getattr(frame, "reason", "handoff"))
-        self._spawn(call.transfer.run(), f"transfer-{call_id}")
+        self._spawn(call.transfer.run(), f"transfer-{call.call_id}")
 
     # --- ending -------------------------------------------------------------------------------------------------
 
@@ -224,6 +245,9 @@ class SipCallService:
         if call.handle is not None and call.pipeline_task is not None and not call.pipeline_task.done():
             with contextlib.suppress(Exception):
                 await call.handle.cancel()
+        transcript = getattr(call.handle, "transcript", None)
+        if transcript is not None:
+            transcript.end(reason)  # keeps the pipeline's own reason (goodbye, silence) if it set one
         for endpoint in [call.rtp, *call.extra_endpoints]:
             if endpoint is not None:
                 with contextlib.suppress(Exception):
@@ -252,7 +276,8 @@ class SipCallService:
     def _call_transport(self, call: SipCall) -> Any:
         from sip_bridge.pipecat_transport import RtpCallTransport
 
-        return RtpCallTransport(call.rtp)
+        assert call.rtp is not None
+        return RtpCallTransport(call.rtp, name=f"rtp-{call.call_id[:8]}")
 
     def _reinvite(self, event: ev.ReInvite) -> None:
         """Hold/unhold and session refresh: answer with our current media, following the new direction."""

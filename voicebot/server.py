@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,8 +29,28 @@ class CallHandle(Protocol):
         """Stop the call now (the far end hung up)."""
 
 
-# transport, call id, transport sample rate → a call ready to run
-CallRunner = Callable[[Any, str, int], Awaitable[CallHandle]]
+# Gets HandoffRequestFrame / CallEndingFrame once the caller heard the words that go with them.
+CallEventHandler = Callable[[Any], Awaitable[None]]
+# (transport, call id, the transport's output sample rate, event handler) → a call ready to run
+CallRunner = Callable[[Any, str, int, CallEventHandler | None], Awaitable[CallHandle]]
+
+
+@dataclass
+class PipelineCall:
+    """The voice pipeline of one call (voicebot.pipeline) as a :class:`CallHandle`."""
+
+    worker: Any  # pipecat PipelineWorker
+    transcript: Any  # voicebot.pipeline.transcript.CallTranscript
+
+    async def run(self) -> None:
+        from pipecat.workers.runner import WorkerRunner
+
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(self.worker)
+        await runner.run()
+
+    async def cancel(self) -> None:
+        await self.worker.cancel(reason="hang-up")
 
 
 @dataclass
@@ -78,12 +98,36 @@ class CallRegistry:
 
 def pipeline_call_runner(settings: Settings, resources: Any) -> CallRunner:
     """The production :data:`CallRunner`: the voice pipeline (voicebot.pipeline) over any transport."""
-    from voicebot.call_pipeline import build_call_handle
+    from voicebot.pipeline.pipeline import build_call_pipeline
 
-    async def run_call(transport: Any, call_id: str, sample_rate: int) -> CallHandle:
-        return await build_call_handle(settings, resources, transport, call_id, sample_rate)
+    async def run_call(
+        transport: Any, call_id: str, sample_rate: int, on_event: CallEventHandler | None
+    ) -> CallHandle:
+        worker, transcript = build_call_pipeline(
+            settings, transport, resources, call_id, on_event, audio_out_sample_rate=sample_rate
+        )
+        return PipelineCall(worker, transcript)
 
     return run_call
+
+
+def _uvicorn_without_signal_handlers(config: Any) -> Any:
+    """uvicorn replaces SIGINT/SIGTERM handlers while serving; here one handler stops SIP and HTTP together."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server(config)
+
+
+def load_shared_resources(settings: Settings) -> Any:
+    """Every model a call needs, loaded once for the whole process (raises with a fix-it line if missing)."""
+    from voicebot.pipeline.resources import CallResources
+
+    return CallResources.load(settings)
 
 
 async def serve(
@@ -99,7 +143,6 @@ async def serve(
     import uvicorn
 
     from sip_bridge.calls import SipCallService
-    from voicebot.call_pipeline import load_shared_resources
     from voicebot.web.app import create_app
 
     if host:
@@ -133,8 +176,7 @@ async def serve(
     config = uvicorn.Config(
         app, host=settings.http.host, port=settings.http.port, log_level="warning", lifespan="on"
     )
-    http = uvicorn.Server(config)
-    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    http = _uvicorn_without_signal_handlers(config)
     http_task = asyncio.create_task(http.serve(), name="http")
     while not http.started and not http_task.done():
         await asyncio.sleep(0.02)

@@ -6,10 +6,15 @@ killed by its own pid when a test ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,3 +204,101 @@ def sipp(args: list[str], *, cwd: Path, timeout_s: float = 60) -> subprocess.Com
     return subprocess.run(
         command, cwd=cwd, capture_output=True, text=True, timeout=timeout_s + 15, check=False
     )
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class VoicebotServer:
+    """`voicebot serve` as a subprocess on free ports, the way an operator runs it; SIGINT ends it."""
+
+    def __init__(self, workdir: Path, models_dir: Path, index_dir: Path, **settings: str) -> None:
+        self.workdir = workdir
+        self.sip_port = free_port()
+        self.http_port = free_port()
+        self.calls_dir = workdir / "calls"
+        self.log_path = workdir / "voicebot-serve.log"
+        self.env = dict(os.environ)
+        self.env.update(
+            {
+                "HF_HUB_OFFLINE": "1",
+                "VOICEBOT_PATHS__MODELS_DIR": str(models_dir),
+                "VOICEBOT_PATHS__INDEX_DIR": str(index_dir),
+                "VOICEBOT_PATHS__CALLS_DIR": str(self.calls_dir),
+            }
+        )
+        self.env.update({f"VOICEBOT_{key.upper()}": value for key, value in settings.items()})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def sip_uri(self) -> str:
+        return f"sip:hotline@127.0.0.1:{self.sip_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "voicebot.cli",
+            "serve",
+            "--sip-port",
+            str(self.sip_port),
+            "--http-port",
+            str(self.http_port),
+        ]
+        self.log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"voicebot serve exited with {self.process.returncode}:\n{self.log_tail()}")
+            health = self.health()
+            if health and health.get("sip_listening"):
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"voicebot serve did not come up:\n{self.log_tail()}")
+
+    def health(self) -> dict[str, object] | None:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=2) as response:
+                return dict(json.loads(response.read()))
+        except (OSError, ValueError):
+            return None
+
+    def wait_idle(self, timeout_s: float = 15.0) -> bool:
+        """True once no call is active any more (every pipeline and RTP port released)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            health = self.health()
+            if health is not None and health.get("active_calls") == 0:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def transcripts(self) -> list[dict[str, object]]:
+        found = []
+        for path in sorted(self.calls_dir.glob("*.json"), key=lambda p: p.stat().st_mtime):
+            with contextlib.suppress(ValueError):
+                found.append(dict(json.loads(path.read_text(encoding="utf-8"))))
+        return found
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.log.close()
+        return self.process.returncode

@@ -8,10 +8,10 @@ payload, per 20 ms packet.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import struct
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,6 +71,10 @@ class CallerMedia(asyncio.DatagramProtocol):
     transport: asyncio.DatagramTransport | None = None
 
     def __post_init__(self) -> None:
+        self._pending: deque[bytes] = deque()
+        self._played: asyncio.Future[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self.last_speech_sent: float | None = None
         self._ssrc = random.randrange(1, 2**32)
         self._seq = random.randrange(0, 2**16)
         self._timestamp = random.randrange(0, 2**32)
@@ -108,33 +112,36 @@ class CallerMedia(asyncio.DatagramProtocol):
         self._seq = (self._seq + 1) & 0xFFFF
         self._timestamp = (self._timestamp + SAMPLES_PER_PACKET) & 0xFFFFFFFF
 
-    async def play(self, ulaw: bytes) -> float | None:
-        """Send ``ulaw`` paced at 20 ms (absolute schedule); returns the send time of the last speech packet."""
-        start = time.monotonic()
-        last_speech: float | None = None
-        for index in range(0, len(ulaw) // SAMPLES_PER_PACKET):
-            due = start + index * 0.02
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            payload = ulaw[index * SAMPLES_PER_PACKET : (index + 1) * SAMPLES_PER_PACKET]
-            self.send_payload(payload)
-            if packet_dbfs(payload) > SPEECH_DBFS:
-                last_speech = time.monotonic()
-        return last_speech
+    def start_sending(self) -> None:
+        """One paced loop sends queued speech, else comfort silence (the bot's RTP timer never fires)."""
+        self._sender = asyncio.create_task(self._send_loop())
 
-    async def keep_sending_silence(self, stop: asyncio.Event) -> None:
-        """Comfort silence between questions, so the bot's RTP inactivity timer never fires."""
+    async def _send_loop(self) -> None:
         silence = bytes([0xFF]) * SAMPLES_PER_PACKET
         start = time.monotonic()
         index = 0
-        while not stop.is_set():
-            self.send_payload(silence)
+        while True:
+            payload = self._pending.popleft() if self._pending else silence
+            self.send_payload(payload)
+            if payload is not silence and packet_dbfs(payload) > SPEECH_DBFS:
+                self.last_speech_sent = time.monotonic()
+            if not self._pending and self._played is not None and not self._played.done():
+                self._played.set_result(None)
             index += 1
             delay = start + index * 0.02 - time.monotonic()
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await asyncio.sleep(delay)
+            elif delay < -0.2:  # starved: restart the schedule instead of bursting
+                start, index = time.monotonic(), 0
+
+    async def play(self, ulaw: bytes) -> float | None:
+        """Send ``ulaw`` in 20 ms packets; returns the send time of its last speech packet."""
+        self.last_speech_sent = None
+        self._played = asyncio.get_running_loop().create_future()
+        for offset in range(0, len(ulaw) - SAMPLES_PER_PACKET + 1, SAMPLES_PER_PACKET):
+            self._pending.append(ulaw[offset : offset + SAMPLES_PER_PACKET])
+        await self._played
+        return self.last_speech_sent
 
     def first_speech_after(self, moment: float) -> float | None:
         return next((p.at for p in self.received if p.at > moment and p.is_speech), None)
@@ -153,5 +160,7 @@ class CallerMedia(asyncio.DatagramProtocol):
         return False
 
     def close(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
         if self.transport is not None:
             self.transport.close()

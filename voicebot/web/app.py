@@ -189,7 +189,8 @@ async def _run_web_call(connection: Any, call_id: str, runner: CallRunner, lease
             audio_out_sample_rate=WEBRTC_SAMPLE_RATE,
         ),
     )
-    call = await runner(transport, call_id, WEBRTC_SAMPLE_RATE)
+    # No hand-off target in a browser: the bot says the hand-off sentence and the call goes on.
+    call = await runner(transport, call_id, WEBRTC_SAMPLE_RATE, None)
 
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport: Any, _client: Any) -> None:

@@ -1,0 +1,269 @@
+"""`voicebot bench sip`: real SIP calls over loopback against a `voicebot serve` subprocess.
+
+Each call is placed by our own SIP stack acting as the caller (the sans-I/O user agent over its asyncio endpoint,
+a second instance in this process) with a plain PCMU socket for media, so every RTP packet is time-stamped where
+the caller sees it:
+
+- call set-up time: INVITE sent → 200 OK received;
+- voice-to-voice latency: the caller's last speech packet of a German question (espeak-ng) → the first bot packet
+  with speech energy after it, p50/p95 over all calls;
+- failures: calls that were refused, never answered, or got no spoken answer within the time limit.
+
+The server runs in a subprocess so that the measured bot does not share this process's event loop or GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voicebot.benchmarks.caller_media import CallerMedia, ulaw_encode
+from voicebot.settings import Settings
+
+QUESTIONS = (
+    "Wann hat das Bürgerbüro geöffnet?",
+    "Was kostet ein neuer Personalausweis?",
+    "Wie melde ich meinen Hund an?",
+    "Wo kann ich Sperrmüll anmelden?",
+)
+GREETING_TIMEOUT_S = 30.0
+ANSWER_TIMEOUT_S = 20.0
+
+
+@dataclass
+class CallResult:
+    index: int
+    question: str
+    setup_ms: float | None = None
+    voice_to_voice_ms: float | None = None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def german_question_ulaw(text: str, workdir: Path) -> bytes:
+    """espeak-ng German speech as 8 kHz µ-law, with 0.3 s of silence before it."""
+    import soxr
+
+    wav = workdir / f"q{abs(hash(text))}.wav"
+    subprocess.run(["espeak-ng", "-v", "de", "-s", "150", "-w", str(wav), text], check=True, timeout=30)
+    import wave
+
+    with wave.open(str(wav), "rb") as reader:
+        rate = reader.getframerate()
+        pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16).astype(np.float32) / 32768
+    audio = soxr.resample(pcm, rate, 8000)
+    audio = np.concatenate([np.zeros(2400, dtype=np.float32), audio, np.zeros(800, dtype=np.float32)])
+    return ulaw_encode(audio)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        port = int(tcp.getsockname()[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", port))
+    return port
+
+
+class ServerProcess:
+    """`voicebot serve` on free loopback ports, ended with SIGINT (the clean path) when the bench is done."""
+
+    def __init__(self, settings: Settings, calls: int, workdir: Path) -> None:
+        self.sip_port = _free_port()
+        self.http_port = _free_port()
+        self.log_path = workdir / "server.log"
+        env = dict(os.environ)
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env["VOICEBOT_SIP__MAX_CALLS"] = str(max(calls, settings.sip.max_calls))
+        env["VOICEBOT_SIP__INVITES_PER_SOURCE_PER_MINUTE"] = str(max(60, calls * 2))
+        env["VOICEBOT_PATHS__CALLS_DIR"] = str(workdir / "calls")
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, timeout_s: float = 120.0) -> None:
+        import httpx
+
+        command = [
+            sys.executable,
+            "-m",
+            "voicebot.cli",
+            "serve",
+            "--sip-port",
+            str(self.sip_port),
+            "--http-port",
+            str(self.http_port),
+        ]
+        self.log = self.log_path.open("wb")
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"voicebot serve exited: {self.tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    health = (await client.get(f"http://127.0.0.1:{self.http_port}/healthz")).json()
+                    if health.get("sip_listening"):
+                        return
+                await asyncio.sleep(0.25)
+        raise RuntimeError(f"voicebot serve did not come up within {timeout_s:.0f} s: {self.tail()}")
+
+    def tail(self) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-1500:]
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(2)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.log.close()
+
+
+async def place_call(
+    caller: Any, uri: str, question: str, ulaw: bytes, index: int
+) -> CallResult:
+    """One benchmark call: INVITE, wait for the greeting to end, ask, time the answer, hang up."""
+    from sip_bridge.media import LocalSdpSession, SessionDescription, accept_answer, build_offer
+
+    result = CallResult(index=index, question=question)
+    media = await CallerMedia.open()
+    call_id: str | None = None
+    try:
+        offer = build_offer(
+            local_host="127.0.0.1",
+            local_port=media.port,
+            codecs=["PCMU"],
+            session=LocalSdpSession("127.0.0.1"),
+            dtmf=False,
+        )
+        sent = time.monotonic()
+        call_id, answered = await caller.invite(uri, offer.serialize().encode())
+        if isinstance(answered, str):
+            result.error = answered
+            return result
+        result.setup_ms = (time.monotonic() - sent) * 1000
+        negotiated = accept_answer(offer, SessionDescription.parse(answered))
+        media.remote = (negotiated.remote_host, negotiated.remote_port)
+        media.start_sending()
+        if not await media.wait_for_quiet(quiet_s=1.2, timeout_s=GREETING_TIMEOUT_S):
+            result.error = "no greeting heard"
+            return result
+        last_speech = await media.play(ulaw)
+        if last_speech is None:
+            result.error = "question had no speech"
+            return result
+        deadline = time.monotonic() + ANSWER_TIMEOUT_S
+        while time.monotonic() < deadline:
+            first = media.first_speech_after(last_speech)
+            if first is not None:
+                result.voice_to_voice_ms = (first - last_speech) * 1000
+                break
+            if caller.ended(call_id):
+                result.error = "bot hung up before answering"
+                return result
+            await asyncio.sleep(0.02)
+        else:
+            result.error = f"no spoken answer within {ANSWER_TIMEOUT_S:.0f} s"
+        return result
+    except Exception as error:  # one broken call is a failure to count, not the end of the bench
+        result.error = f"{type(error).__name__}: {error}"
+        return result
+    finally:
+        if call_id is not None:
+            caller.hangup(call_id)
+        media.close()
+
+
+async def run_sip_benchmark(settings: Settings, *, calls: int, concurrency: int) -> dict[str, Any]:
+    from voicebot.benchmarks.sip_caller import SipCaller
+
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is needed for the German test questions: apt-get install espeak-ng")
+    with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
+        workdir = Path(tmp)
+        audio = {question: german_question_ulaw(question, workdir) for question in QUESTIONS}
+        server = ServerProcess(settings, calls, workdir)
+        started = time.monotonic()
+        await server.start()
+        startup_s = time.monotonic() - started
+        caller = await SipCaller.start()
+        uri = f"sip:hotline@127.0.0.1:{server.sip_port}"
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(index: int) -> CallResult:
+            async with gate:
+                question = QUESTIONS[index % len(QUESTIONS)]
+                return await place_call(caller, uri, question, audio[question], index)
+
+        try:
+            results = await asyncio.gather(*(one(i) for i in range(calls)))
+        finally:
+            await caller.stop()
+            server.stop()
+    return summarize(results, calls=calls, concurrency=concurrency, startup_s=startup_s)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return float(np.percentile(np.array(values), q))
+
+
+def summarize(results: list[CallResult], *, calls: int, concurrency: int, startup_s: float) -> dict[str, Any]:
+    setups = [r.setup_ms for r in results if r.setup_ms is not None]
+    latencies = [r.voice_to_voice_ms for r in results if r.voice_to_voice_ms is not None]
+    failures = [r for r in results if r.error is not None]
+    return {
+        "calls": calls,
+        "concurrency": concurrency,
+        "server_startup_s": round(startup_s, 2),
+        "call_setup_ms": {
+            "p50": _round(_percentile(setups, 50)),
+            "p95": _round(_percentile(setups, 95)),
+            "mean": _round(statistics.fmean(setups) if setups else None),
+        },
+        "voice_to_voice_ms": {
+            "p50": _round(_percentile(latencies, 50)),
+            "p95": _round(_percentile(latencies, 95)),
+            "max": _round(max(latencies) if latencies else None),
+            "samples": len(latencies),
+        },
+        "failed_calls": len(failures),
+        "failures": [{"call": r.index, "question": r.question, "error": r.error} for r in failures],
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    setup, v2v = report["call_setup_ms"], report["voice_to_voice_ms"]
+    lines = [
+        f"SIP benchmark: {report['calls']} calls, concurrency {report['concurrency']} "
+        f"(server start-up {report['server_startup_s']} s)",
+        f"  call set-up (INVITE → 200):  p50 {setup['p50']} ms   p95 {setup['p95']} ms",
+        f"  voice-to-voice on RTP:       p50 {v2v['p50']} ms   p95 {v2v['p95']} ms   "
+        f"max {v2v['max']} ms   ({v2v['samples']} answers)",
+        f"  failed calls: {report['failed_calls']}",
+    ]
+    lines += [f"    call {f['call']}: {f['error']}" for f in report["failures"]]
+    return "\n".join(lines)
