@@ -12,7 +12,8 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
 
 - ``answer(call_id, sdp)``: 180 Ringing then 200 OK with ``sdp`` (100 Trying went out on arrival);
   ``ringing(call_id)`` sends only the 180. ``CallConfirmed`` follows when the ACK arrives.
-- ``reject(call_id, code=486, reason=None)``: final non-2xx to an unanswered incoming call.
+- ``reject(call_id, code=486, reason=None)``: final non-2xx to an unanswered incoming call (one left alone
+  for 60 s gets 480 and ``CallEnded(reason="timeout")``).
 - ``hangup(call_id)``: BYE for an established call, CANCEL for our own unanswered INVITE, 480 for an unanswered
   incoming call. Emits ``CallEnded(reason="local")`` at once.
 - ``refer(call_id, target_uri)``: blind transfer (REFER with Refer-To/Referred-By). Then ``ReferAccepted`` and
@@ -86,6 +87,7 @@ ACCEPTED_BODIES = {
 ACCEPT_HEADER = "application/sdp, message/sipfrag, application/dtmf-relay"
 SUPPORTED: tuple[str, ...] = ()
 USER_AGENT = "voicebot-sip/0.1"
+UNANSWERED_TIMEOUT_S = 60.0  # an incoming call the glue neither answers nor rejects gets 480 after this
 
 
 class Outgoing(NamedTuple):
@@ -431,9 +433,12 @@ class UserAgent:
             self._on_reinvite(request, tx, now)
             return
         host = source[0]
-        if request.call_id in self._calls:
+        earlier = self._calls.get(request.call_id)
+        if earlier is not None and earlier.state != "ended":
             self._reply(tx, 482, "Loop Detected", now)  # same Call-ID, new branch: merged request (8.2.2.2)
             return
+        if earlier is not None:
+            del self._calls[request.call_id]  # a new attempt after a rejected one
         if not self._invite_rate.allow(host, now):
             self.log.warning(host, "rate-limit", "INVITE rate exceeded", now)
             self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.settings.retry_after_s)})
@@ -463,6 +468,7 @@ class UserAgent:
             server_tx=tx,
         )
         self._calls[call.call_id] = call
+        self._timers[("unanswered", call.call_id)] = now + UNANSWERED_TIMEOUT_S
         from_ = request.from_
         self._events.append(
             ev.IncomingCall(
@@ -1038,6 +1044,11 @@ class UserAgent:
                 self._events.append(ev.TransferFailed(name, 408, "no final NOTIFY"))
         elif kind == "register":
             self.register()
+        elif kind == "unanswered":
+            call = self._calls.get(name)
+            if call is not None and call.state == "incoming" and call.server_tx is not None:
+                self._reply(call.server_tx, 480, "Temporarily Unavailable", now, to_tag=call.local_tag)
+                self._end(call, "timeout", 480, now)
 
 
 def _phrase(status: int, reason: str) -> str:

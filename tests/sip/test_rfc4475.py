@@ -38,8 +38,24 @@ VALID = {
 }
 INVALID = {
     **dict.fromkeys(
-        "badinv01 clerr ncl scalar02 quotbal ltgtruri lwsruri lwsstart trws escruri baddate regbadct badaspec "
-        "baddn mismatch01 mismatch02".split(),
+        [
+            "badinv01",
+            "clerr",
+            "ncl",
+            "scalar02",
+            "quotbal",
+            "ltgtruri",
+            "lwsruri",
+            "lwsstart",
+            "trws",
+            "escruri",
+            "baddate",
+            "regbadct",
+            "badaspec",
+            "baddn",
+            "mismatch01",
+            "mismatch02",
+        ],
         400,
     ),
     "badvers": 505,

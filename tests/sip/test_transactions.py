@@ -9,6 +9,7 @@ from sip_bridge.sip.transaction import (
     InviteServerTransaction,
     NonInviteClientTransaction,
     NonInviteServerTransaction,
+    Transaction,
 )
 
 from .helpers import sip_request
@@ -25,7 +26,7 @@ class Wire:
         self.sent.append((self.now, message))
 
 
-def run(tx, wire: Wire, until: float, step: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+def run(tx: Transaction, wire: Wire, until: float, step: float = 0.05) -> None:
     while wire.now < until:
         wire.now = round(wire.now + step, 3)
         tx.fire_timers(wire.now)

@@ -404,3 +404,21 @@ def test_call_control_rejects_unknown_calls_clearly() -> None:
             raise AssertionError("expected KeyError")
     harness.ua.hangup("nope")  # hangup of a gone call is a no-op
     assert isinstance(harness.sent, list) and not isinstance(harness.sent, Response)
+
+
+def test_unanswered_call_times_out_and_a_new_attempt_with_the_same_call_id_is_accepted() -> None:
+    harness = Harness()
+    harness.feed(sip_request("INVITE", body=SDP_OFFER))
+    harness.ua.next_events()
+    sent = harness.run_timers_until(61.0, step=1.0)
+    assert [m.status for m in sent][:1] == [480]
+    assert harness.ua.next_events() == [ev.CallEnded(CALL, "timeout", 480)]
+    retry = harness.feed(sip_request("INVITE", branch="z9hG4bK-again", cseq=2, body=SDP_OFFER))
+    assert [m.status for m in retry] == [100]
+
+
+def test_second_invite_for_a_live_call_id_is_a_merged_request() -> None:
+    harness = Harness()
+    harness.feed(sip_request("INVITE", body=SDP_OFFER))
+    merged = harness.feed(sip_request("INVITE", branch="z9hG4bK-fork", body=SDP_OFFER))
+    assert [m.status for m in merged] == [482]
