@@ -145,6 +145,10 @@ class SipEndpoint:
                     self._udp.sendto(out.data, out.dest)
             else:
                 self._send_tcp(out.data, out.dest)
+        for peer in self.ua.broken_streams():
+            writer = self._writers.pop(peer, None)
+            if writer is not None:
+                writer.close()  # after our 400 went out: framing is lost, the peer must reconnect
         for event in self.ua.next_events():
             self.events.put_nowait(event)
             if self.on_event is not None:

@@ -142,6 +142,7 @@ class UserAgent:
         self._client_tx: dict[tuple[str, str], ClientTransaction] = {}
         self._calls: dict[str, Call] = {}
         self._framers: dict[Address, StreamFramer] = {}
+        self._broken_streams: list[Address] = []
         self._timers: dict[tuple[str, str], float] = {}
         self._allow = SourceAllowList(settings.allowed_networks)
         self._invite_rate = SlidingWindowLimiter(settings.invites_per_source_per_minute, 60.0)
@@ -189,6 +190,11 @@ class UserAgent:
     def _send(self, message: Message, dest: Address, transport: str) -> None:
         self._outbox.append(Outgoing(message.to_bytes(), dest, transport))
 
+    def broken_streams(self) -> list[Address]:
+        """TCP peers whose stream could not be framed any more: the transport closes those connections."""
+        broken, self._broken_streams = self._broken_streams, []
+        return broken
+
     def connection_lost(self, peer: Address) -> None:
         """A TCP connection closed: forget its framing state."""
         self._framers.pop(peer, None)
@@ -235,6 +241,7 @@ class UserAgent:
                 messages = framer.feed(data)
             except ParseError as exc:
                 self._framers.pop(source, None)
+                self._broken_streams.append(source)
                 self._reject_unparsable(exc, source, transport, now)
                 return
         for message in messages:
