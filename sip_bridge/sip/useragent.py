@@ -28,6 +28,15 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
   ``RegistrationFailed``. ``unregister()`` sends Expires: 0.
 - ``active_calls()``: Call-IDs of calls not yet ended.
 
+Call-control methods raise ``KeyError`` for an unknown or ended call and ``ValueError`` for a call in the wrong
+state (e.g. ``answer`` twice); ``hangup`` never raises. Every call (in or out) gets exactly one ``CallEnded``.
+
+Events (``events.py``): ``IncomingCall`` (100 Trying already sent), ``CallConfirmed`` (ACK in), ``CallEnded(reason:
+bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``ReInvite``, ``ReInviteAnswered``,
+``ReInviteFailed``, ``ReferAccepted``, ``TransferSucceeded``, ``TransferFailed(code)``, ``OutboundCallProgress``,
+``OutboundCallAnswered(sdp)``, ``OutboundCallFailed(code)``, ``Registered(expires_s)``, ``RegistrationFailed``,
+``DtmfInfo(digit, duration_ms)``.
+
 Policy on inbound requests: source allow-list (403), per-source INVITE rate (503 + Retry-After), ``max_calls``
 (503 + Retry-After), digest challenge of INVITEs when ``inbound_*`` are set (401), oversized/malformed messages
 (400/505 where a response can be built, else dropped), RFC 4475 application-layer answers (416, 420, 415, 406,
@@ -87,6 +96,7 @@ ACCEPTED_BODIES = {
 ACCEPT_HEADER = "application/sdp, message/sipfrag, application/dtmf-relay"
 SUPPORTED: tuple[str, ...] = ()
 USER_AGENT = "voicebot-sip/0.1"
+ERROR_REPLIES_PER_SOURCE_PER_MINUTE = 60  # stateless 4xx/5xx to malformed or refused requests
 UNANSWERED_TIMEOUT_S = 60.0  # an incoming call the glue neither answers nor rejects gets 480 after this
 
 
@@ -146,6 +156,7 @@ class UserAgent:
         self._timers: dict[tuple[str, str], float] = {}
         self._allow = SourceAllowList(settings.allowed_networks)
         self._invite_rate = SlidingWindowLimiter(settings.invites_per_source_per_minute, 60.0)
+        self._error_replies = SlidingWindowLimiter(ERROR_REPLIES_PER_SOURCE_PER_MINUTE, 60.0)
         self.log = RateLimitedLog(logger, 60.0)
         self._challenger: DigestChallenger | None = None
         if settings.inbound_realm and settings.inbound_username and settings.inbound_password is not None:
@@ -297,6 +308,8 @@ class UserAgent:
     def _respond_stateless(
         self, request: Request, status: int, reason: str | None, source: Address, transport: str, **extra: str
     ) -> None:
+        if not self._error_replies.allow(source[0], self.clock()):
+            return  # a flood of garbage gets a few answers per minute, not one each
         response = build_response(request, status, reason, to_tag=new_tag())
         for name, value in extra.items():
             response.headers.add(name.replace("_", "-"), value)
@@ -621,8 +634,12 @@ class UserAgent:
         if len(vias) != 1:
             self.log.warning(source[0], "malformed", "response with more than one Via dropped", now)
             return
-        response.cseq  # noqa: B018 - validates the CSeq (raises SipSyntaxError)
+        # parse what the transaction user will read, so a bad response is dropped here and not half-handled
+        response.cseq  # noqa: B018
         response.call_id  # noqa: B018
+        response.from_  # noqa: B018
+        response.to  # noqa: B018
+        response.contacts  # noqa: B018
         tx = self._client_tx.get((vias[0].branch or "", response.cseq.method))
         if tx is None:
             return  # stray or late response: nothing waits for it

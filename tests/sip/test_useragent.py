@@ -422,3 +422,22 @@ def test_second_invite_for_a_live_call_id_is_a_merged_request() -> None:
     harness.feed(sip_request("INVITE", body=SDP_OFFER))
     merged = harness.feed(sip_request("INVITE", branch="z9hG4bK-fork", body=SDP_OFFER))
     assert [m.status for m in merged] == [482]
+
+
+def test_error_replies_to_one_source_are_capped_per_minute() -> None:
+    harness = Harness()
+    bad = sip_request("OPTIONS", cseq_method="INVITE")  # CSeq method mismatch: 400
+    answered = sum(len(harness.feed(bad.replace(b"test-1", f"n{n}".encode()))) for n in range(100))
+    assert answered == 60
+    harness.clock.now += 61
+    assert [m.status for m in harness.feed(bad)] == [400]
+
+
+def test_response_with_a_broken_to_header_is_dropped_before_the_transaction_sees_it() -> None:
+    harness = Harness()
+    call_id = harness.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
+    invite = harness.drain()[0]
+    broken = response_to(invite, 200, body=SDP_ANSWER).replace(b"To: <sip:staff", b'To: "unclosed <sip:staff')
+    assert harness.feed(broken) == [] and harness.ua.next_events() == []
+    harness.feed(response_to(invite, 200, body=SDP_ANSWER))
+    assert harness.ua.next_events() == [ev.OutboundCallAnswered(call_id, SDP_ANSWER)]
