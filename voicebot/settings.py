@@ -112,10 +112,10 @@ class AnswerSettings(_Section):
 class CallSettings(_Section):
     """The call script: what the bot says, and when it waits, asks, repeats or ends."""
 
+    # Spoken in ≤ 10 s (AI disclosure, EU AI Act Art. 50; short data-protection notice, GDPR Art. 13).
     greeting: str = (
-        "Guten Tag, hier ist der digitale Assistent der Stadtverwaltung Musterstadt. "
-        "Ich bin eine künstliche Intelligenz. Ihr Anruf wird zur Bearbeitung kurz gespeichert; "
-        "Hinweise zum Datenschutz finden Sie auf musterstadt.de. Wie kann ich helfen?"
+        "Guten Tag, hier spricht der KI-Assistent der Stadt Musterstadt. "
+        "Ihr Anruf wird kurz gespeichert, Datenschutzhinweise auf musterstadt.de. Wie kann ich helfen?"
     )
     silence_prompt: str = "Sind Sie noch da?"
     silence_timeout_s: float = 8.0
@@ -123,6 +123,23 @@ class CallSettings(_Section):
     apology: str = "Entschuldigung, da ist bei mir etwas schiefgegangen."
     handoff_message: str = "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter."
     max_call_s: float = 900.0
+    # Turn taking (Silero VAD + smart-turn v3) and answer timeouts of the voice pipeline.
+    greeting_interruptible: bool = False  # the AI/data-protection notice is always heard in full
+    vad_confidence: float = 0.7
+    vad_start_secs: float = 0.2
+    vad_stop_secs: float = 0.2
+    vad_min_volume: float = 0.6
+    turn_max_silence_s: float = 2.0  # smart-turn says "incomplete": end the turn anyway after this silence
+    turn_cpu_threads: int = 2
+    answer_first_sentence_timeout_s: float = 6.0
+    answer_timeout_s: float = 15.0
+    max_consecutive_errors: int = 2  # then hand off instead of apologising again
+    repeat_phrases: list[str] = Field(
+        default_factory=lambda: ["wie bitte", "können sie das wiederholen", "nochmal bitte", "noch einmal bitte"]
+    )
+    goodbye_phrases: list[str] = Field(
+        default_factory=lambda: ["tschüss", "auf wiederhören", "auf wiedersehen", "das war's", "das wars"]
+    )
 
 
 class SipSettings(_Section):

@@ -15,7 +15,9 @@ from voicebot.pipeline.espeak import EspeakVoice, espeak_engine, synthesize_bloc
 
 def spoken(text: str, rate: int = 16000, *, voice: str = "de", words_per_minute: int = 150) -> np.ndarray:
     """``text`` spoken by espeak-ng as int16 mono at ``rate``, leading/trailing silence trimmed."""
-    pcm = np.frombuffer(b"".join(synthesize_blocks(text, EspeakVoice(voice, words_per_minute))), dtype=np.int16)
+    pcm = np.frombuffer(
+        b"".join(synthesize_blocks(text, EspeakVoice(voice, words_per_minute))), dtype=np.int16
+    )
     loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 200)
     if loud.size:
         pcm = pcm[loud[0] : loud[-1] + 1]

@@ -1,0 +1,192 @@
+"""The call script: small processors, one job each, between turn detection and the answer step.
+
+- :class:`GreetingSpeaker` says the greeting with the AI disclosure and data-protection notice at call start.
+- :class:`DtmfRecorder` notes keypad digits in the transcript and passes the frames on (hand-off uses them).
+- :class:`SilenceWatchdog` asks once whether the caller is still there, then ends the call politely.
+- :class:`GoodbyeDetector` ends the call when the caller says goodbye.
+- :class:`RepeatResponder` repeats the last answer on "Wie bitte?".
+- :class:`HandoffSignaler` (after the answer step) turns a hand-off/emergency/redirect answer into a
+  :class:`HandoffRequestFrame` that follows the spoken answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import unicodedata
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    EndWorkerFrame,
+    Frame,
+    InputDTMFFrame,
+    StartFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from knowledge.types import Action
+from voicebot.pipeline.frames import BotAnswerFrame, CallEndingFrame, CallerQuestionFrame, HandoffRequestFrame
+from voicebot.pipeline.speech import say
+from voicebot.pipeline.transcript import CallTranscript
+from voicebot.settings import CallSettings
+
+HANDOFF_ACTIONS = (Action.HANDOFF, Action.EMERGENCY, Action.REDIRECT)
+
+
+def normalise_utterance(text: str) -> str:
+    """Lowercase, umlauts kept, punctuation and apostrophes dropped, spaces collapsed."""
+    text = unicodedata.normalize("NFC", text.lower()).replace("’", "'").replace("'", "")
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text)).strip()
+
+
+def matches_phrase(text: str, phrases: list[str], *, max_extra_words: int = 3) -> bool:
+    """True when ``text`` is essentially one of ``phrases`` (a short utterance containing it)."""
+    utterance = normalise_utterance(text)
+    for phrase in phrases:
+        wanted = normalise_utterance(phrase)
+        short_enough = len(utterance.split()) <= len(wanted.split()) + max_extra_words
+        if wanted and short_enough and re.search(rf"\b{re.escape(wanted)}\b", utterance):
+            return True
+    return False
+
+
+async def end_call(processor: FrameProcessor, transcript: CallTranscript, reason: str) -> None:
+    """Queue the end of the call behind what is being said, so the last words are heard."""
+    transcript.end(reason)
+    await processor.push_frame(CallEndingFrame(reason=reason))
+    await processor.push_frame(EndWorkerFrame(reason=reason))
+
+
+class GreetingSpeaker(FrameProcessor):
+    def __init__(self, *, transcript: CallTranscript, call: CallSettings) -> None:
+        super().__init__()
+        self._transcript = transcript
+        self._call = call
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, StartFrame) and self._call.greeting.strip():
+            await say(
+                self,
+                self._transcript,
+                "greeting",
+                self._call.greeting,
+                interruptible=self._call.greeting_interruptible,
+            )
+
+
+class DtmfRecorder(FrameProcessor):
+    def __init__(self, *, transcript: CallTranscript) -> None:
+        super().__init__()
+        self._transcript = transcript
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputDTMFFrame) and direction == FrameDirection.DOWNSTREAM:
+            self._transcript.add_caller_dtmf(str(frame.button.value))
+        await self.push_frame(frame, direction)
+
+
+class SilenceWatchdog(FrameProcessor):
+    """Neither side has spoken for ``silence_timeout_s``: ask once, then say goodbye and end the call."""
+
+    def __init__(
+        self, *, transcript: CallTranscript, call: CallSettings, timeout_s: float | None = None
+    ) -> None:
+        super().__init__()
+        self._transcript = transcript
+        self._call = call
+        self._timeout_s = timeout_s if timeout_s is not None else call.silence_timeout_s
+        self._timer: asyncio.Task[None] | None = None
+        self._prompted = False
+        self._ended = False
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, UserStartedSpeakingFrame | BotStartedSpeakingFrame):
+            if isinstance(frame, UserStartedSpeakingFrame):
+                self._prompted = False
+            await self._disarm()
+        elif isinstance(frame, UserStoppedSpeakingFrame | BotStoppedSpeakingFrame):
+            await self._arm()
+
+    async def cleanup(self) -> None:
+        await self._disarm()
+        await super().cleanup()
+
+    async def _arm(self) -> None:
+        await self._disarm()
+        if not self._ended and self._timeout_s > 0:
+            self._timer = self.create_task(self._expire(), name="silence")
+
+    async def _disarm(self) -> None:
+        if self._timer is not None and not self._timer.done() and self._timer is not asyncio.current_task():
+            await self.cancel_task(self._timer)
+        self._timer = None
+
+    async def _expire(self) -> None:
+        await asyncio.sleep(self._timeout_s)
+        if self._ended:
+            return
+        if not self._prompted:
+            self._prompted = True
+            await say(self, self._transcript, "silence_prompt", self._call.silence_prompt)
+        else:
+            self._ended = True
+            await say(self, self._transcript, "goodbye", self._call.goodbye, interruptible=False)
+            await end_call(self, self._transcript, "silence")
+
+
+class GoodbyeDetector(FrameProcessor):
+    def __init__(self, *, transcript: CallTranscript, call: CallSettings) -> None:
+        super().__init__()
+        self._transcript = transcript
+        self._call = call
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, CallerQuestionFrame) and matches_phrase(frame.text, self._call.goodbye_phrases):
+            await say(self, self._transcript, "goodbye", self._call.goodbye, interruptible=False)
+            await end_call(self, self._transcript, "goodbye")
+            return
+        await self.push_frame(frame, direction)
+
+
+class RepeatResponder(FrameProcessor):
+    def __init__(self, *, transcript: CallTranscript, call: CallSettings) -> None:
+        super().__init__()
+        self._transcript = transcript
+        self._call = call
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, CallerQuestionFrame) and matches_phrase(
+            frame.text, self._call.repeat_phrases, max_extra_words=2
+        ):
+            last = self._transcript.last_answer_text()
+            if last:
+                await say(self, self._transcript, "repeat", last, language=frame.language)
+                return
+        await self.push_frame(frame, direction)
+
+
+class HandoffSignaler(FrameProcessor):
+    def __init__(self, *, transcript: CallTranscript) -> None:
+        super().__init__()
+        self._transcript = transcript
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, BotAnswerFrame) and frame.answer.action in HANDOFF_ACTIONS:
+            summary = f"Frage: {frame.question} | Antwort: {frame.answer.text}"[:300]
+            request = HandoffRequestFrame(
+                reason=str(frame.answer.action), summary=summary, sources=list(frame.answer.sources)
+            )
+            self._transcript.add_event("handoff_requested", reason=request.reason)
+            await self.push_frame(request)

@@ -1,0 +1,97 @@
+"""Frames our processors exchange on top of pipecat's own.
+
+``CallerQuestionFrame`` carries one finished caller turn (text + ASR confidence) from turn detection to the call
+script and the answer processor. ``BotAnswerFrame`` reports what was answered (sources, action, timings) for the
+transcript. ``HandoffRequestFrame`` is what the SIP glue acts on: it travels behind the bot's last audio, so it
+reaches the end of the pipeline only after the caller has heard the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipecat.frames.frames import ControlFrame, DataFrame
+
+from knowledge.types import Answer
+
+
+@dataclass
+class AsrResult:
+    """What the ASR said about one caller utterance (one VAD segment)."""
+
+    text: str
+    language: str
+    avg_logprob: float  # mean over segments, weighted by duration; closer to 0 = more certain
+    no_speech_prob: float  # max over segments
+    audio_s: float
+    asr_ms: float
+    language_probability: float | None = None
+    failed: bool = False  # the ASR raised; text is empty
+
+    @property
+    def confidence(self) -> float:
+        """0..1 for the answer engine: exp(avg log-prob) damped by the no-speech probability."""
+        import math
+
+        return max(0.0, min(1.0, math.exp(self.avg_logprob) * (1.0 - self.no_speech_prob)))
+
+
+@dataclass
+class CallerQuestionFrame(DataFrame):
+    """A finished caller turn: everything the caller said between turn start and end of turn."""
+
+    text: str
+    language: str
+    asr: list[AsrResult] = field(default_factory=list)
+    speech_start_time: float = 0.0  # time.time() of VAD speech start (minus VAD start window)
+    speech_end_time: float = 0.0  # time.time() when the caller actually stopped speaking
+    turn_end_time: float = 0.0  # time.time() when end of turn was decided
+
+    @property
+    def confidence(self) -> float | None:
+        if not self.asr:
+            return None
+        return min(result.confidence for result in self.asr)
+
+
+@dataclass
+class BotAnswerFrame(DataFrame):
+    """The final answer to a question, after its sentences were handed to TTS."""
+
+    question: str
+    answer: Answer
+    first_sentence_ms: float | None = None  # question handed to the engine -> first sentence out
+
+
+@dataclass
+class HandoffRequestFrame(ControlFrame):
+    """Ask the telephony layer to transfer the call (action handoff/emergency/redirect), after the bot spoke.
+
+    ``reason`` is the engine's action (``handoff``, ``emergency``, ``redirect``) or a script reason
+    (``asr_failure``, ``error``); ``summary`` is a one-line note for the staff member who takes the call.
+    """
+
+    reason: str
+    summary: str
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CallEndingFrame(ControlFrame):
+    """The script decided to end the call (goodbye, silence); travels behind the last words, before EndFrame."""
+
+    reason: str
+
+
+@dataclass
+class SpeechLanguageFrame(DataFrame):
+    """The language of the sentences that follow; the TTS picks its voice by it."""
+
+    language: str
+
+
+@dataclass
+class BotTurnEndFrame(DataFrame):
+    """Marks the end of one bot turn's audio; reaching the end of the pipeline means it was played in full."""
+
+    turn_index: int

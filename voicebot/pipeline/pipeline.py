@@ -1,0 +1,117 @@
+"""One call, one pipeline: the whole spoken conversation in the order the audio flows.
+
+    caller audio ─▶ transport.input()
+                 ─▶ InputAudioNormalizer      any rate/channels → 16 kHz mono, DC removed, no resampler bursts
+                 ─▶ VADProcessor              Silero VAD (shared ONNX session)
+                 ─▶ PhoneWhisperSTTService    one transcript per VAD segment, with confidence
+                 ─▶ UserTurnProcessor         smart-turn v3 decides the end of the caller's turn; barge-in
+                 ─▶ CallerTurnAssembler       transcripts of one turn → CallerQuestionFrame (+ transcript)
+                 ─▶ DtmfRecorder ─▶ GreetingSpeaker ─▶ SilenceWatchdog ─▶ GoodbyeDetector ─▶ RepeatResponder
+                 ─▶ AnswerProcessor           answer engine, sentences streamed to TTS
+                 ─▶ HandoffSignaler           hand-off/emergency/redirect → HandoffRequestFrame after the answer
+                 ─▶ CallTTSService            Piper or espeak-ng at the output rate
+                 ─▶ transport.output()        20 ms chunks, so a barge-in stops the bot within one chunk
+                 ─▶ PlayoutTracker            played/interrupted, first-audio time, events to the telephony layer
+
+Interface for the telephony/WebRTC layer::
+
+    resources = CallResources.load(settings)                       # once per process
+    worker, transcript = build_call_pipeline(
+        settings, transport, resources, call_id,
+        on_event=handle,                  # gets HandoffRequestFrame / CallEndingFrame after they were spoken
+        audio_out_sample_rate=8000,       # the transport's output rate (8000 for G.711, 48000 for Opus)
+    )
+    await runner.add_workers(worker)     # or: await WorkerRunner(handle_sigint=False).run() after add_workers
+
+The transport's input may deliver audio at any rate; its output must accept ``audio_out_sample_rate``.
+Push ``InputDTMFFrame`` from the transport for keypad digits; they pass through the whole pipeline.
+"""
+
+from __future__ import annotations
+
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.user_start import VADUserTurnStartStrategy
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_turn_processor import UserTurnProcessor
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from voicebot.pipeline.answer import AnswerProcessor
+from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE, InputAudioNormalizer
+from voicebot.pipeline.call_script import (
+    DtmfRecorder,
+    GoodbyeDetector,
+    GreetingSpeaker,
+    HandoffSignaler,
+    RepeatResponder,
+    SilenceWatchdog,
+)
+from voicebot.pipeline.playout import CallEventHandler, PlayoutTracker
+from voicebot.pipeline.resources import CallResources
+from voicebot.pipeline.stt import PhoneWhisperSTTService
+from voicebot.pipeline.transcript import CallTranscript
+from voicebot.pipeline.tts import CallTTSService
+from voicebot.pipeline.turns import CallerTurnAssembler
+from voicebot.settings import Settings
+
+
+def build_call_pipeline(
+    settings: Settings,
+    transport: BaseTransport,
+    resources: CallResources,
+    call_id: str,
+    on_event: CallEventHandler | None = None,
+    *,
+    audio_out_sample_rate: int = 16000,
+    silence_timeout_s: float | None = None,
+    transcript: CallTranscript | None = None,
+) -> tuple[PipelineWorker, CallTranscript]:
+    """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript."""
+    transcript = transcript or CallTranscript(call_id, settings.paths.calls_dir)
+    call = settings.call
+    tts = CallTTSService(
+        voices=resources.voices,
+        language=settings.asr.language,
+        on_first_chunk=transcript.note_tts_first_chunk,
+    )
+    turn_strategies = UserTurnStrategies(
+        start=[VADUserTurnStartStrategy()],
+        stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=resources.new_turn_analyzer())],
+    )
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            InputAudioNormalizer(sample_rate=PIPELINE_SAMPLE_RATE),
+            VADProcessor(vad_analyzer=resources.new_vad_analyzer()),
+            PhoneWhisperSTTService(model=resources.whisper, asr=settings.asr),
+            UserTurnProcessor(user_turn_strategies=turn_strategies, user_turn_stop_timeout=5.0),
+            CallerTurnAssembler(transcript=transcript, default_language=settings.asr.language),
+            DtmfRecorder(transcript=transcript),
+            GreetingSpeaker(transcript=transcript, call=call),
+            SilenceWatchdog(transcript=transcript, call=call, timeout_s=silence_timeout_s),
+            GoodbyeDetector(transcript=transcript, call=call),
+            RepeatResponder(transcript=transcript, call=call),
+            AnswerProcessor(engine=resources.answer_engine, transcript=transcript, call=call),
+            HandoffSignaler(transcript=transcript),
+            tts,
+            transport.output(),
+            PlayoutTracker(transcript=transcript, on_event=on_event),
+        ]
+    )
+    worker = PipelineWorker(
+        pipeline,
+        name=f"call-{call_id}",
+        params=PipelineParams(
+            audio_in_sample_rate=PIPELINE_SAMPLE_RATE,
+            audio_out_sample_rate=audio_out_sample_rate,
+            enable_metrics=True,
+        ),
+        enable_rtvi=False,
+        enable_turn_tracking=False,
+        idle_timeout_secs=max(60.0, 4 * call.silence_timeout_s),
+        cancel_on_idle_timeout=True,
+        cancel_runner_on_idle_timeout=False,
+    )
+    return worker, transcript

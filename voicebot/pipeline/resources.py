@@ -1,0 +1,170 @@
+"""Models shared by every call of a process: Whisper, Silero VAD, smart-turn v3, TTS voices, the answer engine.
+
+Loading is the expensive part (Whisper ≈ 1 s and 350 MB); a call only creates light per-call objects on top:
+its own VAD and turn analyzers (they keep per-stream state) reuse the shared ONNX sessions, and its STT/TTS
+services reuse the shared Whisper model and voices. ONNX Runtime and CTranslate2 sessions may be run from
+several threads at once, so calls never wait for each other except inside espeak-ng (one global engine).
+
+Usage (what ``voicebot call`` and the SIP/WebRTC server do)::
+
+    resources = CallResources.load(settings)            # once per process
+    pipeline, transcript = build_call_pipeline(settings, transport, resources, call_id)  # per call
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+from faster_whisper import WhisperModel
+from loguru import logger
+from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn, SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+
+from knowledge.types import AnswerEngine
+from voicebot.pipeline.tts import VoiceCatalog
+from voicebot.settings import Settings
+
+_PIPECAT_DATA = Path(str(__import__("pipecat").__file__)).parent
+SILERO_MODEL = _PIPECAT_DATA / "audio" / "vad" / "data" / "silero_vad.onnx"
+SMART_TURN_MODEL = _PIPECAT_DATA / "audio" / "turn" / "smart_turn" / "data" / "smart-turn-v3.2-cpu.onnx"
+
+
+class ModelLoadError(RuntimeError):
+    """A model needed for calls is missing or broken; the message says what to run or fix."""
+
+
+def resident_memory_mb() -> float:
+    """Resident set size of this process (Linux), in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def whisper_model_dir(settings: Settings) -> Path:
+    candidate = Path(settings.asr.model)
+    return candidate if candidate.is_absolute() else settings.paths.models_dir / settings.asr.model
+
+
+class _SharedSessionSileroModel(SileroOnnxModel):
+    """Silero's per-stream state on top of a shared inference session."""
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self.session = session
+        self.reset_states()
+        self.sample_rates = [8000, 16000]
+
+
+class SharedSileroVADAnalyzer(SileroVADAnalyzer):
+    """pipecat's Silero analyzer without loading the model again for every call."""
+
+    def __init__(self, session: ort.InferenceSession, params: VADParams | None = None) -> None:
+        VADAnalyzer.__init__(self, sample_rate=None, params=params)
+        self._model = _SharedSessionSileroModel(session)
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
+
+
+class SharedSmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
+    """pipecat's smart-turn v3 analyzer on a shared ONNX session (the bundled smart-turn-v3.2-cpu model)."""
+
+    def __init__(self, session: ort.InferenceSession, params: SmartTurnParams | None = None) -> None:
+        BaseSmartTurn.__init__(self, params=params)
+        self._log_data = False
+        self._session = session
+
+
+@dataclass
+class CallResources:
+    settings: Settings
+    whisper: WhisperModel
+    vad_session: ort.InferenceSession
+    smart_turn_session: ort.InferenceSession
+    voices: VoiceCatalog
+    answer_engine: AnswerEngine
+    load_ms: dict[str, float] = field(default_factory=dict)
+    memory_mb: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, settings: Settings, answer_engine: AnswerEngine | None = None) -> CallResources:
+        """Load every shared model once. Raises :class:`ModelLoadError` with a fix-it message."""
+        rss_before = resident_memory_mb()
+        load_ms: dict[str, float] = {}
+
+        started = time.perf_counter()
+        model_dir = whisper_model_dir(settings)
+        if not (model_dir / "model.bin").is_file():
+            raise ModelLoadError(f"Whisper model missing at {model_dir}; run `voicebot models setup`")
+        try:
+            whisper = WhisperModel(
+                str(model_dir),
+                device=settings.asr.device,
+                compute_type=settings.asr.compute_type,
+                cpu_threads=settings.asr.cpu_threads,
+                local_files_only=True,
+            )
+        except Exception as error:
+            raise ModelLoadError(f"Whisper model at {model_dir} failed to load: {error}") from error
+        load_ms["whisper"] = (time.perf_counter() - started) * 1000
+
+        started = time.perf_counter()
+        vad_session = _onnx_session(SILERO_MODEL, threads=1)
+        smart_turn_session = _onnx_session(SMART_TURN_MODEL, threads=settings.call.turn_cpu_threads)
+        load_ms["vad_and_turn"] = (time.perf_counter() - started) * 1000
+
+        started = time.perf_counter()
+        voices = VoiceCatalog(settings.tts, settings.paths.models_dir, settings.asr.language)
+        voices.voice_for(settings.asr.language)  # log and load the default voice now, not in the first call
+        load_ms["tts"] = (time.perf_counter() - started) * 1000
+
+        started = time.perf_counter()
+        if answer_engine is None:
+            from knowledge.engine import build_answer_engine
+
+            answer_engine = build_answer_engine(settings)
+        load_ms["answer_engine"] = (time.perf_counter() - started) * 1000
+
+        memory = {"before_models": round(rss_before, 1), "after_models": round(resident_memory_mb(), 1)}
+        memory["shared_models"] = round(memory["after_models"] - memory["before_models"], 1)
+        logger.info(f"Call resources loaded: {load_ms} ms, models ≈ {memory['shared_models']} MB RSS")
+        return cls(settings, whisper, vad_session, smart_turn_session, voices, answer_engine, load_ms, memory)
+
+    def new_vad_analyzer(self) -> SharedSileroVADAnalyzer:
+        call = self.settings.call
+        return SharedSileroVADAnalyzer(
+            self.vad_session,
+            VADParams(
+                confidence=call.vad_confidence,
+                start_secs=call.vad_start_secs,
+                stop_secs=call.vad_stop_secs,
+                min_volume=call.vad_min_volume,
+            ),
+        )
+
+    def new_turn_analyzer(self) -> SharedSmartTurnAnalyzer:
+        return SharedSmartTurnAnalyzer(
+            self.smart_turn_session, SmartTurnParams(stop_secs=self.settings.call.turn_max_silence_s)
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {"load_ms": self.load_ms, "memory_mb": self.memory_mb, "voices": self.voices.loaded()}
+
+
+def _onnx_session(path: Path, threads: int) -> ort.InferenceSession:
+    if not path.is_file():
+        raise ModelLoadError(f"model file missing: {path} (reinstall pipecat-ai[silero])")
+    options = ort.SessionOptions()
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])

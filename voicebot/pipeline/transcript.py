@@ -1,0 +1,233 @@
+"""The call record: caller and bot turns with timestamps, ASR confidence, sources, action and stage timings.
+
+It is written to ``<calls_dir>/<call_id>.json`` after every change (write to a temp file, then rename), so the
+transcript so far survives a crash, an error or a hang-up in the middle of an answer. Processors append to it
+directly; it holds no pipecat state. Times are seconds since the call started (wall clock).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from knowledge.types import Answer, Turn
+from voicebot.pipeline.frames import CallerQuestionFrame
+
+# The voice-to-voice path, in order; "rest" (our own overhead) is what the stages do not explain.
+STAGES = ("endpointing", "asr", "retrieval", "answer_first_sentence", "tts_first_chunk")
+
+
+@dataclass
+class TranscriptTurn:
+    role: str  # "caller" | "bot"
+    kind: str  # caller: "question" | "dtmf"; bot: "greeting" | "answer" | "repeat" | "silence_prompt" | ...
+    text: str
+    start_s: float
+    end_s: float | None = None
+    language: str = "de"
+    asr: list[dict[str, Any]] = field(default_factory=list)
+    asr_confidence: float | None = None
+    sources: list[str] = field(default_factory=list)
+    action: str | None = None
+    confidence: float | None = None
+    reason: str = ""
+    interruptible: bool = True
+    interrupted: bool = False
+    played: bool = False
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    # bookkeeping for latency (absolute time.time(), not exported)
+    _marks: dict[str, float] = field(default_factory=dict, repr=False)
+
+
+class CallTranscript:
+    """Turns of one call, persisted continuously as JSON."""
+
+    def __init__(self, call_id: str, calls_dir: Path | None, *, started_at: float | None = None) -> None:
+        self.call_id = call_id
+        self.path = (calls_dir / f"{call_id}.json") if calls_dir else None
+        self.started_at = started_at if started_at is not None else time.time()
+        self.turns: list[TranscriptTurn] = []
+        self.events: list[dict[str, Any]] = []
+        self.ended_reason: str | None = None
+        self.extra: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._save()
+
+    # --- writing -------------------------------------------------------------------------------------------
+
+    def rel(self, wall_time: float | None = None) -> float:
+        return round((wall_time if wall_time is not None else time.time()) - self.started_at, 3)
+
+    def add_caller_question(self, frame: CallerQuestionFrame) -> TranscriptTurn:
+        asr = [asdict(result) for result in frame.asr]
+        turn = TranscriptTurn(
+            role="caller",
+            kind="question",
+            text=frame.text,
+            start_s=self.rel(frame.speech_start_time or None),
+            end_s=self.rel(frame.speech_end_time or None),
+            language=frame.language,
+            asr=asr,
+            asr_confidence=frame.confidence,
+        )
+        asr_ms = sum(result.asr_ms for result in frame.asr[-1:])
+        if frame.speech_end_time and frame.turn_end_time:
+            turn_wait_ms = (frame.turn_end_time - frame.speech_end_time) * 1000
+            turn.timings_ms = {
+                "asr": round(asr_ms, 1),
+                "endpointing": round(max(0.0, turn_wait_ms - asr_ms), 1),
+            }
+        turn._marks = {"speech_end": frame.speech_end_time, "turn_end": frame.turn_end_time}
+        return self._append(turn)
+
+    def add_caller_dtmf(self, digit: str) -> TranscriptTurn:
+        return self._append(TranscriptTurn(role="caller", kind="dtmf", text=digit, start_s=self.rel()))
+
+    def add_bot_turn(
+        self, kind: str, text: str, language: str = "de", *, interruptible: bool = True
+    ) -> TranscriptTurn:
+        turn = TranscriptTurn(
+            role="bot",
+            kind=kind,
+            text=text,
+            start_s=self.rel(),
+            language=language,
+            interruptible=interruptible,
+        )
+        turn._marks = {"queued": time.time()}
+        return self._append(turn)
+
+    def append_bot_text(self, turn: TranscriptTurn, sentence: str) -> None:
+        with self._lock:
+            turn.text = f"{turn.text} {sentence}".strip()
+        self._save()
+
+    def finish_answer(self, turn: TranscriptTurn, answer: Answer, timings_ms: dict[str, float]) -> None:
+        with self._lock:
+            if not turn.text:
+                turn.text = answer.text
+            turn.sources = list(answer.sources)
+            turn.action = str(answer.action)
+            turn.confidence = answer.confidence
+            turn.reason = answer.reason
+            turn.language = answer.language
+            turn.timings_ms.update({k: round(v, 1) for k, v in timings_ms.items()})
+        self._save()
+
+    def note_tts_first_chunk(self, text: str, first_chunk_ms: float) -> None:
+        """Attach the TTS first-chunk time to the bot turn whose first sentence this was."""
+        with self._lock:
+            for turn in reversed(self.turns):
+                if turn.role == "bot":
+                    if "tts_first_chunk" not in turn.timings_ms and turn.text.startswith(text.strip()[:20]):
+                        turn.timings_ms["tts_first_chunk"] = round(first_chunk_ms, 1)
+                    break
+
+    def bot_audio_started(self, wall_time: float) -> None:
+        """First bot audio of the newest bot turn reached the output: close the latency account."""
+        with self._lock:
+            turn = self._last_bot_turn()
+            if turn is None or "first_audio" in turn._marks:
+                return
+            turn._marks["first_audio"] = wall_time
+            caller = self._caller_before(turn)
+            if caller is not None and caller._marks.get("speech_end"):
+                total = (wall_time - caller._marks["speech_end"]) * 1000
+                stages = {**caller.timings_ms, **turn.timings_ms}
+                known = sum(stages.get(k, 0.0) for k in STAGES)
+                turn.timings_ms["voice_to_voice"] = round(total, 1)
+                turn.timings_ms["rest"] = round(total - known, 1)
+        self._save()
+
+    def bot_turn_played(self, turn_id: int) -> None:
+        with self._lock:
+            if 0 <= turn_id < len(self.turns):
+                self.turns[turn_id].played = True
+                self.turns[turn_id].end_s = self.rel()
+        self._save()
+
+    def mark_interrupted(self) -> bool:
+        """The caller barged in: the newest bot turn, if not completely played, is interrupted."""
+        with self._lock:
+            turn = self._last_bot_turn()
+            if turn is None or turn.played or turn.interrupted or not turn.interruptible:
+                return False
+            turn.interrupted = True
+            turn.end_s = self.rel()
+        self._save()
+        return True
+
+    def add_event(self, kind: str, **data: Any) -> None:
+        with self._lock:
+            self.events.append({"t": self.rel(), "kind": kind, **data})
+        self._save()
+
+    def end(self, reason: str) -> None:
+        with self._lock:
+            if self.ended_reason is None:
+                self.ended_reason = reason
+        self._save()
+
+    # --- reading -------------------------------------------------------------------------------------------
+
+    def history(self, max_turns: int = 6) -> list[Turn]:
+        """Recent caller questions and bot answers, for the answer engine."""
+        relevant = [t for t in self.turns if t.kind in ("question", "answer", "clarify")]
+        return [Turn(role=t.role, text=t.text) for t in relevant[-max_turns:]]
+
+    def last_answer_text(self) -> str | None:
+        for turn in reversed(self.turns):
+            if turn.role == "bot" and turn.kind == "answer" and turn.text:
+                return turn.text
+        return None
+
+    def index_of(self, turn: TranscriptTurn) -> int:
+        return self.turns.index(turn)
+
+    def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            turns = []
+            for turn in self.turns:
+                data = asdict(turn)
+                data.pop("_marks", None)
+                turns.append(data)
+            return {
+                "call_id": self.call_id,
+                "started_at": self.started_at,
+                "ended_reason": self.ended_reason,
+                "turns": turns,
+                "events": list(self.events),
+                **self.extra,
+            }
+
+    # --- internals -----------------------------------------------------------------------------------------
+
+    def _append(self, turn: TranscriptTurn) -> TranscriptTurn:
+        with self._lock:
+            self.turns.append(turn)
+        self._save()
+        return turn
+
+    def _last_bot_turn(self) -> TranscriptTurn | None:
+        return next((t for t in reversed(self.turns) if t.role == "bot"), None)
+
+    def _caller_before(self, bot_turn: TranscriptTurn) -> TranscriptTurn | None:
+        index = self.turns.index(bot_turn)
+        for turn in reversed(self.turns[:index]):
+            if turn.role == "caller" and turn.kind == "question":
+                return turn
+        return None
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        data = self.to_dict()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".json.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)
