@@ -267,7 +267,7 @@ class RtpEndpoint:
         """Queue RFC 4733 key presses; raises ValueError for a bad digit or when none was negotiated."""
         if self.media is None or self.media.dtmf_payload_type is None:
             raise ValueError("the peer did not negotiate telephone-event; cannot send DTMF")
-        clock_rate = self.media.codec.clock_rate
+        clock_rate = self.media.dtmf_clock_rate or self.media.codec.clock_rate
         for digit in digits:
             packets = encode_digit(digit, clock_rate=clock_rate, duration_ms=duration_ms, packet_ms=FRAME_MS)
             for index, (payload, marker) in enumerate(packets):

@@ -238,6 +238,7 @@ class NegotiatedMedia:
     direction: Direction  # OUR direction: sendrecv, sendonly (we only send), recvonly, inactive
     remote_host: str
     remote_port: int
+    dtmf_clock_rate: int | None = None  # None: the codec's clock (RFC 4733's rule)
 
     @property
     def sends(self) -> bool:
@@ -299,15 +300,14 @@ def answer_offer(
         if codec is None:
             answer.media.append(MediaDescription(media.media, 0, media.proto, media.formats[:1]))
             continue
-        dtmf = next(
-            (c for c in offered if c.name == TELEPHONE_EVENT and c.clock_rate == codec.clock_rate), None
-        )
+        dtmf = _pick_telephone_event(offered, codec)
         offer_direction = offer.direction_of(media)
         our_direction = _MIRRORED_DIRECTION[offer_direction]
         ptime = ptime_ms or media.ptime_ms or DEFAULT_PTIME_MS
         negotiated = NegotiatedMedia(
             codec=codec,
             dtmf_payload_type=dtmf.payload_type if dtmf else None,
+            dtmf_clock_rate=dtmf.clock_rate if dtmf else None,
             ptime_ms=ptime,
             direction=our_direction,
             remote_host=offer.media_connection(media),
@@ -353,9 +353,7 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Nego
         codec = next((c for c in codecs if (c.name, c.clock_rate) in ours and _supported(c)), None)
         if codec is None:
             continue
-        dtmf = next(
-            (c for c in codecs if c.name == TELEPHONE_EVENT and c.clock_rate == codec.clock_rate), None
-        )
+        dtmf = _pick_telephone_event(codecs, codec)
         our_offer_media = offer.media[0]
         offered_direction = offer.direction_of(our_offer_media)
         answered = answer.direction_of(media)
@@ -363,6 +361,7 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Nego
         return NegotiatedMedia(
             codec=codec,
             dtmf_payload_type=dtmf.payload_type if dtmf else None,
+            dtmf_clock_rate=dtmf.clock_rate if dtmf else None,
             ptime_ms=media.ptime_ms or our_offer_media.ptime_ms or DEFAULT_PTIME_MS,
             direction=direction,
             remote_host=answer.media_connection(media),
@@ -394,6 +393,13 @@ def _audio_media(
     media.attributes.append(("ptime", str(ptime_ms)))
     media.attributes.append((direction, None))
     return media
+
+
+def _pick_telephone_event(offered: Sequence[CodecSpec], codec: CodecSpec) -> CodecSpec | None:
+    """The telephone-event at the codec's clock (RFC 4733); else any offered one, as some phones pair an
+    8 kHz telephone-event with Opus and would otherwise lose their keypad."""
+    events = [c for c in offered if c.name == TELEPHONE_EVENT]
+    return next((c for c in events if c.clock_rate == codec.clock_rate), events[0] if events else None)
 
 
 def _combine_directions(ours: Direction, allowed_by_peer: Direction) -> Direction:

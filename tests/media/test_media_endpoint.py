@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -261,3 +262,30 @@ async def test_from_settings_binds_an_even_port_in_the_configured_range() -> Non
         assert endpoint.inactivity_timeout_s == 12.0
     finally:
         await endpoint.close()
+
+
+async def test_callers_30ms_ptime_marker_on_talkspurt_and_continuous_timestamps() -> None:
+    async with endpoints(1, max_queued_ms=1000) as (bot,), capture_socket() as phone:
+        bot.configure(NegotiatedMedia(accept_codec("PCMA", 8), None, 30, "sendrecv", HOST, phone.port))
+        packets = [RtpPacket.parse((await asyncio.wait_for(phone.packets.get(), 2.0))[0]) for _ in range(3)]
+        await bot.send_audio(tone(16000, 0.3))
+        while len(packets) < 20:
+            packets.append(RtpPacket.parse((await asyncio.wait_for(phone.packets.get(), 2.0))[0]))
+    assert all(len(p.payload) == 240 for p in packets)  # 30 ms of A-law
+    assert all((b.timestamp - a.timestamp) & 0xFFFFFFFF == 240 for a, b in itertools.pairwise(packets))
+    assert all((b.sequence_number - a.sequence_number) & 0xFFFF == 1 for a, b in itertools.pairwise(packets))
+    markers = [i for i, p in enumerate(packets) if p.marker]
+    speech_start = next(i for i, p in enumerate(packets) if p.payload != b"\xd5" * 240)
+    assert markers == [0, speech_start]  # first packet of the stream and of the talkspurt
+
+
+async def test_reinvite_switches_codec_and_peer_address() -> None:
+    async with endpoints(1) as (bot,), capture_socket() as first, capture_socket() as second:
+        bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, first.port))
+        data, _ = await asyncio.wait_for(first.packets.get(), 2.0)
+        assert RtpPacket.parse(data).payload_type == 0
+        ssrc = RtpPacket.parse(data).ssrc
+        bot.configure(NegotiatedMedia(accept_codec("PCMA", 8), None, 20, "sendrecv", HOST, second.port))
+        data, _ = await asyncio.wait_for(second.packets.get(), 2.0)
+        packet = RtpPacket.parse(data)
+        assert packet.payload_type == 8 and packet.ssrc == ssrc and packet.payload == b"\xd5" * 160

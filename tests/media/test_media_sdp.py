@@ -168,3 +168,11 @@ def test_offer_then_answer_round_trip_for_the_staff_leg() -> None:
     )
     assert reoffer.origin.session_version == offer.origin.session_version + 1
     assert reoffer.origin.session_id == offer.origin.session_id
+
+
+def test_opus_with_only_an_8khz_telephone_event_keeps_the_keypad() -> None:
+    offer = offer_text("96 101", "a=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n")
+    sdp, media = answer(offer)
+    assert media.codec.name == "opus"
+    assert (media.dtmf_payload_type, media.dtmf_clock_rate) == (101, 8000)
+    assert "a=rtpmap:101 telephone-event/8000" in sdp.serialize()
