@@ -56,6 +56,7 @@ class PageCandidate:
     rank: int
     bm25_rank: int
     embedding_rank: int
+    cosine: float | None = None  # the page's best embedding cosine, when the retriever reports it
 
     @property
     def chunk(self) -> Chunk:
@@ -78,7 +79,7 @@ class Retrieval:
         return self.pages[0] if self.pages else None
 
 
-def rank_pages(hits: Sequence[Hit]) -> list[PageCandidate]:
+def rank_pages(hits: Sequence[Hit], cosines: Sequence[float] = ()) -> list[PageCandidate]:
     """Collapse chunk hits to pages and give each page its rank in fused, BM25 and embedding order."""
 
     def page_ranks(key_rank: list[int]) -> dict[str, int]:
@@ -94,30 +95,38 @@ def rank_pages(hits: Sequence[Hit]) -> list[PageCandidate]:
 
     bm25 = page_ranks([h.bm25_rank for h in hits])
     embedding = page_ranks([h.embedding_rank for h in hits])
+    cosine_of = {id(hit): cosine for hit, cosine in zip(hits, cosines, strict=False)}
     best: dict[str, Hit] = {}
     for hit in sorted(hits, key=lambda h: -h.score):
         best.setdefault(hit.chunk.doc_id, hit)
     return [
-        PageCandidate(doc_id, hit, rank, bm25.get(doc_id, 0), embedding.get(doc_id, 0))
+        PageCandidate(
+            doc_id, hit, rank, bm25.get(doc_id, 0), embedding.get(doc_id, 0), cosine_of.get(id(hit))
+        )
         for rank, (doc_id, hit) in enumerate(best.items(), start=1)
     ]
 
 
-def _agreement(page: PageCandidate) -> float:
-    """1.0 when both retrievers put the page first; lower the further apart they are."""
-    ranks = sorted(r for r in (page.bm25_rank, page.embedding_rank))
-    low, high = ranks
-    if low == 0:  # one retriever missed it entirely
-        return 0.35 if high == 1 else 0.1
-    if low == 1 and high == 1:
+def _rank_support(page: PageCandidate) -> float:
+    """1.0 when both retrievers put the page first; lower the further apart they are (0 = not retrieved)."""
+    low, high = sorted(r or 99 for r in (page.bm25_rank, page.embedding_rank))
+    if high == 1:
         return 1.0
-    if low == 1 and high == 2:
-        return 0.75
-    if low == 1 and high <= 4:
-        return 0.5
-    if low <= 2 and high <= 3:
-        return 0.45
-    return 0.2
+    if low == 1 and high <= 2:
+        return 0.8
+    if low == 1 and high <= 5:
+        return 0.6
+    if high <= 3:
+        return 0.55
+    if low <= 2 and high <= 6:
+        return 0.4
+    return 0.15 if low == 1 else 0.05
+
+
+# e5 cosines of German text sit in ≈ 0.76–0.93; below 0.80 is unrelated, above 0.88 a clear match.
+COSINE_FLOOR = 0.80
+COSINE_SPAN = 0.08
+WEIGHTS = {"ranks": 0.55, "cosine": 0.2, "coverage": 0.25}
 
 
 _STOPWORD_TEXT = (
@@ -149,19 +158,37 @@ def _coverage(question: str, chunk: Chunk) -> float:
     return found / len(words)
 
 
-def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[float, bool]:
-    """(confidence 0..1 of the top page, is it a close call with the second page)."""
+def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandidate], float, bool]:
+    """Order the candidate pages and rate the first: (pages, confidence 0..1, is it a close call).
+
+    When the two retrievers disagree (each puts a different page first), the page that covers more of
+    the caller's words wins; if they tie on a question of one or two content words, it is a close call
+    and the caller is asked which one they mean.
+    """
     if not pages:
-        return 0.0, False
-    top = pages[0]
-    confidence = 0.65 * _agreement(top) + 0.35 * _coverage(question, top.chunk)
+        return [], 0.0, False
+    ordered = list(pages)
     close_call = False
-    if len(pages) > 1:
-        second = pages[1]
-        second_first_somewhere = 1 in (second.bm25_rank, second.embedding_rank)
-        top_first_everywhere = top.bm25_rank == 1 and top.embedding_rank == 1
-        close_call = second_first_somewhere and not top_first_everywhere
-    return round(min(1.0, confidence), 3), close_call
+    if len(ordered) > 1:
+        top, second = ordered[0], ordered[1]
+        disagree = not (top.bm25_rank == 1 and top.embedding_rank == 1) and 1 in (
+            second.bm25_rank,
+            second.embedding_rank,
+        )
+        if disagree:
+            top_coverage, second_coverage = _coverage(question, top.chunk), _coverage(question, second.chunk)
+            if second_coverage > top_coverage:
+                ordered[0], ordered[1] = second, top
+            elif second_coverage == top_coverage and len(content_words(question)) <= 2:
+                close_call = True
+    best = ordered[0]
+    cosine = 0.5 if best.cosine is None else (best.cosine - COSINE_FLOOR) / COSINE_SPAN
+    confidence = (
+        WEIGHTS["ranks"] * _rank_support(best)
+        + WEIGHTS["cosine"] * min(1.0, max(0.0, cosine))
+        + WEIGHTS["coverage"] * _coverage(question, best.chunk)
+    )
+    return ordered, round(min(1.0, confidence), 3), close_call
 
 
 # Short questions that lean on the previous one: "und was kostet das?", "wo ist das?", "und für Kinder?".
@@ -247,16 +274,22 @@ class ExtractiveAnswerEngine:
     def retrieve_sync(self, request: AnswerRequest) -> Retrieval:
         query = retrieval_query(request)
         started = time.perf_counter()
+        detailed = getattr(self._retriever, "search_detailed", None)
+        cosines: Sequence[float] = ()
         with self._lock:
-            hits = self._retriever.search(query, self._settings.retrieval.candidates)
+            if detailed is not None:  # HybridRetriever also reports each page's cosine
+                result = detailed(query, self._settings.retrieval.candidates)
+                hits, cosines = list(result.hits), list(result.cosines)
+            else:
+                hits = self._retriever.search(query, self._settings.retrieval.candidates)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        pages = rank_pages(hits)
+        pages = rank_pages(hits, cosines)
         chosen = _pick_offered(request, pages)
         if chosen is not None:
             pages = [chosen, *[p for p in pages if p.doc_id != chosen.doc_id]]
             return Retrieval(query, hits, pages, 0.8, False, elapsed_ms)
-        confidence, close_call = judge(query, pages)
-        return Retrieval(query, hits, pages, confidence, close_call, elapsed_ms)
+        ordered, confidence, close_call = judge(query, pages)
+        return Retrieval(query, hits, ordered, confidence, close_call, elapsed_ms)
 
     async def retrieve(self, request: AnswerRequest) -> Retrieval:
         return await asyncio.to_thread(self.retrieve_sync, request)

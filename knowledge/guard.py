@@ -30,12 +30,17 @@ class GuardVerdict:
 _FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "’": "'", "`": "'"})
 
 
+# "ue" for "ü" (typed without umlauts), but not in "Feuer", "Steuer", "Frauen", "Quelle".
+_DIGRAPH = re.compile(r"(?<![aeiouq])(ae|oe|ue)")
+
+
 def fold(text: str) -> str:
-    """Lower-case, umlauts/ß folded, accents removed, whitespace collapsed."""
+    """Lower-case, umlauts/ß and their ae/oe/ue spellings folded, accents removed, whitespace collapsed."""
     lowered = text.lower().translate(_FOLD)
     decomposed = unicodedata.normalize("NFKD", lowered)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return re.sub(r"\s+", " ", stripped).strip()
+    undigraphed = _DIGRAPH.sub(lambda m: m.group(0)[0], stripped)
+    return re.sub(r"\s+", " ", undigraphed).strip()
 
 
 def _any(*patterns: str) -> re.Pattern[str]:
@@ -63,7 +68,7 @@ _FIRE_MEDICAL_DE = _any(
     r"\bschwer verletzt\b",
     r"\bnotarzt\b",
     r"\b(kranken|rettungs)wagen\b",
-    r"\briecht (stark )?nach gas\b",
+    r"\briecht\b.{0,20}\bnach gas\b",
     r"\bgasgeruch\b",
     r"\bnotruf\b",
 )
@@ -136,8 +141,10 @@ _PERSONAL_DE = _any(
     r"\bwie weit ist (mein|meine|unser)\b",
     r"\b(meine|meiner) akte\b",
     r"\b(wo|wie) wohnt\b",
-    r"\b(adresse|anschrift|telefonnummer|handynummer|geburtsdatum) (von|meines|meiner|des|der) "
-    r"(nachbar|nachbarn|nachbarin|ex|herrn|frau|person)\w*\b",
+    r"\b(adresse|anschrift|\w*nummer|geburtsdatum) (von|vom|meines|meiner|des|der)"
+    r"( meinem| meiner| meinen| dem| der)? (nachbar|ex|herrn?|frau|person|burgermeister|kolleg)\w*\b",
+    r"\bprivate (\w*nummer|adresse|anschrift|e-?mail)\b",
+    r"\b(ist|wurde|wird) (mein|meine|unser|unsere) \w*(antrag|bescheid|vorgang)\w*\b",
     r"\bdaten (von|uber) (meinem|meiner|meinen|einem|einer)\b",
 )
 # "Is my passport ready?" is about one file; "how long until my passport is ready?" is a general question.
@@ -167,7 +174,37 @@ _INJECTION = _any(
     r"\bpretend (to be|you are)\b",
     r"\bdeveloper mode\b",
     r"\bact as\b",
+    r"\bneue anweisung",
+    r"\bdu darfst jetzt\b",
+    r"\bpassw(o|or)rt(er)?\b",
 )
+
+# A public authority stays neutral and gives no legal or medical advice.
+_OPINION = _any(
+    r"\bwelche partei\b",
+    r"\bwen soll ich (wahlen|wahl)\b",
+    r"\b(finden|findest) (sie|du) (den|die|das|unseren|unsere)\b.{0,40}\b(gut|schlecht|toll)\b",
+    r"\bwas halten sie von\b",
+)
+_ADVICE = _any(
+    r"\bist das (rechtens|legal|zulassig)\b",
+    r"\bverklagen\b",
+    r"\b(rechts)?anwalt\b",
+    r"\brechtsberatung\b",
+    r"\bscheidung\b",
+    r"\bsorgerecht\b",
+    r"\bwelche (tablette|tabletten|medikament|medikamente)\b",
+    r"\bwelche aktien\b",
+)
+
+# Questions about another town: "Bürgeramt in Berlin", "Sperrmüll in Hamburg" (not "ich ziehe nach Köln").
+_CITIES = (
+    "berlin|hamburg|munchen|koln|frankfurt|stuttgart|dusseldorf|dortmund|essen|leipzig|bremen|dresden|"
+    "hannover|nurnberg|duisburg|bochum|wuppertal|bielefeld|bonn|munster|mannheim|karlsruhe|augsburg|"
+    "wiesbaden|aachen|kiel|rostock|mainz|erfurt|potsdam|magdeburg|saarbrucken|freiburg"
+)
+_OTHER_TOWN = re.compile(rf"\b(in|nach|fur) ({_CITIES})\b")
+_MOVING = re.compile(r"\bzieh|\bumzug|\bumgezogen|\bwohn|\bmeld|\bauswander|\bweggezogen")
 
 _INSULT = _any(
     r"\b(arschloch|wichser|hurensohn|fotze|spast|missgeburt|drecksau|penner)\b",
@@ -184,7 +221,7 @@ _INSULT = _any(
 # Words that carry no request (fillers, greetings) and Whisper's classic hallucinations on silence.
 _FILLER_WORDS = (
     "ah aeh ahm aehm ahem hm hmm hmmm mhm mh em ehm oh ja nein ne nee na also ok okay gut hallo "
-    "halo hallochen guten tag morgen abend moin servus gruss gott gruezi hi hello hey yes no um uh "
+    "halo hallochen guten tag morgen abend moin servus gruss gott gruzi hi hello hey yes no um uh "
     "so und aber doch bitte danke sehr schon eh oder genau richtig naja tja"
 )
 _FILLERS = frozenset(_FILLER_WORDS.split())
@@ -196,6 +233,9 @@ _HALLUCINATIONS = _any(
     r"amara\.org",
 )
 _VOWELS = set("aeiouy")
+_KEYBOARD_MASH = re.compile(r"asdf|qwer|yxcv|jkl|sdfg|dfgh|fghj|ghjk|uiop|([a-z])\1\1")
+_NUMBER_WORD_TEXT = "null eins zwei drei vier funf sechs sieben acht neun zehn elf zwolf test testing"
+_NUMBER_WORDS = frozenset(_NUMBER_WORD_TEXT.split())
 
 
 def _content_words(folded: str) -> list[str]:
@@ -203,18 +243,22 @@ def _content_words(folded: str) -> list[str]:
     return [w for w in words if w not in _FILLERS]
 
 
+def _is_meaningful(word: str) -> bool:
+    """A word that could carry a request: not a digit string, number word, vowel-less or keyboard mash."""
+    if word.isdigit() or word in _NUMBER_WORDS:
+        return False
+    if len(word) >= 3 and not (set(word) & _VOWELS):
+        return False
+    return not _KEYBOARD_MASH.search(word)
+
+
 def _is_noise(folded: str) -> bool:
     """No request at all: empty, fillers only, a Whisper silence hallucination, or keyboard mash."""
     if _HALLUCINATIONS.search(folded) and len(folded) < 80:
         return True
     words = _content_words(folded)
-    if not words:
-        return True
-    letters_words = [w for w in words if not w.isdigit()]
-    if not letters_words:
-        return False  # digits only: could be a house number answer, let retrieval decide
-    voweless = [w for w in letters_words if len(w) >= 4 and not (set(w) & _VOWELS)]
-    return len(voweless) * 2 >= len(letters_words)
+    meaningful = [w for w in words if _is_meaningful(w)]
+    return len(meaningful) * 2 < len(words) or not meaningful
 
 
 def _mentions_person(text: str) -> bool:
@@ -247,6 +291,12 @@ def check(question: str, language: str = "de") -> GuardVerdict | None:
         return GuardVerdict(Action.HANDOFF, "personal_case", phrases.HANDOFF_PERSONAL)
     if _INSULT.search(folded):
         return GuardVerdict(Action.CLARIFY, "insult", phrases.CLARIFY_INSULT)
+    if _OPINION.search(folded):
+        return GuardVerdict(Action.CLARIFY, "opinion", phrases.CLARIFY_NEUTRAL)
+    if _ADVICE.search(folded):
+        return GuardVerdict(Action.CLARIFY, "advice", phrases.CLARIFY_ADVICE)
+    if _OTHER_TOWN.search(folded) and not _MOVING.search(folded):
+        return GuardVerdict(Action.CLARIFY, "other_town", phrases.CLARIFY_OTHER_TOWN)
     if _is_noise(folded):
         return GuardVerdict(Action.CLARIFY, "no_content", phrases.CLARIFY_NO_CONTENT)
     return None

@@ -18,6 +18,18 @@ CLARIFY_INJECTION = (
     "Worum geht es bei Ihrem Anliegen?"
 )
 CLARIFY_INSULT = "Ich helfe Ihnen gern, bitte bleiben Sie sachlich. Worum geht es bei Ihrem Anliegen?"
+CLARIFY_NEUTRAL = (
+    "Dazu äußert sich die Stadtverwaltung nicht. Ich helfe Ihnen gern bei Fragen zu unseren "
+    "Dienstleistungen. Worum geht es bei Ihrem Anliegen?"
+)
+CLARIFY_ADVICE = (
+    "Eine Rechts-, Gesundheits- oder Geldberatung darf ich nicht geben. Ich helfe Ihnen gern bei Fragen zu "
+    "den Dienstleistungen der Stadtverwaltung. Worum geht es bei Ihrem Anliegen?"
+)
+CLARIFY_OTHER_TOWN = (
+    "Ich kann nur Auskunft zu unserer eigenen Stadtverwaltung geben; für andere Städte wenden Sie sich bitte "
+    "an die Stadt dort. Worum geht es bei Ihrem Anliegen hier bei uns?"
+)
 _CHOICE_PREFIX = "Meinen Sie "
 
 
@@ -33,7 +45,15 @@ def offered_choices(bot_text: str) -> list[str]:
     return re.findall(r"„([^“]+)“", bot_text)
 
 
-_CLARIFY_TEXTS = (CLARIFY_REPHRASE, CLARIFY_NO_CONTENT, CLARIFY_INJECTION, CLARIFY_INSULT)
+_CLARIFY_TEXTS = (
+    CLARIFY_REPHRASE,
+    CLARIFY_NO_CONTENT,
+    CLARIFY_INJECTION,
+    CLARIFY_INSULT,
+    CLARIFY_NEUTRAL,
+    CLARIFY_ADVICE,
+    CLARIFY_OTHER_TOWN,
+)
 
 
 def is_clarify(bot_text: str) -> bool:
