@@ -94,6 +94,7 @@ class RtpEndpoint:
         self._playout = PcmFifo()
         self._playing = False
         self._incoming: asyncio.Queue[bytes] = asyncio.Queue()
+        self._rx_ssrc: int | None = None
         self._last_rx = clock()
         self._inactivity_fired = False
 
@@ -323,6 +324,12 @@ class RtpEndpoint:
             return
         now = self.clock()
         self._last_rx = now
+        if packet.ssrc != self._rx_ssrc:
+            if (
+                self._rx_ssrc is not None
+            ):  # the far end restarted its stream (or a new source after re-INVITE)
+                self.jitter.reset()
+            self._rx_ssrc = packet.ssrc
         if packet.payload_type == media.dtmf_payload_type:
             digit = self._dtmf_decoder.feed(packet.timestamp, packet.payload)
             if digit is not None and self.on_dtmf is not None:

@@ -289,3 +289,32 @@ async def test_reinvite_switches_codec_and_peer_address() -> None:
         data, _ = await asyncio.wait_for(second.packets.get(), 2.0)
         packet = RtpPacket.parse(data)
         assert packet.payload_type == 8 and packet.ssrc == ssrc and packet.payload == b"\xd5" * 160
+
+
+async def test_ipv6_loopback_call() -> None:
+    phone = RtpEndpoint(host="::1", port=0)
+    bot = RtpEndpoint(host="::1", port=0)
+    try:
+        await phone.open()
+        await bot.open()
+        offer = build_offer(
+            local_host="::1", local_port=phone.local_port, codecs=["PCMU"], session=LocalSdpSession("::1")
+        )
+        answer, bot_media = answer_offer(
+            SessionDescription.parse(offer.serialize()),
+            local_host="::1",
+            local_port=bot.local_port,
+            allowed_codecs=["PCMU"],
+            session=LocalSdpSession("::1"),
+        )
+        assert "c=IN IP6 ::1" in answer.serialize()
+        phone.configure(accept_answer(offer, SessionDescription.parse(answer.serialize())))
+        bot.configure(bot_media)
+        sender = asyncio.create_task(feed(phone, tone(16000, 0.6)))
+        heard = await collect(bot, 30)
+        await sender
+        assert rms(heard) > 2000
+        assert bot.receiver.latched is not None and bot.receiver.latched[0] == "::1"
+    finally:
+        await phone.close()
+        await bot.close()
