@@ -1,0 +1,345 @@
+"""LLM mode against a scripted OpenAI-compatible server (a real aiohttp server on 127.0.0.1 streaming SSE).
+
+Each test registers the exact token stream the "model" sends for one question, then checks what the caller
+would hear: verified sentences released one by one, and every kind of failure falling back to the curated
+answer, a clarifying question or a handoff, with the reason recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from knowledge.engine import build_answer_engine
+from knowledge.extractive import Retriever
+from knowledge.index import load_retriever
+from knowledge.types import Action, AnswerEvent, AnswerRequest, FinalEvent, SentenceEvent, Turn
+from voicebot.settings import AnswerSettings, LlmSettings, PathSettings, Settings
+
+PAGES = {
+    "personalausweis.md": """---
+id: personalausweis-beantragen
+title: Personalausweis beantragen
+department: Bürgerbüro
+authority: Stadt Musterstadt – Bürgerbüro
+spoken_answer: "Den Personalausweis beantragen Sie im Bürgerbüro. Er kostet 37 Euro, unter 24 Jahren 22,80 Euro."
+synonyms: [Perso, Ausweis verlängern]
+source_url: https://www.musterstadt.example/personalausweis
+---
+# Personalausweis beantragen
+Gebühr: 37,00 Euro, für Antragstellende unter 24 Jahren 22,80 Euro. Die Herstellung dauert 3 bis 4 Wochen.
+Bürgerbüro: montags bis freitags 8 bis 12 Uhr, donnerstags 14 bis 18 Uhr.
+""",
+    "hundesteuer.md": """---
+id: hundesteuer-anmelden
+title: Hundesteuer anmelden
+department: Steueramt
+spoken_answer: "Melden Sie Ihren Hund innerhalb von 2 Wochen beim Steueramt an. Die Steuer beträgt 96 Euro im Jahr."
+synonyms: [Hund anmelden, Hundemarke]
+---
+# Hundesteuer anmelden
+Für den ersten Hund 96 Euro im Jahr, für jeden weiteren 120 Euro.
+""",
+    "kfz.md": """---
+id: kfz-zulassung
+title: Kfz-Zulassung
+authority: Kreis Musterkreis – Straßenverkehrsamt
+responsible: false
+spoken_answer: "Für die Zulassung von Autos ist die Zulassungsstelle des Kreises Musterkreis zuständig."
+synonyms: [Auto anmelden, Auto zulassen, Nummernschild]
+---
+# Kfz-Zulassung
+Die Stadt Musterstadt lässt keine Fahrzeuge zu. Das macht der Kreis Musterkreis in der Kreisstraße 5.
+""",
+}
+
+PERSO = "Was kostet ein Personalausweis?"
+CURATED_PERSO = "Den Personalausweis beantragen Sie im Bürgerbüro."
+
+
+@dataclass
+class Script:
+    """What the fake model answers to one question."""
+
+    tokens: list[str]
+    delay_before_s: float = 0.0
+    gate_after_token: int | None = None  # wait for ScriptedServer.gate before sending this token
+    status: int = 200
+
+
+@dataclass
+class ScriptedServer:
+    url: str = ""
+    scripts: dict[str, Script] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=threading.Event)
+
+
+def _sse(content: str | None, finish: str | None = None) -> bytes:
+    chunk = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": "scripted",
+        "choices": [{"index": 0, "delta": {"content": content} if content else {}, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+
+
+def _app(server: ScriptedServer) -> web.Application:
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        server.requests.append(body)
+        question = body["messages"][-1]["content"].rsplit("Frage:", 1)[-1].strip()
+        script = server.scripts.get(question, Script(["KEINE_ANTWORT"]))
+        if script.status != 200:
+            return web.json_response({"error": {"message": "scripted failure"}}, status=script.status)
+        if script.delay_before_s:
+            await asyncio.sleep(script.delay_before_s)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for number, token in enumerate(script.tokens):
+            if number == script.gate_after_token:
+                await asyncio.get_running_loop().run_in_executor(None, server.gate.wait, 10.0)
+            await response.write(_sse(token))
+        await response.write(_sse(None, "stop"))
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    return app
+
+
+@pytest.fixture(scope="module")
+def scripted_server() -> Iterator[ScriptedServer]:
+    """The fake model server on a free loopback port, in its own thread and event loop."""
+    server = ScriptedServer()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    runner = web.AppRunner(_app(server))
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server.url = f"http://127.0.0.1:{port}/v1"
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert started.wait(10), "scripted server did not start"
+    yield server
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def kb_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    root = tmp_path_factory.mktemp("llm-kb")
+    kb = root / "kb"
+    kb.mkdir()
+    for name, text in PAGES.items():
+        (kb / name).write_text(text, encoding="utf-8")
+    return Settings(
+        paths=PathSettings(index_dir=root / "index", kb_sources=[kb], models_dir=Path("var/models"))
+    )
+
+
+@pytest.fixture(scope="module")
+def retriever(kb_settings: Settings) -> Retriever:
+    return load_retriever(kb_settings)
+
+
+def _settings(base: Settings, url: str, **llm: float) -> Settings:
+    settings = base.model_copy(deep=True)
+    settings.llm = LlmSettings(base_url=url, timeout_s=llm.get("timeout_s", 5.0), first_token_timeout_s=2.0)
+    if "first_token_timeout_s" in llm:
+        settings.llm.first_token_timeout_s = llm["first_token_timeout_s"]
+    settings.answer = AnswerSettings(mode="llm")
+    return settings
+
+
+async def _run(settings: Settings, retriever: Retriever, request: AnswerRequest) -> list[AnswerEvent]:
+    engine = build_answer_engine(settings, retriever)
+    return [event async for event in engine.stream(request)]
+
+
+def _spoken(events: list[AnswerEvent]) -> list[str]:
+    return [e.text for e in events if isinstance(e, SentenceEvent)]
+
+
+def _final(events: list[AnswerEvent]) -> Any:
+    assert isinstance(events[-1], FinalEvent)
+    return events[-1].answer
+
+
+async def test_verified_sentences_are_released_one_by_one(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    question = "Was kostet der Perso für mich?"
+    scripted_server.gate.clear()
+    scripted_server.scripts[question] = Script(
+        [
+            "Der Ausweis ",
+            "kostet 37 Euro ",
+            "[personalausweis-beantragen].",
+            " Unter 24 ",
+            "Jahren sind ",
+            "es 22,80 Euro [personalausweis-beantragen].",
+        ],
+        gate_after_token=4,  # the model "stalls" after the second sentence has begun
+    )
+    engine = build_answer_engine(_settings(kb_settings, scripted_server.url), retriever)
+    events: list[AnswerEvent] = []
+    gate_open_at_first_sentence: bool | None = None
+    async for event in engine.stream(AnswerRequest(question)):
+        if isinstance(event, SentenceEvent) and gate_open_at_first_sentence is None:
+            gate_open_at_first_sentence = scripted_server.gate.is_set()
+            scripted_server.gate.set()
+        events.append(event)
+    assert gate_open_at_first_sentence is False, "the first sentence must be spoken before the model finishes"
+    assert _spoken(events) == ["Der Ausweis kostet 37 Euro.", "Unter 24 Jahren sind es 22,80 Euro."]
+    answer = _final(events)
+    assert (answer.action, answer.reason, answer.mode) == (Action.ANSWER, "verified", "llm")
+    assert answer.sources == ["personalausweis-beantragen"]
+    assert answer.text == "Der Ausweis kostet 37 Euro. Unter 24 Jahren sind es 22,80 Euro."
+    assert {"retrieval", "first_sentence", "total"} <= set(answer.timings_ms)
+
+
+async def test_prompt_carries_numbered_passages_ids_and_abstain_token(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    scripted_server.scripts[PERSO] = Script(["Er kostet 37 Euro [personalausweis-beantragen]."])
+    scripted_server.requests.clear()
+    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(PERSO))
+    assert _final(events).reason == "verified"
+    body = scripted_server.requests[-1]
+    assert body["stream"] is True
+    system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    assert "KEINE_ANTWORT" in system and "Einfache" in system
+    assert "[1] ID: personalausweis-beantragen" in user
+    assert "37,00 Euro" in user
+
+
+@pytest.mark.parametrize(
+    ("tokens", "reason"),
+    [
+        (["Der Ausweis kostet 73 Euro [personalausweis-beantragen]."], "unsupported_fact"),
+        (["Der Ausweis kostet 37 Euro [reisepass-beantragen]."], "unknown_citation"),
+        (["Der Ausweis kostet 37 Euro."], "no_citation"),
+        (["Das Bürgerbüro hat samstags ", "offen [personalausweis-beantragen]."], "unsupported_fact"),
+    ],
+)
+async def test_unverifiable_output_falls_back_to_the_curated_answer(
+    scripted_server: ScriptedServer,
+    kb_settings: Settings,
+    retriever: Retriever,
+    tokens: list[str],
+    reason: str,
+) -> None:
+    scripted_server.scripts[PERSO] = Script(tokens)
+    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(PERSO))
+    spoken = _spoken(events)
+    assert spoken[0] == CURATED_PERSO
+    assert not any("73" in s or "samstags" in s for s in spoken)
+    answer = _final(events)
+    assert (answer.action, answer.reason) == (Action.ANSWER, f"fallback_extractive:{reason}")
+    assert answer.sources == ["personalausweis-beantragen"]
+
+
+async def test_a_late_failure_keeps_only_the_verified_sentences(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    question = "Was kostet der Ausweis und wie lange dauert es?"
+    scripted_server.scripts[question] = Script(
+        [
+            "Er kostet 37 Euro [personalausweis-beantragen].",
+            " Es dauert 9 Wochen [personalausweis-beantragen].",
+        ]
+    )
+    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
+    assert _spoken(events) == ["Er kostet 37 Euro."]
+    answer = _final(events)
+    assert answer.reason == "verified_partial:unsupported_fact"
+    assert answer.text == "Er kostet 37 Euro."
+
+
+async def test_timeout_falls_back(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    question = "Wie teuer ist ein neuer Personalausweis?"
+    scripted_server.scripts[question] = Script(["Er kostet 37 Euro [personalausweis-beantragen]."], 3.0)
+    settings = _settings(kb_settings, scripted_server.url, first_token_timeout_s=0.5, timeout_s=1.0)
+    events = await _run(settings, retriever, AnswerRequest(question))
+    answer = _final(events)
+    assert answer.reason == "fallback_extractive:timeout"
+    assert _spoken(events)[0] == CURATED_PERSO
+
+
+async def test_connection_error_and_server_error_fall_back(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    events = await _run(
+        _settings(kb_settings, f"http://127.0.0.1:{closed_port}/v1"), retriever, AnswerRequest(PERSO)
+    )
+    assert _final(events).reason == "fallback_extractive:connection_error"
+    question = "Personalausweis Gebühr?"
+    scripted_server.scripts[question] = Script([], status=500)
+    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
+    assert _final(events).reason == "fallback_extractive:http_500"
+
+
+async def test_abstention_on_an_unknown_topic_clarifies_then_hands_off(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    question = "Wie wird das Wetter morgen?"
+    scripted_server.scripts[question] = Script(["KEINE", "_ANTWORT"])
+    settings = _settings(kb_settings, scripted_server.url)
+    first = _final(await _run(settings, retriever, AnswerRequest(question)))
+    assert (first.action, first.reason) == (Action.CLARIFY, "fallback_clarify:abstained")
+    history = (Turn("caller", question), Turn("bot", first.text))
+    second = _final(await _run(settings, retriever, AnswerRequest(question, history=history)))
+    assert (second.action, second.reason) == (Action.HANDOFF, "fallback_handoff:abstained")
+
+
+async def test_answer_citing_another_authority_is_a_redirect(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    question = "Wo kann ich mein Auto zulassen?"
+    scripted_server.scripts[question] = Script(
+        ["Das macht die Zulassungsstelle des Kreises Musterkreis [kfz-zulassung]."]
+    )
+    answer = _final(
+        await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
+    )
+    assert (answer.action, answer.reason, answer.sources) == (Action.REDIRECT, "verified", ["kfz-zulassung"])
+
+
+async def test_the_guard_answers_before_the_model_is_asked(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    scripted_server.requests.clear()
+    events = await _run(
+        _settings(kb_settings, scripted_server.url), retriever, AnswerRequest("Hilfe, es brennt im Keller!")
+    )
+    answer = _final(events)
+    assert answer.action == Action.EMERGENCY and "112" in _spoken(events)[-1]
+    assert scripted_server.requests == []
