@@ -15,6 +15,7 @@ from sip_bridge.sip import (
     IncomingCall,
     OutboundCallAnswered,
     Registered,
+    TransferFailed,
     TransferSucceeded,
 )
 from sip_bridge.sip.transport import SipEndpoint
@@ -206,3 +207,35 @@ async def test_outbound_call_to_a_sipp_uas_then_our_bye(tmp_path: Path, transpor
         result = await target
     assert result.returncode == 0, result.output
     assert [type(e).__name__ for e in seen] == ["OutboundCallProgress", "OutboundCallAnswered"]
+
+
+async def test_blind_transfer_refused_by_the_pbx(tmp_path: Path) -> None:
+    async with endpoint() as sip:
+        seen: list[object] = []
+
+        async def transfer_glue() -> None:
+            while True:
+                event = await sip.next_event()
+                seen.append(event)
+                if isinstance(event, IncomingCall):
+                    sip.answer(event.call_id, SDP_ANSWER)
+                elif isinstance(event, CallConfirmed):
+                    sip.refer(event.call_id, "sip:staff@127.0.0.1:5070")
+                elif isinstance(event, TransferFailed):
+                    sip.hangup(event.call_id)
+
+        glue = asyncio.create_task(transfer_glue())
+        try:
+            result = await run_sipp(sip.port, scenario="uac_refer_refused.xml", workdir=tmp_path)
+            await asyncio.sleep(0.1)
+        finally:
+            glue.cancel()
+        assert result.returncode == 0, result.output
+        assert [type(e).__name__ for e in seen] == [
+            "IncomingCall",
+            "CallConfirmed",
+            "TransferFailed",
+            "CallEnded",
+        ]
+        failed = seen[2]
+        assert isinstance(failed, TransferFailed) and failed.code == 405
