@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+from pipecat.frames.frames import InputDTMFFrame
+from pipecat.observers.base_observer import BaseObserver, FramePushed
 
 from sip_bridge.media import LocalSdpSession, NegotiatedMedia, RtpEndpoint
 from sip_bridge.sip import events as ev
@@ -189,6 +191,7 @@ class SipCallService:
             if not call.sip_up or call.finished:  # CANCEL arrived while the pipeline was built
                 await self.finish(call, "cancelled")
                 return
+            self._watch_handoff_key(call)
             ua.answer(event.call_id, local_sdp.serialize().encode())
             logger.info(
                 f"{event.call_id}: answered {event.from_uri} with {negotiated.codec.name}/{negotiated.codec.clock_rate}"
@@ -223,6 +226,14 @@ class SipCallService:
             return
         call.transfer = Transfer(self, call, reason=getattr(frame, "reason", "handoff"))
         self._spawn(call.transfer.run(), f"transfer-{call.call_id}")
+
+    def _watch_handoff_key(self, call: SipCall) -> None:
+        """The keypad way to a human: ``sip.handoff_dtmf`` (default 0) says the hand-off sentence, then transfers."""
+        worker = getattr(call.handle, "worker", None)
+        say = getattr(call.handle, "say", None)
+        if worker is None or say is None or not self.settings.sip.handoff_dtmf:
+            return
+        worker.add_observer(HandoffKeyObserver(self.settings.sip.handoff_dtmf, self.settings.call, say))
 
     # --- ending -------------------------------------------------------------------------------------------------
 
@@ -306,3 +317,24 @@ class SipCallService:
 def _log_task_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.opt(exception=task.exception()).error(f"task {task.get_name()} failed")
+
+
+class HandoffKeyObserver(BaseObserver):
+    """Watches the caller's keypad digits in the pipeline; the hand-off key asks for staff (once per call)."""
+
+    def __init__(self, keys: str, call_settings: Any, say: Callable[..., Awaitable[None]]) -> None:
+        super().__init__(observe_every_push=False)
+        self._keys = keys
+        self._call_settings = call_settings
+        self._say = say
+        self._fired = False
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        frame = data.frame
+        if self._fired or not isinstance(frame, InputDTMFFrame) or str(frame.button.value) not in self._keys:
+            return
+        self._fired = True
+        from voicebot.pipeline.frames import HandoffRequestFrame
+
+        request = HandoffRequestFrame(reason="handoff", summary=f"Anrufer hat {frame.button.value} gedrückt")
+        await self._say("handoff", self._call_settings.handoff_message, then=request)

@@ -52,6 +52,21 @@ class PipelineCall:
     async def cancel(self) -> None:
         await self.worker.cancel(reason="hang-up")
 
+    async def say(self, kind: str, text: str, *, then: Any = None, language: str = "de") -> None:
+        """Speak ``text`` as a bot turn from outside the pipeline; ``then`` (a frame) follows its audio."""
+        from voicebot.pipeline.frames import BotTurnEndFrame, SpeechLanguageFrame
+        from voicebot.pipeline.speech import speak_frame
+
+        turn = self.transcript.add_bot_turn(kind, text, language, interruptible=False)
+        frames = [
+            SpeechLanguageFrame(language=language),
+            speak_frame(text, interruptible=False),
+            BotTurnEndFrame(turn_index=self.transcript.index_of(turn)),
+        ]
+        if then is not None:
+            frames.append(then)
+        await self.worker.queue_frames(frames)
+
 
 @dataclass
 class CallLease:

@@ -171,6 +171,7 @@ class SipSettings(_Section):
     # Hand-off target.
     staff_uri: str = "sip:staff@127.0.0.1:5070"
     transfer_timeout_s: float = 20.0
+    handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
 
 
 class HttpSettings(_Section):
