@@ -89,7 +89,7 @@ def _split_long(text: str) -> list[str]:
 def chunk_document(doc: ParsedDocument) -> list[Chunk]:
     """Split a document into chunks: lead chunk ``<id>``, then ``<id>#1``, ``<id>#2`` ... per section."""
     meta = doc.meta
-    sections = [s for s in doc.sections if s.text.strip() or s.heading.strip()]
+    sections = [s for s in doc.sections if s.text.strip()]  # a heading without text says nothing
     if doc.body_length <= SINGLE_CHUNK_CHARS or len(sections) <= 1:
         pieces = _split_long(_render(sections))
         groups: list[tuple[str, str]] = [("", pieces[0] if pieces else "")]

@@ -241,18 +241,21 @@ class KnowledgeIndex:
         # Document ids are citation keys: the first file that claims one keeps it.
         mine = {doc_id for doc_id, k in owner.items() if k == key}
         new_rows: list[tuple[Chunk, str, np.ndarray | None]] = []
+        duplicates: list[tuple[str, str]] = []
         for document in result.documents:
             doc_id = document.meta.doc_id
             if owner.get(doc_id, key) != key:
-                report.skipped.append((key, f"duplicate id {doc_id!r} (already used by {owner[doc_id]})"))
+                duplicates.append((key, f"duplicate id {doc_id!r} (already used by {owner[doc_id]})"))
                 continue
             owner[doc_id] = key
             for chunk in chunk_document(document):
                 embed_hash = _text_hash(passage_text(chunk))
                 new_rows.append((chunk, embed_hash, old_vectors.get(embed_hash)))
         if not new_rows:
-            self._skip(report, key, "no usable documents in file", entry, sha)
+            reason = "; ".join(r for _, r in duplicates) or "no usable documents in file"
+            self._skip(report, key, reason, entry, sha)
             return
+        report.skipped.extend(duplicates)
         for doc_id in mine - {c.doc_id for c, _, _ in new_rows}:
             del owner[doc_id]
         if entry is None or not entry.chunk_ids:

@@ -326,6 +326,9 @@ COLLOQUIAL_LEXICON: Mapping[str, tuple[str, ...]] = {
         "tonne": ("Abfalltonne",),
         "hundemarke": ("hundesteuer", "steuermarke"),
         "wauwau": ("hund",),
+        "welpe": ("Hund",),
+        "welpen": ("Hund",),
+        "koter": ("Hund",),
         "Führerschein": ("fahrerlaubnis", "Führerschein"),
         "lappen": ("Führerschein", "fahrerlaubnis"),
         "kfz": ("fahrzeug", "zulassung"),
@@ -347,7 +350,6 @@ COLLOQUIAL_LEXICON: Mapping[str, tuple[str, ...]] = {
         "gestorben": ("sterbefall", "sterbeurkunde"),
         "tod": ("sterbefall",),
         "baby": ("geburt", "geburtsurkunde"),
-        "verloren": ("Fundbüro", "fundsache"),
         "gefunden": ("Fundbüro", "fundsache"),
         "parkausweis": ("anwohnerparken",),
         "parkplatz": ("parken",),
@@ -372,6 +374,7 @@ COLLOQUIAL_SYNONYMS: Mapping[str, tuple[str, ...]] = {
     k: tuple(fold(v) for v in vs) for k, vs in COLLOQUIAL_LEXICON.items()
 }
 
+_SUFFIXES_NOUN = ("ungen", "ung")  # "Anmeldung"/"anmelden", "Einbürgerung"/"einbürgern" meet at the stem
 _SUFFIXES_LONG = ("ern", "em", "er", "nd")
 _SUFFIXES_SHORT = ("en", "es", "e", "s", "n")
 
@@ -380,6 +383,10 @@ def stem(word: str) -> str:
     """Light German stemming: strip common inflection suffixes (a trimmed CISTEM), never below 4 letters."""
     if word.isdigit() or len(word) <= 4:
         return word
+    for suffix in _SUFFIXES_NOUN:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            word = word[: -len(suffix)]
+            break
     for suffix in _SUFFIXES_LONG:
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             word = word[: -len(suffix)]
@@ -586,6 +593,7 @@ class Normalizer:
         self.splitter = CompoundSplitter(vocabulary)
         self.expand_synonyms = expand_synonyms
         self._cache: dict[str, list[str]] = {}
+        self._stems = {stem(w) for w in self.splitter.vocabulary}
 
     @staticmethod
     def vocabulary_of(texts: Iterable[str]) -> set[str]:
@@ -599,7 +607,13 @@ class Normalizer:
         """BM25 tokens of ``text``: stems of its words plus synonym expansions and compound parts."""
         out: list[str] = []
         cache = self._cache
-        for word in words(text):
+        found = words(text)
+        if self.expand_synonyms:  # query side: rejoin compounds the ASR split ("Personal Ausweis", "um melden")
+            for first, second in zip(found, found[1:], strict=False):
+                joined = first + second
+                if first.isalpha() and second.isalpha() and stem(joined) in self._stems:
+                    found.append(joined)
+        for word in found:
             expanded = cache.get(word)
             if expanded is None:
                 if len(cache) > 200_000:  # a long-running service sees endless odd words; stay bounded

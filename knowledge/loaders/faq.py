@@ -27,7 +27,11 @@ def _documents(
     seen: set[str] = set()
     prefix = slugify(path.stem, 30)
     for where, row in rows:
-        row = {_ALIASES.get(str(k).strip().lower(), str(k).strip().lower()): v for k, v in row.items() if k}
+        row = {
+            _ALIASES.get(str(k).strip().lower(), str(k).strip().lower()): v
+            for k, v in row.items()
+            if k and v not in (None, "")
+        }
         question = str(row.get("question") or "").strip()
         answer = str(row.get("answer") or "").strip()
         if not question or not answer:
@@ -36,7 +40,7 @@ def _documents(
         default_id = f"{prefix}-{slugify(question, 50)}"
         data = {**row, "title": question, "spoken_answer": answer}
         try:
-            meta = meta_from_mapping(data, path, default_id=default_id if not row.get("id") else None)
+            meta = meta_from_mapping(data, path, default_id=default_id)
         except LoadError as exc:
             warnings.append((where, str(exc)))
             continue

@@ -65,7 +65,7 @@ def load(path: Path) -> tuple[list[ParsedDocument], list[tuple[str, str]]]:
     for node in root.css(",".join(_BLOCKS)):
         if _has_block_ancestor(node, root):
             continue
-        text = node.text(separator=" ", strip=True)
+        text = " ".join(node.text(separator=" ", strip=True).split())
         if not text:
             continue
         if node.tag in ("h2", "h3", "h4", "h5", "h6"):

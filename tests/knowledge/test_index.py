@@ -1,0 +1,109 @@
+"""The persistent incremental index: only changed files are re-embedded, nothing indexed is lost to a broken file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from kb_fixtures import FIXTURE_PAGES, write_fixture_kb
+
+from knowledge.index import KnowledgeIndex, load_retriever
+from voicebot.settings import PathSettings, Settings
+
+
+def test_ingest_persists_chunks_and_embeddings(fixture_kb: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    calls: list[tuple[str, int, int]] = []
+    report = KnowledgeIndex.open(index_dir).ingest([fixture_kb], progress=lambda *a: calls.append(a))
+    assert (report.documents, report.chunks, report.added, report.embedded) == (5, 5, 5, 5)
+    assert report.skipped == []
+    assert ("read", 5, 5) in calls and ("embed", 5, 5) in calls
+
+    reopened = KnowledgeIndex.open(index_dir)
+    assert len(reopened) == 5
+    chunk = reopened.get("hundesteuer")
+    assert chunk is not None and chunk.department == "Steueramt"
+    assert reopened.get("does-not-exist") is None
+    assert reopened.embeddings.shape == (5, 384)
+    norms = np.linalg.norm(reopened.embeddings, axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-3)  # real, normalised e5 vectors
+    manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert sorted(p.name for p in index_dir.iterdir()) == sorted(
+        ["manifest.json", manifest["chunks"], manifest["embeddings"]]
+    )
+
+
+def test_reingest_only_embeds_what_changed(fixture_kb: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    KnowledgeIndex.open(index_dir).ingest([fixture_kb])
+    before = KnowledgeIndex.open(index_dir)
+
+    again = KnowledgeIndex.open(index_dir).ingest([fixture_kb])
+    assert (again.unchanged, again.added, again.updated, again.embedded) == (5, 0, 0, 0)
+
+    page = fixture_kb / "hund.md"
+    page.write_text(page.read_text(encoding="utf-8").replace("96 Euro", "108 Euro"), encoding="utf-8")
+    changed = KnowledgeIndex.open(index_dir).ingest([fixture_kb])
+    assert (changed.unchanged, changed.updated, changed.embedded) == (4, 1, 1)
+    after = KnowledgeIndex.open(index_dir)
+    hund = after.get("hundesteuer")
+    assert hund is not None and "108 Euro" in hund.spoken_answer
+    for chunk_id in ("personalausweis-beantragen", "sperrmuell"):  # untouched rows keep their vectors
+        old_row = [c.id for c in before.chunks].index(chunk_id)
+        new_row = [c.id for c in after.chunks].index(chunk_id)
+        assert np.array_equal(before.embeddings[old_row], after.embeddings[new_row])
+
+
+def test_broken_file_keeps_its_previous_chunks(fixture_kb: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    KnowledgeIndex.open(index_dir).ingest([fixture_kb])
+    page = fixture_kb / "hund.md"
+    page.write_text("---\nid: hundesteuer\ntitle: [kaputt\n---\nText\n", encoding="utf-8")
+    (fixture_kb / "neu.md").write_text("kein front matter", encoding="utf-8")
+
+    report = KnowledgeIndex.open(index_dir).ingest([fixture_kb])
+    reasons = dict(report.skipped)
+    assert "invalid YAML front matter" in reasons[str(page.resolve())]
+    assert "no YAML front matter" in reasons[str((fixture_kb / "neu.md").resolve())]
+    assert report.kept_stale == [str(page.resolve())]
+    reopened = KnowledgeIndex.open(index_dir)
+    hund = reopened.get("hundesteuer")
+    assert hund is not None and "96 Euro" in hund.spoken_answer
+    assert reopened.files[str(page.resolve())].error
+
+    page.write_text(FIXTURE_PAGES["hund.md"], encoding="utf-8")  # repaired: indexed normally again
+    repaired = KnowledgeIndex.open(index_dir).ingest([fixture_kb])
+    assert repaired.updated == 1 and repaired.kept_stale == []
+    assert not KnowledgeIndex.open(index_dir).files[str(page.resolve())].error
+
+
+def test_deleted_files_are_removed_only_with_prune(fixture_kb: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    KnowledgeIndex.open(index_dir).ingest([fixture_kb])
+    (fixture_kb / "kfz.md").unlink()
+    kept = KnowledgeIndex.open(index_dir).ingest([fixture_kb])
+    assert kept.removed == 0 and kept.documents == 5
+    pruned = KnowledgeIndex.open(index_dir).ingest([fixture_kb], prune=True)
+    assert pruned.removed == 1 and pruned.documents == 4 and pruned.embedded == 0
+    assert KnowledgeIndex.open(index_dir).get("kfz-zulassung") is None
+
+
+def test_duplicate_ids_and_missing_paths_are_reported(fixture_kb: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "copy.md").write_text(FIXTURE_PAGES["hund.md"], encoding="utf-8")
+    report = KnowledgeIndex.open(tmp_path / "index").ingest([fixture_kb, other, tmp_path / "gibt-es-nicht"])
+    reasons = dict(report.skipped)
+    assert "duplicate id 'hundesteuer'" in reasons[str((other / "copy.md").resolve())]
+    assert reasons[str(tmp_path / "gibt-es-nicht")] == "no such file or directory"
+    assert report.documents == 5
+
+
+def test_load_retriever_ingests_sources_into_an_empty_index(tmp_path: Path) -> None:
+    kb = write_fixture_kb(tmp_path / "kb")
+    settings = Settings(paths=PathSettings(index_dir=tmp_path / "index", kb_sources=[kb]))
+    retriever = load_retriever(settings)
+    assert len(retriever) == 5
+    assert (tmp_path / "index" / "manifest.json").is_file()
+    assert retriever.search("Hundesteuer")[0].chunk.doc_id == "hundesteuer"

@@ -1,0 +1,74 @@
+"""German normalisation: the spellings callers, Whisper and pages use for the same thing meet in one token."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowledge.normalize import Normalizer, expand_query_text, fold, parse_number_word, stem, words
+
+
+def test_umlaut_spellings_fold_to_one_form() -> None:
+    assert fold("Führungszeugnis") == fold("Fuehrungszeugnis") == fold("Fuhrungszeugnis") == "fuhrungszeugnis"
+    assert fold("Straße") == "strasse"
+    # "ue" after a vowel is not an umlaut: Steuer stays Steuer.
+    assert fold("Steuer") == "steuer"
+    normalizer = Normalizer()
+    assert normalizer.tokens("Führungszeugnis") == normalizer.tokens("Fuehrungszeugnis")
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [
+        ("null", 0),
+        ("eins", 1),
+        ("zwoelf", 12),
+        ("neunzehn", 19),
+        ("siebenunddreißig", 37),
+        ("hundert", 100),
+        ("hundertundeins", 101),
+        ("zweihundertfünfzig", 250),
+        ("zweitausendfünfundzwanzig", 2025),
+        ("neuntausendneunhundertneunundneunzig", 9999),
+    ],
+)
+def test_spoken_numbers_become_digits(word: str, value: int) -> None:
+    assert parse_number_word(fold(word)) == value
+    assert words(f"das kostet {word} Euro") == ["das", "kostet", str(value), "euro"]
+
+
+@pytest.mark.parametrize(
+    "word", ["ein", "eine", "einsam", "hundertfoo", "undzwanzig", "zehntausend", "ausweis"]
+)
+def test_words_that_are_not_numbers_stay_words(word: str) -> None:
+    assert parse_number_word(fold(word)) is None
+
+
+def test_compounds_are_split_against_the_index_vocabulary() -> None:
+    normalizer = Normalizer(Normalizer.vocabulary_of(["Personalausweis", "Verlängerung des Ausweises"]))
+    tokens = normalizer.tokens("Personalausweisverlängerung")
+    assert stem("personalausweis") in tokens
+    assert stem("verlangerung") in tokens
+    assert stem("ausweis") in tokens
+
+
+def test_asr_split_compound_is_rejoined_on_the_query_side() -> None:
+    normalizer = Normalizer(Normalizer.vocabulary_of(["Personalausweis beantragen"]))
+    assert stem("personalausweis") in normalizer.tokens("mein Personal Ausweis ist weg")
+
+
+def test_colloquial_words_expand_only_on_the_query_side() -> None:
+    query_side = Normalizer()
+    index_side = Normalizer(expand_synonyms=False)
+    assert stem("personalausweis") in query_side.tokens("Ich brauche einen neuen Perso")
+    assert stem("personalausweis") not in index_side.tokens("Ich brauche einen neuen Perso")
+    assert stem("verwarnungsgeld") in query_side.tokens("Ich hab ein Knöllchen bekommen")
+    assert "personalausweis" in expand_query_text("neuer Perso").lower()
+    assert expand_query_text("Wann ist das Bürgerbüro auf?") == "Wann ist das Bürgerbüro auf?"
+
+
+def test_stop_words_are_dropped_and_inflections_meet() -> None:
+    normalizer = Normalizer()
+    assert normalizer.tokens("ich habe eine Frage zu der") == [stem("frage")]
+    assert stem("anmeldung") == stem("anmelden")
+    assert stem(fold("Einbürgerung")) == stem(fold("einbürgern"))
+    assert stem("37") == "37"
