@@ -251,6 +251,9 @@ class SipEndpoint:
 
     async def close(self) -> None:
         """Stop listening, close connections and timers (calls are not hung up: do that first if needed)."""
+        if self.ua.registered:
+            self.ua.unregister()  # best effort: the PBX stops routing calls to a bot that is gone
+            self.flush()
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()

@@ -96,6 +96,7 @@ ACCEPTED_BODIES = {
 ACCEPT_HEADER = "application/sdp, message/sipfrag, application/dtmf-relay"
 SUPPORTED: tuple[str, ...] = ()
 USER_AGENT = "voicebot-sip/0.1"
+SUPPORTED_DIGEST_ALGORITHMS = ("MD5", "MD5-SESS", "SHA-256", "SHA-256-SESS")
 ERROR_REPLIES_PER_SOURCE_PER_MINUTE = 60  # stateless 4xx/5xx to malformed or refused requests
 UNANSWERED_TIMEOUT_S = 60.0  # an incoming call the glue neither answers nor rejects gets 480 after this
 
@@ -166,6 +167,7 @@ class UserAgent:
         self._reg_call_id = new_call_id(self.local_host)
         self._reg_tag = new_tag()
         self._reg_cseq = 0
+        self.registered = False
 
     # ------------------------------------------------------------------------------------------ plumbing
 
@@ -836,20 +838,18 @@ class UserAgent:
             return False
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         answer_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        if answer_header in tx.request.headers:
-            return False  # our credentials were refused already
-        challenge_text = response.headers.get(header)
-        if not challenge_text:
+        challenge = _pick_digest_challenge(response.headers.lines(header))
+        if challenge is None:
             return False
-        scheme, challenge = parse_challenge(challenge_text)
-        if scheme != "digest":
-            return False
+        if answer_header in tx.request.headers and challenge.get("stale", "").lower() != "true":
+            return False  # our credentials were refused already (a stale nonce may be retried)
         request = Request(headers=tx.request.headers.copy(), method=tx.request.method, uri=tx.request.uri)
         request.body = tx.request.body
         cseq = tx.request.cseq
         request.headers.set("CSeq", f"{cseq.number + 1} {cseq.method}")
         request.headers.set("Via", self._via(tx.transport))
         request.headers.remove("User-Agent")
+        request.headers.remove(answer_header)
         request.headers.add(
             answer_header,
             authorization_header(
@@ -1019,7 +1019,12 @@ class UserAgent:
             self._reg_cseq = tx.request.cseq.number + 1
             return
         requested = int(tx.request.headers.get("Expires") or "0")
+        min_expires = (response.headers.get("Min-Expires") or "").strip()
+        if response.status == 423 and min_expires.isdigit() and requested < int(min_expires) <= 86400:
+            self.register(expires_s=int(min_expires))  # Interval Too Brief: ask again for what it allows
+            return
         if 200 <= response.status < 300:
+            self.registered = requested > 0
             expires = requested
             for contact in response.contacts:
                 if contact.uri.port == self.local_port and (contact.params.get("expires") or "").isdigit():
@@ -1073,6 +1078,18 @@ class UserAgent:
             if call is not None and call.state == "incoming" and call.server_tx is not None:
                 self._reply(call.server_tx, 480, "Temporarily Unavailable", now, to_tag=call.local_tag)
                 self._end(call, "timeout", 480, now)
+
+
+def _pick_digest_challenge(values: list[str]) -> dict[str, str] | None:
+    """The first Digest challenge with an algorithm we implement (a server may offer SHA-256 and MD5)."""
+    for value in values:
+        try:
+            scheme, params = parse_challenge(value)
+        except SipSyntaxError:
+            continue
+        if scheme == "digest" and params.get("algorithm", "MD5").upper() in SUPPORTED_DIGEST_ALGORITHMS:
+            return params
+    return None
 
 
 def _phrase(status: int, reason: str) -> str:

@@ -441,3 +441,21 @@ def test_response_with_a_broken_to_header_is_dropped_before_the_transaction_sees
     assert harness.feed(broken) == [] and harness.ua.next_events() == []
     harness.feed(response_to(invite, 200, body=SDP_ANSWER))
     assert harness.ua.next_events() == [ev.OutboundCallAnswered(call_id, SDP_ANSWER)]
+
+
+def test_register_interval_too_brief_and_stale_nonce() -> None:
+    settings = SipSettings(registrar="sip:127.0.0.1:5080", auth_username="2001", auth_password="pw")
+    harness = Harness(settings)
+    harness.ua.register()
+    first = harness.drain()[0]
+    retry = harness.feed(response_to(first, 423, "Interval Too Brief", extra="Min-Expires: 900\r\n"))[0]
+    assert retry.headers.get("Expires") == "900" and retry.cseq.number == first.cseq.number + 1
+    challenge = 'WWW-Authenticate: Digest realm="pbx", nonce="n1"\r\n'
+    authed = harness.feed(response_to(retry, 401, "Unauthorized", extra=challenge))[0]
+    stale = 'WWW-Authenticate: Digest realm="pbx", nonce="n2", stale=true\r\n'
+    again = harness.feed(response_to(authed, 401, "Unauthorized", extra=stale))[0]
+    assert 'nonce="n2"' in (again.headers.get("Authorization") or "")
+    refused = harness.feed(response_to(again, 401, "Unauthorized", extra=challenge))
+    assert requests(refused, "REGISTER") == []  # the same credentials refused twice: give up
+    assert harness.ua.next_events() == [ev.RegistrationFailed(401, "Unauthorized")]
+    assert not harness.ua.registered
