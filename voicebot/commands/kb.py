@@ -102,14 +102,18 @@ def _print_report(report: IngestReport, index_dir: Path) -> None:
     table.add_row("neu eingebettet", str(report.embedded))
     table.add_row("übersprungen", str(len(report.skipped)))
     console.print(table)
-    if report.skipped:
-        skipped = Table(title="Übersprungen", show_lines=False)
-        skipped.add_column("Datei")
-        skipped.add_column("Grund")
-        for path, reason in report.skipped:
-            kept = " (alte Fassung bleibt im Index)" if path in report.kept_stale else ""
-            skipped.add_row(path, reason + kept)
-        console.print(skipped)
+    for path, reason in report.skipped:  # plain lines: paths stay whole and copyable
+        kept = " (alte Fassung bleibt im Index)" if path in report.kept_stale else ""
+        console.print(
+            f"übersprungen: {_short(path)}: {reason}{kept}", soft_wrap=True, markup=False, highlight=False
+        )
+
+
+def _short(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def stats(index_dir: IndexDirOption = None) -> None:
