@@ -1,7 +1,7 @@
 """HTTP digest authentication for SIP (RFC 3261 22, RFC 2617, RFC 7616): MD5 / SHA-256, qop=auth or none.
 
 Client side: answer a 401/407 challenge. Server side: challenge inbound INVITEs with a nonce that is an HMAC of
-a timestamp (stateless: no table of nonces to grow) and check the response.
+a timestamp of the caller's clock (stateless: no table of nonces to grow) and check the response.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import time
 
 from .message import SipSyntaxError, split_outside_quotes
 
@@ -112,11 +111,11 @@ class DigestChallenger:
         mac = hmac.new(self._key, str(issued).encode(), hashlib.sha256).hexdigest()[:24]
         return f"{issued:x}.{mac}"
 
-    def challenge(self, now: float | None = None) -> str:
-        issued = int(time.time() if now is None else now)
+    def challenge(self, now: float) -> str:
+        issued = max(0, int(now))
         return f'Digest realm="{self.realm}", nonce="{self._nonce(issued)}", algorithm=MD5, qop="auth"'
 
-    def verify(self, authorization: str | None, method: str, now: float | None = None) -> bool:
+    def verify(self, authorization: str | None, method: str, now: float) -> bool:
         """True when ``authorization`` answers one of our fresh nonces with the right credentials."""
         if not authorization:
             return False
@@ -126,7 +125,7 @@ class DigestChallenger:
             issued = int(issued_hex, 16)
         except (SipSyntaxError, ValueError):
             return False
-        current = time.time() if now is None else now
+        current = now
         if scheme != "digest" or params.get("nonce") != self._nonce(issued):
             return False
         if not 0 <= current - issued <= self.nonce_ttl_s:

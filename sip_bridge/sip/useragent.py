@@ -472,10 +472,10 @@ class UserAgent:
             )
             return
         if self._challenger is not None and not self._challenger.verify(
-            request.headers.get("Authorization"), "INVITE", time.time()
+            request.headers.get("Authorization"), "INVITE", now
         ):
             self._reply(
-                tx, 401, "Unauthorized", now, extra={"WWW-Authenticate": self._challenger.challenge()}
+                tx, 401, "Unauthorized", now, extra={"WWW-Authenticate": self._challenger.challenge(now)}
             )
             return
         self._reply(tx, 100, "Trying", now)
