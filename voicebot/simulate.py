@@ -34,6 +34,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from voicebot.pipeline.pipeline import build_call_pipeline
 from voicebot.pipeline.resources import CallResources, resident_memory_mb
+from voicebot.pipeline.transcript import CallTranscript
 from voicebot.settings import Settings
 
 FRAME_S = 0.02
@@ -304,6 +305,7 @@ async def simulate_call(
         on_event=on_event,
         audio_out_sample_rate=out_rate,
         silence_timeout_s=settings.call.silence_timeout_s / speed,
+        transcript=CallTranscript(call_id, settings.paths.calls_dir, call_clock=clock.now, speed=speed),
     )
     observer = TurnActivityObserver()
     worker.add_observer(observer)

@@ -1,7 +1,196 @@
-"""Placeholder registration; replaced by the module's owner."""
+"""``voicebot call``, ``voicebot bench latency``, ``voicebot bench asr``: spoken calls simulated from WAV files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _settings() -> Any:
+    from voicebot.settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as error:  # invalid voicebot.toml / environment
+        raise _fail(f"invalid configuration: {str(error).splitlines()[0]}") from None
+
+
+def _quiet_logs(verbose: bool) -> None:
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+
+
+def _resources(settings: Any) -> Any:
+    from voicebot.pipeline.resources import CallResources, ModelLoadError
+
+    try:
+        return CallResources.load(settings)
+    except ModelLoadError as error:
+        raise _fail(str(error)) from None
+    except FileNotFoundError as error:
+        raise _fail(str(error)) from None
+
+
+def call(
+    wav: Annotated[Path, typer.Argument(help="Caller audio: a mono or stereo WAV at any sample rate.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the bot's audio (aligned to the input) here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the transcript as JSON.")] = False,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Feed faster than real time (1.0 = real time).")
+    ] = 1.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the pipeline's debug log.")] = False,
+) -> None:
+    """Simulate a phone call: stream WAV through the real pipeline, write the reply audio and transcript."""
+    from voicebot.simulate import AudioFileError, read_wav, simulate_call, write_wav
+
+    if not wav.is_file():
+        raise _fail(f"{wav} does not exist; give a WAV file with the caller's audio")
+    if not 0.1 <= speed <= 20:
+        raise _fail("--speed must be between 0.1 and 20")
+    try:
+        audio, rate = read_wav(wav)
+    except AudioFileError as error:
+        raise _fail(str(error)) from None
+    _quiet_logs(verbose)
+    settings = _settings()
+    resources = _resources(settings)
+    result = asyncio.run(simulate_call(settings, resources, audio, rate, speed=speed))
+    out_path = out or Path(settings.paths.calls_dir) / f"{result.call_id}.wav"
+    write_wav(out_path, result.reply, result.reply_rate)
+    data = result.to_json()
+    data["simulation"]["reply_wav"] = str(out_path)
+    data["simulation"]["transcript_json"] = str(Path(settings.paths.calls_dir) / f"{result.call_id}.json")
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=1))
+        return
+    _print_call(data)
+
+
+def _print_call(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Call {data['call_id']} ({data['ended_reason']})")
+    for column in ("t [s]", "who", "kind", "text", "details"):
+        table.add_column(column)
+    for turn in data["turns"]:
+        details = []
+        if turn.get("asr_confidence") is not None:
+            details.append(f"asr {turn['asr_confidence']:.2f}")
+        if turn.get("action"):
+            details.append(str(turn["action"]))
+        if turn.get("sources"):
+            details.append(", ".join(turn["sources"]))
+        if turn.get("interrupted"):
+            details.append("INTERRUPTED")
+        if "voice_to_voice" in turn.get("timings_ms", {}):
+            details.append(f"{turn['timings_ms']['voice_to_voice']:.0f} ms")
+        table.add_row(f"{turn['start_s']:.1f}", turn["role"], turn["kind"], turn["text"], " · ".join(details))
+    console = Console()
+    console.print(table)
+    sim = data["simulation"]
+    console.print(f"reply audio: {sim['reply_wav']}  transcript: {sim['transcript_json']}")
+
+
+def bench_latency(
+    calls: Annotated[int, typer.Option("--calls", help="Simulated calls (4 questions each).")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    speed: Annotated[
+        float, typer.Option("--speed", help="1.0 = real time (the only speed for real numbers).")
+    ] = 1.0,
+    rate: Annotated[int, typer.Option("--rate", help="Caller audio sample rate (8000 = phone).")] = 8000,
+) -> None:
+    """Voice-to-voice latency p50/p95 over simulated calls, with a per-stage breakdown and memory."""
+    from voicebot.benchmarks.latency import run_latency_bench
+
+    if calls < 1:
+        raise _fail("--calls must be at least 1")
+    _quiet_logs(False)
+    resources = _resources(_settings())
+    result = asyncio.run(run_latency_bench(resources, calls=calls, speed=speed, rate=rate))
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(
+        title=f"Voice-to-voice latency, {result['answered']}/{result['turns']} turns, speed {speed}"
+    )
+    table.add_column("stage")
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p95 ms", justify="right")
+    table.add_row("voice-to-voice", str(result["latency_ms"]["p50"]), str(result["latency_ms"]["p95"]))
+    for stage, values in result["stages_ms"].items():
+        table.add_row(f"  {stage}", str(values["p50"]), str(values["p95"]))
+    console.print(table)
+    console.print(f"memory (MB RSS): {result['memory_mb']}")
+
+
+def bench_asr(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="Clips per language.")] = 20,
+) -> None:
+    """Word error rate and real-time factor per language on 8 kHz telephone audio."""
+    from faster_whisper import WhisperModel
+
+    from voicebot.benchmarks.asr import run_asr_bench
+    from voicebot.pipeline.resources import whisper_model_dir
+
+    if limit < 1:
+        raise _fail("--limit must be at least 1")
+    _quiet_logs(False)
+    settings = _settings()
+    model_dir = whisper_model_dir(settings)
+    if not (model_dir / "model.bin").is_file():
+        raise _fail(f"Whisper model missing at {model_dir}; run `voicebot models setup`")
+    model = WhisperModel(
+        str(model_dir),
+        device=settings.asr.device,
+        compute_type=settings.asr.compute_type,
+        cpu_threads=settings.asr.cpu_threads,
+        local_files_only=True,
+    )
+    scores = run_asr_bench(model, settings.asr, limit)
+    rows = [score.to_dict() for score in scores]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"ASR on 8 kHz phone audio ({settings.asr.model}, beam {settings.asr.beam_size})")
+    for column in ("language", "source", "clips", "words", "WER", "RTF"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["language"]),
+            str(row["source"]),
+            str(row["clips"]),
+            str(row["words"]),
+            f"{row['wer']:.1%}",
+            f"{row['rtf']:.2f}",
+        )
+    Console().print(table)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Register this module's commands."""
+    """Register ``voicebot call`` and ``voicebot bench latency|asr``."""
+    app.command("call")(call)
+    bench_app.command("latency")(bench_latency)
+    bench_app.command("asr")(bench_asr)

@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,21 @@ class TranscriptTurn:
 class CallTranscript:
     """Turns of one call, persisted continuously as JSON."""
 
-    def __init__(self, call_id: str, calls_dir: Path | None, *, started_at: float | None = None) -> None:
+    def __init__(
+        self,
+        call_id: str,
+        calls_dir: Path | None,
+        *,
+        call_clock: Callable[[], float] | None = None,
+        speed: float = 1.0,
+    ) -> None:
+        """``call_clock`` gives seconds since the call started (a simulation passes its clock, which may run
+        ``speed`` times faster than the wall clock); by default the wall clock since construction."""
         self.call_id = call_id
         self.path = (calls_dir / f"{call_id}.json") if calls_dir else None
-        self.started_at = started_at if started_at is not None else time.time()
+        self.started_at = time.time()
+        self._call_clock = call_clock
+        self._speed = speed
         self.turns: list[TranscriptTurn] = []
         self.events: list[dict[str, Any]] = []
         self.ended_reason: str | None = None
@@ -61,7 +73,11 @@ class CallTranscript:
     # --- writing -------------------------------------------------------------------------------------------
 
     def rel(self, wall_time: float | None = None) -> float:
-        return round((wall_time if wall_time is not None else time.time()) - self.started_at, 3)
+        """Call time (s) of ``wall_time`` (a ``time.time()`` value; now if None)."""
+        now = time.time()
+        call_now = self._call_clock() if self._call_clock else now - self.started_at
+        ago = (now - wall_time) if wall_time is not None else 0.0
+        return round(call_now - ago * self._speed, 3)
 
     def add_caller_question(self, frame: CallerQuestionFrame) -> TranscriptTurn:
         asr = [asdict(result) for result in frame.asr]
