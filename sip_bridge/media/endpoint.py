@@ -334,7 +334,7 @@ class RtpEndpoint:
             digit = self._dtmf_decoder.feed(packet.timestamp, packet.payload)
             if digit is not None and self.on_dtmf is not None:
                 self.on_dtmf(digit)
-            self.jitter.put(packet.sequence_number, packet.timestamp, b"", now)
+            self.jitter.put(packet.sequence_number, packet.timestamp, None, now)
         elif packet.payload_type == COMFORT_NOISE_PT:
             self.jitter.put(packet.sequence_number, packet.timestamp, b"", now)
         else:

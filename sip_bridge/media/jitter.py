@@ -24,7 +24,7 @@ class Playout(Enum):
 class BufferedPacket:
     sequence: int  # extended
     timestamp: int
-    payload: bytes  # b"" = a placeholder that plays as silence (e.g. an RFC 4733 event packet)
+    payload: bytes  # b"" = a placeholder that plays as silence (comfort noise)
 
 
 @dataclass
@@ -59,6 +59,9 @@ class JitterBuffer:
         self.stats = JitterStats()
         self.jitter = 0.0  # RFC 3550 A.8, in timestamp units
         self._packets: dict[int, BufferedPacket] = {}
+        # Sequence numbers taken by packets that are not audio (RFC 4733 events): passed over at playout. Some
+        # phones send events *alongside* audio; playing them as frames would halve the playout speed.
+        self._skips: set[int] = set()
         self._next: int | None = None
         self._highest: int | None = None
         self._playing = False
@@ -80,18 +83,21 @@ class JitterBuffer:
     def depth_ms(self) -> float:
         if self._next is None or self._highest is None or not self._packets:
             return 0.0
-        return (self._highest - self._next + 1) * self.packet_ms
+        skipped = sum(1 for seq in self._skips if seq >= self._next)
+        return (self._highest - self._next + 1 - skipped) * self.packet_ms
 
     def reset(self) -> None:
         """Forget everything (new SSRC or a sequence jump: a new stream)."""
         self._packets.clear()
+        self._skips.clear()
         self._next = self._highest = None
         self._playing = False
         self._last_arrival = self._last_media = None
         self.stats.resets += 1
 
-    def put(self, sequence: int, timestamp: int, payload: bytes, arrival_s: float) -> bool:
-        """Store a packet; False when it was dropped as late or duplicate."""
+    def put(self, sequence: int, timestamp: int, payload: bytes | None, arrival_s: float) -> bool:
+        """Store a packet (``payload`` None: not audio, only its sequence number is noted); False when it was
+        dropped as late or duplicate."""
         if self._highest is not None and abs(extend_sequence(sequence, self._highest) - self._highest) > (
             _RESET_DISTANCE
         ):
@@ -104,18 +110,22 @@ class JitterBuffer:
                 self.stats.late += 1
                 return False
             self._next = extended  # reordering before playout began: start earlier
-        if extended in self._packets:
+        if extended in self._packets or extended in self._skips:
             self.stats.duplicates += 1
             return False
         self.stats.received += 1
-        self._packets[extended] = BufferedPacket(extended, timestamp, payload)
         self._highest = extended if self._highest is None else max(self._highest, extended)
+        if payload is None:
+            self._skips.add(extended)
+            return True
+        self._packets[extended] = BufferedPacket(extended, timestamp, payload)
         if payload:
             self._measure(extended, timestamp, arrival_s)
         return True
 
     def pop(self) -> BufferedPacket | Playout | None:
         """The next packet to play, ``Playout.LOST`` for a gap, or None while (re)buffering."""
+        self._pass_skips()
         if self._next is None or not self._packets:
             if self._playing:
                 self._playing = False
@@ -138,7 +148,13 @@ class JitterBuffer:
             self._shed_one()
         return packet
 
+    def _pass_skips(self) -> None:
+        while self._next is not None and self._next in self._skips:
+            self._skips.discard(self._next)
+            self._next += 1
+
     def _shed_one(self) -> None:
+        self._pass_skips()
         assert self._next is not None
         if self._packets.pop(self._next, None) is not None:
             self.stats.shed += 1

@@ -104,3 +104,19 @@ def test_concealment_repeats_attenuated_then_goes_silent() -> None:
     assert first.size == 160 and set(first) == {500}
     assert set(second) == {250}
     assert not third.any()
+
+
+def test_event_packets_sent_alongside_audio_do_not_slow_playout() -> None:
+    buffer = JitterBuffer(8000, min_delay_ms=40)
+    seq = 0
+    played: list[int | str | None] = []
+    for frame in range(60):  # audio every 20 ms, plus an RFC 4733 packet beside it for frames 10..39
+        buffer.put(seq, frame * 160, payload(seq), frame * 0.02)
+        seq += 1
+        if 10 <= frame < 40:
+            buffer.put(seq, 1600, None, frame * 0.02 + 0.001)
+            seq += 1
+        played += play(buffer, 1)  # the playout clock: one frame per 20 ms
+    audio = [x for x in played if isinstance(x, int)]
+    assert len(audio) >= 57 and "lost" not in played
+    assert buffer.stats.shed == 0 and buffer.depth_ms <= 60
