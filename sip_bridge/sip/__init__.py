@@ -2,7 +2,8 @@
 
 Layers, bottom up: ``message`` (model), ``parser`` (datagrams, TCP framing, validation), ``transaction``
 (RFC 3261 17 with explicit clock), ``dialog``, ``auth`` (digest), ``policy`` (allow-list, rate limits),
-``useragent`` (the API the call glue uses; see its docstring), ``transport`` (asyncio UDP/TCP ``SipEndpoint``).
+``core``/``uac``/``useragent`` (the UA: shared plumbing, what we originate, and the public class with the server
+side; the API the call glue uses is in ``useragent``'s docstring), ``transport`` (asyncio UDP/TCP ``SipEndpoint``).
 """
 
 from .events import (

@@ -47,21 +47,23 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NamedTuple
-
-from voicebot.settings import SipSettings
 
 from . import events as ev
-from .auth import DigestChallenger, authorization_header, parse_challenge
-from .dialog import Dialog, new_branch, new_call_id, new_tag, uri_destination
+from .core import (
+    ACCEPT_HEADER,
+    ACCEPTED_BODIES,
+    ALLOWED_METHODS,
+    KNOWN_METHODS,
+    SUPPORTED,
+    UNANSWERED_TIMEOUT_S,
+    USER_AGENT,
+    Address,
+    Call,
+    Outgoing,
+)
+from .dialog import Dialog, new_tag
 from .message import (
-    URI,
     Headers,
-    Message,
-    NameAddr,
     Request,
     Response,
     SipSyntaxError,
@@ -69,169 +71,22 @@ from .message import (
     build_response,
     split_outside_quotes,
 )
-from .parser import MAX_MESSAGE_BYTES, ParseError, StreamFramer, parse_datagram, validate_request
-from .policy import RateLimitedLog, SlidingWindowLimiter, SourceAllowList
+from .parser import ParseError, StreamFramer, parse_datagram, validate_request
 from .transaction import (
-    T1,
-    ClientTransaction,
-    InviteClientTransaction,
     InviteServerTransaction,
-    NonInviteClientTransaction,
     NonInviteServerTransaction,
     ServerKey,
     ServerTransaction,
 )
+from .uac import ClientSide
+
+__all__ = ["Address", "Outgoing", "UserAgent"]
 
 logger = logging.getLogger(__name__)
 
-Address = tuple[str, int]
-ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "NOTIFY")
-KNOWN_METHODS = (*ALLOWED_METHODS, "REGISTER", "REFER", "SUBSCRIBE", "MESSAGE", "PUBLISH", "UPDATE", "PRACK")
-ACCEPTED_BODIES = {
-    "INVITE": ("application/sdp",),
-    "ACK": ("application/sdp",),
-    "NOTIFY": ("message/sipfrag",),
-    "INFO": ("application/dtmf-relay", "application/dtmf"),
-}
-ACCEPT_HEADER = "application/sdp, message/sipfrag, application/dtmf-relay"
-SUPPORTED: tuple[str, ...] = ()
-USER_AGENT = "voicebot-sip/0.1"
-SUPPORTED_DIGEST_ALGORITHMS = ("MD5", "MD5-SESS", "SHA-256", "SHA-256-SESS")
-ERROR_REPLIES_PER_SOURCE_PER_MINUTE = 60  # stateless 4xx/5xx to malformed or refused requests
-UNANSWERED_TIMEOUT_S = 60.0  # an incoming call the glue neither answers nor rejects gets 480 after this
 
-
-class Outgoing(NamedTuple):
-    data: bytes
-    dest: Address
-    transport: str
-
-
-@dataclass
-class Call:
-    call_id: str
-    role: str  # "uas" | "uac"
-    state: str  # incoming, answered, confirmed | calling, proceeding | established, ended
-    invite: Request
-    transport: str
-    peer: Address
-    local_tag: str
-    server_tx: InviteServerTransaction | None = None
-    client_tx: InviteClientTransaction | None = None
-    dialog: Dialog | None = None
-    reinvite_in: InviteServerTransaction | None = None
-    reinvite_out: InviteClientTransaction | None = None
-    last_ack: tuple[Request, Address, str] | None = None
-    cancel_pending: bool = False
-    got_provisional: bool = False
-    auth_attempts: int = 0
-    transfer_open: bool = False
-    ended_at: float | None = None
-    answer_sdp: bytes = b""
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-class UserAgent:
+class UserAgent(ClientSide):
     """See the module docstring for the API; nothing here does I/O or reads the wall clock except ``clock``."""
-
-    def __init__(
-        self,
-        settings: SipSettings,
-        *,
-        local_host: str | None = None,
-        local_port: int | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.local_host = local_host or settings.bind_host
-        self.local_port = local_port if local_port is not None else settings.port
-        self.max_message_bytes = min(settings.max_message_bytes, MAX_MESSAGE_BYTES)
-        self._events: list[ev.Event] = []
-        self._outbox: list[Outgoing] = []
-        self._server_tx: dict[ServerKey, ServerTransaction] = {}
-        self._client_tx: dict[tuple[str, str], ClientTransaction] = {}
-        self._calls: dict[str, Call] = {}
-        self._framers: dict[Address, StreamFramer] = {}
-        self._broken_streams: list[Address] = []
-        self._timers: dict[tuple[str, str], float] = {}
-        self._allow = SourceAllowList(settings.allowed_networks)
-        self._invite_rate = SlidingWindowLimiter(settings.invites_per_source_per_minute, 60.0)
-        self._error_replies = SlidingWindowLimiter(ERROR_REPLIES_PER_SOURCE_PER_MINUTE, 60.0)
-        self.log = RateLimitedLog(logger, 60.0)
-        self._challenger: DigestChallenger | None = None
-        if settings.inbound_realm and settings.inbound_username and settings.inbound_password is not None:
-            self._challenger = DigestChallenger(
-                settings.inbound_realm, settings.inbound_username, settings.inbound_password
-            )
-        self._reg_call_id = new_call_id(self.local_host)
-        self._reg_tag = new_tag()
-        self._reg_cseq = 0
-        self.registered = False
-
-    # ------------------------------------------------------------------------------------------ plumbing
-
-    def set_local_address(self, host: str, port: int) -> None:
-        """Called by the transport once it knows the bound port (port 0 in settings = any free port)."""
-        self.local_host, self.local_port = host, port
-
-    @property
-    def contact_host(self) -> str:
-        host = self.settings.public_host or self.local_host
-        return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-    def contact(self, transport: str = "udp") -> str:
-        suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"<sip:{self.settings.user}@{self.contact_host}:{self.local_port}{suffix}>"
-
-    def _via(self, transport: str) -> str:
-        return (
-            f"SIP/2.0/{transport.upper()} {self.contact_host}:{self.local_port};branch={new_branch()};rport"
-        )
-
-    def next_events(self) -> list[ev.Event]:
-        events, self._events = self._events, []
-        return events
-
-    def outgoing(self) -> list[Outgoing]:
-        out, self._outbox = self._outbox, []
-        return out
-
-    def active_calls(self) -> list[str]:
-        return [call_id for call_id, call in self._calls.items() if call.state != "ended"]
-
-    def _send(self, message: Message, dest: Address, transport: str) -> None:
-        self._outbox.append(Outgoing(message.to_bytes(), dest, transport))
-
-    def broken_streams(self) -> list[Address]:
-        """TCP peers whose stream could not be framed any more: the transport closes those connections."""
-        broken, self._broken_streams = self._broken_streams, []
-        return broken
-
-    def connection_lost(self, peer: Address) -> None:
-        """A TCP connection closed: forget its framing state."""
-        self._framers.pop(peer, None)
-
-    def next_timer_deadline(self) -> float | None:
-        deadlines = [d for d in self._timers.values()]
-        for tx in (*self._server_tx.values(), *self._client_tx.values()):
-            deadline = tx.next_deadline()
-            if deadline is not None:
-                deadlines.append(deadline)
-        return min(deadlines) if deadlines else None
-
-    def handle_timers(self, now: float | None = None) -> None:
-        now = self.clock() if now is None else now
-        for tx in list(self._server_tx.values()) + list(self._client_tx.values()):
-            tx.fire_timers(now)
-        self._server_tx = {k: tx for k, tx in self._server_tx.items() if not tx.terminated}
-        self._client_tx = {k: tx for k, tx in self._client_tx.items() if not tx.terminated}
-        for key, deadline in sorted(self._timers.items(), key=lambda item: item[1]):
-            if deadline <= now and self._timers.get(key) == deadline:
-                del self._timers[key]
-                self._on_ua_timer(key, now)
-
-    # ------------------------------------------------------------------------------------------ input
 
     def receive(self, data: bytes, source: Address, transport: str = "udp") -> None:
         """One UDP datagram, or the next chunk of a TCP stream from ``source``. Never raises on bad input."""
@@ -317,8 +172,6 @@ class UserAgent:
             response.headers.add(name.replace("_", "-"), value)
         response.headers.add("Server", USER_AGENT)
         self._send(response, self._response_address(request, source, transport), transport)
-
-    # ------------------------------------------------------------------------------------------ requests
 
     def _server_key(self, request: Request, method: str | None = None) -> ServerKey:
         via = request.top_via
@@ -410,36 +263,6 @@ class UserAgent:
             if accepted_types and not {"application/sdp", "application/*", "*/*"} & set(accepted_types):
                 return 406, "Not Acceptable", {"Accept": "application/sdp"}
         return None
-
-    def _reply(
-        self,
-        tx: ServerTransaction,
-        status: int,
-        reason: str | None,
-        now: float,
-        *,
-        to_tag: str | None = None,
-        body: bytes = b"",
-        content_type: str | None = None,
-        extra: dict[str, str] | None = None,
-        dialog_headers: bool = False,
-    ) -> Response:
-        response = build_response(
-            tx.request, status, reason, to_tag=to_tag or (new_tag() if status > 100 else None)
-        )
-        if dialog_headers:
-            for value in tx.request.headers.lines("Record-Route"):
-                response.headers.add("Record-Route", value)
-            response.headers.add("Contact", self.contact(tx.transport))
-            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
-        for name, value in (extra or {}).items():
-            response.headers.add(name, value)
-        response.headers.add("Server", USER_AGENT)
-        if body:
-            response.headers.add("Content-Type", content_type or "application/sdp")
-            response.body = body
-        tx.respond(response, now)
-        return response
 
     def _find_dialog_call(self, request: Request) -> Call | None:
         call = self._calls.get(request.call_id)
@@ -628,8 +451,6 @@ class UserAgent:
             if call.reinvite_in is tx:
                 call.reinvite_in = None
 
-    # ------------------------------------------------------------------------------------------ responses
-
     def _receive_response(self, response: Response, source: Address, now: float) -> None:
         # No allow-list here: a response only counts when it names one of our unguessable branches.
         vias = response.vias
@@ -647,29 +468,6 @@ class UserAgent:
             return  # stray or late response: nothing waits for it
         tx.receive_response(response, now)
 
-    def _start_client(
-        self,
-        request: Request,
-        dest: Address,
-        transport: str,
-        on_response: Callable[[ClientTransaction, Response], None],
-        on_timeout: Callable[[ClientTransaction], None],
-    ) -> ClientTransaction:
-        request.headers.add("User-Agent", USER_AGENT)
-        cls = InviteClientTransaction if request.method == "INVITE" else NonInviteClientTransaction
-        tx = cls(request, dest, transport, self._send, on_response, on_timeout)
-        self._client_tx[(tx.branch, request.method)] = tx
-        tx.start(self.clock())
-        return tx
-
-    # ------------------------------------------------------------------------------------------ call control
-
-    def _call(self, call_id: str) -> Call:
-        call = self._calls.get(call_id)
-        if call is None or call.state == "ended":
-            raise KeyError(f"no active call {call_id!r}")
-        return call
-
     def ringing(self, call_id: str) -> None:
         call = self._call(call_id)
         if call.role == "uas" and call.state == "incoming" and call.server_tx is not None:
@@ -686,7 +484,6 @@ class UserAgent:
         if "ringing" not in call.extra:
             self.ringing(call_id)
         call.dialog = Dialog.as_uas(call.invite, call.local_tag, call.transport, call.peer)
-        call.answer_sdp = sdp
         self._reply(
             call.server_tx, 200, "OK", self.clock(), to_tag=call.local_tag, body=sdp, dialog_headers=True
         )
@@ -732,333 +529,16 @@ class UserAgent:
         self._reply(tx, code, reason, self.clock(), to_tag=call.dialog.local_tag)
         call.reinvite_in = None
 
-    def _established(self, call: Call) -> Dialog:
-        if call.dialog is None or call.state not in ("answered", "confirmed", "established"):
-            raise ValueError(f"call {call.call_id!r} is not established")
-        return call.dialog
-
-    def _dialog_send(
-        self,
-        call: Call,
-        method: str,
-        on_response: Callable[[ClientTransaction, Response], None],
-        on_timeout: Callable[[ClientTransaction], None],
-        *,
-        body: bytes = b"",
-        content_type: str = "application/sdp",
-        extra: dict[str, str] | None = None,
-    ) -> ClientTransaction:
-        dialog = call.dialog
-        assert dialog is not None
-        request = dialog.build_request(method, self._via(dialog.transport), self.contact(dialog.transport))
-        for name, value in (extra or {}).items():
-            request.headers.add(name, value)
-        if body:
-            request.headers.add("Content-Type", content_type)
-            request.body = body
-        dest, transport = dialog.destination()
-        return self._start_client(request, dest, transport, on_response, on_timeout)
-
-    def _send_bye(self, call: Call) -> None:
-        if call.dialog is None:
-            return
-        self._dialog_send(call, "BYE", lambda tx, r: None, lambda tx: None)
-
-    def reinvite(self, call_id: str, sdp: bytes) -> None:
-        call = self._call(call_id)
-        self._established(call)
-        if call.reinvite_in is not None or call.reinvite_out is not None:
-            raise ValueError(f"call {call_id!r} already has a re-INVITE in progress")
-
-        answered: list[bool] = []
-
-        def on_response(tx: ClientTransaction, response: Response) -> None:
-            if response.status < 200:
-                return
-            call.reinvite_out = None
-            if response.status < 300:
-                self._send_ack_2xx(call, tx.request, response)
-                if answered:
-                    return  # a retransmitted 2xx only needs the ACK again
-                answered.append(True)
-                if call.dialog is not None:
-                    call.dialog.refresh_target(response)
-                self._events.append(ev.ReInviteAnswered(call.call_id, response.body))
-            else:
-                self._events.append(ev.ReInviteFailed(call.call_id, response.status))
-
-        def on_timeout(tx: ClientTransaction) -> None:
-            call.reinvite_out = None
-            self._events.append(ev.ReInviteFailed(call.call_id, 408))
-
-        tx = self._dialog_send(call, "INVITE", on_response, on_timeout, body=sdp)
-        assert isinstance(tx, InviteClientTransaction)
-        call.reinvite_out = tx
-
-    def refer(self, call_id: str, target_uri: str) -> None:
-        """Blind transfer of the remote party to ``target_uri`` (RFC 3515)."""
-        call = self._call(call_id)
-        dialog = self._established(call)
-        URI.parse(target_uri)  # fail early on a bad target
-        call.transfer_open = True
-        self._timers[("refer", call.call_id)] = self.clock() + self.settings.transfer_timeout_s
-
-        def on_response(tx: ClientTransaction, response: Response) -> None:
-            if response.status < 200:
-                return
-            if response.status in (401, 407) and self._retry_with_auth(tx, response, call):
-                return
-            if response.status < 300:
-                self._events.append(ev.ReferAccepted(call.call_id))
-            elif call.transfer_open:
-                call.transfer_open = False
-                self._timers.pop(("refer", call.call_id), None)
-                self._events.append(ev.TransferFailed(call.call_id, response.status, response.reason))
-
-        def on_timeout(tx: ClientTransaction) -> None:
-            if call.transfer_open:
-                call.transfer_open = False
-                self._timers.pop(("refer", call.call_id), None)
-                self._events.append(ev.TransferFailed(call.call_id, 408, "REFER timed out"))
-
-        local = NameAddr.parse(dialog.local_party)
-        referred_by = f"<{local.uri}>"
-        self._dialog_send(
-            call,
-            "REFER",
-            on_response,
-            on_timeout,
-            extra={"Refer-To": f"<{target_uri}>", "Referred-By": referred_by},
-        )
-
-    def _retry_with_auth(self, tx: ClientTransaction, response: Response, call: Call | None) -> bool:
-        """Resend ``tx.request`` with credentials for a 401/407 (once per request chain)."""
-        username, password = self.settings.auth_username, self.settings.auth_password
-        if username is None or password is None:
-            return False
-        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        answer_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        challenge = _pick_digest_challenge(response.headers.lines(header))
-        if challenge is None:
-            return False
-        if answer_header in tx.request.headers and challenge.get("stale", "").lower() != "true":
-            return False  # our credentials were refused already (a stale nonce may be retried)
-        request = Request(headers=tx.request.headers.copy(), method=tx.request.method, uri=tx.request.uri)
-        request.body = tx.request.body
-        cseq = tx.request.cseq
-        request.headers.set("CSeq", f"{cseq.number + 1} {cseq.method}")
-        request.headers.set("Via", self._via(tx.transport))
-        request.headers.remove("User-Agent")
-        request.headers.remove(answer_header)
-        request.headers.add(
-            answer_header,
-            authorization_header(
-                challenge, username=username, password=password, method=request.method, uri=request.uri
-            ),
-        )
-        if call is not None and call.dialog is not None:
-            call.dialog.local_cseq = cseq.number + 1
-        handlers = tx._on_response, tx._on_timeout
-        new_tx = self._start_client(request, tx.peer, tx.transport, handlers[0], handlers[1])
-        if call is not None and call.client_tx is tx and isinstance(new_tx, InviteClientTransaction):
-            call.client_tx = new_tx
-            call.invite = request
-        return True
-
-    # ------------------------------------------------------------------------------------------ outbound calls
-
-    def invite(self, target_uri: str, sdp: bytes, *, transport: str | None = None) -> str:
-        """Start an outbound call (UAC) to ``target_uri`` offering ``sdp``; returns its call_id."""
-        target = URI.parse(target_uri)
-        if not target.is_sip:
-            raise ValueError(f"not a SIP URI: {target_uri!r}")
-        dest, chosen = uri_destination(target, transport or "udp")
-        call_id = new_call_id(self.contact_host.strip("[]"))
-        local_tag = new_tag()
-        headers = Headers()
-        headers.add("Via", self._via(chosen))
-        headers.add("Max-Forwards", "70")
-        headers.add("From", f"<sip:{self.settings.user}@{self.contact_host}>;tag={local_tag}")
-        headers.add("To", f"<{target_uri}>")
-        headers.add("Call-ID", call_id)
-        headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", self.contact(chosen))
-        headers.add("Allow", ", ".join(ALLOWED_METHODS))
-        headers.add("Content-Type", "application/sdp")
-        request = Request(headers=headers, method="INVITE", uri=target_uri, body=sdp)
-        call = Call(
-            call_id=call_id,
-            role="uac",
-            state="calling",
-            invite=request,
-            transport=chosen,
-            peer=dest,
-            local_tag=local_tag,
-        )
-        self._calls[call_id] = call
-        tx = self._start_client(request, dest, chosen, self._on_invite_response, self._on_invite_timeout)
-        assert isinstance(tx, InviteClientTransaction)
-        call.client_tx = tx
-        return call_id
-
-    def _call_for_tx(self, tx: ClientTransaction) -> Call | None:
-        call = self._calls.get(tx.request.call_id)
-        return call if call is not None and call.role == "uac" else None
-
-    def _on_invite_response(self, tx: ClientTransaction, response: Response) -> None:
-        call = self._call_for_tx(tx)
-        if call is None:
-            return
-        if response.status < 200:
-            if call.state in ("calling", "proceeding"):
-                call.state = "proceeding"
-                call.got_provisional = True
-                if response.status > 100:
-                    self._events.append(ev.OutboundCallProgress(call.call_id, response.status, response.body))
-            if call.cancel_pending:
-                call.cancel_pending = False
-                self._send_cancel(call)
-            return
-        if response.status < 300:
-            if call.last_ack is not None:  # retransmitted 2xx: repeat the ACK
-                request, dest, transport = call.last_ack
-                self._send(request, dest, transport)
-                return
-            call.dialog = Dialog.as_uac(tx.request, response, call.transport, call.peer)
-            self._send_ack_2xx(call, tx.request, response)
-            if call.state == "ended":
-                self._send_bye(call)  # answered after we hung up (CANCEL race)
-                return
-            call.state = "established"
-            self._events.append(ev.OutboundCallAnswered(call.call_id, response.body))
-            return
-        if (
-            response.status in (401, 407)
-            and call.state != "ended"
-            and self._retry_with_auth(tx, response, call)
-        ):
-            return
-        if call.state != "ended":
-            self._events.append(ev.OutboundCallFailed(call.call_id, response.status, response.reason))
-            self._end(call, "failed", response.status, self.clock())
-
-    def _on_invite_timeout(self, tx: ClientTransaction) -> None:
-        call = self._call_for_tx(tx)
-        if call is not None and call.state != "ended":
-            self._events.append(ev.OutboundCallFailed(call.call_id, 408, "Request Timeout"))
-            self._end(call, "timeout", 408, self.clock())
-
-    def _send_ack_2xx(self, call: Call, invite: Request, response: Response) -> None:
-        """ACK for a 2xx is its own transaction-less request along the dialog (RFC 3261 13.2.2.4)."""
-        dialog = call.dialog
-        assert dialog is not None
-        ack = dialog.build_request(
-            "ACK", self._via(dialog.transport), self.contact(), cseq=invite.cseq.number
-        )
-        for name in ("Authorization", "Proxy-Authorization"):
-            for value in invite.headers.lines(name):
-                ack.headers.add(name, value)
-        dest, transport = dialog.destination()
-        call.last_ack = (ack, dest, transport) if invite is call.invite else call.last_ack
-        self._send(ack, dest, transport)
-
-    def _send_cancel(self, call: Call) -> None:
-        """CANCEL with the INVITE's branch, Request-URI, Route and CSeq number (RFC 3261 9.1)."""
-        invite = call.invite
-        headers = Headers()
-        headers.add("Via", invite.headers.values("Via")[0])
-        for value in invite.headers.lines("Route"):
-            headers.add("Route", value)
-        headers.add("Max-Forwards", "70")
-        headers.add("From", invite.headers.get("From") or "")
-        headers.add("To", invite.headers.get("To") or "")
-        headers.add("Call-ID", invite.call_id)
-        headers.add("CSeq", f"{invite.cseq.number} CANCEL")
-        cancel = Request(headers=headers, method="CANCEL", uri=invite.uri)
-        self._start_client(cancel, call.peer, call.transport, lambda tx, r: None, lambda tx: None)
-
-    # ------------------------------------------------------------------------------------------ registration
-
-    def _registrar_uri(self) -> URI | None:
-        registrar = self.settings.registrar
-        if not registrar:
-            return None
-        return URI.parse(registrar if registrar.startswith(("sip:", "sips:")) else f"sip:{registrar}")
-
-    def register(self, expires_s: int | None = None) -> None:
-        """REGISTER our Contact at ``settings.registrar`` as ``auth_username``; refreshed before expiry."""
-        registrar = self._registrar_uri()
-        if registrar is None:
-            raise ValueError("settings.sip.registrar is not set")
-        expires = self.settings.register_expires_s if expires_s is None else expires_s
-        self._reg_cseq += 1
-        user = self.settings.auth_username or self.settings.user
-        aor = f"<sip:{user}@{registrar.host}{f':{registrar.port}' if registrar.port else ''}>"
-        dest, transport = uri_destination(registrar)
-        headers = Headers()
-        headers.add("Via", self._via(transport))
-        headers.add("Max-Forwards", "70")
-        headers.add("From", f"{aor};tag={self._reg_tag}")
-        headers.add("To", aor)
-        headers.add("Call-ID", self._reg_call_id)
-        headers.add("CSeq", f"{self._reg_cseq} REGISTER")
-        headers.add("Contact", self.contact(transport))
-        headers.add("Expires", str(expires))
-        registrar_uri = f"sip:{registrar.host}{f':{registrar.port}' if registrar.port else ''}"
-        request = Request(headers=headers, method="REGISTER", uri=registrar_uri)
-        self._timers.pop(("register", ""), None)
-        self._start_client(request, dest, transport, self._on_register_response, self._on_register_timeout)
-
-    def unregister(self) -> None:
-        self.register(expires_s=0)
-
-    def _on_register_response(self, tx: ClientTransaction, response: Response) -> None:
-        if response.status < 200:
-            return
-        if response.status in (401, 407) and self._retry_with_auth(tx, response, None):
-            self._reg_cseq = tx.request.cseq.number + 1
-            return
-        requested = int(tx.request.headers.get("Expires") or "0")
-        min_expires = (response.headers.get("Min-Expires") or "").strip()
-        if response.status == 423 and min_expires.isdigit() and requested < int(min_expires) <= 86400:
-            self.register(expires_s=int(min_expires))  # Interval Too Brief: ask again for what it allows
-            return
-        if 200 <= response.status < 300:
-            self.registered = requested > 0
-            expires = requested
-            for contact in response.contacts:
-                if contact.uri.port == self.local_port and (contact.params.get("expires") or "").isdigit():
-                    expires = int(contact.params["expires"] or "0")
-            header = response.headers.get("Expires")
-            if header and header.isdigit() and not response.contacts:
-                expires = int(header)
-            if requested:
-                self._timers[("register", "")] = self.clock() + max(1.0, expires * 0.8)
-            self._events.append(ev.Registered(expires if requested else 0))
-            return
-        self._events.append(ev.RegistrationFailed(response.status, response.reason))
-        if requested:
-            self._timers[("register", "")] = self.clock() + max(30.0, float(self.settings.retry_after_s))
-
-    def _on_register_timeout(self, tx: ClientTransaction) -> None:
-        self._events.append(ev.RegistrationFailed(408, "Request Timeout"))
-        self._timers[("register", "")] = self.clock() + max(30.0, float(self.settings.retry_after_s))
-
-    # ------------------------------------------------------------------------------------------ bookkeeping
-
-    def _end(self, call: Call, reason: str, code: int | None, now: float) -> None:
-        if call.state == "ended":
-            return
-        call.state = "ended"
-        call.ended_at = now
-        if call.transfer_open:
-            call.transfer_open = False
-            self._timers.pop(("refer", call.call_id), None)
-        if call.server_tx is not None:
-            call.server_tx.stop_retransmitting()
-        self._events.append(ev.CallEnded(call.call_id, reason, code))
-        # keep the record a while to absorb late retransmissions (2xx, BYE), then forget it
-        self._timers[("forget", call.call_id)] = now + 64 * T1
+    def handle_timers(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        for tx in list(self._server_tx.values()) + list(self._client_tx.values()):
+            tx.fire_timers(now)
+        self._server_tx = {k: tx for k, tx in self._server_tx.items() if not tx.terminated}
+        self._client_tx = {k: tx for k, tx in self._client_tx.items() if not tx.terminated}
+        for key, deadline in sorted(self._timers.items(), key=lambda item: item[1]):
+            if deadline <= now and self._timers.get(key) == deadline:
+                del self._timers[key]
+                self._on_ua_timer(key, now)
 
     def _on_ua_timer(self, key: tuple[str, str], now: float) -> None:
         kind, name = key
@@ -1078,18 +558,6 @@ class UserAgent:
             if call is not None and call.state == "incoming" and call.server_tx is not None:
                 self._reply(call.server_tx, 480, "Temporarily Unavailable", now, to_tag=call.local_tag)
                 self._end(call, "timeout", 480, now)
-
-
-def _pick_digest_challenge(values: list[str]) -> dict[str, str] | None:
-    """The first Digest challenge with an algorithm we implement (a server may offer SHA-256 and MD5)."""
-    for value in values:
-        try:
-            scheme, params = parse_challenge(value)
-        except SipSyntaxError:
-            continue
-        if scheme == "digest" and params.get("algorithm", "MD5").upper() in SUPPORTED_DIGEST_ALGORITHMS:
-            return params
-    return None
 
 
 def _phrase(status: int, reason: str) -> str:

@@ -1,0 +1,314 @@
+"""Shared state and plumbing of the user agent: calls, outbox, events, timers, client transactions, digest retry.
+
+Split from :mod:`useragent` (the public class and the server side) and :mod:`uac` (what we originate) so each
+reads in one sitting; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from voicebot.settings import SipSettings
+
+from . import events as ev
+from .auth import DigestChallenger, authorization_header, parse_challenge
+from .dialog import Dialog, new_branch, new_call_id, new_tag
+from .message import (
+    Message,
+    Request,
+    Response,
+    SipSyntaxError,
+    build_response,
+)
+from .parser import MAX_MESSAGE_BYTES, StreamFramer
+from .policy import RateLimitedLog, SlidingWindowLimiter, SourceAllowList
+from .transaction import (
+    T1,
+    ClientTransaction,
+    InviteClientTransaction,
+    InviteServerTransaction,
+    NonInviteClientTransaction,
+    ServerKey,
+    ServerTransaction,
+)
+
+logger = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "NOTIFY")
+KNOWN_METHODS = (*ALLOWED_METHODS, "REGISTER", "REFER", "SUBSCRIBE", "MESSAGE", "PUBLISH", "UPDATE", "PRACK")
+ACCEPTED_BODIES = {
+    "INVITE": ("application/sdp",),
+    "ACK": ("application/sdp",),
+    "NOTIFY": ("message/sipfrag",),
+    "INFO": ("application/dtmf-relay", "application/dtmf"),
+}
+ACCEPT_HEADER = "application/sdp, message/sipfrag, application/dtmf-relay"
+SUPPORTED: tuple[str, ...] = ()
+USER_AGENT = "voicebot-sip/0.1"
+SUPPORTED_DIGEST_ALGORITHMS = ("MD5", "MD5-SESS", "SHA-256", "SHA-256-SESS")
+ERROR_REPLIES_PER_SOURCE_PER_MINUTE = 60  # stateless 4xx/5xx to malformed or refused requests
+UNANSWERED_TIMEOUT_S = 60.0  # an incoming call the glue neither answers nor rejects gets 480 after this
+
+
+class Outgoing(NamedTuple):
+    data: bytes
+    dest: Address
+    transport: str
+
+
+@dataclass
+class Call:
+    call_id: str
+    role: str  # "uas" | "uac"
+    state: str  # incoming, answered, confirmed | calling, proceeding | established, ended
+    invite: Request
+    transport: str
+    peer: Address
+    local_tag: str
+    server_tx: InviteServerTransaction | None = None
+    client_tx: InviteClientTransaction | None = None
+    dialog: Dialog | None = None
+    reinvite_in: InviteServerTransaction | None = None
+    reinvite_out: InviteClientTransaction | None = None
+    last_ack: tuple[Request, Address, str] | None = None
+    cancel_pending: bool = False
+    got_provisional: bool = False
+    transfer_open: bool = False
+    ended_at: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class UserAgentCore:
+    """State and helpers every part of the UA uses; see :class:`~sip_bridge.sip.useragent.UserAgent`."""
+
+    def __init__(
+        self,
+        settings: SipSettings,
+        *,
+        local_host: str | None = None,
+        local_port: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.local_host = local_host or settings.bind_host
+        self.local_port = local_port if local_port is not None else settings.port
+        self.max_message_bytes = min(settings.max_message_bytes, MAX_MESSAGE_BYTES)
+        self._events: list[ev.Event] = []
+        self._outbox: list[Outgoing] = []
+        self._server_tx: dict[ServerKey, ServerTransaction] = {}
+        self._client_tx: dict[tuple[str, str], ClientTransaction] = {}
+        self._calls: dict[str, Call] = {}
+        self._framers: dict[Address, StreamFramer] = {}
+        self._broken_streams: list[Address] = []
+        self._timers: dict[tuple[str, str], float] = {}
+        self._allow = SourceAllowList(settings.allowed_networks)
+        self._invite_rate = SlidingWindowLimiter(settings.invites_per_source_per_minute, 60.0)
+        self._error_replies = SlidingWindowLimiter(ERROR_REPLIES_PER_SOURCE_PER_MINUTE, 60.0)
+        self.log = RateLimitedLog(logger, 60.0)
+        self._challenger: DigestChallenger | None = None
+        if settings.inbound_realm and settings.inbound_username and settings.inbound_password is not None:
+            self._challenger = DigestChallenger(
+                settings.inbound_realm, settings.inbound_username, settings.inbound_password
+            )
+        self._reg_call_id = new_call_id(self.local_host)
+        self._reg_tag = new_tag()
+        self._reg_cseq = 0
+        self.registered = False
+
+    def set_local_address(self, host: str, port: int) -> None:
+        """Called by the transport once it knows the bound port (port 0 in settings = any free port)."""
+        self.local_host, self.local_port = host, port
+
+    @property
+    def contact_host(self) -> str:
+        host = self.settings.public_host or self.local_host
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+    def contact(self, transport: str = "udp") -> str:
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        return f"<sip:{self.settings.user}@{self.contact_host}:{self.local_port}{suffix}>"
+
+    def _via(self, transport: str) -> str:
+        return (
+            f"SIP/2.0/{transport.upper()} {self.contact_host}:{self.local_port};branch={new_branch()};rport"
+        )
+
+    def next_events(self) -> list[ev.Event]:
+        events, self._events = self._events, []
+        return events
+
+    def outgoing(self) -> list[Outgoing]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def active_calls(self) -> list[str]:
+        return [call_id for call_id, call in self._calls.items() if call.state != "ended"]
+
+    def _send(self, message: Message, dest: Address, transport: str) -> None:
+        self._outbox.append(Outgoing(message.to_bytes(), dest, transport))
+
+    def broken_streams(self) -> list[Address]:
+        """TCP peers whose stream could not be framed any more: the transport closes those connections."""
+        broken, self._broken_streams = self._broken_streams, []
+        return broken
+
+    def connection_lost(self, peer: Address) -> None:
+        """A TCP connection closed: forget its framing state."""
+        self._framers.pop(peer, None)
+
+    def next_timer_deadline(self) -> float | None:
+        deadlines = [d for d in self._timers.values()]
+        for tx in (*self._server_tx.values(), *self._client_tx.values()):
+            deadline = tx.next_deadline()
+            if deadline is not None:
+                deadlines.append(deadline)
+        return min(deadlines) if deadlines else None
+
+    def _reply(
+        self,
+        tx: ServerTransaction,
+        status: int,
+        reason: str | None,
+        now: float,
+        *,
+        to_tag: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra: dict[str, str] | None = None,
+        dialog_headers: bool = False,
+    ) -> Response:
+        response = build_response(
+            tx.request, status, reason, to_tag=to_tag or (new_tag() if status > 100 else None)
+        )
+        if dialog_headers:
+            for value in tx.request.headers.lines("Record-Route"):
+                response.headers.add("Record-Route", value)
+            response.headers.add("Contact", self.contact(tx.transport))
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        for name, value in (extra or {}).items():
+            response.headers.add(name, value)
+        response.headers.add("Server", USER_AGENT)
+        if body:
+            response.headers.add("Content-Type", content_type or "application/sdp")
+            response.body = body
+        tx.respond(response, now)
+        return response
+
+    def _start_client(
+        self,
+        request: Request,
+        dest: Address,
+        transport: str,
+        on_response: Callable[[ClientTransaction, Response], None],
+        on_timeout: Callable[[ClientTransaction], None],
+    ) -> ClientTransaction:
+        request.headers.add("User-Agent", USER_AGENT)
+        cls = InviteClientTransaction if request.method == "INVITE" else NonInviteClientTransaction
+        tx = cls(request, dest, transport, self._send, on_response, on_timeout)
+        self._client_tx[(tx.branch, request.method)] = tx
+        tx.start(self.clock())
+        return tx
+
+    def _call(self, call_id: str) -> Call:
+        call = self._calls.get(call_id)
+        if call is None or call.state == "ended":
+            raise KeyError(f"no active call {call_id!r}")
+        return call
+
+    def _established(self, call: Call) -> Dialog:
+        if call.dialog is None or call.state not in ("answered", "confirmed", "established"):
+            raise ValueError(f"call {call.call_id!r} is not established")
+        return call.dialog
+
+    def _dialog_send(
+        self,
+        call: Call,
+        method: str,
+        on_response: Callable[[ClientTransaction, Response], None],
+        on_timeout: Callable[[ClientTransaction], None],
+        *,
+        body: bytes = b"",
+        content_type: str = "application/sdp",
+        extra: dict[str, str] | None = None,
+    ) -> ClientTransaction:
+        dialog = call.dialog
+        assert dialog is not None
+        request = dialog.build_request(method, self._via(dialog.transport), self.contact(dialog.transport))
+        for name, value in (extra or {}).items():
+            request.headers.add(name, value)
+        if body:
+            request.headers.add("Content-Type", content_type)
+            request.body = body
+        dest, transport = dialog.destination()
+        return self._start_client(request, dest, transport, on_response, on_timeout)
+
+    def _send_bye(self, call: Call) -> None:
+        if call.dialog is None:
+            return
+        self._dialog_send(call, "BYE", lambda tx, r: None, lambda tx: None)
+
+    def _retry_with_auth(self, tx: ClientTransaction, response: Response, call: Call | None) -> bool:
+        """Resend ``tx.request`` with credentials for a 401/407 (once per request chain)."""
+        username, password = self.settings.auth_username, self.settings.auth_password
+        if username is None or password is None:
+            return False
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        answer_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        challenge = _pick_digest_challenge(response.headers.lines(header))
+        if challenge is None:
+            return False
+        if answer_header in tx.request.headers and challenge.get("stale", "").lower() != "true":
+            return False  # our credentials were refused already (a stale nonce may be retried)
+        request = Request(headers=tx.request.headers.copy(), method=tx.request.method, uri=tx.request.uri)
+        request.body = tx.request.body
+        cseq = tx.request.cseq
+        request.headers.set("CSeq", f"{cseq.number + 1} {cseq.method}")
+        request.headers.set("Via", self._via(tx.transport))
+        request.headers.remove("User-Agent")
+        request.headers.remove(answer_header)
+        request.headers.add(
+            answer_header,
+            authorization_header(
+                challenge, username=username, password=password, method=request.method, uri=request.uri
+            ),
+        )
+        if call is not None and call.dialog is not None:
+            call.dialog.local_cseq = cseq.number + 1
+        handlers = tx._on_response, tx._on_timeout
+        new_tx = self._start_client(request, tx.peer, tx.transport, handlers[0], handlers[1])
+        if call is not None and call.client_tx is tx and isinstance(new_tx, InviteClientTransaction):
+            call.client_tx = new_tx
+            call.invite = request
+        return True
+
+    def _end(self, call: Call, reason: str, code: int | None, now: float) -> None:
+        if call.state == "ended":
+            return
+        call.state = "ended"
+        call.ended_at = now
+        if call.transfer_open:
+            call.transfer_open = False
+            self._timers.pop(("refer", call.call_id), None)
+        if call.server_tx is not None:
+            call.server_tx.stop_retransmitting()
+        self._events.append(ev.CallEnded(call.call_id, reason, code))
+        # keep the record a while to absorb late retransmissions (2xx, BYE), then forget it
+        self._timers[("forget", call.call_id)] = now + 64 * T1
+
+
+def _pick_digest_challenge(values: list[str]) -> dict[str, str] | None:
+    """The first Digest challenge with an algorithm we implement (a server may offer SHA-256 and MD5)."""
+    for value in values:
+        try:
+            scheme, params = parse_challenge(value)
+        except SipSyntaxError:
+            continue
+        if scheme == "digest" and params.get("algorithm", "MD5").upper() in SUPPORTED_DIGEST_ALGORITHMS:
+            return params
+    return None
