@@ -147,7 +147,7 @@ class UserAgent(ClientSide):
             return
         values = split_outside_quotes(lines[0], ",")
         via = Via.parse(values[0])
-        if via.host != source[0]:
+        if via.host.strip("[]") != source[0]:
             via.params["received"] = source[0]
         if "rport" in via.params:
             via.params["rport"] = str(source[1])
