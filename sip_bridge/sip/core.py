@@ -251,20 +251,32 @@ class UserAgentCore:
     def _send_bye(self, call: Call) -> None:
         if call.dialog is None:
             return
-        self._dialog_send(call, "BYE", lambda tx, r: None, lambda tx: None)
 
-    def _retry_with_auth(self, tx: ClientTransaction, response: Response, call: Call | None) -> bool:
+        def on_response(tx: ClientTransaction, response: Response) -> None:
+            if response.status in (401, 407):
+                self._retry_with_auth(tx, response, call)  # some PBXs challenge in-dialog requests
+
+        self._dialog_send(call, "BYE", on_response, lambda tx: None)
+
+    def _retry_with_auth(
+        self, tx: ClientTransaction, response: Response, call: Call | None
+    ) -> ClientTransaction | None:
         """Resend ``tx.request`` with credentials for a 401/407 (once per request chain)."""
         username, password = self.settings.auth_username, self.settings.auth_password
         if username is None or password is None:
-            return False
+            return None
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         answer_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
         challenge = _pick_digest_challenge(response.headers.lines(header))
         if challenge is None:
-            return False
-        if answer_header in tx.request.headers and challenge.get("stale", "").lower() != "true":
-            return False  # our credentials were refused already (a stale nonce may be retried)
+            return None
+        previous = tx.request.headers.get(answer_header)
+        if previous is not None:
+            stale = challenge.get("stale", "").lower() == "true"
+            if not stale or f'nonce="{challenge.get("nonce", "")}"' in previous:
+                return (
+                    None  # our credentials were refused already (only a new, stale-marked nonce is retried)
+                )
         request = Request(headers=tx.request.headers.copy(), method=tx.request.method, uri=tx.request.uri)
         request.body = tx.request.body
         cseq = tx.request.cseq
@@ -285,7 +297,7 @@ class UserAgentCore:
         if call is not None and call.client_tx is tx and isinstance(new_tx, InviteClientTransaction):
             call.client_tx = new_tx
             call.invite = request
-        return True
+        return new_tx
 
     def _end(self, call: Call, reason: str, code: int | None, now: float) -> None:
         if call.state == "ended":

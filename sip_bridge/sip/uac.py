@@ -23,6 +23,11 @@ class ClientSide(UserAgentCore):
         def on_response(tx: ClientTransaction, response: Response) -> None:
             if response.status < 200:
                 return
+            if response.status in (401, 407):
+                retry = self._retry_with_auth(tx, response, call)
+                if isinstance(retry, InviteClientTransaction):
+                    call.reinvite_out = retry
+                    return
             call.reinvite_out = None
             if response.status < 300:
                 self._send_ack_2xx(call, tx.request, response)

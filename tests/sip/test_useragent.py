@@ -459,3 +459,23 @@ def test_register_interval_too_brief_and_stale_nonce() -> None:
     assert requests(refused, "REGISTER") == []  # the same credentials refused twice: give up
     assert harness.ua.next_events() == [ev.RegistrationFailed(401, "Unauthorized")]
     assert not harness.ua.registered
+
+
+def test_challenged_bye_and_reinvite_are_resent_with_credentials() -> None:
+    harness = Harness(SipSettings(auth_username="hotline", auth_password="pw"))
+    established(harness)
+    challenge = 'Proxy-Authenticate: Digest realm="pbx", nonce="abc"\r\n'
+    harness.ua.reinvite(CALL, SDP_ANSWER)
+    reinvite = harness.drain()[0]
+    retry = requests(
+        harness.feed(response_to(reinvite, 407, "Proxy Authentication Required", extra=challenge)), "INVITE"
+    )
+    assert retry and retry[0].cseq.number == reinvite.cseq.number + 1 and retry[0].body == SDP_ANSWER
+    harness.feed(response_to(retry[0], 200, body=SDP_OFFER))
+    assert harness.ua.next_events() == [ev.ReInviteAnswered(CALL, SDP_OFFER)]
+    harness.ua.hangup(CALL)
+    bye = harness.drain()[0]
+    again = requests(
+        harness.feed(response_to(bye, 407, "Proxy Authentication Required", extra=challenge)), "BYE"
+    )
+    assert again and "Proxy-Authorization" in again[0].headers and again[0].cseq.number == bye.cseq.number + 1
