@@ -37,6 +37,8 @@ class RtpStats:
     ignored_foreign_source: int = 0
     ignored_invalid: int = 0
     ignored_payload_type: int = 0
+    # Loss bookkeeping for the current stream (SSRC) only; the counters above are totals.
+    stream_packets_received: int = 0
     first_extended_seq: int | None = None
     highest_extended_seq: int | None = None
 
@@ -48,7 +50,7 @@ class RtpStats:
 
     @property
     def packets_lost(self) -> int:
-        return max(0, self.packets_expected - self.packets_received)
+        return max(0, self.packets_expected - self.stream_packets_received)
 
 
 class RtpSender:
@@ -134,7 +136,7 @@ class RtpReceiver:
         if self.ssrc != packet.ssrc:
             self.ssrc = packet.ssrc
             stats.first_extended_seq = stats.highest_extended_seq = None
-            stats.packets_received = 0
+            stats.stream_packets_received = 0
         reference = stats.highest_extended_seq
         extended = (
             packet.sequence_number
@@ -148,5 +150,6 @@ class RtpReceiver:
             stats.highest_extended_seq = max(reference, extended)
             stats.first_extended_seq = min(stats.first_extended_seq, extended)
         stats.packets_received += 1
+        stats.stream_packets_received += 1
         stats.bytes_received += len(data)
         return packet
