@@ -137,9 +137,12 @@ class ClientSide(UserAgentCore):
                 self._send_cancel(call)
             return
         if response.status < 300:
-            if call.last_ack is not None:  # retransmitted 2xx: repeat the ACK
-                request, dest, transport = call.last_ack
-                self._send(request, dest, transport)
+            if call.last_ack is not None and call.dialog is not None:
+                if response.to.tag == call.dialog.remote_tag:  # retransmitted 2xx: repeat the ACK
+                    request, dest, transport = call.last_ack
+                    self._send(request, dest, transport)
+                else:
+                    self._release_fork(tx.request, response, call)
                 return
             call.dialog = Dialog.as_uac(tx.request, response, call.transport, call.peer)
             self._send_ack_2xx(call, tx.request, response)
@@ -158,6 +161,21 @@ class ClientSide(UserAgentCore):
         if call.state != "ended":
             self._events.append(ev.OutboundCallFailed(call.call_id, response.status, response.reason))
             self._end(call, "failed", response.status, self.clock())
+
+    def _release_fork(self, invite: Request, response: Response, call: Call) -> None:
+        """A 2xx from a second fork of our INVITE: ACK it and end that extra dialog at once (RFC 3261 13.2.2.4)."""
+        fork = Call(
+            call_id=call.call_id,
+            role="uac",
+            state="established",
+            invite=invite,
+            transport=call.transport,
+            peer=call.peer,
+            local_tag=call.local_tag,
+            dialog=Dialog.as_uac(invite, response, call.transport, call.peer),
+        )
+        self._send_ack_2xx(fork, invite, response)
+        self._send_bye(fork)
 
     def _on_invite_timeout(self, tx: ClientTransaction) -> None:
         call = self._call_for_tx(tx)

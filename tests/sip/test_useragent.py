@@ -479,3 +479,15 @@ def test_challenged_bye_and_reinvite_are_resent_with_credentials() -> None:
         harness.feed(response_to(bye, 407, "Proxy Authentication Required", extra=challenge)), "BYE"
     )
     assert again and "Proxy-Authorization" in again[0].headers and again[0].cseq.number == bye.cseq.number + 1
+
+
+def test_a_second_fork_answering_our_invite_is_acked_and_released() -> None:
+    harness = Harness()
+    call_id = harness.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
+    invite = harness.drain()[0]
+    harness.feed(response_to(invite, 200, to_tag="fork-a", body=SDP_ANSWER))
+    sent = harness.feed(response_to(invite, 200, to_tag="fork-b", body=SDP_ANSWER))
+    assert [(m.method, m.to.tag) for m in sent] == [("ACK", "fork-b"), ("BYE", "fork-b")]
+    assert harness.ua.next_events() == [ev.OutboundCallAnswered(call_id, SDP_ANSWER)]
+    harness.ua.hangup(call_id)
+    assert [(m.method, m.to.tag) for m in harness.drain()] == [("BYE", "fork-a")]
