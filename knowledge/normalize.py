@@ -11,6 +11,7 @@ three spellings meet. The collisions this causes ("Bär"/"Bar") are harmless for
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -130,182 +131,18 @@ def parse_number_word(word: str) -> int | None:
 
 # --- Stop words, synonyms, stemming ----------------------------------------------------------------------------
 
-STOP_WORDS = frozenset(
-    fold(w)
-    for w in [
-        "aber",
-        "alle",
-        "allem",
-        "allen",
-        "aller",
-        "alles",
-        "als",
-        "also",
-        "am",
-        "an",
-        "andere",
-        "anderen",
-        "auch",
-        "auf",
-        "aus",
-        "bei",
-        "beim",
-        "bin",
-        "bis",
-        "bitte",
-        "bist",
-        "da",
-        "dabei",
-        "dafur",
-        "damit",
-        "dann",
-        "darf",
-        "das",
-        "dass",
-        "dein",
-        "deine",
-        "dem",
-        "den",
-        "denn",
-        "der",
-        "des",
-        "dessen",
-        "deshalb",
-        "die",
-        "dies",
-        "diese",
-        "diesem",
-        "diesen",
-        "dieser",
-        "dieses",
-        "doch",
-        "dort",
-        "du",
-        "durch",
-        "ein",
-        "eine",
-        "einem",
-        "einen",
-        "einer",
-        "eines",
-        "er",
-        "es",
-        "etwa",
-        "etwas",
-        "euch",
-        "euer",
-        "fur",
-        "gibt",
-        "gern",
-        "gerne",
-        "hab",
-        "habe",
-        "haben",
-        "hallo",
-        "hat",
-        "hatte",
-        "hier",
-        "hin",
-        "ich",
-        "ihm",
-        "ihn",
-        "ihnen",
-        "ihr",
-        "ihre",
-        "im",
-        "in",
-        "ist",
-        "ja",
-        "jetzt",
-        "kann",
-        "kannst",
-        "konnen",
-        "konnte",
-        "man",
-        "mal",
-        "mein",
-        "meine",
-        "meinem",
-        "meinen",
-        "meiner",
-        "mich",
-        "mir",
-        "mit",
-        "muss",
-        "musst",
-        "mussen",
-        "nach",
-        "nicht",
-        "noch",
-        "nun",
-        "nur",
-        "ob",
-        "oder",
-        "ohne",
-        "sehr",
-        "sein",
-        "seine",
-        "sich",
-        "sie",
-        "sind",
-        "so",
-        "soll",
-        "sollte",
-        "uber",
-        "um",
-        "und",
-        "uns",
-        "unser",
-        "unsere",
-        "von",
-        "vom",
-        "vor",
-        "war",
-        "waren",
-        "was",
-        "weil",
-        "welche",
-        "welcher",
-        "welches",
-        "wenn",
-        "wer",
-        "werde",
-        "werden",
-        "wie",
-        "wieder",
-        "will",
-        "wir",
-        "wird",
-        "wo",
-        "wohl",
-        "wurde",
-        "wurden",
-        "zu",
-        "zum",
-        "zur",
-        "guten",
-        "tag",
-        "morgen",
-        "ah",
-        "äh",
-        "ähm",
-        "hm",
-        "halt",
-        "eigentlich",
-        "denn",
-        "mal",
-        "sagen",
-        "sag",
-        "brauch",
-        "brauche",
-        "mochte",
-        "moechte",
-        "wurde",
-        "gerne",
-        "okay",
-        "ok",
-    ]
-)
+_STOP_WORD_TEXT = """
+    aber alle allem allen aller alles als also am an andere anderen auch auf aus bei beim bin bis bitte bist
+    da dabei dafur damit dann darf das dass dein deine dem den denn der des dessen deshalb die dies diese
+    diesem diesen dieser dieses doch dort du durch ein eine einem einen einer eines er es etwa etwas euch
+    euer fur gibt gern gerne hab habe haben hallo hat hatte hier hin ich ihm ihn ihnen ihr ihre im in ist ja
+    jetzt kann kannst konnen konnte man mal mein meine meinem meinen meiner mich mir mit muss musst mussen
+    nach nicht noch nun nur ob oder ohne sehr sein seine sich sie sind so soll sollte uber um und uns unser
+    unsere von vom vor war waren was weil welche welcher welches wenn wer werde werden wie wieder will wir
+    wird wo wohl wurde wurden zu zum zur guten tag morgen ah äh ähm hm halt eigentlich denn mal sagen sag
+    brauch brauche mochte moechte wurde gerne okay ok
+"""
+STOP_WORDS = frozenset(fold(w) for w in _STOP_WORD_TEXT.split())
 
 # Colloquial or abbreviated caller words → the terms the pages use. Pages add their own ``synonyms``.
 COLLOQUIAL_LEXICON: Mapping[str, tuple[str, ...]] = {
@@ -404,116 +241,17 @@ MIN_PART = 3
 _LINKERS = ("", "s", "es", "n", "en", "e")
 
 # Building blocks of municipal vocabulary that pages rarely spell out alone (folded).
-BASE_VOCABULARY = frozenset(
-    fold(w)
-    for w in [
-        "personal",
-        "ausweis",
-        "pass",
-        "reise",
-        "kinder",
-        "antrag",
-        "anmeldung",
-        "abmeldung",
-        "ummeldung",
-        "meldung",
-        "melde",
-        "bescheinigung",
-        "bescheid",
-        "verlangerung",
-        "verlust",
-        "verloren",
-        "gebuhr",
-        "gebuhren",
-        "steuer",
-        "hund",
-        "hunde",
-        "grund",
-        "gewerbe",
-        "abfall",
-        "mull",
-        "sperr",
-        "tonne",
-        "bio",
-        "papier",
-        "rest",
-        "wertstoff",
-        "parken",
-        "anwohner",
-        "park",
-        "wohn",
-        "geld",
-        "kita",
-        "tages",
-        "statte",
-        "geburt",
-        "ehe",
-        "sterbe",
-        "urkunde",
-        "fuhrung",
-        "zeugnis",
-        "fund",
-        "buro",
-        "amt",
-        "stadt",
-        "kreis",
-        "burger",
-        "termin",
-        "offnungs",
-        "zeiten",
-        "zeit",
-        "kosten",
-        "wasser",
-        "strasse",
-        "verkehr",
-        "fahrzeug",
-        "zulassung",
-        "schein",
-        "fahrer",
-        "erlaubnis",
-        "heirat",
-        "trauung",
-        "name",
-        "namens",
-        "anderung",
-        "beglaubigung",
-        "kopie",
-        "brief",
-        "wahl",
-        "wahlschein",
-        "karte",
-        "bauen",
-        "bau",
-        "genehmigung",
-        "feuer",
-        "wehr",
-        "polizei",
-        "notruf",
-        "schule",
-        "unterkunft",
-        "rente",
-        "jugend",
-        "sozial",
-        "hilfe",
-        "zuschuss",
-        "beratung",
-        "zentrale",
-        "telefon",
-        "nummer",
-        "adresse",
-        "platz",
-        "sport",
-        "halle",
-        "friedhof",
-        "grab",
-        "bestattung",
-        "baum",
-        "fall",
-        "recht",
-        "auskunft",
-        "register",
-    ]
-)
+_BASE_VOCABULARY_TEXT = """
+    personal ausweis pass reise kinder antrag anmeldung abmeldung ummeldung meldung melde bescheinigung
+    bescheid verlangerung verlust verloren gebuhr gebuhren steuer hund hunde grund gewerbe abfall mull sperr
+    tonne bio papier rest wertstoff parken anwohner park wohn geld kita tages statte geburt ehe sterbe
+    urkunde fuhrung zeugnis fund buro amt stadt kreis burger termin offnungs zeiten zeit kosten wasser
+    strasse verkehr fahrzeug zulassung schein fahrer erlaubnis heirat trauung name namens anderung
+    beglaubigung kopie brief wahl wahlschein karte bauen bau genehmigung feuer wehr polizei notruf schule
+    unterkunft rente jugend sozial hilfe zuschuss beratung zentrale telefon nummer adresse platz sport halle
+    friedhof grab bestattung baum fall recht auskunft register
+"""
+BASE_VOCABULARY = frozenset(fold(w) for w in _BASE_VOCABULARY_TEXT.split())
 
 
 class CompoundSplitter:
@@ -563,16 +301,6 @@ class CompoundSplitter:
 # --- Pipeline --------------------------------------------------------------------------------------------------
 
 
-def expand_query_text(text: str) -> str:
-    """The question plus the official terms of colloquial words in it, for the embedding model ("Perso" → ...)."""
-    extra: list[str] = []
-    for word in words(text):
-        for term in COLLOQUIAL_LEXICON.get(word, ()):
-            if term not in extra:
-                extra.append(term)
-    return f"{text} ({', '.join(extra)})" if extra else text
-
-
 @lru_cache(maxsize=1 << 16)
 def normalize_word(raw: str) -> str:
     """One lowercase word → folded form, or its digits if it is a spoken number (cached: words repeat a lot)."""
@@ -608,8 +336,10 @@ class Normalizer:
         out: list[str] = []
         cache = self._cache
         found = words(text)
-        if self.expand_synonyms:  # query side: rejoin compounds the ASR split ("Personal Ausweis", "um melden")
-            for first, second in zip(found, found[1:], strict=False):
+        if (
+            self.expand_synonyms
+        ):  # query side: rejoin compounds the ASR split ("Personal Ausweis", "um melden")
+            for first, second in itertools.pairwise(list(found)):
                 joined = first + second
                 if first.isalpha() and second.isalpha() and stem(joined) in self._stems:
                     found.append(joined)
@@ -621,6 +351,22 @@ class Normalizer:
                 expanded = cache[word] = self._word_tokens(word)
             out.extend(expanded)
         return out
+
+    def embedding_query(self, text: str) -> str:
+        """The question for the embedding model, with official terms for colloquial words and rejoined
+        compounds appended ("kostet das um melden" → "... (ummelden)"); e5 knows neither "Perso" nor split words.
+        """
+        extra: list[str] = []
+        raw = _WORD_RE.findall(text.lower())
+        for first, second in itertools.pairwise(raw):
+            joined = first + second
+            if joined.isalpha() and stem(normalize_word(joined)) in self._stems and joined not in extra:
+                extra.append(joined)
+        for word in words(text):
+            for term in COLLOQUIAL_LEXICON.get(word, ()):
+                if term not in extra:
+                    extra.append(term)
+        return f"{text} ({', '.join(extra)})" if extra else text
 
     def _word_tokens(self, word: str) -> list[str]:
         if word in STOP_WORDS:

@@ -20,7 +20,7 @@ import numpy as np
 
 from knowledge import embeddings
 from knowledge.chunking import bm25_text
-from knowledge.normalize import Normalizer, expand_query_text
+from knowledge.normalize import Normalizer
 from knowledge.types import Chunk, Hit
 from voicebot.settings import RetrievalSettings
 
@@ -99,7 +99,9 @@ class HybridRetriever:
         bm25_chunk = self._bm25.get_scores(tokens) if tokens else np.zeros(len(self.chunks), np.float32)
         bm25_chunk = np.asarray(bm25_chunk, dtype=np.float32)
         bm25_done = time.perf_counter()
-        query_vector = embeddings.embed_query(expand_query_text(query), self.settings.query_threads)
+        query_vector = embeddings.embed_query(
+            self.normalizer.embedding_query(query), self.settings.query_threads
+        )
         embed_done = time.perf_counter()
         cosine_chunk = self.embeddings @ query_vector
 

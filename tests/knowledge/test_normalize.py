@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge.normalize import Normalizer, expand_query_text, fold, parse_number_word, stem, words
+from knowledge.normalize import Normalizer, fold, parse_number_word, stem, words
 
 
 def test_umlaut_spellings_fold_to_one_form() -> None:
@@ -54,6 +54,7 @@ def test_compounds_are_split_against_the_index_vocabulary() -> None:
 def test_asr_split_compound_is_rejoined_on_the_query_side() -> None:
     normalizer = Normalizer(Normalizer.vocabulary_of(["Personalausweis beantragen"]))
     assert stem("personalausweis") in normalizer.tokens("mein Personal Ausweis ist weg")
+    assert normalizer.embedding_query("mein Personal Ausweis") == "mein Personal Ausweis (personalausweis)"
 
 
 def test_colloquial_words_expand_only_on_the_query_side() -> None:
@@ -62,8 +63,8 @@ def test_colloquial_words_expand_only_on_the_query_side() -> None:
     assert stem("personalausweis") in query_side.tokens("Ich brauche einen neuen Perso")
     assert stem("personalausweis") not in index_side.tokens("Ich brauche einen neuen Perso")
     assert stem("verwarnungsgeld") in query_side.tokens("Ich hab ein Knöllchen bekommen")
-    assert "personalausweis" in expand_query_text("neuer Perso").lower()
-    assert expand_query_text("Wann ist das Bürgerbüro auf?") == "Wann ist das Bürgerbüro auf?"
+    assert "personalausweis" in query_side.embedding_query("neuer Perso").lower()
+    assert query_side.embedding_query("Wann ist das Bürgerbüro auf?") == "Wann ist das Bürgerbüro auf?"
 
 
 def test_stop_words_are_dropped_and_inflections_meet() -> None:
