@@ -195,7 +195,9 @@ async def test_outbound_call_to_a_sipp_uas_then_our_bye(tmp_path: Path, transpor
     target_port = free_udp_port()
     sipp_transport = "t1" if transport == "tcp" else "u1"
     target = asyncio.create_task(
-        run_sipp(None, scenario="uas", workdir=tmp_path, sipp_port=target_port, transport=sipp_transport)
+        run_sipp(
+            None, scenario="uas_answer.xml", workdir=tmp_path, sipp_port=target_port, transport=sipp_transport
+        )
     )
     await asyncio.sleep(0.3)
     async with endpoint() as sip:
