@@ -47,10 +47,10 @@ class RtpInputTransport(BaseInputTransport):
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
+        await self.set_transport_ready(frame)  # creates the queue push_audio_frame feeds
         self._endpoint.on_dtmf = self._on_dtmf
         if self._reader is None:
             self._reader = self.create_task(self._read_audio(), name="rtp-input")
-        await self.set_transport_ready(frame)
 
     async def stop(self, frame: EndFrame) -> None:
         await super().stop(frame)

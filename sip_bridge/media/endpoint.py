@@ -276,6 +276,22 @@ class RtpEndpoint:
             # A short pause between digits (two silent frames) so that repeated digits stay distinct.
             self._dtmf_out.extend([(b"", False, False)] * 2)
 
+    def stats_summary(self) -> dict[str, object]:
+        """Numbers for the call record: codec, packets each way, loss, late/shed packets, jitter."""
+        rx, jb = self.receiver.stats, self.jitter.stats
+        return {
+            "codec": self.media.codec.name if self.media else None,
+            "ptime_ms": self.media.ptime_ms if self.media else None,
+            "packets_received": rx.packets_received,
+            "packets_sent": self.sender.stats.packets_sent,
+            "packets_lost": rx.packets_lost,
+            "packets_late": jb.late,
+            "packets_shed": jb.shed,
+            "underruns": jb.underruns,
+            "jitter_ms": round(self.jitter.jitter_ms, 2),
+            "foreign_packets_ignored": rx.ignored_foreign_source,
+        }
+
     # ------------------------------------------------------------------------------------------ bridge
 
     def bridge(self, other: RtpEndpoint) -> None:
