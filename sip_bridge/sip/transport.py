@@ -259,6 +259,7 @@ class SipEndpoint:
             self._timer.cancel()
         if self._udp is not None:
             self._udp.close()
+            self._udp = None
         if self._tcp_server is not None:
             self._tcp_server.close()
         for writer in list(self._writers.values()):
