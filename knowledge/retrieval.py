@@ -103,7 +103,8 @@ class HybridRetriever:
             self.normalizer.embedding_query(query), self.settings.query_threads
         )
         embed_done = time.perf_counter()
-        cosine_chunk = self.embeddings @ query_vector
+        # einsum, not BLAS: OpenBLAS threads spin-wait on a busy 2-core machine (≈ 5 ms vs 0.6 ms at 2,000 rows).
+        cosine_chunk = np.einsum("ij,j->i", self.embeddings, query_vector)
 
         n_docs = len(self._doc_ids)
         bm25_doc = np.zeros(n_docs, dtype=np.float32)
