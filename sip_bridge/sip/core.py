@@ -52,6 +52,7 @@ SUPPORTED: tuple[str, ...] = ()
 USER_AGENT = "voicebot-sip/0.1"
 SUPPORTED_DIGEST_ALGORITHMS = ("MD5", "MD5-SESS", "SHA-256", "SHA-256-SESS")
 ERROR_REPLIES_PER_SOURCE_PER_MINUTE = 60  # stateless 4xx/5xx to malformed or refused requests
+REINVITE_ANSWER_TIMEOUT_S = 10.0  # a re-INVITE the glue does not answer gets 500 + Retry-After
 UNANSWERED_TIMEOUT_S = 60.0  # an incoming call the glue neither answers nor rejects gets 480 after this
 
 

@@ -23,7 +23,9 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
   ``OutboundCallAnswered(sdp)`` (ACK sent) or ``OutboundCallFailed(code)``; 401/407 are answered with the
   ``auth_*`` credentials once.
 - ``reinvite(call_id, sdp)``: hold/unhold/session refresh: ``ReInviteAnswered(sdp)`` or ``ReInviteFailed(code)``.
-- ``answer_reinvite(call_id, sdp)`` / ``reject_reinvite(call_id, code=488)``: reply to a ``ReInvite`` event.
+- ``answer_reinvite(call_id, sdp)`` / ``reject_reinvite(call_id, code=488)``: reply to a ``ReInvite`` event
+  (within 10 s, else the UA answers 500 with Retry-After). ``ReInvite.sdp`` is empty for an offer-less
+  re-INVITE: then ``answer_reinvite`` carries our offer.
 - ``register()``: REGISTER to ``settings.registrar`` with digest auth and refresh; ``Registered``/
   ``RegistrationFailed``. ``unregister()`` sends Expires: 0.
 - ``active_calls()``: Call-IDs of calls not yet ended.
@@ -54,6 +56,7 @@ from .core import (
     ACCEPTED_BODIES,
     ALLOWED_METHODS,
     KNOWN_METHODS,
+    REINVITE_ANSWER_TIMEOUT_S,
     SUPPORTED,
     UNANSWERED_TIMEOUT_S,
     USER_AGENT,
@@ -340,6 +343,7 @@ class UserAgent(ClientSide):
             return
         call.dialog.refresh_target(request)
         call.reinvite_in = tx
+        self._timers[("reinvite", call.call_id)] = now + REINVITE_ANSWER_TIMEOUT_S
         self._events.append(ev.ReInvite(call.call_id, request.body))
 
     def _receive_ack(self, request: Request, now: float) -> None:
@@ -558,6 +562,19 @@ class UserAgent(ClientSide):
             if call is not None and call.state == "incoming" and call.server_tx is not None:
                 self._reply(call.server_tx, 480, "Temporarily Unavailable", now, to_tag=call.local_tag)
                 self._end(call, "timeout", 480, now)
+        elif kind == "reinvite":
+            call = self._calls.get(name)
+            tx = call.reinvite_in if call is not None else None
+            if call is not None and tx is not None and not tx.final_sent and call.dialog is not None:
+                self._reply(
+                    tx,
+                    500,
+                    "No Answer From Media",
+                    now,
+                    to_tag=call.dialog.local_tag,
+                    extra={"Retry-After": "2"},
+                )
+                call.reinvite_in = None
 
 
 def _phrase(status: int, reason: str) -> str:

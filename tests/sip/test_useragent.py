@@ -491,3 +491,15 @@ def test_a_second_fork_answering_our_invite_is_acked_and_released() -> None:
     assert harness.ua.next_events() == [ev.OutboundCallAnswered(call_id, SDP_ANSWER)]
     harness.ua.hangup(call_id)
     assert [(m.method, m.to.tag) for m in harness.drain()] == [("BYE", "fork-a")]
+
+
+def test_a_reinvite_left_unanswered_gets_500_and_the_next_one_is_offered_again() -> None:
+    harness = Harness()
+    tag = established(harness)
+    harness.feed(sip_request("INVITE", branch="z9hG4bK-re1", cseq=2, to_tag=tag, body=SDP_OFFER))
+    harness.ua.next_events()
+    sent = harness.run_timers_until(11.0)
+    assert [(m.status, m.headers.get("Retry-After")) for m in sent][:1] == [(500, "2")]
+    harness.feed(sip_request("ACK", branch="z9hG4bK-re1", cseq=2, to_tag=tag))
+    harness.feed(sip_request("INVITE", branch="z9hG4bK-re2", cseq=3, to_tag=tag, body=SDP_OFFER))
+    assert harness.ua.next_events() == [ev.ReInvite(CALL, SDP_OFFER)]
