@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from media_pcap import SIPP_PCAPS, read_udp
@@ -24,7 +25,7 @@ def test_all_twelve_sipp_dtmf_captures_are_present() -> None:
 
 
 @pytest.mark.parametrize("path", DTMF_PCAPS, ids=lambda p: p.name)
-def test_sipp_capture_decodes_to_exactly_one_digit(path) -> None:  # type: ignore[no-untyped-def]
+def test_sipp_capture_decodes_to_exactly_one_digit(path: Path) -> None:
     datagrams = read_udp(path)
     receiver = RtpReceiver(payload_types={101})
     decoder = DtmfDecoder()

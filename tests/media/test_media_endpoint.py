@@ -21,6 +21,7 @@ from sip_bridge.media import (
     build_offer,
 )
 from sip_bridge.media.rtp import RtpPacket
+from sip_bridge.media.sdp import CodecSpec
 from voicebot.settings import SipSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -170,9 +171,7 @@ async def _read_into(endpoint: RtpEndpoint, sink: list[bytes]) -> None:
         sink.append(await endpoint.read_audio())
 
 
-def accept_codec(name: str, payload_type: int):  # type: ignore[no-untyped-def]
-    from sip_bridge.media.sdp import CodecSpec
-
+def accept_codec(name: str, payload_type: int) -> CodecSpec:
     return CodecSpec(name, payload_type, 8000)
 
 
@@ -224,7 +223,12 @@ async def test_inactivity_timeout_fires_once() -> None:
     async with endpoints(1, inactivity_timeout_s=0.2) as (bot,), capture_socket() as phone:
         fired = asyncio.Event()
         calls: list[int] = []
-        bot.on_inactivity = lambda: (calls.append(1), fired.set())  # type: ignore[func-returns-value]
+
+        def on_inactivity() -> None:
+            calls.append(1)
+            fired.set()
+
+        bot.on_inactivity = on_inactivity
         bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, phone.port))
         await asyncio.wait_for(fired.wait(), 3.0)
         await asyncio.sleep(0.3)

@@ -7,7 +7,8 @@ from sip_bridge.media.rtp import RtpPacket, RtpReceiver, RtpSender, extend_seque
 
 def test_sender_wraps_sequence_and_timestamp() -> None:
     sender = RtpSender(0, ssrc=0x1234, sequence=0xFFFE, timestamp=0xFFFFFF00)
-    seqs, stamps = [], []
+    seqs: list[int] = []
+    stamps: list[int] = []
     for _ in range(4):
         packet = RtpPacket.parse(sender.build(b"\xff" * 160, marker=not seqs))
         seqs.append(packet.sequence_number)

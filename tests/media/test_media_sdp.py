@@ -6,6 +6,7 @@ import pytest
 
 from sip_bridge.media.sdp import (
     LocalSdpSession,
+    NegotiatedMedia,
     SdpError,
     SessionDescription,
     accept_answer,
@@ -29,7 +30,9 @@ def offer_text(
     )
 
 
-def answer(text: str, allowed: list[str] = ALL, session: LocalSdpSession | None = None):  # type: ignore[no-untyped-def]
+def answer(
+    text: str, allowed: list[str] = ALL, session: LocalSdpSession | None = None
+) -> tuple[SessionDescription, NegotiatedMedia]:
     return answer_offer(
         SessionDescription.parse(text),
         local_host="198.51.100.5",
