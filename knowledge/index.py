@@ -13,6 +13,7 @@ are dropped only with ``prune=True``. BM25 is rebuilt from the chunks at load (a
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 INDEX_VERSION = 1
 MANIFEST = "manifest.json"
+LOCK = ".ingest.lock"
 
 # progress(phase, done, total): phase is "read" (files) or "embed" (chunks).
 ProgressCallback = Callable[[str, int, int], None]
@@ -123,25 +125,38 @@ class KnowledgeIndex:
     def open(cls, index_dir: Path | str) -> KnowledgeIndex:
         """Open the index in ``index_dir``; a missing or empty directory gives an empty index."""
         index = cls(Path(index_dir))
-        manifest_path = index.index_dir / MANIFEST
+        for attempt in range(3):
+            try:
+                index._read()
+                return index
+            except FileNotFoundError:
+                # An ingest in another process switched generations between our reads: read the new one.
+                if attempt == 2:
+                    raise ValueError(
+                        f"index in {index.index_dir} is incomplete; run 'voicebot kb ingest'"
+                    ) from None
+        return index
+
+    def _read(self) -> None:
+        manifest_path = self.index_dir / MANIFEST
         if not manifest_path.is_file():
-            return index
+            return
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if manifest.get("version") != INDEX_VERSION:
             raise ValueError(
-                f"index in {index.index_dir} has version {manifest.get('version')}, expected {INDEX_VERSION}; "
+                f"index in {self.index_dir} has version {manifest.get('version')}, expected {INDEX_VERSION}; "
                 "delete the directory and run 'voicebot kb ingest' again"
             )
-        index.generation = int(manifest["generation"])
-        index.files = {path: _FileEntry(**entry) for path, entry in manifest["files"].items()}
-        rows = json.loads((index.index_dir / manifest["chunks"]).read_text(encoding="utf-8"))
-        index.chunks = [chunk_from_dict(row["chunk"]) for row in rows]
-        index._embed_hashes = [row["embed_hash"] for row in rows]
-        index.embeddings = np.load(index.index_dir / manifest["embeddings"])
-        if index.embeddings.shape != (len(index.chunks), embeddings.DIM):
-            raise ValueError(f"index in {index.index_dir} is inconsistent; delete it and ingest again")
-        index._by_id = {chunk.id: i for i, chunk in enumerate(index.chunks)}
-        return index
+        rows = json.loads((self.index_dir / manifest["chunks"]).read_text(encoding="utf-8"))
+        vectors = np.load(self.index_dir / manifest["embeddings"])
+        if vectors.shape != (len(rows), embeddings.DIM):
+            raise ValueError(f"index in {self.index_dir} is inconsistent; delete it and ingest again")
+        self.generation = int(manifest["generation"])
+        self.files = {path: _FileEntry(**entry) for path, entry in manifest["files"].items()}
+        self.chunks = [chunk_from_dict(row["chunk"]) for row in rows]
+        self._embed_hashes = [row["embed_hash"] for row in rows]
+        self.embeddings = vectors
+        self._by_id = {chunk.id: i for i, chunk in enumerate(self.chunks)}
 
     # --- queries ---------------------------------------------------------------------------------------------
 
@@ -170,6 +185,18 @@ class KnowledgeIndex:
         prune: bool = False,
     ) -> IngestReport:
         """Index new and changed files under ``paths``; see the module docstring for the rules."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with (self.index_dir / LOCK).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one ingest at a time per index (CLI and service may both run)
+            try:
+                self._read()  # pick up what another ingest wrote while we waited
+                return self._ingest(paths, progress, prune)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _ingest(
+        self, paths: Iterable[Path | str], progress: ProgressCallback | None, prune: bool
+    ) -> IngestReport:
         report = IngestReport()
         path_list = [Path(p) for p in paths]
         for path in path_list:

@@ -29,7 +29,7 @@ def test_ingest_persists_chunks_and_embeddings(fixture_kb: Path, tmp_path: Path)
     norms = np.linalg.norm(reopened.embeddings, axis=1)
     assert np.allclose(norms, 1.0, atol=1e-3)  # real, normalised e5 vectors
     manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert sorted(p.name for p in index_dir.iterdir()) == sorted(
+    assert sorted(p.name for p in index_dir.iterdir() if not p.name.startswith(".")) == sorted(
         ["manifest.json", manifest["chunks"], manifest["embeddings"]]
     )
 
