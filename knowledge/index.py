@@ -353,15 +353,23 @@ class KnowledgeIndex:
                 (self.index_dir / name).unlink(missing_ok=True)
 
 
-def load_retriever(settings: Settings) -> HybridRetriever:
-    """The retriever over ``settings.paths.index_dir``; ingests ``settings.paths.kb_sources`` if the index is empty.
+def load_retriever(settings: Settings, refresh: bool = True) -> HybridRetriever:
+    """The retriever over ``settings.paths.index_dir``, brought up to date with ``settings.paths.kb_sources``.
 
-    So the answer engine works on a fresh machine without a separate ``voicebot kb ingest`` step.
+    An empty or missing index is built from the sources, so the answer engine works on a fresh machine without a
+    separate ``voicebot kb ingest``. With ``refresh`` (default) changed source pages are re-indexed too; when
+    nothing changed this only hashes the files (milliseconds) and loads no model. A read-only index directory is
+    used as it is.
     """
     index = KnowledgeIndex.open(settings.paths.index_dir)
+    sources = [Path(p) for p in settings.paths.kb_sources if Path(p).exists()]
+    if sources and (refresh or not index.chunks):
+        try:
+            index.ingest(sources)
+        except OSError:
+            if not index.chunks:
+                raise
     if not index.chunks:
-        index.ingest(settings.paths.kb_sources)
-        if not index.chunks:
-            sources = ", ".join(str(p) for p in settings.paths.kb_sources)
-            raise FileNotFoundError(f"no knowledge pages found in {sources}; run 'voicebot kb ingest PATH'")
+        listed = ", ".join(str(p) for p in settings.paths.kb_sources) or "(none configured)"
+        raise FileNotFoundError(f"no knowledge pages found in {listed}; run 'voicebot kb ingest PATH'")
     return index.retriever(settings.retrieval)

@@ -107,3 +107,11 @@ def test_load_retriever_ingests_sources_into_an_empty_index(tmp_path: Path) -> N
     assert len(retriever) == 5
     assert (tmp_path / "index" / "manifest.json").is_file()
     assert retriever.search("Hundesteuer")[0].chunk.doc_id == "hundesteuer"
+
+    page = kb / "hund.md"  # a changed source page is picked up by the next load
+    page.write_text(page.read_text(encoding="utf-8").replace("96 Euro", "120 Euro"), encoding="utf-8")
+    refreshed = load_retriever(settings).search("Hundesteuer")[0].chunk
+    assert "120 Euro" in refreshed.spoken_answer
+    page.write_text(page.read_text(encoding="utf-8").replace("120 Euro", "150 Euro"), encoding="utf-8")
+    as_is = load_retriever(settings, refresh=False).search("Hundesteuer")[0].chunk
+    assert "120 Euro" in as_is.spoken_answer
