@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from kb_fixtures import FIXTURE_PAGES, write_fixture_kb
+from kb_fixtures import FIXTURE_PAGES, make_pdf, write_fixture_kb
 
 from knowledge.index import KnowledgeIndex, load_retriever
 from voicebot.settings import PathSettings, Settings
@@ -115,3 +115,27 @@ def test_load_retriever_ingests_sources_into_an_empty_index(tmp_path: Path) -> N
     page.write_text(page.read_text(encoding="utf-8").replace("120 Euro", "150 Euro"), encoding="utf-8")
     as_is = load_retriever(settings, refresh=False).search("Hundesteuer")[0].chunk
     assert "120 Euro" in as_is.spoken_answer
+
+
+def test_mixed_sources_are_indexed_together(fixture_kb: Path, tmp_path: Path) -> None:
+    (fixture_kb / "markt.html").write_text(
+        "<html><head><title>Wochenmarkt</title></head><body><main><h1>Wochenmarkt</h1>"
+        "<p>Dienstags und samstags von 7 bis 13 Uhr auf dem Marktplatz.</p></main></body></html>",
+        encoding="utf-8",
+    )
+    (fixture_kb / "merkblatt.pdf").write_bytes(
+        make_pdf([["Merkblatt Osterfeuer", "Osterfeuer muessen zwei Wochen vorher angezeigt werden."]])
+    )
+    (fixture_kb / "faq.csv").write_text(
+        "question,answer\nGibt es freies WLAN?,Ja, auf dem Marktplatz und im Rathaus.\n", encoding="utf-8"
+    )
+    (fixture_kb / "faq.yaml").write_text(
+        "- question: Wo bekomme ich Sandsäcke?\n  answer: Beim Bauhof.\n  id: sandsaecke\n", encoding="utf-8"
+    )
+    report = KnowledgeIndex.open(tmp_path / "index").ingest([fixture_kb])
+    assert report.skipped == [] and report.documents == 9
+    retriever = KnowledgeIndex.open(tmp_path / "index").retriever()
+    assert retriever.search("Wann ist Markt?")[0].chunk.doc_id == "markt"
+    assert retriever.search("Osterfeuer anmelden")[0].chunk.doc_id == "merkblatt"
+    assert retriever.search("kostenloses WLAN im Rathaus")[0].chunk.doc_id == "faq-gibt-es-freies-wlan"
+    assert retriever.search("Hochwasser Sandsack")[0].chunk.spoken_answer == "Beim Bauhof."
