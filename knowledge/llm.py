@@ -36,6 +36,8 @@ Nenne Gebühren, Zeiten und Unterlagen genau so, wie sie in den Passagen stehen.
 Setze hinter jeden Satz die ID der Passage in eckigen Klammern, zum Beispiel [{example_id}].
 Wenn die Passagen die Antwort nicht enthalten, antworte genau: {abstain}"""
 
+# A base model continues the prompt's layout; stop there instead of generating a second prompt.
+STOP_SEQUENCES = ["Frage:", "\n\n\n"]
 PASSAGE_CHARS = 900  # per passage: keeps three passages + question inside a 2k context of a small local model
 
 
@@ -145,6 +147,7 @@ class LlmAnswerEngine:
                     messages=build_messages(self._settings, request, passages),
                     temperature=llm.temperature,
                     max_tokens=llm.max_tokens,
+                    stop=STOP_SEQUENCES,
                     stream=True,
                 ),
                 timeout=llm.first_token_timeout_s,
@@ -164,6 +167,9 @@ class LlmAnswerEngine:
                 generation.raw += delta
                 if verify.is_abstention(generation.raw):
                     generation.failure = "abstained"
+                    break
+                if verify.echoes_prompt(generation.raw):  # no need to wait for the sentence to end
+                    generation.failure = "prompt_echo"
                     break
                 for sentence in splitter.feed(delta):
                     for spoken in self._admit(sentence, passages, generation):
@@ -194,6 +200,10 @@ class LlmAnswerEngine:
             return []
         if verify.is_abstention(sentence):
             generation.failure = "abstained"
+            return []
+        malformed = verify.form_problem(sentence)
+        if malformed:
+            generation.failure = malformed
             return []
         own, unknown = verify.resolve_citations(verify.extract_citations(sentence), list(passages))
         if unknown:

@@ -18,6 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 ABSTAIN_TOKEN = "KEINE_ANTWORT"
+MAX_SENTENCE_CHARS = 280  # a phone sentence; longer output is a model rambling or copying a page
+# The prompt's own scaffolding echoed back by a base model ("Passagen: [1] ID: ...").
+_PROMPT_ECHO = re.compile(r"\b(Passagen|Passage|Frage|Anrufer|Assistent|ID)\s*:", re.IGNORECASE)
 
 _CITATION = re.compile(r"\[([^\[\]]{1,120})\]")
 _FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "–": "-", "—": "-", "\u00a0": " "})
@@ -244,10 +247,26 @@ def unsupported_facts(sentence: str, sources: Iterable[str]) -> list[str]:
 
 
 # ---- sentences and answers
+def echoes_prompt(text: str) -> bool:
+    """Does generated text repeat the prompt's layout ("Passagen:", "ID:")? Checked before a sentence ends."""
+    return bool(_PROMPT_ECHO.search(text))
+
+
+def form_problem(sentence: str) -> str | None:
+    """ "prompt_echo" or "too_long" when the sentence is not something to say on the phone, else None."""
+    if _PROMPT_ECHO.search(sentence) or "\n\n" in sentence.strip():
+        return "prompt_echo"
+    if len(strip_citations(sentence)) > MAX_SENTENCE_CHARS:
+        return "too_long"
+    return None
+
+
 @dataclass(frozen=True)
 class SentenceCheck:
     ok: bool
-    reason: str  # "verified", "no_citation", "unknown_citation", "unsupported_fact"
+    reason: (
+        str  # "verified", "no_citation", "unknown_citation", "unsupported_fact", "prompt_echo", "too_long"
+    )
     spoken: str  # the text to speak (citations stripped)
     cited: tuple[str, ...] = ()
     details: tuple[str, ...] = ()
@@ -262,6 +281,9 @@ def check_sentence(
     other sentences); with none at all it fails.
     """
     spoken = strip_citations(sentence)
+    malformed = form_problem(sentence)
+    if malformed:
+        return SentenceCheck(False, malformed, spoken)
     passage_ids = list(passages)
     known, unknown = resolve_citations(extract_citations(sentence), passage_ids)
     if unknown:

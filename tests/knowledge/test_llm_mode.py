@@ -243,6 +243,7 @@ async def test_prompt_carries_numbered_passages_ids_and_abstain_token(
         (["Der Ausweis kostet 37 Euro [reisepass-beantragen]."], "unknown_citation"),
         (["Der Ausweis kostet 37 Euro."], "no_citation"),
         (["Das Bürgerbüro hat samstags ", "offen [personalausweis-beantragen]."], "unsupported_fact"),
+        (["Passagen:\n[1] ID: personalausweis-beantragen\nGebühr: 37,00 Euro."], "prompt_echo"),
     ],
 )
 async def test_unverifiable_output_falls_back_to_the_curated_answer(

@@ -82,6 +82,13 @@ def test_whole_answer_shares_citations_and_strips_markers() -> None:
     assert verify_answer(["KEINE_ANTWORT"], PASSAGES).reason == "abstained"
 
 
+def test_echoed_prompt_and_rambling_are_rejected() -> None:
+    echo = "Passagen: [1] ID: personalausweis-beantragen Gebühr 37,00 Euro."
+    assert check_sentence(echo, PASSAGES).reason == "prompt_echo"
+    ramble = "Der Ausweis kostet 37 Euro und " + "man kann ihn beantragen und " * 12 + "[1]."
+    assert check_sentence(ramble, PASSAGES).reason == "too_long"
+
+
 def test_citation_parsing() -> None:
     assert extract_citations("A [x, y]. B [Quelle: z]") == ["x", "y", "z"]
     assert strip_citations("Kostet 37 Euro [x] .") == "Kostet 37 Euro."
