@@ -161,15 +161,16 @@ async def evaluate(
         started = time.perf_counter()
         answer: Answer = await engine.answer(AnswerRequest(item.question))
         elapsed_ms = (time.perf_counter() - started) * 1000
-        results.append(_score_item(item, answer, retrieved, chunks, elapsed_ms))
+        results.append(score_item(item, answer, retrieved, chunks, elapsed_ms))
         if progress:
             progress(number, len(items))
     return summarize(results)
 
 
-def _score_item(
-    item: EvalItem, answer: Answer, retrieved: list[str], chunks: Sequence[Chunk], elapsed_ms: float
+def score_item(
+    item: EvalItem, answer: Answer, retrieved: list[str], chunks: Sequence[Chunk], elapsed_ms: float = 0.0
 ) -> ItemResult:
+    """Judge one answer: right action, right page, facts found, and every spoken fact in the cited pages."""
     cited_docs = {s.split("#", 1)[0] for s in answer.sources}
     action_correct = _action_correct(item.action, answer.action)
     spoke_facts = answer.action in (Action.ANSWER, Action.REDIRECT)

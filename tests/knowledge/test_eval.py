@@ -1,0 +1,128 @@
+"""Evaluation: question-set loading, scoring rules, and the ``voicebot eval`` / ``voicebot ask`` commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from knowledge.engine import build_answer_engine
+from knowledge.evaluation import EvalItem, EvalSetError, evaluate, load_eval_set, score_item
+from knowledge.index import load_retriever
+from knowledge.types import Action, Answer, Chunk
+from voicebot.settings import PathSettings, Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VOICEBOT = REPO_ROOT / ".venv" / "bin" / "voicebot"
+
+SMALL_SET = """
+- question: Was kostet ein Perso?
+  expected: [personalausweis-beantragen]
+  action: answer
+  facts: ["37 Euro"]
+- question: wo kann ich mein auto anmelden
+  expected: [kfz-zulassung]
+  action: redirect
+  facts: [Kreis]
+- question: es brennt in der küche
+  action: emergency
+- question: wie wird das wetter morgen
+  action: out_of_scope
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- {expected: [a], action: answer}", "item 1 has no 'question'"),
+        ("- {question: Hallo, action: maybe}", "item 1 has action 'maybe'"),
+        ("- {question: ok, expected: [a]}\n- {question: Perso, action: answer}", "item 2 (answer) needs"),
+        ("- [unclosed", "not valid YAML"),
+        ("{}", "non-empty list"),
+    ],
+)
+def test_bad_question_sets_are_rejected_with_the_item_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "set.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(EvalSetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_eval_set(path)
+
+
+def test_shipped_question_set_loads() -> None:
+    items = load_eval_set(REPO_ROOT / "knowledge" / "eval" / "questions.yaml")
+    assert len(items) >= 120
+    assert sum(1 for i in items if i.action == "out_of_scope") >= 25
+
+
+def test_a_spoken_fee_missing_from_the_cited_page_is_ungrounded() -> None:
+    page = Chunk(
+        id="perso", doc_id="perso", title="Perso", text="Gebühr 37,00 Euro.", spoken_answer="37 Euro."
+    )
+    item = EvalItem("Was kostet der Perso?", "answer", ("perso",), ("37 Euro",))
+    good = Answer("Er kostet 37 Euro.", Action.ANSWER, 0.9, ["perso"])
+    bad = Answer("Er kostet 73 Euro.", Action.ANSWER, 0.9, ["perso"])
+    uncited = Answer("Er kostet 37 Euro.", Action.ANSWER, 0.9, [])
+    assert score_item(item, good, ["perso"], [page]).grounded is True
+    scored = score_item(item, bad, ["perso"], [page])
+    assert scored.grounded is False and "n:73" in scored.unsupported and scored.facts_found == 0
+    assert score_item(item, uncited, ["perso"], [page]).grounded is False
+    refusal = score_item(EvalItem("Wetter?", "out_of_scope"), Answer("…", Action.CLARIFY, 0.1), [], [page])
+    assert refusal.action_correct and refusal.grounded is None
+
+
+async def test_evaluate_reports_every_metric_on_a_small_kb(fixture_kb: Path, tmp_path: Path) -> None:
+    settings = Settings(paths=PathSettings(index_dir=tmp_path / "index", kb_sources=[fixture_kb]))
+    retriever = load_retriever(settings)
+    engine = build_answer_engine(settings, retriever, mode="extractive")
+    path = tmp_path / "set.yaml"
+    path.write_text(SMALL_SET, encoding="utf-8")
+    report = await evaluate(load_eval_set(path), engine, retriever, retriever.chunks)
+    assert report.items == 4
+    assert report.recall_at_1 == report.recall_at_3 == 1.0
+    assert report.action_accuracy == 1.0, report.failures()
+    assert report.ungrounded == 0 and report.groundedness == 1.0
+    assert report.fact_recall == 1.0
+    assert report.refusal_rate == 1.0 and report.emergency_recall == 1.0
+    assert set(report.by_action) == {"answer", "redirect", "emergency", "out_of_scope"}
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VOICEBOT), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO_ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+    )
+
+
+@pytest.mark.slow
+def test_eval_and_ask_commands(fixture_kb: Path, tmp_path: Path) -> None:
+    env = {
+        "VOICEBOT_PATHS__INDEX_DIR": str(tmp_path / "index"),
+        "VOICEBOT_PATHS__KB_SOURCES": json.dumps([str(fixture_kb)]),
+        "VOICEBOT_CONFIG": str(tmp_path / "none.toml"),
+    }
+    question_set = tmp_path / "set.yaml"
+    question_set.write_text(SMALL_SET, encoding="utf-8")
+    result = _cli("eval", "--set", str(question_set), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["items"] == 4 and report["ungrounded"] == 0 and report["action_accuracy"] == 1.0
+
+    asked = _cli("ask", "Was kostet ein Perso?", "--json", env=env)
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["action"] == "answer" and "37 Euro" in answer["answer"]
+    assert answer["sources"][0]["id"] == "personalausweis-beantragen"
+    assert answer["sources"][0]["source_url"].startswith("https://")
+
+    no_llm = _cli("ask", "Was kostet ein Perso?", "--mode", "llm", env=env)
+    assert no_llm.returncode == 2
+    assert no_llm.stderr.strip().count("\n") == 0 and "llm" in no_llm.stderr
+    missing = _cli("eval", "--set", str(tmp_path / "missing.yaml"), env=env)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
