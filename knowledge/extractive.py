@@ -12,7 +12,7 @@ Whether retrieval is *confident* is judged on the pages (not chunks) the hybrid 
 * coverage: the share of the caller's content words found on the top page (title, synonyms, text), which
   catches out-of-scope questions that both retrievers still map onto *some* page.
 
-The weights were calibrated on ``knowledge/eval/questions.yaml`` (docs/decisions/0250-answer-confidence.md).
+The weights were calibrated on ``knowledge/eval/questions.yaml`` (docs/decisions/0250-answer-engine.md).
 """
 
 from __future__ import annotations
