@@ -135,7 +135,13 @@ class CallSettings(_Section):
     answer_timeout_s: float = 15.0
     max_consecutive_errors: int = 2  # then hand off instead of apologising again
     repeat_phrases: list[str] = Field(
-        default_factory=lambda: ["wie bitte", "können sie das wiederholen", "nochmal bitte", "noch einmal bitte"]
+        default_factory=lambda: [
+            "wie bitte",
+            "wiederholen",
+            "nochmal bitte",
+            "noch einmal bitte",
+            "nicht verstanden",
+        ]
     )
     goodbye_phrases: list[str] = Field(
         default_factory=lambda: ["tschüss", "auf wiederhören", "auf wiedersehen", "das war's", "das wars"]

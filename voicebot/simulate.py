@@ -232,7 +232,7 @@ class SimulationResult:
     input_duration_s: float
     wall_s: float
     speed: float
-    events: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
     rss_mb: float = 0.0
 
     @property
@@ -291,10 +291,11 @@ async def simulate_call(
     out_rate = rate if rate in OUTPUT_RATES else 16000
     clock = CallClock(speed)
     transport = FileCallTransport(audio, rate, out_rate, clock)
-    events: list[str] = []
+    events: list[dict[str, Any]] = []
 
     def on_event(frame: Frame) -> None:
-        events.append(f"{clock.now():.2f}s {frame}")
+        details = {k: getattr(frame, k) for k in ("reason", "summary", "sources") if hasattr(frame, k)}
+        events.append({"t": round(clock.now(), 2), "type": type(frame).__name__, **details})
 
     started = time.perf_counter()
     worker, transcript = build_call_pipeline(

@@ -166,7 +166,7 @@ class RepeatResponder(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, CallerQuestionFrame) and matches_phrase(
-            frame.text, self._call.repeat_phrases, max_extra_words=2
+            frame.text, self._call.repeat_phrases, max_extra_words=5
         ):
             last = self._transcript.last_answer_text()
             if last:

@@ -1,0 +1,242 @@
+"""Whole simulated calls through the real pipeline: Whisper base, Silero VAD, smart-turn v3, espeak-ng, real engine.
+
+Caller audio is German espeak-ng speech (a worst case for Whisper, so assertions on recognised words are
+tolerant: one key word of several) and, for the non-German check, a real recorded English Asterisk prompt.
+All calls but one run at 4× real time; ``test_phone_call_in_real_time`` runs at real time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from voicebot.benchmarks.caller_audio import ComposedCall, compose_call, silence
+from voicebot.pipeline.resources import CallResources
+from voicebot.settings import Settings
+from voicebot.simulate import SimulationResult, read_wav, simulate_call, speech_segments, write_wav
+
+pytestmark = pytest.mark.slow
+SPEED = 4.0
+
+
+def turns(result: SimulationResult, role: str, kind: str | None = None) -> list[dict[str, Any]]:
+    return [
+        t for t in result.transcript["turns"] if t["role"] == role and (kind is None or t["kind"] == kind)
+    ]
+
+
+def contains_any(text: str, words: tuple[str, ...]) -> bool:
+    return any(word in text.lower() for word in words)
+
+
+async def run_call(
+    settings: Settings,
+    resources: CallResources,
+    parts: list[str | float],
+    rate: int = 16000,
+    speed: float = SPEED,
+) -> tuple[SimulationResult, ComposedCall]:
+    composed = compose_call(parts, rate)
+    result = await simulate_call(settings, resources, composed.audio, rate, speed=speed)
+    return result, composed
+
+
+async def test_multi_turn_call_answers_each_question_and_keeps_the_transcript(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    settings = call_settings()
+    result, composed = await run_call(
+        settings,
+        call_resources,
+        [
+            2.5,
+            "Wann hat das Bürgerbüro geöffnet?",
+            9.0,
+            "Hallo, ich habe eine Frage zum Personalausweis.",
+            9.0,
+        ],
+    )
+    questions = turns(result, "caller", "question")
+    answers = turns(result, "bot", "answer")
+    assert len(questions) == 2, questions
+    assert contains_any(questions[0]["text"], ("geöffnet", "bürgerbüro", "öffnet"))
+    assert contains_any(questions[1]["text"], ("frage", "ausweis", "hallo"))
+    assert len(answers) == 2
+    for question in questions:
+        assert question["asr"] and question["asr"][0]["avg_logprob"] < 0
+        assert 0 <= question["asr_confidence"] <= 1
+    for question, answer in zip(questions, answers, strict=True):
+        assert answer["action"] in {"answer", "clarify", "handoff", "redirect"}
+        assert answer["played"] != answer["interrupted"]  # a long answer may be cut by the next question
+        stages = set(question["timings_ms"]) | set(answer["timings_ms"])
+        assert {"asr", "endpointing", "answer_first_sentence", "tts_first_chunk", "voice_to_voice"} <= stages
+    assert answers[-1]["played"]
+    assert any(answer["sources"] for answer in answers)
+    # The bot spoke after each question (greeting, answer 1, answer 2), at the moments it answered.
+    bot = result.bot_segments
+    for _text, _start, end in composed.utterances:
+        assert any(start >= end for start, _ in bot)
+    on_disk = json.loads((settings.paths.calls_dir / f"{result.call_id}.json").read_text())
+    assert [t["text"] for t in on_disk["turns"] if t["role"] == "caller"] == [q["text"] for q in questions]
+
+
+async def test_barge_in_stops_the_bot_and_marks_its_turn_interrupted(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    settings = call_settings(greeting_interruptible=True)
+    settings.call.greeting = Settings().call.greeting  # ≈ 9.7 s: the caller talks over it
+    result, composed = await run_call(
+        settings, call_resources, [3.0, "Hallo, ich habe eine Frage zum Personalausweis.", 9.0]
+    )
+    greeting = turns(result, "bot", "greeting")[0]
+    assert greeting["interrupted"] and not greeting["played"]
+    assert any(event["kind"] == "barge_in" for event in result.transcript["events"])
+    _text, caller_start, caller_end = composed.utterances[0]
+    # Bot audio stops once the caller is heard (VAD start window 0.2 s) and stays off while they speak.
+    rate = result.reply_rate
+    while_caller_speaks = result.reply[int((caller_start + 0.8) * rate) : int(caller_end * rate)]
+    assert np.abs(while_caller_speaks.astype(np.int32)).max() < 300
+    assert turns(result, "caller", "question"), "the barge-in utterance is still answered"
+
+
+async def test_silence_asks_once_then_ends_the_call(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    settings = call_settings(silence_timeout_s=2.5)
+    result, _ = await run_call(settings, call_resources, [14.0])
+    kinds = [t["kind"] for t in turns(result, "bot")]
+    assert kinds == ["greeting", "silence_prompt", "goodbye"]
+    assert turns(result, "bot", "silence_prompt")[0]["text"] == "Sind Sie noch da?"
+    assert result.transcript["ended_reason"] == "silence"
+    assert [e["reason"] for e in result.events if e["type"] == "CallEndingFrame"] == ["silence"]
+
+
+async def test_repeat_request_and_goodbye(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    settings = call_settings()
+    result, _ = await run_call(
+        settings,
+        call_resources,
+        [
+            2.5,
+            "Wo ist das Fundbüro?",
+            9.0,
+            "Das habe ich nicht verstanden, wie bitte?",
+            9.0,
+            "Tschüss, auf Wiederhören.",
+            5.0,
+        ],
+    )
+    bot = turns(result, "bot")
+    answer = next(t for t in bot if t["kind"] == "answer")
+    repeat = next(t for t in bot if t["kind"] == "repeat")
+    assert repeat["text"] == answer["text"]
+    assert bot[-1]["kind"] == "goodbye" and bot[-1]["text"] == settings.call.goodbye
+    assert result.transcript["ended_reason"] == "goodbye"
+
+
+async def test_out_of_scope_questions_are_clarified_then_handed_off(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    settings = call_settings()
+    result, _ = await run_call(
+        settings,
+        call_resources,
+        [2.5, "Ich möchte eine Pizza bestellen.", 9.0, "Ich möchte eine Pizza bestellen.", 9.0],
+    )
+    answers = turns(result, "bot", "answer")
+    assert [a["action"] for a in answers][:1] in (["clarify"], ["handoff"])
+    assert "handoff" in [a["action"] for a in answers]
+    handoffs = [e for e in result.events if e["type"] == "HandoffRequestFrame"]
+    assert handoffs and handoffs[0]["reason"] == "handoff" and handoffs[0]["summary"].startswith("Frage: ")
+
+
+@pytest.mark.parametrize("rate", [8000, 48000])
+async def test_phone_band_and_wideband_input(
+    rate: int, call_resources: CallResources, call_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    composed = compose_call([2.5, "Wo ist das Fundbüro?", 8.0], rate)
+    stereo = np.stack([composed.audio, composed.audio], axis=1)
+    wav = tmp_path / "caller.wav"
+    import soundfile
+
+    soundfile.write(str(wav), stereo, rate, subtype="PCM_16")
+    audio, read_rate = read_wav(wav)
+    assert read_rate == rate and audio.ndim == 1
+    result = await simulate_call(call_settings(), call_resources, audio, read_rate, speed=SPEED)
+    question = turns(result, "caller", "question")[0]
+    assert contains_any(question["text"], ("fund", "büro"))
+    assert turns(result, "bot", "answer")
+    assert result.reply_rate == rate
+    write_wav(tmp_path / "reply.wav", result.reply, result.reply_rate)
+    assert read_wav(tmp_path / "reply.wav")[1] == rate
+
+
+async def test_odd_audio_is_handled(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    settings = call_settings()
+    speech = compose_call([2.0, "Wo ist das Fundbüro?", 7.0], 16000).audio
+    clipped = np.clip(speech.astype(np.int32) * 12, -32768, 32767).astype(np.int16)
+    offset = np.clip(speech.astype(np.int32) + 9000, -32768, 32767).astype(np.int16)
+    odd_rate = compose_call([2.0, "Wo ist das Fundbüro?", 7.0], 11025).audio
+    for audio, rate, expect_question in [
+        (np.zeros(0, dtype=np.int16), 16000, False),
+        (clipped, 16000, True),
+        (offset, 16000, True),
+        (odd_rate, 11025, True),
+    ]:
+        result = await simulate_call(settings, call_resources, audio, rate, speed=SPEED)
+        assert turns(result, "bot", "greeting")[0]["played"]
+        if expect_question:
+            assert turns(result, "caller", "question"), rate
+            assert turns(result, "bot", "answer")
+
+
+async def test_english_caller_is_detected_on_a_real_phone_recording(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    settings = call_settings()
+    settings.asr.detect_language = True
+    settings.asr.languages = ["de", "en"]
+    prompt, rate = read_wav(Path("/usr/share/asterisk/sounds/en/agent-alreadyon.wav"))
+    audio = np.concatenate([silence(2.5, rate), prompt, silence(8.0, rate)])
+    result = await simulate_call(settings, call_resources, audio, rate, speed=SPEED)
+    question = turns(result, "caller", "question")[0]
+    assert question["language"] == "en"
+    assert contains_any(question["text"], ("agent", "logged", "number"))
+    assert turns(result, "bot", "answer")[0]["language"] == "en"
+
+
+async def test_answer_timeout_gives_an_apology_and_the_call_goes_on(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    settings = call_settings(answer_first_sentence_timeout_s=0.0, answer_timeout_s=0.0)
+    result, _ = await run_call(settings, call_resources, [2.5, "Wo ist das Fundbüro?", 8.0])
+    apology = turns(result, "bot", "apology")
+    assert apology and apology[0]["text"].startswith(settings.call.apology)
+    assert apology[0]["played"]
+    assert any(e["kind"] == "answer_error" for e in result.transcript["events"])
+
+
+async def test_phone_call_in_real_time(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    """8 kHz, the full greeting (≤ 10 s), one question, in real time."""
+    settings = call_settings()
+    settings.call.greeting = Settings().call.greeting
+    result, composed = await run_call(
+        settings, call_resources, [10.5, "Wo ist das Fundbüro?", 6.0], rate=8000, speed=1.0
+    )
+    greeting = turns(result, "bot", "greeting")[0]
+    assert greeting["played"]
+    first_bot = speech_segments(result.reply, result.reply_rate)
+    assert first_bot[0][0] < 1.0 and first_bot[0][1] <= 10.0  # the notice is spoken within 10 s
+    assert turns(result, "caller", "question") and turns(result, "bot", "answer")
+    assert result.reply_rate == 8000
