@@ -273,10 +273,10 @@ class CompoundSplitter:
         return parts or []
 
     def _split(self, word: str, top: bool) -> list[str] | None:
+        if not top and word in self.vocabulary:  # before the cache: a known word is a valid tail part as is
+            return [word]
         if word in self._cache:
             return self._cache[word]
-        if not top and word in self.vocabulary:
-            return [word]
         result: list[str] | None = None
         for end in range(len(word) - MIN_PART, MIN_PART - 1, -1):
             head = word[:end]
@@ -314,14 +314,28 @@ def words(text: str) -> list[str]:
     return [normalize_word(raw) for raw in _WORD_RE.findall(text.lower())]
 
 
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of ``a`` and ``b``, or ``limit + 1`` as soon as it must exceed ``limit``."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i]
+        for j, char_b in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return min(previous[-1], limit + 1)
+
+
 class Normalizer:
     """Turns text into BM25 tokens; holds the compound vocabulary collected from the indexed documents."""
 
     def __init__(self, vocabulary: Iterable[str] = (), expand_synonyms: bool = True) -> None:
         self.splitter = CompoundSplitter(vocabulary)
         self.expand_synonyms = expand_synonyms
-        self._cache: dict[str, list[str]] = {}
+        self._cache: dict[str, tuple[list[str], list[str]]] = {}
         self._stems = {stem(w) for w in self.splitter.vocabulary}
+        self._by_initial: dict[str, list[str]] | None = None
 
     @staticmethod
     def vocabulary_of(texts: Iterable[str]) -> set[str]:
@@ -333,12 +347,18 @@ class Normalizer:
 
     def tokens(self, text: str) -> list[str]:
         """BM25 tokens of ``text``: stems of its words plus synonym expansions and compound parts."""
-        out: list[str] = []
+        primary, secondary = self.weighted_tokens(text)
+        return primary + secondary
+
+    def weighted_tokens(self, text: str) -> tuple[list[str], list[str]]:
+        """(primary, secondary) tokens: what was said (stems, typo fixes, rejoined compounds) and what it implies
+        (compound parts, colloquial expansions), so that search can weigh the second kind less."""
+        primary: list[str] = []
+        secondary: list[str] = []
         cache = self._cache
         found = words(text)
-        if (
-            self.expand_synonyms
-        ):  # query side: rejoin compounds the ASR split ("Personal Ausweis", "um melden")
+        # Query side: rejoin compounds the ASR split ("Personal Ausweis", "um melden").
+        if self.expand_synonyms:
             for first, second in itertools.pairwise(list(found)):
                 joined = first + second
                 if first.isalpha() and second.isalpha() and stem(joined) in self._stems:
@@ -349,8 +369,42 @@ class Normalizer:
                 if len(cache) > 200_000:  # a long-running service sees endless odd words; stay bounded
                     cache.clear()
                 expanded = cache[word] = self._word_tokens(word)
-            out.extend(expanded)
-        return out
+            primary.extend(expanded[0])
+            secondary.extend(expanded[1])
+        return primary, secondary
+
+    def near_words(self, word: str) -> list[str]:
+        """Index words one typo away (two for long words) from an unknown query word: "sperrmuhl" → sperrmull.
+
+        Only for words of 7+ letters that the index does not know, with the same first letter: short words and
+        first letters are what ASR gets right, and short words would match too much.
+        """
+        if (
+            len(word) < 7
+            or not word.isalpha()
+            or stem(word) in self._stems
+            or word in self.splitter.vocabulary
+        ):
+            return []
+        if self._by_initial is None:
+            self._by_initial = {}
+            for known in self.splitter.vocabulary:
+                if len(known) >= 6:
+                    self._by_initial.setdefault(known[0], []).append(known)
+        limit = 1 if len(word) < 10 else 2
+        best: list[str] = []
+        best_distance = limit + 1
+        for known in self._by_initial.get(word[0], ()):
+            if abs(len(known) - len(word)) >= best_distance:
+                continue
+            distance = edit_distance(word, known, limit)
+            if distance > limit:
+                continue
+            if distance < best_distance:
+                best, best_distance = [known], distance
+            elif distance == best_distance:
+                best.append(known)
+        return sorted(best)[:2]
 
     def embedding_query(self, text: str) -> str:
         """The question for the embedding model, with official terms for colloquial words and rejoined
@@ -368,15 +422,25 @@ class Normalizer:
                     extra.append(term)
         return f"{text} ({', '.join(extra)})" if extra else text
 
-    def _word_tokens(self, word: str) -> list[str]:
+    def _word_tokens(self, word: str) -> tuple[list[str], list[str]]:
         if word in STOP_WORDS:
-            return []
-        out = [stem(word)]
-        extra: list[str] = []
-        if self.expand_synonyms and word in COLLOQUIAL_SYNONYMS:
-            extra.extend(COLLOQUIAL_SYNONYMS[word])
-        extra.extend(self.splitter.split(word))
-        for term in extra:
-            out.append(stem(term))
-            out.extend(stem(part) for part in self.splitter.split(term))
+            return [], []
+        primary = [stem(word)]
+        secondary = self._parts(word)
+        if not secondary and self.expand_synonyms:
+            for near in self.near_words(word):  # a typo: the index word counts as said
+                primary.append(stem(near))
+                secondary.extend(self._parts(near))
+        if self.expand_synonyms:
+            for term in COLLOQUIAL_SYNONYMS.get(word, ()):
+                secondary.append(stem(term))
+                secondary.extend(self._parts(term))
+        return primary, secondary
+
+    def _parts(self, word: str) -> list[str]:
+        """Stems of a compound's parts and of their parts ("personalausweisverlangerung" → ..., ausweis)."""
+        out: list[str] = []
+        for part in self.splitter.split(word):
+            out.append(stem(part))
+            out.extend(stem(sub) for sub in self.splitter.split(part))
         return out

@@ -24,6 +24,9 @@ from knowledge.normalize import Normalizer
 from knowledge.types import Chunk, Hit
 from voicebot.settings import RetrievalSettings
 
+# Compound parts and colloquial expansions count half: "Hund ist gestorben" is about the dog, not a Sterbefall.
+SECONDARY_WEIGHT = 0.5
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -93,11 +96,15 @@ class HybridRetriever:
     def search_detailed(self, query: str, k: int | None = None) -> SearchResult:
         started = time.perf_counter()
         k = k or self.settings.top_k
-        tokens = self.normalizer.tokens(query)
+        primary, secondary = self.normalizer.weighted_tokens(query)
+        tokens = primary + secondary
         if not self.chunks or not query.strip():
             return SearchResult(query, [], [], [], 0.0, 0.0, 0.0, tuple(tokens))
-        bm25_chunk = self._bm25.get_scores(tokens) if tokens else np.zeros(len(self.chunks), np.float32)
-        bm25_chunk = np.asarray(bm25_chunk, dtype=np.float32)
+        bm25_chunk = np.zeros(len(self.chunks), dtype=np.float32)
+        if primary:
+            bm25_chunk += np.asarray(self._bm25.get_scores(primary), dtype=np.float32)
+        if secondary:
+            bm25_chunk += SECONDARY_WEIGHT * np.asarray(self._bm25.get_scores(secondary), dtype=np.float32)
         bm25_done = time.perf_counter()
         query_vector = embeddings.embed_query(
             self.normalizer.embedding_query(query), self.settings.query_threads

@@ -73,3 +73,21 @@ def test_stop_words_are_dropped_and_inflections_meet() -> None:
     assert stem("anmeldung") == stem("anmelden")
     assert stem(fold("Einbürgerung")) == stem(fold("einbürgern"))
     assert stem("37") == "37"
+
+
+def test_split_works_after_the_parts_were_seen_alone() -> None:
+    normalizer = Normalizer(["perso", "ausweis"])
+    normalizer.tokens("Ausweis")  # the splitter has now seen "ausweis" as a whole word
+    assert normalizer.splitter.split("persoausweis") == ["perso", "ausweis"]
+
+
+def test_one_typo_in_a_long_unknown_word_finds_the_index_word() -> None:
+    normalizer = Normalizer(
+        Normalizer.vocabulary_of(["Sperrmüll abholen", "Hundesteuer zahlen", "Hausnummer"])
+    )
+    assert normalizer.near_words(fold("Sperrmühl")) == ["sperrmull"]
+    assert stem("hundesteuer") in normalizer.tokens("Hundesteur")
+    assert normalizer.near_words("hausnumer") == ["hausnummer"]
+    assert normalizer.near_words("zahlen") == []  # short words are not guessed
+    assert normalizer.near_words("hundekuchen") == []  # nothing close enough
+    assert Normalizer(["sperrmull"], expand_synonyms=False).tokens("sperrmuhl") == ["sperrmuhl"]  # index side
