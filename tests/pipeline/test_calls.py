@@ -231,7 +231,7 @@ async def test_phone_call_in_real_time(
     """8 kHz, the full greeting (≤ 10 s), one question, in real time."""
     settings = call_settings()
     settings.call.greeting = Settings().call.greeting
-    result, composed = await run_call(
+    result, _ = await run_call(
         settings, call_resources, [10.5, "Wo ist das Fundbüro?", 6.0], rate=8000, speed=1.0
     )
     greeting = turns(result, "bot", "greeting")[0]

@@ -102,6 +102,8 @@ class PhoneWhisperSTTService(WhisperSTTService):
                 initial_prompt=asr.initial_prompt,
                 no_speech_prob=0.6,
             ),
+            # Our transcripts are final, so this only bounds the wait when one never comes.
+            ttfs_p99_latency=kwargs.pop("ttfs_p99_latency", 2.0),
             **kwargs,
         )
         self.last_result: AsrResult | None = None

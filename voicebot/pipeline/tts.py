@@ -79,6 +79,11 @@ class VoiceCatalog:
                 self._voices[language] = self._load(language)
             return self._voices[language]
 
+    def fallback_for(self, language: str) -> Synthesizer:
+        """espeak-ng for ``language``: what a failing Piper voice falls back to mid-call."""
+        voice = self.voice_for(language)
+        return voice if isinstance(voice, EspeakSynthesizer) else self._espeak(language)
+
     def loaded(self) -> dict[str, str]:
         return {language: voice.name for language, voice in self._voices.items()}
 
@@ -95,6 +100,9 @@ class VoiceCatalog:
                     return PiperSynthesizer(f"piper:{piper_name}", voice, voice.config.sample_rate)
                 except Exception as error:  # a broken voice file must not take the call down
                     logger.warning(f"Piper voice {model} failed to load ({error}); using espeak-ng")
+        return self._espeak(language)
+
+    def _espeak(self, language: str) -> EspeakSynthesizer:
         espeak_name = self._tts.espeak_voices.get(language) or self._tts.espeak_voices.get(
             self._default_language, "de"
         )
@@ -151,38 +159,53 @@ class CallTTSService(TTSService):
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
         started = time.perf_counter()
+        await self.start_tts_usage_metrics(text)
+        voice = self._voices.voice_for(self._language)
         try:
-            voice = self._voices.voice_for(self._language)
-            resampler = (
-                soxr.ResampleStream(voice.sample_rate, self.sample_rate, 1, dtype="int16", quality="HQ")
-                if voice.sample_rate != self.sample_rate
-                else None
-            )
-            await self.start_tts_usage_metrics(text)
-            first = True
-            async for block in _threaded(voice.blocks, text):
-                pcm = np.frombuffer(block[: len(block) & ~1], dtype=np.int16)
-                out = resampler.resample_chunk(pcm) if resampler else pcm
-                if out.size:
-                    if first:
-                        first = False
-                        await self.stop_ttfb_metrics()
-                        if self._on_first_chunk:
-                            self._on_first_chunk(text, (time.perf_counter() - started) * 1000)
-                    yield TTSAudioRawFrame(
-                        out.astype(np.int16).tobytes(), self.sample_rate, 1, context_id=context_id
-                    )
-            if resampler:
-                tail = resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
-                if tail.size:
-                    yield TTSAudioRawFrame(
-                        tail.astype(np.int16).tobytes(), self.sample_rate, 1, context_id=context_id
-                    )
-        except Exception as error:  # synthesis errors are reported; the call goes on
-            logger.exception("TTS failed")
-            yield ErrorFrame(error=f"TTS failed: {error}")
+            async for frame in self._synthesize(voice, text, context_id, started):
+                yield frame
+        except Exception as error:
+            fallback = self._voices.fallback_for(self._language)
+            logger.exception(f"TTS with {voice.name} failed; falling back to {fallback.name}")
+            if fallback is voice:
+                yield ErrorFrame(error=f"TTS failed: {error}")
+                return
+            try:  # the caller still hears the sentence, in the robot voice
+                async for frame in self._synthesize(fallback, text, context_id, started):
+                    yield frame
+            except Exception as second_error:
+                yield ErrorFrame(error=f"TTS failed: {second_error}")
         finally:
             await self.stop_ttfb_metrics()
+
+    async def _synthesize(
+        self, voice: Synthesizer, text: str, context_id: str, started: float
+    ) -> AsyncGenerator[Frame, None]:
+        """Stream ``voice``'s audio for ``text``, resampled to the output rate, tail flushed."""
+        resampler = (
+            soxr.ResampleStream(voice.sample_rate, self.sample_rate, 1, dtype="int16", quality="HQ")
+            if voice.sample_rate != self.sample_rate
+            else None
+        )
+        first = True
+        async for block in _threaded(voice.blocks, text):
+            pcm = np.frombuffer(block[: len(block) & ~1], dtype=np.int16)
+            out = resampler.resample_chunk(pcm) if resampler else pcm
+            if out.size:
+                if first:
+                    first = False
+                    await self.stop_ttfb_metrics()
+                    if self._on_first_chunk:
+                        self._on_first_chunk(text, (time.perf_counter() - started) * 1000)
+                yield TTSAudioRawFrame(
+                    out.astype(np.int16).tobytes(), self.sample_rate, 1, context_id=context_id
+                )
+        if resampler:
+            tail = resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+            if tail.size:
+                yield TTSAudioRawFrame(
+                    tail.astype(np.int16).tobytes(), self.sample_rate, 1, context_id=context_id
+                )
 
 
 async def _threaded(produce: Callable[[str], Iterator[bytes]], text: str) -> AsyncGenerator[bytes, None]:

@@ -1,0 +1,174 @@
+"""The pipeline's parts on their own: espeak-ng, voices, resampling, phrase matching, transcript, WER, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import queue
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pipecat.audio.resamplers.soxr_stream_resampler import SOXRStreamAudioResampler
+from typer.testing import CliRunner
+
+from knowledge.types import Action, Answer
+from voicebot.benchmarks.asr import asterisk_prompts, mulaw_roundtrip, normalise_words, word_edits
+from voicebot.benchmarks.caller_audio import compose_call
+from voicebot.cli import app
+from voicebot.pipeline.audio import DcBlocker, LowLatencyResampler
+from voicebot.pipeline.call_script import matches_phrase
+from voicebot.pipeline.espeak import EspeakVoice, _EspeakBinary, espeak_engine, synthesize_blocks
+from voicebot.pipeline.frames import AsrResult, CallerQuestionFrame
+from voicebot.pipeline.resources import CallResources, ModelLoadError
+from voicebot.pipeline.transcript import CallTranscript
+from voicebot.pipeline.tts import VoiceCatalog
+from voicebot.settings import CallSettings, PathSettings, Settings, TtsSettings
+from voicebot.simulate import speech_segments
+
+
+def test_espeak_speaks_german_in_process_and_through_the_binary() -> None:
+    in_process = np.frombuffer(
+        b"".join(synthesize_blocks("Guten Tag, Bürgerbüro.", EspeakVoice("de"))), np.int16
+    )
+    sink: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    _EspeakBinary().synthesize("Guten Tag, Bürgerbüro.", EspeakVoice("de"), sink)
+    binary = np.frombuffer(b"".join(iter(sink.get, None)), np.int16)
+    assert type(espeak_engine()).__name__ == "_EspeakLibrary"
+    for pcm in (in_process, binary):
+        seconds = len(pcm) / espeak_engine().sample_rate
+        assert 0.8 < seconds < 4.0
+        assert np.abs(pcm.astype(np.int32)).max() > 3000
+
+
+def test_voice_catalog_uses_piper_where_installed_and_espeak_otherwise(
+    embedded_models_dir: Path, tmp_path: Path
+) -> None:
+    catalog = VoiceCatalog(TtsSettings(), embedded_models_dir)
+    assert catalog.voice_for("en").name == "piper:en_US-joe-medium"
+    assert catalog.voice_for("de").name == "espeak:de"  # no German Piper voice is shipped
+    assert catalog.fallback_for("en").name == "espeak:en"
+    english = b"".join(catalog.voice_for("en").blocks("Hello, this is the town hall."))
+    assert len(english) > 0.5 * 2 * catalog.voice_for("en").sample_rate
+
+    broken = tmp_path / "piper"
+    broken.mkdir()
+    (broken / "en_US-joe-medium.onnx").write_bytes(b"not a model")
+    (broken / "en_US-joe-medium.onnx.json").write_text("{}")
+    assert VoiceCatalog(TtsSettings(), tmp_path).voice_for("en").name == "espeak:en"
+
+
+def test_low_latency_resampler_returns_every_packet_unlike_the_default_stream() -> None:
+    rate_in, packet = 8000, 160  # 20 ms at 8 kHz
+    speech = compose_call(["Wo ist das Fundbüro?"], rate_in).audio
+    ours = LowLatencyResampler(16000)
+    default = SOXRStreamAudioResampler()  # pipecat's default: soxr "VHQ"
+    ours_sizes, default_sizes = [], []
+    for start in range(0, len(speech) - packet, packet):
+        chunk = speech[start : start + packet]
+        ours_sizes.append(len(ours.resample(chunk, rate_in)))
+        default_sizes.append(
+            len(np.asarray(default._maybe_initialize_sox_stream(rate_in, 16000).resample_chunk(chunk)))
+        )
+    assert min(ours_sizes[1:]) > 0
+    assert default_sizes.count(0) > len(default_sizes) // 2  # bursts: most packets come back empty
+    assert abs(sum(ours_sizes) - 2 * packet * len(ours_sizes)) < 64
+
+
+def test_dc_blocker_removes_a_constant_offset() -> None:
+    blocker = DcBlocker()
+    blocks = [np.full(320, 9000, dtype=np.int16) + np.int16(i % 3) for i in range(60)]
+    out = [blocker.process(block) for block in blocks]
+    assert abs(float(out[-1].mean())) < 300
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Tschüss, auf Wiederhören.", True),
+        ("Das war's, danke!", True),
+        ("Auf Wiedersehen", True),
+        ("Ich habe eine Frage zur Hundesteuer, tschüss ist das nicht, die Anmeldung meine ich", False),
+        ("Wann hat das Bürgerbüro geöffnet?", False),
+    ],
+)
+def test_goodbye_detection(text: str, expected: bool) -> None:
+    assert matches_phrase(text, CallSettings().goodbye_phrases) is expected
+
+
+def test_repeat_detection() -> None:
+    phrases = CallSettings().repeat_phrases
+    assert matches_phrase("Wie bitte?", phrases, max_extra_words=5)
+    assert matches_phrase("Das habe ich nicht verstanden, wie bitte.", phrases, max_extra_words=5)
+    assert not matches_phrase("Wie beantrage ich einen neuen Personalausweis für meine Tochter?", phrases)
+
+
+def test_transcript_is_written_continuously_and_records_barge_in(tmp_path: Path) -> None:
+    transcript = CallTranscript("c1", tmp_path)
+    path = tmp_path / "c1.json"
+    assert json.loads(path.read_text())["turns"] == []
+    greeting = transcript.add_bot_turn("greeting", "Guten Tag.", interruptible=False)
+    assert not transcript.mark_interrupted()  # the notice is always heard in full
+    transcript.bot_turn_played(transcript.index_of(greeting))
+    asr = AsrResult("Wo ist das Fundbüro?", "de", -0.3, 0.05, 1.8, 350.0)
+    transcript.add_caller_question(CallerQuestionFrame(text=asr.text, language="de", asr=[asr]))
+    answer_turn = transcript.add_bot_turn("answer", "")
+    transcript.append_bot_text(answer_turn, "Das Fundbüro ist im Rathaus.")
+    transcript.finish_answer(
+        answer_turn,
+        Answer("Das Fundbüro ist im Rathaus.", Action.ANSWER, 0.8, ["fundbuero"]),
+        {"retrieval": 12.0},
+    )
+    assert transcript.mark_interrupted()
+    on_disk = json.loads(path.read_text())
+    assert [t["kind"] for t in on_disk["turns"]] == ["greeting", "question", "answer"]
+    assert on_disk["turns"][1]["asr_confidence"] == pytest.approx(asr.confidence)
+    assert on_disk["turns"][2]["interrupted"] and on_disk["turns"][2]["sources"] == ["fundbuero"]
+    assert transcript.last_answer_text() == "Das Fundbüro ist im Rathaus."
+    assert [t.role for t in transcript.history()] == ["caller", "bot"]
+
+
+def test_wer_normaliser_and_mulaw() -> None:
+    assert normalise_words("Press 3, then the [pause] pound key.", "en") == [
+        "press",
+        "3",
+        "then",
+        "the",
+        "pound",
+        "key",
+    ]
+    assert normalise_words("Drücken Sie drei!", "de") == ["drücken", "sie", "3"]
+    assert word_edits(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
+    speech = compose_call(["Guten Tag"], 8000).audio
+    decoded = mulaw_roundtrip(speech)
+    noise = decoded.astype(np.float64) - speech
+    assert 10 * np.log10(np.sum(speech.astype(np.float64) ** 2) / np.sum(noise**2)) > 25
+
+
+def test_asterisk_prompts_come_with_their_texts() -> None:
+    prompts = asterisk_prompts("en", 5)
+    assert len(prompts) == 5
+    assert all(wav.is_file() and len(text.split()) >= 4 for wav, text in prompts)
+
+
+def test_speech_segments_find_bot_audio() -> None:
+    call = compose_call([0.5, "Ja", 1.0, "Nein", 0.5], 16000)
+    segments = speech_segments(call.audio, 16000)
+    assert len(segments) == 2
+    assert segments[0][0] == pytest.approx(call.utterances[0][1], abs=0.02)
+
+
+def test_missing_whisper_model_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="voicebot models setup"):
+        CallResources.load(Settings(paths=PathSettings(models_dir=tmp_path)))
+
+
+def test_call_command_rejects_bad_input_with_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(app, ["call", str(tmp_path / "nope.wav")])
+    assert missing.exit_code == 1
+    assert "does not exist" in missing.output and len(missing.output.strip().splitlines()) == 1
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("hello")
+    broken = runner.invoke(app, ["call", str(not_audio)])
+    assert broken.exit_code == 1 and "cannot read" in broken.output
+    assert len(broken.output.strip().splitlines()) == 1
