@@ -271,7 +271,10 @@ class KnowledgeIndex:
         duplicates: list[tuple[str, str]] = []
         for document in result.documents:
             doc_id = document.meta.doc_id
-            if owner.get(doc_id, key) != key:
+            previous = owner.get(doc_id, key)
+            if previous != key and not Path(previous).exists():
+                self._forget_moved(previous, by_file, owner)  # the page moved to this file: take it over
+            elif previous != key:
                 duplicates.append((key, f"duplicate id {doc_id!r} (already used by {owner[doc_id]})"))
                 continue
             owner[doc_id] = key
@@ -291,6 +294,15 @@ class KnowledgeIndex:
             report.updated += 1
         by_file[key] = new_rows
         self.files[key] = _FileEntry(sha256=sha, chunk_ids=[c.id for c, _, _ in new_rows])
+
+    def _forget_moved(
+        self, key: str, by_file: dict[str, list[tuple[Chunk, str, np.ndarray | None]]], owner: dict[str, str]
+    ) -> None:
+        """Drop a vanished file whose page ids reappear elsewhere (renamed/moved file, moved repository)."""
+        by_file.pop(key, None)
+        self.files.pop(key, None)
+        for doc_id in [d for d, k in owner.items() if k == key]:
+            del owner[doc_id]
 
     def _rebuild(
         self,

@@ -139,3 +139,16 @@ def test_mixed_sources_are_indexed_together(fixture_kb: Path, tmp_path: Path) ->
     assert retriever.search("Osterfeuer anmelden")[0].chunk.doc_id == "merkblatt"
     assert retriever.search("kostenloses WLAN im Rathaus")[0].chunk.doc_id == "faq-gibt-es-freies-wlan"
     assert retriever.search("Hochwasser Sandsack")[0].chunk.spoken_answer == "Beim Bauhof."
+
+
+def test_renamed_file_takes_over_its_pages_without_re_embedding(fixture_kb: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    KnowledgeIndex.open(index_dir).ingest([fixture_kb])
+    (fixture_kb / "hund.md").rename(fixture_kb / "hundesteuer.md")
+    report = KnowledgeIndex.open(index_dir).ingest([fixture_kb])
+    assert report.skipped == [] and report.added == 1 and report.embedded == 0
+    reopened = KnowledgeIndex.open(index_dir)
+    assert len(reopened.document_ids) == 5
+    hund = reopened.get("hundesteuer")
+    assert hund is not None and hund.source_path.endswith("hundesteuer.md")
+    assert str((fixture_kb / "hund.md").resolve()) not in reopened.files
