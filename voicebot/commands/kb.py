@@ -50,8 +50,11 @@ def _open_index(index_dir: Path) -> KnowledgeIndex:
 
 def ingest(
     paths: Annotated[
-        list[Path], typer.Argument(help="Files or directories (.md, .html, .pdf, .csv, .yaml).")
-    ],
+        list[Path] | None,
+        typer.Argument(
+            help="Files or directories (.md, .html, .pdf, .csv, .yaml); default: settings.paths.kb_sources."
+        ),
+    ] = None,
     index_dir: IndexDirOption = None,
     prune: Annotated[bool, typer.Option("--prune", help="Drop indexed files that no longer exist.")] = False,
 ) -> None:
@@ -59,6 +62,8 @@ def ingest(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+    if not paths:
+        paths = [Path(p) for p in _settings_or_fail().paths.kb_sources]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise _fail(f"path not found: {', '.join(missing)}")
