@@ -63,7 +63,7 @@ class PageCandidate:
         return self.best.chunk
 
 
-@dataclass(frozen=True)
+@dataclass
 class Retrieval:
     """What was searched, what came back, and how sure we are about the top page."""
 
@@ -192,7 +192,18 @@ def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandi
 
 
 # Short questions that lean on the previous one: "und was kostet das?", "wo ist das?", "und für Kinder?".
-_FOLLOW_UP = re.compile(r"^(und|aber|also|auch)\b|\b(das|dafur|dazu|dort|da|davon|damit|es|dem|der|die)\b")
+_FOLLOW_UP = re.compile(r"^(und|aber|also|auch|und wenn)\b|\b(das|dafur|dazu|dort|da|davon|damit|es)\b")
+# Words that ask *about* a topic without naming one ("was kostet das?", "wie lange dauert es?").
+_GENERIC_STEMS = (
+    "koste teuer preis gebuh dauer lange offen geoff zeite unter mitbr termi onlin beant bekom kinde "
+    "erwac rentn stude ander weite"
+)
+_GENERIC_WORDS = frozenset(_GENERIC_STEMS.split())
+
+
+def names_no_topic(question: str) -> bool:
+    """True when every content word of the question is generic (a fee, a duration, a document ...)."""
+    return all(word[:5] in _GENERIC_WORDS for word in content_words(question))
 
 
 def is_follow_up(question: str) -> bool:
@@ -214,14 +225,19 @@ def last_caller_turn(history: Sequence[Turn]) -> Turn | None:
     return None
 
 
-def retrieval_query(request: AnswerRequest) -> str:
-    """The text to search for: the question, joined with the previous caller turn for follow-ups/choices."""
+def combined_query(request: AnswerRequest) -> str | None:
+    """The question joined with the previous caller turn, when the question may lean on it (else None).
+
+    Used for replies to "Meinen Sie A oder B?" and for short follow-ups ("und was kostet das?").
+    """
     previous = last_caller_turn(request.history)
+    if previous is None:
+        return None
     bot = last_bot_turn(request.history)
     answering_choice = bot is not None and bool(phrases.offered_choices(bot.text))
-    if previous is not None and (answering_choice or is_follow_up(request.question)):
+    if answering_choice or is_follow_up(request.question):
         return f"{previous.text} {request.question}"
-    return request.question
+    return None
 
 
 def _pick_offered(request: AnswerRequest, pages: Sequence[PageCandidate]) -> PageCandidate | None:
@@ -271,9 +287,7 @@ class ExtractiveAnswerEngine:
         self._lock = threading.Lock()  # searches run in worker threads; one at a time per index
 
     # -- retrieval, shared with the LLM mode
-    def retrieve_sync(self, request: AnswerRequest) -> Retrieval:
-        query = retrieval_query(request)
-        started = time.perf_counter()
+    def _search(self, query: str) -> tuple[list[Hit], list[PageCandidate]]:
         detailed = getattr(self._retriever, "search_detailed", None)
         cosines: Sequence[float] = ()
         with self._lock:
@@ -282,14 +296,31 @@ class ExtractiveAnswerEngine:
                 hits, cosines = list(result.hits), list(result.cosines)
             else:
                 hits = self._retriever.search(query, self._settings.retrieval.candidates)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        pages = rank_pages(hits, cosines)
-        chosen = _pick_offered(request, pages)
-        if chosen is not None:
-            pages = [chosen, *[p for p in pages if p.doc_id != chosen.doc_id]]
-            return Retrieval(query, hits, pages, 0.8, False, elapsed_ms)
-        ordered, confidence, close_call = judge(query, pages)
-        return Retrieval(query, hits, ordered, confidence, close_call, elapsed_ms)
+        return hits, rank_pages(hits, cosines)
+
+    def retrieve_sync(self, request: AnswerRequest) -> Retrieval:
+        """Search the question; a reply to a choice, or an unclear follow-up, is searched with the turn before."""
+        started = time.perf_counter()
+        combined = combined_query(request)
+        bot = last_bot_turn(request.history)
+        if combined is not None and bot is not None and phrases.offered_choices(bot.text):
+            hits, pages = self._search(combined)
+            chosen = _pick_offered(request, pages)
+            if chosen is not None:
+                pages = [chosen, *[p for p in pages if p.doc_id != chosen.doc_id]]
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                return Retrieval(combined, hits, pages, 0.8, False, elapsed_ms)
+        hits, pages = self._search(request.question)
+        ordered, confidence, close_call = judge(request.question, pages)
+        retrieval = Retrieval(request.question, hits, ordered, confidence, close_call, 0.0)
+        no_topic = names_no_topic(request.question)
+        if combined is not None and (no_topic or confidence < self._settings.answer.min_confidence):
+            hits, pages = self._search(combined)
+            ordered, confidence, close_call = judge(combined, pages)
+            if no_topic or confidence > retrieval.confidence:
+                retrieval = Retrieval(combined, hits, ordered, confidence, close_call, 0.0)
+        retrieval.elapsed_ms = (time.perf_counter() - started) * 1000
+        return retrieval
 
     async def retrieve(self, request: AnswerRequest) -> Retrieval:
         return await asyncio.to_thread(self.retrieve_sync, request)

@@ -106,6 +106,8 @@ async def test_follow_up_uses_the_previous_question(engine: AnswerEngine) -> Non
     answer = await engine.answer(AnswerRequest("und was kostet das?", history=history))
     assert answer.action == Action.ANSWER
     assert answer.sources == ["hundesteuer-anmelden"]
+    new_topic = await engine.answer(AnswerRequest("Was kostet der Perso?", history=history))
+    assert new_topic.sources == ["personalausweis-beantragen"]
 
 
 async def test_a_choice_is_resolved_from_the_callers_reply(engine: AnswerEngine) -> None:

@@ -231,8 +231,7 @@ async def _time_to_first_sentence(engine: AnswerEngine, runs: int) -> dict[str, 
                 seen_first = True
             elif isinstance(event, FinalEvent):
                 total.append((time.perf_counter() - started) * 1000)
-                key = event.answer.reason.split(":")[0]
-                reasons[key] = reasons.get(key, 0) + 1
+                reasons[event.answer.reason] = reasons.get(event.answer.reason, 0) + 1
     return {"first_sentence_ms": _percentiles(first), "total_ms": _percentiles(total), "reasons": reasons}
 
 
