@@ -225,7 +225,7 @@ class SipCallService:
         if call.finished or call.transfer is not None or not call.sip_up:
             return
         call.transfer = Transfer(self, call, reason=getattr(frame, "reason", "handoff"))
-        self._spawn(call.transfer.run(), f"transfer-{call.call_id}")
+        call.transfer.task = self._spawn(call.transfer.run(), f"transfer-{call.call_id}")
 
     def _watch_handoff_key(self, call: SipCall) -> None:
         """The keypad way to a human: ``sip.handoff_dtmf`` (default 0) says the hand-off sentence, then transfers."""

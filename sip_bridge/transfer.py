@@ -46,6 +46,8 @@ class Transfer:
         self.staff_call_id: str | None = None
         self.staff_rtp: Any = None
         self.bridged = False
+        self._counts_at_bridge: dict[str, int] = {}
+        self.task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[ev.Event] = asyncio.Queue()
 
     @property
@@ -151,6 +153,7 @@ class Transfer:
         if self.call.rtp is not None:
             self.call.rtp.bridge(self.staff_rtp)
             self.bridged = True
+            self._counts_at_bridge = self._packet_counts()
         await self._wait_for_hangup()
 
     async def _wait_for_hangup(self) -> None:
@@ -160,20 +163,36 @@ class Transfer:
             event = await self._events.get()
             match event:
                 case ev.CallEnded(call_id=call_id) if call_id == self.staff_call_id:
-                    self._note("transfer_ended", by="staff")
+                    self._note("transfer_ended", by="staff", **self.bridge_stats())
                     service.outbound.pop(call_id, None)
                     self.staff_call_id = None
                     await service.hangup(self.call, "staff-hung-up")
                     return
                 case ev.CallEnded(call_id=call_id) if call_id == self.call.call_id:
-                    self._note("transfer_ended", by="caller")
+                    self._note("transfer_ended", by="caller", **self.bridge_stats())
                     return  # finish() → close() BYEs staff
                 case _MediaLost(leg=leg):
-                    self._note("transfer_ended", by=f"{leg}-rtp-timeout")
+                    self._note("transfer_ended", by=f"{leg}-rtp-timeout", **self.bridge_stats())
                     await service.hangup(self.call, f"{leg}-rtp-timeout")
                     return
                 case _:
                     continue
+
+    def _packet_counts(self) -> dict[str, int]:
+        caller, staff = self.call.rtp, self.staff_rtp
+        if caller is None or staff is None:
+            return {}
+        return {
+            "caller_packets_in": caller.receiver.stats.packets_received,
+            "caller_packets_out": caller.sender.stats.packets_sent,
+            "staff_packets_in": staff.receiver.stats.packets_received,
+            "staff_packets_out": staff.sender.stats.packets_sent,
+        }
+
+    def bridge_stats(self) -> dict[str, int]:
+        """RTP packets each leg received and sent while bridged (proof that audio flowed both ways)."""
+        now = self._packet_counts()
+        return {key: value - self._counts_at_bridge.get(key, 0) for key, value in now.items()}
 
     def _failed(self, code: int) -> None:
         self.state = "failed"
@@ -185,6 +204,10 @@ class Transfer:
 
     async def close(self) -> None:
         """The caller's call is over: stop the bridge and BYE/CANCEL staff if still connected."""
+        if self.task is not None and self.task is not asyncio.current_task() and not self.task.done():
+            # Let a pending "transfer_ended" note through first, then stop waiting for events.
+            await asyncio.sleep(0)
+            self.task.cancel()
         if self.bridged and self.call.rtp is not None:
             self.call.rtp.unbridge()
             self.bridged = False

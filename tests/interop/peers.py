@@ -47,7 +47,7 @@ def free_port() -> int:
 def espeak_wav(text: str, path: Path, *, rate: int = 8000, lead_s: float = 0.5, tail_s: float = 4.0) -> Path:
     """German speech from espeak-ng as mono s16 WAV at ``rate``, padded with silence (baresip ends at EOF)."""
     raw = path.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-v", "de", "-s", "150", "-w", str(raw), text], check=True, timeout=30)
+    subprocess.run(["espeak-ng", "-v", "de", "-s", "160", "-w", str(raw), text], check=True, timeout=30)
     subprocess.run(
         ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path), "pad", str(lead_s), str(tail_s)],
         check=True,
@@ -55,6 +55,31 @@ def espeak_wav(text: str, path: Path, *, rate: int = 8000, lead_s: float = 0.5, 
     )
     raw.unlink()
     return path
+
+
+def spoken_turns_wav(
+    phrases: list[str], path: Path, *, rate: int = 8000, lead_s: float, gap_s: float, tail_s: float
+) -> tuple[Path, list[float]]:
+    """Several caller turns in one WAV, ``gap_s`` of silence between them; returns the end time of each."""
+    parts: list[np.ndarray] = [np.zeros(int(lead_s * rate), dtype=np.int16)]
+    ends: list[float] = []
+    position = lead_s
+    for index, phrase in enumerate(phrases):
+        speech, _ = read_wav(
+            espeak_wav(phrase, path.with_name(f"turn{index}.wav"), rate=rate, lead_s=0, tail_s=0)
+        )
+        parts.append((speech * 32767).astype(np.int16))
+        position += len(speech) / rate
+        ends.append(position)
+        pause = gap_s if index < len(phrases) - 1 else tail_s
+        parts.append(np.zeros(int(pause * rate), dtype=np.int16))
+        position += pause
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.concatenate(parts).tobytes())
+    return path, ends
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -212,7 +237,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class VoicebotServer:
     """`voicebot serve` as a subprocess on free ports, the way an operator runs it; SIGINT ends it."""
 
-    def __init__(self, workdir: Path, models_dir: Path, index_dir: Path, **settings: str) -> None:
+    def __init__(self, workdir: Path, *, models_dir: Path, index_dir: Path, **settings: str) -> None:
         self.workdir = workdir
         self.sip_port = free_port()
         self.http_port = free_port()
@@ -256,7 +281,9 @@ class VoicebotServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"voicebot serve exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"voicebot serve exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
             health = self.health()
             if health and health.get("sip_listening"):
                 return

@@ -1,0 +1,39 @@
+"""One `voicebot serve` subprocess for all interop tests (models load once), on free loopback ports."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from interop.peers import REPO_ROOT, VoicebotServer, free_port
+
+SHORT_GREETING = "Guten Tag, hier ist das Rathaus."
+
+
+@pytest.fixture(scope="session")
+def staff_port() -> int:
+    """Where the hand-off target listens: the baresip "staff phone", later the sipp echo UAS."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def voicebot_server(
+    tmp_path_factory: pytest.TempPathFactory, embedded_models_dir: Path, staff_port: int
+) -> Iterator[VoicebotServer]:
+    for tool in ("baresip", "sipp", "espeak-ng", "sox"):
+        assert shutil.which(tool), f"{tool} is required for the interop tests (see README: Debian packages)"
+    server = VoicebotServer(
+        tmp_path_factory.mktemp("voicebot-serve"),
+        models_dir=embedded_models_dir,
+        index_dir=REPO_ROOT / "var" / "index",
+        call__greeting=SHORT_GREETING,  # the full disclosure is 14 s of espeak: too long to wait for in every test
+        sip__staff_uri=f"sip:staff@127.0.0.1:{staff_port}",
+        sip__rtp_inactivity_timeout_s="6",
+        sip__transfer_timeout_s="8",
+    )
+    server.start()
+    yield server
+    assert server.stop() == 0, f"voicebot serve did not shut down cleanly:\n{server.log_tail()}"

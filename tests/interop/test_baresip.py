@@ -1,0 +1,106 @@
+"""baresip (a real SIP softphone) calls `voicebot serve` over loopback: every codec, spoken answers, REFER hand-off."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from interop.peers import Baresip, VoicebotServer, espeak_wav, read_wav, speech_seconds, spoken_turns_wav
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+# whisper-base hears few espeak-ng German words reliably; single municipal keywords it mostly does. The caller
+# tries two of them in two turns (as a real caller would rephrase) and one must come through.
+QUESTIONS = ["Wohngeld.", "Anwohnerparken."]
+QUESTION_KEYS = ("wohngeld", "anwohnerpark")
+LEAD_S = 3.0  # the short greeting is over by then
+GAP_S = 8.0  # the bot answers (or asks back) in between
+TAIL_S = 12.0  # ASR + answer on a busy 2-core machine; baresip hangs up when its audio file ends
+
+
+def _transcripts_since(server: VoicebotServer, started: float) -> list[dict[str, object]]:
+    return [t for t in server.transcripts() if float(str(t.get("started_at", 0))) >= started - 1]
+
+
+def _wait_for_transcript(
+    server: VoicebotServer, started: float, timeout_s: float = 20.0
+) -> dict[str, object]:
+    """The transcript of the call placed after ``started``, once it is closed (call ended, reason set)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = _transcripts_since(server, started)
+        if found and found[-1].get("ended_reason"):
+            return found[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"no closed transcript; server log:\n{server.log_tail()}")
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA", "G722", "opus"])
+def test_caller_hears_a_spoken_answer_and_the_question_is_transcribed(
+    voicebot_server: VoicebotServer, tmp_path: Path, codec: str
+) -> None:
+    audio, question_ends = spoken_turns_wav(
+        QUESTIONS, tmp_path / "questions.wav", lead_s=LEAD_S, gap_s=GAP_S, tail_s=TAIL_S
+    )
+    caller = Baresip(tmp_path, "caller", audio, [codec])
+    started = time.time()
+    caller.start(dial=voicebot_server.sip_uri, run_s=90)
+    try:
+        assert caller.wait_for_log("Call established", 15), caller.log_text()[-3000:]
+        # baresip hangs up (BYE) when the audio file ends
+        assert caller.wait_for_log("terminated", question_ends[-1] + TAIL_S + 15), caller.log_text()[-3000:]
+    finally:
+        caller.stop()
+
+    transcript = _wait_for_transcript(voicebot_server, started)
+    heard, heard_rate = read_wav(caller.heard())
+    after_question = heard[int((question_ends[0] + 0.3) * heard_rate) :]
+    assert speech_seconds(after_question, heard_rate) > 0.5, "no bot speech after the question"
+    assert speech_seconds(heard, heard_rate) > 1.5, "greeting not heard"
+
+    turns = transcript["turns"]
+    assert isinstance(turns, list)
+    questions = [t["text"].lower() for t in turns if t["role"] == "caller" and t["kind"] == "question"]
+    assert any(key in text for text in questions for key in QUESTION_KEYS), (
+        f"question not transcribed: {turns}"
+    )
+    answers = [t for t in turns if t["role"] == "bot" and t["kind"] not in ("greeting", "silence_prompt")]
+    assert answers and answers[0]["text"], f"no bot answer in {turns}"
+    assert transcript["ended_reason"], transcript
+    assert voicebot_server.wait_idle(), "call not released after BYE"
+
+
+def test_caller_follows_refer_to_the_staff_phone(
+    voicebot_server: VoicebotServer, tmp_path: Path, staff_port: int
+) -> None:
+    """Key 0 asks for a human: the bot says so, REFERs baresip to staff, and leaves the call once staff answers."""
+    silence = espeak_wav("Hallo.", tmp_path / "caller.wav", lead_s=0.5, tail_s=40)
+    staff_audio = espeak_wav("Bürgerbüro, Sie sprechen mit Frau Schmidt.", tmp_path / "staff.wav", tail_s=30)
+    staff = Baresip(tmp_path, "staff", staff_audio, ["PCMU"], answer_automatically=True, sip_port=staff_port)
+    caller = Baresip(tmp_path, "caller", silence, ["PCMU"])
+    started = time.time()
+    staff.start(run_s=60)
+    try:
+        caller.start(dial=voicebot_server.sip_uri, run_s=60)
+        assert caller.wait_for_log("Call established", 15), caller.log_text()[-3000:]
+        time.sleep(3.0)  # greeting
+        caller.command("sndcode", "0")
+        assert staff.wait_for_log("Call established", 40), (
+            f"staff never got the transferred call\ncaller:\n{caller.log_text()[-3000:]}\n"
+            f"server:\n{voicebot_server.log_tail()}"
+        )
+        transcript = _wait_for_transcript(voicebot_server, started)
+    finally:
+        caller.stop()
+        staff.stop()
+
+    events = [e["kind"] for e in transcript["events"]]  # type: ignore[union-attr]
+    assert "transfer_started" in events and "transfer_referred" in events, transcript["events"]
+    assert transcript["ended_reason"] == "transferred"
+    turns = transcript["turns"]
+    assert isinstance(turns, list)
+    assert any(t["role"] == "caller" and t["kind"] == "dtmf" and t["text"] == "0" for t in turns), turns
+    assert any(t["role"] == "bot" and t["kind"] == "handoff" for t in turns), turns
+    assert voicebot_server.wait_idle(), "bot leg not released after the transfer"
