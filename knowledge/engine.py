@@ -36,6 +36,7 @@ def build_answer_engine(
         from knowledge.index import load_retriever
 
         retriever = load_retriever(settings)
+        retriever.search("Öffnungszeiten Rathaus", 1)  # load the embedding model now, not in the first call
     extractive = ExtractiveAnswerEngine(settings, retriever)
     if chosen == "extractive":
         return extractive

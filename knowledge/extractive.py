@@ -369,7 +369,7 @@ class ExtractiveAnswerEngine:
         )
 
     def unsure(self, request: AnswerRequest, confidence: float, timings: dict[str, float]) -> Answer:
-        """Clarify on the first miss, hand off when the bot already asked."""
+        """Clarify on the first miss (asking to repeat when the ASR was unsure), hand off when already asked."""
         if _already_clarified(request):
             return Answer(
                 phrases.HANDOFF_UNSURE,
@@ -381,16 +381,12 @@ class ExtractiveAnswerEngine:
                 "low_confidence_again",
                 timings,
             )
-        return Answer(
-            phrases.CLARIFY_REPHRASE,
-            Action.CLARIFY,
-            confidence,
-            [],
-            self.mode,
-            "de",
-            "low_confidence",
-            timings,
-        )
+        asr = request.asr_confidence
+        if asr is not None and asr < self._settings.answer.min_asr_confidence:
+            text, reason = phrases.CLARIFY_ACOUSTIC, "low_asr"
+        else:
+            text, reason = phrases.CLARIFY_REPHRASE, "low_confidence"
+        return Answer(text, Action.CLARIFY, confidence, [], self.mode, "de", reason, timings)
 
     # -- the AnswerEngine protocol
     async def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:

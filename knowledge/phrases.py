@@ -12,6 +12,9 @@ import re
 CLARIFY_REPHRASE = (
     "Das habe ich leider nicht sicher verstanden. Können Sie Ihr Anliegen bitte mit anderen Worten sagen?"
 )
+CLARIFY_ACOUSTIC = (
+    "Entschuldigung, ich habe Sie akustisch nicht gut verstanden. Können Sie das bitte wiederholen?"
+)
 CLARIFY_NO_CONTENT = "Entschuldigung, das habe ich nicht verstanden. Worum geht es bei Ihrem Anliegen?"
 CLARIFY_INJECTION = (
     "Dabei kann ich nicht helfen. Ich beantworte nur Fragen zu den Dienstleistungen der Stadtverwaltung. "
@@ -47,6 +50,7 @@ def offered_choices(bot_text: str) -> list[str]:
 
 _CLARIFY_TEXTS = (
     CLARIFY_REPHRASE,
+    CLARIFY_ACOUSTIC,
     CLARIFY_NO_CONTENT,
     CLARIFY_INJECTION,
     CLARIFY_INSULT,

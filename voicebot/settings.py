@@ -107,6 +107,7 @@ class AnswerSettings(_Section):
     min_confidence: float = 0.5  # below: clarify once, then hand off
     clarify_margin: float = 0.1
     max_sentences: int = 2
+    min_asr_confidence: float = 0.35  # below (when the ASR reports one) and retrieval unsure: ask to repeat
 
 
 class CallSettings(_Section):

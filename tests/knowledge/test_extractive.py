@@ -98,6 +98,16 @@ async def test_out_of_scope_clarifies_once_then_hands_off(engine: AnswerEngine) 
     assert (second.action, second.reason) == (Action.HANDOFF, "low_confidence_again")
 
 
+async def test_unsure_transcript_asks_to_repeat(engine: AnswerEngine) -> None:
+    garbled = AnswerRequest("wo kann ich die mahlzeit dingsda", asr_confidence=0.2)
+    first = await engine.answer(garbled)
+    assert (first.action, first.reason) == (Action.CLARIFY, "low_asr")
+    assert "wiederholen" in first.text
+    history = (Turn("caller", garbled.question), Turn("bot", first.text))
+    second = await engine.answer(AnswerRequest("dingsda halt", history=history, asr_confidence=0.2))
+    assert second.action == Action.HANDOFF
+
+
 async def test_follow_up_uses_the_previous_question(engine: AnswerEngine) -> None:
     history = (
         Turn("caller", "Ich muss meinen Hund anmelden"),
