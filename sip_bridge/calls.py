@@ -189,7 +189,10 @@ class SipCallService:
                 transport, call.call_id, PIPELINE_SAMPLE_RATE, lambda frame: self._pipeline_event(call, frame)
             )
             if not call.sip_up or call.finished:  # CANCEL arrived while the pipeline was built
-                await self.finish(call, "cancelled")
+                transcript = getattr(call.handle, "transcript", None)
+                if transcript is not None:
+                    transcript.end("caller:cancel")
+                await self.finish(call, "caller:cancel")
                 return
             self._watch_handoff_key(call)
             ua.answer(event.call_id, local_sdp.serialize().encode())

@@ -1,0 +1,157 @@
+"""sipp (the SIP test tool) against `voicebot serve`: pcap audio + RFC 2833 DTMF, CANCEL, BYE from either side, and
+the bridged-transfer fallback with a sipp echo UAS as staff when the caller's side refuses REFER."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from interop.peers import VoicebotServer, free_port, sipp
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+SIPP_PCAPS = Path("/usr/share/sip-tester")
+
+
+@pytest.fixture
+def sipp_dir(tmp_path: Path) -> Path:
+    """sipp's pcap scenarios read ``pcap/...`` relative to the working directory."""
+    (tmp_path / "pcap").symlink_to(SIPP_PCAPS)
+    return tmp_path
+
+
+def _uac(
+    server: VoicebotServer, cwd: Path, scenario: list[str], timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    return sipp(
+        [
+            *scenario,
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-mp",
+            str(free_port()),
+            "-s",
+            "hotline",
+            f"127.0.0.1:{server.sip_port}",
+            "-trace_err",
+            "-error_file",
+            str(cwd / "errors.log"),
+        ],
+        cwd=cwd,
+        timeout_s=timeout_s,
+    )
+
+
+def _explain(result: subprocess.CompletedProcess[str], cwd: Path, server: VoicebotServer) -> str:
+    errors = (cwd / "errors.log").read_text(errors="replace") if (cwd / "errors.log").exists() else ""
+    return f"sipp rc={result.returncode}\n{result.stdout[-2000:]}\n{errors[-3000:]}\nserver:\n{server.log_tail()}"
+
+
+def _last_transcript(server: VoicebotServer, started: float, timeout_s: float = 15.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [t for t in server.transcripts() if float(str(t.get("started_at", 0))) >= started - 1]
+        if found and found[-1].get("ended_reason"):
+            return found[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"no closed transcript; server log:\n{server.log_tail()}")
+
+
+def test_uac_pcap_audio_and_rfc2833_digit_reach_the_pipeline(
+    voicebot_server: VoicebotServer, sipp_dir: Path
+) -> None:
+    """sipp's built-in ``uac_pcap``: G.711 A-law speech from g711a.pcap, then the RFC 2833 digit 1, then BYE."""
+    started = time.time()
+    result = _uac(voicebot_server, sipp_dir, ["-sn", "uac_pcap"], timeout_s=40)
+    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+    transcript = _last_transcript(voicebot_server, started)
+    turns = transcript["turns"]
+    assert isinstance(turns, list)
+    digits = [t["text"] for t in turns if t["role"] == "caller" and t["kind"] == "dtmf"]
+    assert digits == ["1"], turns
+    assert transcript["ended_reason"] == "caller:bye_remote"
+    assert voicebot_server.wait_idle()
+
+
+def test_cancel_before_answer_gets_487_and_frees_the_line(
+    voicebot_server: VoicebotServer, sipp_dir: Path
+) -> None:
+    result = _uac(voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_cancel.xml")], timeout_s=20)
+    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+    assert voicebot_server.wait_idle()
+
+
+def test_bot_hangs_up_with_bye_when_rtp_stops(voicebot_server: VoicebotServer, sipp_dir: Path) -> None:
+    """A caller whose media never arrives: after ``rtp_inactivity_timeout_s`` (6 s here) the bot sends BYE."""
+    started = time.time()
+    result = _uac(voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_wait_for_bye.xml")], timeout_s=30)
+    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+    transcript = _last_transcript(voicebot_server, started)
+    assert transcript["ended_reason"] == "rtp-timeout"
+    assert voicebot_server.wait_idle()
+
+
+def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
+    voicebot_server: VoicebotServer, sipp_dir: Path, staff_port: int
+) -> None:
+    """REFER → 405: the bot INVITEs staff (sipp UAS with RTP echo) itself and bridges both legs until the caller
+    hangs up, then BYEs staff. Audio flows both ways: what the caller sends comes back from the echoing staff."""
+    staff_dir = sipp_dir / "staff"
+    staff_dir.mkdir()
+    staff = subprocess.Popen(
+        [
+            "sipp",
+            "-sn",
+            "uas",
+            "-rtp_echo",
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(staff_port),
+            "-mp",
+            str(free_port()),
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ],
+        cwd=staff_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        started = time.time()
+        result = _uac(
+            voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_refer_refused.xml")], timeout_s=60
+        )
+        assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+        staff_output, _ = staff.communicate(timeout=20)
+        assert staff.returncode == 0, f"staff UAS did not complete INVITE…BYE:\n{staff_output[-2000:]}"
+    finally:
+        if staff.poll() is None:
+            staff.kill()
+            staff.wait(timeout=5)
+
+    transcript = _last_transcript(voicebot_server, started)
+    events = {e["kind"]: e for e in transcript["events"]}  # type: ignore[union-attr]
+    assert events["transfer_refer_refused"]["code"] == 405, events
+    assert "transfer_bridged" in events, events
+    ended = events["transfer_ended"]
+    assert ended["by"] == "caller"
+    # Caller audio went out to staff and the echo came back in from staff and out to the caller.
+    assert ended["staff_packets_out"] > 100 and ended["staff_packets_in"] > 100, ended
+    assert ended["caller_packets_in"] > 100 and ended["caller_packets_out"] > 100, ended
+    assert voicebot_server.wait_idle()

@@ -1,0 +1,117 @@
+"""The /call page in real headless Chromium with a fake microphone playing a German WAV: it connects over WebRTC
+(aiortc on the server) and the bot's voice arrives. Plus the HTTP error paths of the signalling endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from interop.peers import VoicebotServer, espeak_wav
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOT = Path("/tmp/call-page.png")
+
+INBOUND_AUDIO_STATS = """async () => {
+  if (!peer) return null;
+  const report = await peer.getStats();
+  let result = null;
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") {
+      result = { bytes: s.bytesReceived, energy: s.totalAudioEnergy || 0, samples: s.totalSamplesReceived };
+    }
+  });
+  return result;
+}"""
+
+
+async def test_browser_call_connects_and_bot_audio_arrives(
+    web_server: VoicebotServer, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    microphone = espeak_wav("Wohngeld.", tmp_path / "mic.wav", rate=48000, lead_s=3.0, tail_s=6.0)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={microphone}",
+                "--autoplay-policy=no-user-gesture-required",
+                "--no-sandbox",
+            ],
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{web_server.http_url}/call")
+            status = page.get_by_role("status")
+            await page.get_by_role("button", name="Rathaus anrufen").click()
+            await page.wait_for_selector('#status[data-state="connected"]', timeout=30000)
+            assert "Verbunden" in (await status.text_content() or "")
+            assert await page.get_by_role("button", name="Auflegen").is_enabled()
+            assert web_server.health() is not None and web_server.health()["active_calls"] == 1  # type: ignore[index]
+
+            stats = None
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                stats = await page.evaluate(INBOUND_AUDIO_STATS)
+                if stats and stats["energy"] > 0.01:
+                    break
+                await asyncio.sleep(0.5)
+            assert stats and stats["bytes"] > 10000 and stats["energy"] > 0.01, (
+                f"no bot audio arrived: {stats}"
+            )
+            await page.screenshot(path=str(SCREENSHOT))
+
+            await page.get_by_role("button", name="Auflegen").click()
+            await page.wait_for_selector('#status[data-state="ended"]', timeout=5000)
+            assert "Beendet" in (await status.text_content() or "")
+            assert await page.get_by_role("button", name="Rathaus anrufen").is_enabled()
+        finally:
+            await browser.close()
+
+    assert await asyncio.to_thread(web_server.wait_idle), "browser call not released after hang-up"
+    transcripts = web_server.transcripts()
+    assert transcripts, "no transcript stored for the browser call"
+    greeting = transcripts[-1]["turns"][0]  # type: ignore[index]
+    assert greeting["kind"] == "greeting" and greeting["played"], greeting
+
+
+def _post(url: str, body: bytes) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "kein gültiges JSON"),
+        (b"[]", "JSON-Objekt"),
+        (json.dumps({"type": "offer"}).encode(), "sdp"),
+        (json.dumps({"sdp": "v=0\r\n", "type": "answer"}).encode(), "SDP-Angebot"),
+        (json.dumps({"sdp": "v=0\r\ns=-\r\n", "type": "offer"}).encode(), "keine Audiospur"),
+        (
+            json.dumps({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", "type": "offer"}).encode(),
+            "nicht verwendbar",
+        ),
+    ],
+)
+def test_bad_offers_get_4xx_with_a_message(web_server: VoicebotServer, body: bytes, message: str) -> None:
+    status, answer = _post(f"{web_server.http_url}/api/offer", body)
+    assert 400 <= status < 500
+    assert message in str(answer["detail"])
+    health = web_server.health()
+    assert health is not None and health["status"] == "ok" and health["active_calls"] == 0
