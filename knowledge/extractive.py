@@ -371,22 +371,17 @@ class ExtractiveAnswerEngine:
     def unsure(self, request: AnswerRequest, confidence: float, timings: dict[str, float]) -> Answer:
         """Clarify on the first miss (asking to repeat when the ASR was unsure), hand off when already asked."""
         if _already_clarified(request):
+            text, language = phrases.localize(phrases.HANDOFF_UNSURE, request.language)
             return Answer(
-                phrases.HANDOFF_UNSURE,
-                Action.HANDOFF,
-                confidence,
-                [],
-                self.mode,
-                "de",
-                "low_confidence_again",
-                timings,
+                text, Action.HANDOFF, confidence, [], self.mode, language, "low_confidence_again", timings
             )
         asr = request.asr_confidence
         if asr is not None and asr < self._settings.answer.min_asr_confidence:
             text, reason = phrases.CLARIFY_ACOUSTIC, "low_asr"
         else:
             text, reason = phrases.CLARIFY_REPHRASE, "low_confidence"
-        return Answer(text, Action.CLARIFY, confidence, [], self.mode, "de", reason, timings)
+        text, language = phrases.localize(text, request.language)
+        return Answer(text, Action.CLARIFY, confidence, [], self.mode, language, reason, timings)
 
     # -- the AnswerEngine protocol
     async def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
@@ -412,10 +407,12 @@ def guarded_answer(request: AnswerRequest, mode: str) -> Answer | None:
     verdict = guard.check(request.question, request.language)
     if verdict is None:
         return None
-    action, text, reason = verdict.action, verdict.text, verdict.reason
+    action, text, reason, language = verdict.action, verdict.text, verdict.reason, verdict.language
     if action == Action.CLARIFY and _already_clarified(request):
         action, text, reason = Action.HANDOFF, phrases.HANDOFF_UNSURE, f"{reason}_again"
-    return Answer(text, action, 1.0, [], mode, verdict.language, reason, {"retrieval": 0.0})
+    if language == "de":
+        text, language = phrases.localize(text, request.language)
+    return Answer(text, action, 1.0, [], mode, language, reason, {"retrieval": 0.0})
 
 
 async def emit(answer: Answer, started: float) -> AsyncIterator[AnswerEvent]:

@@ -61,9 +61,10 @@ _CLARIFY_TEXTS = (
 
 
 def is_clarify(bot_text: str) -> bool:
-    """Was this bot turn one of our clarifying questions?"""
+    """Was this bot turn one of our clarifying questions (in German or English)?"""
     text = bot_text.strip()
-    return text.startswith(_CHOICE_PREFIX) or any(text.startswith(t[:40]) for t in _CLARIFY_TEXTS)
+    known = (*_CLARIFY_TEXTS, *(ENGLISH[t] for t in _CLARIFY_TEXTS if t in ENGLISH))
+    return text.startswith(_CHOICE_PREFIX) or any(text.startswith(t[:40]) for t in known)
 
 
 # ---- handoff
@@ -99,3 +100,26 @@ GERMAN_ONLY_NOTICE = {
     "pl": "Ta informacja jest dostępna tylko po niemiecku.",
     "ar": "هذه المعلومات متوفرة باللغة الألمانية فقط.",
 }
+
+# English for callers who speak English (the multilingual minimum); other languages hear German.
+ENGLISH = {
+    CLARIFY_REPHRASE: "Sorry, I did not understand that for sure. Could you say it in other words, please?",
+    CLARIFY_ACOUSTIC: "Sorry, I could not hear you well. Could you repeat that, please?",
+    CLARIFY_NO_CONTENT: "Sorry, I did not understand. What is your question about?",
+    CLARIFY_INJECTION: "I cannot help with that. I only answer questions about the town's services.",
+    CLARIFY_INSULT: "I am glad to help, please stay polite. What is your question about?",
+    CLARIFY_NEUTRAL: "The town administration does not comment on that. How can I help you with our services?",
+    CLARIFY_ADVICE: "I cannot give legal, medical or financial advice. How can I help you with our services?",
+    CLARIFY_OTHER_TOWN: "I can only give information about our own town. What can I do for you here?",
+    HANDOFF_UNSURE: "I am not sure about that. I will connect you with a member of staff.",
+    HANDOFF_PERSONAL: "I cannot give information about personal cases or other people. "
+    "I will connect you with a member of staff who can check.",
+    HANDOFF_ERROR: "I will connect you with a member of staff.",
+}
+
+
+def localize(text: str, language: str) -> tuple[str, str]:
+    """(text, its language): the English version for English callers where one exists, else German."""
+    if language == "en" and text in ENGLISH:
+        return ENGLISH[text], "en"
+    return text, "de"

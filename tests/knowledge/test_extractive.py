@@ -137,6 +137,12 @@ async def test_english_caller_gets_the_english_page(engine: AnswerEngine) -> Non
     )
     assert answer.action == Action.ANSWER
     assert answer.language == "en"
+    unknown = await engine.answer(AnswerRequest("what is the capital of australia", language="en"))
+    assert (unknown.action, unknown.language) == (Action.CLARIFY, "en")
+    history = (Turn("caller", "what is the capital of australia"), Turn("bot", unknown.text))
+    again = await engine.answer(AnswerRequest("who won the match yesterday", history=history, language="en"))
+    assert (again.action, again.language) == (Action.HANDOFF, "en")
+    assert "member of staff" in again.text
 
 
 async def test_caller_language_without_a_page_gets_a_notice(engine: AnswerEngine) -> None:
