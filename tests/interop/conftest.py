@@ -31,7 +31,7 @@ def voicebot_server(
         index_dir=REPO_ROOT / "var" / "index",
         call__greeting=SHORT_GREETING,  # the full disclosure is 14 s of espeak: too long to wait for in every test
         sip__staff_uri=f"sip:staff@127.0.0.1:{staff_port}",
-        sip__rtp_inactivity_timeout_s="6",
+        sip__rtp_inactivity_timeout_s="10",
         sip__transfer_timeout_s="8",
     )
     server.start()

@@ -90,7 +90,7 @@ def test_cancel_before_answer_gets_487_and_frees_the_line(
 
 
 def test_bot_hangs_up_with_bye_when_rtp_stops(voicebot_server: VoicebotServer, sipp_dir: Path) -> None:
-    """A caller whose media never arrives: after ``rtp_inactivity_timeout_s`` (6 s here) the bot sends BYE."""
+    """A caller whose media never arrives: after ``rtp_inactivity_timeout_s`` (10 s here) the bot sends BYE."""
     started = time.time()
     result = _uac(voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_wait_for_bye.xml")], timeout_s=30)
     assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
