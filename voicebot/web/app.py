@@ -192,18 +192,25 @@ async def _run_web_call(connection: Any, call_id: str, runner: CallRunner, lease
     # No hand-off target in a browser: the bot says the hand-off sentence and the call goes on.
     call = await runner(transport, call_id, WEBRTC_SAMPLE_RATE, None)
 
+    ended_by = "pipeline-ended"  # goodbye or silence, unless the browser leaves first
+
     @transport.event_handler("on_client_disconnected")
     async def on_client_disconnected(_transport: Any, _client: Any) -> None:
+        nonlocal ended_by
         logger.info(f"{call_id}: browser left")
+        ended_by = "caller:left"
         await call.cancel()
 
     logger.info(f"{call_id}: browser call started")
     try:
         await call.run()
     finally:
+        transcript = getattr(call, "transcript", None)
+        if transcript is not None:
+            transcript.end(ended_by)  # keeps the pipeline's own reason (goodbye, silence) if it set one
         lease.release()
         await connection.disconnect()  # tells the page ("peerLeft") when the bot ended the call
-        logger.info(f"{call_id}: browser call ended")
+        logger.info(f"{call_id}: browser call ended ({ended_by})")
 
 
 def _default_call_runner(settings: Settings, resources: Any) -> CallRunner:
