@@ -52,10 +52,8 @@ def _any(*patterns: str) -> re.Pattern[str]:
 _FIRE_MEDICAL_DE = _any(
     r"\bes brennt\b",
     r"\bbrennt\b",
-    r"\bfeuer\b",
     r"\bflammen\b",
     r"\brauch(entwicklung)?\b.*\b(wohnung|haus|kuche|keller|treppenhaus)\b",
-    r"\b\w*unfall\b",
     r"\bverungluckt\b",
     r"\bbewusstlos\b",
     r"\bohnmachtig\b",
@@ -71,6 +69,18 @@ _FIRE_MEDICAL_DE = _any(
     r"\briecht\b.{0,20}\bnach gas\b",
     r"\bgasgeruch\b",
     r"\bnotruf\b",
+)
+# "Feuer" and "Unfall" alone are emergencies, but not in a permit question ("Osterfeuer anmelden", "darf ich
+# ein Feuer im Garten machen") or a minor accident ("Unfall ohne Verletzte" is a matter for the police line).
+_FIRE_OR_ACCIDENT = re.compile(r"\bfeuer\b|\b\w*unfall\b")
+_NOT_AN_EMERGENCY = _any(
+    r"\b(oster|brauchtums|lager|johannis|martins)\s*feuer\b",
+    r"\bfeuer\s*(werk|wehr|stelle|schale|korb)\b",
+    r"\b(anmelden|anmeldung|genehmig\w*|erlaub\w*|darf|durfen|beantrag\w*|anzeigen|machen)\b",
+    r"\bohne verletzte\b",
+    r"\bblechschaden\b",
+    r"\bkein(e)? verletzte\b",
+    r"\bunfall(versicherung|kasse|bericht)\b",
 )
 _FIRE_MEDICAL_EN = _any(
     r"\bfire\b",
@@ -247,7 +257,7 @@ def _is_meaningful(word: str) -> bool:
     """A word that could carry a request: not a digit string, number word, vowel-less or keyboard mash."""
     if word.isdigit() or word in _NUMBER_WORDS:
         return False
-    if len(word) >= 3 and not (set(word) & _VOWELS):
+    if len(word) >= 4 and not (set(word) & _VOWELS):  # "GdB", "Kfz" are fine
         return False
     return not _KEYBOARD_MASH.search(word)
 
@@ -276,8 +286,10 @@ def check(question: str, language: str = "de") -> GuardVerdict | None:
         en = english or bool(_POLICE_EN.search(folded))
         text = phrases.EMERGENCY_110_EN if en else phrases.EMERGENCY_110
         return GuardVerdict(Action.EMERGENCY, "emergency_police", text, "en" if en else "de")
-    if _FIRE_MEDICAL_DE.search(folded) or _FIRE_MEDICAL_EN.search(folded):
-        en = english or (bool(_FIRE_MEDICAL_EN.search(folded)) and not _FIRE_MEDICAL_DE.search(folded))
+    fire_or_accident = bool(_FIRE_OR_ACCIDENT.search(folded)) and not _NOT_AN_EMERGENCY.search(folded)
+    german_emergency = fire_or_accident or bool(_FIRE_MEDICAL_DE.search(folded))
+    if german_emergency or _FIRE_MEDICAL_EN.search(folded):
+        en = english or not german_emergency
         text = phrases.EMERGENCY_112_EN if en else phrases.EMERGENCY_112
         return GuardVerdict(Action.EMERGENCY, "emergency_fire_medical", text, "en" if en else "de")
     if _INJECTION.search(folded):

@@ -13,6 +13,7 @@ from knowledge.types import Action
     [
         ("Es brennt in meiner Küche!", "112"),
         ("Hilfe, Feuer im Treppenhaus", "112"),
+        ("Feuer! Feuer!", "112"),
         ("Mein Mann hatte einen Unfall, er ist bewusstlos", "112"),
         ("ich glaub mein vater hat nen herzinfarkt", "112"),
         ("Es riecht nach Gas im Keller", "112"),
@@ -99,6 +100,11 @@ def test_injection_abuse_and_noise_are_not_answered(question: str, reason: str) 
         "Wie lange dauert es, bis mein Reisepass fertig ist?",
         "Meine Frau braucht einen neuen Pass",
         "Brauche ich eine Unfallversicherung für die Kita?",
+        "Darf ich im Garten ein Feuer machen?",
+        "Oster Feuer anmelden",
+        "Ich hatte einen Unfall ohne Verletzte, wen rufe ich an?",
+        "GdB",
+        "Kfz anmelden",
         "Wann kommt der Sperrmüll?",
     ],
 )
