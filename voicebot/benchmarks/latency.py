@@ -48,19 +48,25 @@ def _turn_latencies(
     return latencies
 
 
-def _stage_rows(transcript: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
-    """(heard question, stage timings) per caller question, merged with the bot turn that answered it."""
-    rows: list[tuple[str, dict[str, float]]] = []
+def _stages_for(transcript: dict[str, Any], speech_end_s: float) -> tuple[str, dict[str, float]]:
+    """(heard text, stage timings) of the caller question that ended nearest ``speech_end_s``, merged with the
+    bot turn that answered it; empty when the ASR heard nothing there."""
     turns = transcript["turns"]
-    for index, turn in enumerate(turns):
-        if turn["role"] != "caller" or turn["kind"] != "question":
-            continue
-        stages = {k: v for k, v in turn["timings_ms"].items() if k in STAGES}
-        reply = next((t for t in turns[index + 1 :] if t["role"] == "bot"), None)
-        if reply is not None:
-            stages.update({k: v for k, v in reply["timings_ms"].items() if k in STAGES})
-        rows.append((turn["text"], stages))
-    return rows
+    questions = [
+        (index, turn)
+        for index, turn in enumerate(turns)
+        if turn["role"] == "caller" and turn["kind"] == "question" and turn.get("end_s") is not None
+    ]
+    near = [(abs(turn["end_s"] - speech_end_s), index, turn) for index, turn in questions]
+    near = [candidate for candidate in near if candidate[0] < 1.0]
+    if not near:
+        return "", {}
+    _distance, index, question = min(near, key=lambda candidate: candidate[0])
+    stages = {k: v for k, v in question["timings_ms"].items() if k in STAGES}
+    reply = next((t for t in turns[index + 1 :] if t["role"] == "bot"), None)
+    if reply is not None:
+        stages.update({k: v for k, v in reply["timings_ms"].items() if k in STAGES})
+    return question["text"], stages
 
 
 async def run_latency_bench(
@@ -88,11 +94,10 @@ async def run_latency_bench(
         result = await simulate_call(settings, resources, composed.audio, rate, speed=speed)
         rss_per_call.append(max(result.rss_mb - rss_start, 0.0))
         latencies = _turn_latencies(composed.utterances, speech_segments(result.reply, result.reply_rate))
-        stage_rows = _stage_rows(result.transcript)
-        for index, (question, _s, _e) in enumerate(composed.utterances):
-            heard, stages = stage_rows[index] if index < len(stage_rows) else ("", {})
+        for index, (question, _start, end) in enumerate(composed.utterances):
+            heard, stages = _stages_for(result.transcript, end)
             latency = latencies[index]
-            if latency is not None and stages:
+            if latency is not None and set(STAGES) <= set(stages):
                 stages = {**stages, "rest": round(latency - sum(stages.get(k, 0.0) for k in STAGES), 1)}
             turns.append(TurnLatency(call_index, question, heard, latency, stages))
     measured = [t.latency_ms for t in turns if t.latency_ms is not None]

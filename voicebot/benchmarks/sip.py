@@ -137,9 +137,7 @@ class ServerProcess:
         self.log.close()
 
 
-async def place_call(
-    caller: Any, uri: str, question: str, ulaw: bytes, index: int
-) -> CallResult:
+async def place_call(caller: Any, uri: str, question: str, ulaw: bytes, index: int) -> CallResult:
     """One benchmark call: INVITE, wait for the greeting to end, ask, time the answer, hang up."""
     from sip_bridge.media import LocalSdpSession, SessionDescription, accept_answer, build_offer
 

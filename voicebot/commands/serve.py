@@ -27,6 +27,7 @@ def serve(
 ) -> None:
     """Answer phone calls (SIP) and browser calls (http://HOST:PORT/call) until Ctrl-C."""
     from voicebot.models import ModelError
+    from voicebot.pipeline.resources import ModelLoadError
     from voicebot.server import serve as run_server
     from voicebot.settings import get_settings
 
@@ -35,7 +36,7 @@ def serve(
             raise _fail(f"{name} must be between 1 and 65535, not {port}")
     try:
         asyncio.run(run_server(get_settings(), host=host, sip_port=sip_port, http_port=http_port))
-    except ModelError as error:
+    except (ModelError, ModelLoadError) as error:
         raise _fail(str(error)) from None
     except OSError as error:
         raise _fail(f"cannot listen: {error}; choose another --sip-port/--http-port or --host") from None
@@ -50,13 +51,12 @@ def bench_sip(
 ) -> None:
     """Real SIP calls over loopback with German speech: call setup time, voice-to-voice latency, failures."""
     from voicebot.benchmarks.sip import format_report, run_sip_benchmark
-    from voicebot.models import ModelError
     from voicebot.settings import get_settings
 
     try:
         report = asyncio.run(run_sip_benchmark(get_settings(), calls=calls, concurrency=concurrency))
-    except ModelError as error:
-        raise _fail(str(error)) from None
+    except RuntimeError as error:  # the server did not come up (missing model, port) or espeak-ng is missing
+        raise _fail(str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)) from None
     if as_json:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
