@@ -89,6 +89,12 @@ def test_cancel_before_answer_gets_487_and_frees_the_line(
     assert voicebot_server.wait_idle()
 
 
+def test_offer_without_a_common_codec_gets_488(voicebot_server: VoicebotServer, sipp_dir: Path) -> None:
+    result = _uac(voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_g729_only.xml")], timeout_s=20)
+    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+    assert voicebot_server.wait_idle()
+
+
 def test_bot_hangs_up_with_bye_when_rtp_stops(voicebot_server: VoicebotServer, sipp_dir: Path) -> None:
     """A caller whose media never arrives: after ``rtp_inactivity_timeout_s`` (10 s here) the bot sends BYE."""
     started = time.time()
