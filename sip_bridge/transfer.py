@@ -25,6 +25,10 @@ from sip_bridge.sip import events as ev
 
 if TYPE_CHECKING:
     from sip_bridge.calls import SipCall, SipCallService
+TRANSFER_FAILED_MESSAGE = (
+    "Leider ist im Moment niemand erreichbar. Bitte rufen Sie später noch einmal an, "
+    "oder stellen Sie mir Ihre Frage noch einmal."
+)
 
 
 @dataclass(frozen=True)
@@ -127,19 +131,19 @@ class Transfer:
             match event:
                 case None:
                     service.user_agent.hangup(self.staff_call_id)  # CANCEL while ringing
-                    self._failed(408)
+                    await self._failed(408)
                     return
                 case ev.OutboundCallAnswered(sdp=sdp):
                     negotiated = accept_answer(offer, SessionDescription.parse(sdp))
                     break
                 case ev.OutboundCallFailed(code=code):
-                    self._failed(code)
+                    await self._failed(code)
                     return
                 case ev.CallEnded(call_id=call_id) if call_id == self.call.call_id:
                     service.user_agent.hangup(self.staff_call_id)
                     return
                 case ev.CallEnded(call_id=call_id) if call_id == self.staff_call_id:
-                    self._failed(487)
+                    await self._failed(487)
                     return
                 case _:
                     continue
@@ -194,13 +198,24 @@ class Transfer:
         now = self._packet_counts()
         return {key: value - self._counts_at_bridge.get(key, 0) for key, value in now.items()}
 
-    def _failed(self, code: int) -> None:
+    async def _failed(self, code: int) -> None:
+        """Staff could not be reached: tell the caller, stay in the call, allow a later hand-off request."""
         self.state = "failed"
         self.keeps_call = False
         if self.staff_call_id:
             self.service.outbound.pop(self.staff_call_id, None)
             self.staff_call_id = None
         self._note("transfer_failed", code=code)
+        if self.staff_rtp is not None:
+            with contextlib.suppress(ValueError):
+                self.call.extra_endpoints.remove(self.staff_rtp)
+            await self.staff_rtp.close()
+            self.staff_rtp = None
+        if self.call.transfer is self:
+            self.call.transfer = None
+        say = getattr(self.call.handle, "say", None)
+        if say is not None and not self.call.finished:
+            await say("transfer_failed", TRANSFER_FAILED_MESSAGE)
 
     async def close(self) -> None:
         """The caller's call is over: stop the bridge and BYE/CANCEL staff if still connected."""

@@ -9,7 +9,9 @@ call pipeline as a phone call; only the transport differs. Signalling is one POS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +75,17 @@ def create_app(
     webrtc = SmallWebRTCRequestHandler()
     call_tasks: set[asyncio.Task[None]] = set()
 
-    app = FastAPI(title=f"Bürgertelefon {settings.town}", docs_url=None, redoc_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Shutdown: end browser calls (their transcripts are closed by _run_web_call) and the peer connections.
+        for task in list(call_tasks):
+            task.cancel()
+        if call_tasks:
+            await asyncio.wait(call_tasks, timeout=5)
+        await webrtc.close()
+
+    app = FastAPI(title=f"Bürgertelefon {settings.town}", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.state.resources = resources
     app.state.calls = calls
@@ -163,14 +175,6 @@ def create_app(
             )
         )
         return {"status": "ok"}
-
-    @app.on_event("shutdown")
-    async def close_calls() -> None:
-        for task in list(call_tasks):
-            task.cancel()
-        if call_tasks:
-            await asyncio.wait(call_tasks, timeout=5)
-        await webrtc.close()
 
     return app
 

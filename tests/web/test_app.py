@@ -1,0 +1,70 @@
+"""The FastAPI app in-process: health, the accessible page, and the capacity limit shared with SIP calls."""
+
+from __future__ import annotations
+
+import httpx
+from aiortc import RTCPeerConnection
+
+from voicebot.server import CallRegistry
+from voicebot.settings import Settings
+from voicebot.web.app import create_app
+
+
+def _client(registry: CallRegistry) -> httpx.AsyncClient:
+    app = create_app(Settings(), None, registry=registry)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://voicebot")
+
+
+async def _browser_like_offer() -> str:
+    peer = RTCPeerConnection()
+    try:
+        peer.addTransceiver("audio", direction="sendrecv")
+        await peer.setLocalDescription(await peer.createOffer())
+        return peer.localDescription.sdp
+    finally:
+        await peer.close()
+
+
+async def test_health_reports_calls_and_sip_state() -> None:
+    registry = CallRegistry(max_calls=3)
+    lease = registry.try_acquire("sip")
+    registry.sip_listening = True
+    async with _client(registry) as client:
+        health = (await client.get("/healthz")).json()
+    assert health == {
+        "status": "ok",
+        "town": "Musterstadt",
+        "models_loaded": False,
+        "active_calls": 1,
+        "max_calls": 3,
+        "sip_listening": True,
+    }
+    assert lease is not None
+    lease.release()
+    lease.release()  # idempotent
+    assert registry.active == 0
+
+
+async def test_call_page_is_german_and_accessible() -> None:
+    async with _client(CallRegistry(max_calls=1)) as client:
+        page = await client.get("/call")
+        script = await client.get("/static/call.js")
+        root = await client.get("/", follow_redirects=False)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert '<html lang="de">' in html
+    assert ">Rathaus anrufen</button>" in html and ">Auflegen</button>" in html
+    assert 'role="status"' in html and 'aria-live="polite"' in html
+    assert script.status_code == 200 and "/api/offer" in script.text
+    assert root.status_code in (302, 307) and root.headers["location"] == "/call"
+
+
+async def test_full_house_answers_503_with_retry_after() -> None:
+    registry = CallRegistry(max_calls=1)
+    assert registry.try_acquire("sip") is not None
+    async with _client(registry) as client:
+        response = await client.post("/api/offer", json={"sdp": await _browser_like_offer(), "type": "offer"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "30"
+    assert "belegt" in response.json()["detail"]
+    assert registry.active == 1
