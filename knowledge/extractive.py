@@ -127,6 +127,7 @@ def _rank_support(page: PageCandidate) -> float:
 COSINE_FLOOR = 0.80
 COSINE_SPAN = 0.08
 WEIGHTS = {"ranks": 0.55, "cosine": 0.2, "coverage": 0.25}
+NO_OVERLAP_CAP = 0.45
 
 
 _STOPWORD_TEXT = (
@@ -138,23 +139,44 @@ _STOPWORD_TEXT = (
     "zum zur im in an am auf aus bei mit fur von vom nach uber unter vor bis ob wenn dass als so "
     "sehr ganz gerne gern eigentlich jetzt heute morgen hallo guten tag ja nein ok okay also halt na "
     "ne eben einfach wieder frage fragen wissen weiss sagen sage dazu dafur davon denen dies diese "
-    "dieser dieses jemand etwas was's wat nen n the a to of is my i"
+    "dieser dieses jemand etwas was's wat nen n the a to of is my i stadt gemeinde stadtverwaltung "
+    "beste besten gut gute guten schnell schnelle irgendwie eigentlich ding sachen rufen anrufen kaufen"
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def content_words(text: str) -> list[str]:
     """The words that carry the request, folded (used for coverage and follow-up detection)."""
-    return [w for w in re.findall(r"[a-z0-9]+", guard.fold(text)) if w not in _STOPWORDS and len(w) > 2]
+    words = re.findall(r"[a-z0-9]+", guard.fold(text))
+    return [w for w in words if w not in _STOPWORDS and w not in _town_words and len(w) > 2]
+
+
+_town_words: set[str] = set()
+
+
+def set_town(name: str) -> None:
+    """The town's own name says nothing about the topic ("Hundesteuer in Musterstadt")."""
+    _town_words.update(guard.fold(name).split())
+
+
+# Words that ask for a fee or a duration: on almost every page, so they say nothing about the topic.
+_ASKING_WORDS = frozenset(("koste", "teuer", "preis", "gebuh", "dauer", "lange", "offen", "geoff"))
 
 
 def _coverage(question: str, chunk: Chunk) -> float:
-    """Share of the caller's content words that occur (by a 5-letter stem) on the page."""
+    """Share of the caller's topic words found on the page (same 5-letter stem, or inside a compound).
+
+    Generic words ("kostet", "dauert") count only when the question has nothing else: "was kostet ein
+    iPhone" must not match every page with a fee on it.
+    """
     words = content_words(question)
+    topical = [w for w in words if w[:5] not in _ASKING_WORDS]
+    words = topical or words
     if not words:
         return 0.0
     page = guard.fold(" ".join((chunk.title, " ".join(chunk.synonyms), chunk.spoken_answer, chunk.text)))
-    found = sum(1 for w in words if w[:5] in page)
+    stems = {word[:5] for word in re.findall(r"[a-z0-9]+", page)}
+    found = sum(1 for w in words if w[:5] in stems or (len(w) >= 5 and w in page))
     return found / len(words)
 
 
@@ -183,11 +205,14 @@ def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandi
                 close_call = True
     best = ordered[0]
     cosine = 0.5 if best.cosine is None else (best.cosine - COSINE_FLOOR) / COSINE_SPAN
+    coverage = _coverage(question, best.chunk)
     confidence = (
         WEIGHTS["ranks"] * _rank_support(best)
         + WEIGHTS["cosine"] * min(1.0, max(0.0, cosine))
-        + WEIGHTS["coverage"] * _coverage(question, best.chunk)
+        + WEIGHTS["coverage"] * coverage
     )
+    if coverage == 0.0:  # the page mentions none of the caller's topic words ("Taxi", "iPhone")
+        confidence = min(confidence, NO_OVERLAP_CAP)
     return ordered, round(min(1.0, confidence), 3), close_call
 
 
@@ -284,7 +309,8 @@ class ExtractiveAnswerEngine:
     def __init__(self, settings: Settings, retriever: Retriever) -> None:
         self._settings = settings
         self._retriever = retriever
-        self._lock = threading.Lock()  # searches run in worker threads; one at a time per index
+        self._lock = threading.Lock()
+        set_town(settings.town)  # searches run in worker threads; one at a time per index
 
     # -- retrieval, shared with the LLM mode
     def _search(self, query: str) -> tuple[list[Hit], list[PageCandidate]]:

@@ -62,7 +62,7 @@ _FIRE_MEDICAL_DE = _any(
     r"\batmet nicht\b",
     r"\bkeine luft\b",
     r"\bkriege? keine luft\b",
-    r"\b(stark )?blutet\b",
+    r"\b(stark )?blute(t|n)?\b",
     r"\bschwer verletzt\b",
     r"\bnotarzt\b",
     r"\b(kranken|rettungs)wagen\b",
@@ -107,6 +107,8 @@ _POLICE_DE = _any(
     r"\bangegriffen\b",
     r"\bschlagerei\b",
     r"\bverfolgt mich\b",
+    r"\b(hat|haben) (mich|uns|ihn|sie) (geschlagen|verprugelt|angegriffen|verletzt)\b",
+    r"\bschlagt (mich|uns)\b",
     r"\bpolizei (rufen|holen)\b",
     r"\bmit (einem|einer) (messer|waffe|pistole)\b",
 )
@@ -156,6 +158,7 @@ _PERSONAL_DE = _any(
     r"\bprivate (\w*nummer|adresse|anschrift|e-?mail)\b",
     r"\b(ist|wurde|wird) (mein|meine|unser|unsere) \w*(antrag|bescheid|vorgang)\w*\b",
     r"\bdaten (von|uber) (meinem|meiner|meinen|einem|einer)\b",
+    r"\b(hat|ist) (mein|meine|unser|unsere) (nachbar|nachbarin|nachbarn|kolleg\w*|vermieter\w*|ex\w*)\b",
 )
 # "Is my passport ready?" is about one file; "how long until my passport is ready?" is a general question.
 _PERSONAL_STATUS = re.compile(
