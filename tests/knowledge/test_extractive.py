@@ -98,6 +98,15 @@ async def test_out_of_scope_clarifies_once_then_hands_off(engine: AnswerEngine) 
     assert (second.action, second.reason) == (Action.HANDOFF, "low_confidence_again")
 
 
+@pytest.mark.parametrize(
+    "question",
+    ["was kostet ein iphone", "kannst du mir ein taxi rufen", "wie wird das wetter morgen"],
+)
+async def test_questions_no_page_is_about_are_not_answered(engine: AnswerEngine, question: str) -> None:
+    answer = await engine.answer(AnswerRequest(question))
+    assert answer.action == Action.CLARIFY, (answer.sources, answer.confidence)
+
+
 async def test_unsure_transcript_asks_to_repeat(engine: AnswerEngine) -> None:
     garbled = AnswerRequest("wo kann ich die mahlzeit dingsda", asr_confidence=0.2)
     first = await engine.answer(garbled)
