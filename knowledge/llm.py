@@ -36,6 +36,15 @@ Nenne Gebühren, Zeiten und Unterlagen genau so, wie sie in den Passagen stehen.
 Setze hinter jeden Satz die ID der Passage in eckigen Klammern, zum Beispiel [{example_id}].
 Wenn die Passagen die Antwort nicht enthalten, antworte genau: {abstain}"""
 
+# Callers in these languages get the model's answer in their language (numbers are verified the same way).
+LANGUAGE_NAMES = {
+    "en": "Englisch",
+    "tr": "Türkisch",
+    "ru": "Russisch",
+    "uk": "Ukrainisch",
+    "pl": "Polnisch",
+    "ar": "Arabisch",
+}
 # A base model continues the prompt's layout; stop there instead of generating a second prompt.
 STOP_SEQUENCES = ["Frage:", "\n\n\n"]
 PASSAGE_CHARS = 900  # per passage: keeps three passages + question inside a 2k context of a small local model
@@ -72,6 +81,9 @@ def build_messages(
 ) -> list[ChatCompletionMessageParam]:
     example_id = next(iter(passages), "seiten-id")
     system = SYSTEM_PROMPT.format(town=settings.town, example_id=example_id, abstain=verify.ABSTAIN_TOKEN)
+    if request.language in LANGUAGE_NAMES:
+        name = LANGUAGE_NAMES[request.language]
+        system += f"\nDie anrufende Person spricht {name}: antworte auf {name}."
     numbered = "\n\n".join(f"[{i}] ID: {pid}\n{text}" for i, (pid, text) in enumerate(passages.items(), 1))
     earlier = [f"{'Anrufer' if t.role == 'caller' else 'Assistent'}: {t.text}" for t in request.history[-4:]]
     context = ("Bisheriges Gespräch:\n" + "\n".join(earlier) + "\n\n") if earlier else ""
@@ -116,7 +128,7 @@ class LlmAnswerEngine:
         if first_sentence_ms is not None:
             timings["first_sentence"] = round(first_sentence_ms, 2)
         if generation.released:
-            answer = self._verified_answer(retrieval, generation, timings)
+            answer = self._verified_answer(request, retrieval, generation, timings)
         else:
             answer = self._fallback(request, retrieval, generation.failure or "empty", timings)
         async for event in emit_rest(answer, started, already_spoken=bool(generation.released)):
@@ -228,7 +240,7 @@ class LlmAnswerEngine:
 
     # -- results
     def _verified_answer(
-        self, retrieval: Retrieval, generation: _Generation, timings: dict[str, float]
+        self, request: AnswerRequest, retrieval: Retrieval, generation: _Generation, timings: dict[str, float]
     ) -> Answer:
         chunks = {page.chunk.id: page.chunk for page in retrieval.pages}
         cited_chunks = [chunks[c] for c in generation.cited if c in chunks]
@@ -240,7 +252,7 @@ class LlmAnswerEngine:
             retrieval.confidence,
             list(generation.cited),
             self.mode,
-            "de",
+            request.language if request.language in LANGUAGE_NAMES else "de",
             reason,
             timings,
         )

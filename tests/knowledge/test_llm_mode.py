@@ -334,6 +334,18 @@ async def test_answer_citing_another_authority_is_a_redirect(
     assert (answer.action, answer.reason, answer.sources) == (Action.REDIRECT, "verified", ["kfz-zulassung"])
 
 
+async def test_english_caller_gets_the_answer_in_english(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    question = "How much is an ID card?"
+    scripted_server.scripts[question] = Script(["The ID card costs 37 euros [personalausweis-beantragen]."])
+    scripted_server.requests.clear()
+    settings = _settings(kb_settings, scripted_server.url)
+    answer = _final(await _run(settings, retriever, AnswerRequest(question, language="en")))
+    assert (answer.text, answer.language, answer.reason) == ("The ID card costs 37 euros.", "en", "verified")
+    assert "antworte auf Englisch" in scripted_server.requests[-1]["messages"][0]["content"]
+
+
 async def test_the_guard_answers_before_the_model_is_asked(
     scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
 ) -> None:
