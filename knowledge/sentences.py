@@ -64,7 +64,8 @@ _ABBREVIATIONS = frozenset(
         "h",
     ]
 )
-_BOUNDARY = re.compile(r"([.!?…]+[\"“”»)]*)(\s+)(?=[A-ZÄÖÜ0-9„\"»(])")
+# A citation written after the full stop ("... 37 Euro. [page-id] Bringen Sie ...") belongs to the sentence before.
+_BOUNDARY = re.compile(r"([.!?…]+[\"“”»)]*(?:\s*\[[^\[\]]{1,120}\])*)(\s+)(?=[A-ZÄÖÜ0-9„\"»(])")
 
 
 def _ends_with_non_terminal_dot(text_before: str) -> bool:

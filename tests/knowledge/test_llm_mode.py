@@ -221,6 +221,18 @@ async def test_verified_sentences_are_released_one_by_one(
     assert {"retrieval", "first_sentence", "total"} <= set(answer.timings_ms)
 
 
+async def test_citations_after_the_full_stop_belong_to_the_sentence_before(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    question = "Perso Kosten bitte"
+    scripted_server.scripts[question] = Script(
+        ["Er kostet 37 Euro. [personalausweis-beantragen]", " Unter 24 Jahren 22,80 Euro. [1]"]
+    )
+    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
+    assert _spoken(events) == ["Er kostet 37 Euro.", "Unter 24 Jahren 22,80 Euro."]
+    assert _final(events).reason == "verified"
+
+
 async def test_prompt_carries_numbered_passages_ids_and_abstain_token(
     scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
 ) -> None:

@@ -109,6 +109,8 @@ def test_sentence_splitting_keeps_abbreviations_ordinals_and_times() -> None:
         "Termine gibt es ab dem 1. März um 8.30 Uhr!",
         "Noch Fragen?",
     ]
+    cited_after = "Er kostet 37 Euro. [a] Bringen Sie ein Foto mit. [a, b]"
+    assert split_sentences(cited_after) == ["Er kostet 37 Euro. [a]", "Bringen Sie ein Foto mit. [a, b]"]
     splitter = SentenceSplitter()
     released = [
         s
