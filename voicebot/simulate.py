@@ -21,12 +21,14 @@ from loguru import logger
 from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
+    InterruptionFrame,
     OutputAudioRawFrame,
     StartFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
@@ -38,6 +40,7 @@ from voicebot.pipeline.transcript import CallTranscript
 from voicebot.settings import Settings
 
 FRAME_S = 0.02
+PLAYOUT_LEAD_S = 0.003
 OUTPUT_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 SILENCE_LEVEL = 300  # int16 amplitude below which bot audio counts as silent
 
@@ -165,7 +168,13 @@ class TimelineOutputTransport(BaseOutputTransport):
         self._clock = clock
         self._cursor = 0.0
         self.chunks: list[tuple[float, bytes]] = []
+        self.interruptions: list[float] = []  # call times at which an InterruptionFrame reached the output
         self.last_audio_wall = 0.0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, InterruptionFrame):
+            self.interruptions.append(self._clock.now())
+        await super().process_frame(frame, direction)
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
@@ -176,7 +185,9 @@ class TimelineOutputTransport(BaseOutputTransport):
         self.chunks.append((position, frame.audio))
         self._cursor = position + len(frame.audio) / 2 / frame.sample_rate
         self.last_audio_wall = time.perf_counter()
-        await self._clock.sleep_until(self._cursor - FRAME_S)  # one chunk of lead, like a sound card buffer
+        # Return just before this chunk has been played: no audio is buffered ahead, so an interruption cuts the
+        # bot off within the chunk being played (20 ms), as on a phone line.
+        await self._clock.sleep_until(self._cursor - PLAYOUT_LEAD_S)
         return True
 
     def render(self, rate: int, duration_s: float) -> np.ndarray:
@@ -234,6 +245,7 @@ class SimulationResult:
     speed: float
     events: list[dict[str, Any]] = field(default_factory=list)
     rss_mb: float = 0.0
+    interruptions_s: list[float] = field(default_factory=list)
 
     @property
     def bot_segments(self) -> list[tuple[float, float]]:
@@ -250,6 +262,7 @@ class SimulationResult:
                 "wall_s": round(self.wall_s, 2),
                 "bot_audio_segments_s": self.bot_segments,
                 "call_events": self.events,
+                "interruptions_at_output_s": [round(t, 3) for t in self.interruptions_s],
                 "rss_mb": round(self.rss_mb, 1),
             },
         }
@@ -353,4 +366,5 @@ async def simulate_call(
         speed=speed,
         events=events,
         rss_mb=rss,
+        interruptions_s=list(transport.output().interruptions),
     )

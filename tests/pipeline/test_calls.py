@@ -2,7 +2,7 @@
 
 Caller audio is German espeak-ng speech (a worst case for Whisper, so assertions on recognised words are
 tolerant: one key word of several) and, for the non-German check, a real recorded English Asterisk prompt.
-All calls but one run at 4× real time; ``test_phone_call_in_real_time`` runs at real time.
+All calls but one run at 3× real time; ``test_phone_call_in_real_time`` runs at real time.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from voicebot.settings import Settings
 from voicebot.simulate import SimulationResult, read_wav, simulate_call, speech_segments, write_wav
 
 pytestmark = pytest.mark.slow
-SPEED = 4.0
+SPEED = 3.0
 
 
 def turns(result: SimulationResult, role: str, kind: str | None = None) -> list[dict[str, Any]]:
@@ -55,17 +55,17 @@ async def test_multi_turn_call_answers_each_question_and_keeps_the_transcript(
         call_resources,
         [
             2.5,
-            "Wann hat das Bürgerbüro geöffnet?",
+            "Ich habe eine Frage zum Personalausweis.",
             9.0,
-            "Hallo, ich habe eine Frage zum Personalausweis.",
+            "Wo ist das Fundbüro?",
             9.0,
         ],
     )
     questions = turns(result, "caller", "question")
     answers = turns(result, "bot", "answer")
     assert len(questions) == 2, questions
-    assert contains_any(questions[0]["text"], ("geöffnet", "bürgerbüro", "öffnet"))
-    assert contains_any(questions[1]["text"], ("frage", "ausweis", "hallo"))
+    assert contains_any(questions[0]["text"], ("frage", "ausweis"))
+    assert contains_any(questions[1]["text"], ("fund", "büro"))
     assert len(answers) == 2
     for question in questions:
         assert question["asr"] and question["asr"][0]["avg_logprob"] < 0
@@ -76,7 +76,7 @@ async def test_multi_turn_call_answers_each_question_and_keeps_the_transcript(
         stages = set(question["timings_ms"]) | set(answer["timings_ms"])
         assert {"asr", "endpointing", "answer_first_sentence", "tts_first_chunk", "voice_to_voice"} <= stages
     assert answers[-1]["played"]
-    assert any(answer["sources"] for answer in answers)
+    assert answers[1]["sources"], answers[1]  # the Fundbüro page
     # The bot spoke after each question (greeting, answer 1, answer 2), at the moments it answered.
     bot = result.bot_segments
     for _text, _start, end in composed.utterances:
@@ -102,6 +102,10 @@ async def test_barge_in_stops_the_bot_and_marks_its_turn_interrupted(
     while_caller_speaks = result.reply[int((caller_start + 0.8) * rate) : int(caller_end * rate)]
     assert np.abs(while_caller_speaks.astype(np.int32)).max() < 300
     assert turns(result, "caller", "question"), "the barge-in utterance is still answered"
+    # At the output, the bot stops within the 20 ms chunk being played when the interruption arrives.
+    cut = next(t for t in result.interruptions_s if caller_start < t < caller_end)
+    after_cut = result.reply[int((cut + 0.025) * rate) : int((cut + 0.5) * rate)]
+    assert np.abs(after_cut.astype(np.int32)).max() < 300
 
 
 async def test_silence_asks_once_then_ends_the_call(
@@ -137,7 +141,8 @@ async def test_repeat_request_and_goodbye(
     answer = next(t for t in bot if t["kind"] == "answer")
     repeat = next(t for t in bot if t["kind"] == "repeat")
     assert repeat["text"] == answer["text"]
-    assert bot[-1]["kind"] == "goodbye" and bot[-1]["text"] == settings.call.goodbye
+    heard = [t["text"] for t in turns(result, "caller")]
+    assert bot[-1]["kind"] == "goodbye" and bot[-1]["text"] == settings.call.goodbye, heard
     assert result.transcript["ended_reason"] == "goodbye"
 
 

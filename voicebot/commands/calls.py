@@ -55,6 +55,7 @@ def call(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the pipeline's debug log.")] = False,
 ) -> None:
     """Simulate a phone call: stream WAV through the real pipeline, write the reply audio and transcript."""
+    _quiet_logs(verbose)
     from voicebot.simulate import AudioFileError, read_wav, simulate_call, write_wav
 
     if not wav.is_file():
@@ -65,7 +66,6 @@ def call(
         audio, rate = read_wav(wav)
     except AudioFileError as error:
         raise _fail(str(error)) from None
-    _quiet_logs(verbose)
     settings = _settings()
     resources = _resources(settings)
     result = asyncio.run(simulate_call(settings, resources, audio, rate, speed=speed))

@@ -27,6 +27,8 @@ class AsrResult:
     asr_ms: float
     language_probability: float | None = None
     failed: bool = False  # the ASR raised; text is empty
+    speech_start_time: float = 0.0  # time.time() the caller started this segment (VAD start minus its window)
+    speech_end_time: float = 0.0  # time.time() the caller stopped (VAD stop minus its window)
 
     @property
     def confidence(self) -> float:

@@ -12,13 +12,21 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import numpy as np
 from faster_whisper import WhisperModel
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.frames.frames import (
+    ErrorFrame,
+    Frame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
@@ -107,12 +115,23 @@ class PhoneWhisperSTTService(WhisperSTTService):
             **kwargs,
         )
         self.last_result: AsrResult | None = None
+        self._segment_start = 0.0
+        self._segment_times: deque[tuple[float, float]] = deque()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        # One segment is queued per VAD stop, in order: remember when each was spoken, for the latency account.
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._segment_start = frame.timestamp - frame.start_secs
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._segment_times.append((self._segment_start, frame.timestamp - frame.stop_secs))
+        await super().process_frame(frame, direction)
 
     def _load(self) -> None:
         """Use the process-wide model instead of loading one per call."""
         self._model = self._shared_model
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
+        spoken_from, spoken_to = self._segment_times.popleft() if self._segment_times else (0.0, 0.0)
         samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
         if samples.size == 0:
             return
@@ -124,11 +143,23 @@ class PhoneWhisperSTTService(WhisperSTTService):
             logger.exception("ASR failed")
             yield ErrorFrame(error=f"ASR failed: {error}")
             # A marked placeholder still ends the turn, so the call script can apologise.
-            failed = AsrResult("", self._asr.language, -10.0, 1.0, samples.size / 16000, 0.0, failed=True)
+            failed = AsrResult(
+                "",
+                self._asr.language,
+                -10.0,
+                1.0,
+                samples.size / 16000,
+                0.0,
+                None,
+                True,
+                spoken_from,
+                spoken_to,
+            )
             yield TranscriptionFrame(ASR_FAILED_TEXT, self._user_id, time_now_iso8601(), None, result=failed)
             return
         finally:
             await self.stop_processing_metrics()
+        result.speech_start_time, result.speech_end_time = spoken_from, spoken_to
         self.last_result = result
         logger.debug(
             f"ASR [{result.language}] {result.text!r} logprob={result.avg_logprob:.2f} "

@@ -168,15 +168,19 @@ class CallTranscript:
         self._save()
 
     def mark_interrupted(self) -> bool:
-        """The caller barged in: the newest bot turn, if not completely played, is interrupted."""
+        """The caller barged in: every bot turn not yet played in full (and interruptible) is interrupted."""
         with self._lock:
-            turn = self._last_bot_turn()
-            if turn is None or turn.played or turn.interrupted or not turn.interruptible:
-                return False
-            turn.interrupted = True
-            turn.end_s = self.rel()
-        self._save()
-        return True
+            pending = [
+                t
+                for t in self.turns
+                if t.role == "bot" and not t.played and not t.interrupted and t.interruptible
+            ]
+            for turn in pending:
+                turn.interrupted = True
+                turn.end_s = self.rel()
+        if pending:
+            self._save()
+        return bool(pending)
 
     def add_event(self, kind: str, **data: Any) -> None:
         with self._lock:
