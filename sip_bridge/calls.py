@@ -188,7 +188,10 @@ class SipCallService:
             call.handle = await self.runner(
                 transport, call.call_id, PIPELINE_SAMPLE_RATE, lambda frame: self._pipeline_event(call, frame)
             )
-            if not call.sip_up or call.finished:  # CANCEL arrived while the pipeline was built
+            if self.settings.sip.ring_s > 0 and call.sip_up:
+                ua.ringing(event.call_id)
+                await asyncio.sleep(self.settings.sip.ring_s)
+            if not call.sip_up or call.finished:  # CANCEL arrived while the pipeline was built (or it rang)
                 transcript = getattr(call.handle, "transcript", None)
                 if transcript is not None:
                     transcript.end("caller:cancel")

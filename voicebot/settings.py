@@ -179,6 +179,7 @@ class SipSettings(_Section):
     staff_uri: str = "sip:staff@127.0.0.1:5070"
     transfer_timeout_s: float = 20.0
     handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
+    ring_s: float = 0.0  # let it ring (180) this long before answering; 0 = answer as soon as the call is ready
 
 
 class HttpSettings(_Section):

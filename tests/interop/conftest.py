@@ -33,6 +33,7 @@ def voicebot_server(
         sip__staff_uri=f"sip:staff@127.0.0.1:{staff_port}",
         sip__rtp_inactivity_timeout_s="10",
         sip__transfer_timeout_s="8",
+        sip__ring_s="0.5",  # a CANCEL right after 100 Trying must meet an unanswered call, not race the answer
     )
     server.start()
     yield server

@@ -141,7 +141,10 @@ def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
         time.sleep(0.5)
         started = time.time()
         result = _uac(
-            voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_refer_refused.xml")], timeout_s=60
+            voicebot_server,
+            sipp_dir,
+            ["-sf", str(SCENARIOS / "uac_refer_refused.xml"), "-d", "9000"],
+            timeout_s=60,
         )
         assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
         staff_output, _ = staff.communicate(timeout=20)
@@ -160,4 +163,28 @@ def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
     # Caller audio went out to staff and the echo came back in from staff and out to the caller.
     assert ended["staff_packets_out"] > 100 and ended["staff_packets_in"] > 100, ended
     assert ended["caller_packets_in"] > 100 and ended["caller_packets_out"] > 100, ended
+    assert voicebot_server.wait_idle()
+
+
+def test_unreachable_staff_is_told_to_the_caller_and_the_call_goes_on(
+    voicebot_server: VoicebotServer, sipp_dir: Path
+) -> None:
+    """REFER refused and nobody answers the bot's INVITE to staff (nothing listens on the staff port now): after
+    ``transfer_timeout_s`` (8 s here) the bot gives up, says that nobody is available, and stays in the call."""
+    started = time.time()
+    result = _uac(
+        voicebot_server,
+        sipp_dir,
+        ["-sf", str(SCENARIOS / "uac_refer_refused.xml"), "-d", "16000"],
+        timeout_s=60,
+    )
+    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+    transcript = _last_transcript(voicebot_server, started)
+    events = {e["kind"]: e for e in transcript["events"]}  # type: ignore[union-attr]
+    assert events["transfer_failed"]["code"] == 408, events
+    assert "transfer_bridged" not in events
+    turns = transcript["turns"]
+    assert isinstance(turns, list)
+    assert any(t["role"] == "bot" and t["kind"] == "transfer_failed" for t in turns), turns
+    assert transcript["ended_reason"] == "caller:bye_remote"
     assert voicebot_server.wait_idle()
