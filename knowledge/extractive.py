@@ -63,6 +63,18 @@ class Retrieval:
         return self.pages[0] if self.pages else None
 
 
+def earlier_turns(request: AnswerRequest) -> Sequence[Turn]:
+    """The conversation before this question (a history that already ends with the question loses it)."""
+    history = request.history
+    if (
+        history
+        and history[-1].role == "caller"
+        and guard.fold(history[-1].text) == guard.fold(request.question)
+    ):
+        return history[:-1]
+    return history
+
+
 def last_bot_turn(history: Sequence[Turn]) -> Turn | None:
     for turn in reversed(history):
         if turn.role == "bot":
@@ -82,10 +94,10 @@ def combined_query(request: AnswerRequest) -> str | None:
 
     Used for replies to "Meinen Sie A oder B?" and for short follow-ups ("und was kostet das?").
     """
-    previous = last_caller_turn(request.history)
+    previous = last_caller_turn(earlier_turns(request))
     if previous is None:
         return None
-    bot = last_bot_turn(request.history)
+    bot = last_bot_turn(earlier_turns(request))
     answering_choice = bot is not None and bool(phrases.offered_choices(bot.text))
     if answering_choice or is_follow_up(request.question):
         return f"{previous.text} {request.question}"
@@ -94,7 +106,7 @@ def combined_query(request: AnswerRequest) -> str | None:
 
 def _pick_offered(request: AnswerRequest, pages: Sequence[PageCandidate]) -> PageCandidate | None:
     """The page the caller chose after "Meinen Sie A oder B?" ("A", "das erste", "den zweiten")."""
-    bot = last_bot_turn(request.history)
+    bot = last_bot_turn(earlier_turns(request))
     titles = phrases.offered_choices(bot.text) if bot else []
     if not titles:
         return None
@@ -155,7 +167,7 @@ class ExtractiveAnswerEngine:
         """Search the question; a reply to a choice, or an unclear follow-up, is searched with the turn before."""
         started = time.perf_counter()
         combined = combined_query(request)
-        bot = last_bot_turn(request.history)
+        bot = last_bot_turn(earlier_turns(request))
         if combined is not None and bot is not None and phrases.offered_choices(bot.text):
             hits, pages = self._search(combined)
             chosen = _pick_offered(request, pages)
@@ -251,7 +263,7 @@ class ExtractiveAnswerEngine:
 
 
 def _already_clarified(request: AnswerRequest) -> bool:
-    bot = last_bot_turn(request.history)
+    bot = last_bot_turn(earlier_turns(request))
     return bot is not None and phrases.is_clarify(bot.text)
 
 

@@ -24,7 +24,14 @@ from openai.types.chat import (
 )
 
 from knowledge import verify
-from knowledge.extractive import ExtractiveAnswerEngine, Retrieval, collect, emit, guarded_answer
+from knowledge.extractive import (
+    ExtractiveAnswerEngine,
+    Retrieval,
+    collect,
+    earlier_turns,
+    emit,
+    guarded_answer,
+)
 from knowledge.sentences import SentenceSplitter
 from knowledge.types import Action, Answer, AnswerEvent, AnswerRequest, FinalEvent, SentenceEvent
 from voicebot.settings import Settings
@@ -85,7 +92,8 @@ def build_messages(
         name = LANGUAGE_NAMES[request.language]
         system += f"\nDie anrufende Person spricht {name}: antworte auf {name}."
     numbered = "\n\n".join(f"[{i}] ID: {pid}\n{text}" for i, (pid, text) in enumerate(passages.items(), 1))
-    earlier = [f"{'Anrufer' if t.role == 'caller' else 'Assistent'}: {t.text}" for t in request.history[-4:]]
+    turns = earlier_turns(request)[-4:]
+    earlier = [f"{'Anrufer' if t.role == 'caller' else 'Assistent'}: {t.text}" for t in turns]
     context = ("Bisheriges Gespräch:\n" + "\n".join(earlier) + "\n\n") if earlier else ""
     user = f"Passagen:\n{numbered}\n\n{context}Frage: {request.question}"
     return [

@@ -127,6 +127,10 @@ async def test_follow_up_uses_the_previous_question(engine: AnswerEngine) -> Non
     assert answer.sources == ["hundesteuer-anmelden"]
     new_topic = await engine.answer(AnswerRequest("Was kostet der Perso?", history=history))
     assert new_topic.sources == ["personalausweis-beantragen"]
+    # The voice pipeline's history may already end with the current question.
+    with_current = (*history, Turn("caller", "und was kostet das?"))
+    again = await engine.answer(AnswerRequest("und was kostet das?", history=with_current))
+    assert again.sources == ["hundesteuer-anmelden"]
 
 
 async def test_a_choice_is_resolved_from_the_callers_reply(engine: AnswerEngine) -> None:
