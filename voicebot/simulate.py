@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 from loguru import logger
+from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
+    InputDTMFFrame,
     InterruptionFrame,
     OutputAudioRawFrame,
     StartFrame,
@@ -115,8 +117,16 @@ class CallClock:
 class FileInputTransport(BaseInputTransport):
     """Feeds the caller audio in 20 ms frames on the call clock, then silence until the call is stopped."""
 
-    def __init__(self, audio: np.ndarray, rate: int, clock: CallClock, params: TransportParams) -> None:
+    def __init__(
+        self,
+        audio: np.ndarray,
+        rate: int,
+        clock: CallClock,
+        params: TransportParams,
+        dtmf: list[tuple[float, str]] | None = None,
+    ) -> None:
         super().__init__(params)
+        self._dtmf = sorted(dtmf or [])
         self._audio = audio
         self._rate = rate
         self._clock = clock
@@ -157,6 +167,9 @@ class FileInputTransport(BaseInputTransport):
             await self.push_audio_frame(
                 InputAudioRawFrame(audio=chunk.tobytes(), sample_rate=self._rate, num_channels=1)
             )
+            while self._dtmf and self._dtmf[0][0] <= index * FRAME_S:
+                _at, digit = self._dtmf.pop(0)
+                await self.push_frame(InputDTMFFrame(button=KeypadEntry(digit)))
             index += 1
 
 
@@ -201,7 +214,14 @@ class TimelineOutputTransport(BaseOutputTransport):
 
 
 class FileCallTransport(BaseTransport):
-    def __init__(self, audio: np.ndarray, rate: int, out_rate: int, clock: CallClock) -> None:
+    def __init__(
+        self,
+        audio: np.ndarray,
+        rate: int,
+        out_rate: int,
+        clock: CallClock,
+        dtmf: list[tuple[float, str]] | None = None,
+    ) -> None:
         super().__init__()
         in_params = TransportParams(audio_in_enabled=True, audio_in_sample_rate=rate)
         out_params = TransportParams(
@@ -210,7 +230,7 @@ class FileCallTransport(BaseTransport):
             audio_out_10ms_chunks=2,
             audio_out_end_silence_secs=0,
         )
-        self._input = FileInputTransport(audio, rate, clock, in_params)
+        self._input = FileInputTransport(audio, rate, clock, in_params, dtmf)
         self._output = TimelineOutputTransport(clock, out_params)
 
     def input(self) -> FileInputTransport:
@@ -226,9 +246,12 @@ class TurnActivityObserver(BaseObserver):
     def __init__(self) -> None:
         super().__init__()
         self.caller_turn_open = False
+        self.dtmf_seen_by: set[str] = set()  # processors that passed a keypad digit on
 
     async def on_push_frame(self, data: FramePushed) -> None:
-        if isinstance(data.frame, UserStartedSpeakingFrame):
+        if isinstance(data.frame, InputDTMFFrame):
+            self.dtmf_seen_by.add(type(data.source).__name__)
+        elif isinstance(data.frame, UserStartedSpeakingFrame):
             self.caller_turn_open = True
         elif isinstance(data.frame, UserStoppedSpeakingFrame):
             self.caller_turn_open = False
@@ -246,6 +269,7 @@ class SimulationResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     rss_mb: float = 0.0
     interruptions_s: list[float] = field(default_factory=list)
+    dtmf_seen_by: set[str] = field(default_factory=set)
 
     @property
     def bot_segments(self) -> list[tuple[float, float]]:
@@ -296,14 +320,16 @@ async def simulate_call(
     speed: float = 1.0,
     call_id: str | None = None,
     max_tail_s: float = 30.0,
+    dtmf: list[tuple[float, str]] | None = None,
 ) -> SimulationResult:
-    """Run one call with ``audio`` as the caller; returns the transcript and the reply timeline."""
+    """Run one call with ``audio`` as the caller (``dtmf``: keypad digits at call times); returns the transcript
+    and the reply timeline."""
     if speed <= 0:
         raise ValueError("speed must be > 0")
     call_id = call_id or f"sim-{uuid.uuid4().hex[:10]}"
     out_rate = rate if rate in OUTPUT_RATES else 16000
     clock = CallClock(speed)
-    transport = FileCallTransport(audio, rate, out_rate, clock)
+    transport = FileCallTransport(audio, rate, out_rate, clock, dtmf)
     events: list[dict[str, Any]] = []
 
     def on_event(frame: Frame) -> None:
@@ -367,4 +393,5 @@ async def simulate_call(
         events=events,
         rss_mb=rss,
         interruptions_s=list(transport.output().interruptions),
+        dtmf_seen_by=set(observer.dtmf_seen_by),
     )

@@ -174,7 +174,11 @@ async def test_phone_band_and_wideband_input(
     soundfile.write(str(wav), stereo, rate, subtype="PCM_16")
     audio, read_rate = read_wav(wav)
     assert read_rate == rate and audio.ndim == 1
-    result = await simulate_call(call_settings(), call_resources, audio, read_rate, speed=SPEED)
+    dtmf = [(1.0, "1"), (1.5, "#")] if rate == 8000 else []
+    result = await simulate_call(call_settings(), call_resources, audio, read_rate, speed=SPEED, dtmf=dtmf)
+    if dtmf:  # keypad digits reach the end of the pipeline (the hand-off uses them) and the transcript
+        assert [t["text"] for t in turns(result, "caller", "dtmf")] == ["1", "#"]
+        assert {"TimelineOutputTransport", "PlayoutTracker"} <= result.dtmf_seen_by
     question = turns(result, "caller", "question")[0]
     assert contains_any(question["text"], ("fund", "büro"))
     assert turns(result, "bot", "answer")

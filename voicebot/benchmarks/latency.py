@@ -48,20 +48,22 @@ def _turn_latencies(
     return latencies
 
 
-def _stages_for(transcript: dict[str, Any], speech_end_s: float) -> tuple[str, dict[str, float]]:
-    """(heard text, stage timings) of the caller question that ended nearest ``speech_end_s``, merged with the
-    bot turn that answered it; empty when the ASR heard nothing there."""
+def _stages_for(transcript: dict[str, Any], start_s: float, end_s: float) -> tuple[str, dict[str, float]]:
+    """(heard text, stage timings) of the one caller question heard in this utterance, merged with the bot turn
+    that answered it. Empty when the ASR heard nothing, or when turn detection split the utterance into several
+    questions (then the bot's first audio answers an earlier part, and a stage breakdown would not add up)."""
     turns = transcript["turns"]
-    questions = [
+    inside = [
         (index, turn)
         for index, turn in enumerate(turns)
-        if turn["role"] == "caller" and turn["kind"] == "question" and turn.get("end_s") is not None
+        if turn["role"] == "caller"
+        and turn["kind"] == "question"
+        and turn.get("end_s") is not None
+        and start_s - 0.5 <= turn["end_s"] <= end_s + 1.0
     ]
-    near = [(abs(turn["end_s"] - speech_end_s), index, turn) for index, turn in questions]
-    near = [candidate for candidate in near if candidate[0] < 1.0]
-    if not near:
-        return "", {}
-    _distance, index, question = min(near, key=lambda candidate: candidate[0])
+    if len(inside) != 1:
+        return " / ".join(turn["text"] for _index, turn in inside), {}
+    index, question = inside[0]
     stages = {k: v for k, v in question["timings_ms"].items() if k in STAGES}
     reply = next((t for t in turns[index + 1 :] if t["role"] == "bot"), None)
     if reply is not None:
@@ -94,8 +96,8 @@ async def run_latency_bench(
         result = await simulate_call(settings, resources, composed.audio, rate, speed=speed)
         rss_per_call.append(max(result.rss_mb - rss_start, 0.0))
         latencies = _turn_latencies(composed.utterances, speech_segments(result.reply, result.reply_rate))
-        for index, (question, _start, end) in enumerate(composed.utterances):
-            heard, stages = _stages_for(result.transcript, end)
+        for index, (question, start, end) in enumerate(composed.utterances):
+            heard, stages = _stages_for(result.transcript, start, end)
             latency = latencies[index]
             if latency is not None and set(STAGES) <= set(stages):
                 stages = {**stages, "rest": round(latency - sum(stages.get(k, 0.0) for k in STAGES), 1)}
@@ -111,6 +113,7 @@ async def run_latency_bench(
         "speed": speed,
         "sample_rate": rate,
         "latency_ms": {"p50": _percentile(measured, 50), "p95": _percentile(measured, 95)},
+        "turns_with_breakdown": sum(1 for t in turns if "rest" in t.stages_ms),
         "stages_ms": breakdown,
         "memory_mb": {
             "shared_models": resources.memory_mb.get("shared_models"),

@@ -74,6 +74,7 @@ def call(
     data = result.to_json()
     data["simulation"]["reply_wav"] = str(out_path)
     data["simulation"]["transcript_json"] = str(Path(settings.paths.calls_dir) / f"{result.call_id}.json")
+    data["simulation"]["shared_models"] = resources.describe()
     if as_json:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=1))
         return
@@ -139,7 +140,10 @@ def bench_latency(
     for stage, values in result["stages_ms"].items():
         table.add_row(f"  {stage}", str(values["p50"]), str(values["p95"]))
     console.print(table)
-    console.print(f"memory (MB RSS): {result['memory_mb']}")
+    console.print(
+        f"stage breakdown over {result['turns_with_breakdown']} turns heard as one question "
+        "(rest = own overhead); memory (MB RSS): " + json.dumps(result["memory_mb"])
+    )
 
 
 def bench_asr(
