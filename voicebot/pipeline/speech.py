@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.frames.frames import Frame, TTSSpeakFrame
 from pipecat.processors.frame_processor import FrameProcessor
 
 from voicebot.pipeline.frames import BotTurnEndFrame, SpeechLanguageFrame
@@ -37,3 +37,14 @@ async def end_turn(processor: FrameProcessor, transcript: CallTranscript, turn: 
     marker = BotTurnEndFrame(turn_index=transcript.index_of(turn))
     marker.interruptible = turn.interruptible
     await processor.push_frame(marker)
+
+
+def bot_turn_frames(
+    transcript: CallTranscript, kind: str, text: str, *, language: str = "de", interruptible: bool = False
+) -> list[Frame]:
+    """Frames that speak ``text`` as one bot turn when queued from outside the pipeline
+    (``worker.queue_frames(...)``, e.g. the hand-off announcement of the SIP layer)."""
+    turn = transcript.add_bot_turn(kind, text, language, interruptible=interruptible)
+    marker = BotTurnEndFrame(turn_index=transcript.index_of(turn))
+    marker.interruptible = interruptible
+    return [SpeechLanguageFrame(language=language), speak_frame(text, interruptible=interruptible), marker]
