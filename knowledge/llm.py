@@ -122,8 +122,10 @@ class LlmAnswerEngine:
             return
         retrieval = await self._extractive.retrieve(request)
         timings = {"retrieval": round(retrieval.elapsed_ms, 2)}
-        if retrieval.top is None:
-            async for event in emit(self._fallback(request, retrieval, "no_passages", timings), started):
+        if retrieval.top is None or retrieval.confidence < self._settings.answer.llm_min_confidence:
+            # Nothing on topic to phrase from: asking the model would only cost time.
+            why = "no_passages" if retrieval.top is None else "low_confidence"
+            async for event in emit(self._fallback(request, retrieval, why, timings), started):
                 yield event
             return
         passages = passages_for(retrieval, self._settings.retrieval.top_k)

@@ -108,6 +108,7 @@ class AnswerSettings(_Section):
     clarify_margin: float = 0.1
     max_sentences: int = 2
     min_asr_confidence: float = 0.35  # below (when the ASR reports one) and retrieval unsure: ask to repeat
+    llm_min_confidence: float = 0.3  # llm mode: below this retrieval confidence the model is not even asked
 
 
 class CallSettings(_Section):

@@ -170,7 +170,7 @@ def _settings(base: Settings, url: str, **llm: float) -> Settings:
     settings.llm = LlmSettings(base_url=url, timeout_s=llm.get("timeout_s", 5.0), first_token_timeout_s=2.0)
     if "first_token_timeout_s" in llm:
         settings.llm.first_token_timeout_s = llm["first_token_timeout_s"]
-    settings.answer = AnswerSettings(mode="llm")
+    settings.answer = AnswerSettings(mode="llm", llm_min_confidence=llm.get("llm_min_confidence", 0.3))
     return settings
 
 
@@ -325,12 +325,22 @@ async def test_abstention_on_an_unknown_topic_clarifies_then_hands_off(
 ) -> None:
     question = "Wie wird das Wetter morgen?"
     scripted_server.scripts[question] = Script(["KEINE", "_ANTWORT"])
-    settings = _settings(kb_settings, scripted_server.url)
+    settings = _settings(kb_settings, scripted_server.url, llm_min_confidence=0.0)
     first = _final(await _run(settings, retriever, AnswerRequest(question)))
     assert (first.action, first.reason) == (Action.CLARIFY, "fallback_clarify:abstained")
     history = (Turn("caller", question), Turn("bot", first.text))
     second = _final(await _run(settings, retriever, AnswerRequest(question, history=history)))
     assert (second.action, second.reason) == (Action.HANDOFF, "fallback_handoff:abstained")
+
+
+async def test_off_topic_questions_do_not_wait_for_the_model(
+    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+) -> None:
+    scripted_server.requests.clear()
+    settings = _settings(kb_settings, scripted_server.url)
+    answer = _final(await _run(settings, retriever, AnswerRequest("Wie wird das Wetter morgen?")))
+    assert (answer.action, answer.reason) == (Action.CLARIFY, "fallback_clarify:low_confidence")
+    assert scripted_server.requests == []
 
 
 async def test_answer_citing_another_authority_is_a_redirect(
@@ -352,7 +362,7 @@ async def test_english_caller_gets_the_answer_in_english(
     question = "How much is an ID card?"
     scripted_server.scripts[question] = Script(["The ID card costs 37 euros [personalausweis-beantragen]."])
     scripted_server.requests.clear()
-    settings = _settings(kb_settings, scripted_server.url)
+    settings = _settings(kb_settings, scripted_server.url, llm_min_confidence=0.0)  # German-only KB here
     answer = _final(await _run(settings, retriever, AnswerRequest(question, language="en")))
     assert (answer.text, answer.language, answer.reason) == ("The ID card costs 37 euros.", "en", "verified")
     assert "antworte auf Englisch" in scripted_server.requests[-1]["messages"][0]["content"]
