@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -280,7 +282,13 @@ class SipCallService:
     # --- adapters to the media layer -------------------------------------------------------------------------------
 
     def media_host(self) -> str:
-        return self.settings.sip.public_host or self.settings.sip.bind_host
+        """The address written into our SDP: ``public_host``, else the bind address (a wildcard is resolved)."""
+        sip = self.settings.sip
+        if sip.public_host:
+            return sip.public_host
+        if sip.bind_host in ("0.0.0.0", "::", ""):
+            return _primary_address(ipv6=sip.bind_host == "::")
+        return sip.bind_host
 
     async def open_rtp(self, *, on_timeout: Callable[[], None]) -> RtpEndpoint:
         endpoint = RtpEndpoint.from_settings(
@@ -318,6 +326,24 @@ class SipCallService:
         call.negotiated = negotiated
         call.rtp.configure(negotiated)
         self.user_agent.answer_reinvite(event.call_id, local_sdp.serialize().encode())
+
+
+@functools.cache
+def _primary_address(*, ipv6: bool) -> str:
+    """The host's address on its default route (a UDP connect sends nothing); loopback if there is none."""
+    family, probe, fallback = (
+        (socket.AF_INET6, "2001:db8::1", "::1") if ipv6 else (socket.AF_INET, "192.0.2.1", "127.0.0.1")
+    )
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((probe, 9))
+            address = str(sock.getsockname()[0])
+    except OSError:
+        return fallback
+    logger.warning(
+        f"sip.bind_host is a wildcard; advertising {address} in SDP (set sip.public_host to choose)"
+    )
+    return address
 
 
 def _log_task_failure(task: asyncio.Task[Any]) -> None:
