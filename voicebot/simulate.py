@@ -371,6 +371,8 @@ async def simulate_call(
                 break
         rss = resident_memory_mb()
         if not run_task.done():
+            timed_out = any(event["kind"] == "simulation_timeout" for event in transcript.events)
+            transcript.end("simulation_timeout" if timed_out else "caller_audio_ended")
             await worker.end(reason="simulation finished")
             try:
                 await asyncio.wait_for(asyncio.shield(run_task), timeout=10)
@@ -380,7 +382,6 @@ async def simulate_call(
     finally:
         if not run_task.done():
             run_task.cancel()
-    transcript.end(transcript.ended_reason or "caller_audio_ended")
     reply = transport.output().render(out_rate, transport.input().duration_s)
     return SimulationResult(
         call_id=call_id,

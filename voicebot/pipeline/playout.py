@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 
-from pipecat.frames.frames import BotStartedSpeakingFrame, Frame, InterruptionFrame
+from pipecat.frames.frames import BotStartedSpeakingFrame, CancelFrame, EndFrame, Frame, InterruptionFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voicebot.pipeline.frames import BotTurnEndFrame, CallEndingFrame, HandoffRequestFrame
@@ -38,6 +38,10 @@ class PlayoutTracker(FrameProcessor):
                     self._transcript.add_event("barge_in")
             elif isinstance(frame, HandoffRequestFrame | CallEndingFrame):
                 await self._emit(frame)
+            elif isinstance(frame, CancelFrame):
+                self._transcript.end("hangup")  # keeps a reason set earlier (goodbye, silence)
+            elif isinstance(frame, EndFrame):
+                self._transcript.end("ended")
         await self.push_frame(frame, direction)
 
     async def _emit(self, frame: Frame) -> None:
