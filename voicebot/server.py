@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -126,6 +127,21 @@ def pipeline_call_runner(settings: Settings, resources: Any) -> CallRunner:
     return run_call
 
 
+def _bind_http(host: str, port: int) -> socket.socket:
+    """The HTTP listening socket, bound before anything else starts so that a taken port is a clean error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 def _uvicorn_without_signal_handlers(config: Any) -> Any:
     """uvicorn replaces SIGINT/SIGTERM handlers while serving; here one handler stops SIP and HTTP together."""
     import uvicorn
@@ -183,21 +199,25 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
 
+    http_socket = _bind_http(
+        settings.http.host, settings.http.port
+    )  # OSError here: port taken, nothing started
     sip = SipCallService(settings, registry, runner)
-    await sip.start()
+    try:
+        await sip.start()
+    except BaseException:
+        http_socket.close()
+        raise
     registry.sip_listening = True
 
     app = create_app(settings, resources, registry=registry, call_runner=runner)
-    config = uvicorn.Config(
-        app, host=settings.http.host, port=settings.http.port, log_level="warning", lifespan="on"
-    )
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     http = _uvicorn_without_signal_handlers(config)
-    http_task = asyncio.create_task(http.serve(), name="http")
+    http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
     while not http.started and not http_task.done():
         await asyncio.sleep(0.02)
     if http_task.done():
         await sip.stop()
-        http_task.result()
         raise RuntimeError(f"HTTP server could not start on {settings.http.host}:{settings.http.port}")
     logger.info(
         f"voicebot serving: SIP {settings.sip.bind_host}:{sip.port} ({', '.join(settings.sip.transports)}), "
