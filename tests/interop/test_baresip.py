@@ -104,3 +104,24 @@ def test_caller_follows_refer_to_the_staff_phone(
     assert any(t["role"] == "caller" and t["kind"] == "dtmf" and t["text"] == "0" for t in turns), turns
     assert any(t["role"] == "bot" and t["kind"] == "handoff" for t in turns), turns
     assert voicebot_server.wait_idle(), "bot leg not released after the transfer"
+
+
+def test_bot_ends_a_silent_call_with_bye(voicebot_server: VoicebotServer, tmp_path: Path) -> None:
+    """The caller says nothing: the bot asks once whether anyone is there, then says goodbye and hangs up (BYE)."""
+    silence = espeak_wav("Hallo?", tmp_path / "silence.wav", lead_s=3.0, tail_s=45)
+    caller = Baresip(tmp_path, "caller", silence, ["PCMA"])
+    started = time.time()
+    caller.start(dial=voicebot_server.sip_uri, run_s=70)
+    try:
+        assert caller.wait_for_log("Call established", 15), caller.log_text()[-3000:]
+        assert caller.wait_for_log("terminated", 40), caller.log_text()[-3000:]
+        # Our audio file lasts 48 s: a call that ended before that was ended by the bot.
+        assert time.time() - started < 45
+    finally:
+        caller.stop()
+    transcript = _wait_for_transcript(voicebot_server, started)
+    turns = transcript["turns"]
+    assert isinstance(turns, list)
+    assert [t["kind"] for t in turns if t["role"] == "bot"][-2:] == ["silence_prompt", "goodbye"], turns
+    assert not str(transcript["ended_reason"]).startswith("caller:"), transcript["ended_reason"]
+    assert voicebot_server.wait_idle()
