@@ -95,10 +95,15 @@ def test_offer_without_a_common_codec_gets_488(voicebot_server: VoicebotServer, 
     assert voicebot_server.wait_idle()
 
 
-def test_bot_hangs_up_with_bye_when_rtp_stops(voicebot_server: VoicebotServer, sipp_dir: Path) -> None:
-    """A caller whose media never arrives: after ``rtp_inactivity_timeout_s`` (10 s here) the bot sends BYE."""
+def test_hold_and_resume_then_bye_from_the_bot_when_rtp_stops(
+    voicebot_server: VoicebotServer, sipp_dir: Path
+) -> None:
+    """Re-INVITEs put the bot on hold (answered recvonly) and back (sendrecv); the caller's media never arrives,
+    so after ``rtp_inactivity_timeout_s`` (10 s here) the bot ends the call with BYE."""
     started = time.time()
-    result = _uac(voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_wait_for_bye.xml")], timeout_s=30)
+    result = _uac(
+        voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_hold_then_silent.xml")], timeout_s=30
+    )
     assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
     transcript = _last_transcript(voicebot_server, started)
     assert transcript["ended_reason"] == "rtp-timeout"
