@@ -18,6 +18,7 @@ import urllib.request
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,7 @@ class Baresip:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def command(self, command: str, params: str = "") -> dict[str, object]:
+    def command(self, command: str, params: str = "") -> dict[str, Any]:
         """One ctrl_tcp command (netstring-framed JSON), e.g. ``hangup`` or ``sndcode`` with digits."""
         request = json.dumps({"command": command, "params": params, "token": "t"}).encode()
         with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=5) as conn:
@@ -290,7 +291,7 @@ class VoicebotServer:
             time.sleep(0.3)
         raise RuntimeError(f"voicebot serve did not come up:\n{self.log_tail()}")
 
-    def health(self) -> dict[str, object] | None:
+    def health(self) -> dict[str, Any] | None:
         try:
             with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=2) as response:
                 return dict(json.loads(response.read()))
@@ -310,8 +311,8 @@ class VoicebotServer:
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
-    def transcripts(self) -> list[dict[str, object]]:
-        found = []
+    def transcripts(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
         for path in sorted(self.calls_dir.glob("*.json"), key=lambda p: p.stat().st_mtime):
             with contextlib.suppress(ValueError):
                 found.append(dict(json.loads(path.read_text(encoding="utf-8"))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,13 +21,11 @@ GAP_S = 8.0  # the bot answers (or asks back) in between
 TAIL_S = 12.0  # ASR + answer on a busy 2-core machine; baresip hangs up when its audio file ends
 
 
-def _transcripts_since(server: VoicebotServer, started: float) -> list[dict[str, object]]:
+def _transcripts_since(server: VoicebotServer, started: float) -> list[dict[str, Any]]:
     return [t for t in server.transcripts() if float(str(t.get("started_at", 0))) >= started - 1]
 
 
-def _wait_for_transcript(
-    server: VoicebotServer, started: float, timeout_s: float = 20.0
-) -> dict[str, object]:
+def _wait_for_transcript(server: VoicebotServer, started: float, timeout_s: float = 20.0) -> dict[str, Any]:
     """The transcript of the call placed after ``started``, once it is closed (call ended, reason set)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -96,7 +95,7 @@ def test_caller_follows_refer_to_the_staff_phone(
         caller.stop()
         staff.stop()
 
-    events = [e["kind"] for e in transcript["events"]]  # type: ignore[union-attr]
+    events = [e["kind"] for e in transcript["events"]]
     assert "transfer_started" in events and "transfer_referred" in events, transcript["events"]
     assert transcript["ended_reason"] == "transferred"
     turns = transcript["turns"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def _explain(result: subprocess.CompletedProcess[str], cwd: Path, server: Voiceb
     return f"sipp rc={result.returncode}\n{result.stdout[-2000:]}\n{errors[-3000:]}\nserver:\n{server.log_tail()}"
 
 
-def _last_transcript(server: VoicebotServer, started: float, timeout_s: float = 15.0) -> dict[str, object]:
+def _last_transcript(server: VoicebotServer, started: float, timeout_s: float = 15.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = [t for t in server.transcripts() if float(str(t.get("started_at", 0))) >= started - 1]
@@ -160,7 +161,7 @@ def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
             staff.wait(timeout=5)
 
     transcript = _last_transcript(voicebot_server, started)
-    events = {e["kind"]: e for e in transcript["events"]}  # type: ignore[union-attr]
+    events = {e["kind"]: e for e in transcript["events"]}
     assert events["transfer_refer_refused"]["code"] == 405, events
     assert "transfer_bridged" in events, events
     ended = events["transfer_ended"]
@@ -185,7 +186,7 @@ def test_unreachable_staff_is_told_to_the_caller_and_the_call_goes_on(
     )
     assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
     transcript = _last_transcript(voicebot_server, started)
-    events = {e["kind"]: e for e in transcript["events"]}  # type: ignore[union-attr]
+    events = {e["kind"]: e for e in transcript["events"]}
     assert events["transfer_failed"]["code"] == 408, events
     assert "transfer_bridged" not in events
     turns = transcript["turns"]

@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from interop.peers import VoicebotServer, espeak_wav
@@ -56,7 +57,8 @@ async def test_browser_call_connects_and_bot_audio_arrives(
             await page.wait_for_selector('#status[data-state="connected"]', timeout=30000)
             assert "Verbunden" in (await status.text_content() or "")
             assert await page.get_by_role("button", name="Auflegen").is_enabled()
-            assert web_server.health() is not None and web_server.health()["active_calls"] == 1  # type: ignore[index]
+            health = web_server.health()
+            assert health is not None and health["active_calls"] == 1
 
             stats = None
             deadline = time.monotonic() + 20
@@ -96,7 +98,7 @@ def _greeting_played(server: VoicebotServer, timeout_s: float = 20.0) -> bool:
     return False
 
 
-def _post(url: str, body: bytes) -> tuple[int, dict[str, object]]:
+def _post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         url, data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
