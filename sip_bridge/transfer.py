@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from sip_bridge.media import LocalSdpSession, SessionDescription, accept_answer, build_offer
+from sip_bridge.media import LocalSdpSession, SdpError, SessionDescription, accept_answer, build_offer
 from sip_bridge.sip import events as ev
 
 if TYPE_CHECKING:
@@ -134,7 +134,13 @@ class Transfer:
                     await self._failed(408)
                     return
                 case ev.OutboundCallAnswered(sdp=sdp):
-                    negotiated = accept_answer(offer, SessionDescription.parse(sdp))
+                    try:
+                        negotiated = accept_answer(offer, SessionDescription.parse(sdp))
+                    except SdpError as error:
+                        logger.warning(f"{self.call.call_id}: staff answered with unusable SDP: {error}")
+                        service.user_agent.hangup(self.staff_call_id)
+                        await self._failed(488)
+                        return
                     break
                 case ev.OutboundCallFailed(code=code):
                     await self._failed(code)
