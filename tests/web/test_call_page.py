@@ -98,6 +98,29 @@ def _greeting_played(server: VoicebotServer, timeout_s: float = 20.0) -> bool:
     return False
 
 
+async def test_denied_microphone_shows_a_readable_error(web_server: VoicebotServer) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        # Without --use-fake-ui-for-media-stream the permission prompt is dismissed: getUserMedia is refused.
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--use-fake-device-for-media-stream", "--no-sandbox"]
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{web_server.http_url}/call")
+            await page.get_by_role("button", name="Rathaus anrufen").click()
+            await page.wait_for_selector('#status[data-state="error"]', timeout=10000)
+            text = await page.get_by_role("status").text_content() or ""
+            assert text.startswith("Fehler:") and "Mikrofon" in text, text
+            assert await page.get_by_role("button", name="Rathaus anrufen").is_enabled()
+            assert await page.get_by_role("button", name="Auflegen").is_disabled()
+        finally:
+            await browser.close()
+    health = web_server.health()
+    assert health is not None and health["active_calls"] == 0
+
+
 def _post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         url, data=body, headers={"Content-Type": "application/json"}, method="POST"
