@@ -49,3 +49,16 @@ def test_bad_port_is_rejected_before_anything_loads() -> None:
     assert (
         result.stderr.strip().splitlines()[-1] == "error: --sip-port must be between 1 and 65535, not 70000"
     )
+
+
+def test_invalid_configuration_is_one_line_naming_the_setting() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "voicebot.cli", "serve"],
+        cwd=REPO_ROOT,
+        env={"VOICEBOT_SIP__PORT": "fünf", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: invalid configuration: sip.port:")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,6 +12,32 @@ import typer
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=1)
+
+
+def _settings() -> Any:
+    from voicebot.settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as error:  # invalid voicebot.toml / environment
+        errors = getattr(error, "errors", None)
+        if callable(errors) and errors():
+            first = errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ()))
+            raise _fail(f"invalid configuration: {where}: {first.get('msg')}") from None
+        raise _fail(f"invalid configuration: {str(error).splitlines()[0]}") from None
+
+
+def _configure_logging(level: str) -> None:
+    """One log level (``log_level`` setting) for our loguru logs, pipecat's and the SIP/RTP stdlib loggers."""
+    import logging
+    import sys
+
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level=level.upper())
+    logging.basicConfig(level=level.upper(), format="%(asctime)s | %(levelname)-8s | %(name)s - %(message)s")
 
 
 def serve(
@@ -26,16 +52,18 @@ def serve(
     ] = None,
 ) -> None:
     """Answer phone calls (SIP) and browser calls (http://HOST:PORT/call) until Ctrl-C."""
-    from voicebot.models import ModelError
-    from voicebot.pipeline.resources import ModelLoadError
-    from voicebot.server import serve as run_server
-    from voicebot.settings import get_settings
-
     for name, port in (("--sip-port", sip_port), ("--http-port", http_port)):
         if port is not None and not 0 < port < 65536:
             raise _fail(f"{name} must be between 1 and 65535, not {port}")
+    settings = _settings()
+    _configure_logging(settings.log_level)
+
+    from voicebot.models import ModelError
+    from voicebot.pipeline.resources import ModelLoadError
+    from voicebot.server import serve as run_server
+
     try:
-        asyncio.run(run_server(get_settings(), host=host, sip_port=sip_port, http_port=http_port))
+        asyncio.run(run_server(settings, host=host, sip_port=sip_port, http_port=http_port))
     except (ModelError, ModelLoadError) as error:
         raise _fail(str(error)) from None
     except OSError as error:
@@ -51,10 +79,10 @@ def bench_sip(
 ) -> None:
     """Real SIP calls over loopback with German speech: call setup time, voice-to-voice latency, failures."""
     from voicebot.benchmarks.sip import format_report, run_sip_benchmark
-    from voicebot.settings import get_settings
 
+    settings = _settings()
     try:
-        report = asyncio.run(run_sip_benchmark(get_settings(), calls=calls, concurrency=concurrency))
+        report = asyncio.run(run_sip_benchmark(settings, calls=calls, concurrency=concurrency))
     except RuntimeError as error:  # the server did not come up (missing model, port) or espeak-ng is missing
         raise _fail(str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)) from None
     if as_json:
