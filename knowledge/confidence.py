@@ -15,11 +15,13 @@ Also here: which short questions lean on the previous turn ("und was kostet das?
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-from knowledge import guard
+from knowledge import guard, normalize
 from knowledge.types import Chunk, Hit
 
 
@@ -120,7 +122,23 @@ def set_town(name: str) -> None:
 
 
 # Words that ask for a fee or a duration: on almost every page, so they say nothing about the topic.
-_ASKING_WORDS = frozenset(("koste", "teuer", "preis", "gebuh", "dauer", "lange", "offen", "geoff"))
+_ASKING_WORDS = frozenset(
+    (
+        "koste",
+        "teuer",
+        "preis",
+        "gebuh",
+        "dauer",
+        "lange",
+        "offen",
+        "geoff",
+        "viel",
+        "zahl",
+        "zahlt",
+        "zahle",
+        "bezah",
+    )
+)
 
 
 def _coverage(question: str, chunk: Chunk) -> float:
@@ -138,6 +156,197 @@ def _coverage(question: str, chunk: Chunk) -> float:
     stems = {word[:5] for word in re.findall(r"[a-z0-9]+", page)}
     found = sum(1 for w in words if w[:5] in stems or (len(w) >= 5 and w in page))
     return found / len(words)
+
+
+# --- Curated names: the page's title and synonyms said in full -------------------------------------------------
+
+# How many of the fused ranking's first pages a curated name may lift to the top.
+NAME_WINDOW = 6
+# A page the caller named in full counts like one that both retrievers put near the top (0.6), or like one
+# put first by one of them and second by the other when one of them did put it first (0.8).
+NAME_RANK_SUPPORT = (0.6, 0.8)
+NAME_COVERAGE_SLACK = 0.25
+
+
+def _word_forms(word: str) -> frozenset[str]:
+    """A folded word's stem plus the stems of the official terms a colloquial word stands for ("offen" →
+    "offnungszeit"), so that "habt ihr offen" meets the synonym "nachmittags geöffnet" (→ "offnungszeit")."""
+    folded = normalize.fold(word)
+    forms = {normalize.stem(folded)}
+    forms.update(normalize.stem(term) for term in normalize.COLLOQUIAL_SYNONYMS.get(folded, ()))
+    return frozenset(forms)
+
+
+# Separable verb particles: "melde ich das Gewerbe ab" says "abmelden".
+_PARTICLES = ("ab", "an", "um", "aus")
+
+
+@dataclass(frozen=True)
+class _Said:
+    """A word the caller said (or two or more adjacent ones joined), with its forms and word positions."""
+
+    word: str
+    forms: frozenset[str]
+    positions: frozenset[int]
+
+
+def _said_words(question: str) -> list[_Said]:
+    """The caller's topic words, plus what ASR and German grammar split apart: adjacent topic words joined
+    ("hunde steuer" → "hundesteuer", "um melden" → "ummelden"), spelled letters joined ("o g s" → "ogs") and
+    separable particles put back ("melde ich das Gewerbe ab" → "abmelde")."""
+    raw = re.findall(r"[a-z0-9]+", guard.fold(question))
+    topical = set(content_words(question))
+    said = [_Said(w, _word_forms(w), frozenset({i})) for i, w in enumerate(raw) if w in topical]
+    for i, (first, second) in enumerate(itertools.pairwise(raw)):
+        if (first in topical or first in _PARTICLES) and second in topical and (first + second).isalpha():
+            said.append(_Said(first + second, _word_forms(first + second), frozenset({i, i + 1})))
+    start = 0
+    while start < len(raw):  # a run of single letters is a spelled acronym
+        end = start
+        while end < len(raw) and len(raw[end]) == 1 and raw[end].isalpha():
+            end += 1
+        if end - start >= 2:
+            letters = "".join(raw[start:end])
+            said.append(_Said(letters, frozenset({letters}), frozenset(range(start, end))))
+        start = max(end, start + 1)
+    for p, particle in enumerate(raw):
+        if particle in _PARTICLES:
+            for i, verb in enumerate(raw[:p]):
+                if verb in topical and verb.isalpha():
+                    said.append(_Said(particle + verb, _word_forms(particle + verb), frozenset({i, p})))
+    return said
+
+
+def _name_words(name: str) -> list[str]:
+    """A curated name's topic words; particles and spelled letters stay attached to the next word
+    ("Ab melden" → "abmelden", "O G S" → "ogs"), so that a split name does not shrink to a generic word."""
+    joined: list[str] = []
+    carry = ""
+    for word in re.findall(r"[a-z0-9]+", guard.fold(name)):
+        if word in _PARTICLES or (len(word) == 1 and word.isalpha()):
+            carry += word
+            continue
+        joined.append(carry + word)
+        carry = ""
+    if carry:
+        joined.append(carry)
+    return [
+        w for w in joined if w not in _STOPWORDS and w not in _town_words and len(w) > 2 and not w.isdigit()
+    ]
+
+
+@lru_cache(maxsize=4096)
+def _curated_names(title: str, synonyms: tuple[str, ...]) -> tuple[tuple[frozenset[str], ...], ...]:
+    """Each curated name of a page as the forms of its topic words (names without topic words are dropped)."""
+    names = []
+    for name in (title, *synonyms):
+        words = _name_words(name)
+        if words:
+            names.append(tuple(_word_forms(w) for w in words))
+    return tuple(names)
+
+
+def _said_by(forms: frozenset[str], said: Sequence[_Said]) -> list[_Said]:
+    """The caller's words that say this name word (same stem, or it inside a compound)."""
+    return [
+        item
+        for item in said
+        if forms & item.forms or any(len(form) >= 4 and form in item.word for form in forms)
+    ]
+
+
+@dataclass(frozen=True)
+class NameEvidence:
+    """How the caller's words meet a page's curated names (title and synonyms)."""
+
+    strength: float  # of the fullest name said in full: its caller words, 1 each, generic ones 0.5; else 0
+    said_in_full: frozenset[int]  # caller word positions of that name
+    said_in_part: frozenset[int]  # caller word positions of names said only in part ("Gewerbe ummelden")
+
+
+def name_evidence(question: str, chunk: Chunk) -> NameEvidence:
+    """Which curated names of the page the caller said, in full or in part.
+
+    Synonyms are what callers really say, so a name said in full ("Perso verloren", "Hunde Steuer",
+    "Schwerbehindertenausweis") is strong evidence; a name said in part ("Gewerbe ummelden" when the caller
+    only said "ummelden") is none. Each caller word the name accounts for counts 1, a generic one ("Termin",
+    "Kind", "offen") 0.5, so longer and more specific names beat shorter ones ("Perso verloren" > "Perso").
+    """
+    said = _said_words(question)
+    raw = re.findall(r"[a-z0-9]+", guard.fold(question))
+    best, best_positions = 0.0, frozenset[int]()
+    in_part: set[int] = set()
+    for name in _curated_names(chunk.title, chunk.synonyms):
+        covered: set[int] = set()
+        complete = True
+        same_words: set[int] = set()  # said as the very word, not just inside a compound ("Tonne")
+        for forms in name:
+            matches = _said_by(forms, said)
+            if matches:
+                covered.update(max(matches, key=lambda item: len(item.positions)).positions)
+                same_words.update(i for item in matches if forms & item.forms for i in item.positions)
+            else:
+                complete = False
+        if not complete:
+            in_part.update(same_words)
+            continue
+        strength = sum(0.5 if raw[i][:5] in _GENERIC_WORDS else 1.0 for i in covered)
+        if strength > best:
+            best, best_positions = strength, frozenset(covered)
+    return NameEvidence(best, best_positions, frozenset(in_part))
+
+
+def name_match(question: str, chunk: Chunk) -> float:
+    """The strength of the fullest curated name of the page that the caller said in full (0: none)."""
+    return name_evidence(question, chunk).strength
+
+
+def _prefer_named(question: str, ordered: list[PageCandidate]) -> bool:
+    """Move a page the caller named more fully than the first page to the front; True when it moved one.
+
+    Only pages in the first ``NAME_WINDOW`` of the fused ranking compete (the fullest name wins, ties go to
+    the higher cosine), so a name cannot pull in a page that neither retriever found relevant. A first page
+    that was named too only gives way to a name fuller by at least one word. The named page must cover as
+    many of the caller's words as the first page (``NAME_COVERAGE_SLACK`` fewer when the retrievers disagree
+    about the first page). When both retrievers put the first page first, a name only wins where the first
+    page has the same words in a qualified name the caller did not say in full: "Ummeldung" means the page
+    named "Ummelden", not the one named "Gewerbe ummelden".
+    """
+    window = ordered[:NAME_WINDOW]
+    evidence = [name_evidence(question, page.chunk) for page in window]
+    top, top_evidence = window[0], evidence[0]
+    needed = top_evidence.strength + (1.0 if top_evidence.strength else 0.0)
+    best = max(e.strength for e in evidence)
+    if best == 0.0 or best < needed:
+        return False
+    agreed = top.bm25_rank == 1 and top.embedding_rank == 1
+    floor = _coverage(question, top.chunk) - (0.0 if agreed else NAME_COVERAGE_SLACK) - 1e-9
+    contenders = [
+        page
+        for page, e in zip(window, evidence, strict=True)
+        if e.strength == best
+        and _coverage(question, page.chunk) >= floor
+        and (not agreed or e.said_in_full & top_evidence.said_in_part)
+    ]
+    if not contenders:
+        return False
+    chosen = max(contenders, key=lambda page: page.cosine if page.cosine is not None else 0.0)
+    ordered.remove(chosen)
+    ordered.insert(0, chosen)
+    return True
+
+
+# Questions about opening hours ("habt ihr offen", "wann hat das Bürgerbüro auf", "Sprechzeiten").
+_OPENING_HOURS = re.compile(
+    r"offnungszeit|sprechzeit|\b(offen|geoffnet|aufhaben|aufgemacht|geschlossen|besetzt|erreichbar)\b"
+    r"|\b(habt|hat|haben|ist|sind|seid)\b.{0,40}\bauf\b\W*$"
+)
+_CLOCK_TIME = re.compile(r"\b\d{1,2}([:.]\d{2})? uhr\b|\b\d{1,2}:\d{2}\b|o'clock|\bopen\b")
+
+
+def answers_opening_hours(chunk: Chunk) -> bool:
+    """Whether the answer the bot would speak states times of day (else it cannot answer "wann habt ihr auf")."""
+    return bool(_CLOCK_TIME.search(guard.fold(chunk.spoken_answer or chunk.text)))
 
 
 def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandidate], float, bool]:
@@ -163,16 +372,30 @@ def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandi
                 ordered[0], ordered[1] = second, top
             elif second_coverage == top_coverage and len(content_words(question)) <= 2:
                 close_call = True
+    if _prefer_named(question, ordered):
+        close_call = False
+    elif close_call:  # a close call that a curated name decides is none ("Schwerbehindertenausweis")
+        first, second = name_match(question, ordered[0].chunk), name_match(question, ordered[1].chunk)
+        if first != second:
+            close_call = False
+            if second > first:
+                ordered[0], ordered[1] = ordered[1], ordered[0]
     best = ordered[0]
+    rank_support = _rank_support(best)
+    if name_match(question, best.chunk):
+        first_somewhere = 1 in (best.bm25_rank, best.embedding_rank)
+        rank_support = max(rank_support, NAME_RANK_SUPPORT[first_somewhere])
     cosine = 0.5 if best.cosine is None else (best.cosine - COSINE_FLOOR) / COSINE_SPAN
     coverage = _coverage(question, best.chunk)
     confidence = (
-        WEIGHTS["ranks"] * _rank_support(best)
+        WEIGHTS["ranks"] * rank_support
         + WEIGHTS["cosine"] * min(1.0, max(0.0, cosine))
         + WEIGHTS["coverage"] * coverage
     )
     if coverage == 0.0:  # the page mentions none of the caller's topic words ("Taxi", "iPhone")
         confidence = min(confidence, NO_OVERLAP_CAP)
+    if _OPENING_HOURS.search(guard.fold(question)) and not answers_opening_hours(best.chunk):
+        confidence = min(confidence, NO_OVERLAP_CAP)  # asked when it is open; the page names no times
     return ordered, round(min(1.0, confidence), 3), close_call
 
 

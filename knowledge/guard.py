@@ -69,6 +69,33 @@ _FIRE_MEDICAL_DE = _any(
     r"\briecht\b.{0,20}\bnach gas\b",
     r"\bgasgeruch\b",
     r"\bnotruf\b",
+    # Smoke: "es qualmt", "die Steckdose raucht", "Rauch kommt aus dem Fenster" (not "der Nachbar raucht").
+    r"\bqualmt\b",
+    r"\b(es|da) (raucht|qualmt|schmort|kokelt)\b",
+    r"\b\w*(steckdose|kabel|herd|ofen|gerat|maschine|trockner|fernseher|akku|motor|dach|sicherungskasten)\w* "
+    r"(raucht|qualmt|schmort|funkt)\b",
+    r"\b(rauch|qualm) (kommt|dringt|steigt|quillt)\b",
+    r"\b(riecht|stinkt)\w* (verbrannt|verschmort|nach rauch)\b",
+    r"\bexplo(diert|sion)\b",
+    r"\bstromschlag\b",
+    # Gas leaks: "Gasleitung undicht", "es stinkt nach Gas", "Gasleck" (not "Gasrechnung", "Gas anmelden").
+    r"\bgas\w*\b.{0,40}\b(riecht|stinkt|stinken|undicht|leck|ausstromt|stromt aus|zischt)\b",
+    r"\b(riecht|riechts|stinkt|stinkts|stinken)\b.{0,30}\bgas\b",
+    r"\bgas(leck|austritt|explosion)\b",
+    # Poisoning, collapse, choking, drowning, suicide risk.
+    r"\bvergift(et|ung)\b",
+    r"\buberdosis\b",
+    r"\b(tabletten|medikamente|pillen|gift|putzmittel|reiniger|reinigungsmittel|spulmittel|chemikalien)\b"
+    r".{0,30}\b(geschluckt|getrunken|gegessen)\b",
+    r"\breagiert (gar )?nicht( mehr)?\b",
+    r"\bnicht (mehr )?ansprechbar\b",
+    r"\bkrampf(anfall|t)\b",
+    r"\berstick\w*\b",
+    r"\bertrink\w*\b|\bertrunken\b",
+    r"\bzusammengebrochen\b",
+    r"\bwiederbeleb\w*\b|\breanimation\b",
+    r"\b(mich|sich) (umbringen|das leben nehmen)\b|\bsuizid\w*\b|\bselbstmord\b",
+    r"\bwill nicht mehr leben\b",
 )
 # "Feuer" and "Unfall" alone are emergencies, but not in a permit question ("Osterfeuer anmelden", "darf ich
 # ein Feuer im Garten machen") or a minor accident ("Unfall ohne Verletzte" is a matter for the police line).
@@ -94,6 +121,10 @@ _FIRE_MEDICAL_EN = _any(
     r"\bbleeding\b",
     r"\bambulance\b",
     r"\bsmell(s)? (of )?gas\b",
+    r"\bgas leak\b",
+    r"\bsmoke\b",
+    r"\boverdose\b",
+    r"\bpoison(ed|ing)\b",
     r"\bemergency\b",
 )
 # Crimes in progress → 110.
@@ -110,7 +141,19 @@ _POLICE_DE = _any(
     r"\b(hat|haben) (mich|uns|ihn|sie) (geschlagen|verprugelt|angegriffen|verletzt)\b",
     r"\bschlagt (mich|uns)\b",
     r"\bpolizei (rufen|holen)\b",
-    r"\bmit (einem|einer) (messer|waffe|pistole)\b",
+    r"\bmit (einem|einer|nem|ner|dem|der) (messer|waffe|pistole|gewehr|axt|baseballschlager)\b",
+    r"\bbewaffnet\b",
+    r"\bvergewaltig\w*\b",
+    r"\bentfuhrt\b",
+    r"\bhausliche gewalt\b",
+    r"\b(schlagt|prugelt) (mich|uns|sie|ihn|meine|meinen|seine|seinen|ihre|ihren|einen|eine)\b",
+    r"\bschlagt\b.{0,14}\b(frau|mann|kind|kinder|mutter|vater|freundin|freund|sohn|tochter|oma|opa)\b",
+    r"\bprugelei\b|\bprugeln sich\b|\brandalier\w*\b",
+)
+# Weapons and shots are emergencies unless the caller asks about a permit ("Waffe anmelden", "Waffenschein").
+_WEAPON_DE = re.compile(r"\b(waffe|waffen|pistole|gewehr|revolver|geschossen|schiesst|schiesserei|schusse)\b")
+_WEAPON_PERMIT = re.compile(
+    r"\b(anmelden|anmeldung|genehmig\w*|erlaub\w*|beantrag\w*|besitzkarte|verein|sport\w*)\b"
 )
 _POLICE_EN = _any(
     r"\bbreak-?in\b",
@@ -121,6 +164,8 @@ _POLICE_EN = _any(
     r"\battacked me\b",
     r"\bthreaten(ed|ing) me\b",
     r"\bcall the police\b",
+    r"\b(gun|knife|weapon)\b",
+    r"\bstabbed\b|\bshooting\b",
 )
 
 _HUMAN_DE = _any(
@@ -285,7 +330,8 @@ def check(question: str, language: str = "de") -> GuardVerdict | None:
     """
     folded = fold(question)
     english = language == "en"
-    if _POLICE_DE.search(folded) or _POLICE_EN.search(folded):
+    weapon = bool(_WEAPON_DE.search(folded)) and not _WEAPON_PERMIT.search(folded)
+    if weapon or _POLICE_DE.search(folded) or _POLICE_EN.search(folded):
         en = english or bool(_POLICE_EN.search(folded))
         text = phrases.EMERGENCY_110_EN if en else phrases.EMERGENCY_110
         return GuardVerdict(Action.EMERGENCY, "emergency_police", text, "en" if en else "de")
