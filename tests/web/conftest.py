@@ -18,6 +18,7 @@ def web_server(
         models_dir=embedded_models_dir,
         index_dir=REPO_ROOT / "var" / "index",
         call__greeting="Guten Tag, hier ist das Rathaus. Wie kann ich helfen?",
+        call__silence_timeout_s="4",  # the silent-call test waits for prompt + goodbye
     )
     server.start()
     yield server

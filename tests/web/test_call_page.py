@@ -8,6 +8,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path("/tmp/call-page.png")
+
+
+def _fake_microphone(wav: Path) -> list[str]:
+    """Chromium flags: grant the microphone without a prompt and feed it from ``wav`` (looped)."""
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--autoplay-policy=no-user-gesture-required",
+        "--no-sandbox",
+    ]
+
 
 INBOUND_AUDIO_STATS = """async () => {
   if (!peer) return null;
@@ -41,13 +54,7 @@ async def test_browser_call_connects_and_bot_audio_arrives(
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={microphone}",
-                "--autoplay-policy=no-user-gesture-required",
-                "--no-sandbox",
-            ],
+            args=_fake_microphone(microphone),
         )
         try:
             page = await browser.new_page()
@@ -96,6 +103,32 @@ def _greeting_played(server: VoicebotServer, timeout_s: float = 20.0) -> bool:
                 return True
         time.sleep(0.3)
     return False
+
+
+async def test_page_shows_when_the_bot_ends_a_silent_call(web_server: VoicebotServer, tmp_path: Path) -> None:
+    """Silence from the microphone: the bot asks once, says goodbye and hangs up; the page says so."""
+    from playwright.async_api import async_playwright
+
+    silence = tmp_path / "silence.wav"
+    with wave.open(str(silence), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(48000)
+        wav.writeframes(bytes(2 * 48000 * 2))
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=_fake_microphone(silence))
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{web_server.http_url}/call")
+            await page.get_by_role("button", name="Rathaus anrufen").click()
+            await page.wait_for_selector('#status[data-state="connected"]', timeout=30000)
+            await page.wait_for_selector('#status[data-state="ended"]', timeout=60000)
+            assert "Assistent hat aufgelegt" in (await page.get_by_role("status").text_content() or "")
+        finally:
+            await browser.close()
+    assert await asyncio.to_thread(web_server.wait_idle)
+    kinds = [t["kind"] for t in web_server.transcripts()[-1]["turns"] if t["role"] == "bot"]
+    assert kinds[-2:] == ["silence_prompt", "goodbye"], kinds
 
 
 async def test_denied_microphone_shows_a_readable_error(web_server: VoicebotServer) -> None:
