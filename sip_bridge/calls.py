@@ -198,6 +198,7 @@ class SipCallService:
                 if transcript is not None:
                     transcript.end("caller:cancel")
                 await self.finish(call, "caller:cancel")
+                await call.rtp.close()  # finish() may have run before the port was opened
                 return
             self._watch_handoff_key(call)
             ua.answer(event.call_id, local_sdp.serialize().encode())
