@@ -26,7 +26,16 @@ from loguru import logger
 from pipecat.frames.frames import InputDTMFFrame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 
-from sip_bridge.media import LocalSdpSession, NegotiatedMedia, RtpEndpoint
+from sip_bridge.media import (
+    LocalSdpSession,
+    NegotiatedMedia,
+    RtpEndpoint,
+    SdpError,
+    SessionDescription,
+    accept_answer,
+    answer_offer,
+    build_offer,
+)
 from sip_bridge.sip import events as ev
 from sip_bridge.sip.transport import SipEndpoint
 
@@ -46,6 +55,7 @@ class SipCall:
     rtp: RtpEndpoint | None = None  # the caller leg's media
     sdp_session: LocalSdpSession | None = None
     negotiated: NegotiatedMedia | None = None
+    pending_offer: SessionDescription | None = None  # our offer in the 200 of a late-offer INVITE
     handle: CallHandle | None = None
     pipeline_task: asyncio.Task[None] | None = None
     transfer: Any = None  # sip_bridge.transfer.Transfer while a hand-off is in progress
@@ -135,6 +145,8 @@ class SipCallService:
                     if call.transfer is not None:
                         call.transfer.on_event(event)
                     self._spawn(self.finish(call, f"caller:{event.reason}"), f"sip-end-{call_id}")
+            case ev.CallConfirmed(call_id=call_id, sdp=sdp) if sdp:
+                self._late_answer(call_id, sdp)
             case ev.ReInvite():
                 self._reinvite(event)
             case (
@@ -156,8 +168,6 @@ class SipCallService:
                 logger.debug(f"SIP event ignored: {event}")
 
     async def _incoming(self, event: ev.IncomingCall) -> None:
-        from sip_bridge.media.sdp import SdpError, SessionDescription, answer_offer
-
         ua = self.user_agent
         lease = self.registry.try_acquire("sip")
         if lease is None:
@@ -167,25 +177,34 @@ class SipCallService:
         call = SipCall(event.call_id, lease)
         self.calls[event.call_id] = call
         try:
-            try:
-                offer = SessionDescription.parse(event.sdp)
-                call.rtp = await self.open_rtp(on_timeout=lambda: self._rtp_timed_out(call))
-                call.sdp_session = LocalSdpSession(self.media_host())
-                local_sdp, negotiated = answer_offer(
-                    offer,
+            call.rtp = await self.open_rtp(on_timeout=lambda: self._rtp_timed_out(call))
+            call.sdp_session = LocalSdpSession(self.media_host())
+            if not event.sdp.strip():
+                # Late offer (INVITE without SDP): our 200 carries the offer, the caller answers in the ACK.
+                local_sdp = build_offer(
                     local_host=self.media_host(),
                     local_port=call.rtp.local_port,
-                    allowed_codecs=self.settings.sip.codecs,
+                    codecs=self.settings.sip.codecs,
                     session=call.sdp_session,
                 )
-            except SdpError as error:
-                logger.warning(f"{event.call_id}: 488 {error}")
-                ua.reject(event.call_id, 488, reason="Not Acceptable Here")
-                call.sip_up = False
-                await self.finish(call, "sdp")
-                return
-            call.negotiated = negotiated
-            call.rtp.configure(negotiated)
+                call.pending_offer = local_sdp
+            else:
+                try:
+                    local_sdp, negotiated = answer_offer(
+                        SessionDescription.parse(event.sdp),
+                        local_host=self.media_host(),
+                        local_port=call.rtp.local_port,
+                        allowed_codecs=self.settings.sip.codecs,
+                        session=call.sdp_session,
+                    )
+                except SdpError as error:
+                    logger.warning(f"{event.call_id}: 488 {error}")
+                    ua.reject(event.call_id, 488, reason="Not Acceptable Here")
+                    call.sip_up = False
+                    await self.finish(call, "sdp")
+                    return
+                call.negotiated = negotiated
+                call.rtp.configure(negotiated)
             transport = self._call_transport(call)
             call.handle = await self.runner(
                 transport, call.call_id, PIPELINE_SAMPLE_RATE, lambda frame: self._pipeline_event(call, frame)
@@ -202,9 +221,12 @@ class SipCallService:
                 return
             self._watch_handoff_key(call)
             ua.answer(event.call_id, local_sdp.serialize().encode())
-            logger.info(
-                f"{event.call_id}: answered {event.from_uri} with {negotiated.codec.name}/{negotiated.codec.clock_rate}"
+            codec = (
+                f"{call.negotiated.codec.name}/{call.negotiated.codec.clock_rate}"
+                if call.negotiated
+                else "late offer"
             )
+            logger.info(f"{event.call_id}: answered {event.from_uri} ({codec})")
             call.pipeline_task = self._spawn(self._run_pipeline(call), f"pipeline-{call.call_id}")
         except Exception:
             logger.exception(f"{event.call_id}: call set-up failed")
@@ -305,10 +327,26 @@ class SipCallService:
         assert call.rtp is not None
         return RtpCallTransport(call.rtp, name=f"rtp-{call.call_id[:8]}")
 
+    def _late_answer(self, call_id: str, sdp: bytes) -> None:
+        """The ACK's SDP answers the offer in our 200 (late offer): now the media can start."""
+        call = self.calls.get(call_id)
+        if call is None or call.rtp is None or call.pending_offer is None:
+            return
+        try:
+            negotiated = accept_answer(call.pending_offer, SessionDescription.parse(sdp))
+        except SdpError as error:
+            logger.warning(f"{call_id}: unusable SDP answer in ACK ({error}) → BYE")
+            self._spawn(self.hangup(call, "sdp"), f"sdp-{call_id}")
+            return
+        call.pending_offer = None
+        call.negotiated = negotiated
+        call.rtp.configure(negotiated)
+        logger.info(
+            f"{call_id}: late offer answered with {negotiated.codec.name}/{negotiated.codec.clock_rate}"
+        )
+
     def _reinvite(self, event: ev.ReInvite) -> None:
         """Hold/unhold and session refresh: answer with our current media, following the new direction."""
-        from sip_bridge.media.sdp import SdpError, SessionDescription, answer_offer
-
         call = self.calls.get(event.call_id)
         if call is None or call.rtp is None or call.sdp_session is None or call.negotiated is None:
             self.user_agent.reject_reinvite(event.call_id, 481)

@@ -90,6 +90,22 @@ def test_cancel_before_answer_gets_487_and_frees_the_line(
     assert voicebot_server.wait_idle()
 
 
+def test_late_offer_invite_gets_our_offer_and_the_ack_answer_starts_media(
+    voicebot_server: VoicebotServer, sipp_dir: Path
+) -> None:
+    started = time.time()
+    result = _uac(
+        voicebot_server,
+        sipp_dir,
+        ["-sf", str(SCENARIOS / "uac_late_offer.xml"), "-trace_logs", "-log_file", str(sipp_dir / "log.txt")],
+        timeout_s=20,
+    )
+    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+    assert _last_transcript(voicebot_server, started)["ended_reason"] == "caller:bye_remote"
+    assert "late offer answered with PCMU/8000" in voicebot_server.log_tail(20000)
+    assert voicebot_server.wait_idle()
+
+
 def test_offer_without_a_common_codec_gets_488(voicebot_server: VoicebotServer, sipp_dir: Path) -> None:
     result = _uac(voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_g729_only.xml")], timeout_s=20)
     assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
