@@ -154,7 +154,16 @@ def _coverage(question: str, chunk: Chunk) -> float:
         return 0.0
     page = guard.fold(" ".join((chunk.title, " ".join(chunk.synonyms), chunk.spoken_answer, chunk.text)))
     stems = {word[:5] for word in re.findall(r"[a-z0-9]+", page)}
-    found = sum(1 for w in words if w[:5] in stems or (len(w) >= 5 and w in page))
+
+    def on_page(word: str) -> bool:
+        return word[:5] in stems or (len(word) >= 5 and word in page)
+
+    # A colloquial word counts when the page uses the official term ("Gebrauchtwagen" → "Fahrzeug").
+    found = sum(
+        1
+        for w in words
+        if on_page(w) or any(on_page(normalize.fold(t)) for t in normalize.colloquial_terms(w))
+    )
     return found / len(words)
 
 
@@ -168,12 +177,14 @@ NAME_RANK_SUPPORT = (0.6, 0.8)
 NAME_COVERAGE_SLACK = 0.25
 
 
-def _word_forms(word: str) -> frozenset[str]:
-    """A folded word's stem plus the stems of the official terms a colloquial word stands for ("offen" →
-    "offnungszeit"), so that "habt ihr offen" meets the synonym "nachmittags geöffnet" (→ "offnungszeit")."""
+def _word_forms(word: str, caller: bool = True) -> frozenset[str]:
+    """A folded word's stem; for a caller's word also the stems of the official terms it stands for ("offen"
+    → "offnungszeit"), so that "habt ihr offen" meets the synonym "Öffnungszeiten". Names are not expanded:
+    the lexicon also lists related terms ("heiraten" → "Standesamt") that are no name of the page."""
     folded = normalize.fold(word)
     forms = {normalize.stem(folded)}
-    forms.update(normalize.stem(term) for term in normalize.COLLOQUIAL_SYNONYMS.get(folded, ()))
+    if caller:
+        forms.update(normalize.stem(term) for term in normalize.COLLOQUIAL_SYNONYMS.get(folded, ()))
     return frozenset(forms)
 
 
@@ -242,7 +253,7 @@ def _curated_names(title: str, synonyms: tuple[str, ...]) -> tuple[tuple[frozens
     for name in (title, *synonyms):
         words = _name_words(name)
         if words:
-            names.append(tuple(_word_forms(w) for w in words))
+            names.append(tuple(_word_forms(w, caller=False) for w in words))
     return tuple(names)
 
 
@@ -280,17 +291,31 @@ def name_evidence(question: str, chunk: Chunk) -> NameEvidence:
         covered: set[int] = set()
         complete = True
         same_words: set[int] = set()  # said as the very word, not just inside a compound ("Tonne")
+        inside: dict[int, int] = {}  # caller word position → letters of name words found inside it
         for forms in name:
             matches = _said_by(forms, said)
             if matches:
-                covered.update(max(matches, key=lambda item: len(item.positions)).positions)
-                same_words.update(i for item in matches if forms & item.forms for i in item.positions)
+                same = [item for item in matches if forms & item.forms]
+                # The very word ("hundesteuer" from "hunde steuer") counts all its words; a name word found
+                # only inside a longer one ("anmelden" in "kitaanmelden") counts just that one.
+                if same:
+                    covered.update(max(same, key=lambda item: len(item.positions)).positions)
+                else:
+                    item = min(matches, key=lambda item: len(item.positions))
+                    covered.update(item.positions)
+                    if len(item.positions) == 1:
+                        position = next(iter(item.positions))
+                        inside[position] = inside.get(position, 0) + max(len(f) for f in forms)
+                same_words.update(i for item in same for i in item.positions)
             else:
                 complete = False
         if not complete:
             in_part.update(same_words)
             continue
-        strength = sum(0.5 if raw[i][:5] in _GENERIC_WORDS else 1.0 for i in covered)
+        # Half for a generic word, and for a longer compound the name covers only in part: the caller's
+        # "Behindertenausweis" is no "Ausweis verlängern", but "Personalausweis" is "Personal Ausweis".
+        partly = {i for i, letters in inside.items() if letters < 0.8 * len(raw[i])}
+        strength = sum(0.5 if _is_generic(raw[i]) or i in partly else 1.0 for i in covered)
         if strength > best:
             best, best_positions = strength, frozenset(covered)
     return NameEvidence(best, best_positions, frozenset(in_part))
@@ -308,9 +333,9 @@ def _prefer_named(question: str, ordered: list[PageCandidate]) -> bool:
     the higher cosine), so a name cannot pull in a page that neither retriever found relevant. A first page
     that was named too only gives way to a name fuller by at least one word. The named page must cover as
     many of the caller's words as the first page (``NAME_COVERAGE_SLACK`` fewer when the retrievers disagree
-    about the first page). When both retrievers put the first page first, a name only wins where the first
-    page has the same words in a qualified name the caller did not say in full: "Ummeldung" means the page
-    named "Ummelden", not the one named "Gewerbe ummelden".
+    about the first page). When both retrievers put the first page first, a name only wins with more of the
+    caller's words on its page, or where the first page has the same word in a qualified name the caller did
+    not say in full: "Ummeldung" means the page named "Ummelden", not the one named "Gewerbe ummelden".
     """
     window = ordered[:NAME_WINDOW]
     evidence = [name_evidence(question, page.chunk) for page in window]
@@ -320,13 +345,19 @@ def _prefer_named(question: str, ordered: list[PageCandidate]) -> bool:
     if best == 0.0 or best < needed:
         return False
     agreed = top.bm25_rank == 1 and top.embedding_rank == 1
-    floor = _coverage(question, top.chunk) - (0.0 if agreed else NAME_COVERAGE_SLACK) - 1e-9
+    top_coverage = _coverage(question, top.chunk)
+    floor = top_coverage - (0.0 if agreed else NAME_COVERAGE_SLACK) - 1e-9
+
+    def may_win(page: PageCandidate, evidence: NameEvidence) -> bool:
+        coverage = _coverage(question, page.chunk)
+        if not agreed:
+            return coverage >= floor
+        return coverage > top_coverage or (
+            coverage >= floor and bool(evidence.said_in_full & top_evidence.said_in_part)
+        )
+
     contenders = [
-        page
-        for page, e in zip(window, evidence, strict=True)
-        if e.strength == best
-        and _coverage(question, page.chunk) >= floor
-        and (not agreed or e.said_in_full & top_evidence.said_in_part)
+        page for page, e in zip(window, evidence, strict=True) if e.strength == best and may_win(page, e)
     ]
     if not contenders:
         return False
@@ -375,10 +406,10 @@ def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandi
     if _prefer_named(question, ordered):
         close_call = False
     elif close_call:  # a close call that a curated name decides is none ("Schwerbehindertenausweis")
-        first, second = name_match(question, ordered[0].chunk), name_match(question, ordered[1].chunk)
-        if first != second:
+        named_first, named_second = (name_match(question, page.chunk) for page in ordered[:2])
+        if named_first != named_second:
             close_call = False
-            if second > first:
+            if named_second > named_first:
                 ordered[0], ordered[1] = ordered[1], ordered[0]
     best = ordered[0]
     rank_support = _rank_support(best)
@@ -407,6 +438,11 @@ _GENERIC_STEMS = (
     "erwac rentn stude ander weite"
 )
 _GENERIC_WORDS = frozenset(_GENERIC_STEMS.split())
+
+
+def _is_generic(word: str) -> bool:
+    """A word that asks about a topic without naming one ("kostet", "Termin", "Kind", "offen")."""
+    return word[:5] in _GENERIC_WORDS or (len(word) == 4 and any(g.startswith(word) for g in _GENERIC_WORDS))
 
 
 def names_no_topic(question: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from functools import lru_cache
 
 _WORD_RE = re.compile(r"[a-z0-9äöüß]+")
@@ -140,7 +140,7 @@ _STOP_WORD_TEXT = """
     nach nicht noch nun nur ob oder ohne sehr sein seine sich sie sind so soll sollte uber um und uns unser
     unsere von vom vor war waren was weil welche welcher welches wenn wer werde werden wie wieder will wir
     wird wo wohl wurde wurden zu zum zur guten tag morgen ah äh ähm hm halt eigentlich denn mal sagen sag
-    brauch brauche mochte moechte wurde gerne okay ok
+    brauch brauche mochte moechte wurde gerne okay ok ne nen nem ner
 """
 STOP_WORDS = frozenset(fold(w) for w in _STOP_WORD_TEXT.split())
 
@@ -170,6 +170,15 @@ COLLOQUIAL_LEXICON: Mapping[str, tuple[str, ...]] = {
         "lappen": ("Führerschein", "fahrerlaubnis"),
         "kfz": ("fahrzeug", "zulassung"),
         "auto": ("fahrzeug", "kfz"),
+        "wagen": ("fahrzeug", "kfz"),
+        "pkw": ("fahrzeug", "kfz"),
+        "motorrad": ("fahrzeug", "kfz"),
+        "roller": ("fahrzeug", "kfz"),
+        "moped": ("fahrzeug", "kfz"),
+        "anhanger": ("fahrzeug", "kfz"),
+        "wohnmobil": ("fahrzeug", "kfz"),
+        "entbunden": ("geburt",),
+        "entbindung": ("geburt",),
         "ummelden": ("ummeldung", "wohnsitz"),
         "anmelden": ("anmeldung",),
         "abmelden": ("abmeldung",),
@@ -210,6 +219,24 @@ COLLOQUIAL_LEXICON: Mapping[str, tuple[str, ...]] = {
 COLLOQUIAL_SYNONYMS: Mapping[str, tuple[str, ...]] = {
     k: tuple(fold(v) for v in vs) for k, vs in COLLOQUIAL_LEXICON.items()
 }
+# Lexicon words that also stand for compounds ending in them ("Gebrauchtwagen", "Dienstauto" → a vehicle):
+# the last part of a German compound names what it is.
+_COMPOUND_HEADS = sorted((k for k in COLLOQUIAL_LEXICON if len(k) >= 4), key=len, reverse=True)
+
+
+def colloquial_terms(word: str, known: Container[str] = ()) -> tuple[str, ...]:
+    """The official terms a folded caller word stands for: its own lexicon entry, else, for a word not in
+    ``known`` (the index vocabulary), that of its last part ("gebrauchtwagen" → "wagen")."""
+    terms = COLLOQUIAL_LEXICON.get(word)
+    if terms is not None:
+        return terms
+    if word in known:
+        return ()
+    for head in _COMPOUND_HEADS:
+        if word.endswith(head) and len(word) - len(head) >= 3 and word.isalpha():
+            return COLLOQUIAL_LEXICON[head]
+    return ()
+
 
 _SUFFIXES_NOUN = ("ungen", "ung")  # "Anmeldung"/"anmelden", "Einbürgerung"/"einbürgern" meet at the stem
 _SUFFIXES_LONG = ("ern", "em", "er", "nd")
@@ -238,6 +265,8 @@ def stem(word: str) -> str:
 # --- Compound splitting ----------------------------------------------------------------------------------------
 
 MIN_PART = 3
+# Separable verb particles: "melde ich mich um" is "ummelden", "melde ... ab" is "abmelden".
+SEPARABLE_PARTICLES = frozenset(("ab", "an", "um", "aus"))
 _LINKERS = ("", "s", "es", "n", "en", "e")
 
 # Building blocks of municipal vocabulary that pages rarely spell out alone (folded).
@@ -359,10 +388,8 @@ class Normalizer:
         found = words(text)
         # Query side: rejoin compounds the ASR split ("Personal Ausweis", "um melden").
         if self.expand_synonyms:
-            for first, second in itertools.pairwise(list(found)):
-                joined = first + second
-                if first.isalpha() and second.isalpha() and stem(joined) in self._stems:
-                    found.append(joined)
+            for joined in self._rejoined(found):
+                found.append(joined)
         for word in found:
             expanded = cache.get(word)
             if expanded is None:
@@ -372,6 +399,19 @@ class Normalizer:
             primary.extend(expanded[0])
             secondary.extend(expanded[1])
         return primary, secondary
+
+    def _rejoined(self, found: list[str]) -> list[str]:
+        """Index words the caller's words form when put back together: an ASR-split compound ("um melden",
+        "Personal Ausweis") or a separable verb ("melde ich das Gewerbe ab" → "abmelde")."""
+        joined: list[str] = []
+        candidates = [a + b for a, b in itertools.pairwise(found)]
+        for position, particle in enumerate(found):
+            if particle in SEPARABLE_PARTICLES:
+                candidates.extend(particle + verb for verb in found[:position] if len(verb) >= 4)
+        for word in candidates:
+            if word.isalpha() and stem(word) in self._stems and word not in joined and word not in found:
+                joined.append(word)
+        return joined
 
     def near_words(self, word: str) -> list[str]:
         """Index words one typo away (two for long words) from an unknown query word: "sperrmuhl" → sperrmull.
@@ -417,7 +457,7 @@ class Normalizer:
             if joined.isalpha() and stem(normalize_word(joined)) in self._stems and joined not in extra:
                 extra.append(joined)
         for word in words(text):
-            for term in COLLOQUIAL_LEXICON.get(word, ()):
+            for term in colloquial_terms(word, self.splitter.vocabulary):
                 if term not in extra:
                     extra.append(term)
         return f"{text} ({', '.join(extra)})" if extra else text
@@ -432,7 +472,8 @@ class Normalizer:
                 primary.append(stem(near))
                 secondary.extend(self._parts(near))
         if self.expand_synonyms:
-            for term in COLLOQUIAL_SYNONYMS.get(word, ()):
+            terms = colloquial_terms(word, self.splitter.vocabulary)
+            for term in (fold(t) for t in terms):
                 secondary.append(stem(term))
                 secondary.extend(self._parts(term))
         return primary, secondary
