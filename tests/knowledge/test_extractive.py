@@ -49,6 +49,25 @@ async def test_confident_questions_get_the_curated_answer(
 
 
 @pytest.mark.parametrize(
+    ("question", "page", "action"),
+    [
+        ("was kostet so ne ummeldung", "wohnsitz-anmelden", Action.ANSWER),  # not "Gewerbe ummelden"
+        ("kostet das um melden was", "wohnsitz-anmelden", Action.ANSWER),  # ASR-split word
+        ("neuer ausweis, läuft nächste woche ab", "personalausweis-beantragen", Action.ANSWER),
+        ("habt ihr donnerstags nachmittags offen", "buergerbuero-kontakt", Action.ANSWER),  # not "Offene ..."
+        ("öffnungszeiten einwohnermeldeamt", "buergerbuero-kontakt", Action.ANSWER),
+        ("schwerbehindertenausweis beantragen", "schwerbehindertenausweis", Action.REDIRECT),  # no close call
+        ("wo melde ich mein motorrad an", "kfz-zulassung", Action.REDIRECT),
+    ],
+)
+async def test_names_the_caller_said_pick_the_page(
+    engine: AnswerEngine, question: str, page: str, action: Action
+) -> None:
+    answer = await engine.answer(AnswerRequest(question))
+    assert (answer.action, answer.sources) == (action, [page]), answer.reason
+
+
+@pytest.mark.parametrize(
     ("question", "page"),
     [
         ("ich will mein auto ummelden", "kfz-zulassung"),

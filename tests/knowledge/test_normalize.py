@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge.normalize import Normalizer, fold, parse_number_word, stem, words
+from knowledge.normalize import Normalizer, colloquial_terms, fold, parse_number_word, stem, words
 
 
 def test_umlaut_spellings_fold_to_one_form() -> None:
@@ -91,3 +91,25 @@ def test_one_typo_in_a_long_unknown_word_finds_the_index_word() -> None:
     assert normalizer.near_words("zahlen") == []  # short words are not guessed
     assert normalizer.near_words("hundekuchen") == []  # nothing close enough
     assert Normalizer(["sperrmull"], expand_synonyms=False).tokens("sperrmuhl") == ["sperrmuhl"]  # index side
+
+
+def test_split_words_and_separable_verbs_are_rejoined_into_index_words() -> None:
+    normalizer = Normalizer(
+        Normalizer.vocabulary_of(["Wohnsitz ummelden", "Gewerbe abmelden", "Hundesteuer"])
+    )
+    assert stem("ummelden") in normalizer.tokens("kostet das um melden was")  # "um" is a stop word on its own
+    assert stem("hundesteuer") in normalizer.tokens("wie viel hunde steuer")
+    assert stem("abmelden") in normalizer.tokens("wie melde ich das gewerbe ab")  # particle at the clause end
+    index_side = Normalizer(expand_synonyms=False)
+    assert stem("ummelden") not in index_side.tokens("kostet das um melden")
+    assert not [t for t in normalizer.tokens("ich melde das gewerbe ab") if t.startswith("abgewerb")]
+
+
+def test_an_unknown_compound_takes_the_meaning_of_its_last_part() -> None:
+    normalizer = Normalizer(Normalizer.vocabulary_of(["Fahrzeug zulassen", "Umzugswagen parken"]))
+    assert stem("fahrzeug") in normalizer.tokens("wo melde ich meinen gebrauchtwagen an")
+    assert "fahrzeug" in normalizer.embedding_query("gebrauchtwagen anmelden")
+    assert stem("fahrzeug") not in normalizer.tokens("umzugswagen")  # a known word keeps its own meaning
+    assert colloquial_terms("gebrauchtwagen") == colloquial_terms("wagen")
+    assert colloquial_terms("wagen", known={"wagen"}) == colloquial_terms("wagen")  # own entry always counts
+    assert colloquial_terms("umzugswagen", known={"umzugswagen"}) == ()
