@@ -300,7 +300,7 @@ def _call_is_settled(
 ) -> bool:
     """Input over, the caller's last turn answered, every bot turn played or interrupted, output quiet."""
     now = time.perf_counter()
-    if now - input_end_wall < 1.0 or observer.caller_turn_open:
+    if now - input_end_wall < 1.5 or observer.caller_turn_open:
         return False
     if now - transport.output().last_audio_wall < 0.6:
         return False

@@ -22,8 +22,9 @@ from voicebot.pipeline.frames import AsrResult, CallerQuestionFrame
 from voicebot.pipeline.resources import CallResources, ModelLoadError
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.pipeline.tts import VoiceCatalog
-from voicebot.settings import CallSettings, PathSettings, Settings, TtsSettings
-from voicebot.simulate import speech_segments
+from voicebot.pipeline.whisper_decode import strip_prompt_echo, transcribe_pcm
+from voicebot.settings import AsrSettings, CallSettings, PathSettings, Settings, TtsSettings
+from voicebot.simulate import read_wav, speech_segments
 
 
 def test_espeak_speaks_german_in_process_and_through_the_binary() -> None:
@@ -85,6 +86,8 @@ def test_dc_blocker_removes_a_constant_offset() -> None:
     ("text", "expected"),
     [
         ("Tschüss, auf Wiederhören.", True),
+        ("Auf Wiederhöhren.", True),
+        ("Auf Wiedersehen und Wiederhören sind Wörter", False),
         ("Das war's, danke!", True),
         ("Auf Wiedersehen", True),
         ("Ich habe eine Frage zur Hundesteuer, tschüss ist das nicht, die Anmeldung meine ich", False),
@@ -172,3 +175,35 @@ def test_call_command_rejects_bad_input_with_one_line(tmp_path: Path) -> None:
     broken = runner.invoke(app, ["call", str(not_audio)])
     assert broken.exit_code == 1 and "cannot read" in broken.output
     assert len(broken.output.strip().splitlines()) == 1
+
+
+def test_prompt_echo_is_removed_but_vocabulary_words_stay() -> None:
+    prompt = AsrSettings().initial_prompt
+    assert strip_prompt_echo("Rathaus Musterstadt, Bürgerbüro, ich brauche einen Ausweis", prompt) == (
+        "ich brauche einen Ausweis",
+        True,
+    )
+    assert strip_prompt_echo("Rathaus Musterstadt, Bürgerbüro.", prompt) == (
+        "Rathaus Musterstadt, Bürgerbüro.",
+        True,
+    )
+    assert strip_prompt_echo("Wo ist das Fundbüro?", prompt) == ("Wo ist das Fundbüro?", False)
+
+
+def test_short_window_decoding_matches_the_standard_path_on_a_real_recording(
+    embedded_models_dir: Path,
+) -> None:
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(
+        str(embedded_models_dir / "whisper-base"), device="cpu", compute_type="int8", cpu_threads=2
+    )
+    pcm, rate = read_wav(Path("/usr/share/asterisk/sounds/en/agent-alreadyon.wav"))
+    audio = LowLatencyResampler(16000).resample(pcm, rate).astype(np.float32) / 32768
+    short = transcribe_pcm(model, audio, AsrSettings(), "en")
+    standard = transcribe_pcm(model, audio, AsrSettings(adaptive_window=False), "en")
+    assert normalise_words(short.text, "en") == normalise_words(standard.text, "en")
+    assert "agent" in normalise_words(short.text, "en")
+    assert short.avg_logprob == pytest.approx(standard.avg_logprob, abs=0.15)
+    detected = transcribe_pcm(model, audio, AsrSettings(languages=["de", "en"]), None)
+    assert detected.language == "en" and detected.language_probability and detected.language_probability > 0.5

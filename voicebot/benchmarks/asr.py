@@ -20,7 +20,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from voicebot.pipeline.audio import LowLatencyResampler
-from voicebot.pipeline.stt import transcribe_pcm
+from voicebot.pipeline.whisper_decode import transcribe_pcm
 from voicebot.settings import AsrSettings
 
 SOUNDS_DIR = Path("/usr/share/asterisk/sounds")

@@ -116,11 +116,11 @@ def bench_latency(
     rate: Annotated[int, typer.Option("--rate", help="Caller audio sample rate (8000 = phone).")] = 8000,
 ) -> None:
     """Voice-to-voice latency p50/p95 over simulated calls, with a per-stage breakdown and memory."""
+    _quiet_logs(False)
     from voicebot.benchmarks.latency import run_latency_bench
 
     if calls < 1:
         raise _fail("--calls must be at least 1")
-    _quiet_logs(False)
     resources = _resources(_settings())
     result = asyncio.run(run_latency_bench(resources, calls=calls, speed=speed, rate=rate))
     if as_json:
@@ -151,6 +151,7 @@ def bench_asr(
     limit: Annotated[int, typer.Option("--limit", help="Clips per language.")] = 20,
 ) -> None:
     """Word error rate and real-time factor per language on 8 kHz telephone audio."""
+    _quiet_logs(False)
     from faster_whisper import WhisperModel
 
     from voicebot.benchmarks.asr import run_asr_bench
@@ -158,7 +159,6 @@ def bench_asr(
 
     if limit < 1:
         raise _fail("--limit must be at least 1")
-    _quiet_logs(False)
     settings = _settings()
     model_dir = whisper_model_dir(settings)
     if not (model_dir / "model.bin").is_file():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import unicodedata
+from difflib import SequenceMatcher
 
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -43,14 +44,27 @@ def normalise_utterance(text: str) -> str:
 
 
 def matches_phrase(text: str, phrases: list[str], *, max_extra_words: int = 3) -> bool:
-    """True when ``text`` is essentially one of ``phrases`` (a short utterance containing it)."""
-    utterance = normalise_utterance(text)
+    """True when ``text`` is essentially one of ``phrases``: a short utterance containing its words in order,
+    each allowing the small misspellings of phone ASR ("Wiederhöhren")."""
+    words = normalise_utterance(text).split()
     for phrase in phrases:
-        wanted = normalise_utterance(phrase)
-        short_enough = len(utterance.split()) <= len(wanted.split()) + max_extra_words
-        if wanted and short_enough and re.search(rf"\b{re.escape(wanted)}\b", utterance):
+        wanted = normalise_utterance(phrase).split()
+        if wanted and len(words) <= len(wanted) + max_extra_words and _contains_in_order(words, wanted):
             return True
     return False
+
+
+def _contains_in_order(words: list[str], wanted: list[str]) -> bool:
+    for start in range(len(words) - len(wanted) + 1):
+        if all(_similar(words[start + i], word) for i, word in enumerate(wanted)):
+            return True
+    return False
+
+
+def _similar(heard: str, word: str) -> bool:
+    if heard == word:
+        return True
+    return len(word) >= 6 and SequenceMatcher(None, heard, word).ratio() >= 0.85
 
 
 async def end_call(processor: FrameProcessor, transcript: CallTranscript, reason: str) -> None:

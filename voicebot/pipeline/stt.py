@@ -10,8 +10,6 @@ The confidence travels as :class:`AsrResult` in ``TranscriptionFrame.result``.
 from __future__ import annotations
 
 import asyncio
-import re
-import time
 from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -32,69 +30,10 @@ from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
 from voicebot.pipeline.frames import AsrResult
+from voicebot.pipeline.whisper_decode import transcribe_pcm
 from voicebot.settings import AsrSettings
 
-# Whisper's well-known inventions on silence/noise (German subtitling credits and the like).
-_HALLUCINATIONS = re.compile(
-    r"^\W*(untertitel.*|.*zdf.*|vielen dank (für|fürs) zuschauen.*|thanks? for watching.*|\.+|…)\W*$",
-    re.IGNORECASE,
-)
-_MIN_DETECTION_PROBABILITY = 0.3
 ASR_FAILED_TEXT = "[asr-failed]"
-
-
-def transcribe_pcm(
-    model: WhisperModel, audio: np.ndarray, settings: AsrSettings, language: str | None = None
-) -> AsrResult:
-    """Transcribe 16 kHz float32 mono audio with the phone-audio options (blocking; used by the bench too)."""
-    started = time.perf_counter()
-    language_probability: float | None = None
-    if language is None:
-        language, language_probability = _pick_language(model, audio, settings)
-    segments, _info = model.transcribe(
-        audio,
-        language=language,
-        beam_size=settings.beam_size,
-        temperature=settings.temperature,
-        no_repeat_ngram_size=settings.no_repeat_ngram_size,
-        repetition_penalty=settings.repetition_penalty,
-        initial_prompt=settings.initial_prompt if language == settings.language else None,
-        condition_on_previous_text=False,
-        without_timestamps=True,
-        vad_filter=False,
-    )
-    texts: list[str] = []
-    weighted_logprob = 0.0
-    weight = 0.0
-    no_speech = 0.0
-    for segment in segments:
-        duration = max(0.01, segment.end - segment.start)
-        weighted_logprob += segment.avg_logprob * duration
-        weight += duration
-        no_speech = max(no_speech, segment.no_speech_prob)
-        if not _HALLUCINATIONS.match(segment.text.strip()):
-            texts.append(segment.text.strip())
-    return AsrResult(
-        text=" ".join(t for t in texts if t).strip(),
-        language=language,
-        avg_logprob=weighted_logprob / weight if weight else -10.0,
-        no_speech_prob=no_speech,
-        audio_s=len(audio) / 16000,
-        asr_ms=(time.perf_counter() - started) * 1000,
-        language_probability=language_probability,
-    )
-
-
-def _pick_language(model: WhisperModel, audio: np.ndarray, settings: AsrSettings) -> tuple[str, float]:
-    """The most probable of the configured caller languages; the default language when unsure."""
-    _best, _probability, all_probabilities = model.detect_language(audio)
-    allowed = {code: p for code, p in all_probabilities if code in settings.languages}
-    if not allowed:
-        return settings.language, 0.0
-    code, probability = max(allowed.items(), key=lambda item: item[1])
-    if probability < _MIN_DETECTION_PROBABILITY:
-        return settings.language, probability
-    return code, probability
 
 
 class PhoneWhisperSTTService(WhisperSTTService):
