@@ -43,6 +43,7 @@ from voicebot.settings import Settings
 
 FRAME_S = 0.02
 PLAYOUT_LEAD_S = 0.003
+JITTER_BUFFER_S = 0.06
 OUTPUT_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 SILENCE_LEVEL = 300  # int16 amplitude below which bot audio counts as silent
 
@@ -194,7 +195,10 @@ class TimelineOutputTransport(BaseOutputTransport):
         await self.set_transport_ready(frame)
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
-        position = max(self._cursor, self._clock.now())
+        # Continue where the last chunk ended unless the line was idle: writes that are a little late (event loop
+        # busy) do not open gaps, as a phone's jitter buffer would hide them.
+        now = self._clock.now()
+        position = self._cursor if now - self._cursor < JITTER_BUFFER_S else now
         self.chunks.append((position, frame.audio))
         self._cursor = position + len(frame.audio) / 2 / frame.sample_rate
         self.last_audio_wall = time.perf_counter()
