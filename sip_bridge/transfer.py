@@ -205,7 +205,8 @@ class Transfer:
         return {key: value - self._counts_at_bridge.get(key, 0) for key, value in now.items()}
 
     async def _failed(self, code: int) -> None:
-        """Staff could not be reached: tell the caller, stay in the call, allow a later hand-off request."""
+        """Staff could not be reached: tell the caller and stay in the call. One attempt per call: the failed
+        transfer stays on the call, so later hand-off requests (the engine may keep asking) do not ring again."""
         self.state = "failed"
         self.keeps_call = False
         if self.staff_call_id:
@@ -217,8 +218,6 @@ class Transfer:
                 self.call.extra_endpoints.remove(self.staff_rtp)
             await self.staff_rtp.close()
             self.staff_rtp = None
-        if self.call.transfer is self:
-            self.call.transfer = None
         say = getattr(self.call.handle, "say", None)
         if say is not None and not self.call.finished:
             await say("transfer_failed", TRANSFER_FAILED_MESSAGE)

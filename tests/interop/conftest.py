@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from interop.peers import REPO_ROOT, VoicebotServer, free_port
+from interop.peers import VoicebotServer, free_port, shared_index_dir
 
 SHORT_GREETING = "Guten Tag, hier ist das Rathaus."
 
@@ -28,7 +28,7 @@ def voicebot_server(
     server = VoicebotServer(
         tmp_path_factory.mktemp("voicebot-serve"),
         models_dir=embedded_models_dir,
-        index_dir=REPO_ROOT / "var" / "index",
+        index_dir=shared_index_dir(),
         call__greeting=SHORT_GREETING,  # the full disclosure is 14 s of espeak: too long to wait for in every test
         sip__staff_uri=f"sip:staff@127.0.0.1:{staff_port}",
         sip__rtp_inactivity_timeout_s="10",

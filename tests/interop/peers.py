@@ -235,6 +235,21 @@ def sipp(args: list[str], *, cwd: Path, timeout_s: float = 60) -> subprocess.Com
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def shared_index_dir() -> Path:
+    """The repository's ``var/index`` (built once, reused across runs); an index of an older format is dropped so
+    the server rebuilds it instead of refusing to start."""
+    import shutil
+
+    from knowledge.index import KnowledgeIndex
+
+    index_dir = REPO_ROOT / "var" / "index"
+    try:
+        KnowledgeIndex.open(index_dir)
+    except (ValueError, OSError, KeyError):
+        shutil.rmtree(index_dir, ignore_errors=True)
+    return index_dir
+
+
 class VoicebotServer:
     """`voicebot serve` as a subprocess on free ports, the way an operator runs it; SIGINT ends it."""
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from interop.peers import REPO_ROOT, VoicebotServer
+from interop.peers import VoicebotServer, shared_index_dir
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def web_server(
     server = VoicebotServer(
         tmp_path_factory.mktemp("voicebot-web"),
         models_dir=embedded_models_dir,
-        index_dir=REPO_ROOT / "var" / "index",
+        index_dir=shared_index_dir(),
         call__greeting="Guten Tag, hier ist das Rathaus. Wie kann ich helfen?",
         call__silence_timeout_s="4",  # the silent-call test waits for prompt + goodbye
     )
