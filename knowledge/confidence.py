@@ -207,6 +207,7 @@ def _said_words(question: str) -> list[_Said]:
     separable particles put back ("melde ich das Gewerbe ab" → "abmelde")."""
     raw = re.findall(r"[a-z0-9]+", guard.fold(question))
     topical = set(content_words(question))
+    topical.update(w for w in raw if len(w) == 2 and w.isalpha() and w not in _STOPWORDS)  # "ID", "aG"
     said = [_Said(w, _word_forms(w), frozenset({i})) for i, w in enumerate(raw) if w in topical]
     for i, (first, second) in enumerate(itertools.pairwise(raw)):
         if (first in topical or first in _PARTICLES) and second in topical and (first + second).isalpha():
@@ -241,8 +242,9 @@ def _name_words(name: str) -> list[str]:
         carry = ""
     if carry:
         joined.append(carry)
+    # Two-letter words stay ("Steuer ID" is no "Steuer"); numbers are dropped ("ALG 2", "Hartz 4").
     return [
-        w for w in joined if w not in _STOPWORDS and w not in _town_words and len(w) > 2 and not w.isdigit()
+        w for w in joined if w not in _STOPWORDS and w not in _town_words and len(w) >= 2 and not w.isdigit()
     ]
 
 
@@ -272,7 +274,9 @@ class NameEvidence:
 
     strength: float  # of the fullest name said in full: its caller words, 1 each, generic ones 0.5; else 0
     said_in_full: frozenset[int]  # caller word positions of that name
-    said_in_part: frozenset[int]  # caller word positions of names said only in part ("Gewerbe ummelden")
+    # caller word positions of names said only in part whose unsaid words are the page's title topic
+    # ("ummelden" of "Gewerbe ummelden" on the page "Gewerbe anmelden")
+    said_in_part: frozenset[int]
 
 
 def name_evidence(question: str, chunk: Chunk) -> NameEvidence:
@@ -287,9 +291,11 @@ def name_evidence(question: str, chunk: Chunk) -> NameEvidence:
     raw = re.findall(r"[a-z0-9]+", guard.fold(question))
     best, best_positions = 0.0, frozenset[int]()
     in_part: set[int] = set()
+    title_forms = {form for forms in _curated_names(chunk.title, ())[:1] for word in forms for form in word}
     for name in _curated_names(chunk.title, chunk.synonyms):
         covered: set[int] = set()
         complete = True
+        qualifier_in_title = True  # every unsaid word of the name is the page's own topic ("Gewerbe")
         same_words: set[int] = set()  # said as the very word, not just inside a compound ("Tonne")
         inside: dict[int, int] = {}  # caller word position → letters of name words found inside it
         for forms in name:
@@ -309,8 +315,10 @@ def name_evidence(question: str, chunk: Chunk) -> NameEvidence:
                 same_words.update(i for item in same for i in item.positions)
             else:
                 complete = False
+                qualifier_in_title = qualifier_in_title and bool(forms & title_forms)
         if not complete:
-            in_part.update(same_words)
+            if qualifier_in_title:  # "Gewerbe ummelden" on "Gewerbe anmelden"; not "Pass für Baby"
+                in_part.update(same_words)
             continue
         # Half for a generic word, and for a longer compound the name covers only in part: the caller's
         # "Behindertenausweis" is no "Ausweis verlängern", but "Personalausweis" is "Personal Ausweis".
