@@ -88,6 +88,7 @@ _FIRE_MEDICAL_DE = _any(
     r"\b(tabletten|medikamente|pillen|gift|putzmittel|reiniger|reinigungsmittel|spulmittel|chemikalien)\b"
     r".{0,30}\b(geschluckt|getrunken|gegessen)\b",
     r"\breagiert (gar )?nicht( mehr)?\b",
+    r"\bbewegt sich (gar )?nicht( mehr)?\b",
     r"\bnicht (mehr )?ansprechbar\b",
     r"\bkrampf(anfall|t)\b",
     r"\berstick\w*\b",

@@ -28,6 +28,7 @@ from knowledge.types import Action
         ("mein sohn hat putzmittel getrunken", "112"),
         ("meine frau ist umgekippt und nicht ansprechbar", "112"),
         ("das baby krampft", "112"),
+        ("mein opa ist gestürzt und bewegt sich nicht mehr", "112"),
         ("ich will mich umbringen", "112"),
         ("bei uns ist was explodiert", "112"),
         ("da steht ein mann mit ner waffe vor der schule", "110"),
