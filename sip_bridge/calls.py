@@ -284,12 +284,14 @@ class SipCallService:
         logger.info(f"{call.call_id}: call ended ({reason})")
         if call.transfer is not None:
             await call.transfer.close()
+        transcript = getattr(call.handle, "transcript", None)
+        if transcript is not None:
+            # Before the cancel (which the pipeline would record as a plain hang-up); a reason the pipeline set
+            # itself (goodbye, silence) is kept.
+            transcript.end(reason)
         if call.handle is not None and call.pipeline_task is not None and not call.pipeline_task.done():
             with contextlib.suppress(Exception):
                 await call.handle.cancel()
-        transcript = getattr(call.handle, "transcript", None)
-        if transcript is not None:
-            transcript.end(reason)  # keeps the pipeline's own reason (goodbye, silence) if it set one
         for endpoint in [call.rtp, *call.extra_endpoints]:
             if endpoint is not None:
                 with contextlib.suppress(Exception):

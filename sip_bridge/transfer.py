@@ -159,6 +159,9 @@ class Transfer:
         self.state = "bridged"
         self._note("transfer_bridged", target=staff_uri, codec=negotiated.codec.name)
         if self.call.handle is not None:
+            transcript = getattr(self.call.handle, "transcript", None)
+            if transcript is not None:
+                transcript.end("transferred:bridged")  # the bot's part ends here; transfer events follow
             await self.call.handle.cancel()
         if self.call.rtp is not None:
             self.call.rtp.bridge(self.staff_rtp)

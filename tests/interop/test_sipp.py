@@ -56,6 +56,38 @@ def _explain(result: subprocess.CompletedProcess[str], cwd: Path, server: Voiceb
     return f"sipp rc={result.returncode}\n{result.stdout[-2000:]}\n{errors[-3000:]}\nserver:\n{server.log_tail()}"
 
 
+def _staff_uas(sipp_dir: Path, port: int, scenario: list[str]) -> subprocess.Popen[str]:
+    """A sipp UAS as the staff phone: answers one call and echoes its RTP back (``-rtp_echo``)."""
+    staff_dir = sipp_dir / "staff"
+    staff_dir.mkdir()
+    staff = subprocess.Popen(
+        [
+            "sipp",
+            *scenario,
+            "-rtp_echo",
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-mp",
+            str(free_port()),
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ],
+        cwd=staff_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(0.5)
+    return staff
+
+
 def _last_transcript(server: VoicebotServer, started: float, timeout_s: float = 15.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -132,35 +164,8 @@ def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
 ) -> None:
     """REFER → 405: the bot INVITEs staff (sipp UAS with RTP echo) itself and bridges both legs until the caller
     hangs up, then BYEs staff. Audio flows both ways: what the caller sends comes back from the echoing staff."""
-    staff_dir = sipp_dir / "staff"
-    staff_dir.mkdir()
-    staff = subprocess.Popen(
-        [
-            "sipp",
-            "-sn",
-            "uas",
-            "-rtp_echo",
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(staff_port),
-            "-mp",
-            str(free_port()),
-            "-timeout",
-            "60s",
-            "-timeout_error",
-            "-nostdin",
-            "-trace_err",
-        ],
-        cwd=staff_dir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    staff = _staff_uas(sipp_dir, staff_port, ["-sn", "uas"])
     try:
-        time.sleep(0.5)
         started = time.time()
         result = _uac(
             voicebot_server,
@@ -180,6 +185,7 @@ def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
     events = {e["kind"]: e for e in transcript["events"]}
     assert events["transfer_refer_refused"]["code"] == 405, events
     assert "transfer_bridged" in events, events
+    assert transcript["ended_reason"] == "transferred:bridged"
     ended = events["transfer_ended"]
     assert ended["by"] == "caller"
     # Caller audio went out to staff and the echo came back in from staff and out to the caller.
@@ -209,4 +215,31 @@ def test_unreachable_staff_is_told_to_the_caller_and_the_call_goes_on(
     assert isinstance(turns, list)
     assert any(t["role"] == "bot" and t["kind"] == "transfer_failed" for t in turns), turns
     assert transcript["ended_reason"] == "caller:bye_remote"
+    assert voicebot_server.wait_idle()
+
+
+def test_bridged_call_ends_for_the_caller_when_staff_hangs_up(
+    voicebot_server: VoicebotServer, sipp_dir: Path, staff_port: int
+) -> None:
+    """B2BUA: staff hangs up first (BYE after 4 s) → the bot BYEs the caller."""
+    staff = _staff_uas(sipp_dir, staff_port, ["-sf", str(SCENARIOS / "uas_echo_then_bye.xml")])
+    try:
+        started = time.time()
+        result = _uac(
+            voicebot_server,
+            sipp_dir,
+            ["-sf", str(SCENARIOS / "uac_refer_refused_staff_hangs_up.xml")],
+            timeout_s=60,
+        )
+        assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+        staff_output, _ = staff.communicate(timeout=20)
+        assert staff.returncode == 0, f"staff UAS failed:\n{staff_output[-3000:]}"
+    finally:
+        if staff.poll() is None:
+            staff.kill()
+            staff.wait(timeout=5)
+    transcript = _last_transcript(voicebot_server, started)
+    events = {e["kind"]: e for e in transcript["events"]}
+    assert events["transfer_ended"]["by"] == "staff", events
+    assert transcript["ended_reason"] == "transferred:bridged"
     assert voicebot_server.wait_idle()
