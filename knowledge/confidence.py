@@ -119,6 +119,8 @@ _town_words: set[str] = set()
 def set_town(name: str) -> None:
     """The town's own name says nothing about the topic ("Hundesteuer in Musterstadt")."""
     _town_words.update(guard.fold(name).split())
+    _said_words.cache_clear()  # both depend on the town's words
+    _curated_names.cache_clear()
 
 
 # Words that ask for a fee or a duration: on almost every page, so they say nothing about the topic.
@@ -141,6 +143,13 @@ _ASKING_WORDS = frozenset(
 )
 
 
+@lru_cache(maxsize=1024)
+def _page_words(chunk: Chunk) -> tuple[str, frozenset[str]]:
+    """A page's folded text and its 5-letter stems (cached: the same pages are judged again and again)."""
+    page = guard.fold(" ".join((chunk.title, " ".join(chunk.synonyms), chunk.spoken_answer, chunk.text)))
+    return page, frozenset(word[:5] for word in re.findall(r"[a-z0-9]+", page))
+
+
 def _coverage(question: str, chunk: Chunk) -> float:
     """Share of the caller's topic words found on the page (same 5-letter stem, or inside a compound).
 
@@ -152,8 +161,7 @@ def _coverage(question: str, chunk: Chunk) -> float:
     words = topical or words
     if not words:
         return 0.0
-    page = guard.fold(" ".join((chunk.title, " ".join(chunk.synonyms), chunk.spoken_answer, chunk.text)))
-    stems = {word[:5] for word in re.findall(r"[a-z0-9]+", page)}
+    page, stems = _page_words(chunk)
 
     def on_page(word: str) -> bool:
         return word[:5] in stems or (len(word) >= 5 and word in page)
@@ -201,7 +209,8 @@ class _Said:
     positions: frozenset[int]
 
 
-def _said_words(question: str) -> list[_Said]:
+@lru_cache(maxsize=256)
+def _said_words(question: str) -> tuple[_Said, ...]:
     """The caller's topic words, plus what ASR and German grammar split apart: adjacent topic words joined
     ("hunde steuer" → "hundesteuer", "um melden" → "ummelden"), spelled letters joined ("o g s" → "ogs") and
     separable particles put back ("melde ich das Gewerbe ab" → "abmelde")."""
@@ -226,7 +235,7 @@ def _said_words(question: str) -> list[_Said]:
             for i, verb in enumerate(raw[:p]):
                 if verb in topical and verb.isalpha():
                     said.append(_Said(particle + verb, _word_forms(particle + verb), frozenset({i, p})))
-    return said
+    return tuple(said)
 
 
 def _name_words(name: str) -> list[str]:
