@@ -142,7 +142,7 @@ class CallSettings(_Section):
     vad_start_secs: float = 0.2
     vad_stop_secs: float = 0.2
     vad_min_volume: float = 0.6
-    turn_max_silence_s: float = 2.0  # smart-turn says "incomplete": end the turn anyway after this silence
+    turn_max_silence_s: float = 1.5  # smart-turn says "incomplete": end the turn anyway after this silence
     turn_cpu_threads: int = 2
     answer_first_sentence_timeout_s: float = 6.0
     answer_timeout_s: float = 15.0

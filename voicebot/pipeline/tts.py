@@ -191,6 +191,8 @@ class CallTTSService(TTSService):
         async for block in _threaded(voice.blocks, text):
             pcm = np.frombuffer(block[: len(block) & ~1], dtype=np.int16)
             out = resampler.resample_chunk(pcm) if resampler else pcm
+            if first:
+                out = _trim_leading_silence(out, self.sample_rate)
             if out.size:
                 if first:
                     first = False
@@ -206,6 +208,16 @@ class CallTTSService(TTSService):
                 yield TTSAudioRawFrame(
                     tail.astype(np.int16).tobytes(), self.sample_rate, 1, context_id=context_id
                 )
+
+
+def _trim_leading_silence(
+    pcm: np.ndarray, sample_rate: int, level: int = 200, keep_s: float = 0.005
+) -> np.ndarray:
+    """Voices start sentences with up to ~15 ms of silence; the caller should not wait for it."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > level)
+    if loud.size == 0:
+        return pcm[:0]
+    return pcm[max(0, int(loud[0]) - int(keep_s * sample_rate)) :]
 
 
 async def _threaded(produce: Callable[[str], Iterator[bytes]], text: str) -> AsyncGenerator[bytes, None]:
