@@ -71,7 +71,7 @@ async def test_browser_call_connects_and_bot_audio_arrives(
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 stats = await page.evaluate(INBOUND_AUDIO_STATS)
-                if stats and stats["energy"] > 0.01:
+                if stats and stats["bytes"] > 10000 and stats["energy"] > 0.01:
                     break
                 await asyncio.sleep(0.5)
             assert stats and stats["bytes"] > 10000 and stats["energy"] > 0.01, (
