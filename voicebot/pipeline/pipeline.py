@@ -24,7 +24,11 @@ Interface for the telephony/WebRTC layer::
     await runner.add_workers(worker)     # or: await WorkerRunner(handle_sigint=False).run() after add_workers
 
 The transport's input may deliver audio at any rate; its output must accept ``audio_out_sample_rate``.
-Push ``InputDTMFFrame`` from the transport for keypad digits; they pass through the whole pipeline.
+Push ``InputDTMFFrame`` from the transport for keypad digits; they pass through the whole pipeline (and are noted
+in the transcript). To make the bot say something from outside (e.g. before a transfer), queue
+``voicebot.pipeline.speech.bot_turn_frames(transcript, kind, text)`` with ``worker.queue_frames``.
+The transcript (``CallTranscript``) is written to ``<calls_dir>/<call_id>.json`` after every change; it gets an
+``ended_reason`` (goodbye, silence, hangup, ended).
 """
 
 from __future__ import annotations
