@@ -55,15 +55,9 @@ class PipelineCall:
 
     async def say(self, kind: str, text: str, *, then: Any = None, language: str = "de") -> None:
         """Speak ``text`` as a bot turn from outside the pipeline; ``then`` (a frame) follows its audio."""
-        from voicebot.pipeline.frames import BotTurnEndFrame, SpeechLanguageFrame
-        from voicebot.pipeline.speech import speak_frame
+        from voicebot.pipeline.speech import bot_turn_frames
 
-        turn = self.transcript.add_bot_turn(kind, text, language, interruptible=False)
-        frames = [
-            SpeechLanguageFrame(language=language),
-            speak_frame(text, interruptible=False),
-            BotTurnEndFrame(turn_index=self.transcript.index_of(turn)),
-        ]
+        frames = bot_turn_frames(self.transcript, kind, text, language=language, interruptible=False)
         if then is not None:
             frames.append(then)
         await self.worker.queue_frames(frames)
