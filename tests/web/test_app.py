@@ -68,3 +68,14 @@ async def test_full_house_answers_503_with_retry_after() -> None:
     assert response.headers["retry-after"] == "30"
     assert "belegt" in response.json()["detail"]
     assert registry.active == 1
+
+
+async def test_ice_candidates_for_an_unknown_call_get_404() -> None:
+    async with _client(CallRegistry(max_calls=1)) as client:
+        response = await client.patch(
+            "/api/offer",
+            json={"pc_id": "nope", "candidates": [{"candidate": "", "sdp_mid": "0", "sdp_mline_index": 0}]},
+        )
+        malformed = await client.patch("/api/offer", json={"pc_id": "nope"})
+    assert response.status_code == 404
+    assert malformed.status_code == 400 and "candidates" in malformed.json()["detail"]

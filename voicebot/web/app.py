@@ -166,14 +166,19 @@ def create_app(
             parsed = IcePatchRequest.model_validate(body)
         except ValueError as error:
             raise HTTPException(status_code=400, detail=f"Ungültige Anfrage: {_first_error(error)}") from None
-        await webrtc.handle_patch_request(
-            SmallWebRTCPatchRequest(
-                pc_id=parsed.pc_id,
-                candidates=[
-                    IceCandidate(c.candidate, c.sdp_mid, c.sdp_mline_index) for c in parsed.candidates
-                ],
+        try:
+            await webrtc.handle_patch_request(
+                SmallWebRTCPatchRequest(
+                    pc_id=parsed.pc_id,
+                    candidates=[
+                        IceCandidate(c.candidate, c.sdp_mid, c.sdp_mline_index) for c in parsed.candidates
+                    ],
+                )
             )
-        )
+        except HTTPException:
+            raise  # 404: no such peer connection
+        except Exception as error:  # a candidate line aiortc cannot parse
+            raise HTTPException(status_code=400, detail=f"Ungültiger ICE-Kandidat: {error}") from None
         return {"status": "ok"}
 
     return app
