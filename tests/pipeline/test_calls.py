@@ -251,3 +251,24 @@ async def test_phone_call_in_real_time(
     assert greeting_audio[-1][1] - greeting_audio[0][0] <= 10.0  # the notice is spoken within 10 s
     assert turns(result, "caller", "question") and turns(result, "bot", "answer")
     assert result.reply_rate == 8000
+
+
+async def test_two_simultaneous_calls_share_the_models(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    """What the server does: many pipelines over one set of models, each with its own state and transcript."""
+    import asyncio
+
+    settings = call_settings()
+    first = compose_call([2.5, "Wo ist das Fundbüro?", 8.0], 8000)
+    second = compose_call([3.5, "Ich möchte eine Pizza bestellen.", 7.0], 16000)
+    results = await asyncio.gather(
+        simulate_call(settings, call_resources, first.audio, 8000, speed=SPEED),
+        simulate_call(settings, call_resources, second.audio, 16000, speed=SPEED),
+    )
+    assert results[0].call_id != results[1].call_id
+    for result in results:
+        assert turns(result, "caller", "question")
+        assert turns(result, "bot", "answer") and turns(result, "bot", "greeting")[0]["played"]
+        assert (settings.paths.calls_dir / f"{result.call_id}.json").is_file()
+    assert call_resources.voices.loaded()["de"] == "espeak:de"  # one voice object serves every call
