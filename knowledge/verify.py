@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from knowledge.normalize import parse_number_word
+
 ABSTAIN_TOKEN = "KEINE_ANTWORT"
 MAX_SENTENCE_CHARS = 280  # a phone sentence; longer output is a model rambling or copying a page
 # The prompt's own scaffolding echoed back by a base model ("Passagen: [1] ID: ...").
@@ -68,72 +70,17 @@ def resolve_citations(cited: Iterable[str], passage_ids: Sequence[str]) -> tuple
 
 
 # ---- numbers and other checkable facts
-_UNITS = {
-    "zwei": 2,
-    "zwo": 2,
-    "drei": 3,
-    "vier": 4,
-    "funf": 5,
-    "sechs": 6,
-    "sieben": 7,
-    "acht": 8,
-    "neun": 9,
-}
-_SMALL = {
-    "zehn": 10,
-    "elf": 11,
-    "zwolf": 12,
-    "dreizehn": 13,
-    "vierzehn": 14,
-    "funfzehn": 15,
-    "sechzehn": 16,
-    "siebzehn": 17,
-    "achtzehn": 18,
-    "neunzehn": 19,
-}
-_TENS = {
-    "zwanzig": 20,
-    "dreissig": 30,
-    "vierzig": 40,
-    "funfzig": 50,
-    "sechzig": 60,
-    "siebzig": 70,
-    "achtzig": 80,
-    "neunzig": 90,
-}
-_UNIT_ALT = "|".join(sorted((*_UNITS, "ein"), key=len, reverse=True))
-_TENS_ALT = "|".join(_TENS)
-_SMALL_ALT = "|".join(sorted(_SMALL, key=len, reverse=True))
-_BELOW_100 = rf"(?:(?:{_UNIT_ALT})und(?:{_TENS_ALT})|{_TENS_ALT}|{_SMALL_ALT}|{'|'.join(_UNITS)})"
-_NUMBER_WORD = re.compile(
-    rf"\b(?:((?:{_UNIT_ALT}))?hundert(?:und)?)?({_BELOW_100})?\b"  # "zweihundertfunfzig", "siebenunddreissig"
-)
-
-
-def _below_100_value(word: str) -> int:
-    if word in _UNITS:
-        return _UNITS[word]
-    if word in _SMALL:
-        return _SMALL[word]
-    if word in _TENS:
-        return _TENS[word]
-    unit, tens = word.split("und", 1)
-    return (1 if unit == "ein" else _UNITS[unit]) + _TENS[tens]
+_LETTER_WORD = re.compile(r"\b[a-z]+\b")
 
 
 def _number_words_to_digits(folded: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        if not match.group(0):
-            return match.group(0)
-        hundreds_unit, rest = match.group(1), match.group(2)
-        value = 0
-        if "hundert" in match.group(0):
-            value = 100 * (1 if hundreds_unit in (None, "ein") else _UNITS[hundreds_unit])
-        if rest:
-            value += _below_100_value(rest)
-        return str(value)
+    """Spoken numbers as digits ("siebenunddreissig" → "37"), parsed like the retriever parses them."""
 
-    return _NUMBER_WORD.sub(replace, folded)
+    def replace(match: re.Match[str]) -> str:
+        number = parse_number_word(match.group(0))
+        return match.group(0) if number is None else str(number)
+
+    return _LETTER_WORD.sub(replace, folded)
 
 
 _WEEKDAYS = {
