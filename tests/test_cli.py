@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VOICEBOT = REPO_ROOT / ".venv" / "bin" / "voicebot"
 
@@ -60,3 +62,34 @@ def test_setup_scripts_are_executable_bash_that_parses() -> None:
         assert path.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n")
         checked = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
         assert checked.returncode == 0, checked.stderr
+
+
+def test_every_command_reports_invalid_configuration_in_the_same_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from voicebot.cli import app
+    from voicebot.settings import get_settings
+
+    monkeypatch.setenv("VOICEBOT_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("VOICEBOT_SIP__PORT", "fünf")
+    get_settings.cache_clear()  # settings read by an earlier test in this process would hide the bad value
+    runner = CliRunner()
+    commands = [
+        ["models", "list"],
+        ["kb", "stats"],
+        ["ask", "Was kostet ein Perso?"],
+        ["serve"],
+        ["bench", "sip"],
+        ["bench", "latency"],
+        ["bench", "asr"],
+        ["bench", "answer"],
+    ]
+    for command in commands:
+        result = runner.invoke(app, command)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code != 0 and len(lines) == 1, f"voicebot {' '.join(command)}: {result.output}"
+        assert lines[0].startswith(
+            "error: invalid configuration (voicebot.toml or VOICEBOT_* environment): sip.port: "
+        ), f"voicebot {' '.join(command)}: {lines[0]}"

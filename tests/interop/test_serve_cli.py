@@ -61,4 +61,7 @@ def test_invalid_configuration_is_one_line_naming_the_setting() -> None:
         timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: invalid configuration: sip.port:")
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(
+        "error: invalid configuration (voicebot.toml or VOICEBOT_* environment): sip.port:"
+    )

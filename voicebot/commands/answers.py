@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from voicebot.commands.errors import fail, settings_or_exit
+
 if TYPE_CHECKING:
     from knowledge.extractive import Retriever
     from knowledge.types import AnswerEngine
@@ -34,20 +36,12 @@ LlmUrlOption = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
+# Usage errors of these commands exit with 2, like typer's own option errors.
+USAGE_ERROR = 2
 
 
 def _settings(llm_url: str | None = None) -> Settings:
-    from pydantic import ValidationError
-
-    from voicebot.settings import get_settings
-
-    try:
-        settings = get_settings()
-    except (ValidationError, ValueError) as exc:
-        raise _fail(f"invalid configuration (voicebot.toml or VOICEBOT_* environment): {exc}") from None
+    settings = settings_or_exit(USAGE_ERROR)
     if llm_url:
         settings = settings.model_copy(deep=True)
         settings.llm.base_url = llm_url
@@ -58,7 +52,7 @@ def _mode(value: str | None) -> Literal["llm", "extractive"] | None:
     if value is None:
         return None
     if value not in ("llm", "extractive"):
-        raise _fail(f"--mode must be 'llm' or 'extractive', not {value!r}")
+        raise fail(f"--mode must be 'llm' or 'extractive', not {value!r}", USAGE_ERROR)
     return "llm" if value == "llm" else "extractive"
 
 
@@ -68,16 +62,19 @@ def _build(settings: Settings, mode: str | None) -> tuple[AnswerEngine, Retrieve
 
     chosen = _mode(mode) or settings.resolved_answer_mode()
     if chosen == "llm" and not settings.llm.base_url:
-        raise _fail("mode 'llm' needs an OpenAI-compatible endpoint: set VOICEBOT_LLM__BASE_URL or --llm-url")
+        raise fail(
+            "mode 'llm' needs an OpenAI-compatible endpoint: set VOICEBOT_LLM__BASE_URL or --llm-url",
+            USAGE_ERROR,
+        )
     try:
         from knowledge.index import load_retriever
 
         retriever = load_retriever(settings)
         engine = build_answer_engine(settings, retriever, mode=chosen)
     except EngineConfigurationError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), USAGE_ERROR) from None
     except (FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc).splitlines()[0]) from None
+        raise fail(str(exc).splitlines()[0], USAGE_ERROR) from None
     return engine, retriever
 
 
@@ -99,7 +96,7 @@ def ask(
     from knowledge.types import AnswerRequest
 
     if not question.strip():
-        raise _fail("the question is empty")
+        raise fail("the question is empty", USAGE_ERROR)
     settings = _settings(llm_url)
     engine, retriever = _build(settings, mode)
     answer = asyncio.run(engine.answer(AnswerRequest(question, language=language)))
@@ -145,7 +142,7 @@ def eval_command(
     try:
         items = load_eval_set(path)
     except EvalSetError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), USAGE_ERROR) from None
     settings = _settings(llm_url)
     engine, retriever = _build(settings, mode)
     chunks = list(getattr(retriever, "chunks", []))

@@ -10,19 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
-
-
-def _settings() -> Any:
-    from voicebot.settings import get_settings
-
-    try:
-        return get_settings()
-    except Exception as error:  # invalid voicebot.toml / environment
-        raise _fail(f"invalid configuration: {str(error).splitlines()[0]}") from None
+from voicebot.commands.errors import fail, settings_or_exit
 
 
 def _quiet_logs(verbose: bool) -> None:
@@ -38,9 +26,9 @@ def _resources(settings: Any) -> Any:
     try:
         return CallResources.load(settings)
     except ModelLoadError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     except FileNotFoundError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
 
 
 def call(
@@ -59,14 +47,14 @@ def call(
     from voicebot.simulate import AudioFileError, read_wav, simulate_call, write_wav
 
     if not wav.is_file():
-        raise _fail(f"{wav} does not exist; give a WAV file with the caller's audio")
+        raise fail(f"{wav} does not exist; give a WAV file with the caller's audio")
     if not 0.1 <= speed <= 20:
-        raise _fail("--speed must be between 0.1 and 20")
+        raise fail("--speed must be between 0.1 and 20")
     try:
         audio, rate = read_wav(wav)
     except AudioFileError as error:
-        raise _fail(str(error)) from None
-    settings = _settings()
+        raise fail(str(error)) from None
+    settings = settings_or_exit()
     resources = _resources(settings)
     result = asyncio.run(simulate_call(settings, resources, audio, rate, speed=speed))
     out_path = out or Path(settings.paths.calls_dir) / f"{result.call_id}.wav"
@@ -120,8 +108,8 @@ def bench_latency(
     from voicebot.benchmarks.latency import run_latency_bench
 
     if calls < 1:
-        raise _fail("--calls must be at least 1")
-    resources = _resources(_settings())
+        raise fail("--calls must be at least 1")
+    resources = _resources(settings_or_exit())
     result = asyncio.run(run_latency_bench(resources, calls=calls, speed=speed, rate=rate))
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=1))
@@ -158,11 +146,11 @@ def bench_asr(
     from voicebot.pipeline.resources import whisper_model_dir
 
     if limit < 1:
-        raise _fail("--limit must be at least 1")
-    settings = _settings()
+        raise fail("--limit must be at least 1")
+    settings = settings_or_exit()
     model_dir = whisper_model_dir(settings)
     if not (model_dir / "model.bin").is_file():
-        raise _fail(f"Whisper model missing at {model_dir}; run `voicebot models setup`")
+        raise fail(f"Whisper model missing at {model_dir}; run `voicebot models setup`")
     model = WhisperModel(
         str(model_dir),
         device=settings.asr.device,

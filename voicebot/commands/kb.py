@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from voicebot.commands.errors import fail, settings_or_exit
+
 if TYPE_CHECKING:
     from knowledge.index import IngestReport, KnowledgeIndex
-    from voicebot.settings import Settings
 
 IndexDirOption = Annotated[
     Path | None,
@@ -18,25 +19,8 @@ IndexDirOption = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
-
-
-def _settings_or_fail() -> Settings:
-    from pydantic import ValidationError
-
-    from voicebot.commands.models import settings_error_line
-    from voicebot.settings import get_settings
-
-    try:
-        return get_settings()
-    except (ValidationError, ValueError) as exc:
-        raise _fail(settings_error_line(exc)) from None
-
-
 def _index_dir(option: Path | None) -> Path:
-    return option if option is not None else Path(_settings_or_fail().paths.index_dir)
+    return option if option is not None else Path(settings_or_exit().paths.index_dir)
 
 
 def _open_index(index_dir: Path) -> KnowledgeIndex:
@@ -45,7 +29,7 @@ def _open_index(index_dir: Path) -> KnowledgeIndex:
     try:
         return KnowledgeIndex.open(index_dir)
     except (ValueError, OSError, KeyError) as exc:
-        raise _fail(f"cannot open index {index_dir}: {exc}") from None
+        raise fail(f"cannot open index {index_dir}: {exc}") from None
 
 
 def ingest(
@@ -63,10 +47,10 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     if not paths:
-        paths = [Path(p) for p in _settings_or_fail().paths.kb_sources]
+        paths = [Path(p) for p in settings_or_exit().paths.kb_sources]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise _fail(f"path not found: {', '.join(missing)}")
+        raise fail(f"path not found: {', '.join(missing)}")
     target = _index_dir(index_dir)
     index = _open_index(target)
     console = Console(stderr=True)
@@ -83,12 +67,12 @@ def ingest(
         try:
             report = index.ingest(paths, progress=on_progress, prune=prune)
         except OSError as exc:
-            raise _fail(f"cannot write index {target}: {exc}") from None
+            raise fail(f"cannot write index {target}: {exc}") from None
     _print_report(report, target)
     if report.files_indexed == 0 and not index.chunks:
-        raise _fail("nothing could be indexed: no readable knowledge file in the given paths")
+        raise fail("nothing could be indexed: no readable knowledge file in the given paths")
     if report.files_indexed == 0 and report.skipped:
-        raise _fail("none of the given files could be read (see the reasons above); the index is unchanged")
+        raise fail("none of the given files could be read (see the reasons above); the index is unchanged")
 
 
 def _print_report(report: IngestReport, index_dir: Path) -> None:
@@ -131,7 +115,7 @@ def stats(index_dir: IndexDirOption = None) -> None:
     target = _index_dir(index_dir)
     index = _open_index(target)
     if not index.chunks:
-        raise _fail(f"index {target} is empty; run 'voicebot kb ingest PATH'")
+        raise fail(f"index {target} is empty; run 'voicebot kb ingest PATH'")
     table = Table(title=f"Wissensindex {target}", show_header=False)
     table.add_row("Dokumente", str(len(index.document_ids)))
     table.add_row("Abschnitte (Chunks)", str(len(index.chunks)))
@@ -152,11 +136,11 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Debug retrieval: the best pages with their BM25/embedding ranks, cosine and confidence."""
-    settings = _settings_or_fail()
+    settings = settings_or_exit()
     target = index_dir if index_dir is not None else Path(settings.paths.index_dir)
     index = _open_index(target)
     if not index.chunks:
-        raise _fail(f"index {target} is empty; run 'voicebot kb ingest PATH'")
+        raise fail(f"index {target} is empty; run 'voicebot kb ingest PATH'")
     result = index.retriever(settings.retrieval).search_detailed(query, k)
     if as_json:
         payload = {

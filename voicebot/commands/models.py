@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from voicebot.commands.errors import fail, settings_or_exit
 
 ModelsDirOption = Annotated[
     Path | None,
@@ -17,35 +18,8 @@ ModelsDirOption = Annotated[
 ]
 
 
-def settings_error_line(exc: Exception) -> str:
-    """One line for an invalid configuration, e.g. ``asr.bogus: Extra inputs are not permitted``."""
-    from pydantic import ValidationError
-
-    if not isinstance(exc, ValidationError):  # e.g. tomllib.TOMLDecodeError
-        config_file = os.environ.get("VOICEBOT_CONFIG", "voicebot.toml")
-        return f"cannot read {config_file}: {str(exc).splitlines()[0]}"
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-    )
-    return f"invalid configuration (voicebot.toml or VOICEBOT_* environment): {problems}"
-
-
 def _models_dir(option: Path | None) -> Path:
-    if option is not None:
-        return option
-    from pydantic import ValidationError
-
-    from voicebot.settings import get_settings
-
-    try:
-        return Path(get_settings().paths.models_dir)
-    except (ValidationError, ValueError) as exc:
-        raise _fail(settings_error_line(exc)) from None
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
+    return option if option is not None else Path(settings_or_exit().paths.models_dir)
 
 
 def _human(size: int) -> str:
@@ -102,7 +76,7 @@ def setup(
         with Progress(*columns, console=console, transient=True) as progress:
             results = setup_models(target_dir, name or None, RichReporter(progress))
     except ModelError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     changed = sum(r.outcome != "ok" for r in results)
     console.print(
         f"models ready in {target_dir}: {len(results)} files verified, {changed} assembled or repaired",
@@ -157,7 +131,7 @@ def pull(
     try:
         path = pull_model(_models_dir(models_dir), name)
     except ModelError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(f"{name} ready at {path}")
 
 

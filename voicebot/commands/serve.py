@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
-
-
-def _settings() -> Any:
-    from voicebot.settings import get_settings
-
-    try:
-        return get_settings()
-    except Exception as error:  # invalid voicebot.toml / environment
-        errors = getattr(error, "errors", None)
-        if callable(errors) and errors():
-            first = errors()[0]
-            where = ".".join(str(part) for part in first.get("loc", ()))
-            raise _fail(f"invalid configuration: {where}: {first.get('msg')}") from None
-        raise _fail(f"invalid configuration: {str(error).splitlines()[0]}") from None
+from voicebot.commands.errors import fail, settings_or_exit
 
 
 def _configure_logging(level: str) -> None:
@@ -54,8 +37,8 @@ def serve(
     """Answer phone calls (SIP) and browser calls (http://HOST:PORT/call) until Ctrl-C."""
     for name, port in (("--sip-port", sip_port), ("--http-port", http_port)):
         if port is not None and not 0 < port < 65536:
-            raise _fail(f"{name} must be between 1 and 65535, not {port}")
-    settings = _settings()
+            raise fail(f"{name} must be between 1 and 65535, not {port}")
+    settings = settings_or_exit()
     _configure_logging(settings.log_level)
 
     from voicebot.models import ModelError
@@ -65,9 +48,9 @@ def serve(
     try:
         asyncio.run(run_server(settings, host=host, sip_port=sip_port, http_port=http_port))
     except (ModelError, ModelLoadError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     except OSError as error:
-        raise _fail(f"cannot listen: {error}; choose another --sip-port/--http-port or --host") from None
+        raise fail(f"cannot listen: {error}; choose another --sip-port/--http-port or --host") from None
     except KeyboardInterrupt:
         pass
 
@@ -80,11 +63,11 @@ def bench_sip(
     """Real SIP calls over loopback with German speech: call setup time, voice-to-voice latency, failures."""
     from voicebot.benchmarks.sip import format_report, run_sip_benchmark
 
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         report = asyncio.run(run_sip_benchmark(settings, calls=calls, concurrency=concurrency))
     except RuntimeError as error:  # the server did not come up (missing model, port) or espeak-ng is missing
-        raise _fail(str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)) from None
+        raise fail(str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)) from None
     if as_json:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
