@@ -6,15 +6,10 @@ killed by its own pid when a test ends.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.request
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,27 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from voicebot.benchmarks.serve_process import ServeProcess, free_port
+
 BARESIP_CODECS = {
     "PCMU": "PCMU/8000/1",
     "PCMA": "PCMA/8000/1",
     "G722": "G722/16000/1",
     "opus": "opus/48000/2",
 }
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (SIP listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                    udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def espeak_wav(text: str, path: Path, *, rate: int = 8000, lead_s: float = 0.5, tail_s: float = 4.0) -> Path:
@@ -250,98 +232,10 @@ def shared_index_dir() -> Path:
     return index_dir
 
 
-class VoicebotServer:
-    """`voicebot serve` as a subprocess on free ports, the way an operator runs it; SIGINT ends it."""
+class VoicebotServer(ServeProcess):
+    """`voicebot serve` on free ports with the tests' models and index; ``settings`` as ``VOICEBOT_*`` values."""
 
     def __init__(self, workdir: Path, *, models_dir: Path, index_dir: Path, **settings: str) -> None:
-        self.workdir = workdir
-        self.sip_port = free_port()
-        self.http_port = free_port()
-        self.calls_dir = workdir / "calls"
-        self.log_path = workdir / "voicebot-serve.log"
-        self.env = dict(os.environ)
-        self.env.update(
-            {
-                "HF_HUB_OFFLINE": "1",
-                "VOICEBOT_PATHS__MODELS_DIR": str(models_dir),
-                "VOICEBOT_PATHS__INDEX_DIR": str(index_dir),
-                "VOICEBOT_PATHS__CALLS_DIR": str(self.calls_dir),
-            }
-        )
-        self.env.update({f"VOICEBOT_{key.upper()}": value for key, value in settings.items()})
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def sip_uri(self) -> str:
-        return f"sip:hotline@127.0.0.1:{self.sip_port}"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def start(self, timeout_s: float = 180.0) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "voicebot.cli",
-            "serve",
-            "--sip-port",
-            str(self.sip_port),
-            "--http-port",
-            str(self.http_port),
-        ]
-        self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"voicebot serve exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
-            health = self.health()
-            if health and health.get("sip_listening"):
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"voicebot serve did not come up:\n{self.log_tail()}")
-
-    def health(self) -> dict[str, Any] | None:
-        try:
-            with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=2) as response:
-                return dict(json.loads(response.read()))
-        except (OSError, ValueError):
-            return None
-
-    def wait_idle(self, timeout_s: float = 15.0) -> bool:
-        """True once no call is active any more (every pipeline and RTP port released)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            health = self.health()
-            if health is not None and health.get("active_calls") == 0:
-                return True
-            time.sleep(0.2)
-        return False
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
-
-    def transcripts(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for path in sorted(self.calls_dir.glob("*.json"), key=lambda p: p.stat().st_mtime):
-            with contextlib.suppress(ValueError):
-                found.append(dict(json.loads(path.read_text(encoding="utf-8"))))
-        return found
-
-    def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.log.close()
-        return self.process.returncode
+        env = {"VOICEBOT_PATHS__MODELS_DIR": str(models_dir), "VOICEBOT_PATHS__INDEX_DIR": str(index_dir)}
+        env.update({f"VOICEBOT_{key.upper()}": value for key, value in settings.items()})
+        super().__init__(workdir, env, cwd=REPO_ROOT)

@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from voicebot.benchmarks.caller_media import CallerMedia, ulaw_encode
+from voicebot.benchmarks.serve_process import ServeProcess
 from voicebot.settings import Settings
 
 # Single municipal keywords: the words whisper-base reliably recognises in espeak-ng German (whole espeak
@@ -72,75 +71,6 @@ def german_question_ulaw(text: str, workdir: Path) -> bytes:
     audio = soxr.resample(pcm, rate, 8000)
     audio = np.concatenate([np.zeros(2400, dtype=np.float32), audio, np.zeros(800, dtype=np.float32)])
     return ulaw_encode(audio)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-        tcp.bind(("127.0.0.1", 0))
-        port = int(tcp.getsockname()[1])
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", port))
-    return port
-
-
-class ServerProcess:
-    """`voicebot serve` on free loopback ports, ended with SIGINT (the clean path) when the bench is done."""
-
-    def __init__(self, settings: Settings, calls: int, workdir: Path) -> None:
-        self.sip_port = _free_port()
-        self.http_port = _free_port()
-        self.log_path = workdir / "server.log"
-        env = dict(os.environ)
-        env.setdefault("HF_HUB_OFFLINE", "1")
-        env["VOICEBOT_SIP__MAX_CALLS"] = str(max(calls, settings.sip.max_calls))
-        env["VOICEBOT_SIP__INVITES_PER_SOURCE_PER_MINUTE"] = str(max(60, calls * 2))
-        env["VOICEBOT_PATHS__CALLS_DIR"] = str(workdir / "calls")
-        self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self, timeout_s: float = 120.0) -> None:
-        import httpx
-
-        command = [
-            sys.executable,
-            "-m",
-            "voicebot.cli",
-            "serve",
-            "--sip-port",
-            str(self.sip_port),
-            "--http-port",
-            str(self.http_port),
-        ]
-        self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"voicebot serve exited: {self.tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    health = (await client.get(f"http://127.0.0.1:{self.http_port}/healthz")).json()
-                    if health.get("sip_listening"):
-                        return
-                await asyncio.sleep(0.25)
-        raise RuntimeError(f"voicebot serve did not come up within {timeout_s:.0f} s: {self.tail()}")
-
-    def tail(self) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text[-1500:]
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(2)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.log.close()
 
 
 async def place_call(caller: Any, uri: str, question: str, ulaw: bytes, index: int) -> CallResult:
@@ -205,12 +135,22 @@ async def run_sip_benchmark(settings: Settings, *, calls: int, concurrency: int)
     with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
         workdir = Path(tmp)
         audio = {question: german_question_ulaw(question, workdir) for question in QUESTIONS}
-        server = ServerProcess(settings, calls, workdir)
+        server = ServeProcess(
+            workdir,
+            {
+                "VOICEBOT_SIP__MAX_CALLS": str(max(calls, settings.sip.max_calls)),
+                "VOICEBOT_SIP__INVITES_PER_SOURCE_PER_MINUTE": str(max(60, calls * 2)),
+            },
+        )
         started = time.monotonic()
-        await server.start()
+        try:
+            await asyncio.to_thread(server.start, 120.0)
+        except RuntimeError:
+            server.stop()
+            raise
         startup_s = time.monotonic() - started
         caller = await SipCaller.start()
-        uri = f"sip:hotline@127.0.0.1:{server.sip_port}"
+        uri = server.sip_uri
         gate = asyncio.Semaphore(concurrency)
 
         async def one(index: int) -> CallResult:
@@ -224,7 +164,7 @@ async def run_sip_benchmark(settings: Settings, *, calls: int, concurrency: int)
             await caller.stop()
             server.stop()
         for result in results:
-            _read_transcript(result, workdir / "calls")
+            _read_transcript(result, server.calls_dir)
     return summarize(results, calls=calls, concurrency=concurrency, startup_s=startup_s)
 
 
