@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from sip_bridge.sip.transport import SipEndpoint
 from voicebot.settings import SipSettings
 
 from .helpers import SDP_ANSWER
-from .sipp import free_udp_port, run_sipp
+from .sipp import SippResult, free_udp_port, run_sipp
 
 pytestmark = pytest.mark.slow
 
@@ -49,15 +50,38 @@ async def answer_calls(sip: SipEndpoint, seen: list[object], *, hangup_after_s: 
             sip.hangup(event.call_id)
 
 
+async def answer_and_transfer(
+    sip: SipEndpoint, seen: list[object], *, hang_up_on: type[TransferSucceeded | TransferFailed]
+) -> None:
+    """Test glue: answer, blind-transfer to a staff phone once confirmed, hang up on ``hang_up_on``."""
+    while True:
+        event = await sip.next_event()
+        seen.append(event)
+        if isinstance(event, IncomingCall):
+            sip.answer(event.call_id, SDP_ANSWER)
+        elif isinstance(event, CallConfirmed):
+            sip.refer(event.call_id, "sip:staff@127.0.0.1:5070")
+        elif isinstance(event, hang_up_on):
+            sip.hangup(event.call_id)
+
+
+async def sipp_against(
+    sip: SipEndpoint, glue: Coroutine[Any, Any, None], scenario: str, workdir: Path, *, transport: str = "u1"
+) -> SippResult:
+    """Run sipp's ``scenario`` against ``sip`` while ``glue`` reacts to our events; the glue ends with sipp."""
+    task = asyncio.create_task(glue)
+    try:
+        result = await run_sipp(sip.port, scenario=scenario, workdir=workdir, transport=transport)
+        await asyncio.sleep(0.1)  # the last events (CallEnded) arrive just after sipp's final message
+    finally:
+        task.cancel()
+    return result
+
+
 async def test_sipp_uac_call_is_answered_and_ended_by_bye(tmp_path: Path) -> None:
     async with endpoint() as sip:
         seen: list[object] = []
-        glue = asyncio.create_task(answer_calls(sip, seen))
-        try:
-            result = await run_sipp(sip.port, scenario="uac", workdir=tmp_path)
-            await asyncio.sleep(0.1)
-        finally:
-            glue.cancel()
+        result = await sipp_against(sip, answer_calls(sip, seen), "uac", tmp_path)
         assert result.returncode == 0, result.output
         kinds = [type(e).__name__ for e in seen]
         assert kinds == ["IncomingCall", "CallConfirmed", "CallEnded"], kinds
@@ -77,12 +101,7 @@ async def collect_until(sip: SipEndpoint, seen: list[object], kind: type, timeou
 async def test_sipp_uac_over_tcp(tmp_path: Path) -> None:
     async with endpoint() as sip:
         seen: list[object] = []
-        glue = asyncio.create_task(answer_calls(sip, seen))
-        try:
-            result = await run_sipp(sip.port, scenario="uac", workdir=tmp_path, transport="t1")
-            await asyncio.sleep(0.1)
-        finally:
-            glue.cancel()
+        result = await sipp_against(sip, answer_calls(sip, seen), "uac", tmp_path, transport="t1")
         assert result.returncode == 0, result.output
         assert [type(e).__name__ for e in seen] == ["IncomingCall", "CallConfirmed", "CallEnded"]
         assert isinstance(seen[0], IncomingCall) and seen[0].transport == "tcp"
@@ -91,12 +110,9 @@ async def test_sipp_uac_over_tcp(tmp_path: Path) -> None:
 async def test_we_hang_up_with_bye(tmp_path: Path) -> None:
     async with endpoint() as sip:
         seen: list[object] = []
-        glue = asyncio.create_task(answer_calls(sip, seen, hangup_after_s=0.2))
-        try:
-            result = await run_sipp(sip.port, scenario="uac_wait_bye.xml", workdir=tmp_path)
-            await asyncio.sleep(0.1)
-        finally:
-            glue.cancel()
+        result = await sipp_against(
+            sip, answer_calls(sip, seen, hangup_after_s=0.2), "uac_wait_bye.xml", tmp_path
+        )
         assert result.returncode == 0, result.output
         assert seen[-1] == CallEnded(seen[0].call_id, "local", None)  # type: ignore[attr-defined]
 
@@ -112,12 +128,7 @@ async def test_caller_cancels_while_ringing(tmp_path: Path) -> None:
                 if isinstance(event, IncomingCall):
                     sip.ringing(event.call_id)
 
-        glue = asyncio.create_task(ring_only())
-        try:
-            result = await run_sipp(sip.port, scenario="uac_cancel.xml", workdir=tmp_path)
-            await asyncio.sleep(0.1)
-        finally:
-            glue.cancel()
+        result = await sipp_against(sip, ring_only(), "uac_cancel.xml", tmp_path)
         assert result.returncode == 0, result.output
         assert [type(e).__name__ for e in seen] == ["IncomingCall", "CallEnded"]
         assert isinstance(seen[1], CallEnded) and seen[1].reason == "cancel"
@@ -153,12 +164,7 @@ async def test_register_at_sipp_registrar_with_digest(tmp_path: Path) -> None:
 async def test_inbound_invite_is_challenged_and_accepted_with_credentials(tmp_path: Path) -> None:
     async with endpoint(inbound_realm="rathaus", inbound_username="pbx", inbound_password="geheim") as sip:
         seen: list[object] = []
-        glue = asyncio.create_task(answer_calls(sip, seen))
-        try:
-            result = await run_sipp(sip.port, scenario="uac_digest.xml", workdir=tmp_path)
-            await asyncio.sleep(0.1)
-        finally:
-            glue.cancel()
+        result = await sipp_against(sip, answer_calls(sip, seen), "uac_digest.xml", tmp_path)
         assert result.returncode == 0, result.output
         assert [type(e).__name__ for e in seen] == ["IncomingCall", "CallConfirmed", "CallEnded"]
 
@@ -167,23 +173,9 @@ async def test_blind_transfer_accepted_by_the_pbx(tmp_path: Path) -> None:
     async with endpoint() as sip:
         seen: list[object] = []
 
-        async def transfer_glue() -> None:
-            while True:
-                event = await sip.next_event()
-                seen.append(event)
-                if isinstance(event, IncomingCall):
-                    sip.answer(event.call_id, SDP_ANSWER)
-                elif isinstance(event, CallConfirmed):
-                    sip.refer(event.call_id, "sip:staff@127.0.0.1:5070")
-                elif isinstance(event, TransferSucceeded):
-                    sip.hangup(event.call_id)
-
-        glue = asyncio.create_task(transfer_glue())
-        try:
-            result = await run_sipp(sip.port, scenario="uac_refer.xml", workdir=tmp_path)
-            await asyncio.sleep(0.1)
-        finally:
-            glue.cancel()
+        result = await sipp_against(
+            sip, answer_and_transfer(sip, seen, hang_up_on=TransferSucceeded), "uac_refer.xml", tmp_path
+        )
         assert result.returncode == 0, result.output
         names = [type(e).__name__ for e in seen]
         assert names == ["IncomingCall", "CallConfirmed", "ReferAccepted", "TransferSucceeded", "CallEnded"]
@@ -215,23 +207,9 @@ async def test_blind_transfer_refused_by_the_pbx(tmp_path: Path) -> None:
     async with endpoint() as sip:
         seen: list[object] = []
 
-        async def transfer_glue() -> None:
-            while True:
-                event = await sip.next_event()
-                seen.append(event)
-                if isinstance(event, IncomingCall):
-                    sip.answer(event.call_id, SDP_ANSWER)
-                elif isinstance(event, CallConfirmed):
-                    sip.refer(event.call_id, "sip:staff@127.0.0.1:5070")
-                elif isinstance(event, TransferFailed):
-                    sip.hangup(event.call_id)
-
-        glue = asyncio.create_task(transfer_glue())
-        try:
-            result = await run_sipp(sip.port, scenario="uac_refer_refused.xml", workdir=tmp_path)
-            await asyncio.sleep(0.1)
-        finally:
-            glue.cancel()
+        result = await sipp_against(
+            sip, answer_and_transfer(sip, seen, hang_up_on=TransferFailed), "uac_refer_refused.xml", tmp_path
+        )
         assert result.returncode == 0, result.output
         assert [type(e).__name__ for e in seen] == [
             "IncomingCall",
