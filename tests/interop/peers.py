@@ -239,3 +239,13 @@ class VoicebotServer(ServeProcess):
         env = {"VOICEBOT_PATHS__MODELS_DIR": str(models_dir), "VOICEBOT_PATHS__INDEX_DIR": str(index_dir)}
         env.update({f"VOICEBOT_{key.upper()}": value for key, value in settings.items()})
         super().__init__(workdir, env, cwd=REPO_ROOT)
+
+    def closed_transcript_since(self, started: float, timeout_s: float = 20.0) -> dict[str, Any]:
+        """The transcript of the last call placed after ``started`` (``time.time()``), once it is closed."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = [t for t in self.transcripts() if float(str(t.get("started_at", 0))) >= started - 1]
+            if found and found[-1].get("ended_reason"):
+                return found[-1]
+            time.sleep(0.2)
+        raise AssertionError(f"no closed transcript; server log:\n{self.log_tail()}")

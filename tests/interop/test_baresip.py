@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -37,21 +36,6 @@ def _heard_as(keyword: str, text: str) -> bool:
     )
 
 
-def _transcripts_since(server: VoicebotServer, started: float) -> list[dict[str, Any]]:
-    return [t for t in server.transcripts() if float(str(t.get("started_at", 0))) >= started - 1]
-
-
-def _wait_for_transcript(server: VoicebotServer, started: float, timeout_s: float = 20.0) -> dict[str, Any]:
-    """The transcript of the call placed after ``started``, once it is closed (call ended, reason set)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = _transcripts_since(server, started)
-        if found and found[-1].get("ended_reason"):
-            return found[-1]
-        time.sleep(0.2)
-    raise AssertionError(f"no closed transcript; server log:\n{server.log_tail()}")
-
-
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA", "G722", "opus"])
 def test_caller_hears_a_spoken_answer_and_the_question_is_transcribed(
     voicebot_server: VoicebotServer, tmp_path: Path, codec: str
@@ -69,7 +53,7 @@ def test_caller_hears_a_spoken_answer_and_the_question_is_transcribed(
     finally:
         caller.stop()
 
-    transcript = _wait_for_transcript(voicebot_server, started)
+    transcript = voicebot_server.closed_transcript_since(started)
     heard, heard_rate = read_wav(caller.heard())
     after_question = heard[int((question_ends[0] + 0.3) * heard_rate) :]
     assert speech_seconds(after_question, heard_rate) > 0.5, "no bot speech after the question"
@@ -106,7 +90,7 @@ def test_caller_follows_refer_to_the_staff_phone(
             f"staff never got the transferred call\ncaller:\n{caller.log_text()[-3000:]}\n"
             f"server:\n{voicebot_server.log_tail()}"
         )
-        transcript = _wait_for_transcript(voicebot_server, started)
+        transcript = voicebot_server.closed_transcript_since(started)
     finally:
         caller.stop()
         staff.stop()
@@ -134,7 +118,7 @@ def test_bot_ends_a_silent_call_with_bye(voicebot_server: VoicebotServer, tmp_pa
         assert time.time() - started < 45
     finally:
         caller.stop()
-    transcript = _wait_for_transcript(voicebot_server, started)
+    transcript = voicebot_server.closed_transcript_since(started)
     turns = transcript["turns"]
     assert isinstance(turns, list)
     assert [t["kind"] for t in turns if t["role"] == "bot"][-2:] == ["silence_prompt", "goodbye"], turns

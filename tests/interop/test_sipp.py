@@ -3,10 +3,11 @@ the bridged-transfer fallback with a sipp echo UAS as staff when the caller's si
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -56,8 +57,10 @@ def _explain(result: subprocess.CompletedProcess[str], cwd: Path, server: Voiceb
     return f"sipp rc={result.returncode}\n{result.stdout[-2000:]}\n{errors[-3000:]}\nserver:\n{server.log_tail()}"
 
 
-def _staff_uas(sipp_dir: Path, port: int, scenario: list[str]) -> subprocess.Popen[str]:
-    """A sipp UAS as the staff phone: answers one call and echoes its RTP back (``-rtp_echo``)."""
+@contextlib.contextmanager
+def _staff_phone(sipp_dir: Path, port: int, scenario: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """A sipp UAS as the staff phone: answers one call and echoes its RTP back (``-rtp_echo``); killed at the
+    end if it has not finished by itself."""
     staff_dir = sipp_dir / "staff"
     staff_dir.mkdir()
     staff = subprocess.Popen(
@@ -85,17 +88,12 @@ def _staff_uas(sipp_dir: Path, port: int, scenario: list[str]) -> subprocess.Pop
         text=True,
     )
     time.sleep(0.5)
-    return staff
-
-
-def _last_transcript(server: VoicebotServer, started: float, timeout_s: float = 15.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = [t for t in server.transcripts() if float(str(t.get("started_at", 0))) >= started - 1]
-        if found and found[-1].get("ended_reason"):
-            return found[-1]
-        time.sleep(0.2)
-    raise AssertionError(f"no closed transcript; server log:\n{server.log_tail()}")
+    try:
+        yield staff
+    finally:
+        if staff.poll() is None:
+            staff.kill()
+            staff.wait(timeout=5)
 
 
 def test_uac_pcap_audio_and_rfc2833_digit_reach_the_pipeline(
@@ -105,7 +103,7 @@ def test_uac_pcap_audio_and_rfc2833_digit_reach_the_pipeline(
     started = time.time()
     result = _uac(voicebot_server, sipp_dir, ["-sn", "uac_pcap"], timeout_s=40)
     assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
-    transcript = _last_transcript(voicebot_server, started)
+    transcript = voicebot_server.closed_transcript_since(started)
     turns = transcript["turns"]
     assert isinstance(turns, list)
     digits = [t["text"] for t in turns if t["role"] == "caller" and t["kind"] == "dtmf"]
@@ -133,7 +131,7 @@ def test_late_offer_invite_gets_our_offer_and_the_ack_answer_starts_media(
         timeout_s=20,
     )
     assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
-    assert _last_transcript(voicebot_server, started)["ended_reason"] == "caller:bye_remote"
+    assert voicebot_server.closed_transcript_since(started)["ended_reason"] == "caller:bye_remote"
     assert "late offer answered with PCMU/8000" in voicebot_server.log_tail(20000)
     assert voicebot_server.wait_idle()
 
@@ -154,7 +152,7 @@ def test_hold_and_resume_then_bye_from_the_bot_when_rtp_stops(
         voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_hold_then_silent.xml")], timeout_s=30
     )
     assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
-    transcript = _last_transcript(voicebot_server, started)
+    transcript = voicebot_server.closed_transcript_since(started)
     assert transcript["ended_reason"] == "rtp-timeout"
     assert voicebot_server.wait_idle()
 
@@ -164,8 +162,7 @@ def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
 ) -> None:
     """REFER → 405: the bot INVITEs staff (sipp UAS with RTP echo) itself and bridges both legs until the caller
     hangs up, then BYEs staff. Audio flows both ways: what the caller sends comes back from the echoing staff."""
-    staff = _staff_uas(sipp_dir, staff_port, ["-sn", "uas"])
-    try:
+    with _staff_phone(sipp_dir, staff_port, ["-sn", "uas"]) as staff:
         started = time.time()
         result = _uac(
             voicebot_server,
@@ -176,12 +173,8 @@ def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
         assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
         staff_output, _ = staff.communicate(timeout=20)
         assert staff.returncode == 0, f"staff UAS did not complete INVITE…BYE:\n{staff_output[-2000:]}"
-    finally:
-        if staff.poll() is None:
-            staff.kill()
-            staff.wait(timeout=5)
 
-    transcript = _last_transcript(voicebot_server, started)
+    transcript = voicebot_server.closed_transcript_since(started)
     events = {e["kind"]: e for e in transcript["events"]}
     assert events["transfer_refer_refused"]["code"] == 405, events
     assert "transfer_bridged" in events, events
@@ -207,7 +200,7 @@ def test_unreachable_staff_is_told_to_the_caller_and_the_call_goes_on(
         timeout_s=60,
     )
     assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
-    transcript = _last_transcript(voicebot_server, started)
+    transcript = voicebot_server.closed_transcript_since(started)
     events = {e["kind"]: e for e in transcript["events"]}
     assert events["transfer_failed"]["code"] == 408, events
     assert "transfer_bridged" not in events
@@ -222,8 +215,7 @@ def test_bridged_call_ends_for_the_caller_when_staff_hangs_up(
     voicebot_server: VoicebotServer, sipp_dir: Path, staff_port: int
 ) -> None:
     """B2BUA: staff hangs up first (BYE after 4 s) → the bot BYEs the caller."""
-    staff = _staff_uas(sipp_dir, staff_port, ["-sf", str(SCENARIOS / "uas_echo_then_bye.xml")])
-    try:
+    with _staff_phone(sipp_dir, staff_port, ["-sf", str(SCENARIOS / "uas_echo_then_bye.xml")]) as staff:
         started = time.time()
         result = _uac(
             voicebot_server,
@@ -234,11 +226,7 @@ def test_bridged_call_ends_for_the_caller_when_staff_hangs_up(
         assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
         staff_output, _ = staff.communicate(timeout=20)
         assert staff.returncode == 0, f"staff UAS failed:\n{staff_output[-3000:]}"
-    finally:
-        if staff.poll() is None:
-            staff.kill()
-            staff.wait(timeout=5)
-    transcript = _last_transcript(voicebot_server, started)
+    transcript = voicebot_server.closed_transcript_since(started)
     events = {e["kind"]: e for e in transcript["events"]}
     assert events["transfer_ended"]["by"] == "staff", events
     assert transcript["ended_reason"] == "transferred:bridged"
