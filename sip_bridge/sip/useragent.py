@@ -388,10 +388,9 @@ class UserAgent(ClientSide):
         self._reply(tx, 200, "OK", now)
         if call.state == "ended":
             return
-        if call.server_tx is not None and not call.server_tx.final_sent:
-            self._reply(call.server_tx, 487, "Request Terminated", now, to_tag=call.local_tag)
-        if call.reinvite_in is not None and not call.reinvite_in.final_sent:
-            self._reply(call.reinvite_in, 487, "Request Terminated", now, to_tag=call.local_tag)
+        for pending in (call.server_tx, call.reinvite_in):  # an INVITE still unanswered when the BYE came
+            if pending is not None and not pending.final_sent:
+                self._reply(pending, 487, "Request Terminated", now, to_tag=call.local_tag)
         self._end(call, "bye_remote", None, now)
 
     def _on_options(
