@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -289,8 +289,3 @@ async def emit_rest(answer: Answer, started: float, *, already_spoken: bool) -> 
         return
     async for event in emit(answer, started):
         yield event
-
-
-def sentences_of(events: Sequence[AnswerEvent]) -> list[str]:
-    """The spoken sentences of a collected event list (for tests and the CLI)."""
-    return [e.text for e in events if isinstance(e, SentenceEvent)]

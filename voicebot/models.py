@@ -445,14 +445,6 @@ def require_model(settings: Settings, name: str) -> Path:
     )
 
 
-def is_installed(settings: Settings, name: str) -> bool:
-    try:
-        require_model(settings, name)
-    except ModelError:
-        return False
-    return True
-
-
 # --------------------------------------------------------------------------------------------- setup
 
 

@@ -93,9 +93,6 @@ class CallRegistry:
     def full(self) -> bool:
         return self.active >= self.max_calls
 
-    def active_by_kind(self) -> dict[str, int]:
-        return dict(self._active)
-
     def try_acquire(self, kind: str) -> CallLease | None:
         if self.full:
             return None

@@ -280,9 +280,6 @@ class URI:
     def transport(self) -> str:
         return (self.params.get("transport") or "udp").lower()
 
-    def host_port(self, default_port: int = 5060) -> tuple[str, int]:
-        return self.host.strip("[]"), self.port or default_port
-
     def __str__(self) -> str:
         if self.raw:
             return self.raw
