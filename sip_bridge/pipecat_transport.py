@@ -88,6 +88,7 @@ class RtpOutputTransport(BaseOutputTransport):
     def __init__(self, endpoint: RtpEndpoint, params: TransportParams, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         self._endpoint = endpoint
+        self._warned_formats: set[tuple[int, int]] = set()
 
     async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
         await super().setup(setup)
@@ -109,7 +110,10 @@ class RtpOutputTransport(BaseOutputTransport):
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
         if frame.sample_rate != self._endpoint.output_rate or frame.num_channels != 1:
-            logger.warning(f"{self}: dropping {frame.sample_rate} Hz/{frame.num_channels} ch audio")
+            audio_format = (frame.sample_rate, frame.num_channels)
+            if audio_format not in self._warned_formats:  # once per format, not every 20 ms
+                self._warned_formats.add(audio_format)
+                logger.warning(f"{self}: dropping {frame.sample_rate} Hz/{frame.num_channels} ch audio")
             return False
         await self._endpoint.send_audio(frame.audio)
         return True
