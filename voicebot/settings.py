@@ -45,7 +45,8 @@ class PathSettings(_Section):
 class AsrSettings(_Section):
     """faster-whisper. On 8 kHz phone audio temperature fallback loops, hence temperature 0 + anti-repetition."""
 
-    model: str = "whisper-base"  # a directory name under paths.models_dir, or an absolute CTranslate2 directory
+    # A directory name under paths.models_dir, or an absolute CTranslate2 directory.
+    model: str = "whisper-base"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 2
@@ -191,7 +192,8 @@ class SipSettings(_Section):
     staff_uri: str = "sip:staff@127.0.0.1:5070"
     transfer_timeout_s: float = 20.0
     handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
-    ring_s: float = 0.0  # let it ring (180) this long before answering; 0 = answer as soon as the call is ready
+    # Let it ring (180) this long before answering; 0 = answer as soon as the call is ready.
+    ring_s: float = 0.0
 
 
 class HttpSettings(_Section):
