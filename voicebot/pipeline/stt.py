@@ -83,16 +83,15 @@ class PhoneWhisperSTTService(WhisperSTTService):
             yield ErrorFrame(error=f"ASR failed: {error}")
             # A marked placeholder still ends the turn, so the call script can apologise.
             failed = AsrResult(
-                "",
-                self._asr.language,
-                -10.0,
-                1.0,
-                samples.size / 16000,
-                0.0,
-                None,
-                True,
-                spoken_from,
-                spoken_to,
+                text="",
+                language=self._asr.language,
+                avg_logprob=-10.0,
+                no_speech_prob=1.0,
+                audio_s=samples.size / 16000,
+                asr_ms=0.0,
+                failed=True,
+                speech_start_time=spoken_from,
+                speech_end_time=spoken_to,
             )
             yield TranscriptionFrame(ASR_FAILED_TEXT, self._user_id, time_now_iso8601(), None, result=failed)
             return
