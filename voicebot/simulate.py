@@ -349,7 +349,9 @@ async def simulate_call(
         on_event=on_event,
         audio_out_sample_rate=out_rate,
         silence_timeout_s=settings.call.silence_timeout_s / speed,
-        transcript=CallTranscript(call_id, settings.paths.calls_dir, call_clock=clock.now, speed=speed),
+        transcript=CallTranscript(
+            call_id, settings.paths.calls_dir, store=resources.records, call_clock=clock.now, speed=speed
+        ),
     )
     observer = TurnActivityObserver()
     worker.add_observer(observer)

@@ -27,8 +27,9 @@ The transport's input may deliver audio at any rate; its output must accept ``au
 Push ``InputDTMFFrame`` from the transport for keypad digits; they pass through the whole pipeline (and are noted
 in the transcript). To make the bot say something from outside (e.g. before a transfer), queue
 ``voicebot.pipeline.speech.bot_turn_frames(transcript, kind, text)`` with ``worker.queue_frames``.
-The transcript (``CallTranscript``) is written to ``<calls_dir>/<call_id>.json`` after every change; it gets an
-``ended_reason`` (goodbye, silence, hangup, ended).
+The transcript (``CallTranscript``) is saved to ``resources.records`` after every change (JSON files in
+``calls_dir``, or PostgreSQL when ``database_url`` is set); it gets an ``ended_reason`` (goodbye, silence, hangup,
+ended).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def build_call_pipeline(
     transcript: CallTranscript | None = None,
 ) -> tuple[PipelineWorker, CallTranscript]:
     """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript."""
-    transcript = transcript or CallTranscript(call_id, settings.paths.calls_dir)
+    transcript = transcript or CallTranscript(call_id, settings.paths.calls_dir, store=resources.records)
     call = settings.call
     tts = CallTTSService(
         voices=resources.voices,

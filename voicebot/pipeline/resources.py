@@ -28,6 +28,7 @@ from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 
 from knowledge.types import AnswerEngine
 from voicebot.pipeline.tts import VoiceCatalog
+from voicebot.records import CallRecordStore, build_record_store
 from voicebot.settings import Settings
 
 _PIPECAT_DATA = Path(str(__import__("pipecat").__file__)).parent
@@ -93,6 +94,7 @@ class CallResources:
     answer_engine: AnswerEngine
     load_ms: dict[str, float] = field(default_factory=dict)
     memory_mb: dict[str, float] = field(default_factory=dict)
+    records: CallRecordStore | None = None  # where every call's transcript is kept (one store per process)
 
     @classmethod
     def load(cls, settings: Settings, answer_engine: AnswerEngine | None = None) -> CallResources:
@@ -136,7 +138,11 @@ class CallResources:
         memory = {"before_models": round(rss_before, 1), "after_models": round(resident_memory_mb(), 1)}
         memory["shared_models"] = round(memory["after_models"] - memory["before_models"], 1)
         logger.info(f"Call resources loaded: {load_ms} ms, models ≈ {memory['shared_models']} MB RSS")
-        return cls(settings, whisper, vad_session, smart_turn_session, voices, answer_engine, load_ms, memory)
+        resources = cls(
+            settings, whisper, vad_session, smart_turn_session, voices, answer_engine, load_ms, memory
+        )
+        resources.records = build_record_store(settings)
+        return resources
 
     def new_vad_analyzer(self) -> SharedSileroVADAnalyzer:
         call = self.settings.call

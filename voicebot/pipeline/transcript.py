@@ -1,14 +1,13 @@
 """The call record: caller and bot turns with timestamps, ASR confidence, sources, action and stage timings.
 
-It is written to ``<calls_dir>/<call_id>.json`` after every change (write to a temp file, then rename), so the
-transcript so far survives a crash, an error or a hang-up in the middle of an answer. Processors append to it
-directly; it holds no pipecat state. Times are seconds since the call started (wall clock).
+It is handed to its record store (:mod:`voicebot.records`) after every change — by default
+``<calls_dir>/<call_id>.json`` (temp file, then rename), PostgreSQL when ``database_url`` is set — so the transcript
+so far survives a crash, an error or a hang-up in the middle of an answer. Processors append to it directly; it
+holds no pipecat state. Times are seconds since the call started (wall clock).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 from knowledge.types import Answer, Turn
 from voicebot.pipeline.frames import CallerQuestionFrame
+from voicebot.records import CallRecordStore, JsonFileStore
 
 # The voice-to-voice path, in order; "rest" (our own overhead) is what the stages do not explain.
 STAGES = ("endpointing", "asr", "retrieval", "answer_first_sentence", "tts_first_chunk")
@@ -46,20 +46,26 @@ class TranscriptTurn:
 
 
 class CallTranscript:
-    """Turns of one call, persisted continuously as JSON."""
+    """Turns of one call, persisted after every change by its record store."""
 
     def __init__(
         self,
         call_id: str,
-        calls_dir: Path | None,
+        calls_dir: Path | None = None,
         *,
+        store: CallRecordStore | None = None,
         call_clock: Callable[[], float] | None = None,
         speed: float = 1.0,
     ) -> None:
-        """``call_clock`` gives seconds since the call started (a simulation passes its clock, which may run
-        ``speed`` times faster than the wall clock); by default the wall clock since construction."""
+        """``store`` keeps the record (the process-wide one from ``CallResources``); without it, JSON files in
+        ``calls_dir``; with neither, nothing is persisted. ``call_clock`` gives seconds since the call started (a
+        simulation passes its clock, which may run ``speed`` times faster than the wall clock); by default the
+        wall clock since construction."""
         self.call_id = call_id
-        self.path = (calls_dir / f"{call_id}.json") if calls_dir else None
+        if store is None and calls_dir is not None:
+            store = JsonFileStore(calls_dir)
+        self.store = store
+        self.path = store.path_for(call_id) if isinstance(store, JsonFileStore) else None
         self.started_at = time.time()
         self._call_clock = call_clock
         self._speed = speed
@@ -244,10 +250,5 @@ class CallTranscript:
         return None
 
     def _save(self) -> None:
-        if self.path is None:
-            return
-        data = self.to_dict()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".json.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)
+        if self.store is not None:
+            self.store.save(self.to_dict())
