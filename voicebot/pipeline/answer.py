@@ -88,10 +88,7 @@ class AnswerProcessor(FrameProcessor):
                     if isinstance(event, SentenceEvent) and event.text.strip():
                         if turn is None:
                             first_sentence_ms = (time.perf_counter() - started) * 1000
-                            turn = self._transcript.add_bot_turn("answer", "", question.language)
-                            await self.push_frame(SpeechLanguageFrame(language=question.language))
-                        await self.push_frame(speak_frame(event.text))
-                        self._transcript.append_bot_text(turn, event.text)
+                        turn = await self._say_sentence(turn, event.text, question.language)
                     elif isinstance(event, FinalEvent):
                         answer = event.answer
             except asyncio.CancelledError:
@@ -106,10 +103,7 @@ class AnswerProcessor(FrameProcessor):
             self._consecutive_errors = 0
             if turn is None and answer.text.strip():  # engine gave no sentences: speak the final text
                 first_sentence_ms = (time.perf_counter() - started) * 1000
-                turn = self._transcript.add_bot_turn("answer", "", answer.language)
-                await self.push_frame(SpeechLanguageFrame(language=answer.language))
-                await self.push_frame(speak_frame(answer.text))
-                self._transcript.append_bot_text(turn, answer.text)
+                turn = await self._say_sentence(None, answer.text, answer.language)
         if turn is None:
             return
         self._transcript.finish_answer(turn, answer, _stage_timings(answer, first_sentence_ms))
@@ -117,6 +111,15 @@ class AnswerProcessor(FrameProcessor):
             BotAnswerFrame(question=question.text, answer=answer, first_sentence_ms=first_sentence_ms)
         )
         await end_turn(self, self._transcript, turn)
+
+    async def _say_sentence(self, turn: TranscriptTurn | None, text: str, language: str) -> TranscriptTurn:
+        """Speak one sentence of the answer; the first one opens the bot's answer turn in the transcript."""
+        if turn is None:
+            turn = self._transcript.add_bot_turn("answer", "", language)
+            await self.push_frame(SpeechLanguageFrame(language=language))
+        await self.push_frame(speak_frame(text))
+        self._transcript.append_bot_text(turn, text)
+        return turn
 
     async def _events_with_deadlines(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
         """The engine's events, with a deadline for the first sentence and one for the whole answer."""
