@@ -140,24 +140,16 @@ def bench_asr(
 ) -> None:
     """Word error rate and real-time factor per language on 8 kHz telephone audio."""
     _quiet_logs(False)
-    from faster_whisper import WhisperModel
-
     from voicebot.benchmarks.asr import run_asr_bench
-    from voicebot.pipeline.resources import whisper_model_dir
+    from voicebot.pipeline.resources import ModelLoadError, load_whisper
 
     if limit < 1:
         raise fail("--limit must be at least 1")
     settings = settings_or_exit()
-    model_dir = whisper_model_dir(settings)
-    if not (model_dir / "model.bin").is_file():
-        raise fail(f"Whisper model missing at {model_dir}; run `voicebot models setup`")
-    model = WhisperModel(
-        str(model_dir),
-        device=settings.asr.device,
-        compute_type=settings.asr.compute_type,
-        cpu_threads=settings.asr.cpu_threads,
-        local_files_only=True,
-    )
+    try:
+        model = load_whisper(settings)
+    except ModelLoadError as error:
+        raise fail(str(error)) from None
     scores = run_asr_bench(model, settings.asr, limit)
     rows = [score.to_dict() for score in scores]
     if as_json:

@@ -56,6 +56,23 @@ def whisper_model_dir(settings: Settings) -> Path:
     return candidate if candidate.is_absolute() else settings.paths.models_dir / settings.asr.model
 
 
+def load_whisper(settings: Settings) -> WhisperModel:
+    """The Whisper model of ``settings.asr``, offline; ModelLoadError with a fix-it message otherwise."""
+    model_dir = whisper_model_dir(settings)
+    if not (model_dir / "model.bin").is_file():
+        raise ModelLoadError(f"Whisper model missing at {model_dir}; run `voicebot models setup`")
+    try:
+        return WhisperModel(
+            str(model_dir),
+            device=settings.asr.device,
+            compute_type=settings.asr.compute_type,
+            cpu_threads=settings.asr.cpu_threads,
+            local_files_only=True,
+        )
+    except Exception as error:
+        raise ModelLoadError(f"Whisper model at {model_dir} failed to load: {error}") from error
+
+
 class _SharedSessionSileroModel(SileroOnnxModel):
     """Silero's per-stream state on top of a shared inference session."""
 
@@ -103,19 +120,7 @@ class CallResources:
         load_ms: dict[str, float] = {}
 
         started = time.perf_counter()
-        model_dir = whisper_model_dir(settings)
-        if not (model_dir / "model.bin").is_file():
-            raise ModelLoadError(f"Whisper model missing at {model_dir}; run `voicebot models setup`")
-        try:
-            whisper = WhisperModel(
-                str(model_dir),
-                device=settings.asr.device,
-                compute_type=settings.asr.compute_type,
-                cpu_threads=settings.asr.cpu_threads,
-                local_files_only=True,
-            )
-        except Exception as error:
-            raise ModelLoadError(f"Whisper model at {model_dir} failed to load: {error}") from error
+        whisper = load_whisper(settings)
         load_ms["whisper"] = (time.perf_counter() - started) * 1000
 
         started = time.perf_counter()
