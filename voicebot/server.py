@@ -190,9 +190,8 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
 
-    http_socket = _bind_http(
-        settings.http.host, settings.http.port
-    )  # OSError here: port taken, nothing started
+    # OSError here means the port is taken, and nothing has started yet.
+    http_socket = _bind_http(settings.http.host, settings.http.port)
     sip = SipCallService(settings, registry, runner)
     try:
         await sip.start()
