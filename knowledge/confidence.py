@@ -45,9 +45,8 @@ def rank_pages(hits: Sequence[Hit], cosines: Sequence[float] = ()) -> list[PageC
     """Collapse chunk hits to pages and give each page its rank in fused, BM25 and embedding order."""
 
     def page_ranks(key_rank: list[int]) -> dict[str, int]:
-        ranked = sorted(
-            (r, i) for i, r in enumerate(key_rank) if r > 0
-        )  # chunk order by that retriever's rank
+        # Chunk order by that retriever's rank.
+        ranked = sorted((r, i) for i, r in enumerate(key_rank) if r > 0)
         ranks: dict[str, int] = {}
         for _, index in ranked:
             doc_id = hits[index].chunk.doc_id

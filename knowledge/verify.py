@@ -211,9 +211,8 @@ def form_problem(sentence: str) -> str | None:
 @dataclass(frozen=True)
 class SentenceCheck:
     ok: bool
-    reason: (
-        str  # "verified", "no_citation", "unknown_citation", "unsupported_fact", "prompt_echo", "too_long"
-    )
+    # "verified", "no_citation", "unknown_citation", "unsupported_fact", "prompt_echo" or "too_long"
+    reason: str
     spoken: str  # the text to speak (citations stripped)
     cited: tuple[str, ...] = ()
     details: tuple[str, ...] = ()
