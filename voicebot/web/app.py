@@ -113,8 +113,7 @@ def create_app(
     @app.post("/api/offer")
     async def offer(request: Request) -> dict[str, str]:
         body = await _json_body(request)
-        if "requestData" in body:
-            body.pop("requestData")
+        body.pop("requestData", None)  # extra data pipecat's client may send along; not used here
         body.pop("request_data", None)
         try:
             parsed = OfferRequest.model_validate(body)
