@@ -350,7 +350,11 @@ async def simulate_call(
         audio_out_sample_rate=out_rate,
         silence_timeout_s=settings.call.silence_timeout_s / speed,
         transcript=CallTranscript(
-            call_id, settings.paths.calls_dir, store=resources.records, call_clock=clock.now, speed=speed
+            call_id,
+            settings.paths.calls_dir,
+            store=resources.record_store_for(settings),
+            call_clock=clock.now,
+            speed=speed,
         ),
     )
     observer = TurnActivityObserver()

@@ -74,7 +74,9 @@ def build_call_pipeline(
     transcript: CallTranscript | None = None,
 ) -> tuple[PipelineWorker, CallTranscript]:
     """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript."""
-    transcript = transcript or CallTranscript(call_id, settings.paths.calls_dir, store=resources.records)
+    transcript = transcript or CallTranscript(
+        call_id, settings.paths.calls_dir, store=resources.record_store_for(settings)
+    )
     call = settings.call
     tts = CallTTSService(
         voices=resources.voices,

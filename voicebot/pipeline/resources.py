@@ -149,6 +149,14 @@ class CallResources:
         resources.records = build_record_store(settings)
         return resources
 
+    def record_store_for(self, settings: Settings) -> CallRecordStore | None:
+        """Where a call with ``settings`` keeps its record: the shared store, or None (JSON files in that call's
+        ``calls_dir``) when its settings name another place than the process's (a simulated call of a test)."""
+        keeps_records = (settings.database_url, settings.paths.calls_dir)
+        if keeps_records != (self.settings.database_url, self.settings.paths.calls_dir):
+            return None
+        return self.records
+
     def new_vad_analyzer(self) -> SharedSileroVADAnalyzer:
         call = self.settings.call
         return SharedSileroVADAnalyzer(
