@@ -324,15 +324,13 @@ def local_hub() -> Iterator[str]:
         thread.join(timeout=5)
 
 
+def _pull_from(hub: str, name: str, models_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``voicebot models pull NAME`` against the local stand-in hub."""
+    return run_cli("models", "pull", name, "--models-dir", str(models_dir), env=_offline_env(HF_ENDPOINT=hub))
+
+
 def test_pull_single_files_then_verify_the_copy(local_hub: str, tmp_path: Path) -> None:
-    result = run_cli(
-        "models",
-        "pull",
-        "piper-de_DE-thorsten-medium",
-        "--models-dir",
-        str(tmp_path),
-        env=_offline_env(HF_ENDPOINT=local_hub),
-    )
+    result = _pull_from(local_hub, "piper-de_DE-thorsten-medium", tmp_path)
     assert result.returncode == 0, result.stderr
     voice = tmp_path / "piper" / "de_DE-thorsten-medium.onnx"
     repo_files = HUB_REPOS["rhasspy/piper-voices"]
@@ -353,14 +351,7 @@ def test_pull_single_files_then_verify_the_copy(local_hub: str, tmp_path: Path) 
 
 
 def test_pull_snapshot_takes_only_the_model_files(local_hub: str, tmp_path: Path) -> None:
-    result = run_cli(
-        "models",
-        "pull",
-        "whisper-large-v3-turbo",
-        "--models-dir",
-        str(tmp_path),
-        env=_offline_env(HF_ENDPOINT=local_hub),
-    )
+    result = _pull_from(local_hub, "whisper-large-v3-turbo", tmp_path)
     assert result.returncode == 0, result.stderr
     target = tmp_path / "whisper-large-v3-turbo"
     assert sorted(p.name for p in target.iterdir()) == [
@@ -376,14 +367,7 @@ def test_pull_snapshot_takes_only_the_model_files(local_hub: str, tmp_path: Path
 
 def test_pull_of_a_missing_file_is_one_line(local_hub: str, tmp_path: Path) -> None:
     """The hub answers but lacks the file (e.g. a renamed voice): one line, exit 1, nothing half-written."""
-    result = run_cli(
-        "models",
-        "pull",
-        "qwen2.5-1.5b-instruct",
-        "--models-dir",
-        str(tmp_path),
-        env=_offline_env(HF_ENDPOINT=local_hub),
-    )
+    result = _pull_from(local_hub, "qwen2.5-1.5b-instruct", tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: pulling 'qwen2.5-1.5b-instruct' from Qwen/")
