@@ -8,7 +8,6 @@ knowledge base is ever spoken.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from knowledge import verify
 from knowledge.engine import build_answer_engine
 from knowledge.index import load_retriever
 from knowledge.types import Action, AnswerRequest, FinalEvent, SentenceEvent
+from voicebot.benchmarks.serve_process import free_port
 from voicebot.settings import AnswerSettings, LlmSettings, PathSettings, RetrievalSettings, Settings
 
 PAGE = """---
@@ -45,16 +45,10 @@ Bis zu 5 Kubikmeter pro Abholung.
 READY_TIMEOUT_S = 40.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def llama_server(embedded_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on a free loopback port; waits (bounded) until it serves."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("llama") / "server.log").open("w")
     process = subprocess.Popen(
         [
