@@ -26,10 +26,10 @@ def sipp_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _uac(
-    server: VoicebotServer, cwd: Path, scenario: list[str], timeout_s: float
-) -> subprocess.CompletedProcess[str]:
-    return sipp(
+def _caller_completes(server: VoicebotServer, cwd: Path, scenario: list[str], timeout_s: float) -> None:
+    """sipp calls the bot with ``scenario`` (``-sf FILE`` or ``-sn BUILTIN``) and must complete it; otherwise the
+    failure shows sipp's output, its error log and the server's log."""
+    result = sipp(
         [
             *scenario,
             "-m",
@@ -50,11 +50,10 @@ def _uac(
         cwd=cwd,
         timeout_s=timeout_s,
     )
-
-
-def _explain(result: subprocess.CompletedProcess[str], cwd: Path, server: VoicebotServer) -> str:
     errors = (cwd / "errors.log").read_text(errors="replace") if (cwd / "errors.log").exists() else ""
-    return f"sipp rc={result.returncode}\n{result.stdout[-2000:]}\n{errors[-3000:]}\nserver:\n{server.log_tail()}"
+    assert result.returncode == 0, (
+        f"sipp rc={result.returncode}\n{result.stdout[-2000:]}\n{errors[-3000:]}\nserver:\n{server.log_tail()}"
+    )
 
 
 @contextlib.contextmanager
@@ -101,8 +100,7 @@ def test_uac_pcap_audio_and_rfc2833_digit_reach_the_pipeline(
 ) -> None:
     """sipp's built-in ``uac_pcap``: G.711 A-law speech from g711a.pcap, then the RFC 2833 digit 1, then BYE."""
     started = time.time()
-    result = _uac(voicebot_server, sipp_dir, ["-sn", "uac_pcap"], timeout_s=40)
-    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+    _caller_completes(voicebot_server, sipp_dir, ["-sn", "uac_pcap"], timeout_s=40)
     transcript = voicebot_server.closed_transcript_since(started)
     turns = transcript["turns"]
     assert isinstance(turns, list)
@@ -115,8 +113,7 @@ def test_uac_pcap_audio_and_rfc2833_digit_reach_the_pipeline(
 def test_cancel_before_answer_gets_487_and_frees_the_line(
     voicebot_server: VoicebotServer, sipp_dir: Path
 ) -> None:
-    result = _uac(voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_cancel.xml")], timeout_s=20)
-    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+    _caller_completes(voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_cancel.xml")], timeout_s=20)
     assert voicebot_server.wait_idle()
 
 
@@ -124,21 +121,19 @@ def test_late_offer_invite_gets_our_offer_and_the_ack_answer_starts_media(
     voicebot_server: VoicebotServer, sipp_dir: Path
 ) -> None:
     started = time.time()
-    result = _uac(
+    _caller_completes(
         voicebot_server,
         sipp_dir,
         ["-sf", str(SCENARIOS / "uac_late_offer.xml"), "-trace_logs", "-log_file", str(sipp_dir / "log.txt")],
         timeout_s=20,
     )
-    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
     assert voicebot_server.closed_transcript_since(started)["ended_reason"] == "caller:bye_remote"
     assert "late offer answered with PCMU/8000" in voicebot_server.log_tail(20000)
     assert voicebot_server.wait_idle()
 
 
 def test_offer_without_a_common_codec_gets_488(voicebot_server: VoicebotServer, sipp_dir: Path) -> None:
-    result = _uac(voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_g729_only.xml")], timeout_s=20)
-    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
+    _caller_completes(voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_g729_only.xml")], timeout_s=20)
     assert voicebot_server.wait_idle()
 
 
@@ -148,10 +143,9 @@ def test_hold_and_resume_then_bye_from_the_bot_when_rtp_stops(
     """Re-INVITEs put the bot on hold (answered recvonly) and back (sendrecv); the caller's media never arrives,
     so after ``rtp_inactivity_timeout_s`` (10 s here) the bot ends the call with BYE."""
     started = time.time()
-    result = _uac(
+    _caller_completes(
         voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_hold_then_silent.xml")], timeout_s=30
     )
-    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
     transcript = voicebot_server.closed_transcript_since(started)
     assert transcript["ended_reason"] == "rtp-timeout"
     assert voicebot_server.wait_idle()
@@ -164,13 +158,12 @@ def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
     hangs up, then BYEs staff. Audio flows both ways: what the caller sends comes back from the echoing staff."""
     with _staff_phone(sipp_dir, staff_port, ["-sn", "uas"]) as staff:
         started = time.time()
-        result = _uac(
+        _caller_completes(
             voicebot_server,
             sipp_dir,
             ["-sf", str(SCENARIOS / "uac_refer_refused.xml"), "-d", "9000"],
             timeout_s=60,
         )
-        assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
         staff_output, _ = staff.communicate(timeout=20)
         assert staff.returncode == 0, f"staff UAS did not complete INVITE…BYE:\n{staff_output[-2000:]}"
 
@@ -193,13 +186,12 @@ def test_unreachable_staff_is_told_to_the_caller_and_the_call_goes_on(
     """REFER refused and nobody answers the bot's INVITE to staff (nothing listens on the staff port now): after
     ``transfer_timeout_s`` (8 s here) the bot gives up, says that nobody is available, and stays in the call."""
     started = time.time()
-    result = _uac(
+    _caller_completes(
         voicebot_server,
         sipp_dir,
         ["-sf", str(SCENARIOS / "uac_refer_refused.xml"), "-d", "16000"],
         timeout_s=60,
     )
-    assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
     transcript = voicebot_server.closed_transcript_since(started)
     events = {e["kind"]: e for e in transcript["events"]}
     assert events["transfer_failed"]["code"] == 408, events
@@ -217,13 +209,12 @@ def test_bridged_call_ends_for_the_caller_when_staff_hangs_up(
     """B2BUA: staff hangs up first (BYE after 4 s) → the bot BYEs the caller."""
     with _staff_phone(sipp_dir, staff_port, ["-sf", str(SCENARIOS / "uas_echo_then_bye.xml")]) as staff:
         started = time.time()
-        result = _uac(
+        _caller_completes(
             voicebot_server,
             sipp_dir,
             ["-sf", str(SCENARIOS / "uac_refer_refused_staff_hangs_up.xml")],
             timeout_s=60,
         )
-        assert result.returncode == 0, _explain(result, sipp_dir, voicebot_server)
         staff_output, _ = staff.communicate(timeout=20)
         assert staff.returncode == 0, f"staff UAS failed:\n{staff_output[-3000:]}"
     transcript = voicebot_server.closed_transcript_since(started)
