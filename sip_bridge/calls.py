@@ -179,32 +179,11 @@ class SipCallService:
         try:
             call.rtp = await self.open_rtp(on_timeout=lambda: self._rtp_timed_out(call))
             call.sdp_session = LocalSdpSession(self.media_host())
-            if not event.sdp.strip():
-                # Late offer (INVITE without SDP): our 200 carries the offer, the caller answers in the ACK.
-                local_sdp = build_offer(
-                    local_host=self.media_host(),
-                    local_port=call.rtp.local_port,
-                    codecs=self.settings.sip.codecs,
-                    session=call.sdp_session,
-                )
-                call.pending_offer = local_sdp
-            else:
-                try:
-                    local_sdp, negotiated = answer_offer(
-                        SessionDescription.parse(event.sdp),
-                        local_host=self.media_host(),
-                        local_port=call.rtp.local_port,
-                        allowed_codecs=self.settings.sip.codecs,
-                        session=call.sdp_session,
-                    )
-                except SdpError as error:
-                    logger.warning(f"{event.call_id}: 488 {error}")
-                    ua.reject(event.call_id, 488, reason="Not Acceptable Here")
-                    call.sip_up = False
-                    await self.finish(call, "sdp")
-                    return
-                call.negotiated = negotiated
-                call.rtp.configure(negotiated)
+            local_sdp = self._local_sdp(call, event)
+            if local_sdp is None:  # no codec in common: the caller got 488
+                call.sip_up = False
+                await self.finish(call, "sdp")
+                return
             transport = self._call_transport(call)
             call.handle = await self.runner(
                 transport, call.call_id, PIPELINE_SAMPLE_RATE, lambda frame: self._pipeline_event(call, frame)
@@ -234,6 +213,35 @@ class SipCallService:
                 ua.reject(event.call_id, 500)
                 call.sip_up = False
             await self.finish(call, "setup-error")
+
+    def _local_sdp(self, call: SipCall, event: ev.IncomingCall) -> SessionDescription | None:
+        """Our SDP for the 200: the answer to the caller's offer (media configured), or our own offer when the
+        INVITE had none; None after rejecting an offer without a usable codec with 488."""
+        assert call.rtp is not None and call.sdp_session is not None
+        if not event.sdp.strip():
+            # Late offer (INVITE without SDP): our 200 carries the offer, the caller answers in the ACK.
+            call.pending_offer = build_offer(
+                local_host=self.media_host(),
+                local_port=call.rtp.local_port,
+                codecs=self.settings.sip.codecs,
+                session=call.sdp_session,
+            )
+            return call.pending_offer
+        try:
+            local_sdp, negotiated = answer_offer(
+                SessionDescription.parse(event.sdp),
+                local_host=self.media_host(),
+                local_port=call.rtp.local_port,
+                allowed_codecs=self.settings.sip.codecs,
+                session=call.sdp_session,
+            )
+        except SdpError as error:
+            logger.warning(f"{event.call_id}: 488 {error}")
+            self.user_agent.reject(event.call_id, 488, reason="Not Acceptable Here")
+            return None
+        call.negotiated = negotiated
+        call.rtp.configure(negotiated)
+        return local_sdp
 
     async def _run_pipeline(self, call: SipCall) -> None:
         assert call.handle is not None
