@@ -356,10 +356,24 @@ class SipCallService:
         )
 
     def _reinvite(self, event: ev.ReInvite) -> None:
-        """Hold/unhold and session refresh: answer with our current media, following the new direction."""
+        """Hold/unhold and session refresh: answer with our current media, following the new direction; offer it
+        when the re-INVITE carries no SDP."""
         call = self.calls.get(event.call_id)
         if call is None or call.rtp is None or call.sdp_session is None or call.negotiated is None:
             self.user_agent.reject_reinvite(event.call_id, 481)
+            return
+        if not event.sdp.strip():
+            # Offer-less re-INVITE (some PBXs refresh sessions so): our 200 must carry an offer. Offering only the
+            # codec in use keeps the media as it is, whatever the peer answers in its ACK.
+            offer = build_offer(
+                local_host=self.media_host(),
+                local_port=call.rtp.local_port,
+                codecs=[call.negotiated.codec.name],
+                session=call.sdp_session,
+                ptime_ms=call.negotiated.ptime_ms,
+                direction=call.negotiated.direction,
+            )
+            self.user_agent.answer_reinvite(event.call_id, offer.serialize().encode())
             return
         try:
             local_sdp, negotiated = answer_offer(

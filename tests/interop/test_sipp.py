@@ -140,8 +140,9 @@ def test_offer_without_a_common_codec_gets_488(voicebot_server: VoicebotServer, 
 def test_hold_and_resume_then_bye_from_the_bot_when_rtp_stops(
     voicebot_server: VoicebotServer, sipp_dir: Path
 ) -> None:
-    """Re-INVITEs put the bot on hold (answered recvonly) and back (sendrecv); the caller's media never arrives,
-    so after ``rtp_inactivity_timeout_s`` (10 s here) the bot ends the call with BYE."""
+    """Re-INVITEs put the bot on hold (answered recvonly) and back (sendrecv), and an offer-less re-INVITE gets
+    our offer; the caller's media never arrives, so after ``rtp_inactivity_timeout_s`` (10 s here) the bot ends
+    the call with BYE."""
     started = time.time()
     _caller_completes(
         voicebot_server, sipp_dir, ["-sf", str(SCENARIOS / "uac_hold_then_silent.xml")], timeout_s=30
