@@ -74,12 +74,16 @@ async def end_call(processor: FrameProcessor, transcript: CallTranscript, reason
     await processor.push_frame(EndWorkerFrame(reason=reason))
 
 
-class GreetingSpeaker(FrameProcessor):
+class _ScriptStep(FrameProcessor):
+    """A call-script processor: it reads the call's settings and writes to its transcript."""
+
     def __init__(self, *, transcript: CallTranscript, call: CallSettings) -> None:
         super().__init__()
         self._transcript = transcript
         self._call = call
 
+
+class GreetingSpeaker(_ScriptStep):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
@@ -156,12 +160,7 @@ class SilenceWatchdog(FrameProcessor):
             await end_call(self, self._transcript, "silence")
 
 
-class GoodbyeDetector(FrameProcessor):
-    def __init__(self, *, transcript: CallTranscript, call: CallSettings) -> None:
-        super().__init__()
-        self._transcript = transcript
-        self._call = call
-
+class GoodbyeDetector(_ScriptStep):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, CallerQuestionFrame) and matches_phrase(frame.text, self._call.goodbye_phrases):
@@ -171,12 +170,7 @@ class GoodbyeDetector(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-class RepeatResponder(FrameProcessor):
-    def __init__(self, *, transcript: CallTranscript, call: CallSettings) -> None:
-        super().__init__()
-        self._transcript = transcript
-        self._call = call
-
+class RepeatResponder(_ScriptStep):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, CallerQuestionFrame) and matches_phrase(
