@@ -5,6 +5,12 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
 STAMP="$VENV/.voicebot-install"
 
+# llama.cpp (extra local-llm) builds from source. The default build tunes for the build machine (-march=native):
+# on some virtual machines that binary dies with "invalid opcode" on the first completion (issue 7). GGML_NATIVE=OFF
+# builds for x86-64-v3 (AVX2, FMA, F16C, BMI2), which every x86 server CPU since 2015 has; decision 0110 has the
+# measurements. Set LLAMA_CMAKE_ARGS to build otherwise (for example "-DGGML_NATIVE=ON" on a known machine).
+LLAMA_CMAKE_ARGS="${LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF}"
+
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
@@ -31,7 +37,7 @@ ensure_venv() {
         rm -rf "$VENV"
         "$python" -m venv "$VENV" || die "could not create .venv; on Debian/Ubuntu install python3-venv (apt-get install python3.11-venv)"
     fi
-    wanted="$( (cat "$REPO_ROOT/pyproject.toml"; "$VENV/bin/python" -V) | sha256sum | cut -d' ' -f1)"
+    wanted="$( (cat "$REPO_ROOT/pyproject.toml"; "$VENV/bin/python" -V; echo "$LLAMA_CMAKE_ARGS") | sha256sum | cut -d' ' -f1)"
     if [[ -f "$STAMP" ]]; then
         read -r have_hash have_extras < "$STAMP" || true
         if [[ "$have_hash" == "$wanted" ]]; then
@@ -52,9 +58,27 @@ ensure_venv() {
     export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
     export PIP_DISABLE_PIP_VERSION_CHECK=1
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    if [[ ",$extras," == *",local-llm,"* ]]; then
+        install_llama_cpp
+    fi
     (cd "$REPO_ROOT" && "$VENV/bin/python" -m pip install --quiet -e ".[$extras]") \
         || die "pip install of voicebot[$extras] failed (see the output above)"
     printf '%s %s\n' "$wanted" "$extras" > "$STAMP"
+}
+
+# Builds llama-cpp-python (the version pinned in pyproject.toml) with LLAMA_CMAKE_ARGS. --no-cache-dir: pip's wheel
+# cache is keyed by version only, so it would hand back a wheel built earlier with other (native) flags.
+install_llama_cpp() {
+    local requirement
+    requirement="$("$VENV/bin/python" - "$REPO_ROOT/pyproject.toml" <<'PY'
+import sys, tomllib
+extras = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["local-llm"]
+print(next(r for r in extras if r.startswith("llama-cpp-python")))
+PY
+)" || die "could not read the llama-cpp-python requirement from pyproject.toml"
+    say "building $requirement from source with CMAKE_ARGS=$LLAMA_CMAKE_ARGS (≈ 5 min on 2 cores)"
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/python" -m pip install --quiet --no-cache-dir --force-reinstall \
+        --no-deps "$requirement" || die "building $requirement failed (see the output above)"
 }
 
 setup_models() {
