@@ -11,6 +11,7 @@ were verified, so a later failure only shortens the answer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from knowledge.extractive import (
 from knowledge.sentences import SentenceSplitter
 from knowledge.types import Action, Answer, AnswerEvent, AnswerRequest, FinalEvent, SentenceEvent
 from voicebot.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = """Du bist der Telefonassistent der Stadtverwaltung {town}.
 Beantworte die Frage der anrufenden Person nur mit Informationen aus den nummerierten Passagen.
@@ -100,6 +103,31 @@ def build_messages(
         ChatCompletionSystemMessageParam(role="system", content=system),
         ChatCompletionUserMessageParam(role="user", content=user),
     ]
+
+
+def _log_connection_failure(base_url: str | None, error: Exception, *, mid_answer: bool) -> None:
+    """Say clearly whether the model server is unreachable or went away while answering.
+
+    A server that accepts the request and then drops the connection has usually crashed (issue 7: a llama.cpp
+    build using instructions the CPU cannot run dies on the first completion); the caller hears the fallback
+    either way, but the operator must be able to tell the two apart from the log.
+    """
+    cause = error.__cause__ or error.__context__ or error
+    if mid_answer or isinstance(cause, httpx.RemoteProtocolError | httpx.ReadError):
+        logger.error(
+            "LLM server at %s dropped the connection while answering (%s: %s): it has probably crashed; "
+            "see the model server's log. Falling back to the extractive answer.",
+            base_url,
+            type(cause).__name__,
+            cause,
+        )
+    else:
+        logger.error(
+            "LLM server at %s is unreachable (%s: %s); falling back to the extractive answer.",
+            base_url,
+            type(cause).__name__,
+            cause,
+        )
 
 
 class LlmAnswerEngine:
@@ -209,8 +237,9 @@ class LlmAnswerEngine:
                     generation.failure = "no_citation"
         except (TimeoutError, openai.APITimeoutError):
             generation.failure = "timeout"
-        except (openai.APIConnectionError, httpx.HTTPError):
+        except (openai.APIConnectionError, httpx.HTTPError) as error:
             generation.failure = "connection_error"
+            _log_connection_failure(llm.base_url, error, mid_answer=bool(generation.raw))
         except openai.APIStatusError as error:
             generation.failure = f"http_{error.status_code}"
         finally:

@@ -240,6 +240,22 @@ class VoicebotServer(ServeProcess):
         env.update({f"VOICEBOT_{key.upper()}": value for key, value in settings.items()})
         super().__init__(workdir, env, cwd=REPO_ROOT)
 
+    def wait_for_greeting_played(self, started: float, timeout_s: float = 30.0) -> None:
+        """Return once the call placed after ``started`` has played its greeting in full (records are saved after
+        every turn), so that what the test does next is heard as the caller's turn."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for record in self.transcripts():
+                if float(str(record.get("started_at", 0))) < started - 1:
+                    continue
+                turns = record.get("turns") or []
+                if any(t.get("kind") == "greeting" and t.get("played") for t in turns):
+                    return
+            time.sleep(0.1)
+        raise AssertionError(
+            f"the greeting was not played within {timeout_s} s; server log:\n{self.log_tail()}"
+        )
+
     def closed_transcript_since(self, started: float, timeout_s: float = 20.0) -> dict[str, Any]:
         """The transcript of the last call placed after ``started`` (``time.time()``), once it is closed."""
         deadline = time.monotonic() + timeout_s

@@ -84,7 +84,7 @@ def test_caller_follows_refer_to_the_staff_phone(
     try:
         caller.start(dial=voicebot_server.sip_uri, run_s=60)
         assert caller.wait_for_log("Call established", 15), caller.log_text()[-3000:]
-        time.sleep(3.0)  # greeting
+        voicebot_server.wait_for_greeting_played(started)
         caller.command("sndcode", "0")
         assert staff.wait_for_log("Call established", 40), (
             f"staff never got the transferred call\ncaller:\n{caller.log_text()[-3000:]}\n"

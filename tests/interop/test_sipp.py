@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from readiness import wait_until_bound
 
 from interop.peers import VoicebotServer, free_port, sipp
 
@@ -86,8 +87,8 @@ def _staff_phone(sipp_dir: Path, port: int, scenario: list[str]) -> Iterator[sub
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(0.5)
     try:
+        wait_until_bound(port, "udp")
         yield staff
     finally:
         if staff.poll() is None:

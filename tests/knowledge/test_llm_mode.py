@@ -75,6 +75,7 @@ class Script:
     delay_before_s: float = 0.0
     gate_after_token: int | None = None  # wait for ScriptedServer.gate before sending this token
     status: int = 200
+    die_after_token: int | None = None  # drop the connection here, as a crashing model server does
 
 
 @dataclass
@@ -111,6 +112,9 @@ def _app(server: ScriptedServer) -> web.Application:
         for number, token in enumerate(script.tokens):
             if number == script.gate_after_token:
                 await asyncio.get_running_loop().run_in_executor(None, server.gate.wait, 10.0)
+            if number == script.die_after_token and request.transport is not None:
+                request.transport.abort()
+                return response
             await response.write(_sse(token))
         await response.write(_sse(None, "stop"))
         await response.write(b"data: [DONE]\n\n")
@@ -305,7 +309,10 @@ async def test_timeout_falls_back(
 
 
 async def test_connection_error_and_server_error_fall_back(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer,
+    kb_settings: Settings,
+    retriever: Retriever,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -314,10 +321,26 @@ async def test_connection_error_and_server_error_fall_back(
         _settings(kb_settings, f"http://127.0.0.1:{closed_port}/v1"), retriever, AnswerRequest(PERSO)
     )
     assert _final(events).reason == "fallback_extractive:connection_error"
+    assert any("is unreachable" in r.getMessage() for r in caplog.records), caplog.text
     question = "Personalausweis Gebühr?"
     scripted_server.scripts[question] = Script([], status=500)
     events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
     assert _final(events).reason == "fallback_extractive:http_500"
+
+
+async def test_a_server_that_dies_mid_answer_is_named_in_the_log(
+    scripted_server: ScriptedServer,
+    kb_settings: Settings,
+    retriever: Retriever,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A model server that crashes (issue 7: illegal instruction in llama.cpp) must not read as 'unreachable'."""
+    question = "Was kostet der Ausweis im Bürgerbüro?"
+    scripted_server.scripts[question] = Script(["Der Ausweis", " kostet"], die_after_token=1)
+    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
+    assert _final(events).reason == "fallback_extractive:connection_error"
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("dropped the connection while answering" in m and "crashed" in m for m in messages), messages
 
 
 async def test_abstention_on_an_unknown_topic_clarifies_then_hands_off(

@@ -8,10 +8,12 @@ knowledge base is ever spoken.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -43,13 +45,36 @@ spoken_answer: "Sperrmüll holen wir 2 Mal im Jahr kostenlos ab. Melden Sie ihn 
 Bis zu 5 Kubikmeter pro Abholung.
 """
 READY_TIMEOUT_S = 40.0
+LOG_TAIL_LINES = 15
+
+
+@dataclass
+class LlamaServer:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def death_report(self) -> str | None:
+        """None while the server runs; else why the test cannot judge the model: exit code and the log's tail."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        tail = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        signal_note = f" (signal {-code})" if code < 0 else ""
+        return (
+            f"the llama.cpp server died with exit code {code}{signal_note}: see its log {self.log_path}; "
+            "last lines:\n" + "\n".join(tail)
+        )
 
 
 @pytest.fixture(scope="session")
-def llama_server(embedded_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def llama_server(
+    embedded_models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServer]:
     """llama-cpp-python's OpenAI-compatible server on a free loopback port; waits (bounded) until it serves."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("llama") / "server.log").open("w")
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -71,11 +96,13 @@ def llama_server(embedded_models_dir: Path, tmp_path_factory: pytest.TempPathFac
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    base_url = f"http://127.0.0.1:{port}/v1"
+    server = LlamaServer(f"http://127.0.0.1:{port}/v1", process, log_path)
+    base_url = server.base_url
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
-            assert process.poll() is None, f"llama server exited with {process.returncode}"
+            log.flush()
+            assert process.poll() is None, server.death_report()
             try:
                 if httpx.get(f"{base_url}/models", timeout=1.0).status_code == 200:
                     break
@@ -83,7 +110,7 @@ def llama_server(embedded_models_dir: Path, tmp_path_factory: pytest.TempPathFac
                 pass
             assert time.monotonic() < deadline, "llama server not ready in time"
             time.sleep(0.3)
-        yield base_url
+        yield server
     finally:
         process.terminate()
         try:
@@ -96,14 +123,16 @@ def llama_server(embedded_models_dir: Path, tmp_path_factory: pytest.TempPathFac
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-async def test_base_model_output_is_verified_or_replaced(llama_server: str, tmp_path: Path) -> None:
+async def test_base_model_output_is_verified_or_replaced(llama_server: LlamaServer, tmp_path: Path) -> None:
     kb = tmp_path / "kb"
     kb.mkdir()
     (kb / "perso.md").write_text(PAGE, encoding="utf-8")
     (kb / "sperrmuell.md").write_text(OTHER, encoding="utf-8")
     settings = Settings(
         paths=PathSettings(index_dir=tmp_path / "index", kb_sources=[kb], models_dir=Path("var/models")),
-        llm=LlmSettings(base_url=llama_server, max_tokens=48, timeout_s=50.0, first_token_timeout_s=40.0),
+        llm=LlmSettings(
+            base_url=llama_server.base_url, max_tokens=48, timeout_s=50.0, first_token_timeout_s=40.0
+        ),
         retrieval=RetrievalSettings(top_k=1),
         answer=AnswerSettings(mode="llm"),
     )
@@ -114,6 +143,12 @@ async def test_base_model_output_is_verified_or_replaced(llama_server: str, tmp_
     final = events[-1]
     assert isinstance(final, FinalEvent)
     answer = final.answer
+    if answer.reason.endswith(
+        ":connection_error"
+    ):  # a crashed server closes the socket as it dies: let it exit
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            llama_server.process.wait(5)
+    assert llama_server.death_report() is None, llama_server.death_report()
     spoken = " ".join(e.text for e in events if isinstance(e, SentenceEvent))
     assert spoken == answer.text and answer.mode == "llm"
     outcome, _, why = answer.reason.partition(":")

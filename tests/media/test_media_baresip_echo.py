@@ -60,6 +60,14 @@ def ctrl(port: int, command: str, params: str) -> None:
         conn.recv(4096)
 
 
+async def _media_flowing(endpoint: RtpEndpoint, packets: int = 10, timeout_s: float = 10.0) -> None:
+    """Wait (bounded) until the caller's audio arrives, so that keypad digits sent next travel on live media."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while endpoint.jitter.stats.received < packets:
+        assert asyncio.get_running_loop().time() < deadline, "no RTP from baresip"
+        await asyncio.sleep(0.02)
+
+
 async def test_baresip_opus_call_hears_its_echo_and_sends_dtmf_once(tmp_path: Path) -> None:
     assert shutil.which("baresip"), "baresip (Debian baresip-core) is required"
     settings = SipSettings(port=0, transports=["udp"], codecs=["opus", "PCMU"])
@@ -112,7 +120,7 @@ async def test_baresip_opus_call_hears_its_echo_and_sends_dtmf_once(tmp_path: Pa
                         await endpoint.send_audio(await endpoint.read_audio())
 
                 echo = asyncio.create_task(echo_back(rtp))
-                await asyncio.sleep(1.0)
+                await _media_flowing(rtp)
                 await asyncio.get_running_loop().run_in_executor(None, ctrl, ctrl_port, "sndcode", "1#")
             elif isinstance(event, ev.CallEnded):
                 break

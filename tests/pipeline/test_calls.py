@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from knowledge.types import Action, AnswerRequest, Turn
 from voicebot.benchmarks.caller_audio import ComposedCall, compose_call, silence
 from voicebot.pipeline.resources import CallResources
 from voicebot.settings import Settings
@@ -146,20 +147,60 @@ async def test_repeat_request_and_goodbye(
     assert result.transcript["ended_reason"] == "goodbye"
 
 
+async def decisions_replayed(
+    result: SimulationResult, resources: CallResources
+) -> list[tuple[str, str, str]]:
+    """(heard question, action the call took, action the engine takes on that text and history) per answer.
+
+    What Whisper hears varies with timing on a loaded machine (issue 7); what the pipeline must do with what it
+    heard does not. Replaying the recognised text through the same engine separates the two.
+    """
+    history: list[Turn] = []
+    replayed: list[tuple[str, str, str]] = []
+    question: dict[str, Any] | None = None
+    for turn in result.transcript["turns"]:
+        if turn["role"] == "caller" and turn["kind"] == "question":
+            question = turn
+            history.append(Turn(role="caller", text=turn["text"]))
+        elif turn["role"] == "bot" and turn["kind"] in ("answer", "clarify") and question is not None:
+            request = AnswerRequest(
+                question["text"],
+                history=history[-6:],
+                language=question["language"],
+                asr_confidence=question["asr_confidence"],
+            )
+            expected = await resources.answer_engine.answer(request)
+            replayed.append((question["text"], turn["action"], expected.action.value))
+            history.append(Turn(role="bot", text=turn["text"]))
+            question = None
+    return replayed
+
+
 async def test_out_of_scope_questions_are_clarified_then_handed_off(
     call_resources: CallResources, call_settings: Callable[..., Settings]
 ) -> None:
+    # The policy itself, on the words as typed: an out-of-scope question is clarified once, then handed off.
+    pizza = "Ich möchte eine Pizza bestellen."
+    first = await call_resources.answer_engine.answer(AnswerRequest(pizza))
+    assert first.action == Action.CLARIFY, first
+    asked_back = [Turn("caller", pizza), Turn("bot", first.text), Turn("caller", pizza)]
+    second = await call_resources.answer_engine.answer(AnswerRequest(pizza, history=asked_back))
+    assert second.action == Action.HANDOFF, second
+
+    # The call: every decision is the engine's decision on what Whisper heard, in the conversation so far.
     settings = call_settings()
-    result, _ = await run_call(
-        settings,
-        call_resources,
-        [2.5, "Ich möchte eine Pizza bestellen.", 9.0, "Ich möchte eine Pizza bestellen.", 9.0],
-    )
-    answers = turns(result, "bot", "answer")
-    assert [a["action"] for a in answers][:1] in (["clarify"], ["handoff"])
-    assert "handoff" in [a["action"] for a in answers]
+    result, _ = await run_call(settings, call_resources, [2.5, pizza, 9.0, pizza, 9.0])
+    replayed = await decisions_replayed(result, call_resources)
+    assert replayed, f"no question was answered: {result.transcript['turns']}"
+    for heard, taken, expected in replayed:
+        assert taken == expected, f"heard {heard!r}: the call took {taken}, the engine says {expected}"
     handoffs = [e for e in result.events if e["type"] == "HandoffRequestFrame"]
-    assert handoffs and handoffs[0]["reason"] == "handoff" and handoffs[0]["summary"].startswith("Frage: ")
+    if any(taken == "handoff" for _, taken, _ in replayed):
+        assert (
+            handoffs and handoffs[0]["reason"] == "handoff" and handoffs[0]["summary"].startswith("Frage: ")
+        )
+    else:
+        assert not handoffs, handoffs
 
 
 @pytest.mark.parametrize("rate", [8000, 48000])

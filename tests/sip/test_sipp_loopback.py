@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from readiness import wait_until_bound
 
 from sip_bridge.sip import (
     CallConfirmed,
@@ -72,10 +73,20 @@ async def sipp_against(
     task = asyncio.create_task(glue)
     try:
         result = await run_sipp(sip.port, scenario=scenario, workdir=workdir, transport=transport)
-        await asyncio.sleep(0.1)  # the last events (CallEnded) arrive just after sipp's final message
+        await _settled(sip)  # the last events (CallEnded) arrive just after sipp's final message
     finally:
         task.cancel()
     return result
+
+
+async def _settled(sip: SipEndpoint, timeout_s: float = 5.0) -> None:
+    """Wait (bounded) until no call is left and the glue has taken every queued event."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while sip.ua.active_calls() or not sip.events.empty():
+        if asyncio.get_running_loop().time() > deadline:
+            return  # the test's own assertions then say what is missing
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # let the glue append the event it has just taken
 
 
 async def test_sipp_uac_call_is_answered_and_ended_by_bye(tmp_path: Path) -> None:
@@ -146,7 +157,7 @@ async def test_register_at_sipp_registrar_with_digest(tmp_path: Path) -> None:
     registrar = asyncio.create_task(
         run_sipp(None, scenario="registrar_digest.xml", workdir=tmp_path, sipp_port=registrar_port)
     )
-    await asyncio.sleep(0.3)  # let sipp bind
+    await asyncio.to_thread(wait_until_bound, registrar_port, "udp")
     settings = {
         "registrar": f"sip:127.0.0.1:{registrar_port}",
         "auth_username": "2001",
@@ -191,7 +202,7 @@ async def test_outbound_call_to_a_sipp_uas_then_our_bye(tmp_path: Path, transpor
             None, scenario="uas_answer.xml", workdir=tmp_path, sipp_port=target_port, transport=sipp_transport
         )
     )
-    await asyncio.sleep(0.3)
+    await asyncio.to_thread(wait_until_bound, target_port, "tcp" if transport == "tcp" else "udp")
     async with endpoint() as sip:
         seen: list[object] = []
         suffix = ";transport=tcp" if transport == "tcp" else ""

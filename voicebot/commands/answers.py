@@ -290,8 +290,45 @@ def _bench_retrieval(settings: Settings, chunks: int, runs: int) -> dict[str, An
     return {"chunks": measured["n_chunks"], "p50": measured["p50_ms"], "p95": measured["p95_ms"], **measured}
 
 
+def bench_llm(
+    json_output: JsonOption = False,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Child processes to take the median of.")] = 3,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="llama.cpp threads.")] = 2,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=8, help="Tokens to generate per run.")] = 64,
+) -> None:
+    """Tokens/s of the local llama.cpp build on the embedded GGUF model, and the instruction sets it uses."""
+    from voicebot.benchmarks.llm_throughput import run_llm_bench, system_info
+    from voicebot.models import ModelError, require_model
+
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        raise fail(
+            "llama-cpp-python is not installed; install the extra: pip install -e '.[local-llm]'"
+        ) from None
+    try:
+        model = require_model(settings_or_exit(), "gemma-3-270m")
+    except ModelError as error:
+        raise fail(str(error)) from None
+    results = run_llm_bench(model, runs=runs, threads=threads, max_tokens=max_tokens)
+    results["system_info"] = system_info()
+    if json_output:
+        typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(f"llama.cpp build: {results['system_info']}")
+        if "prompt_tokens_per_s" in results:
+            typer.echo(
+                f"{results['model']}, {threads} threads, median of {results['runs']} runs: "
+                f"prompt {results['prompt_tokens_per_s']} tok/s ({results['prompt_tokens']} tokens), "
+                f"generation {results['generated_tokens_per_s']} tok/s ({results['generated_tokens']} tokens)"
+            )
+    if "error" in results:
+        raise fail(str(results["error"]))
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Register ``ask``, ``eval`` and ``bench answer``."""
+    """Register ``ask``, ``eval``, ``bench answer`` and ``bench llm``."""
     app.command("ask")(ask)
     app.command("eval")(eval_command)
     bench_app.command("answer")(bench_answer)
+    bench_app.command("llm")(bench_llm)
