@@ -194,6 +194,8 @@ class SipSettings(_Section):
     handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
     # Let it ring (180) this long before answering; 0 = answer as soon as the call is ready.
     ring_s: float = 0.0
+    # Trunk networks (CIDR; a PBX/SBC sends every call from one address): no per-source INVITE rate, no lockout.
+    trusted_networks: list[str] = Field(default_factory=list)
 
 
 class HttpSettings(_Section):

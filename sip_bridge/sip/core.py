@@ -25,7 +25,7 @@ from .message import (
     build_response,
 )
 from .parser import MAX_MESSAGE_BYTES, StreamFramer
-from .policy import RateLimitedLog, SlidingWindowLimiter, SourceAllowList
+from .policy import NetworkSet, RateLimitedLog, SlidingWindowLimiter, SourceAllowList
 from .transaction import (
     T1,
     ClientTransaction,
@@ -112,6 +112,7 @@ class UserAgentCore:
         self._invite_rate = SlidingWindowLimiter(settings.invites_per_source_per_minute, 60.0)
         self._error_replies = SlidingWindowLimiter(ERROR_REPLIES_PER_SOURCE_PER_MINUTE, 60.0)
         self.log = RateLimitedLog(logger, 60.0)
+        self._trusted = NetworkSet(settings.trusted_networks)
         self._challenger: DigestChallenger | None = None
         if settings.inbound_realm and settings.inbound_username and settings.inbound_password is not None:
             self._challenger = DigestChallenger(

@@ -1,5 +1,5 @@
-"""Admission policy for inbound traffic: source allow-list, per-source INVITE rate, and a log that speaks once
-per source and kind per interval (so a flood of garbage cannot flood the log)."""
+"""Admission policy for inbound traffic: source allow-list, trusted trunk networks, per-source INVITE rate, and a
+log that speaks once per source and kind per interval (so a flood of garbage cannot flood the log)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ import logging
 from collections import deque
 
 
-class SourceAllowList:
-    """Networks allowed to talk to us; an empty list allows everyone."""
+class NetworkSet:
+    """A list of networks (CIDR); ``host in networks`` for IPv4/IPv6 text addresses (IPv4-mapped IPv6 included)."""
 
     def __init__(self, networks: list[str]) -> None:
         self._networks = [ipaddress.ip_network(net, strict=False) for net in networks]
 
-    def allows(self, host: str) -> bool:
-        if not self._networks:
-            return True
+    def __bool__(self) -> bool:
+        return bool(self._networks)
+
+    def __contains__(self, host: object) -> bool:
+        if not isinstance(host, str):
+            return False
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
@@ -24,6 +27,16 @@ class SourceAllowList:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         return any(address.version == net.version and address in net for net in self._networks)
+
+
+class SourceAllowList:
+    """Networks allowed to talk to us; an empty list allows everyone."""
+
+    def __init__(self, networks: list[str]) -> None:
+        self._networks = NetworkSet(networks)
+
+    def allows(self, host: str) -> bool:
+        return not self._networks or host in self._networks
 
 
 class SlidingWindowLimiter:

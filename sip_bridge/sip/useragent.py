@@ -39,10 +39,11 @@ bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``Re
 ``OutboundCallAnswered(sdp)``, ``OutboundCallFailed(code)``, ``Registered(expires_s)``, ``RegistrationFailed``,
 ``DtmfInfo(digit, duration_ms)``.
 
-Policy on inbound requests: source allow-list (403), per-source INVITE rate (503 + Retry-After), ``max_calls``
-(503 + Retry-After), digest challenge of INVITEs when ``inbound_*`` are set (401), oversized/malformed messages
-(400/505 where a response can be built, else dropped), RFC 4475 application-layer answers (416, 420, 415, 406,
-405/501), all logged at most once per source and kind per minute.
+Policy on inbound requests: source allow-list (403), per-source INVITE rate (503 + Retry-After; sources in
+``trusted_networks`` are exempt), ``max_calls`` (503 + Retry-After), digest challenge of INVITEs when
+``inbound_*`` are set (401), oversized/malformed messages (400/505 where a response can be built, else
+dropped), RFC 4475 application-layer answers (416, 420, 415, 406, 405/501), all logged at most once per source
+and kind per minute. A 503 always carries Retry-After (also one the glue sends with ``reject``).
 """
 
 from __future__ import annotations
@@ -287,7 +288,8 @@ class UserAgent(ClientSide):
             return
         if earlier is not None:
             del self._calls[request.call_id]  # a new attempt after a rejected one
-        if not self._invite_rate.allow(host, now):
+        trusted = host in self._trusted  # a trunk sends every call from one address: no per-source rate
+        if not trusted and not self._invite_rate.allow(host, now):
             self.log.warning(host, "rate-limit", "INVITE rate exceeded", now)
             self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.settings.retry_after_s)})
             return
@@ -496,7 +498,9 @@ class UserAgent(ClientSide):
         call = self._call(call_id)
         if call.role != "uas" or call.state != "incoming" or call.server_tx is None:
             raise ValueError(f"call {call_id!r} is not an unanswered incoming call")
-        self._reply(call.server_tx, code, reason, self.clock(), to_tag=call.local_tag)
+        # every 503 says when to come back (RFC 3261 21.5.4), or a PBX may take the whole bot out of its route
+        retry = {"Retry-After": str(self.settings.retry_after_s)} if code == 503 else {}
+        self._reply(call.server_tx, code, reason, self.clock(), to_tag=call.local_tag, extra=retry)
         self._end(call, "rejected", code, self.clock())
 
     def hangup(self, call_id: str) -> None:
