@@ -41,9 +41,10 @@ bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``Re
 
 Policy on inbound requests: source allow-list (403), per-source INVITE rate (503 + Retry-After; sources in
 ``trusted_networks`` are exempt), ``max_calls`` (503 + Retry-After), digest challenge of INVITEs when
-``inbound_*`` are set (401), oversized/malformed messages (400/505 where a response can be built, else
-dropped), RFC 4475 application-layer answers (416, 420, 415, 406, 405/501), all logged at most once per source
-and kind per minute. A 503 always carries Retry-After (also one the glue sends with ``reject``).
+``inbound_*`` are set (401; 503 + Retry-After after repeated wrong answers, see ``auth.DigestChallenger``),
+oversized/malformed messages (400/505 where a response can be built, else dropped), RFC 4475 application-layer
+answers (416, 420, 415, 406, 405/501), all logged at most once per source and kind per minute. A 503 always
+carries Retry-After (also one the glue sends with ``reject``).
 """
 
 from __future__ import annotations
@@ -299,13 +300,19 @@ class UserAgent(ClientSide):
                 tx, 503, "Too Many Calls", now, extra={"Retry-After": str(self.settings.retry_after_s)}
             )
             return
-        if self._challenger is not None and not self._challenger.verify(
-            request.headers.get("Authorization"), "INVITE", now
-        ):
-            self._reply(
-                tx, 401, "Unauthorized", now, extra={"WWW-Authenticate": self._challenger.challenge(now)}
+        if self._challenger is not None:
+            verdict = self._challenger.check(
+                request.headers.get("Authorization"), "INVITE", request.uri, now, lockable=not trusted
             )
-            return
+            if verdict.retry_after_s:
+                self.log.warning(host, "auth-lockout", "too many wrong digest answers", now)
+                extra = {"Retry-After": str(verdict.retry_after_s)}
+                self._reply(tx, 503, "Too Many Failed Authentications", now, extra=extra)
+                return
+            if not verdict.accepted:
+                challenges = self._challenger.challenges(now, stale=verdict.stale)
+                self._reply(tx, 401, "Unauthorized", now, extra={"WWW-Authenticate": challenges})
+                return
         self._reply(tx, 100, "Trying", now)
         call = Call(
             call_id=request.call_id,

@@ -162,7 +162,9 @@ async def test_register_at_sipp_registrar_with_digest(tmp_path: Path) -> None:
 
 
 async def test_inbound_invite_is_challenged_and_accepted_with_credentials(tmp_path: Path) -> None:
-    async with endpoint(inbound_realm="rathaus", inbound_username="pbx", inbound_password="geheim") as sip:
+    # SIPp 3.6 knows only MD5 and reads only the first challenge, like some older PBXs: the operator's setting
+    credentials = {"inbound_realm": "rathaus", "inbound_username": "pbx", "inbound_password": "geheim"}
+    async with endpoint(**credentials, inbound_digest_algorithms=["MD5"]) as sip:
         seen: list[object] = []
         result = await sipp_against(sip, answer_calls(sip, seen), "uac_digest.xml", tmp_path)
         assert result.returncode == 0, result.output
