@@ -488,6 +488,24 @@ class UserAgent(ClientSide):
             )
             call.extra["ringing"] = "1"
 
+    def in_call_with(self, host: str) -> bool:
+        """True while a call not yet ended has ``host`` as its peer (its TCP connections are let in and kept)."""
+        return any(call.state != "ended" and call.peer[0] == host for call in self._calls.values())
+
+    def carries_call(self, peer: Address) -> bool:
+        """True while a call not yet ended runs over the TCP connection from ``peer`` (no idle timeout then)."""
+        return any(
+            call.state != "ended"
+            and call.transport != "udp"
+            and (call.peer == peer or (call.dialog is not None and call.dialog.peer == peer))
+            for call in self._calls.values()
+        )
+
+    def stream_progress(self, peer: Address) -> tuple[int, int]:
+        """(messages framed so far, bytes of an unfinished message) on the TCP connection from ``peer``."""
+        framer = self._framers.get(peer)
+        return (framer.framed, framer.pending_bytes) if framer is not None else (0, 0)
+
     def answer(self, call_id: str, sdp: bytes) -> None:
         """180 Ringing (unless sent) then 200 OK carrying ``sdp``; the dialog exists from here on."""
         call = self._call(call_id)
