@@ -66,12 +66,20 @@ async def answer_and_transfer(
 
 
 async def sipp_against(
-    sip: SipEndpoint, glue: Coroutine[Any, Any, None], scenario: str, workdir: Path, *, transport: str = "u1"
+    sip: SipEndpoint,
+    glue: Coroutine[Any, Any, None],
+    scenario: str,
+    workdir: Path,
+    *,
+    transport: str = "u1",
+    extra: list[str] | None = None,
 ) -> SippResult:
     """Run sipp's ``scenario`` against ``sip`` while ``glue`` reacts to our events; the glue ends with sipp."""
     task = asyncio.create_task(glue)
     try:
-        result = await run_sipp(sip.port, scenario=scenario, workdir=workdir, transport=transport)
+        result = await run_sipp(
+            sip.port, scenario=scenario, workdir=workdir, transport=transport, extra=extra
+        )
         await asyncio.sleep(0.1)  # the last events (CallEnded) arrive just after sipp's final message
     finally:
         task.cancel()
@@ -166,7 +174,9 @@ async def test_inbound_invite_is_challenged_and_accepted_with_credentials(tmp_pa
     credentials = {"inbound_realm": "rathaus", "inbound_username": "pbx", "inbound_password": "geheim"}
     async with endpoint(**credentials, inbound_digest_algorithms=["MD5"]) as sip:
         seen: list[object] = []
-        result = await sipp_against(sip, answer_calls(sip, seen), "uac_digest.xml", tmp_path)
+        # the digest uri must be the Request-URI; SIPp's default is sip:<remote ip>:<port>
+        auth_uri = ["-auth_uri", f"service@127.0.0.1:{sip.port}"]
+        result = await sipp_against(sip, answer_calls(sip, seen), "uac_digest.xml", tmp_path, extra=auth_uri)
         assert result.returncode == 0, result.output
         assert [type(e).__name__ for e in seen] == ["IncomingCall", "CallConfirmed", "CallEnded"]
 
