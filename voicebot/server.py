@@ -165,7 +165,10 @@ async def serve(
     import uvicorn
 
     from sip_bridge.calls import SipCallService
+    from sip_bridge.sip.transport import raise_open_file_limit
     from voicebot.web.app import create_app
+
+    raise_open_file_limit()  # idle TCP connections must not use up the descriptors calls and /healthz need
 
     if host:
         settings = settings.model_copy(

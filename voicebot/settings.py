@@ -194,6 +194,18 @@ class SipSettings(_Section):
     handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
     # Let it ring (180) this long before answering; 0 = answer as soon as the call is ready.
     ring_s: float = 0.0
+    # Trunk networks (CIDR; a PBX/SBC sends every call from one address): no per-source INVITE rate, no lockout.
+    trusted_networks: list[str] = Field(default_factory=list)
+    tcp_max_connections: int = 256  # inbound SIP TCP connections in total; more are closed at accept
+    tcp_max_connections_per_source: int = 16  # per source address; more are closed at accept
+    tcp_idle_timeout_s: float = 30.0  # no complete message for this long and no call on it → closed
+    tcp_read_timeout_s: float = 10.0  # a started message must be complete within this (slowloris) → closed
+    inbound_nonce_ttl_s: float = 300.0  # lifetime of a digest nonce we issue (then 401 with stale=true)
+    inbound_auth_max_failures: int = 10  # wrong digest answers within the window that lock the username out
+    inbound_auth_failure_window_s: float = 60.0  # the window those wrong answers are counted in
+    inbound_auth_lockout_s: float = 300.0  # how long a locked-out username gets 503 + Retry-After
+    # Digest algorithms offered to callers, in this order (RFC 8760); ["MD5"] for a PBX that reads only the first.
+    inbound_digest_algorithms: list[Literal["SHA-256", "MD5"]] = ["SHA-256", "MD5"]
 
 
 class HttpSettings(_Section):

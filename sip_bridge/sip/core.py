@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -25,7 +25,7 @@ from .message import (
     build_response,
 )
 from .parser import MAX_MESSAGE_BYTES, StreamFramer
-from .policy import RateLimitedLog, SlidingWindowLimiter, SourceAllowList
+from .policy import NetworkSet, RateLimitedLog, SlidingWindowLimiter, SourceAllowList
 from .transaction import (
     T1,
     ClientTransaction,
@@ -112,10 +112,18 @@ class UserAgentCore:
         self._invite_rate = SlidingWindowLimiter(settings.invites_per_source_per_minute, 60.0)
         self._error_replies = SlidingWindowLimiter(ERROR_REPLIES_PER_SOURCE_PER_MINUTE, 60.0)
         self.log = RateLimitedLog(logger, 60.0)
+        self._trusted = NetworkSet(settings.trusted_networks)
         self._challenger: DigestChallenger | None = None
         if settings.inbound_realm and settings.inbound_username and settings.inbound_password is not None:
             self._challenger = DigestChallenger(
-                settings.inbound_realm, settings.inbound_username, settings.inbound_password
+                settings.inbound_realm,
+                settings.inbound_username,
+                settings.inbound_password,
+                settings.inbound_nonce_ttl_s,
+                max_failures=settings.inbound_auth_max_failures,
+                failure_window_s=settings.inbound_auth_failure_window_s,
+                lockout_s=settings.inbound_auth_lockout_s,
+                algorithms=settings.inbound_digest_algorithms,
             )
         self._reg_call_id = new_call_id(self.local_host)
         self._reg_tag = new_tag()
@@ -181,7 +189,7 @@ class UserAgentCore:
         to_tag: str | None = None,
         body: bytes = b"",
         content_type: str | None = None,
-        extra: dict[str, str] | None = None,
+        extra: Mapping[str, str | Sequence[str]] | None = None,
         dialog_headers: bool = False,
     ) -> Response:
         response = build_response(
@@ -192,8 +200,9 @@ class UserAgentCore:
                 response.headers.add("Record-Route", value)
             response.headers.add("Contact", self.contact(tx.transport))
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
-        for name, value in (extra or {}).items():
-            response.headers.add(name, value)
+        for name, values in (extra or {}).items():
+            for value in [values] if isinstance(values, str) else values:  # a list: one header line each
+                response.headers.add(name, value)
         response.headers.add("Server", USER_AGENT)
         if body:
             response.headers.add("Content-Type", content_type or "application/sdp")

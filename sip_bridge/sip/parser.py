@@ -129,6 +129,12 @@ class StreamFramer:
 
     max_message_bytes: int = MAX_MESSAGE_BYTES
     _buffer: bytes = b""
+    framed: int = 0  # messages cut so far (the transport's idle timeout watches it)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of a message that is not complete yet (the transport's read timeout runs while > 0)."""
+        return len(self._buffer.lstrip(b"\r\n"))
 
     def feed(self, data: bytes) -> list[Request | Response]:
         """Messages completed by ``data``. Raises ParseError when the stream cannot be framed any more."""
@@ -151,6 +157,7 @@ class StreamFramer:
             message.body = self._buffer[end + 4 : end + 4 + length]
             self._buffer = self._buffer[end + 4 + length :]
             messages.append(message)
+            self.framed += 1
 
 
 def validate_request(request: Request) -> tuple[int, str] | None:

@@ -9,21 +9,50 @@ UA and flush what it wants to send, so the glue never touches sockets::
     endpoint.answer(event.call_id, sdp_answer)
     ...
     await endpoint.close()
+
+Inbound TCP is bounded (``policy.TcpLimits``): sources outside the allow-list and connections beyond the total or
+per-source cap are closed at accept, before a byte is read; a connection without a complete message for
+``idle_timeout_s`` is closed unless a call runs over it; an unfinished message must complete within
+``read_timeout_s``. Accept errors (out of file descriptors) pause accepting briefly and are logged once a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from voicebot.settings import SipSettings
 
 from .events import Event
+from .policy import ConnectionCounter, RateLimitedLog, SourceAllowList, StreamActivity, TcpLimits
 from .useragent import Address, UserAgent
 
 logger = logging.getLogger(__name__)
+
+ACCEPT_PAUSE_S = 0.5  # accepting pauses this long when the process is out of descriptors/buffers
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (every call and TCP connection holds descriptors); returns
+    (soft, hard) afterwards. A no-op where the platform has no such limit."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return (-1, -1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("could not raise the open file limit from %s to %s: %s", soft, target, exc)
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -50,7 +79,16 @@ class SipEndpoint:
         self.port = 0
         self._loop = asyncio.get_running_loop()
         self._udp: asyncio.DatagramTransport | None = None
-        self._tcp_server: asyncio.base_events.Server | None = None
+        self._tcp_listeners: list[socket.socket] = []
+        self.tcp_limits = TcpLimits(
+            max_connections=settings.tcp_max_connections,
+            max_per_source=settings.tcp_max_connections_per_source,
+            idle_timeout_s=settings.tcp_idle_timeout_s,
+            read_timeout_s=settings.tcp_read_timeout_s,
+        )
+        self._tcp_allow = SourceAllowList(settings.allowed_networks)
+        self._tcp_count = ConnectionCounter(self.tcp_limits.max_connections, self.tcp_limits.max_per_source)
+        self._tcp_log = RateLimitedLog(logger, 60.0)
         self._writers: dict[Address, asyncio.StreamWriter] = {}
         self._connecting: dict[Address, list[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -90,16 +128,14 @@ class SipEndpoint:
                     self._udp = transport
                     port = transport.get_extra_info("sockname")[1]
                 if "tcp" in self.settings.transports:
-                    self._tcp_server = await asyncio.start_server(
-                        self._accept, self.settings.bind_host, port, reuse_address=True
-                    )
-                    port = self._tcp_server.sockets[0].getsockname()[1]
+                    port = await self._listen_tcp(port)
                 self.port = port
                 return
             except OSError:
                 if self._udp is not None:
                     self._udp.close()
                     self._udp = None
+                self._close_tcp_listeners()
                 if attempt == attempts - 1:
                     raise
 
@@ -112,21 +148,115 @@ class SipEndpoint:
             logger.exception("SIP message from %s crashed the UA", source)
         self.flush()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        address = (str(peer[0]), int(peer[1]))
-        self._writers[address] = writer
-        await self._read_loop(address, reader, writer)
+    # -- TCP: listening, admission at accept, idle and read timeouts ---------------------------------------
+
+    async def _listen_tcp(self, port: int) -> int:
+        """Listening sockets for ``bind_host:port`` (each address it resolves to); returns the bound port."""
+        infos = await self._loop.getaddrinfo(
+            self.settings.bind_host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        seen: set[tuple[int, object]] = set()
+        for family, kind, proto, _, sockaddr in infos:
+            if (family, sockaddr) in seen:
+                continue
+            seen.add((family, sockaddr))
+            listener = socket.socket(family, kind, proto)
+            self._tcp_listeners.append(listener)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.bind((sockaddr[0], port, *sockaddr[2:]))
+            listener.listen(128)
+            listener.setblocking(False)
+            port = port or int(listener.getsockname()[1])  # port 0: every address gets the first free port
+        for listener in self._tcp_listeners:
+            self._spawn(self._accept_loop(listener))
+        return port
+
+    def _close_tcp_listeners(self) -> None:
+        for listener in self._tcp_listeners:
+            listener.close()
+        self._tcp_listeners = []
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def tcp_connections(self) -> int:
+        """Inbound TCP connections open now."""
+        return self._tcp_count.total
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        """Our own accept loop (not ``start_server``): a refused source is closed before anything is read, and an
+        out-of-descriptors error pauses accepting with one log line a minute instead of one per attempt."""
+        while not self._closed:
+            try:
+                conn, peer = await self._loop.sock_accept(listener)
+            except OSError as exc:
+                if self._closed or listener.fileno() < 0:
+                    return
+                pause = ACCEPT_PAUSE_S if exc.errno in _OUT_OF_RESOURCES else 0.05
+                self._tcp_log.warning(
+                    "local", "accept-error", f"{exc}; accepting paused {pause} s", self._now()
+                )
+                await asyncio.sleep(pause)
+                continue
+            self._admit(conn, (str(peer[0]), int(peer[1])))
+
+    def _now(self) -> float:
+        return self._loop.time()
+
+    def _admit(self, conn: socket.socket, address: Address) -> None:
+        host = address[0]
+        refusal = None
+        if not self._tcp_allow.allows(host) and not self.ua.in_call_with(host):
+            refusal = "forbidden-source"
+        else:
+            refusal = self._tcp_count.acquire(host)
+        if refusal is not None:
+            self._tcp_log.warning(host, refusal, "TCP connection closed at accept", self._now())
+            conn.close()
+            return
+        self._spawn(self._serve_connection(conn, address))
+
+    async def _serve_connection(self, conn: socket.socket, address: Address) -> None:
+        writer: asyncio.StreamWriter | None = None
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn)
+            self._writers[address] = writer
+            await self._read_loop(address, reader, writer, StreamActivity(last_message_at=self._now()))
+        except OSError:
+            pass
+        finally:
+            if writer is None:  # the stream never took the socket over (error, or cancelled at shutdown)
+                conn.close()
+            self._tcp_count.release(address[0])
 
     async def _read_loop(
-        self, address: Address, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        address: Address,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        activity: StreamActivity | None = None,
     ) -> None:
+        """Feed the UA until the peer closes; with ``activity`` (inbound connections) also until the idle or read
+        timeout. Our own outbound connections have no timeout: there are only as many as we opened."""
         try:
             while not self._closed:
-                data = await reader.read(65536)
+                if activity is None:
+                    data: bytes | None = await reader.read(65536)
+                else:
+                    data = await self._read_within_limits(address, reader, activity)
+                    if data is None:
+                        writer.transport.abort()
+                        break
                 if not data:
                     break
                 self._receive(data, address, "tcp")
+                if activity is not None:
+                    activity.update(self._now(), *self.ua.stream_progress(address))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -134,6 +264,22 @@ class SipEndpoint:
                 del self._writers[address]
             self.ua.connection_lost(address)
             writer.close()
+
+    async def _read_within_limits(
+        self, address: Address, reader: asyncio.StreamReader, activity: StreamActivity
+    ) -> bytes | None:
+        """The next chunk from an inbound connection, or None once it is past its idle or read deadline."""
+        limits = self.tcp_limits
+        while True:
+            deadline = activity.deadline(limits, self.ua.carries_call(address))
+            recheck = self._now() + limits.idle_timeout_s  # a call on it may end while we wait
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(recheck if deadline is None else min(recheck, deadline)):
+                    return await reader.read(65536)
+            reason = activity.expired(self._now(), limits, self.ua.carries_call(address))
+            if reason is not None:
+                self._tcp_log.warning(address[0], reason, "TCP connection closed", self._now())
+                return None
 
     # -- output ------------------------------------------------------------------------------------
 
@@ -183,9 +329,7 @@ class SipEndpoint:
             self._connecting[dest].append(data)
             return
         self._connecting[dest] = [data]
-        task = self._loop.create_task(self._connect(dest))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._connect(dest))
 
     async def _connect(self, dest: Address) -> None:
         try:
@@ -260,8 +404,6 @@ class SipEndpoint:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
-        if self._tcp_server is not None:
-            self._tcp_server.close()
         for writer in list(self._writers.values()):
             writer.close()
         for task in list(self._tasks):
@@ -269,6 +411,4 @@ class SipEndpoint:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._tcp_server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._tcp_server.wait_closed(), 2.0)
+        self._close_tcp_listeners()

@@ -39,10 +39,12 @@ bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``Re
 ``OutboundCallAnswered(sdp)``, ``OutboundCallFailed(code)``, ``Registered(expires_s)``, ``RegistrationFailed``,
 ``DtmfInfo(digit, duration_ms)``.
 
-Policy on inbound requests: source allow-list (403), per-source INVITE rate (503 + Retry-After), ``max_calls``
-(503 + Retry-After), digest challenge of INVITEs when ``inbound_*`` are set (401), oversized/malformed messages
-(400/505 where a response can be built, else dropped), RFC 4475 application-layer answers (416, 420, 415, 406,
-405/501), all logged at most once per source and kind per minute.
+Policy on inbound requests: source allow-list (403), per-source INVITE rate (503 + Retry-After; sources in
+``trusted_networks`` are exempt), ``max_calls`` (503 + Retry-After), digest challenge of INVITEs when
+``inbound_*`` are set (401; 503 + Retry-After after repeated wrong answers, see ``auth.DigestChallenger``),
+oversized/malformed messages (400/505 where a response can be built, else dropped), RFC 4475 application-layer
+answers (416, 420, 415, 406, 405/501), all logged at most once per source and kind per minute. A 503 always
+carries Retry-After (also one the glue sends with ``reject``).
 """
 
 from __future__ import annotations
@@ -287,7 +289,8 @@ class UserAgent(ClientSide):
             return
         if earlier is not None:
             del self._calls[request.call_id]  # a new attempt after a rejected one
-        if not self._invite_rate.allow(host, now):
+        trusted = host in self._trusted  # a trunk sends every call from one address: no per-source rate
+        if not trusted and not self._invite_rate.allow(host, now):
             self.log.warning(host, "rate-limit", "INVITE rate exceeded", now)
             self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.settings.retry_after_s)})
             return
@@ -297,13 +300,19 @@ class UserAgent(ClientSide):
                 tx, 503, "Too Many Calls", now, extra={"Retry-After": str(self.settings.retry_after_s)}
             )
             return
-        if self._challenger is not None and not self._challenger.verify(
-            request.headers.get("Authorization"), "INVITE", now
-        ):
-            self._reply(
-                tx, 401, "Unauthorized", now, extra={"WWW-Authenticate": self._challenger.challenge(now)}
+        if self._challenger is not None:
+            verdict = self._challenger.check(
+                request.headers.get("Authorization"), "INVITE", request.uri, now, lockable=not trusted
             )
-            return
+            if verdict.retry_after_s:
+                self.log.warning(host, "auth-lockout", "too many wrong digest answers", now)
+                extra = {"Retry-After": str(verdict.retry_after_s)}
+                self._reply(tx, 503, "Too Many Failed Authentications", now, extra=extra)
+                return
+            if not verdict.accepted:
+                challenges = self._challenger.challenges(now, stale=verdict.stale)
+                self._reply(tx, 401, "Unauthorized", now, extra={"WWW-Authenticate": challenges})
+                return
         self._reply(tx, 100, "Trying", now)
         call = Call(
             call_id=request.call_id,
@@ -479,6 +488,24 @@ class UserAgent(ClientSide):
             )
             call.extra["ringing"] = "1"
 
+    def in_call_with(self, host: str) -> bool:
+        """True while a call not yet ended has ``host`` as its peer (its TCP connections are let in and kept)."""
+        return any(call.state != "ended" and call.peer[0] == host for call in self._calls.values())
+
+    def carries_call(self, peer: Address) -> bool:
+        """True while a call not yet ended runs over the TCP connection from ``peer`` (no idle timeout then)."""
+        return any(
+            call.state != "ended"
+            and call.transport != "udp"
+            and (call.peer == peer or (call.dialog is not None and call.dialog.peer == peer))
+            for call in self._calls.values()
+        )
+
+    def stream_progress(self, peer: Address) -> tuple[int, int]:
+        """(messages framed so far, bytes of an unfinished message) on the TCP connection from ``peer``."""
+        framer = self._framers.get(peer)
+        return (framer.framed, framer.pending_bytes) if framer is not None else (0, 0)
+
     def answer(self, call_id: str, sdp: bytes) -> None:
         """180 Ringing (unless sent) then 200 OK carrying ``sdp``; the dialog exists from here on."""
         call = self._call(call_id)
@@ -496,7 +523,9 @@ class UserAgent(ClientSide):
         call = self._call(call_id)
         if call.role != "uas" or call.state != "incoming" or call.server_tx is None:
             raise ValueError(f"call {call_id!r} is not an unanswered incoming call")
-        self._reply(call.server_tx, code, reason, self.clock(), to_tag=call.local_tag)
+        # every 503 says when to come back (RFC 3261 21.5.4), or a PBX may take the whole bot out of its route
+        retry = {"Retry-After": str(self.settings.retry_after_s)} if code == 503 else {}
+        self._reply(call.server_tx, code, reason, self.clock(), to_tag=call.local_tag, extra=retry)
         self._end(call, "rejected", code, self.clock())
 
     def hangup(self, call_id: str) -> None:

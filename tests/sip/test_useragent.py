@@ -345,10 +345,10 @@ def test_register_with_digest_and_refresh() -> None:
         and first.uri == "sip:127.0.0.1:5080"
         and first.headers.get("Expires") == "60"
     )
-    challenge = f"WWW-Authenticate: {registrar.challenge(harness.clock.now)}\r\n"
+    challenge = "".join(f"WWW-Authenticate: {c}\r\n" for c in registrar.challenges(harness.clock.now))
     second = harness.feed(response_to(first, 401, "Unauthorized", extra=challenge))[0]
     assert second.cseq.number == first.cseq.number + 1 and second.call_id == first.call_id
-    assert registrar.verify(second.headers.get("Authorization"), "REGISTER", harness.clock.now)
+    assert registrar.verify(second.headers.get("Authorization"), "REGISTER", second.uri, harness.clock.now)
     contact = f"Contact: {first.headers.get('Contact')};expires=60\r\n"
     harness.feed(response_to(second, 200, extra=contact))
     assert harness.ua.next_events() == [ev.Registered(60)]
