@@ -194,6 +194,8 @@ class SipSettings(_Section):
     handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
     # Let it ring (180) this long before answering; 0 = answer as soon as the call is ready.
     ring_s: float = 0.0
+    # Server/User-Agent header value: a name without version (nothing to fingerprint); "" leaves it out.
+    server_header: str = "voicebot"
 
 
 class HttpSettings(_Section):
