@@ -85,6 +85,11 @@ class SipCallService:
         return int(self._endpoint.port) if self._endpoint is not None else self.settings.sip.port
 
     @property
+    def listening(self) -> bool:
+        """Every configured SIP listener is really serving (for the health check)."""
+        return self._endpoint is not None and self._endpoint.listening
+
+    @property
     def user_agent(self) -> SipEndpoint:
         """Call control (answer, reject, hangup, refer, invite, ...): the UA's methods, flushed to the wire."""
         if self._endpoint is None:
@@ -92,7 +97,9 @@ class SipCallService:
         return self._endpoint
 
     async def start(self) -> None:
-        self._endpoint = await SipEndpoint.start(self.settings.sip)
+        self._endpoint = await SipEndpoint.start(
+            self.settings.sip, server_header=self.settings.sip.server_header
+        )
         self._event_task = asyncio.create_task(self._dispatch_events(), name="sip-events")
         logger.info(
             f"SIP listening on {self.settings.sip.bind_host}:{self.port} {self.settings.sip.transports}"

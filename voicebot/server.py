@@ -83,7 +83,13 @@ class CallRegistry:
 
     max_calls: int
     sip_listening: bool = False
+    sip_probe: Callable[[], bool] | None = None  # the SIP listeners' real state (closed transport: False)
     _active: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def sip_serving(self) -> bool:
+        """SIP was started and its listeners still serve: what /healthz reports as ``sip_listening``."""
+        return self.sip_listening and (self.sip_probe is None or self.sip_probe())
 
     @property
     def active(self) -> int:
@@ -202,6 +208,7 @@ async def serve(
         http_socket.close()
         raise
     registry.sip_listening = True
+    registry.sip_probe = lambda: sip.listening
 
     app = create_app(settings, resources, registry=registry, call_runner=runner)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")

@@ -206,6 +206,8 @@ class SipSettings(_Section):
     inbound_auth_lockout_s: float = 300.0  # how long a locked-out username gets 503 + Retry-After
     # Digest algorithms offered to callers, in this order (RFC 8760); ["MD5"] for a PBX that reads only the first.
     inbound_digest_algorithms: list[Literal["SHA-256", "MD5"]] = ["SHA-256", "MD5"]
+    # Server/User-Agent header value: a name without version (nothing to fingerprint); "" leaves it out.
+    server_header: str = "voicebot"
 
 
 class HttpSettings(_Section):

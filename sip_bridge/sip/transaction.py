@@ -40,6 +40,14 @@ class Transaction:
         self._send = send
         self.timers: dict[str, float] = {}
         self.state = "init"
+        # Told of every timer armed, so the owner can keep one heap of deadlines instead of scanning all
+        # transactions (set by the UA before the first timer is armed).
+        self.on_arm: Callable[[Transaction, float], None] | None = None
+
+    def _arm(self, name: str, deadline: float) -> None:
+        self.timers[name] = deadline
+        if self.on_arm is not None:
+            self.on_arm(self, deadline)
 
     @property
     def terminated(self) -> bool:
@@ -77,6 +85,7 @@ class ServerTransaction(Transaction):
         on_timeout: Callable[[ServerTransaction], None] | None = None,
     ) -> None:
         super().__init__(request, peer, transport, send)
+        self.table_key: ServerKey | None = None  # where the UA keeps it (to drop it when it ends)
         self.last_response: Response | None = None
         self._on_timeout = on_timeout
         self._interval = T1
@@ -120,8 +129,8 @@ class InviteServerTransaction(ServerTransaction):
         # 2xx is retransmitted by the TU in RFC 3261; we keep it here (same timers) until the dialog sees the ACK.
         self.state = "accepted" if response.status < 300 else "completed"
         if not self.reliable:
-            self.timers["G"] = now + self._interval
-        self.timers["H"] = now + 64 * T1
+            self._arm("G", now + self._interval)
+        self._arm("H", now + 64 * T1)
 
     def receive_retransmission(self, now: float) -> None:
         if self.last_response is not None and self.state in ("proceeding", "completed", "accepted"):
@@ -137,17 +146,17 @@ class InviteServerTransaction(ServerTransaction):
         if self.state == "completed":
             self.state = "confirmed"
             self.timers.clear()
-            self.timers["I"] = now + (0 if self.reliable else T4)
+            self._arm("I", now + (0 if self.reliable else T4))
         elif self.state == "accepted":
             self.state = "confirmed"
             self.timers.clear()
-            self.timers["L"] = now + 64 * T1  # absorb late INVITE retransmissions
+            self._arm("L", now + 64 * T1)  # absorb late INVITE retransmissions
 
     def _on_timer(self, name: str, now: float) -> None:
         if name == "G" and self.state in ("completed", "accepted") and self.last_response is not None:
             self._transmit(self.last_response)
             self._interval = min(2 * self._interval, T2)
-            self.timers["G"] = now + self._interval
+            self._arm("G", now + self._interval)
         elif name == "H":
             self._timeout()
         elif name in ("I", "L"):
@@ -168,7 +177,7 @@ class NonInviteServerTransaction(ServerTransaction):
             self.state = "proceeding"
             return
         self.state = "completed"
-        self.timers["J"] = now + (0 if self.reliable else 64 * T1)
+        self._arm("J", now + (0 if self.reliable else 64 * T1))
 
     def _on_timer(self, name: str, now: float) -> None:
         if name == "J":
@@ -218,8 +227,8 @@ class InviteClientTransaction(ClientTransaction):
         self.state = "calling"
         self._transmit()
         if not self.reliable:
-            self.timers["A"] = now + self._interval
-        self.timers["B"] = now + 64 * T1
+            self._arm("A", now + self._interval)
+        self._arm("B", now + 64 * T1)
 
     def build_ack(self, response: Response) -> Request:
         """ACK for a non-2xx final response (RFC 3261 17.1.1.3): same branch, To from the response."""
@@ -243,14 +252,14 @@ class InviteClientTransaction(ClientTransaction):
             elif response.status < 300:
                 self.state = "accepted"
                 self.timers.clear()
-                self.timers["M"] = now + 64 * T1
+                self._arm("M", now + 64 * T1)
                 self._on_response(self, response)
             else:
                 self.state = "completed"
                 self.timers.clear()
                 self._ack = self.build_ack(response)
                 self._send(self._ack, self.peer, self.transport)
-                self.timers["D"] = now + (0 if self.reliable else 32.0)
+                self._arm("D", now + (0 if self.reliable else 32.0))
                 self._on_response(self, response)
         elif self.state == "accepted" and 200 <= response.status < 300:
             self._on_response(self, response)  # retransmitted 2xx: the dialog resends its ACK
@@ -261,7 +270,7 @@ class InviteClientTransaction(ClientTransaction):
         if name == "A" and self.state == "calling":
             self._transmit()
             self._interval *= 2
-            self.timers["A"] = now + self._interval
+            self._arm("A", now + self._interval)
         elif name == "B" and self.state == "calling":
             self._timeout()
         elif name in ("D", "M"):
@@ -275,8 +284,8 @@ class NonInviteClientTransaction(ClientTransaction):
         self.state = "trying"
         self._transmit()
         if not self.reliable:
-            self.timers["E"] = now + self._interval
-        self.timers["F"] = now + 64 * T1
+            self._arm("E", now + self._interval)
+        self._arm("F", now + 64 * T1)
 
     def receive_response(self, response: Response, now: float) -> None:
         if self.state not in ("trying", "proceeding"):
@@ -287,14 +296,14 @@ class NonInviteClientTransaction(ClientTransaction):
             return
         self.state = "completed"
         self.timers.clear()
-        self.timers["K"] = now + (0 if self.reliable else T4)
+        self._arm("K", now + (0 if self.reliable else T4))
         self._on_response(self, response)
 
     def _on_timer(self, name: str, now: float) -> None:
         if name == "E" and self.state in ("trying", "proceeding"):
             self._transmit()
             self._interval = T2 if self.state == "proceeding" else min(2 * self._interval, T2)
-            self.timers["E"] = now + self._interval
+            self._arm("E", now + self._interval)
         elif name == "F" and self.state in ("trying", "proceeding"):
             self._timeout()
         elif name == "K":

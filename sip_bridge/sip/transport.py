@@ -28,6 +28,7 @@ from typing import Any
 
 from voicebot.settings import SipSettings
 
+from .core import DEFAULT_SERVER_HEADER, usable_address
 from .events import Event
 from .policy import ConnectionCounter, RateLimitedLog, SourceAllowList, StreamActivity, TcpLimits
 from .useragent import Address, UserAgent
@@ -60,10 +61,17 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.endpoint = endpoint
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.endpoint._receive(data, (str(addr[0]), int(addr[1])), "udp")
+        try:
+            self.endpoint._receive(data, (str(addr[0]), int(addr[1])), "udp")
+        except Exception:  # nothing from one datagram may reach asyncio: it would close the transport
+            logger.exception("SIP datagram from %s could not be handled", addr[0])
 
     def error_received(self, exc: Exception) -> None:  # ICMP unreachable etc.: SIP timers handle the loss
         logger.debug("UDP error: %s", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.endpoint._closed:
+            logger.error("SIP over UDP stopped: the transport was closed (%s)", exc)
 
 
 class SipEndpoint:
@@ -80,6 +88,7 @@ class SipEndpoint:
         self._loop = asyncio.get_running_loop()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp_listeners: list[socket.socket] = []
+        self._accept_tasks: list[asyncio.Task[None]] = []  # one accept loop per listener, in the same order
         self.tcp_limits = TcpLimits(
             max_connections=settings.tcp_max_connections,
             max_per_source=settings.tcp_max_connections_per_source,
@@ -94,6 +103,7 @@ class SipEndpoint:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self._send_log = RateLimitedLog(logger, 60.0)
 
     @classmethod
     async def start(
@@ -103,10 +113,14 @@ class SipEndpoint:
         *,
         on_event: Callable[[Event], None] | None = None,
         register: bool | None = None,
+        server_header: str = DEFAULT_SERVER_HEADER,
     ) -> SipEndpoint:
-        """Bind the configured transports and start the UA; registers at once when a registrar is configured."""
+        """Bind the configured transports and start the UA; registers at once when a registrar is configured.
+
+        ``server_header`` is the Server/User-Agent value of a UA created here (empty: no such header).
+        """
         loop = asyncio.get_running_loop()
-        ua = ua or UserAgent(settings, clock=loop.time)
+        ua = ua or UserAgent(settings, clock=loop.time, server_header=server_header)
         ua.clock = loop.time
         endpoint = cls(settings, ua, on_event)
         await endpoint._bind()
@@ -139,13 +153,34 @@ class SipEndpoint:
                 if attempt == attempts - 1:
                     raise
 
+    @property
+    def listeners(self) -> dict[str, bool]:
+        """Per configured transport: is it really serving (UDP transport open, TCP server accepting)?"""
+        state: dict[str, bool] = {}
+        if "udp" in self.settings.transports:
+            state["udp"] = self._udp is not None and not self._udp.is_closing()
+        if "tcp" in self.settings.transports:
+            state["tcp"] = bool(self._tcp_listeners) and all(
+                listener.fileno() >= 0 and not task.done()
+                for listener, task in zip(self._tcp_listeners, self._accept_tasks, strict=False)
+            )
+        return state
+
+    @property
+    def listening(self) -> bool:
+        """Every configured listener is serving (what a health check should report)."""
+        state = self.listeners
+        return bool(state) and all(state.values())
+
     # -- input -------------------------------------------------------------------------------------
 
     def _receive(self, data: bytes, source: Address, transport: str) -> None:
         try:
             self.ua.receive(data, source, transport)
+            # Timers due by now run here too: under steady traffic they must not wait for an idle loop turn.
+            self.ua.handle_timers(self._loop.time())
         except Exception:  # a bug must not take the listener down
-            logger.exception("SIP message from %s crashed the UA", source)
+            logger.exception("SIP message from %s crashed the UA", source[0])
         self.flush()
 
     # -- TCP: listening, admission at accept, idle and read timeouts ---------------------------------------
@@ -170,18 +205,20 @@ class SipEndpoint:
             listener.setblocking(False)
             port = port or int(listener.getsockname()[1])  # port 0: every address gets the first free port
         for listener in self._tcp_listeners:
-            self._spawn(self._accept_loop(listener))
+            self._accept_tasks.append(self._spawn(self._accept_loop(listener)))
         return port
 
     def _close_tcp_listeners(self) -> None:
         for listener in self._tcp_listeners:
             listener.close()
         self._tcp_listeners = []
+        self._accept_tasks = []
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     @property
     def tcp_connections(self) -> int:
@@ -286,11 +323,19 @@ class SipEndpoint:
     def flush(self) -> None:
         """Send what the UA queued, deliver its events, and re-arm the timer for its next deadline."""
         for out in self.ua.outgoing():
-            if out.transport == "udp":
-                if self._udp is not None:
-                    self._udp.sendto(out.data, out.dest)
-            else:
-                self._send_tcp(out.data, out.dest)
+            if not usable_address(out.dest):  # the UA checks too; asyncio closes a transport on a bad one
+                self._send_log.warning(
+                    str(out.dest[0])[:64], "bad-address", "nothing sent", self._loop.time()
+                )
+                continue
+            try:
+                if out.transport == "udp":
+                    if self._udp is not None:
+                        self._udp.sendto(out.data, out.dest)
+                else:
+                    self._send_tcp(out.data, out.dest)
+            except Exception as exc:  # one unsendable message must not stop the others
+                self._send_log.warning(out.dest[0], "send-failed", repr(exc), self._loop.time())
         for peer in self.ua.broken_streams():
             writer = self._writers.pop(peer, None)
             if writer is not None:
@@ -305,12 +350,22 @@ class SipEndpoint:
         self._arm_timer()
 
     def _arm_timer(self) -> None:
+        """Keep one loop timer at the UA's earliest deadline; re-arm only when that deadline moves earlier.
+
+        Cancelling and re-arming on every datagram would starve the timer under steady traffic (a datagram
+        arrives in every loop turn, and the new handle is never due in the turn it was made): no retransmission
+        (G), no timeout (H) and no clean-up (J) would ever fire.
+        """
+        if self._closed:
+            return
+        deadline = self.ua.next_timer_deadline()
+        if deadline is None:
+            return  # a timer already armed fires once for nothing; cheaper than cancelling it now
+        if self._timer is not None and not self._timer.cancelled() and self._timer.when() <= deadline:
+            return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
-        deadline = self.ua.next_timer_deadline()
-        if deadline is not None and not self._closed:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import events as ev
 from .core import ALLOWED_METHODS, Call, UserAgentCore
 from .dialog import Dialog, new_call_id, new_tag, uri_destination
-from .message import URI, Headers, NameAddr, Request, Response
+from .message import URI, Headers, NameAddr, Request, Response, SipSyntaxError, parse_number
 from .transaction import ClientTransaction, InviteClientTransaction
 
 
@@ -252,19 +252,20 @@ class ClientSide(UserAgentCore):
             self._reg_cseq = tx.request.cseq.number + 1
             return
         requested = int(tx.request.headers.get("Expires") or "0")
-        min_expires = (response.headers.get("Min-Expires") or "").strip()
-        if response.status == 423 and min_expires.isdigit() and requested < int(min_expires) <= 86400:
-            self.register(expires_s=int(min_expires))  # Interval Too Brief: ask again for what it allows
+        min_expires = _number_or_none(response.headers.get("Min-Expires"))
+        if response.status == 423 and min_expires is not None and requested < min_expires <= 86400:
+            self.register(expires_s=min_expires)  # Interval Too Brief: ask again for what it allows
             return
         if 200 <= response.status < 300:
             self.registered = requested > 0
             expires = requested
             for contact in response.contacts:
-                if contact.uri.port == self.local_port and (contact.params.get("expires") or "").isdigit():
-                    expires = int(contact.params["expires"] or "0")
-            header = response.headers.get("Expires")
-            if header and header.isdigit() and not response.contacts:
-                expires = int(header)
+                contact_expires = _number_or_none(contact.params.get("expires"))
+                if contact.uri.port == self.local_port and contact_expires is not None:
+                    expires = contact_expires
+            header = _number_or_none(response.headers.get("Expires"))
+            if header is not None and not response.contacts:
+                expires = header
             if requested:
                 self._timers[("register", "")] = self.clock() + max(1.0, expires * 0.8)
             self._events.append(ev.Registered(expires if requested else 0))
@@ -276,3 +277,11 @@ class ClientSide(UserAgentCore):
     def _on_register_timeout(self, tx: ClientTransaction) -> None:
         self._events.append(ev.RegistrationFailed(408, "Request Timeout"))
         self._timers[("register", "")] = self.clock() + max(30.0, float(self.settings.retry_after_s))
+
+
+def _number_or_none(text: str | None) -> int | None:
+    """A registrar's Expires/Min-Expires: ASCII digits or nothing (a junk value keeps what we asked for)."""
+    try:
+        return parse_number(text) if text is not None else None
+    except SipSyntaxError:
+        return None

@@ -39,16 +39,23 @@ bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``Re
 ``OutboundCallAnswered(sdp)``, ``OutboundCallFailed(code)``, ``Registered(expires_s)``, ``RegistrationFailed``,
 ``DtmfInfo(digit, duration_ms)``.
 
-Policy on inbound requests: source allow-list (403), per-source INVITE rate (503 + Retry-After; sources in
-``trusted_networks`` are exempt), ``max_calls`` (503 + Retry-After), digest challenge of INVITEs when
-``inbound_*`` are set (401; 503 + Retry-After after repeated wrong answers, see ``auth.DigestChallenger``),
-oversized/malformed messages (400/505 where a response can be built, else dropped), RFC 4475 application-layer
-answers (416, 420, 415, 406, 405/501), all logged at most once per source and kind per minute. A 503 always
-carries Retry-After (also one the glue sends with ``reject``).
+Policy on inbound requests: source allow-list (403, without Server header), per-source INVITE rate (503 +
+Retry-After; sources in ``trusted_networks`` are exempt), ``max_calls`` (503 + Retry-After), digest challenge of
+INVITEs when ``inbound_*`` are set (401; 503 + Retry-After after repeated wrong answers, see
+``auth.DigestChallenger``), oversized/malformed messages (400/505 where a response can be built, else dropped;
+numbers are ASCII digits of bounded length, Call-IDs RFC 3261 words of at most 256 characters, headers UTF-8 without
+NUL), RFC 4475 application-layer answers (416, 420, 415, 406, 405/501), all logged at most once per source and kind
+per minute. Error replies carry the standard reason phrase only (the detail goes to the log). A 503 always carries
+Retry-After (also one the glue sends with ``reject``). Non-INVITE requests that are answered at once (out-of-dialog
+OPTIONS, refusals, 481s) are answered statelessly (RFC 3261 8.2.7), so a flood keeps no state; at most
+``max_server_transactions`` transactions are kept (then 503). A reply to an address no socket can take (e.g. a Via
+port 99999) is never queued.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 
@@ -61,22 +68,22 @@ from .core import (
     REINVITE_ANSWER_TIMEOUT_S,
     SUPPORTED,
     UNANSWERED_TIMEOUT_S,
-    USER_AGENT,
     Address,
     Call,
     Outgoing,
 )
 from .dialog import Dialog, new_tag
 from .message import (
-    Headers,
+    REASONS,
     Request,
     Response,
     SipSyntaxError,
     Via,
     build_response,
+    parse_number,
     split_outside_quotes,
 )
-from .parser import ParseError, StreamFramer, parse_datagram, validate_request
+from .parser import ParseError, StreamFramer, parse_datagram, validate_request, validate_response
 from .transaction import (
     InviteServerTransaction,
     NonInviteServerTransaction,
@@ -127,14 +134,16 @@ class UserAgent(ClientSide):
                 self.log.warning(host, "malformed", str(exc), now)
 
     def _reject_unparsable(self, exc: ParseError, source: Address, transport: str, now: float) -> None:
-        self.log.warning(source[0], "malformed", exc.reason, now)
+        self.log.warning(source[0], "malformed", _printable(exc.reason), now)
         if exc.request is not None and exc.request.method != "ACK" and "Via" in exc.request.headers:
-            self._respond_stateless(
-                exc.request, exc.status, _phrase(exc.status, exc.reason), source, transport
-            )
+            self._respond_stateless(exc.request, exc.status, source, transport)
 
     def _response_address(self, request: Request, source: Address, transport: str) -> Address:
-        """RFC 3261 18.2.2 with RFC 3581: reliable -> same connection; rport -> source port; else Via port."""
+        """RFC 3261 18.2.2 with RFC 3581: reliable -> same connection; rport -> source port; else Via port.
+
+        The host is always the packet's source (never a name from the Via), and a Via that does not parse
+        (e.g. port 99999) gets its answer at the source address.
+        """
         if transport != "udp":
             return source
         try:
@@ -157,26 +166,53 @@ class UserAgent(ClientSide):
         if "rport" in via.params:
             via.params["rport"] = str(source[1])
         values[0] = str(via)
-        rebuilt = Headers()
-        first = True
-        for name, value in request.headers:
-            if name == "Via" and first:
-                rebuilt.add(name, ", ".join(v.strip() for v in values))
-                first = False
-            else:
-                rebuilt.add(name, value)
-        request.headers = rebuilt
+        request.headers.replace_first("Via", ", ".join(v.strip() for v in values))
 
     def _respond_stateless(
-        self, request: Request, status: int, reason: str | None, source: Address, transport: str, **extra: str
+        self,
+        request: Request,
+        status: int,
+        source: Address,
+        transport: str,
+        extra: dict[str, str] | None = None,
+        *,
+        server_header: bool = True,
     ) -> None:
+        """An error reply without a transaction, with the standard reason phrase (never the peer's text)."""
         if not self._error_replies.allow(source[0], self.clock()):
             return  # a flood of garbage gets a few answers per minute, not one each
-        response = build_response(request, status, reason, to_tag=new_tag())
-        for name, value in extra.items():
-            response.headers.add(name.replace("_", "-"), value)
-        response.headers.add("Server", USER_AGENT)
-        self._send(response, self._response_address(request, source, transport), transport)
+        dest = self._response_address(request, source, transport)
+        self._send_stateless(request, status, None, dest, transport, extra, server_header=server_header)
+
+    def _send_stateless(
+        self,
+        request: Request,
+        status: int,
+        reason: str | None,
+        dest: Address,
+        transport: str,
+        extra: dict[str, str] | None = None,
+        *,
+        server_header: bool = True,
+    ) -> None:
+        """A final response without a server transaction (RFC 3261 8.2.7): a retransmitted request is simply
+        answered again, so nothing is kept per request."""
+        to_tag = self._stateless_tag(request)
+        response = build_response(request, status, reason or REASONS.get(status), to_tag=to_tag)
+        for name, value in (extra or {}).items():
+            response.headers.add(name, value)
+        if server_header and self.server_header:
+            response.headers.add("Server", self.server_header)
+        self._send(response, dest, transport)
+
+    def _stateless_tag(self, request: Request) -> str:
+        """RFC 3261 8.2.7: a stateless UAS gives the same request the same To tag, so a retransmission gets the
+        same answer; a keyed hash of what identifies the request keeps nothing in memory."""
+        headers = request.headers
+        identity = [request.method, request.uri, *headers.lines("Via")[:1]]
+        identity += [headers.get(name) or "" for name in ("From", "Call-ID", "CSeq")]
+        text = "\n".join(identity).encode("utf-8", errors="surrogateescape")
+        return hmac.new(self._tag_key, text, hashlib.sha256).hexdigest()[:12]
 
     def _server_key(self, request: Request, method: str | None = None) -> ServerKey:
         via = request.top_via
@@ -201,15 +237,17 @@ class UserAgent(ClientSide):
     def _receive_request(self, request: Request, source: Address, transport: str, now: float) -> None:
         host = source[0]
         if not self._allow.allows(host) and self._find_dialog_call(request) is None:
-            self.log.warning(host, "forbidden-source", f"{request.method} refused", now)
+            self.log.warning(host, "forbidden-source", f"{_printable(request.method)} refused", now)
             if request.method != "ACK" and "Via" in request.headers:
-                self._respond_stateless(request, 403, "Forbidden", source, transport)
+                self._respond_stateless(request, 403, source, transport, server_header=False)
             return
         problem = validate_request(request)
         if problem is not None:
-            self.log.warning(host, "malformed", f"{request.method}: {problem[1]}", now)
+            self.log.warning(
+                host, "malformed", f"{_printable(request.method)}: {_printable(problem[1])}", now
+            )
             if request.method != "ACK":
-                self._respond_stateless(request, problem[0], problem[1], source, transport)
+                self._respond_stateless(request, problem[0], source, transport)
             return
         key = self._server_key(request)
         existing = self._server_tx.get(key)
@@ -226,15 +264,26 @@ class UserAgent(ClientSide):
         if request.method == "ACK":
             self._receive_ack(request, now)
             return
+        if request.method != "INVITE":
+            answer = self._stateless_answer(request)
+            if answer is not None:
+                status, reason, extra = answer
+                self._send_stateless(request, status, reason, reply_to, transport, extra)
+                return
+        if len(self._server_tx) >= self.max_server_transactions:
+            self.log.warning(host, "overload", "server transaction table full: 503", now)
+            retry = {"Retry-After": str(self.settings.retry_after_s)}
+            self._respond_stateless(request, 503, source, transport, retry)
+            return
         if request.method == "CANCEL":
-            self._receive_cancel(request, reply_to, transport, now)
+            self._receive_cancel(request, key, reply_to, transport, now)
             return
         tx: ServerTransaction
         if request.method == "INVITE":
             tx = InviteServerTransaction(request, reply_to, transport, self._send, self._server_timeout)
         else:
             tx = NonInviteServerTransaction(request, reply_to, transport, self._send)
-        self._server_tx[key] = tx
+        self._keep(key, tx)
         answer = self._application_check(request)
         if answer is not None:
             status, reason, extra = answer
@@ -243,13 +292,42 @@ class UserAgent(ClientSide):
         handler = getattr(self, f"_on_{request.method.lower()}")
         handler(request, tx, source, transport, now)
 
+    def _keep(self, key: ServerKey, tx: ServerTransaction) -> None:
+        tx.table_key = key
+        self._server_tx[key] = tx
+        self._track(tx)
+
+    def _stateless_answer(self, request: Request) -> tuple[int, str | None, dict[str, str]] | None:
+        """The final answer to a non-INVITE that needs no state (RFC 3261 8.2.7 allows a stateless UAS).
+
+        Refusals of the application checks, out-of-dialog OPTIONS, a CANCEL for no INVITE, and in-dialog methods
+        that name no dialog of ours: a flood of these keeps nothing in memory.
+        """
+        if request.method == "CANCEL":
+            invite_tx = self._server_tx.get(self._server_key(request, "INVITE"))
+            return None if isinstance(invite_tx, InviteServerTransaction) else (481, None, {})
+        answer = self._application_check(request)
+        if answer is not None:
+            return answer
+        if request.method == "OPTIONS" and request.to.tag is None:
+            return 200, "OK", self._options_headers()
+        if request.method in ("BYE", "INFO", "NOTIFY") and self._find_dialog_call(request) is None:
+            return 481, "Subscription Does Not Exist" if request.method == "NOTIFY" else None, {}
+        return None
+
+    def _options_headers(self) -> dict[str, str]:
+        extra = {"Allow": ", ".join(ALLOWED_METHODS), "Accept": ACCEPT_HEADER}
+        if SUPPORTED:
+            extra["Supported"] = ", ".join(SUPPORTED)
+        return extra
+
     def _application_check(self, request: Request) -> tuple[int, str, dict[str, str]] | None:
         """RFC 3261 8.2.1-8.2.3 in order: method, URI scheme, Require, body type, Accept."""
         allow = {"Allow": ", ".join(ALLOWED_METHODS)}
         if request.method == "REGISTER":
             # A registrar must reject a non-SIP AOR (RFC 4475 3.3.4); we are no registrar at all.
             if not request.to.uri.is_sip:
-                return 400, "To must be a SIP URI", {}
+                return 400, "Bad Request", {}  # its To is no SIP URI
             return 405, "Method Not Allowed", allow
         if request.method not in ALLOWED_METHODS:
             if request.method in KNOWN_METHODS:
@@ -369,13 +447,13 @@ class UserAgent(ClientSide):
             sdp = request.body if request.content_type == "application/sdp" else b""
             self._events.append(ev.CallConfirmed(call.call_id, sdp))
 
-    def _receive_cancel(self, request: Request, reply_to: Address, transport: str, now: float) -> None:
-        tx = NonInviteServerTransaction(request, reply_to, transport, self._send)
-        self._server_tx[self._server_key(request)] = tx
+    def _receive_cancel(
+        self, request: Request, key: ServerKey, reply_to: Address, transport: str, now: float
+    ) -> None:
         invite_tx = self._server_tx.get(self._server_key(request, "INVITE"))
-        if not isinstance(invite_tx, InviteServerTransaction):
-            self._reply(tx, 481, None, now)
-            return
+        assert isinstance(invite_tx, InviteServerTransaction)  # else _stateless_answer sent 481
+        tx = NonInviteServerTransaction(request, reply_to, transport, self._send)
+        self._keep(key, tx)
         self._reply(tx, 200, "OK", now)
         if invite_tx.final_sent:
             return
@@ -405,10 +483,7 @@ class UserAgent(ClientSide):
     def _on_options(
         self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
     ) -> None:
-        extra = {"Allow": ", ".join(ALLOWED_METHODS), "Accept": ACCEPT_HEADER}
-        if SUPPORTED:
-            extra["Supported"] = ", ".join(SUPPORTED)
-        self._reply(tx, 200, "OK", now, extra=extra)
+        self._reply(tx, 200, "OK", now, extra=self._options_headers())
 
     def _on_info(
         self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
@@ -428,7 +503,10 @@ class UserAgent(ClientSide):
             fields["signal"] = text.strip()[:1]
         digit = fields.get("signal", "")
         if digit:
-            duration = int(fields["duration"]) if fields.get("duration", "").isdigit() else 0
+            try:
+                duration = parse_number(fields.get("duration", ""), max_digits=6)
+            except SipSyntaxError:
+                duration = 0
             self._events.append(ev.DtmfInfo(call.call_id, digit, duration))
 
     def _on_notify(
@@ -464,18 +542,13 @@ class UserAgent(ClientSide):
                 call.reinvite_in = None
 
     def _receive_response(self, response: Response, source: Address, now: float) -> None:
-        # No allow-list here: a response only counts when it names one of our unguessable branches.
-        vias = response.vias
-        if len(vias) != 1:
-            self.log.warning(source[0], "malformed", "response with more than one Via dropped", now)
+        # No allow-list here: a response only counts when it names one of our unguessable branches. What the
+        # transaction user will read is parsed first, so a bad response is dropped here and not half-handled.
+        problem = validate_response(response)
+        if problem is not None:
+            self.log.warning(source[0], "malformed", f"response dropped: {_printable(problem)}", now)
             return
-        # parse what the transaction user will read, so a bad response is dropped here and not half-handled
-        response.cseq  # noqa: B018
-        response.call_id  # noqa: B018
-        response.from_  # noqa: B018
-        response.to  # noqa: B018
-        response.contacts  # noqa: B018
-        tx = self._client_tx.get((vias[0].branch or "", response.cseq.method))
+        tx = self._client_tx.get((response.vias[0].branch or "", response.cseq.method))
         if tx is None:
             return  # stray or late response: nothing waits for it
         tx.receive_response(response, now)
@@ -562,11 +635,11 @@ class UserAgent(ClientSide):
         call.reinvite_in = None
 
     def handle_timers(self, now: float | None = None) -> None:
+        """Run what is due by ``now``: cheap when nothing is (the shell may call it on every datagram)."""
         now = self.clock() if now is None else now
-        for tx in list(self._server_tx.values()) + list(self._client_tx.values()):
-            tx.fire_timers(now)
-        self._server_tx = {k: tx for k, tx in self._server_tx.items() if not tx.terminated}
-        self._client_tx = {k: tx for k, tx in self._client_tx.items() if not tx.terminated}
+        self._fire_transaction_timers(now)
+        if not self._timers or min(self._timers.values()) > now:
+            return
         for key, deadline in sorted(self._timers.items(), key=lambda item: item[1]):
             if deadline <= now and self._timers.get(key) == deadline:
                 del self._timers[key]
@@ -605,10 +678,6 @@ class UserAgent(ClientSide):
                 call.reinvite_in = None
 
 
-def _phrase(status: int, reason: str) -> str:
-    from .message import REASONS
-
-    if status == 505:
-        return REASONS[505]
-    text = "".join(ch if ch.isprintable() else "?" for ch in reason)
-    return text[:80] or REASONS.get(status, "Bad Request")
+def _printable(text: str) -> str:
+    """Peer text for the log: one short printable line."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:80])

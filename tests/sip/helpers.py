@@ -33,11 +33,18 @@ class Harness:
 
     settings: SipSettings = field(default_factory=SipSettings)
     clock: ManualClock = field(default_factory=ManualClock)
+    server_header: str = "voicebot"
     ua: UserAgent = field(init=False)
     sent: list[tuple[Request | Response, tuple[str, int], str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.ua = UserAgent(self.settings, local_host="127.0.0.1", local_port=5060, clock=self.clock)
+        self.ua = UserAgent(
+            self.settings,
+            local_host="127.0.0.1",
+            local_port=5060,
+            clock=self.clock,
+            server_header=self.server_header,
+        )
 
     def feed(self, data: bytes | str, source: tuple[str, int] = PEER, transport: str = "udp") -> list:
         raw = data.encode() if isinstance(data, str) else data

@@ -99,7 +99,7 @@ def create_app(
             "models_loaded": resources is not None,
             "active_calls": calls.active,
             "max_calls": calls.max_calls,
-            "sip_listening": calls.sip_listening,
+            "sip_listening": calls.sip_serving,
         }
 
     @app.get("/", include_in_schema=False)
