@@ -194,6 +194,15 @@ class SipSettings(_Section):
     handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
     # Let it ring (180) this long before answering; 0 = answer as soon as the call is ready.
     ring_s: float = 0.0
+    # RTP from another address than the caller's SDP names (NAT): "strict" takes it only after 5 consecutive packets
+    # while the SDP address is silent, "off" hears the SDP address only (sources outside the RTP networks never).
+    rtp_latching: Literal["off", "strict"] = "strict"
+    # RTP packets the bot may send to the caller's SDP address before the caller has sent any (0: wait, so a forged
+    # SDP cannot aim the bot's audio at a third party). The bot's own calls to staff_uri are not limited.
+    rtp_packets_before_receive: int = Field(default=0, ge=0)
+    # Networks RTP may come from (and go to); None: allowed_networks. Set it when the PBX lets phones or media
+    # gateways in other networks send media directly (direct media); an empty list allows every source.
+    rtp_allowed_networks: list[str] | None = None
 
 
 class HttpSettings(_Section):
