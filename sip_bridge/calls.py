@@ -19,7 +19,7 @@ import contextlib
 import functools
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -28,6 +28,7 @@ from pipecat.observers.base_observer import BaseObserver, FramePushed
 
 from sip_bridge.media import (
     LocalSdpSession,
+    MediaPeerPolicy,
     NegotiatedMedia,
     RtpEndpoint,
     SdpError,
@@ -77,6 +78,15 @@ class SipCallService:
         self._endpoint: SipEndpoint | None = None
         self._event_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        sip = settings.sip
+        # Whose RTP a caller's leg hears and when it may speak (built here, so a bad network fails at start).
+        self.media_policy = MediaPeerPolicy(
+            allowed_networks=tuple(
+                sip.allowed_networks if sip.rtp_allowed_networks is None else sip.rtp_allowed_networks
+            ),
+            latching=sip.rtp_latching,
+            packets_before_receive=sip.rtp_packets_before_receive,
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -330,9 +340,15 @@ class SipCallService:
             return _primary_address(ipv6=sip.bind_host == "::")
         return sip.bind_host
 
-    async def open_rtp(self, *, on_timeout: Callable[[], None]) -> RtpEndpoint:
+    async def open_rtp(self, *, on_timeout: Callable[[], None], originated: bool = False) -> RtpEndpoint:
+        """An RTP endpoint for one leg. ``originated``: a leg we call out to the configured staff URI, where we
+        may speak first (a staff phone may wait to hear us); a caller's leg waits for the caller's media."""
+        policy = replace(self.media_policy, packets_before_receive=None) if originated else self.media_policy
         endpoint = RtpEndpoint.from_settings(
-            self.settings.sip, input_rate=PIPELINE_SAMPLE_RATE, output_rate=PIPELINE_SAMPLE_RATE
+            self.settings.sip,
+            input_rate=PIPELINE_SAMPLE_RATE,
+            output_rate=PIPELINE_SAMPLE_RATE,
+            policy=policy,
         )
         endpoint.on_inactivity = on_timeout
         await endpoint.open()

@@ -112,7 +112,9 @@ class Transfer:
     async def _bridge_to_staff(self, staff_uri: str) -> None:
         self.state = "inviting"
         service = self.service
-        self.staff_rtp = await service.open_rtp(on_timeout=lambda: self.on_event(_MediaLost("staff")))
+        self.staff_rtp = await service.open_rtp(
+            on_timeout=lambda: self.on_event(_MediaLost("staff")), originated=True
+        )
         self.call.extra_endpoints.append(self.staff_rtp)
         caller_codec = self.call.negotiated.codec.name if self.call.negotiated else "PCMU"
         # Offer the caller's codec first: same codec on both legs lets the bridge relay payloads untouched.

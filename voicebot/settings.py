@@ -208,6 +208,15 @@ class SipSettings(_Section):
     inbound_digest_algorithms: list[Literal["SHA-256", "MD5"]] = ["SHA-256", "MD5"]
     # Server/User-Agent header value: a name without version (nothing to fingerprint); "" leaves it out.
     server_header: str = "voicebot"
+    # RTP from another address than the caller's SDP names (NAT): "strict" takes it only after 5 consecutive packets
+    # while the SDP address is silent, "off" hears the SDP address only (sources outside the RTP networks never).
+    rtp_latching: Literal["off", "strict"] = "strict"
+    # RTP packets the bot may send to the caller's SDP address before the caller has sent any (0: wait, so a forged
+    # SDP cannot aim the bot's audio at a third party). The bot's own calls to staff_uri are not limited.
+    rtp_packets_before_receive: int = Field(default=0, ge=0)
+    # Networks RTP may come from (and go to); None: allowed_networks. Set it when the PBX lets phones or media
+    # gateways in other networks send media directly (direct media); an empty list allows every source.
+    rtp_allowed_networks: list[str] | None = None
 
 
 class HttpSettings(_Section):

@@ -1,6 +1,7 @@
 """RTP media for SIP calls: SDP offer/answer, RTP, jitter buffer, RFC 4733 DTMF, codecs, paced endpoint."""
 
 from .endpoint import RtpEndpoint
+from .rtp import MediaPeerPolicy
 from .sdp import (
     CodecSpec,
     LocalSdpSession,
@@ -15,6 +16,7 @@ from .sdp import (
 __all__ = [
     "CodecSpec",
     "LocalSdpSession",
+    "MediaPeerPolicy",
     "NegotiatedMedia",
     "RtpEndpoint",
     "SdpError",

@@ -1,10 +1,12 @@
 """One call leg's RTP media over asyncio UDP: the thin I/O shell around the sans-I/O media cores.
 
-Incoming packets -> symmetric-RTP latch -> jitter buffer (or RFC 4733 decoder) -> decoded, resampled 20 ms
-PCM frames on :meth:`RtpEndpoint.read_audio`. Outgoing PCM (pipeline rate) waits in a queue that one paced
-loop drains in real time, whether or not the far end may hear it (on hold the bot's speech is discarded at
-the speed it would have been played, so the pipeline's timing stays true). :meth:`flush` empties that queue
-at once for barge-in. :meth:`bridge` relays RTP between two legs for the B2BUA transfer fallback.
+Incoming packets -> source check and latch (:class:`~.rtp.MediaPeerPolicy`) -> size check per codec -> jitter
+buffer (or RFC 4733 decoder) -> decoded, resampled 20 ms PCM frames on :meth:`RtpEndpoint.read_audio`.
+Outgoing PCM (pipeline rate) waits in a queue that one paced loop drains in real time, whether or not the far
+end may hear it (on hold, or before the far end has sent anything, the bot's speech is discarded at the speed
+it would have been played, so the pipeline's timing stays true). Packets go only to the latched source, or
+(within the policy's bound) to the SDP address. :meth:`flush` empties that queue at once for barge-in.
+:meth:`bridge` relays RTP between two legs for the B2BUA transfer fallback.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .clock import Pacer
 from .codecs import FRAME_MS, SAMPLE_WIDTH, AudioCodec, PcmFifo, PcmResampler
 from .dtmf import DtmfDecoder, encode_digit
 from .jitter import BufferedPacket, JitterBuffer, LossConcealer, Playout
-from .rtp import Address, RtpPacket, RtpReceiver, RtpSender
+from .rtp import Address, MediaPeerPolicy, RtpPacket, RtpReceiver, RtpSender
 from .sdp import NegotiatedMedia
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 COMFORT_NOISE_PT = 13
 _MAX_INPUT_FRAMES = 250  # 5 s of undelivered caller audio: beyond that the reader is gone, drop the oldest
+_MAX_PLAYOUT_MS = 500  # decoded audio waiting to be framed (the largest packet is 240 ms)
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -40,7 +43,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.endpoint = endpoint
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.endpoint._on_datagram(data, addr)
+        self.endpoint.receive_datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("RTP socket error: %s", exc)  # ICMP unreachable while the peer is not listening yet
@@ -61,9 +64,11 @@ class RtpEndpoint:
         jitter_min_ms: float = 40.0,
         jitter_max_ms: float = 200.0,
         max_queued_ms: float = 60.0,
+        policy: MediaPeerPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``port`` None picks a free even port in ``port_range``; 0 lets the OS choose (tests)."""
+        """``port`` None picks a free even port in ``port_range``; 0 lets the OS choose (tests). ``policy``:
+        whose media counts and whether we may send before hearing the far end (default: strict, we wait)."""
         self.host = host
         self.requested_port = port
         self.port_range = port_range
@@ -73,6 +78,7 @@ class RtpEndpoint:
         self.jitter_min_ms = jitter_min_ms
         self.jitter_max_ms = jitter_max_ms
         self.max_queued_ms = max_queued_ms
+        self.policy = policy or MediaPeerPolicy()
         self.clock = clock
         # Callbacks (plain functions, called on the event loop).
         self.on_dtmf: Callable[[str], None] | None = None
@@ -80,7 +86,7 @@ class RtpEndpoint:
 
         self.media: NegotiatedMedia | None = None
         self.codec: AudioCodec | None = None
-        self.receiver = RtpReceiver(payload_types=set())
+        self.receiver = RtpReceiver(payload_types=set(), policy=self.policy)
         self.sender = RtpSender(0)
         self.jitter = JitterBuffer(8000, min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms)
         self._dtmf_decoder = DtmfDecoder()
@@ -94,7 +100,6 @@ class RtpEndpoint:
         self._playout = PcmFifo()
         self._playing = False
         self._incoming: asyncio.Queue[bytes] = asyncio.Queue()
-        self._rx_ssrc: int | None = None
         self._last_rx = clock()
         self._inactivity_fired = False
 
@@ -109,6 +114,7 @@ class RtpEndpoint:
         self._opus_payloads: deque[bytes] = deque()
         self._talking = False
         self._first_packet = True
+        self._sent_unheard = 0  # packets sent to the SDP address before the far end had sent any
         self._dtmf_out: deque[tuple[bytes, bool, bool]] = deque()  # (payload, marker, new event)
         self._dtmf_timestamp = 0
         self._tick_ms = FRAME_MS
@@ -123,7 +129,13 @@ class RtpEndpoint:
 
     @classmethod
     def from_settings(
-        cls, sip: SipSettings, *, input_rate: int = 16000, output_rate: int = 16000, port: int | None = None
+        cls,
+        sip: SipSettings,
+        *,
+        input_rate: int = 16000,
+        output_rate: int = 16000,
+        port: int | None = None,
+        policy: MediaPeerPolicy | None = None,
     ) -> RtpEndpoint:
         return cls(
             host=sip.bind_host,
@@ -132,6 +144,7 @@ class RtpEndpoint:
             input_rate=input_rate,
             output_rate=output_rate,
             inactivity_timeout_s=sip.rtp_inactivity_timeout_s,
+            policy=policy,
         )
 
     # ----------------------------------------------------------------------------------------- lifecycle
@@ -191,11 +204,8 @@ class RtpEndpoint:
         if media.dtmf_payload_type is not None:
             accepted.add(media.dtmf_payload_type)
         self.receiver.payload_types = accepted
-        if previous is not None and (previous.remote_host, previous.remote_port) != (
-            media.remote_host,
-            media.remote_port,
-        ):
-            self.receiver.relatch()
+        self.receiver.expect((media.remote_host, media.remote_port))  # a new address (re-INVITE) re-latches
+        self._dtmf_decoder.clock_rate = media.dtmf_clock_rate or media.codec.clock_rate
         tick_ms = math.gcd(FRAME_MS, media.ptime_ms) if media.ptime_ms % 10 == 0 else FRAME_MS
         if tick_ms != self._tick_ms or previous is None:
             self._tick_ms = tick_ms
@@ -236,6 +246,13 @@ class RtpEndpoint:
     async def read_audio(self) -> bytes:
         """The next 20 ms of the far end's audio (s16 mono at ``input_rate``), in real time."""
         return await self._incoming.get()
+
+    def read_audio_nowait(self) -> bytes | None:
+        """The next 20 ms frame if one is waiting, else None (for pollers and clock-driven tests)."""
+        try:
+            return self._incoming.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
 
     async def send_audio(self, pcm: bytes) -> None:
         """Queue bot audio (s16 mono at ``output_rate``); waits while more than ``max_queued_ms`` is queued.
@@ -290,6 +307,10 @@ class RtpEndpoint:
             "underruns": jb.underruns,
             "jitter_ms": round(self.jitter.jitter_ms, 2),
             "foreign_packets_ignored": rx.ignored_foreign_source,
+            "unlatched_packets_ignored": rx.ignored_unlatched,
+            "forbidden_packets_ignored": rx.ignored_forbidden_source,
+            "oversize_packets_ignored": rx.ignored_oversize,
+            "dtmf_digits_suppressed": self._dtmf_decoder.suppressed,
         }
 
     # ------------------------------------------------------------------------------------------ bridge
@@ -331,23 +352,26 @@ class RtpEndpoint:
 
     # ------------------------------------------------------------------------------------------ receive
 
-    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
-        media = self.media
-        if media is None or self._closed:
+    def receive_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        """One datagram from the socket (sans-I/O entry: tests feed it directly). Never raises for bad input.
+
+        A new SSRC or sequence range (the far end restarted its stream) needs no special case here: the jitter
+        buffer resynchronises on a run of packets in the new range and ignores single strays.
+        """
+        media, codec = self.media, self.codec
+        if media is None or codec is None or self._closed:
             return
         packet = self.receiver.receive(data, addr)
         if packet is None:
             return
+        is_audio = packet.payload_type not in (media.dtmf_payload_type, COMFORT_NOISE_PT)
+        if is_audio and not codec.fits(packet.payload):
+            self.receiver.stats.ignored_oversize += 1
+            return
         now = self.clock()
         self._last_rx = now
-        if packet.ssrc != self._rx_ssrc:
-            if (
-                self._rx_ssrc is not None
-            ):  # the far end restarted its stream (or a new source after re-INVITE)
-                self.jitter.reset()
-            self._rx_ssrc = packet.ssrc
         if packet.payload_type == media.dtmf_payload_type:
-            digit = self._dtmf_decoder.feed(packet.timestamp, packet.payload)
+            digit = self._dtmf_decoder.feed(packet.timestamp, packet.payload, now)
             if digit is not None and self.on_dtmf is not None:
                 self.on_dtmf(digit)
             self.jitter.put(packet.sequence_number, packet.timestamp, None, now)
@@ -361,7 +385,7 @@ class RtpEndpoint:
     def _relay(self, packet: RtpPacket) -> None:
         """Send a packet received on the bridged peer out of this leg, renumbered as our own stream."""
         media = self.media
-        if media is None or not media.sends or self._transport is None:
+        if media is None or not media.sends or self._transport is None or self._destination() is None:
             return
         peer_media = self._peer.media if self._peer else None
         if peer_media is not None and packet.payload_type == peer_media.dtmf_payload_type:
@@ -374,10 +398,9 @@ class RtpEndpoint:
             payload_type = media.codec.payload_type
         offset = self._relay_ts_offset.setdefault(packet.ssrc, (self.sender.timestamp - packet.timestamp))
         timestamp = (packet.timestamp + offset) & 0xFFFFFFFF
-        data = self.sender.build(
+        self._transmit(
             packet.payload, marker=bool(packet.marker), payload_type=payload_type, timestamp=timestamp
         )
-        self._transport.sendto(data, self._destination())
 
     def _playout_frame(self) -> None:
         """Produce one 20 ms frame of far-end audio from the jitter buffer (concealing gaps)."""
@@ -402,6 +425,9 @@ class RtpEndpoint:
                 else:
                     self._concealer.good(pcm)
                 self._playout.push(pcm)
+                excess = len(self._playout) - self.input_rate * _MAX_PLAYOUT_MS // 1000 * SAMPLE_WIDTH
+                if excess > 0:  # never let one packet's worth of decoded audio delay the rest of the call
+                    self._playout.pop(excess - excess % SAMPLE_WIDTH)
             else:
                 self._playout.push(bytes(packet_bytes))
         if len(self._playout) < need:
@@ -505,8 +531,7 @@ class RtpEndpoint:
         marker = self._first_packet or (talking and not self._talking)
         self._talking = talking
         for payload, advance in zip(payloads, ticks, strict=True):
-            if media.sends:
-                self._transmit(self.sender.build(payload, marker=marker))
+            if self._transmit(payload, marker=marker):
                 marker = False
             self.sender.advance(advance)
 
@@ -518,13 +543,12 @@ class RtpEndpoint:
             if new_event:
                 self._dtmf_timestamp = self.sender.timestamp
             if payload:
-                data = self.sender.build(
+                self._transmit(
                     payload,
                     marker=marker,
                     payload_type=media.dtmf_payload_type,
                     timestamp=self._dtmf_timestamp,
                 )
-                self._transmit(data)
             is_end = bool(payload) and payload[1] & 0x80
             # The three end packets go out back to back; everything else one per packet time.
             if not (is_end and self._dtmf_out and self._dtmf_out[0][0] == payload):
@@ -532,16 +556,36 @@ class RtpEndpoint:
         # Bot audio waits (it is not dropped) while a key press goes out; the media clock runs on.
         self.sender.advance(media.codec.clock_rate * ptime_ms // 1000)
 
-    def _transmit(self, data: bytes) -> None:
+    def _transmit(
+        self, payload: bytes, *, marker: bool, payload_type: int | None = None, timestamp: int | None = None
+    ) -> bool:
+        """Number and send one packet, if we may send now and have somewhere to send it; whether it went."""
         media = self.media
         if self._transport is None or media is None or not media.sends:
-            return
+            return False
+        destination = self._destination()
+        if destination is None:
+            return False
+        if self.receiver.latched is None:
+            self._sent_unheard += 1
+        data = self.sender.build(payload, marker=marker, payload_type=payload_type, timestamp=timestamp)
         self._first_packet = False
-        self._transport.sendto(data, self._destination())
+        self._transport.sendto(data, destination)
+        return True
 
-    def _destination(self) -> Address:
-        assert self.media is not None
-        return self.receiver.latched or (self.media.remote_host, self.media.remote_port)
+    def _destination(self) -> Address | None:
+        """Where our media goes: the source we latched to; before that the SDP address only within the policy's
+        bound (and inside the allow-list), so a forged SDP cannot aim our audio at a third party."""
+        media = self.media
+        assert media is not None
+        if self.receiver.latched is not None:
+            return self.receiver.latched
+        budget = self.policy.packets_before_receive
+        if budget is not None and self._sent_unheard >= budget:
+            return None
+        if media.remote_port == 0 or not self.receiver.allows(media.remote_host):
+            return None
+        return (media.remote_host, media.remote_port)
 
     # --------------------------------------------------------------------------------------------- loop
 
@@ -550,14 +594,15 @@ class RtpEndpoint:
             while True:
                 await asyncio.sleep(self._pacer.delay())
                 for index in self._pacer.due():
-                    self._tick(index)
+                    self.tick(index)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("RTP media loop failed")
             raise
 
-    def _tick(self, index: int) -> None:
+    def tick(self, index: int) -> None:
+        """Pacing tick number ``index``: the media loop calls it on schedule; tests drive it with a fake clock."""
         tick_ms = self._tick_ms
         skipped = index - self._last_index - 1 if self._last_index >= 0 else 0
         self._last_index = index

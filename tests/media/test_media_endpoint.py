@@ -1,18 +1,24 @@
-"""RtpEndpoint over real UDP sockets on loopback (real codecs, real pacing; bounded in time)."""
+"""RtpEndpoint over real UDP sockets on loopback (real codecs, real pacing; bounded in time).
+
+The bot's endpoints wait for the far end's media before they send (the default policy); endpoints playing a
+phone that calls out speak first (``SPEAKS_FIRST``), as real phones and the bot's own leg to staff do.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
 from media_pcap import SIPP_PCAPS, read_udp
 
+from sip_bridge.calls import SipCallService
 from sip_bridge.media import (
     LocalSdpSession,
+    MediaPeerPolicy,
     NegotiatedMedia,
     RtpEndpoint,
     SessionDescription,
@@ -20,12 +26,13 @@ from sip_bridge.media import (
     answer_offer,
     build_offer,
 )
-from sip_bridge.media.rtp import RtpPacket
+from sip_bridge.media.rtp import RtpPacket, RtpSender
 from sip_bridge.media.sdp import CodecSpec
-from voicebot.settings import SipSettings
+from voicebot.settings import Settings, SipSettings
 
 pytestmark = pytest.mark.timeout(60)
 HOST = "127.0.0.1"
+SPEAKS_FIRST = MediaPeerPolicy(packets_before_receive=None)
 
 
 def tone(rate: int, seconds: float, hz: float = 440.0) -> bytes:
@@ -60,8 +67,18 @@ async def negotiate(
 
 
 @contextlib.asynccontextmanager
-async def endpoints(count: int, **kwargs: object) -> AsyncIterator[list[RtpEndpoint]]:
-    opened = [RtpEndpoint(host=HOST, port=0, **kwargs) for _ in range(count)]  # type: ignore[arg-type]
+async def endpoints(
+    count: int,
+    speaks_first: frozenset[int] = frozenset(),
+    policy: MediaPeerPolicy | None = None,
+    **kwargs: object,
+) -> AsyncIterator[list[RtpEndpoint]]:
+    """``count`` endpoints with ``policy``; those whose index is in ``speaks_first`` send before they have heard
+    anything."""
+    opened = [
+        RtpEndpoint(host=HOST, port=0, policy=SPEAKS_FIRST if index in speaks_first else policy, **kwargs)  # type: ignore[arg-type]
+        for index in range(count)
+    ]
     try:
         for endpoint in opened:
             await endpoint.open()
@@ -98,6 +115,19 @@ class Capture(asyncio.DatagramProtocol):
         assert self.transport is not None
         return int(self.transport.get_extra_info("sockname")[1])
 
+    def speak(
+        self, bot: RtpEndpoint, sender: RtpSender, count: int = 1, payload: bytes = b"\xff" * 160
+    ) -> None:
+        """Send ``count`` consecutive packets of one stream to the bot (the caller's media starts)."""
+        assert self.transport is not None
+        for _ in range(count):
+            self.transport.sendto(sender.build(payload), (HOST, bot.local_port))
+            sender.advance(len(payload))
+
+    async def next_packet(self) -> RtpPacket:
+        data, _ = await asyncio.wait_for(self.packets.get(), 2.0)
+        return RtpPacket.parse(data)
+
 
 @contextlib.asynccontextmanager
 async def capture_socket() -> AsyncIterator[Capture]:
@@ -111,7 +141,7 @@ async def capture_socket() -> AsyncIterator[Capture]:
 
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA", "G722", "opus"])
 async def test_audio_and_dtmf_flow_between_two_endpoints(codec: str) -> None:
-    async with endpoints(2) as (phone, bot):
+    async with endpoints(2, speaks_first=frozenset({0})) as (phone, bot):
         await negotiate(phone, bot, [codec])
         digits: list[str] = []
         bot.on_dtmf = digits.append
@@ -175,25 +205,111 @@ def accept_codec(name: str, payload_type: int) -> CodecSpec:
     return CodecSpec(name, payload_type, 8000)
 
 
-async def test_symmetric_rtp_latches_to_the_real_source_not_the_sdp_address() -> None:
+async def test_caller_behind_nat_is_latched_after_a_run_while_the_sdp_address_is_silent() -> None:
     async with endpoints(1) as (bot,), capture_socket() as sdp_address, capture_socket() as real_source:
         bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, sdp_address.port))
-        data, _ = await asyncio.wait_for(sdp_address.packets.get(), 2.0)  # before latching: the SDP address
-        sequence = RtpPacket.parse(data).sequence_number
-        assert real_source.transport is not None
-        real_source.transport.sendto(
-            RtpPacket(0, 0, 1, 160, 99, b"\xff" * 160).serialize(), (HOST, bot.local_port)
-        )
-        while True:
-            data, _ = await asyncio.wait_for(real_source.packets.get(), 2.0)
-            if RtpPacket.parse(data).sequence_number != sequence:
-                break
+        real_source.speak(bot, RtpSender(0), count=4)
+        await wait_until(lambda: bot.receiver.stats.ignored_unlatched == 4)
+        assert bot.receiver.latched is None and bot.sender.stats.packets_sent == 0  # four are not enough
+        real_source.speak(bot, RtpSender(0), count=5)  # a new stream: five in a row
+        await real_source.next_packet()
         assert bot.receiver.latched == (HOST, real_source.port)
+        assert sdp_address.packets.empty()
+
+
+async def test_an_early_packet_from_an_intruder_does_not_take_the_call() -> None:
+    """Issue 15 item 8: a packet from another address right after the 200 OK made the bot latch to it."""
+    async with (
+        endpoints(1) as (bot,),
+        capture_socket() as phone,
+        capture_socket() as intruder,
+    ):
+        bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, phone.port))
+        intruder_stream = RtpSender(0)
+        intruder.speak(bot, intruder_stream)
+        await wait_until(lambda: bot.receiver.stats.ignored_unlatched == 1)
+        phone.speak(bot, RtpSender(0))
+        await phone.next_packet()
+        assert bot.receiver.latched == (HOST, phone.port)
+        intruder.speak(bot, intruder_stream, count=20)  # a run after the caller spoke changes nothing
+        await wait_until(lambda: bot.receiver.stats.ignored_foreign_source == 20)
+        for _ in range(10):
+            await phone.next_packet()
+        assert intruder.packets.empty() and bot.receiver.latched == (HOST, phone.port)
+
+
+async def test_no_media_goes_to_an_sdp_address_that_never_sent_any() -> None:
+    """Issue 15 item 9: an INVITE whose SDP named a third address made the bot send it 435 packets."""
+    async with endpoints(1) as (bot,), capture_socket() as victim:
+        bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, victim.port))
+        await bot.send_audio(tone(16000, 0.1))
+        start = bot.sender.timestamp
+        await wait_until(
+            lambda: (bot.sender.timestamp - start) & 0xFFFFFFFF >= 50 * 160
+        )  # 1 s of media clock
+        assert victim.packets.empty() and bot.sender.stats.packets_sent == 0
+        victim.speak(bot, RtpSender(0))  # now the far end has shown it is there
+        assert (await victim.next_packet()).payload_type == 0
+
+
+async def test_packets_before_receive_are_bounded_by_the_policy() -> None:
+    policy = MediaPeerPolicy(packets_before_receive=3)
+    async with endpoints(1, policy=policy) as (bot,), capture_socket() as phone:
+        bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, phone.port))
+        for _ in range(3):
+            await phone.next_packet()
+        start = bot.sender.timestamp
+        await wait_until(lambda: (bot.sender.timestamp - start) & 0xFFFFFFFF >= 25 * 160)
+        assert phone.packets.empty() and bot.sender.stats.packets_sent == 3
+
+
+async def test_rtp_from_outside_the_allowed_networks_is_not_heard() -> None:
+    policy = MediaPeerPolicy(allowed_networks=("10.0.0.0/8", "::1/128"))
+    async with endpoints(1, policy=policy) as (bot,), capture_socket() as phone:
+        bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, phone.port))
+        phone.speak(bot, RtpSender(0), count=20)
+        await wait_until(lambda: bot.receiver.stats.ignored_forbidden_source == 20)
+        assert bot.receiver.latched is None and bot.receiver.stats.packets_received == 0
+        assert phone.packets.empty() and bot.sender.stats.packets_sent == 0
+
+
+async def test_call_service_hands_the_sip_settings_to_the_media_policy() -> None:
+    sip = SipSettings(
+        allowed_networks=["10.0.0.0/8"],
+        rtp_latching="off",
+        rtp_packets_before_receive=2,
+        rtp_port_min=31100,
+        rtp_port_max=31199,
+    )
+    service = SipCallService(Settings(sip=sip), registry=None, runner=None)  # type: ignore[arg-type]
+    caller_leg = await service.open_rtp(on_timeout=lambda: None)
+    staff_leg = await service.open_rtp(on_timeout=lambda: None, originated=True)
+    try:
+        assert caller_leg.policy == MediaPeerPolicy(("10.0.0.0/8",), "off", packets_before_receive=2)
+        assert staff_leg.policy.packets_before_receive is None  # our own call to staff_uri may speak first
+        assert staff_leg.policy.allowed_networks == ("10.0.0.0/8",)
+    finally:
+        await caller_leg.close()
+        await staff_leg.close()
+    direct_media = SipSettings(allowed_networks=["10.0.0.0/8"], rtp_allowed_networks=["192.0.2.0/24"])
+    service = SipCallService(Settings(sip=direct_media), registry=None, runner=None)  # type: ignore[arg-type]
+    assert service.media_policy.allowed_networks == ("192.0.2.0/24",)
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
+        SipCallService(Settings(sip=SipSettings(rtp_allowed_networks=["10.0.0.300/8"])), None, None)  # type: ignore[arg-type]
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 3.0) -> None:
+    """Bounded polling for a state the event loop reaches by itself (no fixed sleeps)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
 
 
 async def test_flush_drops_queued_bot_audio_at_once() -> None:
     async with endpoints(1, max_queued_ms=2000) as (bot,), capture_socket() as phone:
         bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, phone.port))
+        phone.speak(bot, RtpSender(0))
         await bot.send_audio(tone(16000, 1.5))  # 1.5 s queued, under the limit: returns at once
         speech = 0
         while speech < 5:  # wait until the tone is on the wire
@@ -239,7 +355,8 @@ async def test_inactivity_timeout_fires_once() -> None:
 async def test_bridge_relays_both_ways_and_keeps_tapping_the_caller(
     caller_codec: str, staff_codec: str
 ) -> None:
-    async with endpoints(4) as (caller, bot_leg, staff_leg, staff):
+    # The caller's phone speaks first, and so does the bot's own leg to staff; staff answers what it hears.
+    async with endpoints(4, speaks_first=frozenset({0, 2})) as (caller, bot_leg, staff_leg, staff):
         await negotiate(caller, bot_leg, [caller_codec])
         await negotiate(staff_leg, staff, [staff_codec])
         bot_leg.bridge(staff_leg)
@@ -273,6 +390,7 @@ async def test_from_settings_binds_an_even_port_in_the_configured_range() -> Non
 async def test_callers_30ms_ptime_marker_on_talkspurt_and_continuous_timestamps() -> None:
     async with endpoints(1, max_queued_ms=1000) as (bot,), capture_socket() as phone:
         bot.configure(NegotiatedMedia(accept_codec("PCMA", 8), None, 30, "sendrecv", HOST, phone.port))
+        phone.speak(bot, RtpSender(8), payload=b"\xd5" * 240)
         packets = [RtpPacket.parse((await asyncio.wait_for(phone.packets.get(), 2.0))[0]) for _ in range(3)]
         await bot.send_audio(tone(16000, 0.3))
         while len(packets) < 20:
@@ -288,17 +406,19 @@ async def test_callers_30ms_ptime_marker_on_talkspurt_and_continuous_timestamps(
 async def test_reinvite_switches_codec_and_peer_address() -> None:
     async with endpoints(1) as (bot,), capture_socket() as first, capture_socket() as second:
         bot.configure(NegotiatedMedia(accept_codec("PCMU", 0), None, 20, "sendrecv", HOST, first.port))
+        first.speak(bot, RtpSender(0))
         data, _ = await asyncio.wait_for(first.packets.get(), 2.0)
         assert RtpPacket.parse(data).payload_type == 0
         ssrc = RtpPacket.parse(data).ssrc
         bot.configure(NegotiatedMedia(accept_codec("PCMA", 8), None, 20, "sendrecv", HOST, second.port))
+        second.speak(bot, RtpSender(8), payload=b"\xd5" * 160)
         data, _ = await asyncio.wait_for(second.packets.get(), 2.0)
         packet = RtpPacket.parse(data)
         assert packet.payload_type == 8 and packet.ssrc == ssrc and packet.payload == b"\xd5" * 160
 
 
 async def test_ipv6_loopback_call() -> None:
-    phone = RtpEndpoint(host="::1", port=0)
+    phone = RtpEndpoint(host="::1", port=0, policy=SPEAKS_FIRST)
     bot = RtpEndpoint(host="::1", port=0)
     try:
         await phone.open()
