@@ -496,7 +496,9 @@ class UserAgent(ClientSide):
         call = self._call(call_id)
         if call.role != "uas" or call.state != "incoming" or call.server_tx is None:
             raise ValueError(f"call {call_id!r} is not an unanswered incoming call")
-        self._reply(call.server_tx, code, reason, self.clock(), to_tag=call.local_tag)
+        # A 503 (e.g. every line taken by browser calls) always says when to try again (RFC 3261 21.5.4).
+        extra = {"Retry-After": str(self.settings.retry_after_s)} if code == 503 else None
+        self._reply(call.server_tx, code, reason, self.clock(), to_tag=call.local_tag, extra=extra)
         self._end(call, "rejected", code, self.clock())
 
     def hangup(self, call_id: str) -> None:
