@@ -19,6 +19,9 @@ from loguru import logger
 
 from voicebot.settings import Settings
 
+HTTP_KEEP_ALIVE_S = 5  # an idle keep-alive HTTP connection is closed after this
+HTTP_MAX_HEAD_BYTES = 16 * 1024  # request line + headers larger than this are refused by h11
+
 
 class CallHandle(Protocol):
     """A running call pipeline, as the transports see it."""
@@ -139,6 +142,30 @@ def _bind_http(host: str, port: int) -> socket.socket:
     return sock
 
 
+def http_server_config(app: Any, settings: Settings, **overrides: Any) -> Any:
+    """uvicorn's configuration for the hotline's HTTP side.
+
+    No ``Server`` header (it named the server software to anyone); h11 with a deadline for the request head
+    (:func:`voicebot.web.limits.h11_with_head_timeout`) and a bounded head size; a short keep-alive. Request
+    bodies are bounded in the app (:mod:`voicebot.web.limits`). uvicorn's ``limit_concurrency`` stays off: its
+    503 carries no Retry-After.
+    """
+    import uvicorn
+
+    from voicebot.web.limits import h11_with_head_timeout
+
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "lifespan": "on",
+        "http": h11_with_head_timeout(settings.http.head_timeout_s),
+        "server_header": False,
+        "timeout_keep_alive": HTTP_KEEP_ALIVE_S,
+        "h11_max_incomplete_event_size": HTTP_MAX_HEAD_BYTES,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
+
+
 def _uvicorn_without_signal_handlers(config: Any) -> Any:
     """uvicorn replaces SIGINT/SIGTERM handlers while serving; here one handler stops SIP and HTTP together."""
     import uvicorn
@@ -168,8 +195,6 @@ async def serve(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Run SIP and HTTP until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly."""
-    import uvicorn
-
     from sip_bridge.calls import SipCallService
     from sip_bridge.sip.transport import raise_open_file_limit
     from voicebot.web.app import create_app
@@ -211,8 +236,7 @@ async def serve(
     registry.sip_probe = lambda: sip.listening
 
     app = create_app(settings, resources, registry=registry, call_runner=runner)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    http = _uvicorn_without_signal_handlers(config)
+    http = _uvicorn_without_signal_handlers(http_server_config(app, settings))
     http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
     while not http.started and not http_task.done():
         await asyncio.sleep(0.02)

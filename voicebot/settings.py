@@ -222,6 +222,19 @@ class SipSettings(_Section):
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
+    # /docs and /openapi.json describe the API to anyone who asks: for development only.
+    api_docs: bool = False
+    # Larger request bodies get 413 before they are read (an SDP offer is a few kB).
+    max_body_bytes: int = 64 * 1024
+    # A request body not complete after this long gets 408 (slow senders must not hold connections).
+    body_timeout_s: float = 10.0
+    # A connection that sends no complete request head in this time (idle or trickling) is closed.
+    head_timeout_s: float = 10.0
+    # A browser offer whose ICE/DTLS does not connect in this time is closed; only connected calls take a line.
+    offer_connect_timeout_s: float = 10.0
+    # Offers waiting for their browser to connect, in all (then 503 + Retry-After) and per address (then 429).
+    max_pending_offers: int = 4
+    max_pending_offers_per_source: int = 2
 
 
 class Settings(BaseSettings):
