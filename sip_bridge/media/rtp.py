@@ -12,11 +12,13 @@ import ipaddress
 import random
 from collections import OrderedDict
 from dataclasses import dataclass
+from enum import Enum
 from typing import Literal
 
 from aiortc.rtp import RtpPacket
 
 __all__ = [
+    "LatchState",
     "MediaPeerPolicy",
     "RtpPacket",
     "RtpReceiver",
@@ -164,6 +166,16 @@ class _Probation:
         return self.run
 
 
+class LatchState(Enum):
+    """Whose media a receiver hears, see :class:`RtpReceiver`."""
+
+    OPEN = (
+        "open"  # nobody heard yet: the SDP address's first valid packet, or a run from another source, wins
+    )
+    PROBATION = "probation"  # another allowed source is sending a run; the SDP address may still win first
+    LATCHED = "latched"  # one source is the far end; every other one is ignored until a re-INVITE moves it
+
+
 _MAX_PROBATIONS = 8  # candidate sources tracked at once; the least recently heard is forgotten first
 
 
@@ -186,6 +198,12 @@ class RtpReceiver:
         self.ssrc: int | None = None
         self.stats = RtpStats()
         self._probations: OrderedDict[Address, _Probation] = OrderedDict()
+
+    @property
+    def state(self) -> LatchState:
+        if self.latched is not None:
+            return LatchState.LATCHED
+        return LatchState.PROBATION if self._probations else LatchState.OPEN
 
     def expect(self, address: Address | None) -> None:
         """The address the far end's SDP names; a different one than before (re-INVITE) forgets the latch."""
