@@ -34,6 +34,11 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    from voicebot.logs import configure_logging
+
+    configure_logging(
+        "DEBUG", stdlib=False
+    )  # loguru's own default level, but no variable dumps in tracebacks
     app()
 
 

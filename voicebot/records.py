@@ -48,7 +48,7 @@ class CallRecordStore(Protocol):
 def build_record_store(settings: Settings) -> CallRecordStore:
     """PostgreSQL when ``database_url`` is set (JSON files in ``calls_dir`` as its fallback), else JSON files."""
     if settings.database_url:
-        return PostgresStore(settings.database_url, fallback_dir=settings.paths.calls_dir)
+        return PostgresStore(settings.database_url.get_secret_value(), fallback_dir=settings.paths.calls_dir)
     return JsonFileStore(settings.paths.calls_dir)
 
 

@@ -115,7 +115,9 @@ class UserAgentCore:
         self._challenger: DigestChallenger | None = None
         if settings.inbound_realm and settings.inbound_username and settings.inbound_password is not None:
             self._challenger = DigestChallenger(
-                settings.inbound_realm, settings.inbound_username, settings.inbound_password
+                settings.inbound_realm,
+                settings.inbound_username,
+                settings.inbound_password.get_secret_value(),
             )
         self._reg_call_id = new_call_id(self.local_host)
         self._reg_tag = new_tag()
@@ -263,9 +265,10 @@ class UserAgentCore:
         self, tx: ClientTransaction, response: Response, call: Call | None
     ) -> ClientTransaction | None:
         """Resend ``tx.request`` with credentials for a 401/407 (once per request chain)."""
-        username, password = self.settings.auth_username, self.settings.auth_password
-        if username is None or password is None:
+        username, secret = self.settings.auth_username, self.settings.auth_password
+        if username is None or secret is None:
             return None
+        password = secret.get_secret_value()
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         answer_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
         challenge = _pick_digest_challenge(response.headers.lines(header))

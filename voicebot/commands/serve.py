@@ -11,18 +11,6 @@ import typer
 from voicebot.commands.errors import fail, settings_or_exit
 
 
-def _configure_logging(level: str) -> None:
-    """One log level (``log_level`` setting) for our loguru logs, pipecat's and the SIP/RTP stdlib loggers."""
-    import logging
-    import sys
-
-    from loguru import logger
-
-    logger.remove()
-    logger.add(sys.stderr, level=level.upper())
-    logging.basicConfig(level=level.upper(), format="%(asctime)s | %(levelname)-8s | %(name)s - %(message)s")
-
-
 def serve(
     sip_port: Annotated[
         int | None, typer.Option("--sip-port", help="SIP port, UDP and TCP (default 5060).")
@@ -39,7 +27,11 @@ def serve(
         if port is not None and not 0 < port < 65536:
             raise fail(f"{name} must be between 1 and 65535, not {port}")
     settings = settings_or_exit()
-    _configure_logging(settings.log_level)
+    from voicebot.logs import configure_logging
+
+    # One log level (``log_level``) for our loguru logs, pipecat's and the SIP/RTP stdlib loggers; no variable
+    # dumps in tracebacks (they would print the settings and what callers sent).
+    configure_logging(settings.log_level)
 
     from voicebot.models import ModelError
     from voicebot.pipeline.resources import ModelLoadError
