@@ -32,7 +32,8 @@ class CallHandle(Protocol):
 
 # Gets HandoffRequestFrame / CallEndingFrame once the caller heard the words that go with them.
 CallEventHandler = Callable[[Any], Awaitable[None]]
-# (transport, call id, the transport's output sample rate, event handler) → a call ready to run
+# (transport, the channel's id for the call, the transport's output sample rate, event handler) → a call ready to
+# run. The id (a SIP Call-ID comes from the peer) is only stored in the call record, which gets its own id.
 CallRunner = Callable[[Any, str, int, CallEventHandler | None], Awaitable[CallHandle]]
 
 
@@ -103,15 +104,22 @@ class CallRegistry:
         self._active[lease.kind] = max(0, self._active.get(lease.kind, 0) - 1)
 
 
-def pipeline_call_runner(settings: Settings, resources: Any) -> CallRunner:
-    """The production :data:`CallRunner`: the voice pipeline (voicebot.pipeline) over any transport."""
+def pipeline_call_runner(settings: Settings, resources: Any, *, channel: str = "sip") -> CallRunner:
+    """The production :data:`CallRunner`: the voice pipeline (voicebot.pipeline) over any transport; ``channel``
+    ("sip", "webrtc") is what the call records say about where the calls came in."""
     from voicebot.pipeline.pipeline import build_call_pipeline
 
     async def run_call(
         transport: Any, call_id: str, sample_rate: int, on_event: CallEventHandler | None
     ) -> CallHandle:
         worker, transcript = build_call_pipeline(
-            settings, transport, resources, call_id, on_event, audio_out_sample_rate=sample_rate
+            settings,
+            transport,
+            resources,
+            call_id,
+            on_event,
+            channel=channel,
+            audio_out_sample_rate=sample_rate,
         )
         return PipelineCall(worker, transcript)
 
@@ -181,7 +189,7 @@ async def serve(
 
     resources = await asyncio.to_thread(load_shared_resources, settings)
     registry = CallRegistry(max_calls=settings.sip.max_calls)
-    runner = pipeline_call_runner(settings, resources)
+    runner = pipeline_call_runner(settings, resources, channel="sip")
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -200,7 +208,8 @@ async def serve(
         raise
     registry.sip_listening = True
 
-    app = create_app(settings, resources, registry=registry, call_runner=runner)
+    web_runner = pipeline_call_runner(settings, resources, channel="webrtc")
+    app = create_app(settings, resources, registry=registry, call_runner=web_runner)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     http = _uvicorn_without_signal_handlers(config)
     http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
