@@ -26,7 +26,7 @@ COMMAND_MODULES = (
     "voicebot.commands.kb",  # voicebot kb ingest|stats
     "voicebot.commands.answers",  # voicebot ask, voicebot eval, voicebot bench answer
     "voicebot.commands.calls",  # voicebot call, voicebot bench latency, voicebot bench asr
-    "voicebot.commands.serve",  # voicebot serve, voicebot bench sip
+    "voicebot.commands.serve",  # voicebot serve, voicebot bench sip|soak
 )
 
 for _name in COMMAND_MODULES:

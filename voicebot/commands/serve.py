@@ -1,4 +1,5 @@
-"""``voicebot serve`` (SIP + HTTP in one process) and ``voicebot bench sip`` (real SIP calls over loopback)."""
+"""``voicebot serve`` (SIP + HTTP in one process), ``voicebot bench sip`` (real SIP calls over loopback) and
+``voicebot bench soak`` (many sequential real calls: does the server grow?)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,29 @@ def bench_sip(
         raise typer.Exit(code=1)
 
 
+def bench_soak(
+    calls: Annotated[int, typer.Option("--calls", min=2, help="Number of sequential calls to place.")] = 30,
+    warmup: Annotated[
+        int, typer.Option("--warmup", min=0, help="First calls left out of the growth per call.")
+    ] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Sequential real SIP calls against `voicebot serve`: its RSS and threads after each call, growth per call."""
+    from voicebot.benchmarks.soak import format_call, format_report, run_soak
+
+    settings = settings_or_exit()
+    on_call = None if as_json else (lambda call: typer.echo(format_call(call)))
+    try:
+        report = asyncio.run(run_soak(settings, calls=calls, warmup=min(warmup, calls - 2), on_call=on_call))
+    except RuntimeError as error:  # the server did not come up (missing model, port) or espeak-ng is missing
+        raise fail(str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)) from None
+    typer.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else format_report(report))
+    if report["failed_calls"]:
+        raise typer.Exit(code=1)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Register ``voicebot serve`` and ``voicebot bench sip``."""
+    """Register ``voicebot serve``, ``voicebot bench sip`` and ``voicebot bench soak``."""
     app.command("serve")(serve)
     bench_app.command("sip")(bench_sip)
+    bench_app.command("soak")(bench_soak)
