@@ -229,6 +229,9 @@ class RtpEndpoint:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        # The codec's libav encoder/decoder run filter graphs with a thread pool each; drop them now, because the
+        # endpoint itself sits in reference cycles that only the garbage collector frees, calls later.
+        self.codec = None
         self._drained.set()
 
     # ------------------------------------------------------------------------------------- public media
