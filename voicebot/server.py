@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -160,6 +161,19 @@ def load_shared_resources(settings: Settings) -> Any:
     return CallResources.load(settings)
 
 
+def _freeze_startup_objects() -> None:
+    """Move what start-up created (models, index, modules: ~170,000 objects that live as long as the process)
+    out of the garbage collector's view.
+
+    Each call leaves some reference cycles behind (its pipeline graph, with the audio frames still queued at
+    hang-up). Python collects them in a full collection, which it runs only once the objects that survived
+    grew by a quarter of all long-lived ones: with the start-up objects counted, every ~20 calls, so memory
+    climbed ≈ 1 MB per call in between. Frozen, they neither delay nor slow down the full collections.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(
     settings: Settings,
     *,
@@ -188,6 +202,7 @@ async def serve(
         settings = settings.model_copy(update={"http": settings.http.model_copy(update={"port": http_port})})
 
     resources = await asyncio.to_thread(load_shared_resources, settings)
+    _freeze_startup_objects()
     registry = CallRegistry(max_calls=settings.sip.max_calls)
     runner = pipeline_call_runner(settings, resources, channel="sip")
 
