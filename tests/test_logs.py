@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from interop.peers import VoicebotServer, free_port, shared_index_dir
 from loguru import logger
+from pydantic import SecretStr
 
 from sip_bridge.media.sdp import SessionDescription
 from voicebot.logs import configure_logging
@@ -27,17 +28,11 @@ BROKEN_OFFER = (
 
 
 def _settings() -> Settings:
-    database, api_key, auth, inbound = SECRETS
+    database, api_key, auth, inbound = (SecretStr(secret) for secret in SECRETS)
     return Settings(
-        database_url=f"postgresql://voicebot:{database}@127.0.0.1:9/voicebot",  # type: ignore[arg-type]
-        llm=LlmSettings(base_url="http://127.0.0.1:9/v1", api_key=api_key),  # type: ignore[arg-type]
-        sip=SipSettings(
-            port=0,
-            transports=["udp"],
-            auth_username="2001",
-            auth_password=auth,  # type: ignore[arg-type]
-            inbound_password=inbound,  # type: ignore[arg-type]  (no realm: calls are not challenged)
-        ),
+        database_url=SecretStr(f"postgresql://voicebot:{database.get_secret_value()}@127.0.0.1:9/voicebot"),
+        llm=LlmSettings(base_url="http://127.0.0.1:9/v1", api_key=api_key),
+        sip=SipSettings(auth_username="2001", auth_password=auth, inbound_password=inbound),
     )
 
 
