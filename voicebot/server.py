@@ -162,13 +162,14 @@ def load_shared_resources(settings: Settings) -> Any:
 
 
 def _freeze_startup_objects() -> None:
-    """Move what start-up created (models, index, modules: ~170,000 objects that live as long as the process)
+    """Move what start-up created (models, index, modules: over 100,000 objects that live as long as the process)
     out of the garbage collector's view.
 
     Each call leaves some reference cycles behind (its pipeline graph, with the audio frames still queued at
     hang-up). Python collects them in a full collection, which it runs only once the objects that survived
     grew by a quarter of all long-lived ones: with the start-up objects counted, every ~20 calls, so memory
-    climbed ≈ 1 MB per call in between. Frozen, they neither delay nor slow down the full collections.
+    climbed ≈ 1 MB per call in between, and each of those collections stopped the event loop (every call's
+    audio) for ≈ 130 ms on a 2-core machine. Frozen, they neither delay nor slow down the full collections.
     """
     gc.collect()
     gc.freeze()
