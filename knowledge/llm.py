@@ -185,7 +185,7 @@ class LlmAnswerEngine:
         splitter = SentenceSplitter()
         client = openai.AsyncOpenAI(
             base_url=llm.base_url,
-            api_key=llm.api_key,
+            api_key=llm.api_key.get_secret_value(),
             max_retries=0,
             timeout=llm.timeout_s,
         )

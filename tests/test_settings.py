@@ -64,6 +64,39 @@ def test_explicit_arguments_win(clean_env: Path, monkeypatch: pytest.MonkeyPatch
     assert settings.paths.models_dir == clean_env / "m"
 
 
+def test_secrets_keep_their_names_but_are_never_shown(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """database_url, llm.api_key and the SIP passwords come from the same TOML keys and VOICEBOT_* variables as
+    before, and no rendering of the settings (repr, str, model_dump, JSON) discloses them."""
+    (clean_env / "voicebot.toml").write_text(
+        'database_url = "postgresql://voicebot:db-secret-1@127.0.0.1/voicebot"\n'
+        '[sip]\nauth_username = "2001"\nauth_password = "sip-secret-2"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("VOICEBOT_LLM__API_KEY", "llm-secret-3")
+    monkeypatch.setenv("VOICEBOT_SIP__INBOUND_PASSWORD", "sip-secret-4")
+    settings = Settings()
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == "postgresql://voicebot:db-secret-1@127.0.0.1/voicebot"
+    assert settings.sip.auth_password is not None and settings.sip.inbound_password is not None
+    assert settings.sip.auth_password.get_secret_value() == "sip-secret-2"
+    assert settings.sip.inbound_password.get_secret_value() == "sip-secret-4"
+    assert settings.llm.api_key.get_secret_value() == "llm-secret-3"
+    assert Settings().llm.api_key.get_secret_value() == "llm-secret-3"  # env still wins over the default
+    renderings = [
+        repr(settings),
+        str(settings),
+        str(settings.model_dump()),
+        settings.model_dump_json(),
+        repr(settings.sip),
+        f"{settings.llm}",
+    ]
+    for rendering in renderings:
+        for secret in ("db-secret-1", "sip-secret-2", "llm-secret-3", "sip-secret-4"):
+            assert secret not in rendering, rendering
+
+
 @pytest.mark.parametrize(
     ("toml", "location"),
     [

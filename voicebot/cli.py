@@ -26,7 +26,7 @@ COMMAND_MODULES = (
     "voicebot.commands.kb",  # voicebot kb ingest|stats
     "voicebot.commands.answers",  # voicebot ask, voicebot eval, voicebot bench answer
     "voicebot.commands.calls",  # voicebot call, voicebot bench latency, voicebot bench asr
-    "voicebot.commands.serve",  # voicebot serve, voicebot bench sip
+    "voicebot.commands.serve",  # voicebot serve, voicebot bench sip|soak
 )
 
 for _name in COMMAND_MODULES:
@@ -34,6 +34,11 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    from voicebot.logs import configure_logging
+
+    configure_logging(
+        "DEBUG", stdlib=False
+    )  # loguru's own default level, but no variable dumps in tracebacks
     app()
 
 

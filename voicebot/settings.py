@@ -4,6 +4,10 @@ Every tunable lives here with its *embedded default* (CPU, offline, this reposit
 municipal IT department reads one file to know what it can change. Values come, in rising priority, from these
 defaults, a TOML file (``voicebot.toml`` in the working directory or the path in ``VOICEBOT_CONFIG``) and
 environment variables (``VOICEBOT_<SECTION>__<FIELD>``, e.g. ``VOICEBOT_LLM__BASE_URL``).
+
+Passwords and keys are ``SecretStr``: ``repr``, ``str`` and ``model_dump()`` show ``**********``, so a settings
+object in a log line or an error never discloses them; the one place that uses a secret calls
+``.get_secret_value()``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -91,7 +95,7 @@ class LlmSettings(_Section):
     """Any OpenAI-compatible endpoint: vLLM in production, llama.cpp server locally. None = no LLM configured."""
 
     base_url: str | None = None
-    api_key: str = "not-needed"
+    api_key: SecretStr = SecretStr("not-needed")
     model: str = "default"
     temperature: float = 0.1
     max_tokens: int = 160
@@ -182,12 +186,12 @@ class SipSettings(_Section):
     # Registration to a PBX as an extension (optional).
     registrar: str | None = None
     auth_username: str | None = None
-    auth_password: str | None = None
+    auth_password: SecretStr | None = None
     register_expires_s: int = 600
     # Digest challenge of inbound INVITEs (optional).
     inbound_realm: str | None = None
     inbound_username: str | None = None
-    inbound_password: str | None = None
+    inbound_password: SecretStr | None = None
     # Hand-off target.
     staff_uri: str = "sip:staff@127.0.0.1:5070"
     transfer_timeout_s: float = 20.0
@@ -248,7 +252,8 @@ class Settings(BaseSettings):
 
     town: str = "Musterstadt"
     log_level: str = "INFO"
-    database_url: str | None = None  # PostgreSQL in production; None keeps records as JSON files under paths
+    # PostgreSQL in production (its URL holds the password); None keeps records as JSON files under paths.
+    database_url: SecretStr | None = None
     paths: PathSettings = Field(default_factory=PathSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)

@@ -168,9 +168,14 @@ class MediaSession:
                 self._send.encode_resampler = PcmResampler(output_rate, self.codec.audio_rate)
 
     def close(self) -> None:
-        """Leave any bridge; from now on nothing goes in or out (idempotent)."""
+        """Leave any bridge; from now on nothing goes in or out (idempotent).
+
+        The codec's libav encoder/decoder run filter graphs with a thread pool each: drop them now, because the
+        endpoint around this session sits in reference cycles that only the garbage collector frees, calls later.
+        """
         self.unbridge()
         self.state = SessionState.CLOSED
+        self.codec = None
 
     # ------------------------------------------------------------------------------------------ outputs
 

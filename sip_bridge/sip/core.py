@@ -159,7 +159,7 @@ class UserAgentCore:
             self._challenger = DigestChallenger(
                 settings.inbound_realm,
                 settings.inbound_username,
-                settings.inbound_password,
+                settings.inbound_password.get_secret_value(),
                 settings.inbound_nonce_ttl_s,
                 max_failures=settings.inbound_auth_max_failures,
                 failure_window_s=settings.inbound_auth_failure_window_s,
@@ -361,9 +361,10 @@ class UserAgentCore:
         self, tx: ClientTransaction, response: Response, call: Call | None
     ) -> ClientTransaction | None:
         """Resend ``tx.request`` with credentials for a 401/407 (once per request chain)."""
-        username, password = self.settings.auth_username, self.settings.auth_password
-        if username is None or password is None:
+        username, secret = self.settings.auth_username, self.settings.auth_password
+        if username is None or secret is None:
             return None
+        password = secret.get_secret_value()
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         answer_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
         challenge = _pick_digest_challenge(response.headers.lines(header))

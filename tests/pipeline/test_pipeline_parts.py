@@ -106,8 +106,8 @@ def test_repeat_detection() -> None:
 
 
 def test_transcript_is_written_continuously_and_records_barge_in(tmp_path: Path) -> None:
-    transcript = CallTranscript("c1", tmp_path)
-    path = tmp_path / "c1.json"
+    transcript = CallTranscript(tmp_path, channel="simulation")
+    path = tmp_path / f"{transcript.call_id}.json"
     assert json.loads(path.read_text())["turns"] == []
     greeting = transcript.add_bot_turn("greeting", "Guten Tag.", interruptible=False)
     assert not transcript.mark_interrupted()  # the notice is always heard in full

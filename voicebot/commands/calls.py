@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,10 +13,9 @@ from voicebot.commands.errors import fail, settings_or_exit
 
 
 def _quiet_logs(verbose: bool) -> None:
-    from loguru import logger
+    from voicebot.logs import configure_logging
 
-    logger.remove()
-    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+    configure_logging("DEBUG" if verbose else "WARNING", stdlib=False)
 
 
 def _resources(settings: Any) -> Any:

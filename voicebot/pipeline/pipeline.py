@@ -17,7 +17,8 @@ Interface for the telephony/WebRTC layer::
 
     resources = CallResources.load(settings)                       # once per process
     worker, transcript = build_call_pipeline(
-        settings, transport, resources, call_id,
+        settings, transport, resources, channel_call_id,
+        channel="sip",                    # or "webrtc"/"simulation": how the record names the call's channel
         on_event=handle,                  # gets HandoffRequestFrame / CallEndingFrame after they were spoken
         audio_out_sample_rate=8000,       # the transport's output rate (8000 for G.711, 48000 for Opus)
     )
@@ -28,8 +29,9 @@ Push ``InputDTMFFrame`` from the transport for keypad digits; they pass through 
 in the transcript). To make the bot say something from outside (e.g. before a transfer), queue
 ``voicebot.pipeline.speech.bot_turn_frames(transcript, kind, text)`` with ``worker.queue_frames``.
 The transcript (``CallTranscript``) is saved to ``resources.records`` after every change (JSON files in
-``calls_dir``, or PostgreSQL when ``database_url`` is set); it gets an ``ended_reason`` (goodbye, silence, hangup,
-ended).
+``calls_dir``, or PostgreSQL when ``database_url`` is set) under a call id of its own (``transcript.call_id``;
+the channel's id, e.g. the SIP Call-ID, is only a field of it); it gets an ``ended_reason`` (goodbye, silence,
+hangup, ended).
 """
 
 from __future__ import annotations
@@ -66,16 +68,20 @@ def build_call_pipeline(
     settings: Settings,
     transport: BaseTransport,
     resources: CallResources,
-    call_id: str,
+    channel_call_id: str | None,
     on_event: CallEventHandler | None = None,
     *,
+    channel: str,
     audio_out_sample_rate: int = 16000,
     silence_timeout_s: float | None = None,
     transcript: CallTranscript | None = None,
 ) -> tuple[PipelineWorker, CallTranscript]:
     """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript."""
     transcript = transcript or CallTranscript(
-        call_id, settings.paths.calls_dir, store=resources.record_store_for(settings)
+        settings.paths.calls_dir,
+        channel=channel,
+        channel_call_id=channel_call_id,
+        store=resources.record_store_for(settings),
     )
     call = settings.call
     tts = CallTTSService(
@@ -109,7 +115,7 @@ def build_call_pipeline(
     )
     worker = PipelineWorker(
         pipeline,
-        name=f"call-{call_id}",
+        name=f"call-{transcript.call_id}",
         params=PipelineParams(
             audio_in_sample_rate=PIPELINE_SAMPLE_RATE,
             audio_out_sample_rate=audio_out_sample_rate,

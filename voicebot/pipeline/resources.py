@@ -8,7 +8,7 @@ several threads at once, so calls never wait for each other except inside espeak
 Usage (what ``voicebot call`` and the SIP/WebRTC server do)::
 
     resources = CallResources.load(settings)            # once per process
-    pipeline, transcript = build_call_pipeline(settings, transport, resources, call_id)  # per call
+    pipeline, transcript = build_call_pipeline(settings, transport, resources, None, channel="sip")  # per call
 """
 
 from __future__ import annotations

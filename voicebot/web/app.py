@@ -226,7 +226,7 @@ async def _run_web_call(connection: Any, call_id: str, runner: CallRunner, lease
 def _default_call_runner(settings: Settings, resources: Any) -> CallRunner:
     from voicebot.server import pipeline_call_runner
 
-    return pipeline_call_runner(settings, resources)
+    return pipeline_call_runner(settings, resources, channel="webrtc")
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
