@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from sip_bridge.media import NegotiatedMedia, RtpEndpoint
+from sip_bridge.media.rtp import MediaPeerPolicy
 from sip_bridge.media.sdp import CodecSpec
 from voicebot.benchmarks.soak import process_sample, slope
 
@@ -41,7 +42,8 @@ async def test_a_closed_rtp_endpoint_leaves_no_codec_threads(
     codec: CodecSpec, no_garbage_collection: None
 ) -> None:
     before = _threads()
-    bot, phone = RtpEndpoint(host=HOST, port=0), RtpEndpoint(host=HOST, port=0)
+    speaks_first = MediaPeerPolicy(packets_before_receive=None)  # like our own leg to staff: it may talk first
+    bot, phone = RtpEndpoint(host=HOST, port=0, policy=speaks_first), RtpEndpoint(host=HOST, port=0)
     bot_port, phone_port = await bot.open(), await phone.open()
     try:
         bot.configure(NegotiatedMedia(codec, None, 20, "sendrecv", HOST, phone_port))
