@@ -75,3 +75,10 @@ def test_process_sample_reads_memory_and_threads_of_a_process() -> None:
     status = Path("/proc/self/status").read_text()
     assert sample.threads == int(status.split("Threads:")[1].split()[0]) == sum(sample.thread_names.values())
     assert sample.rss_kb > 10_000
+
+
+def test_malloc_arenas_can_be_limited_on_glibc() -> None:
+    """`voicebot serve` caps glibc's arenas at start; on this (glibc) platform the call must take effect."""
+    from voicebot.process_limits import limit_malloc_arenas
+
+    assert limit_malloc_arenas(8)  # 8 = glibc's own per-core default order of magnitude: harmless in the test run

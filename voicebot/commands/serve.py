@@ -27,6 +27,9 @@ def serve(
     for name, port in (("--sip-port", sip_port), ("--http-port", http_port)):
         if port is not None and not 0 < port < 65536:
             raise fail(f"{name} must be between 1 and 65535, not {port}")
+    from voicebot.process_limits import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread allocates: RSS stays flat over many calls (bench soak)
     settings = settings_or_exit()
     from voicebot.logs import configure_logging
 
