@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from knowledge import guard, normalize
+from knowledge import normalize
+from knowledge.textfold import fold_text, fold_word
 from knowledge.types import Chunk, Hit
 
 
@@ -108,7 +109,7 @@ _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 def content_words(text: str) -> list[str]:
     """The words that carry the request, folded (used for coverage and follow-up detection)."""
-    words = re.findall(r"[a-z0-9]+", guard.fold(text))
+    words = re.findall(r"[a-z0-9]+", fold_text(text))
     return [w for w in words if w not in _STOPWORDS and w not in _town_words and len(w) > 2]
 
 
@@ -117,7 +118,7 @@ _town_words: set[str] = set()
 
 def set_town(name: str) -> None:
     """The town's own name says nothing about the topic ("Hundesteuer in Musterstadt")."""
-    _town_words.update(guard.fold(name).split())
+    _town_words.update(fold_text(name).split())
     _said_words.cache_clear()  # both depend on the town's words
     _curated_names.cache_clear()
 
@@ -145,7 +146,7 @@ _ASKING_WORDS = frozenset(
 @lru_cache(maxsize=1024)
 def _page_words(chunk: Chunk) -> tuple[str, frozenset[str]]:
     """A page's folded text and its 5-letter stems (cached: the same pages are judged again and again)."""
-    page = guard.fold(" ".join((chunk.title, " ".join(chunk.synonyms), chunk.spoken_answer, chunk.text)))
+    page = fold_text(" ".join((chunk.title, " ".join(chunk.synonyms), chunk.spoken_answer, chunk.text)))
     return page, frozenset(word[:5] for word in re.findall(r"[a-z0-9]+", page))
 
 
@@ -169,7 +170,7 @@ def _coverage(question: str, chunk: Chunk) -> float:
     found = sum(
         1
         for w in words
-        if on_page(w) or any(on_page(normalize.fold(t)) for t in normalize.colloquial_terms(w))
+        if on_page(w) or any(on_page(fold_word(t)) for t in normalize.colloquial_terms(w))
     )
     return found / len(words)
 
@@ -188,7 +189,7 @@ def _word_forms(word: str, caller: bool = True) -> frozenset[str]:
     """A folded word's stem; for a caller's word also the stems of the official terms it stands for ("offen"
     → "offnungszeit"), so that "habt ihr offen" meets the synonym "Öffnungszeiten". Names are not expanded:
     the lexicon also lists related terms ("heiraten" → "Standesamt") that are no name of the page."""
-    folded = normalize.fold(word)
+    folded = fold_word(word)
     forms = {normalize.stem(folded)}
     if caller:
         forms.update(normalize.stem(term) for term in normalize.COLLOQUIAL_SYNONYMS.get(folded, ()))
@@ -213,7 +214,7 @@ def _said_words(question: str) -> tuple[_Said, ...]:
     """The caller's topic words, plus what ASR and German grammar split apart: adjacent topic words joined
     ("hunde steuer" → "hundesteuer", "um melden" → "ummelden"), spelled letters joined ("o g s" → "ogs") and
     separable particles put back ("melde ich das Gewerbe ab" → "abmelde")."""
-    raw = re.findall(r"[a-z0-9]+", guard.fold(question))
+    raw = re.findall(r"[a-z0-9]+", fold_text(question))
     topical = set(content_words(question))
     topical.update(w for w in raw if len(w) == 2 and w.isalpha() and w not in _STOPWORDS)  # "ID", "aG"
     said = [_Said(w, _word_forms(w), frozenset({i})) for i, w in enumerate(raw) if w in topical]
@@ -242,7 +243,7 @@ def _name_words(name: str) -> list[str]:
     ("Ab melden" → "abmelden", "O G S" → "ogs"), so that a split name does not shrink to a generic word."""
     joined: list[str] = []
     carry = ""
-    for word in re.findall(r"[a-z0-9]+", guard.fold(name)):
+    for word in re.findall(r"[a-z0-9]+", fold_text(name)):
         if word in _PARTICLES or (len(word) == 1 and word.isalpha()):
             carry += word
             continue
@@ -296,7 +297,7 @@ def name_evidence(question: str, chunk: Chunk) -> NameEvidence:
     "Kind", "offen") 0.5, so longer and more specific names beat shorter ones ("Perso verloren" > "Perso").
     """
     said = _said_words(question)
-    raw = re.findall(r"[a-z0-9]+", guard.fold(question))
+    raw = re.findall(r"[a-z0-9]+", fold_text(question))
     best, best_positions = 0.0, frozenset[int]()
     in_part: set[int] = set()
     title_forms = {form for forms in _curated_names(chunk.title, ())[:1] for word in forms for form in word}
@@ -393,7 +394,7 @@ _CLOCK_TIME = re.compile(r"\b\d{1,2}([:.]\d{2})? uhr\b|\b\d{1,2}:\d{2}\b|o'clock
 
 def answers_opening_hours(chunk: Chunk) -> bool:
     """Whether the answer the bot would speak states times of day (else it cannot answer "wann habt ihr auf")."""
-    return bool(_CLOCK_TIME.search(guard.fold(chunk.spoken_answer or chunk.text)))
+    return bool(_CLOCK_TIME.search(fold_text(chunk.spoken_answer or chunk.text)))
 
 
 def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandidate], float, bool]:
@@ -441,7 +442,7 @@ def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandi
     )
     if coverage == 0.0:  # the page mentions none of the caller's topic words ("Taxi", "iPhone")
         confidence = min(confidence, NO_OVERLAP_CAP)
-    if _OPENING_HOURS.search(guard.fold(question)) and not answers_opening_hours(best.chunk):
+    if _OPENING_HOURS.search(fold_text(question)) and not answers_opening_hours(best.chunk):
         confidence = min(confidence, NO_OVERLAP_CAP)  # asked when it is open; the page names no times
     return ordered, round(min(1.0, confidence), 3), close_call
 
@@ -467,5 +468,5 @@ def names_no_topic(question: str) -> bool:
 
 
 def is_follow_up(question: str) -> bool:
-    folded = guard.fold(question)
+    folded = fold_text(question)
     return len(folded.split()) <= 7 and bool(_FOLLOW_UP.search(folded)) and len(content_words(question)) <= 3

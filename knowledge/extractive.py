@@ -27,6 +27,7 @@ from knowledge.confidence import (
     set_town,
 )
 from knowledge.sentences import split_sentences
+from knowledge.textfold import fold_text
 from knowledge.types import (
     Action,
     Answer,
@@ -69,7 +70,7 @@ def earlier_turns(request: AnswerRequest) -> Sequence[Turn]:
     if (
         history
         and history[-1].role == "caller"
-        and guard.fold(history[-1].text) == guard.fold(request.question)
+        and fold_text(history[-1].text) == fold_text(request.question)
     ):
         return history[:-1]
     return history
@@ -110,7 +111,7 @@ def _pick_offered(request: AnswerRequest, pages: Sequence[PageCandidate]) -> Pag
     titles = phrases.offered_choices(bot.text) if bot else []
     if not titles:
         return None
-    folded = guard.fold(request.question)
+    folded = fold_text(request.question)
     chosen: str | None = None
     if re.search(r"\b(erste|ersten|ersteres|first)\b", folded):
         chosen = titles[0]

@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import unicodedata
 from difflib import SequenceMatcher
 
 from pipecat.frames.frames import (
@@ -28,6 +26,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from knowledge.textfold import utterance_words
 from knowledge.types import Action
 from voicebot.pipeline.frames import BotAnswerFrame, CallEndingFrame, CallerQuestionFrame, HandoffRequestFrame
 from voicebot.pipeline.speech import say
@@ -37,18 +36,12 @@ from voicebot.settings import CallSettings
 HANDOFF_ACTIONS = (Action.HANDOFF, Action.EMERGENCY, Action.REDIRECT)
 
 
-def normalise_utterance(text: str) -> str:
-    """Lowercase, umlauts kept, punctuation and apostrophes dropped, spaces collapsed."""
-    text = unicodedata.normalize("NFC", text.lower()).replace("’", "'").replace("'", "")
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text)).strip()
-
-
 def matches_phrase(text: str, phrases: list[str], *, max_extra_words: int = 3) -> bool:
     """True when ``text`` is essentially one of ``phrases``: a short utterance containing its words in order,
     each allowing the small misspellings of phone ASR ("Wiederhöhren")."""
-    words = normalise_utterance(text).split()
+    words = utterance_words(text).split()
     for phrase in phrases:
-        wanted = normalise_utterance(phrase).split()
+        wanted = utterance_words(phrase).split()
         if wanted and len(words) <= len(wanted) + max_extra_words and _contains_in_order(words, wanted):
             return True
     return False
