@@ -168,9 +168,7 @@ def _coverage(question: str, chunk: Chunk) -> float:
 
     # A colloquial word counts when the page uses the official term ("Gebrauchtwagen" → "Fahrzeug").
     found = sum(
-        1
-        for w in words
-        if on_page(w) or any(on_page(fold_word(t)) for t in normalize.colloquial_terms(w))
+        1 for w in words if on_page(w) or any(on_page(fold_word(t)) for t in normalize.colloquial_terms(w))
     )
     return found / len(words)
 

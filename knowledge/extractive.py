@@ -26,6 +26,7 @@ from knowledge.confidence import (
     rank_pages,
     set_town,
 )
+from knowledge.config import KnowledgeConfig
 from knowledge.sentences import split_sentences
 from knowledge.textfold import fold_text
 from knowledge.types import (
@@ -39,7 +40,6 @@ from knowledge.types import (
     SentenceEvent,
     Turn,
 )
-from voicebot.settings import Settings
 
 
 class Retriever(Protocol):
@@ -146,11 +146,11 @@ class ExtractiveAnswerEngine:
 
     mode = "extractive"
 
-    def __init__(self, settings: Settings, retriever: Retriever) -> None:
-        self._settings = settings
+    def __init__(self, config: KnowledgeConfig, retriever: Retriever) -> None:
+        self._config = config
         self._retriever = retriever
         self._lock = threading.Lock()  # searches run in worker threads; one at a time per index
-        set_town(settings.town)
+        set_town(config.town)
 
     # -- retrieval, shared with the LLM mode
     def _search(self, query: str) -> tuple[list[Hit], list[PageCandidate]]:
@@ -158,10 +158,10 @@ class ExtractiveAnswerEngine:
         cosines: Sequence[float] = ()
         with self._lock:
             if detailed is not None:  # HybridRetriever also reports each page's cosine
-                result = detailed(query, self._settings.retrieval.candidates)
+                result = detailed(query, self._config.retrieval.candidates)
                 hits, cosines = list(result.hits), list(result.cosines)
             else:
-                hits = self._retriever.search(query, self._settings.retrieval.candidates)
+                hits = self._retriever.search(query, self._config.retrieval.candidates)
         return hits, rank_pages(hits, cosines)
 
     def retrieve_sync(self, request: AnswerRequest) -> Retrieval:
@@ -180,7 +180,7 @@ class ExtractiveAnswerEngine:
         ordered, confidence, close_call = judge(request.question, pages)
         retrieval = Retrieval(request.question, hits, ordered, confidence, close_call, 0.0)
         no_topic = names_no_topic(request.question)
-        if combined is not None and (no_topic or confidence < self._settings.answer.min_confidence):
+        if combined is not None and (no_topic or confidence < self._config.answer.min_confidence):
             hits, pages = self._search(combined)
             ordered, confidence, close_call = judge(combined, pages)
             if no_topic or confidence > retrieval.confidence:
@@ -192,7 +192,7 @@ class ExtractiveAnswerEngine:
         return await asyncio.to_thread(self.retrieve_sync, request)
 
     def is_confident(self, retrieval: Retrieval) -> bool:
-        return retrieval.top is not None and retrieval.confidence >= self._settings.answer.min_confidence
+        return retrieval.top is not None and retrieval.confidence >= self._config.answer.min_confidence
 
     # -- decisions
     def decide(self, request: AnswerRequest, retrieval: Retrieval) -> Answer:
@@ -242,7 +242,7 @@ class ExtractiveAnswerEngine:
                 text, Action.HANDOFF, confidence, [], self.mode, language, "low_confidence_again", timings
             )
         asr = request.asr_confidence
-        if asr is not None and asr < self._settings.answer.min_asr_confidence:
+        if asr is not None and asr < self._config.answer.min_asr_confidence:
             text, reason = phrases.CLARIFY_ACOUSTIC, "low_asr"
         else:
             text, reason = phrases.CLARIFY_REPHRASE, "low_confidence"

@@ -20,9 +20,9 @@ import numpy as np
 
 from knowledge import embeddings
 from knowledge.chunking import bm25_text
+from knowledge.config import RetrievalConfig
 from knowledge.normalize import Normalizer
 from knowledge.types import Chunk, Hit
-from voicebot.settings import RetrievalSettings
 
 # Compound parts and colloquial expansions count half: "Hund ist gestorben" is about the dog, not a Sterbefall.
 SECONDARY_WEIGHT = 0.5
@@ -62,9 +62,9 @@ class HybridRetriever:
         self,
         chunks: Sequence[Chunk],
         chunk_embeddings: np.ndarray,
-        settings: RetrievalSettings | None = None,
+        config: RetrievalConfig | None = None,
     ) -> None:
-        self.settings = settings or RetrievalSettings()
+        self.config = config or RetrievalConfig()
         self.chunks = list(chunks)
         self.embeddings = np.ascontiguousarray(chunk_embeddings, dtype=np.float32)
         if self.embeddings.shape[0] != len(self.chunks):
@@ -90,12 +90,12 @@ class HybridRetriever:
         return self._by_id.get(chunk_id)
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
-        """The ``k`` (default ``settings.top_k``) best documents' best chunks, best first."""
+        """The ``k`` (default ``config.top_k``) best documents' best chunks, best first."""
         return self.search_detailed(query, k).hits
 
     def search_detailed(self, query: str, k: int | None = None) -> SearchResult:
         started = time.perf_counter()
-        k = k or self.settings.top_k
+        k = k or self.config.top_k
         primary, secondary = self.normalizer.weighted_tokens(query)
         tokens = primary + secondary
         if not self.chunks or not query.strip():
@@ -107,7 +107,7 @@ class HybridRetriever:
             bm25_chunk += SECONDARY_WEIGHT * np.asarray(self._bm25.get_scores(secondary), dtype=np.float32)
         bm25_done = time.perf_counter()
         query_vector = embeddings.embed_query(
-            self.normalizer.embedding_query(query), self.settings.query_threads
+            self.normalizer.embedding_query(query), self.config.query_threads
         )
         embed_done = time.perf_counter()
         # einsum, not BLAS: OpenBLAS threads spin-wait on a busy 2-core machine (≈ 5 ms vs 0.6 ms at 2,000 rows).
@@ -119,15 +119,15 @@ class HybridRetriever:
         cosine_doc = np.full(n_docs, -1.0, dtype=np.float32)
         np.maximum.at(cosine_doc, self._chunk_doc, cosine_chunk)
 
-        candidates = max(self.settings.candidates, k)
+        candidates = max(self.config.candidates, k)
         bm25_ranks = _ranks(bm25_doc, candidates, positive_only=True)
         cosine_ranks = _ranks(cosine_doc, candidates, positive_only=False)
-        rrf_k = self.settings.rrf_k
+        rrf_k = self.config.rrf_k
         fused: dict[int, float] = {}
         for doc, rank in bm25_ranks.items():
-            fused[doc] = fused.get(doc, 0.0) + self.settings.bm25_weight / (rrf_k + rank)
+            fused[doc] = fused.get(doc, 0.0) + self.config.bm25_weight / (rrf_k + rank)
         for doc, rank in cosine_ranks.items():
-            fused[doc] = fused.get(doc, 0.0) + self.settings.embedding_weight / (rrf_k + rank)
+            fused[doc] = fused.get(doc, 0.0) + self.config.embedding_weight / (rrf_k + rank)
         ranked = sorted(fused.items(), key=lambda item: (-item[1], -cosine_doc[item[0]]))[:k]
 
         # Best chunk of each chosen document: cosine, nudged by BM25 (normalised to the query's best match).
@@ -160,7 +160,7 @@ class HybridRetriever:
             confidence=0.0,
             query_tokens=tuple(tokens),
         )
-        result = replace(result, confidence=confidence(result, self.settings))
+        result = replace(result, confidence=confidence(result, self.config))
         finished = time.perf_counter()
         result.timings_ms.update(
             bm25=(bm25_done - started) * 1000,
@@ -170,13 +170,13 @@ class HybridRetriever:
         return result
 
 
-def confidence(result: SearchResult, settings: RetrievalSettings | None = None) -> float:
+def confidence(result: SearchResult, settings: RetrievalConfig | None = None) -> float:
     """0..1: how sure retrieval is that the first hit is *the* page for the question.
 
     Built from ranks and margins rather than raw scores: both retrievers agreeing on the first page, the fused
     score's lead over the runner-up, and the cosine's lead (cosines are bunched, so 0.02 is already a clear lead).
     """
-    settings = settings or RetrievalSettings()
+    settings = settings or RetrievalConfig()
     if not result.hits:
         return 0.0
     top = result.hits[0]

@@ -137,7 +137,7 @@ class CallResources:
         if answer_engine is None:
             from knowledge.engine import build_answer_engine
 
-            answer_engine = build_answer_engine(settings)
+            answer_engine = build_answer_engine(settings.knowledge())
         load_ms["answer_engine"] = (time.perf_counter() - started) * 1000
 
         memory = {"before_models": round(rss_before, 1), "after_models": round(resident_memory_mb(), 1)}
