@@ -4,16 +4,16 @@ BM25 catches exact service words, fees and numbers ("Hundesteuer", "37 Euro"); e
 ("mein Hund muss angemeldet werden"). Each ranks *documents* (a document scores as its best chunk), the ranks are
 fused (RRF), and the best chunk of each document is returned, so top-3 means three different pages.
 
-Confidence: e5 cosines are bunched (≈ 0.75–0.88 for anything German), so raw thresholds alone mean little.
-:class:`SearchResult` exposes ranks, cosines, BM25 scores and margins, and :func:`confidence` turns them into a
-0..1 number: high when both retrievers put the same page first and it leads clearly.
+:class:`SearchResult` exposes ranks, cosines, BM25 scores and margins. How sure the bot is that the first page
+answers the question is decided in one place, :func:`knowledge.confidence.judge`, for the answer engines and
+``voicebot kb search`` alike.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import bm25s
 import numpy as np
@@ -38,7 +38,6 @@ class SearchResult:
     bm25_scores: list[float]  # per hit: best chunk BM25 score of its document (0 = no keyword matched)
     top_cosine: float  # best cosine over all documents
     cosine_margin: float  # best minus second-best document cosine
-    confidence: float  # 0..1, see confidence()
     query_tokens: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)  # "bm25", "embed", "total"
 
@@ -99,7 +98,7 @@ class HybridRetriever:
         primary, secondary = self.normalizer.weighted_tokens(query)
         tokens = primary + secondary
         if not self.chunks or not query.strip():
-            return SearchResult(query, [], [], [], 0.0, 0.0, 0.0, tuple(tokens))
+            return SearchResult(query, [], [], [], 0.0, 0.0, tuple(tokens))
         bm25_chunk = np.zeros(len(self.chunks), dtype=np.float32)
         if primary:
             bm25_chunk += np.asarray(self._bm25.get_scores(primary), dtype=np.float32)
@@ -157,10 +156,8 @@ class HybridRetriever:
             bm25_scores=bm25_scores,
             top_cosine=top_cosine,
             cosine_margin=margin,
-            confidence=0.0,
             query_tokens=tuple(tokens),
         )
-        result = replace(result, confidence=confidence(result, self.config))
         finished = time.perf_counter()
         result.timings_ms.update(
             bm25=(bm25_done - started) * 1000,
@@ -168,26 +165,3 @@ class HybridRetriever:
             total=(finished - started) * 1000,
         )
         return result
-
-
-def confidence(result: SearchResult, settings: RetrievalConfig | None = None) -> float:
-    """0..1: how sure retrieval is that the first hit is *the* page for the question.
-
-    Built from ranks and margins rather than raw scores: both retrievers agreeing on the first page, the fused
-    score's lead over the runner-up, and the cosine's lead (cosines are bunched, so 0.02 is already a clear lead).
-    """
-    settings = settings or RetrievalConfig()
-    if not result.hits:
-        return 0.0
-    top = result.hits[0]
-    best_possible = (settings.bm25_weight + settings.embedding_weight) / (settings.rrf_k + 1)
-    fused_share = top.score / best_possible
-    second = result.hits[1].score if len(result.hits) > 1 else 0.0
-    fused_lead = (top.score - second) / top.score if top.score else 0.0
-    agree = 1.0 if top.bm25_rank == 1 and top.embedding_rank == 1 else 0.0
-    cosine_lead = min(1.0, result.cosine_margin / 0.03) if top.embedding_rank == 1 else 0.0
-    keyword = 1.0 if top.bm25_rank == 1 else (0.5 if top.bm25_rank else 0.0)
-    value = (
-        0.3 * agree + 0.2 * keyword + 0.2 * cosine_lead + 0.2 * min(1.0, fused_lead * 5) + 0.1 * fused_share
-    )
-    return round(max(0.0, min(1.0, value)), 3)
