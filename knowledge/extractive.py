@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -151,19 +150,18 @@ class ExtractiveAnswerEngine:
     def __init__(self, config: KnowledgeConfig, retriever: Retriever) -> None:
         self._config = config
         self._retriever = retriever
-        self._lock = threading.Lock()  # searches run in worker threads; one at a time per index
         self.town = TownLexicon.of(config.town)  # this engine's, not the process's
 
     # -- retrieval, shared with the LLM mode
     def _search(self, query: str) -> tuple[list[Hit], list[PageCandidate]]:
         detailed = getattr(self._retriever, "search_detailed", None)
         cosines: Sequence[float] = ()
-        with self._lock:
-            if detailed is not None:  # HybridRetriever also reports each page's cosine
-                result = detailed(query, self._config.retrieval.candidates)
-                hits, cosines = list(result.hits), list(result.cosines)
-            else:
-                hits = self._retriever.search(query, self._config.retrieval.candidates)
+        # No lock: searches of simultaneous calls run in worker threads at once (HybridRetriever is safe for that).
+        if detailed is not None:  # HybridRetriever also reports each page's cosine
+            result = detailed(query, self._config.retrieval.candidates)
+            hits, cosines = list(result.hits), list(result.cosines)
+        else:
+            hits = self._retriever.search(query, self._config.retrieval.candidates)
         return hits, rank_pages(hits, cosines)
 
     def retrieve_sync(self, request: AnswerRequest) -> Retrieval:

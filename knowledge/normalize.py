@@ -411,11 +411,12 @@ class Normalizer:
             or word in self.splitter.vocabulary
         ):
             return []
-        if self._by_initial is None:
-            self._by_initial = {}
+        if self._by_initial is None:  # built whole, then published: searches run in several threads
+            by_initial: dict[str, list[str]] = {}
             for known in self.splitter.vocabulary:
                 if len(known) >= 6:
-                    self._by_initial.setdefault(known[0], []).append(known)
+                    by_initial.setdefault(known[0], []).append(known)
+            self._by_initial = by_initial
         limit = 1 if len(word) < 10 else 2
         best: list[str] = []
         best_distance = limit + 1

@@ -55,7 +55,12 @@ def _ranks(scores: np.ndarray, limit: int, positive_only: bool) -> dict[int, int
 
 
 class HybridRetriever:
-    """Searches a fixed set of chunks; build a new one after re-ingesting (cheap: BM25 builds in milliseconds)."""
+    """Searches a fixed set of chunks; build a new one after re-ingesting (cheap: BM25 builds in milliseconds).
+
+    Several threads may search at once (the calls of one process share one retriever): the chunks, BM25 index and
+    embeddings are only read after construction, the normaliser's caches are plain dict updates under the GIL,
+    and the e5 query needs no lock (:mod:`knowledge.embeddings`).
+    """
 
     def __init__(
         self,
