@@ -56,7 +56,6 @@ class AnswerConfig(_Config):
 
     mode: Literal["auto", "llm", "extractive"] = "auto"  # auto: llm when llm.base_url is set, else extractive
     min_confidence: float = 0.5  # below: clarify once, then hand off
-    clarify_margin: float = 0.1
     max_sentences: int = 2
     min_asr_confidence: float = 0.35  # below (when the ASR reports one) and retrieval unsure: ask to repeat
     llm_min_confidence: float = 0.3  # llm mode: below this retrieval confidence the model is not even asked

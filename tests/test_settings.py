@@ -152,3 +152,18 @@ def test_knowledge_gets_its_part_of_the_settings(clean_env: Path, monkeypatch: p
     assert config.llm.base_url == "http://127.0.0.1:8000/v1"
     assert config.resolved_answer_mode() == settings.resolved_answer_mode() == "llm"
     assert config.retrieval is settings.retrieval  # shared, not copied
+
+
+@pytest.mark.parametrize(
+    ("toml", "location"),
+    [
+        ("[answer]\nclarify_margin = 0.1\n", "answer.clarify_margin"),
+        ("[paths]\ndata_dir = 'var'\n", "paths.data_dir"),
+    ],
+)
+def test_settings_that_nothing_read_are_gone(clean_env: Path, toml: str, location: str) -> None:
+    """A setting must do something: these two promised behaviour that no code had, so they were removed."""
+    (clean_env / "voicebot.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(ValidationError) as excinfo:
+        Settings()
+    assert [".".join(str(p) for p in e["loc"]) for e in excinfo.value.errors()] == [location]

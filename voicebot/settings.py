@@ -38,7 +38,6 @@ class _Section(BaseModel):
 class PathSettings(_Section):
     """Where models, the search index and call records live (relative paths are taken from the working dir)."""
 
-    data_dir: Path = Path("var")
     models_dir: Path = Path("var/models")
     index_dir: Path = Path("var/index")
     calls_dir: Path = Path("var/calls")
