@@ -126,7 +126,7 @@ class CallSettings(_Section):
     goodbye: str = "Vielen Dank für Ihren Anruf. Auf Wiederhören!"
     apology: str = "Entschuldigung, da ist bei mir etwas schiefgegangen."
     handoff_message: str = "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter."
-    max_call_s: float = 900.0
+    max_call_s: float = 900.0  # then max_call_message is said and the call ends; 0 = no limit
     # Turn taking (Silero VAD + smart-turn v3) and answer timeouts of the voice pipeline.
     greeting_interruptible: bool = False  # the AI/data-protection notice is always heard in full
     vad_confidence: float = 0.7
@@ -149,6 +149,10 @@ class CallSettings(_Section):
     )
     goodbye_phrases: list[str] = Field(
         default_factory=lambda: ["tschüss", "auf wiederhören", "auf wiedersehen", "das war's", "das wars"]
+    )
+    # Said when a call reaches max_call_s, just before the bot hangs up (so the caller knows why).
+    max_call_message: str = (
+        "Die maximale Gesprächsdauer ist erreicht. Bitte rufen Sie bei Bedarf erneut an. Auf Wiederhören!"
     )
 
 

@@ -349,6 +349,7 @@ async def simulate_call(
         on_event=on_event,
         audio_out_sample_rate=out_rate,
         silence_timeout_s=settings.call.silence_timeout_s / speed,
+        max_call_s=settings.call.max_call_s / speed,
         transcript=CallTranscript(
             call_id,
             settings.paths.calls_dir,

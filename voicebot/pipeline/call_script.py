@@ -3,6 +3,7 @@
 - :class:`GreetingSpeaker` says the greeting with the AI disclosure and data-protection notice at call start.
 - :class:`DtmfRecorder` notes keypad digits in the transcript and passes the frames on (hand-off uses them).
 - :class:`SilenceWatchdog` asks once whether the caller is still there, then ends the call politely.
+- :class:`CallTimeLimit` ends the call politely when it has lasted ``call.max_call_s``.
 - :class:`GoodbyeDetector` ends the call when the caller says goodbye.
 - :class:`RepeatResponder` repeats the last answer on "Wie bitte?".
 - :class:`HandoffSignaler` (after the answer step) turns a hand-off/emergency/redirect answer into a
@@ -151,6 +152,43 @@ class SilenceWatchdog(FrameProcessor):
             self._ended = True
             await say(self, self._transcript, "goodbye", self._call.goodbye, interruptible=False)
             await end_call(self, self._transcript, "silence")
+
+
+class CallTimeLimit(FrameProcessor):
+    """``max_call_s`` after the call started: say ``max_call_message`` (not interruptible), then end the call.
+
+    A line is a shared resource (``sip.max_calls``); this bounds how long one caller can hold it. Questions that
+    arrive after the limit are not answered any more: the closing sentence is already on its way.
+    """
+
+    def __init__(
+        self, *, transcript: CallTranscript, call: CallSettings, limit_s: float | None = None
+    ) -> None:
+        super().__init__()
+        self._transcript = transcript
+        self._call = call
+        self._limit_s = limit_s if limit_s is not None else call.max_call_s
+        self._timer: asyncio.Task[None] | None = None
+        self._reached = False
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if self._reached and isinstance(frame, CallerQuestionFrame):
+            return
+        await self.push_frame(frame, direction)
+        if isinstance(frame, StartFrame) and self._limit_s > 0 and self._timer is None:
+            self._timer = self.create_task(self._expire(), name="max_call")
+
+    async def cleanup(self) -> None:
+        if self._timer is not None and not self._timer.done() and self._timer is not asyncio.current_task():
+            await self.cancel_task(self._timer)
+        await super().cleanup()
+
+    async def _expire(self) -> None:
+        await asyncio.sleep(self._limit_s)
+        self._reached = True
+        await say(self, self._transcript, "max_duration", self._call.max_call_message, interruptible=False)
+        await end_call(self, self._transcript, "max_duration")
 
 
 class GoodbyeDetector(_ScriptStep):
