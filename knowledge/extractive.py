@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -19,14 +18,16 @@ from typing import Protocol
 from knowledge import guard, phrases
 from knowledge.confidence import (
     PageCandidate,
+    TownLexicon,
     content_words,
     is_follow_up,
     judge,
     names_no_topic,
     rank_pages,
-    set_town,
 )
+from knowledge.config import KnowledgeConfig
 from knowledge.sentences import split_sentences
+from knowledge.textfold import fold_text
 from knowledge.types import (
     Action,
     Answer,
@@ -38,7 +39,6 @@ from knowledge.types import (
     SentenceEvent,
     Turn,
 )
-from voicebot.settings import Settings
 
 
 class Retriever(Protocol):
@@ -69,7 +69,7 @@ def earlier_turns(request: AnswerRequest) -> Sequence[Turn]:
     if (
         history
         and history[-1].role == "caller"
-        and guard.fold(history[-1].text) == guard.fold(request.question)
+        and fold_text(history[-1].text) == fold_text(request.question)
     ):
         return history[:-1]
     return history
@@ -89,7 +89,7 @@ def last_caller_turn(history: Sequence[Turn]) -> Turn | None:
     return None
 
 
-def combined_query(request: AnswerRequest) -> str | None:
+def combined_query(request: AnswerRequest, town: TownLexicon) -> str | None:
     """The question joined with the previous caller turn, when the question may lean on it (else None).
 
     Used for replies to "Meinen Sie A oder B?" and for short follow-ups ("und was kostet das?").
@@ -99,18 +99,20 @@ def combined_query(request: AnswerRequest) -> str | None:
         return None
     bot = last_bot_turn(earlier_turns(request))
     answering_choice = bot is not None and bool(phrases.offered_choices(bot.text))
-    if answering_choice or is_follow_up(request.question):
+    if answering_choice or is_follow_up(request.question, town):
         return f"{previous.text} {request.question}"
     return None
 
 
-def _pick_offered(request: AnswerRequest, pages: Sequence[PageCandidate]) -> PageCandidate | None:
+def _pick_offered(
+    request: AnswerRequest, pages: Sequence[PageCandidate], town: TownLexicon
+) -> PageCandidate | None:
     """The page the caller chose after "Meinen Sie A oder B?" ("A", "das erste", "den zweiten")."""
     bot = last_bot_turn(earlier_turns(request))
     titles = phrases.offered_choices(bot.text) if bot else []
     if not titles:
         return None
-    folded = guard.fold(request.question)
+    folded = fold_text(request.question)
     chosen: str | None = None
     if re.search(r"\b(erste|ersten|ersteres|first)\b", folded):
         chosen = titles[0]
@@ -119,10 +121,10 @@ def _pick_offered(request: AnswerRequest, pages: Sequence[PageCandidate]) -> Pag
     ):
         chosen = titles[1]
     else:
-        words = set(content_words(request.question))
+        words = set(content_words(request.question, town))
         best_overlap = 0
         for title in titles:
-            overlap = sum(1 for w in content_words(title) if any(w[:5] == c[:5] for c in words))
+            overlap = sum(1 for w in content_words(title, town) if any(w[:5] == c[:5] for c in words))
             if overlap > best_overlap:
                 chosen, best_overlap = title, overlap
     if chosen is None:
@@ -145,43 +147,42 @@ class ExtractiveAnswerEngine:
 
     mode = "extractive"
 
-    def __init__(self, settings: Settings, retriever: Retriever) -> None:
-        self._settings = settings
+    def __init__(self, config: KnowledgeConfig, retriever: Retriever) -> None:
+        self._config = config
         self._retriever = retriever
-        self._lock = threading.Lock()  # searches run in worker threads; one at a time per index
-        set_town(settings.town)
+        self.town = TownLexicon.of(config.town)  # this engine's, not the process's
 
     # -- retrieval, shared with the LLM mode
     def _search(self, query: str) -> tuple[list[Hit], list[PageCandidate]]:
         detailed = getattr(self._retriever, "search_detailed", None)
         cosines: Sequence[float] = ()
-        with self._lock:
-            if detailed is not None:  # HybridRetriever also reports each page's cosine
-                result = detailed(query, self._settings.retrieval.candidates)
-                hits, cosines = list(result.hits), list(result.cosines)
-            else:
-                hits = self._retriever.search(query, self._settings.retrieval.candidates)
+        # No lock: searches of simultaneous calls run in worker threads at once (HybridRetriever is safe for that).
+        if detailed is not None:  # HybridRetriever also reports each page's cosine
+            result = detailed(query, self._config.retrieval.candidates)
+            hits, cosines = list(result.hits), list(result.cosines)
+        else:
+            hits = self._retriever.search(query, self._config.retrieval.candidates)
         return hits, rank_pages(hits, cosines)
 
     def retrieve_sync(self, request: AnswerRequest) -> Retrieval:
         """Search the question; a reply to a choice, or an unclear follow-up, is searched with the turn before."""
         started = time.perf_counter()
-        combined = combined_query(request)
+        combined = combined_query(request, self.town)
         bot = last_bot_turn(earlier_turns(request))
         if combined is not None and bot is not None and phrases.offered_choices(bot.text):
             hits, pages = self._search(combined)
-            chosen = _pick_offered(request, pages)
+            chosen = _pick_offered(request, pages, self.town)
             if chosen is not None:
                 pages = [chosen, *[p for p in pages if p.doc_id != chosen.doc_id]]
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 return Retrieval(combined, hits, pages, 0.8, False, elapsed_ms)
         hits, pages = self._search(request.question)
-        ordered, confidence, close_call = judge(request.question, pages)
+        ordered, confidence, close_call = judge(request.question, pages, self.town)
         retrieval = Retrieval(request.question, hits, ordered, confidence, close_call, 0.0)
-        no_topic = names_no_topic(request.question)
-        if combined is not None and (no_topic or confidence < self._settings.answer.min_confidence):
+        no_topic = names_no_topic(request.question, self.town)
+        if combined is not None and (no_topic or confidence < self._config.answer.min_confidence):
             hits, pages = self._search(combined)
-            ordered, confidence, close_call = judge(combined, pages)
+            ordered, confidence, close_call = judge(combined, pages, self.town)
             if no_topic or confidence > retrieval.confidence:
                 retrieval = Retrieval(combined, hits, ordered, confidence, close_call, 0.0)
         retrieval.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -191,7 +192,7 @@ class ExtractiveAnswerEngine:
         return await asyncio.to_thread(self.retrieve_sync, request)
 
     def is_confident(self, retrieval: Retrieval) -> bool:
-        return retrieval.top is not None and retrieval.confidence >= self._settings.answer.min_confidence
+        return retrieval.top is not None and retrieval.confidence >= self._config.answer.min_confidence
 
     # -- decisions
     def decide(self, request: AnswerRequest, retrieval: Retrieval) -> Answer:
@@ -241,7 +242,7 @@ class ExtractiveAnswerEngine:
                 text, Action.HANDOFF, confidence, [], self.mode, language, "low_confidence_again", timings
             )
         asr = request.asr_confidence
-        if asr is not None and asr < self._settings.answer.min_asr_confidence:
+        if asr is not None and asr < self._config.answer.min_asr_confidence:
             text, reason = phrases.CLARIFY_ACOUSTIC, "low_asr"
         else:
             text, reason = phrases.CLARIFY_REPHRASE, "low_confidence"

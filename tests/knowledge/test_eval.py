@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from knowledge.config import KnowledgeConfig
 from knowledge.engine import build_answer_engine
 from knowledge.evaluation import EvalItem, EvalSetError, evaluate, load_eval_set, score_item
 from knowledge.index import load_retriever
 from knowledge.types import Action, Answer, Chunk
-from voicebot.settings import PathSettings, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VOICEBOT = REPO_ROOT / ".venv" / "bin" / "voicebot"
@@ -74,9 +74,9 @@ def test_a_spoken_fee_missing_from_the_cited_page_is_ungrounded() -> None:
 
 
 async def test_evaluate_reports_every_metric_on_a_small_kb(fixture_kb: Path, tmp_path: Path) -> None:
-    settings = Settings(paths=PathSettings(index_dir=tmp_path / "index", kb_sources=[fixture_kb]))
-    retriever = load_retriever(settings)
-    engine = build_answer_engine(settings, retriever, mode="extractive")
+    config = KnowledgeConfig(town="Musterstadt", index_dir=tmp_path / "index", kb_sources=[fixture_kb])
+    retriever = load_retriever(config)
+    engine = build_answer_engine(config, retriever, mode="extractive")
     path = tmp_path / "set.yaml"
     path.write_text(SMALL_SET, encoding="utf-8")
     report = await evaluate(load_eval_set(path), engine, retriever, retriever.chunks)
@@ -134,9 +134,9 @@ async def test_held_out_questions_meet_the_floor(sample_index_dir: Path) -> None
     Floors below the measured values (docs/decisions/0250-answer-engine.md), so that a change which only helps
     the tuning set but breaks questions nobody tuned for fails here.
     """
-    settings = Settings(paths=PathSettings(index_dir=sample_index_dir, models_dir=Path("var/models")))
-    retriever = load_retriever(settings)
-    engine = build_answer_engine(settings, retriever, mode="extractive")
+    config = KnowledgeConfig(town="Musterstadt", index_dir=sample_index_dir)
+    retriever = load_retriever(config)
+    engine = build_answer_engine(config, retriever, mode="extractive")
     items = load_eval_set(REPO_ROOT / "knowledge" / "eval" / "heldout.yaml")
     assert len(items) >= 60 and sum(1 for i in items if i.action == "out_of_scope") >= 12
     report = await evaluate(items, engine, retriever, retriever.chunks)

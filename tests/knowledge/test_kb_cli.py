@@ -7,6 +7,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from knowledge.config import KnowledgeConfig
+from knowledge.extractive import ExtractiveAnswerEngine
+from knowledge.index import KnowledgeIndex
+from knowledge.types import AnswerRequest
 from voicebot.cli import app
 
 runner = CliRunner()
@@ -29,6 +33,15 @@ def test_ingest_stats_search(fixture_kb: Path, tmp_path: Path) -> None:
     payload = json.loads(result.output)
     assert payload["hits"][0]["id"] == "personalausweis-beantragen"
     assert payload["hits"][0]["bm25_rank"] == 1 and "personalauswei" in payload["tokens"]
+    # The confidence shown is the one the answer engines decide with, not a second score of retrieval's own.
+    config = KnowledgeConfig(town="Musterstadt", index_dir=Path(index_dir))
+    engine = ExtractiveAnswerEngine(config, KnowledgeIndex.open(Path(index_dir)).retriever())
+    judged = engine.retrieve_sync(AnswerRequest("neuer Perso"))
+    assert (payload["confidence"], payload["confident_page"]) == (
+        judged.confidence,
+        "personalausweis-beantragen",
+    )
+    assert judged.top is not None and judged.top.doc_id == "personalausweis-beantragen"
 
 
 def test_ingest_errors_are_one_clear_line(tmp_path: Path) -> None:

@@ -15,11 +15,12 @@ from knowledge.types import Action, Answer
 from voicebot.benchmarks.asr import asterisk_prompts, mulaw_roundtrip, normalise_words, word_edits
 from voicebot.benchmarks.caller_audio import compose_call
 from voicebot.cli import app
+from voicebot.models import ModelMissingError, require_model
 from voicebot.pipeline.audio import DcBlocker, LowLatencyResampler
 from voicebot.pipeline.call_script import matches_phrase
 from voicebot.pipeline.espeak import EspeakVoice, _EspeakBinary, espeak_engine, synthesize_blocks
 from voicebot.pipeline.frames import AsrResult, CallerQuestionFrame
-from voicebot.pipeline.resources import CallResources, ModelLoadError
+from voicebot.pipeline.resources import CallResources, load_whisper, whisper_model_dir
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.pipeline.tts import VoiceCatalog
 from voicebot.pipeline.whisper_decode import strip_prompt_echo, transcribe_pcm
@@ -161,8 +162,22 @@ def test_speech_segments_find_bot_audio() -> None:
 
 
 def test_missing_whisper_model_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="voicebot models setup"):
+    with pytest.raises(ModelMissingError, match="voicebot models setup"):
         CallResources.load(Settings(paths=PathSettings(models_dir=tmp_path)))
+
+
+def test_call_models_come_from_require_model(tmp_path: Path, embedded_models_dir: Path) -> None:
+    """The registry says where a model lives and how it is installed; a production Whisper model that was not
+    pulled names the pull command, not the setup of the embedded models."""
+    production = Settings(
+        paths=PathSettings(models_dir=tmp_path), asr=AsrSettings(model="whisper-large-v3-turbo")
+    )
+    with pytest.raises(ModelMissingError, match="voicebot models pull whisper-large-v3-turbo"):
+        load_whisper(production)
+    embedded = Settings(paths=PathSettings(models_dir=embedded_models_dir))
+    assert whisper_model_dir(embedded) == require_model(embedded, "whisper-base")
+    absolute = Settings(asr=AsrSettings(model=str(embedded_models_dir / "whisper-base")))
+    assert whisper_model_dir(absolute) == embedded_models_dir / "whisper-base"
 
 
 def test_call_command_rejects_bad_input_with_one_line(tmp_path: Path) -> None:

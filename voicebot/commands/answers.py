@@ -69,8 +69,9 @@ def _build(settings: Settings, mode: str | None) -> tuple[AnswerEngine, Retrieve
     try:
         from knowledge.index import load_retriever
 
-        retriever = load_retriever(settings)
-        engine = build_answer_engine(settings, retriever, mode=chosen)
+        config = settings.knowledge()
+        retriever = load_retriever(config)
+        engine = build_answer_engine(config, retriever, mode=chosen)
     except EngineConfigurationError as exc:
         raise fail(str(exc), USAGE_ERROR) from None
     except (FileNotFoundError, ValueError) as exc:
@@ -284,7 +285,7 @@ def _bench_retrieval(settings: Settings, chunks: int, runs: int) -> dict[str, An
         n_chunks=chunks,
         repeats=max(1, runs // 10),
         sources=tuple(settings.paths.kb_sources),
-        settings=settings.retrieval,
+        config=settings.retrieval,
         base_index_dir=index_dir if (index_dir / "manifest.json").exists() else None,
     )
     return {"chunks": measured["n_chunks"], "p50": measured["p50_ms"], "p95": measured["p95_ms"], **measured}

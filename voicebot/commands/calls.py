@@ -19,11 +19,12 @@ def _quiet_logs(verbose: bool) -> None:
 
 
 def _resources(settings: Any) -> Any:
-    from voicebot.pipeline.resources import CallResources, ModelLoadError
+    from voicebot.models import ModelError
+    from voicebot.pipeline.resources import CallResources
 
     try:
         return CallResources.load(settings)
-    except ModelLoadError as error:
+    except ModelError as error:
         raise fail(str(error)) from None
     except FileNotFoundError as error:
         raise fail(str(error)) from None
@@ -139,14 +140,15 @@ def bench_asr(
     """Word error rate and real-time factor per language on 8 kHz telephone audio."""
     _quiet_logs(False)
     from voicebot.benchmarks.asr import run_asr_bench
-    from voicebot.pipeline.resources import ModelLoadError, load_whisper
+    from voicebot.models import ModelError
+    from voicebot.pipeline.resources import load_whisper
 
     if limit < 1:
         raise fail("--limit must be at least 1")
     settings = settings_or_exit()
     try:
         model = load_whisper(settings)
-    except ModelLoadError as error:
+    except ModelError as error:
         raise fail(str(error)) from None
     scores = run_asr_bench(model, settings.asr, limit)
     rows = [score.to_dict() for score in scores]

@@ -38,12 +38,11 @@ def serve(
     configure_logging(settings.log_level)
 
     from voicebot.models import ModelError
-    from voicebot.pipeline.resources import ModelLoadError
     from voicebot.server import serve as run_server
 
     try:
         asyncio.run(run_server(settings, host=host, sip_port=sip_port, http_port=http_port))
-    except (ModelError, ModelLoadError) as error:
+    except ModelError as error:
         raise fail(str(error)) from None
     except OSError as error:
         raise fail(f"cannot listen: {error}; choose another --sip-port/--http-port or --host") from None

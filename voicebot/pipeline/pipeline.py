@@ -6,7 +6,8 @@
                  ─▶ PhoneWhisperSTTService    one transcript per VAD segment, with confidence
                  ─▶ UserTurnProcessor         smart-turn v3 decides the end of the caller's turn; barge-in
                  ─▶ CallerTurnAssembler       transcripts of one turn → CallerQuestionFrame (+ transcript)
-                 ─▶ DtmfRecorder ─▶ GreetingSpeaker ─▶ SilenceWatchdog ─▶ GoodbyeDetector ─▶ RepeatResponder
+                 ─▶ DtmfRecorder ─▶ GreetingSpeaker ─▶ CallTimeLimit ─▶ SilenceWatchdog ─▶ GoodbyeDetector
+                 ─▶ RepeatResponder
                  ─▶ AnswerProcessor           answer engine, sentences streamed to TTS
                  ─▶ HandoffSignaler           hand-off/emergency/redirect → HandoffRequestFrame after the answer
                  ─▶ CallTTSService            Piper or espeak-ng at the output rate
@@ -31,7 +32,7 @@ in the transcript). To make the bot say something from outside (e.g. before a tr
 The transcript (``CallTranscript``) is saved to ``resources.records`` after every change (JSON files in
 ``calls_dir``, or PostgreSQL when ``database_url`` is set) under a call id of its own (``transcript.call_id``;
 the channel's id, e.g. the SIP Call-ID, is only a field of it); it gets an ``ended_reason`` (goodbye, silence,
-hangup, ended).
+max_duration, hangup, ended).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from voicebot.pipeline.answer import AnswerProcessor
 from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE, InputAudioNormalizer
 from voicebot.pipeline.call_script import (
+    CallTimeLimit,
     DtmfRecorder,
     GoodbyeDetector,
     GreetingSpeaker,
@@ -75,8 +77,12 @@ def build_call_pipeline(
     audio_out_sample_rate: int = 16000,
     silence_timeout_s: float | None = None,
     transcript: CallTranscript | None = None,
+    max_call_s: float | None = None,
 ) -> tuple[PipelineWorker, CallTranscript]:
-    """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript."""
+    """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript.
+
+    ``silence_timeout_s`` and ``max_call_s`` override ``settings.call`` (a simulated call faster than real time).
+    """
     transcript = transcript or CallTranscript(
         settings.paths.calls_dir,
         channel=channel,
@@ -103,6 +109,7 @@ def build_call_pipeline(
             CallerTurnAssembler(transcript=transcript, default_language=settings.asr.language),
             DtmfRecorder(transcript=transcript),
             GreetingSpeaker(transcript=transcript, call=call),
+            CallTimeLimit(transcript=transcript, call=call, limit_s=max_call_s),
             SilenceWatchdog(transcript=transcript, call=call, timeout_s=silence_timeout_s),
             GoodbyeDetector(transcript=transcript, call=call),
             RepeatResponder(transcript=transcript, call=call),
