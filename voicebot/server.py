@@ -195,7 +195,7 @@ async def serve(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Run SIP and HTTP until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly."""
-    from sip_bridge.calls import SipCallService
+    from voicebot.telephony.sip_calls import SipCallService
     from sip_bridge.sip.transport import raise_open_file_limit
     from voicebot.web.app import create_app
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from media_pcap import SIPP_PCAPS, read_udp
 
-from sip_bridge.calls import SipCallService
+from voicebot.telephony.sip_calls import SipCallService
 from sip_bridge.media import (
     LocalSdpSession,
     MediaPeerPolicy,

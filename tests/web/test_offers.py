@@ -215,7 +215,7 @@ def _invite(port: int, call_id: str) -> bytes:
 
 async def test_a_phone_call_refused_for_browser_calls_gets_retry_after() -> None:
     """Every line held by a browser call: the SIP INVITE gets 503 with Retry-After (it had none)."""
-    from sip_bridge.calls import SipCallService
+    from voicebot.telephony.sip_calls import SipCallService
 
     settings = Settings()
     settings = settings.model_copy(

@@ -6,7 +6,7 @@ One :class:`SipCallService` per process owns the SIP endpoint (UDP+TCP) and reac
   RTP endpoint → the call pipeline over :class:`~sip_bridge.pipecat_transport.RtpCallTransport` → 200 OK.
 - ``CallEnded`` (BYE/CANCEL from the caller) → the pipeline is cancelled and the RTP port freed.
 - the pipeline ends by itself (goodbye, silence) → BYE from the bot. RTP inactivity → BYE as well.
-- a :class:`~voicebot.pipeline.frames.HandoffRequestFrame` → :mod:`sip_bridge.transfer` (REFER, else B2BUA bridge).
+- a :class:`~voicebot.pipeline.frames.HandoffRequestFrame` → :mod:`voicebot.telephony.transfer` (REFER, else B2BUA bridge).
 
 Each call lives in one :class:`SipCall`; every exit path runs :meth:`SipCall.finish` exactly once, which frees the
 capacity lease and the RTP ports whatever happened first.
@@ -273,7 +273,7 @@ class SipCallService:
 
     async def _pipeline_event(self, call: SipCall, frame: Any) -> None:
         """HandoffRequestFrame (after the caller heard the hand-off sentence) starts a transfer."""
-        from sip_bridge.transfer import Transfer
+        from voicebot.telephony.transfer import Transfer
         from voicebot.pipeline.frames import HandoffRequestFrame
 
         if not isinstance(frame, HandoffRequestFrame):

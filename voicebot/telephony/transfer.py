@@ -24,7 +24,7 @@ from sip_bridge.media import LocalSdpSession, SdpError, SessionDescription, acce
 from sip_bridge.sip import events as ev
 
 if TYPE_CHECKING:
-    from sip_bridge.calls import SipCall, SipCallService
+    from voicebot.telephony.sip_calls import SipCall, SipCallService
 TRANSFER_FAILED_MESSAGE = (
     "Leider ist im Moment niemand erreichbar. Bitte rufen Sie später noch einmal an, "
     "oder stellen Sie mir Ihre Frage noch einmal."
