@@ -54,7 +54,7 @@ class ClientSide(UserAgentCore):
         dialog = self._established(call)
         URI.parse(target_uri)  # fail early on a bad target
         call.transfer_open = True
-        self._timers[("refer", call.call_id)] = self.clock() + self.settings.transfer_timeout_s
+        self._timers[("refer", call.call_id)] = self.clock() + self.config.transfer_timeout_s
 
         def on_response(tx: ClientTransaction, response: Response) -> None:
             if response.status < 200:
@@ -95,7 +95,7 @@ class ClientSide(UserAgentCore):
         headers = Headers()
         headers.add("Via", self._via(chosen))
         headers.add("Max-Forwards", "70")
-        headers.add("From", f"<sip:{self.settings.user}@{self.contact_host}>;tag={local_tag}")
+        headers.add("From", f"<sip:{self.config.user}@{self.contact_host}>;tag={local_tag}")
         headers.add("To", f"<{target_uri}>")
         headers.add("Call-ID", call_id)
         headers.add("CSeq", "1 INVITE")
@@ -213,19 +213,19 @@ class ClientSide(UserAgentCore):
         self._start_client(cancel, call.peer, call.transport, lambda tx, r: None, lambda tx: None)
 
     def _registrar_uri(self) -> URI | None:
-        registrar = self.settings.registrar
+        registrar = self.config.registrar
         if not registrar:
             return None
         return URI.parse(registrar if registrar.startswith(("sip:", "sips:")) else f"sip:{registrar}")
 
     def register(self, expires_s: int | None = None) -> None:
-        """REGISTER our Contact at ``settings.registrar`` as ``auth_username``; refreshed before expiry."""
+        """REGISTER our Contact at ``config.registrar`` as ``auth_username``; refreshed before expiry."""
         registrar = self._registrar_uri()
         if registrar is None:
-            raise ValueError("settings.sip.registrar is not set")
-        expires = self.settings.register_expires_s if expires_s is None else expires_s
+            raise ValueError("config.registrar is not set")
+        expires = self.config.register_expires_s if expires_s is None else expires_s
         self._reg_cseq += 1
-        user = self.settings.auth_username or self.settings.user
+        user = self.config.auth_username or self.config.user
         aor = f"<sip:{user}@{registrar.host}{f':{registrar.port}' if registrar.port else ''}>"
         dest, transport = uri_destination(registrar)
         headers = Headers()
@@ -272,11 +272,11 @@ class ClientSide(UserAgentCore):
             return
         self._events.append(ev.RegistrationFailed(response.status, response.reason))
         if requested:
-            self._timers[("register", "")] = self.clock() + max(30.0, float(self.settings.retry_after_s))
+            self._timers[("register", "")] = self.clock() + max(30.0, float(self.config.retry_after_s))
 
     def _on_register_timeout(self, tx: ClientTransaction) -> None:
         self._events.append(ev.RegistrationFailed(408, "Request Timeout"))
-        self._timers[("register", "")] = self.clock() + max(30.0, float(self.settings.retry_after_s))
+        self._timers[("register", "")] = self.clock() + max(30.0, float(self.config.retry_after_s))
 
 
 def _number_or_none(text: str | None) -> int | None:

@@ -2,7 +2,7 @@
 
 Drive it like this (``SipEndpoint`` in ``transport.py`` does exactly this over asyncio)::
 
-    ua = UserAgent(settings.sip, local_host="127.0.0.1", local_port=5060, clock=loop.time)
+    ua = UserAgent(UserAgentConfig(), local_host="127.0.0.1", local_port=5060, clock=loop.time)
     ua.receive(data, ("192.0.2.1", 5060), "udp")     # every datagram / TCP chunk (TCP is framed inside)
     for event in ua.next_events(): ...                # IncomingCall, CallEnded, ...
     for out in ua.outgoing(): send(out.data, out.dest, out.transport)
@@ -18,7 +18,7 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
   incoming call. Emits ``CallEnded(reason="local")`` at once.
 - ``refer(call_id, target_uri)``: blind transfer (REFER with Refer-To/Referred-By). Then ``ReferAccepted`` and
   ``TransferSucceeded``/``TransferFailed(code)`` (405/501/603 refusals, 408 on timeout or no final NOTIFY within
-  ``settings.transfer_timeout_s``).
+  ``config.transfer_timeout_s``).
 - ``invite(target_uri, sdp) -> call_id``: outbound call (UAC; B2BUA leg). ``OutboundCallProgress``,
   ``OutboundCallAnswered(sdp)`` (ACK sent) or ``OutboundCallFailed(code)``; 401/407 are answered with the
   ``auth_*`` credentials once.
@@ -26,7 +26,7 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
 - ``answer_reinvite(call_id, sdp)`` / ``reject_reinvite(call_id, code=488)``: reply to a ``ReInvite`` event
   (within 10 s, else the UA answers 500 with Retry-After). ``ReInvite.sdp`` is empty for an offer-less
   re-INVITE: then ``answer_reinvite`` carries our offer.
-- ``register()``: REGISTER to ``settings.registrar`` with digest auth and refresh; ``Registered``/
+- ``register()``: REGISTER to ``config.registrar`` with digest auth and refresh; ``Registered``/
   ``RegistrationFailed``. ``unregister()`` sends Expires: 0.
 - ``active_calls()``: Call-IDs of calls not yet ended.
 
@@ -272,7 +272,7 @@ class UserAgent(ClientSide):
                 return
         if len(self._server_tx) >= self.max_server_transactions:
             self.log.warning(host, "overload", "server transaction table full: 503", now)
-            retry = {"Retry-After": str(self.settings.retry_after_s)}
+            retry = {"Retry-After": str(self.config.retry_after_s)}
             self._respond_stateless(request, 503, source, transport, retry)
             return
         if request.method == "CANCEL":
@@ -370,13 +370,11 @@ class UserAgent(ClientSide):
         trusted = host in self._trusted  # a trunk sends every call from one address: no per-source rate
         if not trusted and not self._invite_rate.allow(host, now):
             self.log.warning(host, "rate-limit", "INVITE rate exceeded", now)
-            self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.settings.retry_after_s)})
+            self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
-        if len(self.active_calls()) >= self.settings.max_calls:
+        if len(self.active_calls()) >= self.config.max_calls:
             self.log.warning(host, "busy", "max_calls reached", now)
-            self._reply(
-                tx, 503, "Too Many Calls", now, extra={"Retry-After": str(self.settings.retry_after_s)}
-            )
+            self._reply(tx, 503, "Too Many Calls", now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
         if self._challenger is not None:
             verdict = self._challenger.check(
@@ -597,7 +595,7 @@ class UserAgent(ClientSide):
         if call.role != "uas" or call.state != "incoming" or call.server_tx is None:
             raise ValueError(f"call {call_id!r} is not an unanswered incoming call")
         # every 503 says when to come back (RFC 3261 21.5.4), or a PBX may take the whole bot out of its route
-        retry = {"Retry-After": str(self.settings.retry_after_s)} if code == 503 else {}
+        retry = {"Retry-After": str(self.config.retry_after_s)} if code == 503 else {}
         self._reply(call.server_tx, code, reason, self.clock(), to_tag=call.local_tag, extra=retry)
         self._end(call, "rejected", code, self.clock())
 

@@ -39,6 +39,7 @@ from sip_bridge.media import (
 )
 from sip_bridge.sip import events as ev
 from sip_bridge.sip.transport import SipEndpoint
+from voicebot.telephony.config import user_agent_config
 
 PIPELINE_SAMPLE_RATE = 16000  # what the endpoint hands the pipeline and takes from it, whatever the codec
 
@@ -107,9 +108,7 @@ class SipCallService:
         return self._endpoint
 
     async def start(self) -> None:
-        self._endpoint = await SipEndpoint.start(
-            self.settings.sip, server_header=self.settings.sip.server_header
-        )
+        self._endpoint = await SipEndpoint.start(user_agent_config(self.settings.sip))
         self._event_task = asyncio.create_task(self._dispatch_events(), name="sip-events")
         logger.info(
             f"SIP listening on {self.settings.sip.bind_host}:{self.port} {self.settings.sip.transports}"
