@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from media_pcap import SIPP_PCAPS, read_udp
 
-from voicebot.telephony.sip_calls import SipCallService
 from sip_bridge.media import (
     LocalSdpSession,
     MediaPeerPolicy,
@@ -29,6 +28,7 @@ from sip_bridge.media import (
 from sip_bridge.media.rtp import RtpPacket, RtpSender
 from sip_bridge.media.sdp import CodecSpec
 from voicebot.settings import Settings, SipSettings
+from voicebot.telephony.sip_calls import SipCallService
 
 pytestmark = pytest.mark.timeout(60)
 HOST = "127.0.0.1"

@@ -12,7 +12,7 @@ from sip_bridge.sip.events import IncomingCall
 from sip_bridge.sip.message import Response
 from sip_bridge.sip.parser import StreamFramer, parse_datagram
 from sip_bridge.sip.transport import SipEndpoint
-from voicebot.server import CallRegistry
+from voicebot.calls import CallRegistry
 
 from .helpers import SDP_ANSWER, SDP_OFFER, sip_request
 

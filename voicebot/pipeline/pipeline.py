@@ -6,33 +6,40 @@
                  ─▶ PhoneWhisperSTTService    one transcript per VAD segment, with confidence
                  ─▶ UserTurnProcessor         smart-turn v3 decides the end of the caller's turn; barge-in
                  ─▶ CallerTurnAssembler       transcripts of one turn → CallerQuestionFrame (+ transcript)
-                 ─▶ DtmfRecorder ─▶ GreetingSpeaker ─▶ SilenceWatchdog ─▶ GoodbyeDetector ─▶ RepeatResponder
+                 ─▶ DtmfRecorder ─▶ HandoffKeyListener (phone calls: the hand-off key, sip.handoff_dtmf)
+                 ─▶ GreetingSpeaker ─▶ SilenceWatchdog ─▶ GoodbyeDetector ─▶ RepeatResponder
                  ─▶ AnswerProcessor           answer engine, sentences streamed to TTS
                  ─▶ HandoffSignaler           hand-off/emergency/redirect → HandoffRequestFrame after the answer
                  ─▶ CallTTSService            Piper or espeak-ng at the output rate
                  ─▶ transport.output()        20 ms chunks, so a barge-in stops the bot within one chunk
                  ─▶ PlayoutTracker            played/interrupted, first-audio time, events to the telephony layer
 
-Interface for the telephony/WebRTC layer::
+Interface for the telephony/WebRTC layer (the doors use it through :mod:`voicebot.pipeline.handle`, which wraps
+it as a :class:`~voicebot.calls.CallHandle`)::
 
     resources = CallResources.load(settings)                       # once per process
     worker, transcript = build_call_pipeline(
         settings, transport, resources, call_id,
         on_event=handle,                  # gets HandoffRequestFrame / CallEndingFrame after they were spoken
         audio_out_sample_rate=8000,       # the transport's output rate (8000 for G.711, 48000 for Opus)
+        handoff_keys="0",                 # keypad digits that ask for staff (only where a hand-off is acted on)
     )
     await runner.add_workers(worker)     # or: await WorkerRunner(handle_sigint=False).run() after add_workers
 
 The transport's input may deliver audio at any rate; its output must accept ``audio_out_sample_rate``.
 Push ``InputDTMFFrame`` from the transport for keypad digits; they pass through the whole pipeline (and are noted
-in the transcript). To make the bot say something from outside (e.g. before a transfer), queue
-``voicebot.pipeline.speech.bot_turn_frames(transcript, kind, text)`` with ``worker.queue_frames``.
+in the transcript); a hand-off key makes the bot say the hand-off sentence, then emit ``HandoffRequestFrame``.
+To make the bot say something from outside (e.g. that a transfer failed), queue
+``voicebot.pipeline.speech.bot_turn_frames(transcript, kind, text)`` with ``worker.queue_frames``
+(``PipelineCall.say``).
 The transcript (``CallTranscript``) is saved to ``resources.records`` after every change (JSON files in
 ``calls_dir``, or PostgreSQL when ``database_url`` is set); it gets an ``ended_reason`` (goodbye, silence, hangup,
 ended).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -49,17 +56,21 @@ from voicebot.pipeline.call_script import (
     DtmfRecorder,
     GoodbyeDetector,
     GreetingSpeaker,
+    HandoffKeyListener,
     HandoffSignaler,
     RepeatResponder,
     SilenceWatchdog,
 )
-from voicebot.pipeline.playout import CallEventHandler, PlayoutTracker
+from voicebot.pipeline.playout import PlayoutTracker
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.stt import PhoneWhisperSTTService
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.pipeline.tts import CallTTSService
 from voicebot.pipeline.turns import CallerTurnAssembler
 from voicebot.settings import Settings
+
+if TYPE_CHECKING:
+    from voicebot.calls import CallEventHandler
 
 
 def build_call_pipeline(
@@ -72,8 +83,13 @@ def build_call_pipeline(
     audio_out_sample_rate: int = 16000,
     silence_timeout_s: float | None = None,
     transcript: CallTranscript | None = None,
+    handoff_keys: str = "",
 ) -> tuple[PipelineWorker, CallTranscript]:
-    """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript."""
+    """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript.
+
+    ``handoff_keys``: keypad digits that ask for staff (none by default: only a door that transfers calls
+    passes them).
+    """
     transcript = transcript or CallTranscript(
         call_id, settings.paths.calls_dir, store=resources.record_store_for(settings)
     )
@@ -96,6 +112,11 @@ def build_call_pipeline(
             UserTurnProcessor(user_turn_strategies=turn_strategies, user_turn_stop_timeout=5.0),
             CallerTurnAssembler(transcript=transcript, default_language=settings.asr.language),
             DtmfRecorder(transcript=transcript),
+            *(
+                [HandoffKeyListener(transcript=transcript, keys=handoff_keys, message=call.handoff_message)]
+                if handoff_keys
+                else []
+            ),
             GreetingSpeaker(transcript=transcript, call=call),
             SilenceWatchdog(transcript=transcript, call=call, timeout_s=silence_timeout_s),
             GoodbyeDetector(transcript=transcript, call=call),

@@ -28,7 +28,7 @@ from loguru import logger
 if TYPE_CHECKING:
     from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
-    from voicebot.server import CallLease, CallRegistry
+    from voicebot.calls import CallLease, CallRegistry
 
 # Runs one browser call over a connected peer connection; must release the lease when the call is over.
 BrowserCallRunner = Callable[["SmallWebRTCConnection", "CallLease"], Awaitable[None]]
