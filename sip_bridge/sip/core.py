@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NamedTuple
 
 from . import events as ev
@@ -93,11 +94,32 @@ class Outgoing(NamedTuple):
     transport: str
 
 
+class CallRole(StrEnum):
+    UAS = "uas"  # the peer called us
+    UAC = "uac"  # we called (the B2BUA leg to staff)
+
+
+class CallState(StrEnum):
+    """Calls to us: INCOMING → ANSWERED (our 2xx) → CONFIRMED (its ACK). Our calls: CALLING → PROCEEDING →
+    ESTABLISHED. Either may become ENDED at any point (kept a while to absorb retransmissions)."""
+
+    INCOMING = "incoming"
+    ANSWERED = "answered"
+    CONFIRMED = "confirmed"
+    CALLING = "calling"
+    PROCEEDING = "proceeding"
+    ESTABLISHED = "established"
+    ENDED = "ended"
+
+
+IN_DIALOG_STATES = frozenset({CallState.ANSWERED, CallState.CONFIRMED, CallState.ESTABLISHED})
+
+
 @dataclass
 class Call:
     call_id: str
-    role: str  # "uas" | "uac"
-    state: str  # incoming, answered, confirmed | calling, proceeding | established, ended
+    role: CallRole
+    state: CallState
     invite: Request
     transport: str
     peer: Address
@@ -195,7 +217,7 @@ class UserAgentCore:
         return out
 
     def active_calls(self) -> list[str]:
-        return [call_id for call_id, call in self._calls.items() if call.state != "ended"]
+        return [call_id for call_id, call in self._calls.items() if call.state != CallState.ENDED]
 
     def _send(self, message: Message, dest: Address, transport: str) -> None:
         if not usable_address(dest):
@@ -313,12 +335,12 @@ class UserAgentCore:
 
     def _call(self, call_id: str) -> Call:
         call = self._calls.get(call_id)
-        if call is None or call.state == "ended":
+        if call is None or call.state == CallState.ENDED:
             raise KeyError(f"no active call {call_id!r}")
         return call
 
     def _established(self, call: Call) -> Dialog:
-        if call.dialog is None or call.state not in ("answered", "confirmed", "established"):
+        if call.dialog is None or call.state not in IN_DIALOG_STATES:
             raise ValueError(f"call {call.call_id!r} is not established")
         return call.dialog
 
@@ -396,9 +418,9 @@ class UserAgentCore:
         return new_tx
 
     def _end(self, call: Call, reason: str, code: int | None, now: float) -> None:
-        if call.state == "ended":
+        if call.state == CallState.ENDED:
             return
-        call.state = "ended"
+        call.state = CallState.ENDED
         call.ended_at = now
         for kind in ("refer", "unanswered", "reinvite"):
             self._timers.pop((kind, call.call_id), None)
