@@ -42,9 +42,7 @@ from sip_bridge.pipecat_transport import RtpCallTransport
 from sip_bridge.sip import events as ev
 from sip_bridge.sip.transport import SipEndpoint
 from voicebot.calls import CallEvent, CallHandle, CallLease, CallRegistry, CallRunner
-from voicebot.pipeline.audio import (
-    PIPELINE_SAMPLE_RATE,  # the endpoint's rate towards the pipeline, any codec
-)
+from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE
 from voicebot.pipeline.frames import HandoffRequestFrame
 from voicebot.settings import Settings
 from voicebot.telephony.config import media_peer_policy, user_agent_config
@@ -53,7 +51,9 @@ from voicebot.telephony.transfer import Transfer
 
 @dataclass
 class SipCall:
-    """Everything one phone call holds, freed together in :meth:`finish`."""
+    """Everything one phone call holds, freed together in :meth:`SipCallService.finish`.
+
+    The RTP endpoint hands the pipeline ``PIPELINE_SAMPLE_RATE`` audio and takes it back, whatever the codec."""
 
     call_id: str
     lease: CallLease
