@@ -411,6 +411,6 @@ def _primary_address(*, ipv6: bool) -> str:
     return address
 
 
-def _log_task_failure(task: asyncio.Task[Any]) -> None:
+def _log_task_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.opt(exception=task.exception()).error(f"task {task.get_name()} failed")
