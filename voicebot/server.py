@@ -1,8 +1,10 @@
 """`voicebot serve`: one process, one asyncio loop, SIP (UDP+TCP) and HTTP side by side, models loaded once.
 
-Both entry doors (a phone call over SIP, a browser call over WebRTC) share one :class:`CallRegistry`, so the
-configured ``sip.max_calls`` bounds the CPU work of the whole process, and both run the same call pipeline through a
-:data:`CallRunner`. Heavy imports (pipecat, models) stay inside functions so the CLI starts fast.
+The composition root: only the CLI imports it. Both entry doors (a phone call over SIP,
+:mod:`voicebot.telephony`; a browser call over WebRTC, :mod:`voicebot.web`) share one
+:class:`~voicebot.calls.CallRegistry`, so the configured ``sip.max_calls`` bounds the CPU work of the whole
+process, and both run the same call pipeline through one :data:`~voicebot.calls.CallRunner`. Heavy imports
+(pipecat, models) stay inside functions so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -12,128 +14,22 @@ import contextlib
 import gc
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from voicebot.calls import CallRegistry
 from voicebot.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from uvicorn import Config, Server
+
+    from voicebot.pipeline.resources import CallResources
 
 HTTP_KEEP_ALIVE_S = 5  # an idle keep-alive HTTP connection is closed after this
 HTTP_MAX_HEAD_BYTES = 16 * 1024  # request line + headers larger than this are refused by h11
-
-
-class CallHandle(Protocol):
-    """A running call pipeline, as the transports see it."""
-
-    async def run(self) -> None:
-        """Run the call until the pipeline ends (goodbye, silence, hand-off) or it is cancelled."""
-
-    async def cancel(self) -> None:
-        """Stop the call now (the far end hung up)."""
-
-
-# Gets HandoffRequestFrame / CallEndingFrame once the caller heard the words that go with them.
-CallEventHandler = Callable[[Any], Awaitable[None]]
-# (transport, the channel's id for the call, the transport's output sample rate, event handler) → a call ready to
-# run. The id (a SIP Call-ID comes from the peer) is only stored in the call record, which gets its own id.
-CallRunner = Callable[[Any, str, int, CallEventHandler | None], Awaitable[CallHandle]]
-
-
-@dataclass
-class PipelineCall:
-    """The voice pipeline of one call (voicebot.pipeline) as a :class:`CallHandle`."""
-
-    worker: Any  # pipecat PipelineWorker
-    transcript: Any  # voicebot.pipeline.transcript.CallTranscript
-
-    async def run(self) -> None:
-        from pipecat.workers.runner import WorkerRunner
-
-        runner = WorkerRunner(handle_sigint=False)
-        await runner.add_workers(self.worker)
-        await runner.run()
-
-    async def cancel(self) -> None:
-        await self.worker.cancel(reason="hang-up")
-
-    async def say(self, kind: str, text: str, *, then: Any = None, language: str = "de") -> None:
-        """Speak ``text`` as a bot turn from outside the pipeline; ``then`` (a frame) follows its audio."""
-        from voicebot.pipeline.speech import bot_turn_frames
-
-        frames = bot_turn_frames(self.transcript, kind, text, language=language, interruptible=False)
-        if then is not None:
-            frames.append(then)
-        await self.worker.queue_frames(frames)
-
-
-@dataclass
-class CallLease:
-    """One slot of the process's call capacity; release exactly once when the call is over."""
-
-    registry: CallRegistry
-    kind: str
-    released: bool = False
-
-    def release(self) -> None:
-        if not self.released:
-            self.released = True
-            self.registry._release(self)
-
-
-@dataclass
-class CallRegistry:
-    """Counts active calls across SIP and WebRTC against one limit (health check and 503/Retry-After)."""
-
-    max_calls: int
-    sip_listening: bool = False
-    sip_probe: Callable[[], bool] | None = None  # the SIP listeners' real state (closed transport: False)
-    _active: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def sip_serving(self) -> bool:
-        """SIP was started and its listeners still serve: what /healthz reports as ``sip_listening``."""
-        return self.sip_listening and (self.sip_probe is None or self.sip_probe())
-
-    @property
-    def active(self) -> int:
-        return sum(self._active.values())
-
-    @property
-    def full(self) -> bool:
-        return self.active >= self.max_calls
-
-    def try_acquire(self, kind: str) -> CallLease | None:
-        if self.full:
-            return None
-        self._active[kind] = self._active.get(kind, 0) + 1
-        return CallLease(self, kind)
-
-    def _release(self, lease: CallLease) -> None:
-        self._active[lease.kind] = max(0, self._active.get(lease.kind, 0) - 1)
-
-
-def pipeline_call_runner(settings: Settings, resources: Any, *, channel: str = "sip") -> CallRunner:
-    """The production :data:`CallRunner`: the voice pipeline (voicebot.pipeline) over any transport; ``channel``
-    ("sip", "webrtc") is what the call records say about where the calls came in."""
-    from voicebot.pipeline.pipeline import build_call_pipeline
-
-    async def run_call(
-        transport: Any, call_id: str, sample_rate: int, on_event: CallEventHandler | None
-    ) -> CallHandle:
-        worker, transcript = build_call_pipeline(
-            settings,
-            transport,
-            resources,
-            call_id,
-            on_event,
-            channel=channel,
-            audio_out_sample_rate=sample_rate,
-        )
-        return PipelineCall(worker, transcript)
-
-    return run_call
 
 
 def _bind_http(host: str, port: int) -> socket.socket:
@@ -151,7 +47,7 @@ def _bind_http(host: str, port: int) -> socket.socket:
     return sock
 
 
-def http_server_config(app: Any, settings: Settings, **overrides: Any) -> Any:
+def http_server_config(app: FastAPI, settings: Settings, **overrides: Any) -> Config:
     """uvicorn's configuration for the hotline's HTTP side.
 
     No ``Server`` header (it named the server software to anyone); h11 with a deadline for the request head
@@ -175,7 +71,7 @@ def http_server_config(app: Any, settings: Settings, **overrides: Any) -> Any:
     return uvicorn.Config(app, **options)
 
 
-def _uvicorn_without_signal_handlers(config: Any) -> Any:
+def _uvicorn_without_signal_handlers(config: Config) -> Server:
     """uvicorn replaces SIGINT/SIGTERM handlers while serving; here one handler stops SIP and HTTP together."""
     import uvicorn
 
@@ -187,7 +83,7 @@ def _uvicorn_without_signal_handlers(config: Any) -> Any:
     return Server(config)
 
 
-def load_shared_resources(settings: Settings) -> Any:
+def load_shared_resources(settings: Settings) -> CallResources:
     """Every model a call needs, loaded once for the whole process (raises with a fix-it line if missing)."""
     from voicebot.pipeline.resources import CallResources
 
@@ -218,8 +114,9 @@ async def serve(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Run SIP and HTTP until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly."""
-    from sip_bridge.calls import SipCallService
     from sip_bridge.sip.transport import raise_open_file_limit
+    from voicebot.pipeline.handle import pipeline_call_runner
+    from voicebot.telephony.sip_calls import SipCallService
     from voicebot.web.app import create_app
 
     raise_open_file_limit()  # idle TCP connections must not use up the descriptors calls and /healthz need

@@ -35,6 +35,8 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.workers.runner import WorkerRunner
 
+from voicebot.calls import CallEvent
+from voicebot.pipeline.frames import HandoffRequestFrame
 from voicebot.pipeline.pipeline import build_call_pipeline
 from voicebot.pipeline.resources import CallResources, resident_memory_mb
 from voicebot.pipeline.transcript import CallTranscript
@@ -333,8 +335,10 @@ async def simulate_call(
     transport = FileCallTransport(audio, rate, out_rate, clock, dtmf)
     events: list[dict[str, Any]] = []
 
-    def on_event(frame: Frame) -> None:
-        details = {k: getattr(frame, k) for k in ("reason", "summary", "sources") if hasattr(frame, k)}
+    def on_event(frame: CallEvent) -> None:
+        details: dict[str, Any] = {"reason": frame.reason}
+        if isinstance(frame, HandoffRequestFrame):
+            details.update(summary=frame.summary, sources=frame.sources)
         events.append({"t": round(clock.now(), 2), "type": type(frame).__name__, **details})
 
     started = time.perf_counter()

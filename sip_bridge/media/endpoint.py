@@ -14,16 +14,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .codecs import AudioCodec
 from .jitter import JitterBuffer
 from .rtp import MediaPeerPolicy, RtpReceiver, RtpSender
 from .sdp import NegotiatedMedia
 from .session import DtmfReceived, MediaSession, MediaTimeout
-
-if TYPE_CHECKING:
-    from voicebot.settings import SipSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,26 +77,6 @@ class RtpEndpoint:
         self._audio_ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
-
-    @classmethod
-    def from_settings(
-        cls,
-        sip: SipSettings,
-        *,
-        input_rate: int = 16000,
-        output_rate: int = 16000,
-        port: int | None = None,
-        policy: MediaPeerPolicy | None = None,
-    ) -> RtpEndpoint:
-        return cls(
-            host=sip.bind_host,
-            port=port,
-            port_range=(sip.rtp_port_min, sip.rtp_port_max),
-            input_rate=input_rate,
-            output_rate=output_rate,
-            inactivity_timeout_s=sip.rtp_inactivity_timeout_s,
-            policy=policy,
-        )
 
     # ------------------------------------------------------------------------- the session, read through
 

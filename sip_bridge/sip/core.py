@@ -15,12 +15,12 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NamedTuple
-
-from voicebot.settings import SipSettings
 
 from . import events as ev
 from .auth import DigestChallenger, authorization_header, parse_challenge
+from .config import UserAgentConfig
 from .dialog import Dialog, new_branch, new_call_id, new_tag
 from .message import (
     Message,
@@ -55,7 +55,6 @@ ACCEPTED_BODIES = {
 }
 ACCEPT_HEADER = "application/sdp, message/sipfrag, application/dtmf-relay"
 SUPPORTED: tuple[str, ...] = ()
-DEFAULT_SERVER_HEADER = "voicebot"  # Server/User-Agent value: a name, no version (nothing to fingerprint)
 SUPPORTED_DIGEST_ALGORITHMS = ("MD5", "MD5-SESS", "SHA-256", "SHA-256-SESS")
 ERROR_REPLIES_PER_SOURCE_PER_MINUTE = 60  # stateless 4xx/5xx to malformed or refused requests
 REINVITE_ANSWER_TIMEOUT_S = 10.0  # a re-INVITE the glue does not answer gets 500 + Retry-After
@@ -95,11 +94,32 @@ class Outgoing(NamedTuple):
     transport: str
 
 
+class CallRole(StrEnum):
+    UAS = "uas"  # the peer called us
+    UAC = "uac"  # we called (the B2BUA leg to staff)
+
+
+class CallState(StrEnum):
+    """Calls to us: INCOMING → ANSWERED (our 2xx) → CONFIRMED (its ACK). Our calls: CALLING → PROCEEDING →
+    ESTABLISHED. Either may become ENDED at any point (kept a while to absorb retransmissions)."""
+
+    INCOMING = "incoming"
+    ANSWERED = "answered"
+    CONFIRMED = "confirmed"
+    CALLING = "calling"
+    PROCEEDING = "proceeding"
+    ESTABLISHED = "established"
+    ENDED = "ended"
+
+
+IN_DIALOG_STATES = frozenset({CallState.ANSWERED, CallState.CONFIRMED, CallState.ESTABLISHED})
+
+
 @dataclass
 class Call:
     call_id: str
-    role: str  # "uas" | "uac"
-    state: str  # incoming, answered, confirmed | calling, proceeding | established, ended
+    role: CallRole
+    state: CallState
     invite: Request
     transport: str
     peer: Address
@@ -122,19 +142,18 @@ class UserAgentCore:
 
     def __init__(
         self,
-        settings: SipSettings,
+        config: UserAgentConfig,
         *,
         local_host: str | None = None,
         local_port: int | None = None,
         clock: Callable[[], float] = time.monotonic,
-        server_header: str = DEFAULT_SERVER_HEADER,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.clock = clock
-        self.server_header = server_header  # Server/User-Agent value; empty: the header is left out
-        self.local_host = local_host or settings.bind_host
-        self.local_port = local_port if local_port is not None else settings.port
-        self.max_message_bytes = min(settings.max_message_bytes, MAX_MESSAGE_BYTES)
+        self.server_header = config.server_header  # Server/User-Agent value; empty: the header is left out
+        self.local_host = local_host or config.bind_host
+        self.local_port = local_port if local_port is not None else config.port
+        self.max_message_bytes = min(config.max_message_bytes, MAX_MESSAGE_BYTES)
         self._events: list[ev.Event] = []
         self._outbox: list[Outgoing] = []
         self._server_tx: dict[ServerKey, ServerTransaction] = {}
@@ -149,22 +168,22 @@ class UserAgentCore:
         self._tx_timer_order = itertools.count()
         self._tag_key = secrets.token_bytes(16)  # keys the To tags of stateless answers
         self.max_server_transactions = MAX_SERVER_TRANSACTIONS
-        self._allow = SourceAllowList(settings.allowed_networks)
-        self._invite_rate = SlidingWindowLimiter(settings.invites_per_source_per_minute, 60.0)
+        self._allow = SourceAllowList(config.allowed_networks)
+        self._invite_rate = SlidingWindowLimiter(config.invites_per_source_per_minute, 60.0)
         self._error_replies = SlidingWindowLimiter(ERROR_REPLIES_PER_SOURCE_PER_MINUTE, 60.0)
         self.log = RateLimitedLog(logger, 60.0)
-        self._trusted = NetworkSet(settings.trusted_networks)
+        self._trusted = NetworkSet(config.trusted_networks)
         self._challenger: DigestChallenger | None = None
-        if settings.inbound_realm and settings.inbound_username and settings.inbound_password is not None:
+        if config.inbound_realm and config.inbound_username and config.inbound_password is not None:
             self._challenger = DigestChallenger(
-                settings.inbound_realm,
-                settings.inbound_username,
-                settings.inbound_password.get_secret_value(),
-                settings.inbound_nonce_ttl_s,
-                max_failures=settings.inbound_auth_max_failures,
-                failure_window_s=settings.inbound_auth_failure_window_s,
-                lockout_s=settings.inbound_auth_lockout_s,
-                algorithms=settings.inbound_digest_algorithms,
+                config.inbound_realm,
+                config.inbound_username,
+                config.inbound_password,
+                config.inbound_nonce_ttl_s,
+                max_failures=config.inbound_auth_max_failures,
+                failure_window_s=config.inbound_auth_failure_window_s,
+                lockout_s=config.inbound_auth_lockout_s,
+                algorithms=config.inbound_digest_algorithms,
             )
         self._reg_call_id = new_call_id(self.local_host)
         self._reg_tag = new_tag()
@@ -172,17 +191,17 @@ class UserAgentCore:
         self.registered = False
 
     def set_local_address(self, host: str, port: int) -> None:
-        """Called by the transport once it knows the bound port (port 0 in settings = any free port)."""
+        """Called by the transport once it knows the bound port (port 0 in the config = any free port)."""
         self.local_host, self.local_port = host, port
 
     @property
     def contact_host(self) -> str:
-        host = self.settings.public_host or self.local_host
+        host = self.config.public_host or self.local_host
         return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
     def contact(self, transport: str = "udp") -> str:
         suffix = ";transport=tcp" if transport == "tcp" else ""
-        return f"<sip:{self.settings.user}@{self.contact_host}:{self.local_port}{suffix}>"
+        return f"<sip:{self.config.user}@{self.contact_host}:{self.local_port}{suffix}>"
 
     def _via(self, transport: str) -> str:
         return (
@@ -198,7 +217,7 @@ class UserAgentCore:
         return out
 
     def active_calls(self) -> list[str]:
-        return [call_id for call_id, call in self._calls.items() if call.state != "ended"]
+        return [call_id for call_id, call in self._calls.items() if call.state != CallState.ENDED]
 
     def _send(self, message: Message, dest: Address, transport: str) -> None:
         if not usable_address(dest):
@@ -316,12 +335,12 @@ class UserAgentCore:
 
     def _call(self, call_id: str) -> Call:
         call = self._calls.get(call_id)
-        if call is None or call.state == "ended":
+        if call is None or call.state == CallState.ENDED:
             raise KeyError(f"no active call {call_id!r}")
         return call
 
     def _established(self, call: Call) -> Dialog:
-        if call.dialog is None or call.state not in ("answered", "confirmed", "established"):
+        if call.dialog is None or call.state not in IN_DIALOG_STATES:
             raise ValueError(f"call {call.call_id!r} is not established")
         return call.dialog
 
@@ -361,10 +380,9 @@ class UserAgentCore:
         self, tx: ClientTransaction, response: Response, call: Call | None
     ) -> ClientTransaction | None:
         """Resend ``tx.request`` with credentials for a 401/407 (once per request chain)."""
-        username, secret = self.settings.auth_username, self.settings.auth_password
-        if username is None or secret is None:
+        username, password = self.config.auth_username, self.config.auth_password
+        if username is None or password is None:
             return None
-        password = secret.get_secret_value()
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         answer_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
         challenge = _pick_digest_challenge(response.headers.lines(header))
@@ -400,9 +418,9 @@ class UserAgentCore:
         return new_tx
 
     def _end(self, call: Call, reason: str, code: int | None, now: float) -> None:
-        if call.state == "ended":
+        if call.state == CallState.ENDED:
             return
-        call.state = "ended"
+        call.state = CallState.ENDED
         call.ended_at = now
         for kind in ("refer", "unanswered", "reinvite"):
             self._timers.pop((kind, call.call_id), None)

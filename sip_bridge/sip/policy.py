@@ -7,13 +7,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
 class NetworkSet:
     """A list of networks (CIDR); ``host in networks`` for IPv4/IPv6 text addresses (IPv4-mapped IPv6 included)."""
 
-    def __init__(self, networks: list[str]) -> None:
+    def __init__(self, networks: Iterable[str]) -> None:
         self._networks = [ipaddress.ip_network(net, strict=False) for net in networks]
 
     def __bool__(self) -> bool:
@@ -34,7 +35,7 @@ class NetworkSet:
 class SourceAllowList:
     """Networks allowed to talk to us; an empty list allows everyone."""
 
-    def __init__(self, networks: list[str]) -> None:
+    def __init__(self, networks: Iterable[str]) -> None:
         self._networks = NetworkSet(networks)
 
     def allows(self, host: str) -> bool:

@@ -4,7 +4,7 @@ Everything SIP happens in the UA; this module only moves bytes, runs the UA's ti
 events to the glue (an ``asyncio.Queue`` plus an optional callback). Call-control methods on the endpoint call the
 UA and flush what it wants to send, so the glue never touches sockets::
 
-    endpoint = await SipEndpoint.start(settings.sip)
+    endpoint = await SipEndpoint.start(UserAgentConfig(port=0))
     event = await endpoint.next_event()          # IncomingCall(...)
     endpoint.answer(event.call_id, sdp_answer)
     ...
@@ -26,9 +26,8 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from voicebot.settings import SipSettings
-
-from .core import DEFAULT_SERVER_HEADER, usable_address
+from .config import UserAgentConfig
+from .core import usable_address
 from .events import Event
 from .policy import ConnectionCounter, RateLimitedLog, SourceAllowList, StreamActivity, TcpLimits
 from .useragent import Address, UserAgent
@@ -75,12 +74,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class SipEndpoint:
-    """UDP + TCP listener on ``settings.bind_host:settings.port`` (port 0 = a free port) driving one UA."""
+    """UDP + TCP listener on ``config.bind_host:config.port`` (port 0 = a free port) driving one UA."""
 
     def __init__(
-        self, settings: SipSettings, ua: UserAgent, on_event: Callable[[Event], None] | None
+        self, config: UserAgentConfig, ua: UserAgent, on_event: Callable[[Event], None] | None
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.ua = ua
         self.on_event = on_event
         self.events: asyncio.Queue[Event] = asyncio.Queue()
@@ -90,12 +89,12 @@ class SipEndpoint:
         self._tcp_listeners: list[socket.socket] = []
         self._accept_tasks: list[asyncio.Task[None]] = []  # one accept loop per listener, in the same order
         self.tcp_limits = TcpLimits(
-            max_connections=settings.tcp_max_connections,
-            max_per_source=settings.tcp_max_connections_per_source,
-            idle_timeout_s=settings.tcp_idle_timeout_s,
-            read_timeout_s=settings.tcp_read_timeout_s,
+            max_connections=config.tcp_max_connections,
+            max_per_source=config.tcp_max_connections_per_source,
+            idle_timeout_s=config.tcp_idle_timeout_s,
+            read_timeout_s=config.tcp_read_timeout_s,
         )
-        self._tcp_allow = SourceAllowList(settings.allowed_networks)
+        self._tcp_allow = SourceAllowList(config.allowed_networks)
         self._tcp_count = ConnectionCounter(self.tcp_limits.max_connections, self.tcp_limits.max_per_source)
         self._tcp_log = RateLimitedLog(logger, 60.0)
         self._writers: dict[Address, asyncio.StreamWriter] = {}
@@ -108,40 +107,36 @@ class SipEndpoint:
     @classmethod
     async def start(
         cls,
-        settings: SipSettings,
+        config: UserAgentConfig,
         ua: UserAgent | None = None,
         *,
         on_event: Callable[[Event], None] | None = None,
         register: bool | None = None,
-        server_header: str = DEFAULT_SERVER_HEADER,
     ) -> SipEndpoint:
-        """Bind the configured transports and start the UA; registers at once when a registrar is configured.
-
-        ``server_header`` is the Server/User-Agent value of a UA created here (empty: no such header).
-        """
+        """Bind the configured transports and start the UA; registers at once when a registrar is configured."""
         loop = asyncio.get_running_loop()
-        ua = ua or UserAgent(settings, clock=loop.time, server_header=server_header)
+        ua = ua or UserAgent(config, clock=loop.time)
         ua.clock = loop.time
-        endpoint = cls(settings, ua, on_event)
+        endpoint = cls(config, ua, on_event)
         await endpoint._bind()
-        ua.set_local_address(settings.bind_host, endpoint.port)
-        if register if register is not None else bool(settings.registrar):
+        ua.set_local_address(config.bind_host, endpoint.port)
+        if register if register is not None else bool(config.registrar):
             ua.register()
         endpoint.flush()
         return endpoint
 
     async def _bind(self) -> None:
-        attempts = 20 if self.settings.port == 0 else 1
+        attempts = 20 if self.config.port == 0 else 1
         for attempt in range(attempts):
-            port = self.settings.port
+            port = self.config.port
             try:
-                if "udp" in self.settings.transports:
+                if "udp" in self.config.transports:
                     transport, _ = await self._loop.create_datagram_endpoint(
-                        lambda: _UdpProtocol(self), local_addr=(self.settings.bind_host, port)
+                        lambda: _UdpProtocol(self), local_addr=(self.config.bind_host, port)
                     )
                     self._udp = transport
                     port = transport.get_extra_info("sockname")[1]
-                if "tcp" in self.settings.transports:
+                if "tcp" in self.config.transports:
                     port = await self._listen_tcp(port)
                 self.port = port
                 return
@@ -157,9 +152,9 @@ class SipEndpoint:
     def listeners(self) -> dict[str, bool]:
         """Per configured transport: is it really serving (UDP transport open, TCP server accepting)?"""
         state: dict[str, bool] = {}
-        if "udp" in self.settings.transports:
+        if "udp" in self.config.transports:
             state["udp"] = self._udp is not None and not self._udp.is_closing()
-        if "tcp" in self.settings.transports:
+        if "tcp" in self.config.transports:
             state["tcp"] = bool(self._tcp_listeners) and all(
                 listener.fileno() >= 0 and not task.done()
                 for listener, task in zip(self._tcp_listeners, self._accept_tasks, strict=False)
@@ -188,7 +183,7 @@ class SipEndpoint:
     async def _listen_tcp(self, port: int) -> int:
         """Listening sockets for ``bind_host:port`` (each address it resolves to); returns the bound port."""
         infos = await self._loop.getaddrinfo(
-            self.settings.bind_host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            self.config.bind_host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
         seen: set[tuple[int, object]] = set()
         for family, kind, proto, _, sockaddr in infos:

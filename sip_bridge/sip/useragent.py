@@ -2,7 +2,7 @@
 
 Drive it like this (``SipEndpoint`` in ``transport.py`` does exactly this over asyncio)::
 
-    ua = UserAgent(settings.sip, local_host="127.0.0.1", local_port=5060, clock=loop.time)
+    ua = UserAgent(UserAgentConfig(), local_host="127.0.0.1", local_port=5060, clock=loop.time)
     ua.receive(data, ("192.0.2.1", 5060), "udp")     # every datagram / TCP chunk (TCP is framed inside)
     for event in ua.next_events(): ...                # IncomingCall, CallEnded, ...
     for out in ua.outgoing(): send(out.data, out.dest, out.transport)
@@ -18,7 +18,7 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
   incoming call. Emits ``CallEnded(reason="local")`` at once.
 - ``refer(call_id, target_uri)``: blind transfer (REFER with Refer-To/Referred-By). Then ``ReferAccepted`` and
   ``TransferSucceeded``/``TransferFailed(code)`` (405/501/603 refusals, 408 on timeout or no final NOTIFY within
-  ``settings.transfer_timeout_s``).
+  ``config.transfer_timeout_s``).
 - ``invite(target_uri, sdp) -> call_id``: outbound call (UAC; B2BUA leg). ``OutboundCallProgress``,
   ``OutboundCallAnswered(sdp)`` (ACK sent) or ``OutboundCallFailed(code)``; 401/407 are answered with the
   ``auth_*`` credentials once.
@@ -26,7 +26,7 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
 - ``answer_reinvite(call_id, sdp)`` / ``reject_reinvite(call_id, code=488)``: reply to a ``ReInvite`` event
   (within 10 s, else the UA answers 500 with Retry-After). ``ReInvite.sdp`` is empty for an offer-less
   re-INVITE: then ``answer_reinvite`` carries our offer.
-- ``register()``: REGISTER to ``settings.registrar`` with digest auth and refresh; ``Registered``/
+- ``register()``: REGISTER to ``config.registrar`` with digest auth and refresh; ``Registered``/
   ``RegistrationFailed``. ``unregister()`` sends Expires: 0.
 - ``active_calls()``: Call-IDs of calls not yet ended.
 
@@ -70,6 +70,8 @@ from .core import (
     UNANSWERED_TIMEOUT_S,
     Address,
     Call,
+    CallRole,
+    CallState,
     Outgoing,
 )
 from .dialog import Dialog, new_tag
@@ -89,6 +91,7 @@ from .transaction import (
     NonInviteServerTransaction,
     ServerKey,
     ServerTransaction,
+    TransactionState,
 )
 from .uac import ClientSide
 
@@ -253,7 +256,7 @@ class UserAgent(ClientSide):
         existing = self._server_tx.get(key)
         if existing is not None:
             if request.method == "ACK" and isinstance(existing, InviteServerTransaction):
-                if existing.state == "completed":
+                if existing.state == TransactionState.COMPLETED:
                     existing.receive_ack(now)
                     return
             elif request.method != "ACK":
@@ -272,7 +275,7 @@ class UserAgent(ClientSide):
                 return
         if len(self._server_tx) >= self.max_server_transactions:
             self.log.warning(host, "overload", "server transaction table full: 503", now)
-            retry = {"Retry-After": str(self.settings.retry_after_s)}
+            retry = {"Retry-After": str(self.config.retry_after_s)}
             self._respond_stateless(request, 503, source, transport, retry)
             return
         if request.method == "CANCEL":
@@ -362,7 +365,7 @@ class UserAgent(ClientSide):
             return
         host = source[0]
         earlier = self._calls.get(request.call_id)
-        if earlier is not None and earlier.state != "ended":
+        if earlier is not None and earlier.state != CallState.ENDED:
             self._reply(tx, 482, "Loop Detected", now)  # same Call-ID, new branch: merged request (8.2.2.2)
             return
         if earlier is not None:
@@ -370,13 +373,11 @@ class UserAgent(ClientSide):
         trusted = host in self._trusted  # a trunk sends every call from one address: no per-source rate
         if not trusted and not self._invite_rate.allow(host, now):
             self.log.warning(host, "rate-limit", "INVITE rate exceeded", now)
-            self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.settings.retry_after_s)})
+            self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
-        if len(self.active_calls()) >= self.settings.max_calls:
+        if len(self.active_calls()) >= self.config.max_calls:
             self.log.warning(host, "busy", "max_calls reached", now)
-            self._reply(
-                tx, 503, "Too Many Calls", now, extra={"Retry-After": str(self.settings.retry_after_s)}
-            )
+            self._reply(tx, 503, "Too Many Calls", now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
         if self._challenger is not None:
             verdict = self._challenger.check(
@@ -394,8 +395,8 @@ class UserAgent(ClientSide):
         self._reply(tx, 100, "Trying", now)
         call = Call(
             call_id=request.call_id,
-            role="uas",
-            state="incoming",
+            role=CallRole.UAS,
+            state=CallState.INCOMING,
             invite=request,
             transport=transport,
             peer=source,
@@ -419,10 +420,10 @@ class UserAgent(ClientSide):
 
     def _on_reinvite(self, request: Request, tx: InviteServerTransaction, now: float) -> None:
         call = self._find_dialog_call(request)
-        if call is None or call.dialog is None or call.state == "ended":
+        if call is None or call.dialog is None or call.state == CallState.ENDED:
             self._reply(tx, 481, None, now)
             return
-        if call.reinvite_in is not None or call.reinvite_out is not None or call.state == "answered":
+        if call.reinvite_in is not None or call.reinvite_out is not None or call.state == CallState.ANSWERED:
             self._reply(tx, 491, "Request Pending", now, extra={"Retry-After": "1"})
             return
         if not call.dialog.accept_remote_cseq(request.cseq.number):
@@ -437,13 +438,13 @@ class UserAgent(ClientSide):
         call = self._calls.get(request.call_id)
         if call is None or call.dialog is None or not call.dialog.matches(request):
             return  # stray ACK: nothing to do, nothing to answer
-        if call.reinvite_in is not None and call.reinvite_in.state == "accepted":
+        if call.reinvite_in is not None and call.reinvite_in.state == TransactionState.ACCEPTED:
             call.reinvite_in.receive_ack(now)
             call.reinvite_in = None
             return
-        if call.server_tx is not None and call.state == "answered":
+        if call.server_tx is not None and call.state == CallState.ANSWERED:
             call.server_tx.receive_ack(now)
-            call.state = "confirmed"
+            call.state = CallState.CONFIRMED
             sdp = request.body if request.content_type == "application/sdp" else b""
             self._events.append(ev.CallConfirmed(call.call_id, sdp))
 
@@ -473,7 +474,7 @@ class UserAgent(ClientSide):
             self._reply(tx, 481, None, now)
             return
         self._reply(tx, 200, "OK", now)
-        if call.state == "ended":
+        if call.state == CallState.ENDED:
             return
         for pending in (call.server_tx, call.reinvite_in):  # an INVITE still unanswered when the BYE came
             if pending is not None and not pending.final_sent:
@@ -535,7 +536,7 @@ class UserAgent(ClientSide):
     def _server_timeout(self, tx: ServerTransaction) -> None:
         """Timer H: our 2xx was never ACKed (RFC 3261 13.3.1.4): end the call with a BYE."""
         for call in self._calls.values():
-            if call.server_tx is tx and call.state == "answered":
+            if call.server_tx is tx and call.state == CallState.ANSWERED:
                 self._send_bye(call)
                 self._end(call, "ack_timeout", None, self.clock())
             if call.reinvite_in is tx:
@@ -555,7 +556,7 @@ class UserAgent(ClientSide):
 
     def ringing(self, call_id: str) -> None:
         call = self._call(call_id)
-        if call.role == "uas" and call.state == "incoming" and call.server_tx is not None:
+        if call.role == CallRole.UAS and call.state == CallState.INCOMING and call.server_tx is not None:
             self._reply(
                 call.server_tx, 180, "Ringing", self.clock(), to_tag=call.local_tag, dialog_headers=True
             )
@@ -563,12 +564,12 @@ class UserAgent(ClientSide):
 
     def in_call_with(self, host: str) -> bool:
         """True while a call not yet ended has ``host`` as its peer (its TCP connections are let in and kept)."""
-        return any(call.state != "ended" and call.peer[0] == host for call in self._calls.values())
+        return any(call.state != CallState.ENDED and call.peer[0] == host for call in self._calls.values())
 
     def carries_call(self, peer: Address) -> bool:
         """True while a call not yet ended runs over the TCP connection from ``peer`` (no idle timeout then)."""
         return any(
-            call.state != "ended"
+            call.state != CallState.ENDED
             and call.transport != "udp"
             and (call.peer == peer or (call.dialog is not None and call.dialog.peer == peer))
             for call in self._calls.values()
@@ -582,7 +583,7 @@ class UserAgent(ClientSide):
     def answer(self, call_id: str, sdp: bytes) -> None:
         """180 Ringing (unless sent) then 200 OK carrying ``sdp``; the dialog exists from here on."""
         call = self._call(call_id)
-        if call.role != "uas" or call.state != "incoming" or call.server_tx is None:
+        if call.role != CallRole.UAS or call.state != CallState.INCOMING or call.server_tx is None:
             raise ValueError(f"call {call_id!r} is not an unanswered incoming call")
         if "ringing" not in call.extra:
             self.ringing(call_id)
@@ -590,25 +591,25 @@ class UserAgent(ClientSide):
         self._reply(
             call.server_tx, 200, "OK", self.clock(), to_tag=call.local_tag, body=sdp, dialog_headers=True
         )
-        call.state = "answered"
+        call.state = CallState.ANSWERED
 
     def reject(self, call_id: str, code: int = 486, reason: str | None = None) -> None:
         call = self._call(call_id)
-        if call.role != "uas" or call.state != "incoming" or call.server_tx is None:
+        if call.role != CallRole.UAS or call.state != CallState.INCOMING or call.server_tx is None:
             raise ValueError(f"call {call_id!r} is not an unanswered incoming call")
         # every 503 says when to come back (RFC 3261 21.5.4), or a PBX may take the whole bot out of its route
-        retry = {"Retry-After": str(self.settings.retry_after_s)} if code == 503 else {}
+        retry = {"Retry-After": str(self.config.retry_after_s)} if code == 503 else {}
         self._reply(call.server_tx, code, reason, self.clock(), to_tag=call.local_tag, extra=retry)
         self._end(call, "rejected", code, self.clock())
 
     def hangup(self, call_id: str) -> None:
         call = self._calls.get(call_id)
-        if call is None or call.state == "ended":
+        if call is None or call.state == CallState.ENDED:
             return
         now = self.clock()
-        if call.role == "uas" and call.state == "incoming" and call.server_tx is not None:
+        if call.role == CallRole.UAS and call.state == CallState.INCOMING and call.server_tx is not None:
             self._reply(call.server_tx, 480, "Temporarily Unavailable", now, to_tag=call.local_tag)
-        elif call.role == "uac" and call.state in ("calling", "proceeding"):
+        elif call.role == CallRole.UAC and call.state in (CallState.CALLING, CallState.PROCEEDING):
             if call.got_provisional:
                 self._send_cancel(call)
             else:
@@ -649,7 +650,7 @@ class UserAgent(ClientSide):
         kind, name = key
         if kind == "forget":
             call = self._calls.get(name)
-            if call is not None and call.state == "ended":
+            if call is not None and call.state == CallState.ENDED:
                 del self._calls[name]
         elif kind == "refer":
             call = self._calls.get(name)
@@ -660,7 +661,7 @@ class UserAgent(ClientSide):
             self.register()
         elif kind == "unanswered":
             call = self._calls.get(name)
-            if call is not None and call.state == "incoming" and call.server_tx is not None:
+            if call is not None and call.state == CallState.INCOMING and call.server_tx is not None:
                 self._reply(call.server_tx, 480, "Temporarily Unavailable", now, to_tag=call.local_tag)
                 self._end(call, "timeout", 480, now)
         elif kind == "reinvite":

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 import pytest
 
-from sip_bridge.calls import SipCallService
 from sip_bridge.media import (
     LocalSdpSession,
     MediaPeerPolicy,
@@ -30,6 +29,7 @@ from sip_bridge.media.dtmf import encode_digit
 from sip_bridge.media.rtp import RtpPacket, RtpSender
 from sip_bridge.media.sdp import CodecSpec, Direction
 from voicebot.settings import Settings, SipSettings
+from voicebot.telephony.sip_calls import SipCallService
 
 pytestmark = pytest.mark.timeout(60)
 HOST = "127.0.0.1"
@@ -219,9 +219,8 @@ async def test_call_service_hands_the_sip_settings_to_the_media_policy() -> None
         SipCallService(Settings(sip=SipSettings(rtp_allowed_networks=["10.0.0.300/8"])), None, None)  # type: ignore[arg-type]
 
 
-async def test_from_settings_binds_an_even_port_in_the_configured_range() -> None:
-    settings = SipSettings(rtp_port_min=31000, rtp_port_max=31099, rtp_inactivity_timeout_s=12.0)
-    endpoint = RtpEndpoint.from_settings(settings)
+async def test_an_endpoint_binds_an_even_port_in_its_range() -> None:
+    endpoint = RtpEndpoint(host="127.0.0.1", port_range=(31000, 31099), inactivity_timeout_s=12.0)
     try:
         port = await endpoint.open()
         assert 31000 <= port <= 31099 and port % 2 == 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.message import Request, Response
 from sip_bridge.sip.parser import parse_datagram
 from sip_bridge.sip.useragent import UserAgent
-from voicebot.settings import SipSettings
 
 PEER = ("127.0.0.1", 5099)
 SDP_OFFER = (
@@ -31,20 +31,13 @@ class ManualClock:
 class Harness:
     """A UserAgent on 127.0.0.1:5060 with a manual clock; ``sent`` collects parsed outgoing messages."""
 
-    settings: SipSettings = field(default_factory=SipSettings)
+    settings: UserAgentConfig = field(default_factory=UserAgentConfig)
     clock: ManualClock = field(default_factory=ManualClock)
-    server_header: str = "voicebot"
     ua: UserAgent = field(init=False)
     sent: list[tuple[Request | Response, tuple[str, int], str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.ua = UserAgent(
-            self.settings,
-            local_host="127.0.0.1",
-            local_port=5060,
-            clock=self.clock,
-            server_header=self.server_header,
-        )
+        self.ua = UserAgent(self.settings, local_host="127.0.0.1", local_port=5060, clock=self.clock)
 
     def feed(self, data: bytes | str, source: tuple[str, int] = PEER, transport: str = "udp") -> list:
         raw = data.encode() if isinstance(data, str) else data

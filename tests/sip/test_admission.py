@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sip_bridge.sip import events as ev
 from sip_bridge.sip.auth import DigestChallenger, authorization_header, parse_challenge
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.message import Request, Response
-from voicebot.settings import SipSettings
 
 from .helpers import SDP_OFFER, Harness, response_to, sip_request
 
@@ -26,7 +26,7 @@ def first_status(harness: Harness, data: bytes, source: tuple[str, int] = UNKNOW
 
 
 def test_a_burst_from_a_trusted_trunk_is_not_rate_limited_but_one_from_elsewhere_is() -> None:
-    settings = SipSettings(
+    settings = UserAgentConfig(
         invites_per_source_per_minute=3,
         max_calls=50,
         allowed_networks=["127.0.0.0/8", "192.0.2.0/24"],
@@ -41,7 +41,7 @@ def test_a_burst_from_a_trusted_trunk_is_not_rate_limited_but_one_from_elsewhere
 
 
 def test_a_trusted_trunk_is_still_bounded_by_max_calls() -> None:
-    settings = SipSettings(
+    settings = UserAgentConfig(
         max_calls=2, retry_after_s=9, allowed_networks=[], trusted_networks=["192.0.2.0/24"]
     )
     harness = Harness(settings)
@@ -54,7 +54,7 @@ def test_a_trusted_trunk_is_still_bounded_by_max_calls() -> None:
 
 
 def test_a_503_from_the_application_carries_retry_after() -> None:
-    harness = Harness(SipSettings(retry_after_s=12))
+    harness = Harness(UserAgentConfig(retry_after_s=12))
     harness.feed(invite(1))
     (call,) = harness.ua.next_events()
     assert isinstance(call, ev.IncomingCall)
@@ -64,7 +64,7 @@ def test_a_503_from_the_application_carries_retry_after() -> None:
 
 
 def auth_harness(**overrides: object) -> Harness:
-    settings = SipSettings(
+    settings = UserAgentConfig(
         inbound_realm="rathaus",
         inbound_username="pbx",
         inbound_password="geheim",
@@ -126,7 +126,7 @@ def test_guesses_from_rotating_sources_end_in_a_lockout_with_retry_after() -> No
 
 def test_our_digest_answers_a_pbx_offering_sha256_and_one_offering_md5() -> None:
     for offered, expected in ((None, "SHA-256"), ("MD5", "MD5")):
-        harness = Harness(SipSettings(auth_username="hotline", auth_password="pw"))
+        harness = Harness(UserAgentConfig(auth_username="hotline", auth_password="pw"))
         pbx = DigestChallenger("pbx", "hotline", "pw")
         harness.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
         first = harness.drain()[0]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from sip_bridge.sip import events as ev
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.message import Response
 from sip_bridge.sip.parser import parse_datagram
-from voicebot.settings import SipSettings
 
 from .helpers import PEER, SDP_OFFER, Harness, response_to, sip_request
 
@@ -79,7 +79,7 @@ def test_bad_numbers_get_400_bad_request(name: str, value: str) -> None:
 
 
 def test_status_codes_are_ascii_digits() -> None:
-    harness = Harness(SipSettings(registrar="sip:127.0.0.1:5080"))
+    harness = Harness(UserAgentConfig(registrar="sip:127.0.0.1:5080"))
     harness.ua.register()
     register = harness.drain()[0]
     harness.feed(response_to(register, 200).replace(b"SIP/2.0 200", "SIP/2.0 ٢٠٠".encode(), 1))
@@ -156,11 +156,11 @@ def test_server_header_defaults_to_a_name_without_version() -> None:
 
 
 def test_server_header_is_configurable_and_empty_omits_it() -> None:
-    named = Harness(server_header="Rathaus Musterstadt")
+    named = Harness(UserAgentConfig(server_header="Rathaus Musterstadt"))
     assert only_response(named.feed(sip_request("OPTIONS"))).headers.get("Server") == "Rathaus Musterstadt"
     named.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
     assert named.drain()[0].headers.get("User-Agent") == "Rathaus Musterstadt"
-    silent = Harness(server_header="")
+    silent = Harness(UserAgentConfig(server_header=""))
     assert "Server" not in only_response(silent.feed(sip_request("OPTIONS"))).headers
     silent.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
     assert "User-Agent" not in silent.drain()[0].headers
@@ -207,7 +207,7 @@ def test_finished_transactions_leave_the_table_on_schedule() -> None:
 
 
 def test_a_full_transaction_table_answers_503_without_keeping_more() -> None:
-    harness = Harness(SipSettings(max_calls=1, invites_per_source_per_minute=1000))
+    harness = Harness(UserAgentConfig(max_calls=1, invites_per_source_per_minute=1000))
     harness.ua.max_server_transactions = 3
     answers = []
     for n in range(5):

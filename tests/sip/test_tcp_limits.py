@@ -14,10 +14,10 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.parser import StreamFramer
 from sip_bridge.sip.policy import StreamActivity, TcpLimits
 from sip_bridge.sip.transport import SipEndpoint, raise_open_file_limit
-from voicebot.settings import SipSettings
 
 from .helpers import SDP_OFFER, sip_request
 
@@ -26,7 +26,7 @@ WAIT_S = 5.0  # bound on every wait; the limits under test are a fraction of it
 
 
 async def started(**overrides: object) -> SipEndpoint:
-    settings = SipSettings(bind_host="127.0.0.1", port=0, transports=["tcp"], **overrides)  # type: ignore[arg-type]
+    settings = UserAgentConfig(bind_host="127.0.0.1", port=0, transports=["tcp"], **overrides)  # type: ignore[arg-type]
     return await SipEndpoint.start(settings)
 
 
@@ -175,13 +175,13 @@ def test_the_open_file_limit_is_raised_to_the_hard_limit() -> None:
 SERVER_OUT_OF_DESCRIPTORS = textwrap.dedent(
     """
     import asyncio, logging, os, resource, sys
+    from sip_bridge.sip.config import UserAgentConfig
     from sip_bridge.sip.transport import SipEndpoint
-    from voicebot.settings import SipSettings
 
     async def main():
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-        settings = SipSettings(bind_host="127.0.0.1", port=0, transports=["tcp"],
-                               tcp_max_connections=10000, tcp_max_connections_per_source=10000)
+        settings = UserAgentConfig(bind_host="127.0.0.1", port=0, transports=["tcp"],
+                                   tcp_max_connections=10000, tcp_max_connections_per_source=10000)
         sip = await SipEndpoint.start(settings)
         spare = 12
         resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + spare,

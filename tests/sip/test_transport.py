@@ -7,18 +7,18 @@ import asyncio
 import contextlib
 import socket
 
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.events import IncomingCall
 from sip_bridge.sip.message import Response
 from sip_bridge.sip.parser import StreamFramer, parse_datagram
 from sip_bridge.sip.transport import SipEndpoint
-from voicebot.server import CallRegistry
-from voicebot.settings import SipSettings
+from voicebot.calls import CallRegistry
 
 from .helpers import SDP_ANSWER, SDP_OFFER, sip_request
 
 
 async def started() -> SipEndpoint:
-    return await SipEndpoint.start(SipSettings(bind_host="127.0.0.1", port=0))
+    return await SipEndpoint.start(UserAgentConfig(bind_host="127.0.0.1", port=0))
 
 
 async def test_udp_options_is_answered_to_the_sending_socket() -> None:

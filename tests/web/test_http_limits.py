@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from voicebot.server import CallRegistry, http_server_config
+from voicebot.calls import CallRegistry
+from voicebot.server import http_server_config
 from voicebot.settings import Settings
 from voicebot.web.app import create_app
 

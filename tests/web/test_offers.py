@@ -15,7 +15,8 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from voicebot.server import CallRegistry
+from voicebot.calls import CallRegistry
+from voicebot.pipeline.transcript import CallTranscript
 from voicebot.settings import Settings
 from voicebot.web.app import create_app
 from voicebot.web.browser_calls import BrowserCallDesk
@@ -26,8 +27,9 @@ pytestmark = pytest.mark.timeout(60)
 class WaitingCall:
     """A call that runs until it is cancelled (the browser leaves): enough to hold a line like a real one."""
 
-    def __init__(self) -> None:
+    def __init__(self, call_id: str) -> None:
         self.ended = asyncio.Event()
+        self.transcript = CallTranscript(channel="webrtc", channel_call_id=call_id)  # kept in memory only
 
     async def run(self) -> None:
         await self.ended.wait()
@@ -35,9 +37,12 @@ class WaitingCall:
     async def cancel(self) -> None:
         self.ended.set()
 
+    async def say(self, kind: str, text: str) -> None:
+        self.transcript.add_bot_turn(kind, text)
 
-async def waiting_call_runner(_transport: Any, _call_id: str, _rate: int, _on_event: Any) -> WaitingCall:
-    return WaitingCall()
+
+async def waiting_call_runner(_transport: Any, call_id: str, _rate: int, _on_event: Any) -> WaitingCall:
+    return WaitingCall(call_id)
 
 
 def _settings(**http: Any) -> Settings:
@@ -215,7 +220,7 @@ def _invite(port: int, call_id: str) -> bytes:
 
 async def test_a_phone_call_refused_for_browser_calls_gets_retry_after() -> None:
     """Every line held by a browser call: the SIP INVITE gets 503 with Retry-After (it had none)."""
-    from sip_bridge.calls import SipCallService
+    from voicebot.telephony.sip_calls import SipCallService
 
     settings = Settings()
     settings = settings.model_copy(

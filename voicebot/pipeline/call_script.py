@@ -1,7 +1,9 @@
 """The call script: small processors, one job each, between turn detection and the answer step.
 
 - :class:`GreetingSpeaker` says the greeting with the AI disclosure and data-protection notice at call start.
-- :class:`DtmfRecorder` notes keypad digits in the transcript and passes the frames on (hand-off uses them).
+- :class:`DtmfRecorder` notes keypad digits in the transcript and passes the frames on.
+- :class:`HandoffKeyListener` (phone calls) says the hand-off sentence when the caller presses a hand-off key
+  (``sip.handoff_dtmf``), then asks for staff with a :class:`HandoffRequestFrame`; once per call.
 - :class:`SilenceWatchdog` asks once whether the caller is still there, then ends the call politely.
 - :class:`CallTimeLimit` ends the call politely when it has lasted ``call.max_call_s``.
 - :class:`GoodbyeDetector` ends the call when the caller says goodbye.
@@ -101,6 +103,34 @@ class DtmfRecorder(FrameProcessor):
         if isinstance(frame, InputDTMFFrame) and direction == FrameDirection.DOWNSTREAM:
             self._transcript.add_caller_dtmf(str(frame.button.value))
         await self.push_frame(frame, direction)
+
+
+class HandoffKeyListener(FrameProcessor):
+    """The keypad way to a human: a digit of ``keys`` says ``message`` (not interruptible) and requests a
+    hand-off behind it, so the telephony layer transfers the call after the caller heard the sentence. Only the
+    first such key of a call counts; the digits always pass on."""
+
+    def __init__(self, *, transcript: CallTranscript, keys: str, message: str) -> None:
+        super().__init__()
+        self._transcript = transcript
+        self._keys = keys
+        self._message = message
+        self._fired = False
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if (
+            self._fired
+            or direction != FrameDirection.DOWNSTREAM
+            or not isinstance(frame, InputDTMFFrame)
+            or str(frame.button.value) not in self._keys
+        ):
+            return
+        self._fired = True
+        digit = str(frame.button.value)
+        await say(self, self._transcript, "handoff", self._message, interruptible=False)
+        await self.push_frame(HandoffRequestFrame(reason="handoff", summary=f"Anrufer hat {digit} gedrückt"))
 
 
 class SilenceWatchdog(FrameProcessor):

@@ -17,19 +17,24 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from voicebot.server import CallLease, CallRegistry, CallRunner
+from voicebot.calls import CallHandle, CallLease, CallRegistry, CallRunner
 from voicebot.settings import Settings
 from voicebot.web.browser_calls import BrowserCallDesk, OfferRefused
 from voicebot.web.limits import RequestBodyLimits
 from voicebot.web.offer_sdp import OfferSdpError, check_offer_sdp
+
+if TYPE_CHECKING:
+    from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+
+    from voicebot.pipeline.resources import CallResources
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 WEBRTC_SAMPLE_RATE = 48000  # Opus in the browser runs at 48 kHz; the pipeline resamples where it needs to
@@ -58,14 +63,15 @@ class IcePatchRequest(BaseModel):
 
 def create_app(
     settings: Settings,
-    resources: Any,
+    resources: CallResources | None,
     *,
     registry: CallRegistry | None = None,
     call_runner: CallRunner | None = None,
 ) -> FastAPI:
     """Build the FastAPI app.
 
-    ``resources`` are the process-wide loaded models (loaded once, shared by every call). ``registry`` counts
+    ``resources`` are the process-wide loaded models (loaded once, shared by every call; None only for tests
+    that pass their own ``call_runner``). ``registry`` counts
     active calls across SIP and WebRTC so both share one capacity limit; ``call_runner`` runs one call's pipeline
     over a transport (defaults to the voice pipeline; tests may pass an echo runner only for page plumbing).
     """
@@ -74,7 +80,7 @@ def create_app(
     calls = registry or CallRegistry(max_calls=settings.sip.max_calls)
     runner = call_runner or _default_call_runner(settings, resources)
 
-    async def run_call(connection: Any, lease: CallLease) -> None:
+    async def run_call(connection: SmallWebRTCConnection, lease: CallLease) -> None:
         await _run_web_call(connection, f"web-{uuid.uuid4().hex[:12]}", runner, lease)
 
     desk = BrowserCallDesk(
@@ -140,7 +146,7 @@ def create_app(
         body.pop("request_data", None)
         try:
             parsed = OfferRequest.model_validate(body)
-        except ValueError as error:
+        except ValidationError as error:
             raise HTTPException(status_code=400, detail=f"Ungültige Anfrage: {_first_error(error)}") from None
         if parsed.type != "offer":
             raise HTTPException(status_code=400, detail="Erwartet wird ein SDP-Angebot (type 'offer').")
@@ -158,7 +164,7 @@ def create_app(
         body = await _json_body(request)
         try:
             parsed = IcePatchRequest.model_validate(body)
-        except ValueError as error:
+        except ValidationError as error:
             raise HTTPException(status_code=400, detail=f"Ungültige Anfrage: {_first_error(error)}") from None
         desk.connection(parsed.pc_id)  # 404 for an unknown connection, before its candidates are parsed
         candidates = []
@@ -181,7 +187,9 @@ def create_app(
     return app
 
 
-async def _run_web_call(connection: Any, call_id: str, runner: CallRunner, lease: CallLease) -> None:
+async def _run_web_call(
+    connection: SmallWebRTCConnection, call_id: str, runner: CallRunner, lease: CallLease
+) -> None:
     """One browser call over a connected peer connection: transport, the pipeline, and clean-up whichever side
     ends (the :class:`BrowserCallDesk` releases the lease and closes the connection also if this fails)."""
     from pipecat.transports.base_transport import TransportParams
@@ -215,18 +223,22 @@ async def _run_web_call(connection: Any, call_id: str, runner: CallRunner, lease
         else:
             await call.run()
     finally:
-        transcript = getattr(call, "transcript", None)
-        if transcript is not None:
-            transcript.end(ended_by)  # keeps the pipeline's own reason (goodbye, silence) if it set one
+        call.transcript.end(ended_by)  # keeps the pipeline's own reason (goodbye, silence) if it set one
         lease.release()
         await connection.disconnect()  # tells the page ("peerLeft") when the bot ended the call
         logger.info(f"{call_id}: browser call ended ({ended_by})")
 
 
-def _default_call_runner(settings: Settings, resources: Any) -> CallRunner:
-    from voicebot.server import pipeline_call_runner
+def _default_call_runner(settings: Settings, resources: CallResources | None) -> CallRunner:
+    from voicebot.pipeline.handle import pipeline_call_runner
 
-    return pipeline_call_runner(settings, resources, channel="webrtc")
+    if resources is not None:
+        return pipeline_call_runner(settings, resources, channel="webrtc")
+
+    async def without_models(*_call: object) -> CallHandle:
+        raise RuntimeError("no models loaded: create_app got neither resources nor a call_runner")
+
+    return without_models
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -240,10 +252,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _first_error(error: ValueError) -> str:
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        return f"{where}: {first.get('msg', 'ungültig')}"
-    return str(error)
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return f"{where}: {first.get('msg', 'ungültig')}"

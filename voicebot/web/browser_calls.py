@@ -21,14 +21,15 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 if TYPE_CHECKING:
+    from aiortc import RTCIceCandidate
     from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
-    from voicebot.server import CallLease, CallRegistry
+    from voicebot.calls import CallLease, CallRegistry
 
 # Runs one browser call over a connected peer connection; must release the lease when the call is over.
 BrowserCallRunner = Callable[["SmallWebRTCConnection", "CallLease"], Awaitable[None]]
@@ -159,8 +160,8 @@ class BrowserCallDesk:
             raise OfferRefused(404, "Diese Verbindung besteht nicht (mehr). Bitte rufen Sie erneut an.")
         return peer
 
-    async def add_ice_candidates(self, pc_id: str, candidates: list[Any]) -> None:
-        """Trickled candidates (aiortc ``RTCIceCandidate``) for a known connection; 404 for an unknown one."""
+    async def add_ice_candidates(self, pc_id: str, candidates: list[RTCIceCandidate]) -> None:
+        """Trickled candidates for a known connection; 404 for an unknown one."""
         peer = self.connection(pc_id)
         for candidate in candidates:
             await peer.add_ice_candidate(candidate)
