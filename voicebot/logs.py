@@ -16,6 +16,9 @@ from typing import Any
 from loguru import logger
 
 STDLIB_FORMAT = "%(asctime)s | %(levelname)-8s | %(name)s - %(message)s"
+# WebRTC's libraries log every ICE candidate pair and state change at INFO (a dozen lines per browser call):
+# below DEBUG they log warnings only.
+CHATTY_LIBRARY_LOGGERS = ("aioice", "aiortc")
 
 
 def configure_logging(level: str = "DEBUG", sink: Any = None, *, stdlib: bool = True) -> None:
@@ -27,3 +30,7 @@ def configure_logging(level: str = "DEBUG", sink: Any = None, *, stdlib: bool = 
     logger.add(sys.stderr if sink is None else sink, level=level.upper(), diagnose=False, backtrace=False)
     if stdlib:
         logging.basicConfig(level=level.upper(), format=STDLIB_FORMAT)
+        numeric = logging.getLevelName(level.upper())
+        chatty_level = numeric if numeric == logging.DEBUG else max(logging.WARNING, numeric)
+        for name in CHATTY_LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(chatty_level)
