@@ -120,3 +120,21 @@ def test_an_exception_with_secrets_in_scope_is_logged_without_them(log_lines: li
     assert "Traceback" in log and "set_up_call" in log  # the traceback itself is kept
     for secret in SECRETS:
         assert secret not in log, log
+
+
+def test_webrtc_libraries_log_warnings_only_unless_debugging() -> None:
+    """aioice/aiortc log each ICE candidate pair and state change at INFO (a dozen lines per browser call)."""
+    import logging
+
+    try:
+        configure_logging("INFO")
+        assert [logging.getLogger(name).getEffectiveLevel() for name in ("aioice", "aiortc")] == [
+            logging.WARNING
+        ] * 2
+        assert not logging.getLogger("aioice.ice").isEnabledFor(logging.INFO)
+        configure_logging("DEBUG")
+        assert logging.getLogger("aioice.ice").isEnabledFor(logging.DEBUG)
+    finally:
+        configure_logging("DEBUG", stdlib=False)
+        for name in ("aioice", "aiortc"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
