@@ -29,8 +29,8 @@ def no_developer_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     No ``VOICEBOT_*`` variable of the developer's shell (``VOICEBOT_TEST_*`` configure the tests themselves and
     stay), no ``voicebot.toml`` (``VOICEBOT_CONFIG`` names a file that does not exist; a test that wants a file
-    sets its own), and a working directory of the session's own, so that relative default paths (``var/calls``,
-    ``var/index``) land there and not in the checkout. Session-wide, so that session fixtures are covered too;
+    sets its own), and a working directory of the session's own that is also ``VOICEBOT_HOME``, so that relative
+    default paths (``var/calls``, ``var/index``) land there and not in the checkout. Session-wide, so that session fixtures are covered too;
     a test's own ``monkeypatch`` changes are undone back to this state.
     """
     workdir = tmp_path_factory.mktemp("cwd")
@@ -39,5 +39,6 @@ def no_developer_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterat
             if name.startswith("VOICEBOT_") and not name.startswith("VOICEBOT_TEST_"):
                 patch.delenv(name)
         patch.setenv("VOICEBOT_CONFIG", str(workdir / "no-voicebot.toml"))
+        patch.setenv("VOICEBOT_HOME", str(workdir))  # the root of relative paths (else: the checkout)
         patch.chdir(workdir)
         yield workdir

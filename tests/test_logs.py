@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from interop.peers import VoicebotServer, free_port, shared_index_dir
@@ -120,3 +121,50 @@ def test_an_exception_with_secrets_in_scope_is_logged_without_them(log_lines: li
     assert "Traceback" in log and "set_up_call" in log  # the traceback itself is kept
     for secret in SECRETS:
         assert secret not in log, log
+
+
+def test_webrtc_libraries_log_warnings_only_unless_debugging() -> None:
+    """aioice/aiortc log each ICE candidate pair and state change at INFO (a dozen lines per browser call)."""
+    import logging
+
+    try:
+        configure_logging("INFO")
+        assert [logging.getLogger(name).getEffectiveLevel() for name in ("aioice", "aiortc")] == [
+            logging.WARNING
+        ] * 2
+        assert not logging.getLogger("aioice.ice").isEnabledFor(logging.INFO)
+        configure_logging("DEBUG")
+        assert logging.getLogger("aioice.ice").isEnabledFor(logging.DEBUG)
+    finally:
+        configure_logging("DEBUG", stdlib=False)
+        for name in ("aioice", "aiortc"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def _logger_of(module: str) -> Any:
+    """loguru's logger as if called in ``module`` (loguru names records after the calling module)."""
+
+    def rename(record: Any) -> None:
+        record["name"] = module
+
+    return logger.patch(rename)
+
+
+def test_the_warnings_of_every_audio_only_browser_call_are_left_out_below_debug() -> None:
+    """pipecat warns in every browser call that it has no camera or screen track and, at hang-up, that the audio
+    track ended; other warnings, also pipecat's, still come through."""
+    lines: list[str] = []
+    connection = _logger_of("pipecat.transports.smallwebrtc.connection")
+    transport = _logger_of("pipecat.transports.smallwebrtc.transport")
+    try:
+        configure_logging("INFO", lines.append, stdlib=False)
+        connection.warning("No video transceiver is available")
+        connection.warning("No screen video transceiver is available")
+        transport.warning("Media stream error while reading the audio; clearing track.")
+        transport.warning("Timeout: No audio frame received within the specified time.")
+        assert len(lines) == 1 and "Timeout: No audio frame" in lines[0]
+        configure_logging("DEBUG", lines.append, stdlib=False)
+        connection.warning("No video transceiver is available")
+        assert len(lines) == 2
+    finally:
+        configure_logging("DEBUG", stdlib=False)

@@ -10,15 +10,32 @@ import importlib
 
 import typer
 
+# Plain click help: typer's rich help shows every flag as ``--json <bool>``, as if it took a value.
+HELP_STYLE = None
+
 app = typer.Typer(
     name="voicebot",
     help="Telefon-Voicebot für Bürgertelefone: answers citizens from the town's own knowledge base.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=HELP_STYLE,
 )
-bench_app = typer.Typer(help="Benchmarks that print numbers (never timed tests).", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks that print numbers (never timed tests).",
+    no_args_is_help=True,
+    rich_markup_mode=HELP_STYLE,
+)
 app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def _before_every_command() -> None:
+    """A VOICEBOT_* variable that names no setting stops every command with one line (a typo is never ignored)."""
+    from voicebot.commands.errors import check_environment_or_exit
+
+    check_environment_or_exit()
+
 
 # Each module defines ``register(app, bench_app)``.
 COMMAND_MODULES = (

@@ -16,6 +16,26 @@ from typing import Any
 from loguru import logger
 
 STDLIB_FORMAT = "%(asctime)s | %(levelname)-8s | %(name)s - %(message)s"
+# WebRTC's libraries log every ICE candidate pair and state change at INFO (a dozen lines per browser call):
+# below DEBUG they log warnings only.
+CHATTY_LIBRARY_LOGGERS = ("aioice", "aiortc")
+# pipecat's browser transport warns about what every audio-only browser call does: it has no camera or screen
+# track, and its audio track ends when the caller hangs up. Below DEBUG these are left out (we log the call's start
+# and end ourselves).
+EXPECTED_LIBRARY_WARNINGS = frozenset(
+    {
+        ("pipecat.transports.smallwebrtc.connection", "No video transceiver is available"),
+        ("pipecat.transports.smallwebrtc.connection", "No screen video transceiver is available"),
+        (
+            "pipecat.transports.smallwebrtc.transport",
+            "Media stream error while reading the audio; clearing track.",
+        ),
+    }
+)
+
+
+def _not_expected_library_warning(record: Any) -> bool:
+    return (record["name"], record["message"]) not in EXPECTED_LIBRARY_WARNINGS
 
 
 def configure_logging(level: str = "DEBUG", sink: Any = None, *, stdlib: bool = True) -> None:
@@ -24,6 +44,17 @@ def configure_logging(level: str = "DEBUG", sink: Any = None, *, stdlib: bool = 
     # Handlers added later without explicit arguments (and child processes) default to no variable dumps too.
     os.environ["LOGURU_DIAGNOSE"] = "NO"
     logger.remove()
-    logger.add(sys.stderr if sink is None else sink, level=level.upper(), diagnose=False, backtrace=False)
+    debugging = level.upper() == "DEBUG"
+    logger.add(
+        sys.stderr if sink is None else sink,
+        level=level.upper(),
+        diagnose=False,
+        backtrace=False,
+        filter=None if debugging else _not_expected_library_warning,
+    )
     if stdlib:
         logging.basicConfig(level=level.upper(), format=STDLIB_FORMAT)
+        numeric = logging.getLevelName(level.upper())
+        chatty_level = numeric if numeric == logging.DEBUG else max(logging.WARNING, numeric)
+        for name in CHATTY_LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(chatty_level)

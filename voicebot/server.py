@@ -32,6 +32,12 @@ HTTP_KEEP_ALIVE_S = 5  # an idle keep-alive HTTP connection is closed after this
 HTTP_MAX_HEAD_BYTES = 16 * 1024  # request line + headers larger than this are refused by h11
 
 
+def _naming_port(error: OSError, what: str, host: str, port: int) -> OSError:
+    """The same error, saying which port could not be bound ("Address already in use" alone does not)."""
+    reason = error.strerror or str(error)
+    return OSError(error.errno, f"{what} port {port} on {host}: {reason}")
+
+
 def _bind_http(host: str, port: int) -> socket.socket:
     """The HTTP listening socket, bound before anything else starts so that a taken port is a clean error."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -133,7 +139,17 @@ async def serve(
     if http_port is not None:
         settings = settings.model_copy(update={"http": settings.http.model_copy(update={"port": http_port})})
 
-    resources = await asyncio.to_thread(load_shared_resources, settings)
+    # Bound before the models load: a taken port is a clean error at once, naming the port, and nothing has
+    # started yet.
+    try:
+        http_socket = _bind_http(settings.http.host, settings.http.port)
+    except OSError as error:
+        raise _naming_port(error, "HTTP", settings.http.host, settings.http.port) from error
+    try:
+        resources = await asyncio.to_thread(load_shared_resources, settings)
+    except BaseException:
+        http_socket.close()
+        raise
     _freeze_startup_objects()
     registry = CallRegistry(max_calls=settings.sip.max_calls)
     runner = pipeline_call_runner(settings, resources, channel="sip")
@@ -145,11 +161,13 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
 
-    # OSError here means the port is taken, and nothing has started yet.
-    http_socket = _bind_http(settings.http.host, settings.http.port)
     sip = SipCallService(settings, registry, runner)
     try:
         await sip.start()
+    except OSError as error:
+        http_socket.close()
+        transports = "/".join(settings.sip.transports).upper()
+        raise _naming_port(error, f"SIP ({transports})", settings.sip.bind_host, settings.sip.port) from error
     except BaseException:
         http_socket.close()
         raise

@@ -3,7 +3,10 @@
 Every tunable lives here with its *embedded default* (CPU, offline, this repository's sample data), so that a
 municipal IT department reads one file to know what it can change. Values come, in rising priority, from these
 defaults, a TOML file (``voicebot.toml`` in the working directory or the path in ``VOICEBOT_CONFIG``) and
-environment variables (``VOICEBOT_<SECTION>__<FIELD>``, e.g. ``VOICEBOT_LLM__BASE_URL``).
+environment variables (``VOICEBOT_<SECTION>__<FIELD>``, e.g. ``VOICEBOT_LLM__BASE_URL``). A ``VOICEBOT_*`` variable
+that names no setting is an error (:class:`UnknownSettingError`), like an unknown key in the TOML file.
+
+Relative paths (``paths.*``) are taken from one root, :func:`settings_root`, never from the working directory.
 
 Passwords and keys are ``SecretStr``: ``repr``, ``str`` and ``model_dump()`` show ``**********``, so a settings
 object in a log line or an error never discloses them; the one place that uses a secret calls
@@ -16,12 +19,14 @@ them to the library, which never imports this module.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +35,48 @@ from pydantic_settings import (
 )
 
 from knowledge.config import SAMPLE_KB_DIR, AnswerConfig, KnowledgeConfig, LlmConfig, RetrievalConfig
+
+ENV_PREFIX = "VOICEBOT_"
+# Variables with the prefix that are not settings: the configuration file, the root of relative paths, and the
+# test suite's own (``VOICEBOT_TEST_*``).
+CONFIG_VARIABLE = "VOICEBOT_CONFIG"
+HOME_VARIABLE = "VOICEBOT_HOME"
+_NOT_SETTINGS = (CONFIG_VARIABLE, HOME_VARIABLE)
+_NOT_SETTINGS_PREFIX = "VOICEBOT_TEST_"
+
+
+def config_file() -> Path:
+    """The TOML file settings are read from if it exists: ``VOICEBOT_CONFIG``, else ``./voicebot.toml``."""
+    return Path(os.environ.get(CONFIG_VARIABLE, "voicebot.toml"))
+
+
+def _source_checkout() -> Path | None:
+    """The repository root when this package runs from a source checkout (``pip install -e``), else None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        project = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:  # installed into site-packages: no project file next to the package
+        return None
+    return root if '\nname = "voicebot"\n' in project else None
+
+
+def settings_root() -> Path:
+    """The folder relative ``paths.*`` settings are taken from, the same from whichever folder a command runs:
+
+    the configuration file's folder when one is used; else ``VOICEBOT_HOME`` when set; else the repository
+    root of a source checkout; else (an installed package) the working directory.
+    """
+    config = config_file()
+    if config.is_file():
+        return config.resolve().parent
+    home = os.environ.get(HOME_VARIABLE)
+    if home:
+        return Path(home).expanduser().resolve()
+    return _source_checkout() or Path.cwd()
+
+
+class UnknownSettingError(ValueError):
+    """A ``VOICEBOT_*`` environment variable that names no setting (a typo would otherwise be ignored)."""
 
 
 class _Section(BaseModel):
@@ -40,12 +87,26 @@ class _Section(BaseModel):
 
 
 class PathSettings(_Section):
-    """Where models, the search index and call records live (relative paths are taken from the working dir)."""
+    """Where models, the search index and call records live. Relative paths are made absolute against
+    :func:`settings_root` (the configuration file's folder, ``VOICEBOT_HOME``, or the checkout), never the
+    working directory, so every command finds the same models and index from any folder."""
 
     models_dir: Path = Path("var/models")
     index_dir: Path = Path("var/index")
     calls_dir: Path = Path("var/calls")
     kb_sources: list[Path] = Field(default_factory=lambda: [SAMPLE_KB_DIR])
+    # Records of `voicebot call` (simulated calls from WAV files): kept apart from the real calls' records.
+    simulated_calls_dir: Path = Path("var/calls-simulated")
+
+    @model_validator(mode="after")
+    def _absolute(self) -> PathSettings:
+        root = settings_root()
+        for name in ("models_dir", "index_dir", "calls_dir", "simulated_calls_dir"):
+            path = getattr(self, name)
+            if not path.is_absolute():
+                setattr(self, name, root / path)
+        self.kb_sources = [path if path.is_absolute() else root / path for path in self.kb_sources]
+        return self
 
 
 class AsrSettings(_Section):
@@ -267,10 +328,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = Path(os.environ.get("VOICEBOT_CONFIG", "voicebot.toml"))
+        check_environment(os.environ)
+        config = config_file()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if config_file.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        if config.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
         return tuple(sources)
 
     def knowledge(self) -> KnowledgeConfig:
@@ -286,6 +348,47 @@ class Settings(BaseSettings):
 
     def resolved_answer_mode(self) -> Literal["llm", "extractive"]:
         return self.knowledge().resolved_answer_mode()
+
+
+def _environment_names() -> tuple[set[str], tuple[str, ...]]:
+    """Every ``VOICEBOT_*`` name of a setting, and the prefixes under which any name is one (dict settings)."""
+    names: set[str] = set()
+    open_prefixes: list[str] = []
+    for field_name, field in Settings.model_fields.items():
+        top = f"{ENV_PREFIX}{field_name.upper()}"
+        names.add(top)  # a whole section as JSON is accepted too
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            for sub_name, sub_field in section.model_fields.items():
+                names.add(f"{top}__{sub_name.upper()}")
+                if getattr(sub_field.annotation, "__origin__", None) is dict:
+                    open_prefixes.append(f"{top}__{sub_name.upper()}__")
+    return names, tuple(open_prefixes)
+
+
+def unknown_environment_settings(environ: Mapping[str, str]) -> list[str]:
+    """One message per ``VOICEBOT_*`` variable of ``environ`` that names no setting, with the closest one."""
+    names, open_prefixes = _environment_names()
+    problems = []
+    for variable in sorted(environ):
+        name = variable.upper()
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS or name.startswith(_NOT_SETTINGS_PREFIX):
+            continue
+        if name in names or name.startswith(open_prefixes):
+            continue
+        closest = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+        hint = (
+            f" (did you mean {closest[0]}?)" if closest else " (see voicebot/settings.py for every setting)"
+        )
+        problems.append(f"unknown setting {variable}{hint}")
+    return problems
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Raise :class:`UnknownSettingError` naming every ``VOICEBOT_*`` variable that is not a setting."""
+    problems = unknown_environment_settings(environ)
+    if problems:
+        raise UnknownSettingError("; ".join(problems))
 
 
 @lru_cache(maxsize=1)

@@ -30,6 +30,13 @@ def _resources(settings: Any) -> Any:
         raise fail(str(error)) from None
 
 
+def _simulation_settings(settings: Any) -> Any:
+    """A simulated call's record goes to ``paths.simulated_calls_dir`` as a JSON file, never among the real calls'
+    records (their folder or the database), so test calls do not count as citizens' calls."""
+    paths = settings.paths.model_copy(update={"calls_dir": settings.paths.simulated_calls_dir})
+    return settings.model_copy(update={"paths": paths, "database_url": None})
+
+
 def call(
     wav: Annotated[Path, typer.Argument(help="Caller audio: a mono or stereo WAV at any sample rate.")],
     out: Annotated[
@@ -55,6 +62,7 @@ def call(
         raise fail(str(error)) from None
     settings = settings_or_exit()
     resources = _resources(settings)
+    settings = _simulation_settings(settings)
     result = asyncio.run(simulate_call(settings, resources, audio, rate, speed=speed))
     out_path = out or Path(settings.paths.calls_dir) / f"{result.call_id}.wav"
     write_wav(out_path, result.reply, result.reply_rate)

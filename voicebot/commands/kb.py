@@ -55,7 +55,8 @@ def ingest(
     index = _open_index(target)
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    # A progress bar only on a terminal: in a pipe or log it would leave an empty line behind.
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         tasks: dict[str, TaskID] = {}
 
         def on_progress(phase: str, done: int, total: int) -> None:
@@ -201,7 +202,9 @@ def search(
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Register ``voicebot kb ...``."""
     kb_app = typer.Typer(
-        help="Knowledge base: ingest sources, inspect the index, try searches.", no_args_is_help=True
+        help="Knowledge base: ingest sources, inspect the index, try searches.",
+        no_args_is_help=True,
+        rich_markup_mode=None,  # plain help, like voicebot.cli: flags without "<bool>"
     )
     kb_app.command("ingest")(ingest)
     kb_app.command("stats")(stats)

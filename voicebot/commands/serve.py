@@ -45,7 +45,8 @@ def serve(
     except ModelError as error:
         raise fail(str(error)) from None
     except OSError as error:
-        raise fail(f"cannot listen: {error}; choose another --sip-port/--http-port or --host") from None
+        reason = error.strerror or str(error)  # "HTTP port 8080 on 127.0.0.1: Address already in use"
+        raise fail(f"cannot listen: {reason}; choose another --sip-port/--http-port or --host") from None
     except KeyboardInterrupt:
         pass
 
