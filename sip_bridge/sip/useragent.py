@@ -373,11 +373,11 @@ class UserAgent(ClientSide):
         trusted = host in self._trusted  # a trunk sends every call from one address: no per-source rate
         if not trusted and not self._invite_rate.allow(host, now):
             self.log.warning(host, "rate-limit", "INVITE rate exceeded", now)
-            self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.config.retry_after_s)})
+            self._reply(tx, 503, None, now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
         if len(self.active_calls()) >= self.config.max_calls:
             self.log.warning(host, "busy", "max_calls reached", now)
-            self._reply(tx, 503, "Too Many Calls", now, extra={"Retry-After": str(self.config.retry_after_s)})
+            self._reply(tx, 503, None, now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
         if self._challenger is not None:
             verdict = self._challenger.check(
@@ -386,7 +386,7 @@ class UserAgent(ClientSide):
             if verdict.retry_after_s:
                 self.log.warning(host, "auth-lockout", "too many wrong digest answers", now)
                 extra = {"Retry-After": str(verdict.retry_after_s)}
-                self._reply(tx, 503, "Too Many Failed Authentications", now, extra=extra)
+                self._reply(tx, 503, None, now, extra=extra)
                 return
             if not verdict.accepted:
                 challenges = self._challenger.challenges(now, stale=verdict.stale)
@@ -427,7 +427,8 @@ class UserAgent(ClientSide):
             self._reply(tx, 491, "Request Pending", now, extra={"Retry-After": "1"})
             return
         if not call.dialog.accept_remote_cseq(request.cseq.number):
-            self._reply(tx, 500, "CSeq Out of Order", now, extra={"Retry-After": "1"})
+            self.log.warning(call.peer[0], "cseq-order", "re-INVITE with an old CSeq: 500", now)
+            self._reply(tx, 500, None, now, extra={"Retry-After": "1"})
             return
         call.dialog.refresh_target(request)
         call.reinvite_in = tx
@@ -668,10 +669,11 @@ class UserAgent(ClientSide):
             call = self._calls.get(name)
             tx = call.reinvite_in if call is not None else None
             if call is not None and tx is not None and not tx.final_sent and call.dialog is not None:
+                logger.warning("%s: the re-INVITE got no answer from the media side in time: 500", name)
                 self._reply(
                     tx,
                     500,
-                    "No Answer From Media",
+                    None,
                     now,
                     to_tag=call.dialog.local_tag,
                     extra={"Retry-After": "2"},

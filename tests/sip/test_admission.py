@@ -6,7 +6,7 @@ from __future__ import annotations
 from sip_bridge.sip import events as ev
 from sip_bridge.sip.auth import DigestChallenger, authorization_header, parse_challenge
 from sip_bridge.sip.config import UserAgentConfig
-from sip_bridge.sip.message import Request, Response
+from sip_bridge.sip.message import REASONS, Request, Response
 
 from .helpers import SDP_OFFER, Harness, response_to, sip_request
 
@@ -139,3 +139,36 @@ def test_our_digest_answers_a_pbx_offering_sha256_and_one_offering_md5() -> None
         authorization = retry.headers.get("Proxy-Authorization") or ""
         assert f"algorithm={expected}" in authorization
         assert pbx.verify(authorization, "INVITE", retry.uri, harness.clock.now)
+
+
+def test_every_refusal_carries_the_standard_reason_phrase_only() -> None:
+    """The phrase must not tell a guesser which limit hit (lockout, rate, busy): the detail is in our log."""
+    refusals: list[Response] = []
+    rated = Harness(UserAgentConfig(invites_per_source_per_minute=1, max_calls=50))
+    first_status(rated, invite(1))
+    refusals.append(first_status(rated, invite(2)))  # per-source rate
+    busy = Harness(UserAgentConfig(max_calls=1))
+    first_status(busy, invite(1))
+    refusals.append(first_status(busy, invite(2)))  # max_calls
+    locked = auth_harness()
+    for n in range(7):
+        params = challenge_of(first_status(locked, invite(2 * n)))
+        guess = authorization_header(params, username="pbx", password="falsch", method="INVITE", uri=URI)
+        last = first_status(locked, invite(2 * n + 1, extra=f"Authorization: {guess}\r\n"))
+    refusals.append(last)  # digest lockout
+    dialog = Harness()
+    dialog.feed(invite(1))
+    (call,) = dialog.ua.next_events()
+    assert isinstance(call, ev.IncomingCall)
+    dialog.ua.answer(call.call_id, SDP_OFFER)
+    tag = dialog.drain()[-1].to.tag
+    reinvite = sip_request("INVITE", call_id="call-1", branch="z9hG4bK-re", cseq=3, to_tag=tag, body=SDP_OFFER)
+    dialog.feed(sip_request("ACK", call_id="call-1", branch="z9hG4bK-ack", to_tag=tag))
+    dialog.feed(reinvite)
+    dialog.ua.next_events()
+    refusals += [m for m in dialog.run_timers_until(11.0) if m.status == 500][:1]  # no answer from media
+    dialog.feed(sip_request("ACK", call_id="call-1", branch="z9hG4bK-re", cseq=3, to_tag=tag))
+    old = sip_request("INVITE", call_id="call-1", branch="z9hG4bK-old", cseq=2, to_tag=tag, body=SDP_OFFER)
+    refusals.append(first_status(dialog, old))  # CSeq out of order
+    assert [m.status for m in refusals] == [503, 503, 503, 500, 500]
+    assert [m.reason for m in refusals] == [REASONS[m.status] for m in refusals]

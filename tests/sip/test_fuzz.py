@@ -27,7 +27,7 @@ STREAMS_PER_SEED = 40
 ALLOWED_SOURCES = [(f"127.0.0.{n}", 5070 + n % 3) for n in range(1, 41)]
 FORBIDDEN_SOURCE = ("198.51.100.9", 5060)
 SOURCE_HOSTS = {"127.0.0.1", FORBIDDEN_SOURCE[0], *(host for host, _ in ALLOWED_SOURCES)}
-FIXED_PHRASES = {*REASONS.values(), "Rate Limited", "Too Many Calls", "Subscription Does Not Exist"}
+FIXED_PHRASES = {*REASONS.values(), "Subscription Does Not Exist"}
 STATUS_LINE = re.compile(rb"SIP/2\.0 ([1-6][0-9]{2}) ([^\r\n]*)\r\n")
 
 
