@@ -162,7 +162,9 @@ def test_every_refusal_carries_the_standard_reason_phrase_only() -> None:
     assert isinstance(call, ev.IncomingCall)
     dialog.ua.answer(call.call_id, SDP_OFFER)
     tag = dialog.drain()[-1].to.tag
-    reinvite = sip_request("INVITE", call_id="call-1", branch="z9hG4bK-re", cseq=3, to_tag=tag, body=SDP_OFFER)
+    reinvite = sip_request(
+        "INVITE", call_id="call-1", branch="z9hG4bK-re", cseq=3, to_tag=tag, body=SDP_OFFER
+    )
     dialog.feed(sip_request("ACK", call_id="call-1", branch="z9hG4bK-ack", to_tag=tag))
     dialog.feed(reinvite)
     dialog.ua.next_events()
