@@ -192,7 +192,8 @@ class SipSettings(_Section):
     handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
     # Let it ring (180) this long before answering; 0 = answer as soon as the call is ready.
     ring_s: float = 0.0
-    # Trunk networks (CIDR; a PBX/SBC sends every call from one address): no per-source INVITE rate, no lockout.
+    # Trunk networks (CIDR; a PBX/SBC sends every call from one address): also allowed (added to allowed_networks
+    # unless that is empty), no per-source INVITE rate, no digest lockout.
     trusted_networks: list[str] = Field(default_factory=list)
     tcp_max_connections: int = 256  # inbound SIP TCP connections in total; more are closed at accept
     tcp_max_connections_per_source: int = 16  # per source address; more are closed at accept

@@ -168,7 +168,7 @@ class UserAgentCore:
         self._tx_timer_order = itertools.count()
         self._tag_key = secrets.token_bytes(16)  # keys the To tags of stateless answers
         self.max_server_transactions = MAX_SERVER_TRANSACTIONS
-        self._allow = SourceAllowList(config.allowed_networks)
+        self._allow = SourceAllowList(config.admitted_networks)
         self._invite_rate = SlidingWindowLimiter(config.invites_per_source_per_minute, 60.0)
         self._error_replies = SlidingWindowLimiter(ERROR_REPLIES_PER_SOURCE_PER_MINUTE, 60.0)
         self.log = RateLimitedLog(logger, 60.0)

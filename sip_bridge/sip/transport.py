@@ -94,7 +94,7 @@ class SipEndpoint:
             idle_timeout_s=config.tcp_idle_timeout_s,
             read_timeout_s=config.tcp_read_timeout_s,
         )
-        self._tcp_allow = SourceAllowList(config.allowed_networks)
+        self._tcp_allow = SourceAllowList(config.admitted_networks)
         self._tcp_count = ConnectionCounter(self.tcp_limits.max_connections, self.tcp_limits.max_per_source)
         self._tcp_log = RateLimitedLog(logger, 60.0)
         self._writers: dict[Address, asyncio.StreamWriter] = {}

@@ -39,7 +39,8 @@ bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``Re
 ``OutboundCallAnswered(sdp)``, ``OutboundCallFailed(code)``, ``Registered(expires_s)``, ``RegistrationFailed``,
 ``DtmfInfo(digit, duration_ms)``.
 
-Policy on inbound requests: source allow-list (403, without Server header), per-source INVITE rate (503 +
+Policy on inbound requests: source allow-list (``config.admitted_networks``: allowed plus trusted networks; 403,
+without Server header), per-source INVITE rate (503 +
 Retry-After; sources in ``trusted_networks`` are exempt), ``max_calls`` (503 + Retry-After), digest challenge of
 INVITEs when ``inbound_*`` are set (401; 503 + Retry-After after repeated wrong answers, see
 ``auth.DigestChallenger``), oversized/malformed messages (400/505 where a response can be built, else dropped;

@@ -174,3 +174,12 @@ def test_every_refusal_carries_the_standard_reason_phrase_only() -> None:
     refusals.append(first_status(dialog, old))  # CSeq out of order
     assert [m.status for m in refusals] == [503, 503, 503, 500, 500]
     assert [m.reason for m in refusals] == [REASONS[m.status] for m in refusals]
+
+
+def test_a_trusted_trunk_outside_allowed_networks_is_let_in_and_an_empty_list_still_admits_all() -> None:
+    settings = UserAgentConfig(allowed_networks=["10.0.0.0/8"], trusted_networks=["192.0.2.0/28"])
+    assert first_status(Harness(settings), invite(1), TRUNK).status == 100
+    assert first_status(Harness(settings), invite(1), UNKNOWN).status == 403
+    everyone = UserAgentConfig(allowed_networks=[], trusted_networks=["192.0.2.0/28"])
+    assert everyone.admitted_networks == ()
+    assert first_status(Harness(everyone), invite(1), UNKNOWN).status == 100

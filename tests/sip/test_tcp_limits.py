@@ -225,3 +225,9 @@ async def test_out_of_descriptors_pauses_accepting_and_logs_a_few_lines() -> Non
         _, stderr = await asyncio.wait_for(server.communicate(), 30)
     lines = [line for line in stderr.decode(errors="replace").splitlines() if "accept" in line.lower()]
     assert 1 <= len(lines) <= 3, stderr.decode(errors="replace")[-2000:]
+
+
+async def test_a_trusted_source_outside_allowed_networks_is_accepted() -> None:
+    sip = await started(allowed_networks=["10.0.0.0/8"], trusted_networks=["127.0.0.1/32"])
+    assert await options_over_new_connection(sip.port) == 200
+    await sip.close()
