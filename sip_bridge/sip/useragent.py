@@ -48,8 +48,9 @@ numbers are ASCII digits of bounded length, Call-IDs RFC 3261 words of at most 2
 NUL), RFC 4475 application-layer answers (416, 420, 415, 406, 405/501), all logged at most once per source and kind
 per minute. Error replies carry the standard reason phrase only (the detail goes to the log). A 503 always carries
 Retry-After (also one the glue sends with ``reject``). Non-INVITE requests that are answered at once (out-of-dialog
-OPTIONS, refusals, 481s) are answered statelessly (RFC 3261 8.2.7), so a flood keeps no state; at most
-``max_server_transactions`` transactions are kept (then 503). A reply to an address no socket can take (e.g. a Via
+OPTIONS, in-dialog INFO, refusals, 481s) are answered statelessly (RFC 3261 8.2.7), so a flood keeps no state; at
+most ``max_server_transactions`` transactions are kept (then 503). SIP INFO digits are capped like RFC 4733 ones:
+at most 10 per call and second reach the application (``DtmfInfo``), a retransmitted INFO gives none. A reply to an address no socket can take (e.g. a Via
 port 99999) is never queued.
 """
 
@@ -66,6 +67,7 @@ from .core import (
     ACCEPTED_BODIES,
     ALLOWED_METHODS,
     KNOWN_METHODS,
+    MAX_INFO_DIGITS_PER_S,
     REINVITE_ANSWER_TIMEOUT_S,
     SUPPORTED,
     UNANSWERED_TIMEOUT_S,
@@ -274,6 +276,9 @@ class UserAgent(ClientSide):
                 status, reason, extra = answer
                 self._send_stateless(request, status, reason, reply_to, transport, extra)
                 return
+        if request.method == "INFO":
+            self._receive_info(request, reply_to, transport, now)
+            return
         if len(self._server_tx) >= self.max_server_transactions:
             self.log.warning(host, "overload", "server transaction table full: 503", now)
             retry = {"Retry-After": str(self.config.retry_after_s)}
@@ -488,29 +493,31 @@ class UserAgent(ClientSide):
     ) -> None:
         self._reply(tx, 200, "OK", now, extra=self._options_headers())
 
-    def _on_info(
-        self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
-    ) -> None:
+    def _receive_info(self, request: Request, reply_to: Address, transport: str, now: float) -> None:
+        """In-dialog INFO (DTMF): answered statelessly, so a flood keeps no transaction and cannot fill the table
+        that new INVITEs need; a retransmission (CSeq not above the last one) is answered again but gives no second
+        digit, and at most ``MAX_INFO_DIGITS_PER_S`` digits per call and second reach the application."""
         call = self._find_dialog_call(request)
-        if call is None:
-            self._reply(tx, 481, None, now)
+        assert call is not None and call.dialog is not None  # else _stateless_answer sent 481
+        self._send_stateless(request, 200, None, reply_to, transport)
+        dialog = call.dialog
+        number = request.cseq.number
+        if call.state == CallState.ENDED or (dialog.remote_cseq is not None and number <= dialog.remote_cseq):
             return
-        self._reply(tx, 200, "OK", now)
-        text = request.body.decode("utf-8", "replace")
-        fields: dict[str, str] = {}
-        if request.content_type == "application/dtmf-relay":
-            for line in text.splitlines():
-                name, _, value = line.partition("=")
-                fields[name.strip().lower()] = value.strip()
-        elif request.content_type == "application/dtmf":
-            fields["signal"] = text.strip()[:1]
-        digit = fields.get("signal", "")
-        if digit:
-            try:
-                duration = parse_number(fields.get("duration", ""), max_digits=6)
-            except SipSyntaxError:
-                duration = 0
-            self._events.append(ev.DtmfInfo(call.call_id, digit, duration))
+        dialog.remote_cseq = number
+        digit, duration = _dtmf_of_info(request)
+        if not digit:
+            return
+        times = call.info_digit_times
+        while times and times[0] <= now - 1.0:
+            times.popleft()
+        if len(times) >= MAX_INFO_DIGITS_PER_S:
+            self.log.warning(
+                reply_to[0], "dtmf-rate", f"over {MAX_INFO_DIGITS_PER_S} INFO digits/s dropped", now
+            )
+            return
+        times.append(now)
+        self._events.append(ev.DtmfInfo(call.call_id, digit, duration))
 
     def _on_notify(
         self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
@@ -680,6 +687,25 @@ class UserAgent(ClientSide):
                     extra={"Retry-After": "2"},
                 )
                 call.reinvite_in = None
+
+
+def _dtmf_of_info(request: Request) -> tuple[str, int]:
+    """(digit, duration in ms) of an INFO body: application/dtmf-relay ``Signal=``/``Duration=`` lines or an
+    application/dtmf single digit; ("", 0) when it carries none."""
+    text = request.body.decode("utf-8", "replace")
+    fields: dict[str, str] = {}
+    if request.content_type == "application/dtmf-relay":
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            fields[name.strip().lower()] = value.strip()
+    elif request.content_type == "application/dtmf":
+        fields["signal"] = text.strip()[:1]
+    digit = fields.get("signal", "")
+    try:
+        duration = parse_number(fields.get("duration", ""), max_digits=6)
+    except SipSyntaxError:
+        duration = 0
+    return digit, duration
 
 
 def _printable(text: str) -> str:
