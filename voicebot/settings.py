@@ -197,7 +197,7 @@ class SipSettings(_Section):
     trusted_networks: list[str] = Field(default_factory=list)
     tcp_max_connections: int = 256  # inbound SIP TCP connections in total; more are closed at accept
     tcp_max_connections_per_source: int = 16  # per source address; more are closed at accept
-    tcp_idle_timeout_s: float = 30.0  # no complete message for this long and no call on it → closed
+    tcp_idle_timeout_s: float = 30.0  # no message or CRLF keep-alive for this long and no call on it → closed
     tcp_read_timeout_s: float = 10.0  # a started message must be complete within this (slowloris) → closed
     inbound_nonce_ttl_s: float = 300.0  # lifetime of a digest nonce we issue (then 401 with stale=true)
     inbound_auth_max_failures: int = 10  # wrong digest answers within the window that lock the username out

@@ -123,6 +123,7 @@ class UserAgent(ClientSide):
                 return
         else:
             framer = self._framers.setdefault(source, StreamFramer(self.max_message_bytes))
+            pings = framer.keepalives
             try:
                 messages = framer.feed(data)
             except ParseError as exc:
@@ -130,6 +131,8 @@ class UserAgent(ClientSide):
                 self._broken_streams.append(source)
                 self._reject_unparsable(exc, source, transport, now)
                 return
+            if framer.keepalives != pings:  # RFC 5626 3.5.1 ping: CRLF pong, at most one per chunk
+                self._outbox.append(Outgoing(b"\r\n", source, transport))
         for message in messages:
             try:
                 if isinstance(message, Request):
@@ -585,9 +588,10 @@ class UserAgent(ClientSide):
         )
 
     def stream_progress(self, peer: Address) -> tuple[int, int]:
-        """(messages framed so far, bytes of an unfinished message) on the TCP connection from ``peer``."""
+        """(messages and keep-alive pings framed so far, bytes of an unfinished message) on the TCP connection
+        from ``peer``: a trunk that keeps an idle connection open with RFC 5626 pings keeps it."""
         framer = self._framers.get(peer)
-        return (framer.framed, framer.pending_bytes) if framer is not None else (0, 0)
+        return (framer.framed + framer.keepalives, framer.pending_bytes) if framer is not None else (0, 0)
 
     def answer(self, call_id: str, sdp: bytes) -> None:
         """180 Ringing (unless sent) then 200 OK carrying ``sdp``; the dialog exists from here on."""
