@@ -40,18 +40,18 @@ bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``Re
 ``DtmfInfo(digit, duration_ms)``.
 
 Policy on inbound requests: source allow-list (``config.admitted_networks``: allowed plus trusted networks; 403,
-without Server header), per-source INVITE rate (503 +
-Retry-After; sources in ``trusted_networks`` are exempt), ``max_calls`` (503 + Retry-After), digest challenge of
-INVITEs when ``inbound_*`` are set (401; 503 + Retry-After after repeated wrong answers, see
-``auth.DigestChallenger``), oversized/malformed messages (400/505 where a response can be built, else dropped;
-numbers are ASCII digits of bounded length, Call-IDs RFC 3261 words of at most 256 characters, headers UTF-8 without
-NUL), RFC 4475 application-layer answers (416, 420, 415, 406, 405/501), all logged at most once per source and kind
-per minute. Error replies carry the standard reason phrase only (the detail goes to the log). A 503 always carries
-Retry-After (also one the glue sends with ``reject``). Non-INVITE requests that are answered at once (out-of-dialog
-OPTIONS, in-dialog INFO, refusals, 481s) are answered statelessly (RFC 3261 8.2.7), so a flood keeps no state; at
-most ``max_server_transactions`` transactions are kept (then 503). SIP INFO digits are capped like RFC 4733 ones:
-at most 10 per call and second reach the application (``DtmfInfo``), a retransmitted INFO gives none. A reply to an address no socket can take (e.g. a Via
-port 99999) is never queued.
+without Server header), per-source INVITE rate (503 + Retry-After; sources in ``trusted_networks`` are exempt),
+``max_calls`` (503 + Retry-After), digest challenge of INVITEs when ``inbound_*`` are set (401; 503 + Retry-After
+after repeated wrong answers, see ``auth.DigestChallenger``), oversized/malformed messages (400/505 where a response
+can be built, else dropped; numbers are ASCII digits of bounded length, Call-IDs RFC 3261 words of at most 256
+characters, headers UTF-8 without NUL), RFC 4475 application-layer answers (416, 420, 415, 406, 405/501), all logged
+at most once per source and kind per minute. Error replies carry the standard reason phrase only (the detail goes to
+the log). A 503 always carries Retry-After (also one the glue sends with ``reject``). Non-INVITE requests that are
+answered at once (out-of-dialog OPTIONS, in-dialog INFO, refusals, 481s) are answered statelessly (RFC 3261 8.2.7),
+so a flood keeps no state; at most ``max_server_transactions`` transactions are kept (then 503). SIP INFO digits are
+capped like RFC 4733 ones: at most 10 per call and second reach the application (``DtmfInfo``), a retransmitted INFO
+gives none. A reply to an address no socket can take (e.g. a Via port 99999) is never queued. Over TCP, an RFC 5626
+CRLFCRLF keep-alive gets a CRLF pong (at most one per chunk) and counts as activity.
 """
 
 from __future__ import annotations
