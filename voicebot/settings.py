@@ -213,8 +213,8 @@ class SipSettings(_Section):
     # RTP packets the bot may send to the caller's SDP address before the caller has sent any (0: wait, so a forged
     # SDP cannot aim the bot's audio at a third party). The bot's own calls to staff_uri are not limited.
     rtp_packets_before_receive: int = Field(default=0, ge=0)
-    # Networks RTP may come from (and go to); None: allowed_networks. Set it when the PBX lets phones or media
-    # gateways in other networks send media directly (direct media); an empty list allows every source.
+    # Networks RTP may come from (and go to); None: allowed_networks plus trusted_networks. Set it when the PBX lets
+    # phones or media gateways in other networks send media directly (direct media); empty allows every source.
     rtp_allowed_networks: list[str] | None = None
 
 

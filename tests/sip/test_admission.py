@@ -7,6 +7,8 @@ from sip_bridge.sip import events as ev
 from sip_bridge.sip.auth import DigestChallenger, authorization_header, parse_challenge
 from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.message import REASONS, Request, Response
+from voicebot.settings import SipSettings
+from voicebot.telephony.config import media_peer_policy
 
 from .helpers import SDP_OFFER, Harness, response_to, sip_request
 
@@ -183,3 +185,16 @@ def test_a_trusted_trunk_outside_allowed_networks_is_let_in_and_an_empty_list_st
     everyone = UserAgentConfig(allowed_networks=[], trusted_networks=["192.0.2.0/28"])
     assert everyone.admitted_networks == ()
     assert first_status(Harness(everyone), invite(1), UNKNOWN).status == 100
+
+
+def test_the_rtp_allow_list_defaults_to_the_networks_sip_admits() -> None:
+    trunk_only_trusted = SipSettings(allowed_networks=["10.0.0.0/8"], trusted_networks=["192.0.2.10/32"])
+    assert media_peer_policy(trunk_only_trusted).allowed_networks == ("10.0.0.0/8", "192.0.2.10/32")
+    assert (
+        media_peer_policy(
+            SipSettings(allowed_networks=[], trusted_networks=["192.0.2.10/32"])
+        ).allowed_networks
+        == ()
+    )
+    direct = SipSettings(trusted_networks=["192.0.2.10/32"], rtp_allowed_networks=["198.51.100.0/24"])
+    assert media_peer_policy(direct).allowed_networks == ("198.51.100.0/24",)
