@@ -253,11 +253,12 @@ class SipSettings(_Section):
     handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
     # Let it ring (180) this long before answering; 0 = answer as soon as the call is ready.
     ring_s: float = 0.0
-    # Trunk networks (CIDR; a PBX/SBC sends every call from one address): no per-source INVITE rate, no lockout.
+    # Trunk networks (CIDR; a PBX/SBC sends every call from one address): also allowed (added to allowed_networks
+    # unless that is empty), no per-source INVITE rate, no digest lockout.
     trusted_networks: list[str] = Field(default_factory=list)
     tcp_max_connections: int = 256  # inbound SIP TCP connections in total; more are closed at accept
     tcp_max_connections_per_source: int = 16  # per source address; more are closed at accept
-    tcp_idle_timeout_s: float = 30.0  # no complete message for this long and no call on it → closed
+    tcp_idle_timeout_s: float = 30.0  # no message or CRLF keep-alive for this long and no call on it → closed
     tcp_read_timeout_s: float = 10.0  # a started message must be complete within this (slowloris) → closed
     inbound_nonce_ttl_s: float = 300.0  # lifetime of a digest nonce we issue (then 401 with stale=true)
     inbound_auth_max_failures: int = 10  # wrong digest answers within the window that lock the username out
@@ -273,8 +274,8 @@ class SipSettings(_Section):
     # RTP packets the bot may send to the caller's SDP address before the caller has sent any (0: wait, so a forged
     # SDP cannot aim the bot's audio at a third party). The bot's own calls to staff_uri are not limited.
     rtp_packets_before_receive: int = Field(default=0, ge=0)
-    # Networks RTP may come from (and go to); None: allowed_networks. Set it when the PBX lets phones or media
-    # gateways in other networks send media directly (direct media); an empty list allows every source.
+    # Networks RTP may come from (and go to); None: allowed_networks plus trusted_networks. Set it when the PBX lets
+    # phones or media gateways in other networks send media directly (direct media); empty allows every source.
     rtp_allowed_networks: list[str] | None = None
 
 

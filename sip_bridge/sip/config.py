@@ -30,7 +30,8 @@ class UserAgentConfig:
     retry_after_s: int = 30
     invites_per_source_per_minute: int = 30
     allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # other sources get 403
-    trusted_networks: tuple[str, ...] = ()  # trunks: no per-source INVITE rate, no digest lockout
+    # Trunks: allowed as well (see ``admitted_networks``), no per-source INVITE rate, no digest lockout.
+    trusted_networks: tuple[str, ...] = ()
     max_message_bytes: int = 65535
     # Registration to a PBX as an extension, and the credentials for challenges of our own requests.
     registrar: str | None = None
@@ -55,6 +56,14 @@ class UserAgentConfig:
     tcp_read_timeout_s: float = 10.0
     # Server/User-Agent header value: a name without version; "" leaves the header out.
     server_header: str = "voicebot"
+
+    @property
+    def admitted_networks(self) -> tuple[str, ...]:
+        """The source allow-list: ``allowed_networks`` plus ``trusted_networks`` (a trunk one trusts must not
+        get 403 for being missing from the other list); empty ``allowed_networks`` still admits everyone."""
+        if not self.allowed_networks:
+            return ()
+        return self.allowed_networks + self.trusted_networks
 
     def __post_init__(self) -> None:
         for name in _SEQUENCES:

@@ -13,6 +13,7 @@ import re
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -59,9 +60,12 @@ SUPPORTED_DIGEST_ALGORITHMS = ("MD5", "MD5-SESS", "SHA-256", "SHA-256-SESS")
 ERROR_REPLIES_PER_SOURCE_PER_MINUTE = 60  # stateless 4xx/5xx to malformed or refused requests
 REINVITE_ANSWER_TIMEOUT_S = 10.0  # a re-INVITE the glue does not answer gets 500 + Retry-After
 UNANSWERED_TIMEOUT_S = 60.0  # an incoming call the glue neither answers nor rejects gets 480 after this
-# Server transactions kept at once (each holds its request for up to 32 s). Out-of-dialog OPTIONS and every other
-# request answered at once are stateless, so only INVITEs and in-dialog requests count; beyond this: 503.
+# Server transactions kept at once (each holds its request for up to 32 s). Out-of-dialog OPTIONS, in-dialog INFO
+# and every other request answered at once are stateless, so only INVITEs, CANCELs and in-dialog BYE/NOTIFY count;
+# beyond this: 503.
 MAX_SERVER_TRANSACTIONS = 2000
+# SIP INFO key presses per call and second, as for RFC 4733 digits (media.dtmf.DtmfDecoder.max_digits_per_s)
+MAX_INFO_DIGITS_PER_S = 10
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
 _ZONE = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
@@ -135,6 +139,7 @@ class Call:
     transfer_open: bool = False
     ended_at: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    info_digit_times: deque[float] = field(default_factory=deque)  # arrivals of SIP INFO digits, last second
 
 
 class UserAgentCore:
@@ -168,7 +173,7 @@ class UserAgentCore:
         self._tx_timer_order = itertools.count()
         self._tag_key = secrets.token_bytes(16)  # keys the To tags of stateless answers
         self.max_server_transactions = MAX_SERVER_TRANSACTIONS
-        self._allow = SourceAllowList(config.allowed_networks)
+        self._allow = SourceAllowList(config.admitted_networks)
         self._invite_rate = SlidingWindowLimiter(config.invites_per_source_per_minute, 60.0)
         self._error_replies = SlidingWindowLimiter(ERROR_REPLIES_PER_SOURCE_PER_MINUTE, 60.0)
         self.log = RateLimitedLog(logger, 60.0)

@@ -128,23 +128,38 @@ def parse_datagram(data: bytes) -> Request | Response:
 
 @dataclass
 class StreamFramer:
-    """Cuts a TCP byte stream into messages by Content-Length; CRLF keep-alives between messages are skipped."""
+    """Cuts a TCP byte stream into messages by Content-Length; CRLFs between messages are skipped, and each run
+    of them holding a double CRLF counts as one RFC 5626 keep-alive ping (the UA answers it with a CRLF pong)."""
 
     max_message_bytes: int = MAX_MESSAGE_BYTES
     _buffer: bytes = b""
     framed: int = 0  # messages cut so far (the transport's idle timeout watches it)
+    keepalives: int = 0  # double-CRLF pings seen between messages (they count as activity too)
 
     @property
     def pending_bytes(self) -> int:
         """Bytes of a message that is not complete yet (the transport's read timeout runs while > 0)."""
         return len(self._buffer.lstrip(b"\r\n"))
 
+    def _skip_keepalives(self) -> None:
+        """Drop the CRLFs before the next message, counting a ping among them; while nothing else has come yet,
+        the last three bytes are kept, so a ping split across TCP segments is still seen."""
+        rest = self._buffer.lstrip(b"\r\n")
+        lead = self._buffer[: len(self._buffer) - len(rest)]
+        if b"\r\n\r\n" in lead:
+            self.keepalives += 1
+            self._buffer = rest
+        elif rest:
+            self._buffer = rest
+        else:
+            self._buffer = lead[-3:]
+
     def feed(self, data: bytes) -> list[Request | Response]:
         """Messages completed by ``data``. Raises ParseError when the stream cannot be framed any more."""
         self._buffer += data
         messages: list[Request | Response] = []
         while True:
-            self._buffer = self._buffer.lstrip(b"\r\n")
+            self._skip_keepalives()
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(self._buffer) > self.max_message_bytes:

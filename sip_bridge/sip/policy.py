@@ -93,7 +93,7 @@ class TcpLimits:
 
     max_connections: int = 256
     max_per_source: int = 16
-    idle_timeout_s: float = 30.0  # no complete message for this long (and no call on it): closed
+    idle_timeout_s: float = 30.0  # no message or keep-alive for this long (and no call on it): closed
     read_timeout_s: float = 10.0  # a started message must be complete within this (slowloris)
 
 
@@ -131,7 +131,7 @@ class ConnectionCounter:
 class StreamActivity:
     """Idle and read deadlines of one inbound TCP connection, fed after every chunk the framer has seen.
 
-    Idle: no complete message for ``idle_timeout_s`` closes the connection, unless a call runs over it (the peer
+    Idle: no complete message or RFC 5626 keep-alive ping for ``idle_timeout_s`` closes the connection, unless a call runs over it (the peer
     must be able to send BYE/re-INVITE on the same connection however long the call lasts). Read: bytes of an
     unfinished message must be completed within ``read_timeout_s``, call or not (a slowloris holds a connection
     by trickling a header or announcing a body it never sends)."""
@@ -141,7 +141,8 @@ class StreamActivity:
     partial_since: float | None = None
 
     def update(self, now: float, framed: int, pending_bytes: int) -> None:
-        """``framed``: messages the framer has cut so far; ``pending_bytes``: bytes of a message not yet complete."""
+        """``framed``: messages and pings the framer has cut so far; ``pending_bytes``: bytes of a message not yet
+        complete."""
         if framed != self.framed:
             self.framed = framed
             self.last_message_at = now

@@ -67,9 +67,6 @@ class Transaction:
     def terminated(self) -> bool:
         return self.state == TransactionState.TERMINATED
 
-    def next_deadline(self) -> float | None:
-        return min(self.timers.values()) if self.timers else None
-
     def fire_timers(self, now: float) -> None:
         for name, deadline in sorted(self.timers.items(), key=lambda item: item[1]):
             if deadline <= now and self.timers.get(name) == deadline and not self.terminated:

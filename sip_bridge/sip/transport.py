@@ -11,8 +11,8 @@ UA and flush what it wants to send, so the glue never touches sockets::
     await endpoint.close()
 
 Inbound TCP is bounded (``policy.TcpLimits``): sources outside the allow-list and connections beyond the total or
-per-source cap are closed at accept, before a byte is read; a connection without a complete message for
-``idle_timeout_s`` is closed unless a call runs over it; an unfinished message must complete within
+per-source cap are closed at accept, before a byte is read; a connection without a complete message or an RFC 5626
+CRLF keep-alive for ``idle_timeout_s`` is closed unless a call runs over it; an unfinished message must complete within
 ``read_timeout_s``. Accept errors (out of file descriptors) pause accepting briefly and are logged once a minute.
 """
 
@@ -94,7 +94,7 @@ class SipEndpoint:
             idle_timeout_s=config.tcp_idle_timeout_s,
             read_timeout_s=config.tcp_read_timeout_s,
         )
-        self._tcp_allow = SourceAllowList(config.allowed_networks)
+        self._tcp_allow = SourceAllowList(config.admitted_networks)
         self._tcp_count = ConnectionCounter(self.tcp_limits.max_connections, self.tcp_limits.max_per_source)
         self._tcp_log = RateLimitedLog(logger, 60.0)
         self._writers: dict[Address, asyncio.StreamWriter] = {}

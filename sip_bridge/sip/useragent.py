@@ -39,17 +39,19 @@ bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``Re
 ``OutboundCallAnswered(sdp)``, ``OutboundCallFailed(code)``, ``Registered(expires_s)``, ``RegistrationFailed``,
 ``DtmfInfo(digit, duration_ms)``.
 
-Policy on inbound requests: source allow-list (403, without Server header), per-source INVITE rate (503 +
-Retry-After; sources in ``trusted_networks`` are exempt), ``max_calls`` (503 + Retry-After), digest challenge of
-INVITEs when ``inbound_*`` are set (401; 503 + Retry-After after repeated wrong answers, see
-``auth.DigestChallenger``), oversized/malformed messages (400/505 where a response can be built, else dropped;
-numbers are ASCII digits of bounded length, Call-IDs RFC 3261 words of at most 256 characters, headers UTF-8 without
-NUL), RFC 4475 application-layer answers (416, 420, 415, 406, 405/501), all logged at most once per source and kind
-per minute. Error replies carry the standard reason phrase only (the detail goes to the log). A 503 always carries
-Retry-After (also one the glue sends with ``reject``). Non-INVITE requests that are answered at once (out-of-dialog
-OPTIONS, refusals, 481s) are answered statelessly (RFC 3261 8.2.7), so a flood keeps no state; at most
-``max_server_transactions`` transactions are kept (then 503). A reply to an address no socket can take (e.g. a Via
-port 99999) is never queued.
+Policy on inbound requests: source allow-list (``config.admitted_networks``: allowed plus trusted networks; 403,
+without Server header), per-source INVITE rate (503 + Retry-After; sources in ``trusted_networks`` are exempt),
+``max_calls`` (503 + Retry-After), digest challenge of INVITEs when ``inbound_*`` are set (401; 503 + Retry-After
+after repeated wrong answers, see ``auth.DigestChallenger``), oversized/malformed messages (400/505 where a response
+can be built, else dropped; numbers are ASCII digits of bounded length, Call-IDs RFC 3261 words of at most 256
+characters, headers UTF-8 without NUL), RFC 4475 application-layer answers (416, 420, 415, 406, 405/501), all logged
+at most once per source and kind per minute. Error replies carry the standard reason phrase only (the detail goes to
+the log). A 503 always carries Retry-After (also one the glue sends with ``reject``). Non-INVITE requests that are
+answered at once (out-of-dialog OPTIONS, in-dialog INFO, refusals, 481s) are answered statelessly (RFC 3261 8.2.7),
+so a flood keeps no state; at most ``max_server_transactions`` transactions are kept (then 503). SIP INFO digits are
+capped like RFC 4733 ones: at most 10 per call and second reach the application (``DtmfInfo``), a retransmitted INFO
+gives none. A reply to an address no socket can take (e.g. a Via port 99999) is never queued. Over TCP, an RFC 5626
+CRLFCRLF keep-alive gets a CRLF pong (at most one per chunk) and counts as activity.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from .core import (
     ACCEPTED_BODIES,
     ALLOWED_METHODS,
     KNOWN_METHODS,
+    MAX_INFO_DIGITS_PER_S,
     REINVITE_ANSWER_TIMEOUT_S,
     SUPPORTED,
     UNANSWERED_TIMEOUT_S,
@@ -120,6 +123,7 @@ class UserAgent(ClientSide):
                 return
         else:
             framer = self._framers.setdefault(source, StreamFramer(self.max_message_bytes))
+            pings = framer.keepalives
             try:
                 messages = framer.feed(data)
             except ParseError as exc:
@@ -127,6 +131,8 @@ class UserAgent(ClientSide):
                 self._broken_streams.append(source)
                 self._reject_unparsable(exc, source, transport, now)
                 return
+            if framer.keepalives != pings:  # RFC 5626 3.5.1 ping: CRLF pong, at most one per chunk
+                self._outbox.append(Outgoing(b"\r\n", source, transport))
         for message in messages:
             try:
                 if isinstance(message, Request):
@@ -273,6 +279,9 @@ class UserAgent(ClientSide):
                 status, reason, extra = answer
                 self._send_stateless(request, status, reason, reply_to, transport, extra)
                 return
+        if request.method == "INFO":
+            self._receive_info(request, reply_to, transport, now)
+            return
         if len(self._server_tx) >= self.max_server_transactions:
             self.log.warning(host, "overload", "server transaction table full: 503", now)
             retry = {"Retry-After": str(self.config.retry_after_s)}
@@ -373,11 +382,11 @@ class UserAgent(ClientSide):
         trusted = host in self._trusted  # a trunk sends every call from one address: no per-source rate
         if not trusted and not self._invite_rate.allow(host, now):
             self.log.warning(host, "rate-limit", "INVITE rate exceeded", now)
-            self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.config.retry_after_s)})
+            self._reply(tx, 503, None, now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
         if len(self.active_calls()) >= self.config.max_calls:
             self.log.warning(host, "busy", "max_calls reached", now)
-            self._reply(tx, 503, "Too Many Calls", now, extra={"Retry-After": str(self.config.retry_after_s)})
+            self._reply(tx, 503, None, now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
         if self._challenger is not None:
             verdict = self._challenger.check(
@@ -386,7 +395,7 @@ class UserAgent(ClientSide):
             if verdict.retry_after_s:
                 self.log.warning(host, "auth-lockout", "too many wrong digest answers", now)
                 extra = {"Retry-After": str(verdict.retry_after_s)}
-                self._reply(tx, 503, "Too Many Failed Authentications", now, extra=extra)
+                self._reply(tx, 503, None, now, extra=extra)
                 return
             if not verdict.accepted:
                 challenges = self._challenger.challenges(now, stale=verdict.stale)
@@ -427,7 +436,8 @@ class UserAgent(ClientSide):
             self._reply(tx, 491, "Request Pending", now, extra={"Retry-After": "1"})
             return
         if not call.dialog.accept_remote_cseq(request.cseq.number):
-            self._reply(tx, 500, "CSeq Out of Order", now, extra={"Retry-After": "1"})
+            self.log.warning(call.peer[0], "cseq-order", "re-INVITE with an old CSeq: 500", now)
+            self._reply(tx, 500, None, now, extra={"Retry-After": "1"})
             return
         call.dialog.refresh_target(request)
         call.reinvite_in = tx
@@ -486,29 +496,31 @@ class UserAgent(ClientSide):
     ) -> None:
         self._reply(tx, 200, "OK", now, extra=self._options_headers())
 
-    def _on_info(
-        self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
-    ) -> None:
+    def _receive_info(self, request: Request, reply_to: Address, transport: str, now: float) -> None:
+        """In-dialog INFO (DTMF): answered statelessly, so a flood keeps no transaction and cannot fill the table
+        that new INVITEs need; a retransmission (CSeq not above the last one) is answered again but gives no second
+        digit, and at most ``MAX_INFO_DIGITS_PER_S`` digits per call and second reach the application."""
         call = self._find_dialog_call(request)
-        if call is None:
-            self._reply(tx, 481, None, now)
+        assert call is not None and call.dialog is not None  # else _stateless_answer sent 481
+        self._send_stateless(request, 200, None, reply_to, transport)
+        dialog = call.dialog
+        number = request.cseq.number
+        if call.state == CallState.ENDED or (dialog.remote_cseq is not None and number <= dialog.remote_cseq):
             return
-        self._reply(tx, 200, "OK", now)
-        text = request.body.decode("utf-8", "replace")
-        fields: dict[str, str] = {}
-        if request.content_type == "application/dtmf-relay":
-            for line in text.splitlines():
-                name, _, value = line.partition("=")
-                fields[name.strip().lower()] = value.strip()
-        elif request.content_type == "application/dtmf":
-            fields["signal"] = text.strip()[:1]
-        digit = fields.get("signal", "")
-        if digit:
-            try:
-                duration = parse_number(fields.get("duration", ""), max_digits=6)
-            except SipSyntaxError:
-                duration = 0
-            self._events.append(ev.DtmfInfo(call.call_id, digit, duration))
+        dialog.remote_cseq = number
+        digit, duration = _dtmf_of_info(request)
+        if not digit:
+            return
+        times = call.info_digit_times
+        while times and times[0] <= now - 1.0:
+            times.popleft()
+        if len(times) >= MAX_INFO_DIGITS_PER_S:
+            self.log.warning(
+                reply_to[0], "dtmf-rate", f"over {MAX_INFO_DIGITS_PER_S} INFO digits/s dropped", now
+            )
+            return
+        times.append(now)
+        self._events.append(ev.DtmfInfo(call.call_id, digit, duration))
 
     def _on_notify(
         self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
@@ -576,9 +588,10 @@ class UserAgent(ClientSide):
         )
 
     def stream_progress(self, peer: Address) -> tuple[int, int]:
-        """(messages framed so far, bytes of an unfinished message) on the TCP connection from ``peer``."""
+        """(messages and keep-alive pings framed so far, bytes of an unfinished message) on the TCP connection
+        from ``peer``: a trunk that keeps an idle connection open with RFC 5626 pings keeps it."""
         framer = self._framers.get(peer)
-        return (framer.framed, framer.pending_bytes) if framer is not None else (0, 0)
+        return (framer.framed + framer.keepalives, framer.pending_bytes) if framer is not None else (0, 0)
 
     def answer(self, call_id: str, sdp: bytes) -> None:
         """180 Ringing (unless sent) then 200 OK carrying ``sdp``; the dialog exists from here on."""
@@ -668,15 +681,35 @@ class UserAgent(ClientSide):
             call = self._calls.get(name)
             tx = call.reinvite_in if call is not None else None
             if call is not None and tx is not None and not tx.final_sent and call.dialog is not None:
+                logger.warning("%s: the re-INVITE got no answer from the media side in time: 500", name)
                 self._reply(
                     tx,
                     500,
-                    "No Answer From Media",
+                    None,
                     now,
                     to_tag=call.dialog.local_tag,
                     extra={"Retry-After": "2"},
                 )
                 call.reinvite_in = None
+
+
+def _dtmf_of_info(request: Request) -> tuple[str, int]:
+    """(digit, duration in ms) of an INFO body: application/dtmf-relay ``Signal=``/``Duration=`` lines or an
+    application/dtmf single digit; ("", 0) when it carries none."""
+    text = request.body.decode("utf-8", "replace")
+    fields: dict[str, str] = {}
+    if request.content_type == "application/dtmf-relay":
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            fields[name.strip().lower()] = value.strip()
+    elif request.content_type == "application/dtmf":
+        fields["signal"] = text.strip()[:1]
+    digit = fields.get("signal", "")
+    try:
+        duration = parse_number(fields.get("duration", ""), max_digits=6)
+    except SipSyntaxError:
+        duration = 0
+    return digit, duration
 
 
 def _printable(text: str) -> str:

@@ -216,8 +216,8 @@ def test_a_full_transaction_table_answers_503_without_keeping_more() -> None:
         assert harness.ua.state_sizes()["server_transactions"] <= 3
     assert answers == [
         (100, "Trying", None),
-        (503, "Too Many Calls", "30"),  # max_calls: a transaction answers (and resends) it
-        (503, "Too Many Calls", "30"),
+        (503, "Service Unavailable", "30"),  # max_calls: a transaction answers (and resends) it
+        (503, "Service Unavailable", "30"),
         (503, "Service Unavailable", "30"),  # table full: answered without a transaction
         (503, "Service Unavailable", "30"),
     ]

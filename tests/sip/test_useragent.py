@@ -503,3 +503,39 @@ def test_a_reinvite_left_unanswered_gets_500_and_the_next_one_is_offered_again()
     harness.feed(sip_request("ACK", branch="z9hG4bK-re1", cseq=2, to_tag=tag))
     harness.feed(sip_request("INVITE", branch="z9hG4bK-re2", cseq=3, to_tag=tag, body=SDP_OFFER))
     assert harness.ua.next_events() == [ev.ReInvite(CALL, SDP_OFFER)]
+
+
+def dtmf_info(tag: str, cseq: int, digit: str = "5") -> bytes:
+    return sip_request(
+        "INFO",
+        branch=f"z9hG4bK-info-{cseq}",
+        cseq=cseq,
+        to_tag=tag,
+        body=f"Signal={digit}\r\nDuration=100\r\n".encode(),
+        content_type="application/dtmf-relay",
+    )
+
+
+def test_an_info_flood_keeps_no_transactions_and_passes_at_most_ten_digits_a_second() -> None:
+    harness = Harness(UserAgentConfig(max_calls=2))
+    harness.ua.max_server_transactions = 5
+    tag = established(harness)
+    held = harness.ua.state_sizes()["server_transactions"]
+    answers = [m.status for n in range(50) for m in harness.feed(dtmf_info(tag, 2 + n))]
+    assert answers == [200] * 50 and harness.ua.state_sizes()["server_transactions"] == held
+    assert len(harness.ua.next_events()) == 10  # the rest of this second's digits are dropped
+    other = sip_request("INVITE", call_id="second-call", branch="z9hG4bK-second", body=SDP_OFFER)
+    assert harness.feed(other)[0].status == 100  # the flood did not fill the table new calls need
+    harness.ua.next_events()
+    harness.clock.now += 1.0
+    harness.feed(dtmf_info(tag, 100, "7"))
+    assert harness.ua.next_events() == [ev.DtmfInfo(CALL, "7", 100)]
+
+
+def test_a_retransmitted_info_is_answered_again_but_gives_no_second_digit() -> None:
+    harness = Harness()
+    tag = established(harness)
+    first = harness.feed(dtmf_info(tag, 2))
+    again = harness.feed(dtmf_info(tag, 2))
+    assert [m.status for m in first + again] == [200, 200] and first[0].to.tag == again[0].to.tag == tag
+    assert harness.ua.next_events() == [ev.DtmfInfo(CALL, "5", 100)]

@@ -50,7 +50,9 @@ def user_agent_config(sip: SipSettings) -> UserAgentConfig:
 
 def media_peer_policy(sip: SipSettings) -> MediaPeerPolicy:
     """Whose RTP a caller's leg hears and when it may speak (raises ValueError for a bad network)."""
-    networks = sip.allowed_networks if sip.rtp_allowed_networks is None else sip.rtp_allowed_networks
+    networks = sip.rtp_allowed_networks
+    if networks is None:  # those SIP admits: a trunk listed only as trusted sends its media too
+        networks = [*sip.allowed_networks, *sip.trusted_networks] if sip.allowed_networks else []
     return MediaPeerPolicy(
         allowed_networks=tuple(networks),
         latching=sip.rtp_latching,
