@@ -116,6 +116,7 @@ async def serve(
     """Run SIP and HTTP until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly."""
     from sip_bridge.sip.transport import raise_open_file_limit
     from voicebot.pipeline.handle import pipeline_call_runner
+    from voicebot.records import close_interrupted_calls
     from voicebot.telephony.sip_calls import SipCallService
     from voicebot.web.app import create_app
 
@@ -134,6 +135,8 @@ async def serve(
         settings = settings.model_copy(update={"http": settings.http.model_copy(update={"port": http_port})})
 
     resources = await asyncio.to_thread(load_shared_resources, settings)
+    if resources.records is not None:  # here only: another voicebot command must not judge the server's calls
+        await asyncio.to_thread(close_interrupted_calls, resources.records)
     _freeze_startup_objects()
     registry = CallRegistry(max_calls=settings.sip.max_calls)
     runner = pipeline_call_runner(settings, resources, channel="sip")
