@@ -388,7 +388,13 @@ def test_calls_killed_with_their_process_are_closed_in_postgresql(
 
 
 def _unfinished_record(writer: dict[str, Any]) -> Record:
-    return {"call_id": new_call_id(), "started_at": 1000.0, "ended_reason": None, "turns": [], "process": writer}
+    return {
+        "call_id": new_call_id(),
+        "started_at": 1000.0,
+        "ended_reason": None,
+        "turns": [],
+        "process": writer,
+    }
 
 
 def test_a_record_of_this_very_process_is_never_taken_for_interrupted() -> None:
