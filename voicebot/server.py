@@ -53,7 +53,10 @@ def http_server_config(app: FastAPI, settings: Settings, **overrides: Any) -> Co
     No ``Server`` header (it named the server software to anyone); h11 with a deadline for the request head
     (:func:`voicebot.web.limits.h11_with_head_timeout`) and a bounded head size; a short keep-alive. Request
     bodies are bounded in the app (:mod:`voicebot.web.limits`). uvicorn's ``limit_concurrency`` stays off: its
-    503 carries no Retry-After.
+    503 carries no Retry-After. ``X-Forwarded-For`` names the client only when the connection comes from one of
+    ``http.trusted_proxies`` (the TLS reverse proxy): the per-source offer cap must see the citizen, not the
+    proxy, and nobody else may choose the address it sees (uvicorn alone would trust loopback, or whatever
+    ``FORWARDED_ALLOW_IPS`` says).
     """
     import uvicorn
 
@@ -66,6 +69,8 @@ def http_server_config(app: FastAPI, settings: Settings, **overrides: Any) -> Co
         "server_header": False,
         "timeout_keep_alive": HTTP_KEEP_ALIVE_S,
         "h11_max_incomplete_event_size": HTTP_MAX_HEAD_BYTES,
+        "proxy_headers": bool(settings.http.trusted_proxies),
+        "forwarded_allow_ips": list(settings.http.trusted_proxies),
     }
     options.update(overrides)
     return uvicorn.Config(app, **options)
