@@ -11,26 +11,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from typing import Any
 
 from loguru import logger
 
 STDLIB_FORMAT = "%(asctime)s | %(levelname)-8s | %(name)s - %(message)s"
 
 
-def configure_logging(
-    level: str = "DEBUG", sink: Callable[[str], None] | None = None, *, stdlib: bool = True
-) -> None:
-    """Replace every loguru handler by one on ``sink`` (a function taking each formatted line; stderr by default)
-    at ``level``, without variable dumps; with ``stdlib``, the standard logging module logs at the same level.
+def configure_logging(level: str = "DEBUG", sink: Any = None, *, stdlib: bool = True) -> None:
+    """Replace every loguru handler by one on ``sink`` (stderr by default) at ``level``, without variable dumps;
+    with ``stdlib``, the standard logging module logs at the same level.
 
-    A handler added later in this process with ``logger.add`` must pass ``diagnose=False`` itself: loguru reads
-    ``LOGURU_DIAGNOSE`` once, when it is first imported. Setting it here only reaches child processes."""
-    os.environ["LOGURU_DIAGNOSE"] = "NO"  # child processes (their loguru is imported after this)
+    Code that adds a handler of its own with ``logger.add`` must pass ``diagnose=False`` itself: loguru reads
+    ``LOGURU_DIAGNOSE`` only once, when it is first imported."""
+    os.environ["LOGURU_DIAGNOSE"] = "NO"  # for child processes only (their loguru is imported after this)
     logger.remove()
-    if sink is None:
-        logger.add(sys.stderr, level=level.upper(), diagnose=False, backtrace=False)
-    else:
-        logger.add(sink, level=level.upper(), diagnose=False, backtrace=False)
+    logger.add(sys.stderr if sink is None else sink, level=level.upper(), diagnose=False, backtrace=False)
     if stdlib:
         logging.basicConfig(level=level.upper(), format=STDLIB_FORMAT)

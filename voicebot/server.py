@@ -140,10 +140,10 @@ async def serve(
         settings = settings.model_copy(update={"http": settings.http.model_copy(update={"port": http_port})})
 
     resources = await asyncio.to_thread(load_shared_resources, settings)
-    if resources.records is not None:  # here only: another voicebot command must not judge the server's calls
-        await asyncio.to_thread(close_interrupted_calls, resources.records)
     _freeze_startup_objects()
     registry = CallRegistry(max_calls=settings.sip.max_calls)
+    if resources.records is not None:  # here only: another voicebot command must not judge the server's calls
+        await asyncio.to_thread(close_interrupted_calls, resources.records)
     runner = pipeline_call_runner(settings, resources, channel="sip")
 
     stop = stop or asyncio.Event()
