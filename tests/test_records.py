@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +29,12 @@ from voicebot.records import (
     PostgresStore,
     Record,
     build_record_store,
+    close_interrupted_calls,
+    interrupted_version,
     is_call_id,
     new_call_id,
+    process_start_time,
+    writer_process,
 )
 from voicebot.settings import PathSettings, Settings
 
@@ -343,7 +348,10 @@ def test_calls_killed_with_their_process_are_closed_when_the_store_opens(tmp_pat
     _, killed_id = _call_in_another_process("json", str(calls_dir), "kill", tmp_path)
     live, live_id = _call_in_another_process("json", str(calls_dir), "live", tmp_path)
     try:
-        store = build_record_store(Settings(paths=PathSettings(calls_dir=calls_dir)))  # what serve does first
+        store = build_record_store(Settings(paths=PathSettings(calls_dir=calls_dir)))
+        killed = store.get(killed_id)
+        assert killed is not None and killed["ended_reason"] is None  # opening the store judges nothing
+        assert close_interrupted_calls(store) == 1  # what serve does at start-up (only serve)
         _assert_closed_at_last_turn(store.get(killed_id))
         live_record = store.get(live_id)
         assert live_record is not None and live_record["ended_reason"] is None  # its process still runs it
@@ -377,3 +385,30 @@ def test_calls_killed_with_their_process_are_closed_in_postgresql(
         _, _, ended_at, end_reason, _, record = rows[call_id]
         _assert_closed_at_last_turn(record)
         assert end_reason == "interrupted" and ended_at.timestamp() == pytest.approx(record["ended_at"])
+
+
+def _unfinished_record(writer: dict[str, Any]) -> Record:
+    return {
+        "call_id": new_call_id(),
+        "started_at": 1000.0,
+        "ended_reason": None,
+        "turns": [],
+        "process": writer,
+    }
+
+
+def test_a_record_of_this_very_process_is_never_taken_for_interrupted() -> None:
+    """Review item 12: ``pid == os.getpid()`` counted as gone, so a store closing records in a process with live
+    calls (or a container whose pid 1 wrote them) closed live calls."""
+    now = time.time()
+    assert interrupted_version(_unfinished_record(writer_process()), now, now) is None
+
+
+def test_a_reused_pid_does_not_keep_a_dead_writers_record_open() -> None:
+    """Review items 12 and 16: the pid of a live process that is not the writer (reused) kept the record open."""
+    now, parent = time.time(), os.getppid()
+    live_writer = {**writer_process(), "pid": parent, "start": process_start_time(parent), "token": "other"}
+    assert interrupted_version(_unfinished_record(live_writer), now, now) is None  # the writer still runs
+    reused = {**live_writer, "start": (process_start_time(parent) or 0) + 1}  # same pid, another process
+    closed = interrupted_version(_unfinished_record(reused), now, now)
+    assert closed is not None and closed["ended_reason"] == "interrupted"

@@ -40,9 +40,11 @@ def _not_expected_library_warning(record: Any) -> bool:
 
 def configure_logging(level: str = "DEBUG", sink: Any = None, *, stdlib: bool = True) -> None:
     """Replace every loguru handler by one on ``sink`` (stderr by default) at ``level``, without variable dumps;
-    with ``stdlib``, the standard logging module logs at the same level."""
-    # Handlers added later without explicit arguments (and child processes) default to no variable dumps too.
-    os.environ["LOGURU_DIAGNOSE"] = "NO"
+    with ``stdlib``, the standard logging module logs at the same level.
+
+    Code that adds a handler of its own with ``logger.add`` must pass ``diagnose=False`` itself: loguru reads
+    ``LOGURU_DIAGNOSE`` only once, when it is first imported."""
+    os.environ["LOGURU_DIAGNOSE"] = "NO"  # for child processes only (their loguru is imported after this)
     logger.remove()
     debugging = level.upper() == "DEBUG"
     logger.add(

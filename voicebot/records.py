@@ -13,9 +13,15 @@ A slow or dead database therefore cannot stall any call's audio. When the databa
 it once, writes that record as JSON into the fallback directory (and keeps doing so for that call, so the file is
 complete), retries the database after a pause, and logs once more when it is back.
 
-A process killed mid-call (``kill -9``, power loss) leaves records without an end; when the process-wide store
-opens (:func:`build_record_store`, at ``voicebot serve`` start-up) the records whose process is gone are closed
-as ``interrupted`` at the time of their last turn (:meth:`close_unfinished`).
+A process killed mid-call (``kill -9``, power loss) leaves records without an end; at ``voicebot serve``
+start-up (:func:`close_interrupted_calls`, only there: a ``voicebot call`` or a simulation sharing the store
+must not judge the server's calls) the records whose writer is gone are closed as ``interrupted`` at the time of
+their last turn (:meth:`CallRecordStore.close_unfinished`). Each record names its writer (:func:`writer_process`):
+host, boot id, pid, the process's start time and a random token of the process. A record of another host is
+closed once it has not been written for an hour; one of this host when the host has rebooted since, or when no
+process with that pid and that start time runs any more (so a pid reused by another process does not keep it
+open). A process that shares host name, boot id and pid namespace with the writer but cannot see it (two
+containers with the same host name) would take it for gone: that is why only ``serve`` closes records.
 """
 
 from __future__ import annotations
@@ -80,12 +86,28 @@ def _boot_id() -> str:
         return ""
 
 
+def process_start_time(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/<pid>/stat`` field 22); None if there is
+    no such process (or no /proc). A pid and its start time name one process for the whole uptime."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # the command name may contain spaces and parentheses
+    try:
+        return int(fields[19])  # field 22, counting from the state (field 3)
+    except (IndexError, ValueError):
+        return None
+
+
 _HOST, _BOOT = socket.gethostname(), _boot_id()
+_TOKEN = secrets.token_hex(8)  # this process among all that ever wrote records (a pid is reused)
 
 
 def writer_process() -> dict[str, Any]:
     """Which process writes a record (stored in it), so that a restart can tell a dead call from a live one."""
-    return {"host": _HOST, "boot": _BOOT, "pid": os.getpid()}
+    pid = os.getpid()
+    return {"host": _HOST, "boot": _BOOT, "pid": pid, "start": process_start_time(pid), "token": _TOKEN}
 
 
 def _process_alive(pid: int) -> bool:
@@ -109,8 +131,14 @@ def _writer_is_gone(record: Record, updated_at: float, now: float) -> bool:
         return now - updated_at > FOREIGN_RECORD_STALE_S
     if writer.get("boot") != _BOOT:
         return True  # the host has rebooted since
-    pid = writer.get("pid")
-    return not isinstance(pid, int) or pid == os.getpid() or not _process_alive(pid)
+    pid, token, start = writer.get("pid"), writer.get("token"), writer.get("start")
+    if token == _TOKEN:
+        return False  # this very process writes it
+    if not isinstance(pid, int):
+        return True
+    if token is None or start is None:  # written before records named the start time: the pid alone tells
+        return pid == os.getpid() or not _process_alive(pid)
+    return process_start_time(pid) != start  # gone, or its pid now belongs to another process
 
 
 def interrupted_version(record: Record, updated_at: float, now: float) -> Record | None:
@@ -160,19 +188,22 @@ class CallRecordStore(Protocol):
 
 def build_record_store(settings: Settings) -> CallRecordStore:
     """The process-wide store: PostgreSQL when ``database_url`` is set (JSON files in ``calls_dir`` as its
-    fallback), else JSON files. Records of calls killed with an earlier process are closed first."""
-    store: CallRecordStore
+    fallback), else JSON files."""
     if settings.database_url:
         url = settings.database_url.get_secret_value()
-        store = PostgresStore(url, fallback_dir=settings.paths.calls_dir)
-    else:
-        store = JsonFileStore(settings.paths.calls_dir)
+        return PostgresStore(url, fallback_dir=settings.paths.calls_dir)
+    return JsonFileStore(settings.paths.calls_dir)
+
+
+def close_interrupted_calls(store: CallRecordStore) -> int:
+    """Close the records of calls killed with an earlier process (``voicebot serve`` start-up only, see the
+    module docstring); how many were closed."""
     closed = store.close_unfinished()
     if closed:
         logger.warning(
             f"call records: {closed} call(s) of a process that ended mid-call marked {INTERRUPTED}"
         )
-    return store
+    return closed
 
 
 class JsonFileStore:

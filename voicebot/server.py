@@ -59,7 +59,10 @@ def http_server_config(app: FastAPI, settings: Settings, **overrides: Any) -> Co
     No ``Server`` header (it named the server software to anyone); h11 with a deadline for the request head
     (:func:`voicebot.web.limits.h11_with_head_timeout`) and a bounded head size; a short keep-alive. Request
     bodies are bounded in the app (:mod:`voicebot.web.limits`). uvicorn's ``limit_concurrency`` stays off: its
-    503 carries no Retry-After.
+    503 carries no Retry-After. ``X-Forwarded-For`` names the client only when the connection comes from one of
+    ``http.trusted_proxies`` (the TLS reverse proxy): the per-source offer cap must see the citizen, not the
+    proxy, and nobody else may choose the address it sees (uvicorn alone would trust loopback, or whatever
+    ``FORWARDED_ALLOW_IPS`` says).
     """
     import uvicorn
 
@@ -72,6 +75,8 @@ def http_server_config(app: FastAPI, settings: Settings, **overrides: Any) -> Co
         "server_header": False,
         "timeout_keep_alive": HTTP_KEEP_ALIVE_S,
         "h11_max_incomplete_event_size": HTTP_MAX_HEAD_BYTES,
+        "proxy_headers": bool(settings.http.trusted_proxies),
+        "forwarded_allow_ips": list(settings.http.trusted_proxies),
     }
     options.update(overrides)
     return uvicorn.Config(app, **options)
@@ -122,6 +127,7 @@ async def serve(
     """Run SIP and HTTP until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly."""
     from sip_bridge.sip.transport import raise_open_file_limit
     from voicebot.pipeline.handle import pipeline_call_runner
+    from voicebot.records import close_interrupted_calls
     from voicebot.telephony.sip_calls import SipCallService
     from voicebot.web.app import create_app
 
@@ -152,6 +158,8 @@ async def serve(
         raise
     _freeze_startup_objects()
     registry = CallRegistry(max_calls=settings.sip.max_calls)
+    if resources.records is not None:  # here only: another voicebot command must not judge the server's calls
+        await asyncio.to_thread(close_interrupted_calls, resources.records)
     runner = pipeline_call_runner(settings, resources, channel="sip")
 
     stop = stop or asyncio.Event()

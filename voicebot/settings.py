@@ -295,6 +295,8 @@ class HttpSettings(_Section):
     # Offers waiting for their browser to connect, in all (then 503 + Retry-After) and per address (then 429).
     max_pending_offers: int = 4
     max_pending_offers_per_source: int = 2
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; empty: the TCP peer counts.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

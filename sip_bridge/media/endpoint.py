@@ -19,7 +19,7 @@ from .codecs import AudioCodec
 from .jitter import JitterBuffer
 from .rtp import MediaPeerPolicy, RtpReceiver, RtpSender
 from .sdp import NegotiatedMedia
-from .session import DtmfReceived, MediaSession, MediaTimeout
+from .session import DtmfReceived, ForbiddenMediaSource, MediaSession, MediaTimeout, address_text
 
 log = logging.getLogger(__name__)
 
@@ -281,10 +281,30 @@ class RtpEndpoint:
                 case DtmfReceived(digit=digit):
                     if self.on_dtmf is not None:
                         self.on_dtmf(digit)
+                case ForbiddenMediaSource(source=source):
+                    log.warning(
+                        "RTP from %s ignored on port %s: outside the allowed networks%s",
+                        address_text(source),
+                        self._port_for_log(),
+                        self._allow_list_hint(),
+                    )
                 case MediaTimeout(silent_s=silent_s):
                     log.info("no RTP for %.0f s on port %s", silent_s, self._port_for_log())
+                    if session.forbidden_source is not None:
+                        log.warning(
+                            "no RTP heard for %.0f s, but %d packets from outside the allowed networks were "
+                            "dropped (the first from %s)%s",
+                            silent_s,
+                            session.receiver.stats.ignored_forbidden_source,
+                            address_text(session.forbidden_source),
+                            self._allow_list_hint(),
+                        )
                     if self.on_inactivity is not None:
                         self.on_inactivity()
+
+    def _allow_list_hint(self) -> str:
+        hint = self.session.policy.allow_list_hint
+        return f"; {hint}" if hint else ""
 
     def _port_for_log(self) -> int | None:
         return self.local_port if self._transport is not None else None

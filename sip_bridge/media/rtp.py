@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import random
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
@@ -48,6 +48,9 @@ class MediaPeerPolicy:
     latching: Literal["off", "strict"] = "strict"
     latch_packets: int = 5
     packets_before_receive: int | None = 0
+    # What the operator should change when media is dropped for coming from outside ``allowed_networks`` (the
+    # application names its own setting); only logged, so it takes no part in comparing policies.
+    allow_list_hint: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         """Reject a malformed network or bound when the policy is made (at start), not on the first call."""

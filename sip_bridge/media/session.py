@@ -65,7 +65,15 @@ class MediaTimeout:
     silent_s: float
 
 
-MediaEvent = DtmfReceived | MediaTimeout
+@dataclass(frozen=True)
+class ForbiddenMediaSource:
+    """Media arrived from outside the allow-list (reported once per leg, for the first such source): with direct
+    media between a phone and the gateway, a too narrow allow-list silently deafens every call."""
+
+    source: Address
+
+
+MediaEvent = DtmfReceived | MediaTimeout | ForbiddenMediaSource
 
 
 class OutgoingDatagram(NamedTuple):
@@ -107,6 +115,7 @@ class MediaSession:
         self._receive = _ReceivePath()
         self._send = _SendPath()
         self._last_rx = 0.0
+        self.forbidden_source: Address | None = None  # the first source dropped as outside the allow-list
         self._tick_ms = FRAME_MS
         self._pacer = Pacer(FRAME_MS / 1000, start_s=0.0)
         self._last_index = -1
@@ -143,7 +152,10 @@ class MediaSession:
         if media.dtmf_payload_type is not None:
             accepted.add(media.dtmf_payload_type)
         self.receiver.payload_types = accepted
+        expected_before = self.receiver.expected
         self.receiver.expect((media.remote_host, media.remote_port))  # a new address (re-INVITE) re-latches
+        if self.receiver.expected is not expected_before:
+            self._send.sent_unheard = 0  # the new address gets the policy's bound, not what the old one used
         self._receive.dtmf.clock_rate = media.dtmf_clock_rate or media.codec.clock_rate
         tick_ms = math.gcd(FRAME_MS, media.ptime_ms) if media.ptime_ms % 10 == 0 else FRAME_MS
         if tick_ms != self._tick_ms or previous is None:
@@ -263,6 +275,7 @@ class MediaSession:
             "foreign_packets_ignored": rx.ignored_foreign_source,
             "unlatched_packets_ignored": rx.ignored_unlatched,
             "forbidden_packets_ignored": rx.ignored_forbidden_source,
+            "first_forbidden_source": address_text(self.forbidden_source),
             "oversize_packets_ignored": rx.ignored_oversize,
             "dtmf_digits_suppressed": self._receive.dtmf.suppressed,
         }
@@ -316,8 +329,13 @@ class MediaSession:
         media, codec = self.media, self.codec
         if media is None or codec is None or self.state is SessionState.CLOSED:
             return
+        stats = self.receiver.stats
+        forbidden_before = stats.ignored_forbidden_source
         packet = self.receiver.receive(data, source)
         if packet is None:
+            if self.forbidden_source is None and stats.ignored_forbidden_source > forbidden_before:
+                self.forbidden_source = source
+                self._events.append(ForbiddenMediaSource(source))
             return
         is_audio = packet.payload_type not in (media.dtmf_payload_type, COMFORT_NOISE_PT)
         if is_audio and not codec.fits(packet.payload):
@@ -571,6 +589,14 @@ class MediaSession:
         if now - self._last_rx > timeout:
             self.state = SessionState.SILENT
             self._events.append(MediaTimeout(timeout))
+
+
+def address_text(address: Address | None) -> str | None:
+    """``host:port`` (``[host]:port`` for IPv6), for logs and call records."""
+    if address is None:
+        return None
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _ReceivePath:

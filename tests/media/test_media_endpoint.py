@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
@@ -28,8 +29,10 @@ from sip_bridge.media.codecs import AudioCodec
 from sip_bridge.media.dtmf import encode_digit
 from sip_bridge.media.rtp import RtpPacket, RtpSender
 from sip_bridge.media.sdp import CodecSpec, Direction
+from voicebot.calls import CallRegistry
+from voicebot.pipeline.transcript import CallTranscript
 from voicebot.settings import Settings, SipSettings
-from voicebot.telephony.sip_calls import SipCallService
+from voicebot.telephony.sip_calls import SipCall, SipCallService
 
 pytestmark = pytest.mark.timeout(60)
 HOST = "127.0.0.1"
@@ -217,6 +220,50 @@ async def test_call_service_hands_the_sip_settings_to_the_media_policy() -> None
     assert service.media_policy.allowed_networks == ("192.0.2.0/24",)
     with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
         SipCallService(Settings(sip=SipSettings(rtp_allowed_networks=["10.0.0.300/8"])), None, None)  # type: ignore[arg-type]
+
+
+class RecordedCall:
+    """The pipeline side of a call as the SIP glue sees it (a CallHandle): a real transcript, nothing to run."""
+
+    def __init__(self) -> None:
+        self.transcript = CallTranscript(channel="sip", channel_call_id="media-stats@test")
+
+    async def run(self) -> None:
+        pass
+
+    async def cancel(self) -> None:
+        pass
+
+    async def say(self, kind: str, text: str) -> None:
+        pass
+
+
+async def test_a_sip_call_that_ends_keeps_its_rtp_counters_and_names_a_forbidden_source(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Review items 5 and 9: media dropped by a too narrow allow-list reached no record and no log."""
+    sip = SipSettings(allowed_networks=["10.0.0.0/8"], rtp_port_min=31200, rtp_port_max=31299)
+    registry = CallRegistry(max_calls=1)
+    service = SipCallService(Settings(sip=sip), registry=registry, runner=None)  # type: ignore[arg-type]
+    lease = registry.try_acquire("sip")
+    assert lease is not None
+    handle = RecordedCall()
+    call = SipCall("media-stats@test", lease, handle=handle, sip_up=False)
+    rtp = call.rtp = await service.open_rtp(on_timeout=lambda: None)
+    async with capture_socket() as phone:
+        rtp.configure(pcmu(phone.port))
+        with caplog.at_level(logging.WARNING, logger="sip_bridge.media.endpoint"):
+            for _ in range(3):
+                phone.send(rtp, RtpSender(0).build(b"\xff" * 160))
+            await wait_until(lambda: rtp.receiver.stats.ignored_forbidden_source == 3)
+        await service.finish(call, "bye")
+    source = f"{HOST}:{phone.port}"
+    warnings = [record.getMessage() for record in caplog.records if source in record.getMessage()]
+    assert len(warnings) == 1 and "set sip.rtp_allowed_networks" in warnings[0]  # once per call, with the fix
+    (stats,) = [event for event in handle.transcript.events if event["kind"] == "rtp"]
+    assert stats["forbidden_packets_ignored"] == 3 and stats["first_forbidden_source"] == source
+    assert stats["codec"] == "PCMU" and handle.transcript.ended_reason == "bye"
+    assert call.finished and registry.active == 0
 
 
 async def test_an_endpoint_binds_an_even_port_in_its_range() -> None:

@@ -15,7 +15,7 @@ from media_wire import Wire, dominant_hz, rms, tone
 from sip_bridge.media import MediaPeerPolicy, NegotiatedMedia
 from sip_bridge.media.rtp import LatchState, RtpPacket, RtpSender
 from sip_bridge.media.sdp import CodecSpec, Direction
-from sip_bridge.media.session import BridgeMode, MediaTimeout, SessionState
+from sip_bridge.media.session import BridgeMode, ForbiddenMediaSource, MediaTimeout, SessionState
 
 SPEAKS_FIRST = MediaPeerPolicy(packets_before_receive=None)
 PHONE = ("192.0.2.10", 40000)
@@ -144,6 +144,28 @@ def test_rtp_from_outside_the_allowed_networks_is_not_heard() -> None:
     assert bot.session.receiver.stats.ignored_forbidden_source == 20
     assert bot.session.receiver.latched is None and bot.session.receiver.stats.packets_received == 0
     assert not wire.packets_at(PHONE) and bot.session.sender.stats.packets_sent == 0
+    # Reported once (the first source), and counted for the call record: a too narrow list is not silent.
+    assert [event for event in bot.events if isinstance(event, ForbiddenMediaSource)] == [
+        ForbiddenMediaSource(PHONE)
+    ]
+    summary = bot.session.stats_summary()
+    assert summary["forbidden_packets_ignored"] == 20
+    assert summary["first_forbidden_source"] == "192.0.2.10:40000"
+
+
+def test_a_reinvite_to_a_new_address_gets_its_own_bound_of_packets_before_receive() -> None:
+    """Review item 13: the count of packets sent unheard survived a re-INVITE, so the new address got none."""
+    wire = Wire()
+    bot = wire.leg(BOT, policy=MediaPeerPolicy(packets_before_receive=3))
+    wire.configure(bot, pcmu(PHONE))
+    wire.run(0.5)
+    assert len(wire.packets_at(PHONE)) == 3
+    wire.configure(bot, pcmu(PHONE))  # the same address again: still nothing more
+    wire.run(0.5)
+    assert len(wire.packets_at(PHONE)) == 3
+    wire.configure(bot, pcmu(OTHER))
+    wire.run(0.5)
+    assert len(wire.packets_at(OTHER)) == 3 and len(wire.packets_at(PHONE)) == 3
 
 
 def test_flush_drops_queued_bot_audio_at_once() -> None:

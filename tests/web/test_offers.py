@@ -17,6 +17,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from voicebot.calls import CallRegistry
 from voicebot.pipeline.transcript import CallTranscript
+from voicebot.server import http_server_config
 from voicebot.settings import Settings
 from voicebot.web.app import create_app
 from voicebot.web.browser_calls import BrowserCallDesk
@@ -250,3 +251,32 @@ async def test_a_phone_call_refused_for_browser_calls_gets_retry_after() -> None
         await service.stop()
     assert final.startswith(b"SIP/2.0 503"), final
     assert re.search(rb"\r\nRetry-After: 17\r\n", final), final
+
+
+@pytest.mark.parametrize(
+    ("trusted_proxies", "second_citizen_status"),
+    [([], 429), (["192.0.2.50"], 429), (["127.0.0.1"], 200), (["127.0.0.0/8"], 200)],
+)
+async def test_only_a_trusted_proxy_names_the_source_of_an_offer(
+    browser_offer: str, trusted_proxies: list[str], second_citizen_status: int
+) -> None:
+    """Review item 15: behind the TLS reverse proxy every citizen had the proxy's address (one shared per-source
+    cap); X-Forwarded-For counts from the configured proxies only (uvicorn alone trusted loopback)."""
+    settings = _settings(
+        max_pending_offers=4, max_pending_offers_per_source=1, trusted_proxies=trusted_proxies
+    )
+    app = create_app(settings, None, registry=CallRegistry(max_calls=4), call_runner=waiting_call_runner)
+    config = http_server_config(app, settings)  # the middleware uvicorn puts in front of the app in serve
+    config.load()
+    transport = httpx.ASGITransport(app=config.loaded_app, client=("127.0.0.1", 40000))  # the proxy
+    statuses = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://voicebot") as client:
+        for citizen in ("198.51.100.7", "198.51.100.8"):
+            answer = await client.post(
+                "/api/offer",
+                json={"sdp": browser_offer, "type": "offer"},
+                headers={"X-Forwarded-For": citizen},
+            )
+            statuses.append(answer.status_code)
+    await app.state.browser_calls.close()
+    assert statuses == [200, second_citizen_status]

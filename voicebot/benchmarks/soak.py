@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,11 @@ def slope(values: list[float]) -> float | None:
 
 
 async def run_soak(
-    settings: Settings, *, calls: int, warmup: int = 10, on_call: Any = None
+    settings: Settings,
+    *,
+    calls: int,
+    warmup: int = 10,
+    on_call: Callable[[SoakCall], None] | None = None,
 ) -> dict[str, Any]:
     """Place ``calls`` sequential calls; ``on_call(SoakCall)`` is told after each (for live printing)."""
     from voicebot.benchmarks.sip_caller import SipCaller

@@ -57,6 +57,7 @@ def media_peer_policy(sip: SipSettings) -> MediaPeerPolicy:
         allowed_networks=tuple(networks),
         latching=sip.rtp_latching,
         packets_before_receive=sip.rtp_packets_before_receive,
+        allow_list_hint="set sip.rtp_allowed_networks to the networks the phones' or gateways' media comes from",
     )
 
 

@@ -293,6 +293,8 @@ class SipCallService:
         if call.transfer is not None:
             await call.transfer.close()
         if call.handle is not None:
+            if call.rtp is not None:  # loss, jitter and the packets dropped as foreign, forbidden or oversize
+                call.handle.transcript.add_event("rtp", **call.rtp.stats_summary())
             # Before the cancel (which the pipeline would record as a plain hang-up); a reason the pipeline set
             # itself (goodbye, silence) is kept.
             call.handle.transcript.end(reason)

@@ -9,7 +9,7 @@ only ever sees complete bodies of at most ``max_bytes`` (a bounded buffer per re
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -120,8 +120,10 @@ def h11_with_head_timeout(timeout_s: float) -> type[asyncio.Protocol]:
     class H11WithHeadTimeout(H11Protocol):
         _head_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            # asyncio.Protocol's signature; a stream server always hands over a Transport, which uvicorn's
+            # own signature narrows to
+            super().connection_made(cast(asyncio.Transport, transport))
             self._arm_head_timer()
 
         def data_received(self, data: bytes) -> None:
