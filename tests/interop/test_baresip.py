@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
+from heard import heard_as
 
 from interop.peers import Baresip, VoicebotServer, espeak_wav, read_wav, speech_seconds, spoken_turns_wav
-from knowledge.normalize import edit_distance, words
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -19,21 +19,6 @@ QUESTION_KEYS = ("wohngeld", "anwohnerparken")
 LEAD_S = 3.0  # the short greeting is over by then
 GAP_S = 8.0  # the bot answers (or asks back) in between
 TAIL_S = 12.0  # ASR + answer on a busy 2-core machine; baresip hangs up when its audio file ends
-
-
-def _heard_as(keyword: str, text: str) -> bool:
-    """Is ``keyword`` in ``text`` up to one wrong letter in four ("Anwohnerparken" heard as "Am Wohnparken")?
-
-    Both pass through the retriever's own word normaliser (case, umlauts, spoken numbers) and the text's word
-    breaks are dropped, since ASR splits compounds; the keyword may then match any stretch of it.
-    """
-    heard = "".join(words(text))
-    limit = len(keyword) // 4
-    return any(
-        edit_distance(keyword, heard[start : start + length], limit) <= limit
-        for length in range(len(keyword) - limit, len(keyword) + limit + 1)
-        for start in range(len(heard) - length + 1)
-    )
 
 
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA", "G722", "opus"])
@@ -62,7 +47,7 @@ def test_caller_hears_a_spoken_answer_and_the_question_is_transcribed(
     turns = transcript["turns"]
     assert isinstance(turns, list)
     questions = [t["text"] for t in turns if t["role"] == "caller" and t["kind"] == "question"]
-    assert any(_heard_as(key, text) for text in questions for key in QUESTION_KEYS), (
+    assert any(heard_as(key, text) for text in questions for key in QUESTION_KEYS), (
         f"question not transcribed: {turns}"
     )
     answers = [t for t in turns if t["role"] == "bot" and t["kind"] not in ("greeting", "silence_prompt")]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from heard import heard_as
 
 from knowledge.types import Action, AnswerRequest, Turn
 from voicebot.benchmarks.caller_audio import ComposedCall, compose_call, silence
@@ -32,7 +33,8 @@ def turns(result: SimulationResult, role: str, kind: str | None = None) -> list[
 
 
 def contains_any(text: str, words: tuple[str, ...]) -> bool:
-    return any(word in text.lower() for word in words)
+    """One of the keywords (folded, as the retriever folds them) was heard, up to one wrong letter in four."""
+    return any(heard_as(word, text) for word in words)
 
 
 async def run_call(
@@ -66,7 +68,7 @@ async def test_multi_turn_call_answers_each_question_and_keeps_the_transcript(
     answers = turns(result, "bot", "answer")
     assert len(questions) == 2, questions
     assert contains_any(questions[0]["text"], ("frage", "ausweis"))
-    assert contains_any(questions[1]["text"], ("fund", "büro"))
+    assert contains_any(questions[1]["text"], ("fundburo",))
     assert len(answers) == 2
     for question in questions:
         assert question["asr"] and question["asr"][0]["avg_logprob"] < 0
@@ -237,7 +239,7 @@ async def test_phone_band_and_wideband_input(
         assert [t["text"] for t in turns(result, "caller", "dtmf")] == ["1", "#"]
         assert {"TimelineOutputTransport", "PlayoutTracker"} <= result.dtmf_seen_by
     question = turns(result, "caller", "question")[0]
-    assert contains_any(question["text"], ("fund", "büro"))
+    assert contains_any(question["text"], ("fundburo",))
     assert turns(result, "bot", "answer")
     assert result.reply_rate == rate
     write_wav(tmp_path / "reply.wav", result.reply, result.reply_rate)

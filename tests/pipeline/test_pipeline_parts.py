@@ -135,7 +135,7 @@ def test_transcript_is_written_continuously_and_records_barge_in(tmp_path: Path)
 
 
 async def test_handoff_key_says_the_handoff_sentence_then_requests_a_handoff_once() -> None:
-    transcript = CallTranscript("keys")
+    transcript = CallTranscript(channel="simulation", channel_call_id="keys")
     listener = HandoffKeyListener(transcript=transcript, keys="0", message="Ich verbinde Sie.")
     keys = [InputDTMFFrame(button=KeypadEntry(digit)) for digit in ("1", "0", "0")]
     down, _up = await run_test(listener, frames_to_send=keys)
