@@ -133,7 +133,8 @@ def eval_command(
     llm_url: LlmUrlOption = None,
     show_failures: Annotated[int, typer.Option("--failures", help="List up to N failed items.")] = 15,
 ) -> None:
-    """Run a question set: retrieval recall@1/@3, action accuracy, groundedness, fact recall, refusal rate."""
+    """Run a question set: retrieval recall@1/@3, action accuracy, groundedness, fact recall, refusal rate, and
+    for fact items fact accuracy, wrong-fact rate and unknown rate."""
     from rich.console import Console
 
     from knowledge.evaluation import DEFAULT_SET, EvalSetError, evaluate, load_eval_set
@@ -169,10 +170,31 @@ def eval_command(
         ("emergency recall", f"{report.emergency_recall:.3f}"),
         ("mean time per question", f"{report.mean_ms:.1f} ms"),
     ]
+    if report.fact_items:
+        rows += [
+            ("fact items", f"{report.fact_items}"),
+            ("fact accuracy (asked fact + its page)", f"{report.fact_accuracy:.3f}"),
+            ("wrong-fact rate", f"{report.wrong_fact_rate:.3f}"),
+            ("unknown rate (not known, hand-off offered)", f"{report.unknown_rate:.3f}"),
+        ]
     for label, value in rows:
         typer.echo(f"{label:<42}{value}")
     for action, group in report.by_action.items():
         typer.echo(f"  {action:<40}{group['action_accuracy']:.3f} of {int(group['items'])}")
+    for fact_type, group in report.fact_by_type.items():
+        typer.echo(
+            f"  facts: {fact_type:<33}{group['fact_accuracy']:.3f} of {int(group['items'])}"
+            f"  (wrong {int(group['wrong'])}, unknown {int(group['unknown'])})"
+        )
+    fact_failures = report.fact_failures()[:show_failures]
+    if fact_failures:
+        typer.echo(f"\nfact items without the fact (first {len(fact_failures)}, wrong facts first):")
+    for r in fact_failures:
+        typer.echo(
+            f"- {r.question!r} [{r.fact_type}{', WRONG' if r.fact_wrong else ''}"
+            f"{', unknown' if r.fact_unknown else ''}] expected {r.expected}, got {r.action} {r.sources}: "
+            f"{r.answer!r}"
+        )
     failures = report.failures()[:show_failures]
     if failures:
         typer.echo(f"\nfailed items (first {len(failures)}):")
