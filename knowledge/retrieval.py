@@ -12,7 +12,7 @@ Confidence: e5 cosines are bunched (≈ 0.75–0.88 for anything German), so raw
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import bm25s
@@ -41,6 +41,8 @@ class SearchResult:
     confidence: float  # 0..1, see confidence()
     query_tokens: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)  # "bm25", "embed", "total"
+    # The query's e5 vector, so that fact selection inside the found pages needs no second embedding.
+    query_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def _ranks(scores: np.ndarray, limit: int, positive_only: bool) -> dict[int, int]:
@@ -63,8 +65,11 @@ class HybridRetriever:
         chunks: Sequence[Chunk],
         chunk_embeddings: np.ndarray,
         settings: RetrievalSettings | None = None,
+        fact_vectors: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         self.settings = settings or RetrievalSettings()
+        # e5 vectors of the pages' fact units by knowledge.facts.unit_key (computed at ingest), for fact answers
+        self.fact_vectors: Mapping[str, np.ndarray] = fact_vectors or {}
         self.chunks = list(chunks)
         self.embeddings = np.ascontiguousarray(chunk_embeddings, dtype=np.float32)
         if self.embeddings.shape[0] != len(self.chunks):
@@ -159,6 +164,7 @@ class HybridRetriever:
             cosine_margin=margin,
             confidence=0.0,
             query_tokens=tuple(tokens),
+            query_vector=query_vector,
         )
         result = replace(result, confidence=confidence(result, self.settings))
         finished = time.perf_counter()
