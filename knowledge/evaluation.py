@@ -255,6 +255,7 @@ def score_item(
         fact_correct = not fact_unknown and spoke_facts and bool(cited_docs & set(item.expected))
         fact_correct = fact_correct and states_fact(answer.text, item.fact)
         fact_wrong = not fact_correct and not fact_unknown and spoke_facts
+        fact_wrong = fact_wrong and not states_fact(answer.text, item.fact)  # right value, other page: a miss
         fact_wrong = fact_wrong and states_other_value(answer.text, item.fact_type, item.fact)
     return ItemResult(
         question=item.question,
