@@ -395,6 +395,7 @@ _CLOCK_TIME = re.compile(r"\b\d{1,2}([:.]\d{2})? uhr\b|\b\d{1,2}:\d{2}\b|o'clock
 _BODY_HOURS = re.compile(
     r"(geoffnet|offnungszeit|\boffen\b|erreichbar|sprechzeit|besetzt)[^.]{0,120}\b\d{1,2}([:.]\d{2})? uhr\b"
     r"|\b\d{1,2}([:.]\d{2})? uhr\b[^.]{0,120}(geoffnet|offnungszeit|\boffen\b|erreichbar|besetzt)"
+    r"|(montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag)s?\b[^.]{0,40}\b\d{1,2} bis \d{1,2} uhr\b"
 )
 
 
@@ -462,7 +463,8 @@ _FOLLOW_UP = re.compile(r"^(und|aber|also|auch|und wenn)\b|\b(das|dafur|dazu|dor
 # Words that ask *about* a topic without naming one ("was kostet das?", "wie lange dauert es?").
 _GENERIC_STEMS = (
     "koste teuer preis gebuh dauer lange offen geoff zeite unter mitbr termi onlin beant bekom kinde "
-    "erwac rentn stude ander weite telef numme adres mailadr email zusta neue neuen neuer neues dann"
+    "erwac rentn stude ander weite telef numme adres mailadr email zusta neue neuen neuer neues dann eintr "
+    "monta diens mittw donne freit samst sonnt woche"
 )
 _GENERIC_WORDS = frozenset(_GENERIC_STEMS.split())
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -305,13 +306,11 @@ class ExtractiveAnswerEngine:
         question = facts.classify(request.question)
         asked = self.asked_type(request, question)
         chunks = self.page_chunks(page)
-        if asked in facts.CURATED_TYPES and not question.yes_no:
+        if asked == facts.FactType.GENERAL and not question.yes_no:
             return None
         vectors = getattr(self._retriever, "fact_vectors", None)
         selection = facts.select_facts(question, chunks, retrieval.query_vector, vectors, asked)
         entities = facts.entity_words(question, page.chunk) if asked in _ENTITY_TYPES else []
-        page_text = guard.fold(" ".join(f"{c.spoken_answer} {c.text}" for c in chunks))
-        entities = [word for word in entities if word in page_text]  # else the caller's word for this page
         if entities and not question.yes_no and not facts.selection_names(selection, entities, page.chunk):
             # "E-Mail vom Steueramt" found the town hall's page: its e-mail is not the Steueramt's.
             selection = facts.FactSelection(question, asked, ())
@@ -331,10 +330,10 @@ class ExtractiveAnswerEngine:
                 text, action, retrieval.confidence, [page.chunk.id], self.mode, "de", "fact_unknown", timings
             )
         text = spoken.for_speech(" ".join(facts.fact_sentences(selection)))
-        sources = [f"{c.title}\n{c.spoken_answer}\n{c.authority}\n{c.text}" for c in chunks]
-        if verify.unsupported_facts(text, sources):
+        sources = tuple(f"{c.title}\n{c.spoken_answer}\n{c.authority}\n{c.text}" for c in chunks)
+        if not _supported(text, sources):
             text = spoken.for_speech(" ".join(unit.text for unit in selection.units))
-            if verify.unsupported_facts(text, sources):
+            if not _supported(text, sources):
                 return None
         cited = list(dict.fromkeys(unit.chunk_id for unit in selection.units))
         reason = "fact_yes_no" if selection.polarity is not None else "fact_answer"
@@ -367,6 +366,17 @@ class ExtractiveAnswerEngine:
 
     async def answer(self, request: AnswerRequest) -> Answer:
         return await collect(self.stream(request))
+
+
+@lru_cache(maxsize=512)
+def _page_facts(sources: tuple[str, ...]) -> frozenset[str]:
+    """Every checkable fact of a page, read generously (cached: the same pages answer again and again)."""
+    return frozenset(token for source in sources for token in verify.fact_tokens(source, lenient=True))
+
+
+def _supported(text: str, sources: tuple[str, ...]) -> bool:
+    """Does the page state every number, time, date and weekday of ``text`` (see knowledge.verify)?"""
+    return verify.fact_tokens(verify.strip_citations(text)) <= _page_facts(sources)
 
 
 def _already_clarified(request: AnswerRequest) -> bool:

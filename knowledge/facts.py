@@ -74,7 +74,12 @@ _OPENING = (
 )
 _ASKS_OPEN = re.compile(rf"{_OPENING}|\b(hat|haben|habt|ist|sind)\b.{{0,50}}\bauf\W*$")
 _QUESTION_TYPES: tuple[tuple[FactType, re.Pattern[str]], ...] = (
-    (FactType.COST, _rx(r"\bwas passiert\b.{0,60}\b(zu spat|nicht rechtzeitig|keine|nicht|ohne)\b")),
+    (
+        FactType.COST,
+        _rx(
+            r"\bwas (passiert|ist|geschieht)\b.{0,12}\bwenn\b.{0,60}\b(zu spat|nicht rechtzeitig|keine|nicht|ohne)\b"
+        ),
+    ),
     (FactType.HOWTO, _rx(r"\bwie (be)?zahl")),
     (FactType.RESPONSIBLE, _rx(r"\bzustandig", r"\bwelche[sr]? (amt|behorde|stelle)\b")),
     (
@@ -159,7 +164,7 @@ _QUESTION_TYPES: tuple[tuple[FactType, re.Pattern[str]], ...] = (
             r"\bpapiere\b",
             r"\bnachweise?\b",
             r"\bvorlegen\b",
-            r"\bwas (brauch|brauche|brauchen|benotige|benotigen|muss)\b(?!.{0,40}\b(tun|machen)\b)",
+            r"\bwas (brauch|brauche|brauchen|benotige|benotigen|muss)\b(?!.{0,40}\b(tun|machen|angeben|sagen|nennen)\b)",
             r"\bwelche .{0,30}\bbrauch",
         ),
     ),
@@ -257,6 +262,7 @@ class Question:
     expansions: tuple[str, ...] = ()
     # numbers with their qualifier: ("unter", 24) for "unter vierundzwanzig"
     bounds: frozenset[tuple[str, int]] = frozenset()
+    parts: tuple[str, ...] = ()  # the rest of compounds that start with the page's name (see Topic.split)
 
 
 def question_type(text: str) -> FactType:
@@ -320,6 +326,7 @@ _FOCUS_EXPANSIONS = {
     "zusatzlichen": ("weitere",),
 }
 _CITY = re.compile(guard._CITIES)
+_EXPLICIT = frozenset(word for words in _FOCUS_EXPANSIONS.values() for word in words)
 _HOLIDAY_NUMBERS = {"heiligabend": 24, "silvester": 31, "neujahr": 1}
 # A yes/no question with "zahlen" asks about a fee only with one of these ("kann ich bar zahlen?" does not).
 _FEE_WORDS = re.compile(
@@ -490,7 +497,7 @@ _UNIT_EVIDENCE: dict[FactType, re.Pattern[str]] = {
         _COUNTED,
         r"\bnur\b|\bwer\b|\bwenn\b|anspruch|voraussetzung|berechtigt|\bdarf\b|\bdurfen\b|\bmuss\b|\bmussen\b",
         r"befreit|ausgenommen|\bgilt\b|volljahrig|\bkein\w*\b|merkzeichen|pflicht|geburtstag|\bbis zu\b|wohnt",
-        r"\b(pro|je) (person|haushalt|termin|antrag|kind)\b|\beinen ausweis\b",
+        r"\b(pro|je) (person|haushalt|termin|antrag|kind)\b|\beinen ausweis\b|\benthalten\b|\binbegriffen\b",
     ),
     FactType.RESPONSIBLE: _rx(
         r"zustandig|sache de[rs]|bearbeitet|\bstellt\b|\bregelt\b|ubernimmt|vergibt|\bzeigt\b|\bmeldet\b",
@@ -551,30 +558,52 @@ _VALUES: dict[FactType, re.Pattern[str]] = {
     FactType.PLACE: re.compile(_STREET),
 }
 # What a question is after, beyond its type: (question pattern, pattern of the units that say it).
-_INTENTS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
-    (re.compile(r"gultig|\bgilt\b|\bgelten\b"), re.compile(r"gultig|\bgilt\b|\bgelten\b")),
-    (
-        re.compile(r"dauert?|fertig|wie schnell|\bkommt\b|\bda ist\b|bearbeitung"),
-        re.compile(r"dauert|\bdauer\b|fertig|herstellung|bearbeitung|\bkommt\b|schickt|sofort|\bda\b"),
+_ANY_TYPE: frozenset[FactType] = frozenset(FactType)
+_Intent = tuple[re.Pattern[str], re.Pattern[str], frozenset[FactType]]
+
+
+def _intent(question: str, unit: str, types: frozenset[FactType] = _ANY_TYPE) -> _Intent:
+    return re.compile(question), re.compile(unit), types
+
+
+_INTENTS: tuple[_Intent, ...] = (
+    _intent(r"gultig|\bgilt\b|\bgelten\b", r"gultig|\bgilt\b|\bgelten\b"),
+    _intent(
+        r"dauert?|fertig|wie schnell|\bkommt\b|\bda ist\b|bearbeitung",
+        r"dauert|\bdauer\b|fertig|herstellung|bearbeitung|\bkommt\b|schickt|sofort|\bda\b",
     ),
-    (re.compile(r"aufheb|\bhebt\b|aufbewahr|\blager"), re.compile(r"aufbewahr")),
-    (
-        re.compile(r"was passiert|zu spat|nicht rechtzeitig|verpass|vergess|\bkeine\b.{0,30}\babgeb"),
-        re.compile(
-            r"verpass|nicht rechtzeitig|\bohne\b|\bfolgt\b|festgesetzt|verwarnungsgeld|bussgeld|hochstbeitrag"
-        ),
+    _intent(r"aufheb|\bhebt\b|aufbewahr|\blager", r"aufbewahr"),
+    _intent(
+        r"was (passiert|ist|geschieht)\b.{0,12}\bwenn\b|zu spat|nicht rechtzeitig|verpass|vergess",
+        r"verpass|nicht rechtzeitig|\bohne\b|\bfolgt\b|festgesetzt|verwarnungsgeld|bussgeld|hochstbeitrag",
     ),
-    (re.compile(r"erreichbar|telefonisch"), re.compile(r"erreichbar|telefonisch")),
-    (re.compile(r"e ?-?mail|\bmail"), re.compile(r"@")),
-    (re.compile(r"telefon|nummer|anrufen|\bruf"), re.compile(r"\b0\d{2,5}[ /]\d|116 116")),
-    (re.compile(r"\bonline\b|internet"), re.compile(r"\bonline\b|www\.|\.example\b|internet")),
-    (
-        re.compile(r"abgeholt|abholung|geleert|leerung|\bkommt\b.{0,30}(tonne|mull|abfuhr)|wie oft"),
-        re.compile(r"alle \d+ wochen|jede woche|rhythmus|abfuhrtag"),
+    _intent(r"erreichbar|telefonisch", r"erreichbar|telefonisch"),
+    _intent(r"e ?-?mail|\bmail", r"@"),
+    _intent(r"telefon|nummer|anrufen|\bruf", r"\b0\d{2,5}[ /]\d|116 116"),
+    _intent(r"\bonline\b|internet", r"\bonline\b|www\.|\.example\b|internet"),
+    _intent(  # how often a bin is emptied, asked as "wann" or "wie oft"
+        r"abgeholt|abholung|geleert|leerung|\bkommt\b.{0,30}(tonne|mull|abfuhr)|wie oft",
+        r"alle \d+ wochen|jede woche|rhythmus|abfuhrtag",
+        frozenset((FactType.HOURS,)),
     ),
-    (re.compile(r"\bsommer\b"), re.compile(r"\bmarz bis oktober\b|\bsommer|\bjuni bis")),
-    (re.compile(r"\bwinter\b"), re.compile(r"\bnovember bis\b|\bwinter")),
+    _intent(  # how much or how many: a counted amount ("5 Kubikmeter", "2 Sperrmüllabholungen")
+        r"\bwie viele?\b|\bwie gross\b|\banzahl\b",
+        rf"{_COUNTED}|{_LIMIT}|\b\d+ [a-z]{{5,}}",
+        frozenset((FactType.ELIGIBILITY,)),
+    ),
+    _intent(  # a missed collection is reported, not awaited
+        r"nicht (abgeholt|geleert|mitgenommen)",
+        r"nicht (abgeholt|geleert|mitgenommen)",
+    ),
+    _intent(r"\bsommer\b", r"\bmarz bis oktober\b|\bsommer|\bjuni bis"),
+    _intent(r"\bwinter\b", r"\bnovember bis\b|\bwinter"),
 )
+
+
+def _intents(question: Question, fact_type: FactType) -> list[re.Pattern[str]]:
+    """The unit patterns of what the question is after."""
+    folded = guard.fold(question.text)
+    return [unit for asks, unit, types in _INTENTS if fact_type in types and asks.search(folded)]
 
 
 def _fold_heading(heading: str) -> str:
@@ -751,13 +780,15 @@ class Topic:
             # the name itself or a form of it ("Reisepässe"), not a longer compound ("Grundsteuerwert")
             if (name[:5] == word[:5] and len(word) <= len(name) + 3) or (len(word) >= 4 and word in name):
                 return True
+        if self.split(word) != word:
+            return True  # "Personalausweisverlängerung": the page's name and what about it (see split)
         # "Wohnsitzbescheinigung" names "Meldebescheinigung": the same thing by another first part
         return len(word) >= 10 and any(len(t) >= 10 and word[-8:] == t[-8:] for t in self.text.split())
 
     def split(self, word: str) -> str:
         """The part of a compound after the page's own name ("buchereiausweis" → "ausweis"), else the word."""
         for name in self.text.split():
-            for start in range(max(0, len(name) - 12), len(name) - 4):
+            for start in range(len(name) - 4):
                 part = name[start:]
                 if word.startswith(part) and len(word) - len(part) >= 5:
                     rest = word[len(part) :]
@@ -806,11 +837,16 @@ MIXED_PENALTY = 0.3  # a unit that also states values of another kind ("kostet 3
 COSINE_WEIGHT = 5.0  # per unit of cosine below the page's best unit (e5 cosines are bunched)
 COSINE_FLOOR = -0.1
 STRONG_BONUS = 0.35
+# "wo ist ...": an address is the answer, a phone number beside it is not
+STRONG_BONUSES = {FactType.PLACE: 0.7, FactType.CONTACT: 0.5}
 HEADING_BONUS = 0.25
 INTENT_BONUS = 0.7
-DAY_BONUS = 0.6  # an opening-hours unit about the day the caller asked for
+DAY_BONUS = 0.6
+PRECISION_WEIGHT = 0.3  # "Erwachsene: 4 Euro" before "10er-Karte Erwachsene: 35 Euro" for "Eintritt für Erwachsene"  # an opening-hours unit about the day the caller asked for
 CURATED_BONUS = 0.05
-PLAIN_BONUS = 0.3  # a yes/no fee question: a unit that plainly says free or a fee
+PLAIN_BONUS = 0.3
+SITUATION_MATCH = 0.5  # a how-to question's situation must be on the sentence, else the curated answer
+CONDITION_BONUS = 0.2  # a yes/no answer that states its limit ("Carports bis 30 Quadratmeter")  # a yes/no fee question: a unit that plainly says free or a fee
 GENERAL_CURATED_BONUS = 0.5  # nothing specific asked ("was kostet ein Reisepass?"): the curated sentence
 OTHER_KIND_PENALTY = 0.3
 TOPIC_WEIGHT = 0.3  # a focus word that names the page (its title or synonyms) says little about which unit
@@ -829,14 +865,20 @@ def _matches(word: str, unit: FactUnit) -> float:
     )
 
 
+@lru_cache(maxsize=4096)
+def _caller_stem(word: str) -> str:
+    """The stem of a caller's word, feminine endings off ("Ärztin" ~ "Ärzte")."""
+    return normalize.stem(re.sub(r"(?<=\w{4})(innen|in)$", "", word))
+
+
 def _word_match(
     word: str, folded: str, words: frozenset[str] | tuple[str, ...], stems: frozenset[str]
 ) -> float:
-    if len(word) >= 5 and word in folded:
+    if len(word) >= 4 and word in folded:
         return 1.0
     if len(word) < 10 and word[:5] in stems:
         return 1.0
-    stem = normalize.stem(re.sub(r"(?<=\w{4})(innen|in)$", "", word))  # "Ärztin" ~ "Ärzte"
+    stem = _caller_stem(word)
     if 4 <= len(stem) < 5 and any(w.startswith(stem) for w in words):
         return 1.0
     if 3 <= len(word) <= 4 and any(w.startswith(word) for w in words):
@@ -913,15 +955,35 @@ def _without_days(question: Question) -> Question:
     )
 
 
+def _label_precision(question: Question, unit: FactUnit) -> float:
+    """Share of an item's label words that the question names (the plainest matching item wins a tie)."""
+    label = spoken.split_item(unit.text)[0]
+    words = [w for w in _WORD.findall(guard.fold(label)) if len(w) > 2 and w not in _STOP]
+    if not words:
+        return 0.0
+    probe = _token_unit
+    named = sum(1 for w in words if any(_matches(f, probe(w)) >= 0.7 for f in question.focus))
+    return named / len(words)
+
+
 def _is_specific(question: Question, units: Sequence[FactUnit], topic: Topic) -> bool:
-    """Does the question name something beyond the page itself that one of the units has?"""
-    return any(_matches(w, u) >= 0.7 for w in question.focus if not topic.names(w) for u in units)
+    """Does the question name something beyond the page itself that one of the units has (in the caller's word
+    or in what it stands for: "Kampfhund" → "gefährlicher Hund")?"""
+    if any(_matches(w, u) >= 0.7 for w in question.focus if not topic.names(w) for u in units):
+        return True
+    # what a word means here ("Kampfhund" → "gefährlicher Hund") or the rest of a compound after the page's
+    # name ("Grundsteuer|wert") counts; the colloquial lexicon's broad terms ("gefunden" → "Fundsache") do not
+    for word in question.expansions:
+        if (word in _EXPLICIT or word in question.parts) and any(_matches(word, u) >= 0.7 for u in units):
+            return True
+    return False
 
 
-def _names_something(question: Question, units: Sequence[FactUnit], topic: Topic) -> bool:
+def _names_something(
+    question: Question, units: Sequence[FactUnit], topic: Topic, fact_type: FactType
+) -> bool:
     """Does the question say more than the page's name: a word, a number or a purpose one of the units has?"""
-    folded_question = guard.fold(question.text)
-    intents = [unit_pattern for pattern, unit_pattern in _INTENTS if pattern.search(folded_question)]
+    intents = _intents(question, fact_type)
     return (
         bool(question.numbers & frozenset(n for u in units for n in u.numbers))
         or _within(
@@ -951,6 +1013,7 @@ def _split_compounds(question: Question, topic: Topic) -> Question:
         question.numbers,
         question.expansions + extra,
         question.bounds,
+        extra,
     )
 
 
@@ -967,8 +1030,7 @@ def _score_units(
         question = _without_days(question)
     lexical = _lexical_scores(question, units, topic)
     cosines = _cosines(units, query_vector, vectors)
-    folded_question = guard.fold(question.text)
-    intents = [unit_pattern for pattern, unit_pattern in _INTENTS if pattern.search(folded_question)]
+    intents = _intents(question, fact_type)
     named = bool(question.numbers) or _is_specific(question, units, topic)
     if not named:
         lexical = [0.0] * len(units)  # only words naming the page: they do not tell its sentences apart
@@ -987,7 +1049,7 @@ def _score_units(
         if any(_VALUES[kind].search(unit.folded) for kind in _MIXED.get(fact_type, ())):
             score -= MIXED_PENALTY
         if fact_type in unit.strong:
-            score += STRONG_BONUS
+            score += STRONG_BONUSES.get(fact_type, STRONG_BONUS)
         if fact_type not in unit.types:
             score -= OTHER_KIND_PENALTY
         if heading_pattern is not None and heading_pattern.search(unit.folded_heading):
@@ -999,6 +1061,8 @@ def _score_units(
             score += INTENT_BONUS
         if days and _days_of(unit.folded) & days:
             score += DAY_BONUS
+        if named and unit.kind == "item":
+            score += PRECISION_WEIGHT * _label_precision(question, unit)
         scores.append(score)
     return scores
 
@@ -1034,6 +1098,10 @@ def select_facts(
         FactType.DOCUMENTS,
     ):
         return _select_yes_no(question, asked, units, topic, query_vector, vectors)
+    if asked == FactType.HOWTO and re.search(r"\bwenn\b", guard.fold(question.text)):
+        return _select_situation(question, asked, units, topic, query_vector, vectors)
+    if asked == FactType.HOWTO:
+        return FactSelection(question, asked, (), general=True)
     wanted = ANSWERING_UNITS.get(asked)
     if wanted is None:
         return FactSelection(question, asked, ())
@@ -1046,7 +1114,7 @@ def select_facts(
     if not candidates:
         return FactSelection(question, asked, ())
     scores = _score_units(question, asked, candidates, topic, query_vector, vectors)
-    if not _names_something(question, candidates, topic):
+    if not _names_something(question, candidates, topic, asked):
         # Nothing specific asked ("was kostet die Kita?"): the curated answer's sentence of that kind.
         kinds = "strong" if asked in _STRONG_EVIDENCE else "types"
         curated = [i for i, u in enumerate(candidates) if u.kind == "curated" and asked in getattr(u, kinds)]
@@ -1075,7 +1143,10 @@ def _whole_list(
         return None
     if asked == FactType.HOURS and _asked_days(question):
         return None  # "montags": the item about that day
-    lexical = sorted(_lexical_scores(question, siblings, topic), reverse=True)
+    # words that only repeat the page's name ("Personalausweis|verlängerung") do not pick one item
+    rests = tuple(topic.split(w) for w in question.focus if not topic.names(w))
+    rest_question = Question(question.text, question.type, question.yes_no, rests, question.numbers)
+    lexical = sorted(_lexical_scores(rest_question, siblings, topic), reverse=True)
     if lexical[0] >= SPECIFIC_ITEM and lexical[0] - lexical[1] >= 0.3:
         return None  # "für das erweiterte Führungszeugnis": that item
     return siblings
@@ -1090,9 +1161,9 @@ _ENTITY = re.compile(r"\w{3,}(amt|amts|stelle|buro|behorde|kasse|gericht|zentral
 
 
 def entity_words(question: Question, chunk: Chunk) -> list[str]:
-    """The offices the question names that are not the page's own subject."""
-    topic = topic_of(chunk)
-    return [w for w in question.focus if _ENTITY.match(w) and not topic.names(w)]
+    """The offices the question names that are not the page's own subject (its title or synonyms)."""
+    names = _topic(" ".join((chunk.title, *chunk.synonyms)))
+    return [w for w in question.focus if _ENTITY.match(w) and not names.names(w)]
 
 
 def selection_names(selection: FactSelection, words: Sequence[str], chunk: Chunk) -> bool:
@@ -1252,9 +1323,35 @@ def _token_unit(token: str) -> FactUnit:
     )
 
 
+_CONDITION = re.compile(rf"{_LIMIT}|{_COUNTED}")
+
+
 def _expands_to_topic(word: str, topic: Topic) -> bool:
     """ "Perso" names the page "Personalausweis beantragen" through the colloquial lexicon."""
     return any(topic.names(normalize.fold(t)) for t in normalize.colloquial_terms(word) if " " not in t)
+
+
+def _select_situation(
+    question: Question,
+    asked: FactType,
+    units: Sequence[FactUnit],
+    topic: Topic,
+    query_vector: np.ndarray | None,
+    vectors: Mapping[str, np.ndarray] | None,
+) -> FactSelection:
+    """ "Was kann ich machen, wenn mein Vermieter nicht unterschreibt?": the sentence about that situation, when
+    the page has one; otherwise the curated answer (``general``) says how it is done."""
+    specific = [w for w in question.focus if not topic.names(w) and not _expands_to_topic(w, topic)]
+    candidates = [u for u in units if u.kind != "curated" and any(_matches(w, u) >= 0.7 for w in specific)]
+    if not candidates:
+        return FactSelection(question, asked, (), general=True)
+    lexical = _lexical_scores(question, candidates, topic)
+    cosines = _cosines(candidates, query_vector, vectors)
+    scores = [LEXICAL_WEIGHT * lex + COSINE_WEIGHT * cos for lex, cos in zip(lexical, cosines, strict=True)]
+    best_index = max(range(len(candidates)), key=lambda i: scores[i])
+    if lexical[best_index] < SITUATION_MATCH:
+        return FactSelection(question, asked, (), general=True)
+    return FactSelection(question, asked, (candidates[best_index],), round(scores[best_index], 3))
 
 
 def _select_yes_no(
@@ -1289,7 +1386,10 @@ def _select_yes_no(
         return FactSelection(question, asked, (), general=True)
     lexical = _lexical_scores(question, candidates, topic)
     cosines = _cosines(candidates, query_vector, vectors)
-    scores = [LEXICAL_WEIGHT * lex + COSINE_WEIGHT * cos for lex, cos in zip(lexical, cosines, strict=True)]
+    scores = [
+        LEXICAL_WEIGHT * lex + COSINE_WEIGHT * cos + (CONDITION_BONUS if _CONDITION.search(u.folded) else 0.0)
+        for lex, cos, u in zip(lexical, cosines, candidates, strict=True)
+    ]
     best_index = max(range(len(candidates)), key=lambda i: scores[i])
     best = candidates[best_index]
     polarity = _statement_polarity(question, best)
