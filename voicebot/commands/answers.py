@@ -262,7 +262,8 @@ def bench_answer(
     ] = 2000,
     llm_url: LlmUrlOption = None,
 ) -> None:
-    """p50/p95 of retrieval on a 2,000-chunk index and of time-to-first-sentence per answer mode."""
+    """p50/p95 of retrieval on a 2,000-chunk index, of retrieval + fact selection on the knowledge base, and of
+    time-to-first-sentence per answer mode."""
     settings = _settings(llm_url)
     results: dict[str, Any] = {"runs": runs}
     results["retrieval"] = _bench_retrieval(settings, chunks, runs)
@@ -275,6 +276,7 @@ def bench_answer(
         modes["llm"] = asyncio.run(_time_to_first_sentence(llm_engine, llm_runs))
         modes["llm"]["runs"] = llm_runs
     results["modes"] = modes
+    results["fact_selection"] = _bench_fact_selection(engine, runs)
     if json_output:
         typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
         return
@@ -283,12 +285,59 @@ def bench_answer(
         f"retrieval ({retrieval.get('chunks', chunks)} chunks): p50 {retrieval['p50']:.1f} ms  "
         f"p95 {retrieval['p95']:.1f} ms"
     )
+    facts = results["fact_selection"]
+    typer.echo(
+        f"sample KB, {facts['retrieval_ms']['n']} fact questions: retrieval p50 {facts['retrieval_ms']['p50']:.1f} ms  "
+        f"p95 {facts['retrieval_ms']['p95']:.1f} ms; retrieval + fact selection p50 "
+        f"{facts['retrieval_and_selection_ms']['p50']:.1f} ms  p95 {facts['retrieval_and_selection_ms']['p95']:.1f} ms "
+        f"(selection alone p95 {facts['selection_ms']['p95']:.2f} ms)"
+    )
     for name, numbers in modes.items():
         fs = numbers["first_sentence_ms"]
         typer.echo(
             f"{name:<11} first sentence: p50 {fs['p50']:.1f} ms  p95 {fs['p95']:.1f} ms  "
             f"(n={fs['n']}, outcomes {numbers['reasons']})"
         )
+
+
+# Questions for a detail (fee, duration, hours, documents, yes/no), so that fact selection does its full work.
+FACT_BENCH_QUESTIONS = (
+    "Was kostet die Kita bei mehr als 100.000 Euro Jahreseinkommen?",
+    "Wie lange dauert ein Reisepass?",
+    "Wann haben die Friedhöfe im Sommer geöffnet?",
+    "Welche Unterlagen brauche ich für die Anmeldung der Eheschließung?",
+    "Bis wann kann ich bei plötzlicher Krankheit noch Briefwahl beantragen?",
+    "Brauche ich für eine Beglaubigung einen Termin?",
+    "Was kostet ein Urnengrab?",
+    "Wie ist die Telefonnummer vom Wahlamt?",
+)
+
+
+def _bench_fact_selection(engine: Any, runs: int) -> dict[str, Any]:
+    """Retrieval alone and retrieval + fact selection (the extractive decision) in the same loop, on the
+    on-disk index, so that the cost of choosing the sentence is measured next to the search it follows."""
+    from knowledge.types import AnswerRequest
+
+    retrieval: list[float] = []
+    selection: list[float] = []
+    total: list[float] = []
+    for question in FACT_BENCH_QUESTIONS:  # warm-up
+        engine.decide(AnswerRequest(question), engine.retrieve_sync(AnswerRequest(question)))
+    for run in range(runs):
+        request = AnswerRequest(FACT_BENCH_QUESTIONS[run % len(FACT_BENCH_QUESTIONS)])
+        started = time.perf_counter()
+        found = engine.retrieve_sync(request)
+        searched = time.perf_counter()
+        engine.decide(request, found)
+        decided = time.perf_counter()
+        retrieval.append((searched - started) * 1000)
+        selection.append((decided - searched) * 1000)
+        total.append((decided - started) * 1000)
+    return {
+        "retrieval_ms": _percentiles(retrieval),
+        "selection_ms": _percentiles(selection),
+        "retrieval_and_selection_ms": _percentiles(total),
+    }
 
 
 def _warm_request() -> Any:
