@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from knowledge.config import SAMPLE_KB_DIR, RetrievalConfig
 from knowledge.index import KnowledgeIndex, _FileEntry, _text_hash
 from knowledge.retrieval import HybridRetriever
-from voicebot.settings import SAMPLE_KB_DIR, RetrievalSettings
 
 DEFAULT_QUERIES = (
     "Ich brauche einen neuen Perso, was kostet das?",
@@ -110,14 +110,14 @@ def measure_retrieval(
     queries: Sequence[str] = DEFAULT_QUERIES,
     repeats: int = 5,
     sources: Sequence[Path] = (SAMPLE_KB_DIR,),
-    settings: RetrievalSettings | None = None,
+    config: RetrievalConfig | None = None,
     base_index_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Build an ``n_chunks`` index in a temp dir and time ``search()``: p50/p95 in ms over all queries×repeats.
 
     ``base_index_dir``: an existing index to replicate (skips embedding the sample KB again).
     """
-    settings = settings or RetrievalSettings()
+    config = config or RetrievalConfig()
     with tempfile.TemporaryDirectory(prefix="kb-bench-") as tmp:
         base = KnowledgeIndex.open(base_index_dir) if base_index_dir else KnowledgeIndex(Path(tmp) / "base")
         if not base.chunks:
@@ -130,7 +130,7 @@ def measure_retrieval(
         started = time.perf_counter()
         index = KnowledgeIndex.open(Path(tmp) / "index")
         opened = time.perf_counter()
-        retriever = HybridRetriever(index.chunks, index.embeddings, settings)
+        retriever = HybridRetriever(index.chunks, index.embeddings, config)
         built = time.perf_counter()
 
         for query in queries[:3]:  # warm-up: first query loads the model

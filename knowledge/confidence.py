@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from knowledge import guard, normalize
+from knowledge import normalize
+from knowledge.textfold import fold_text, fold_word
 from knowledge.types import Chunk, Hit
 
 
@@ -106,20 +107,25 @@ _STOPWORD_TEXT = (
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
-def content_words(text: str) -> list[str]:
+@dataclass(frozen=True)
+class TownLexicon:
+    """The town's own words, which say nothing about the topic ("Hundesteuer in Musterstadt").
+
+    Each answer engine owns one (built from its configured town) and hands it to the functions below; hashable,
+    so the caches of those functions keep towns apart.
+    """
+
+    words: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, town: str) -> TownLexicon:
+        return cls(frozenset(fold_text(town).split()))
+
+
+def content_words(text: str, town: TownLexicon) -> list[str]:
     """The words that carry the request, folded (used for coverage and follow-up detection)."""
-    words = re.findall(r"[a-z0-9]+", guard.fold(text))
-    return [w for w in words if w not in _STOPWORDS and w not in _town_words and len(w) > 2]
-
-
-_town_words: set[str] = set()
-
-
-def set_town(name: str) -> None:
-    """The town's own name says nothing about the topic ("Hundesteuer in Musterstadt")."""
-    _town_words.update(guard.fold(name).split())
-    _said_words.cache_clear()  # both depend on the town's words
-    _curated_names.cache_clear()
+    words = re.findall(r"[a-z0-9]+", fold_text(text))
+    return [w for w in words if w not in _STOPWORDS and w not in town.words and len(w) > 2]
 
 
 # Words that ask for a fee or a duration: on almost every page, so they say nothing about the topic.
@@ -145,17 +151,17 @@ _ASKING_WORDS = frozenset(
 @lru_cache(maxsize=1024)
 def _page_words(chunk: Chunk) -> tuple[str, frozenset[str]]:
     """A page's folded text and its 5-letter stems (cached: the same pages are judged again and again)."""
-    page = guard.fold(" ".join((chunk.title, " ".join(chunk.synonyms), chunk.spoken_answer, chunk.text)))
+    page = fold_text(" ".join((chunk.title, " ".join(chunk.synonyms), chunk.spoken_answer, chunk.text)))
     return page, frozenset(word[:5] for word in re.findall(r"[a-z0-9]+", page))
 
 
-def _coverage(question: str, chunk: Chunk) -> float:
+def _coverage(question: str, chunk: Chunk, town: TownLexicon) -> float:
     """Share of the caller's topic words found on the page (same 5-letter stem, or inside a compound).
 
     Generic words ("kostet", "dauert") count only when the question has nothing else: "was kostet ein
     iPhone" must not match every page with a fee on it.
     """
-    words = content_words(question)
+    words = content_words(question, town)
     topical = [w for w in words if w[:5] not in _ASKING_WORDS]
     words = topical or words
     if not words:
@@ -167,9 +173,7 @@ def _coverage(question: str, chunk: Chunk) -> float:
 
     # A colloquial word counts when the page uses the official term ("Gebrauchtwagen" → "Fahrzeug").
     found = sum(
-        1
-        for w in words
-        if on_page(w) or any(on_page(normalize.fold(t)) for t in normalize.colloquial_terms(w))
+        1 for w in words if on_page(w) or any(on_page(fold_word(t)) for t in normalize.colloquial_terms(w))
     )
     return found / len(words)
 
@@ -188,7 +192,7 @@ def _word_forms(word: str, caller: bool = True) -> frozenset[str]:
     """A folded word's stem; for a caller's word also the stems of the official terms it stands for ("offen"
     → "offnungszeit"), so that "habt ihr offen" meets the synonym "Öffnungszeiten". Names are not expanded:
     the lexicon also lists related terms ("heiraten" → "Standesamt") that are no name of the page."""
-    folded = normalize.fold(word)
+    folded = fold_word(word)
     forms = {normalize.stem(folded)}
     if caller:
         forms.update(normalize.stem(term) for term in normalize.COLLOQUIAL_SYNONYMS.get(folded, ()))
@@ -209,12 +213,12 @@ class _Said:
 
 
 @lru_cache(maxsize=256)
-def _said_words(question: str) -> tuple[_Said, ...]:
+def _said_words(question: str, town: TownLexicon) -> tuple[_Said, ...]:
     """The caller's topic words, plus what ASR and German grammar split apart: adjacent topic words joined
     ("hunde steuer" → "hundesteuer", "um melden" → "ummelden"), spelled letters joined ("o g s" → "ogs") and
     separable particles put back ("melde ich das Gewerbe ab" → "abmelde")."""
-    raw = re.findall(r"[a-z0-9]+", guard.fold(question))
-    topical = set(content_words(question))
+    raw = re.findall(r"[a-z0-9]+", fold_text(question))
+    topical = set(content_words(question, town))
     topical.update(w for w in raw if len(w) == 2 and w.isalpha() and w not in _STOPWORDS)  # "ID", "aG"
     said = [_Said(w, _word_forms(w), frozenset({i})) for i, w in enumerate(raw) if w in topical]
     for i, (first, second) in enumerate(itertools.pairwise(raw)):
@@ -237,12 +241,12 @@ def _said_words(question: str) -> tuple[_Said, ...]:
     return tuple(said)
 
 
-def _name_words(name: str) -> list[str]:
+def _name_words(name: str, town: TownLexicon) -> list[str]:
     """A curated name's topic words; particles and spelled letters stay attached to the next word
     ("Ab melden" → "abmelden", "O G S" → "ogs"), so that a split name does not shrink to a generic word."""
     joined: list[str] = []
     carry = ""
-    for word in re.findall(r"[a-z0-9]+", guard.fold(name)):
+    for word in re.findall(r"[a-z0-9]+", fold_text(name)):
         if word in _PARTICLES or (len(word) == 1 and word.isalpha()):
             carry += word
             continue
@@ -252,16 +256,18 @@ def _name_words(name: str) -> list[str]:
         joined.append(carry)
     # Two-letter words stay ("Steuer ID" is no "Steuer"); numbers are dropped ("ALG 2", "Hartz 4").
     return [
-        w for w in joined if w not in _STOPWORDS and w not in _town_words and len(w) >= 2 and not w.isdigit()
+        w for w in joined if w not in _STOPWORDS and w not in town.words and len(w) >= 2 and not w.isdigit()
     ]
 
 
 @lru_cache(maxsize=4096)
-def _curated_names(title: str, synonyms: tuple[str, ...]) -> tuple[tuple[frozenset[str], ...], ...]:
+def _curated_names(
+    title: str, synonyms: tuple[str, ...], town: TownLexicon
+) -> tuple[tuple[frozenset[str], ...], ...]:
     """Each curated name of a page as the forms of its topic words (names without topic words are dropped)."""
     names = []
     for name in (title, *synonyms):
-        words = _name_words(name)
+        words = _name_words(name, town)
         if words:
             names.append(tuple(_word_forms(w, caller=False) for w in words))
     return tuple(names)
@@ -287,7 +293,7 @@ class NameEvidence:
     said_in_part: frozenset[int]
 
 
-def name_evidence(question: str, chunk: Chunk) -> NameEvidence:
+def name_evidence(question: str, chunk: Chunk, town: TownLexicon) -> NameEvidence:
     """Which curated names of the page the caller said, in full or in part.
 
     Synonyms are what callers really say, so a name said in full ("Perso verloren", "Hunde Steuer",
@@ -295,12 +301,14 @@ def name_evidence(question: str, chunk: Chunk) -> NameEvidence:
     only said "ummelden") is none. Each caller word the name accounts for counts 1, a generic one ("Termin",
     "Kind", "offen") 0.5, so longer and more specific names beat shorter ones ("Perso verloren" > "Perso").
     """
-    said = _said_words(question)
-    raw = re.findall(r"[a-z0-9]+", guard.fold(question))
+    said = _said_words(question, town)
+    raw = re.findall(r"[a-z0-9]+", fold_text(question))
     best, best_positions = 0.0, frozenset[int]()
     in_part: set[int] = set()
-    title_forms = {form for forms in _curated_names(chunk.title, ())[:1] for word in forms for form in word}
-    for name in _curated_names(chunk.title, chunk.synonyms):
+    title_forms = {
+        form for forms in _curated_names(chunk.title, (), town)[:1] for word in forms for form in word
+    }
+    for name in _curated_names(chunk.title, chunk.synonyms, town):
         covered: set[int] = set()
         complete = True
         qualifier_in_title = True  # every unsaid word of the name is the page's own topic ("Gewerbe")
@@ -337,12 +345,12 @@ def name_evidence(question: str, chunk: Chunk) -> NameEvidence:
     return NameEvidence(best, best_positions, frozenset(in_part))
 
 
-def name_match(question: str, chunk: Chunk) -> float:
+def name_match(question: str, chunk: Chunk, town: TownLexicon) -> float:
     """The strength of the fullest curated name of the page that the caller said in full (0: none)."""
-    return name_evidence(question, chunk).strength
+    return name_evidence(question, chunk, town).strength
 
 
-def _prefer_named(question: str, ordered: list[PageCandidate]) -> bool:
+def _prefer_named(question: str, ordered: list[PageCandidate], town: TownLexicon) -> bool:
     """Move a page the caller named more fully than the first page to the front; True when it moved one.
 
     Only pages in the first ``NAME_WINDOW`` of the fused ranking compete (the fullest name wins, ties go to
@@ -354,18 +362,18 @@ def _prefer_named(question: str, ordered: list[PageCandidate]) -> bool:
     not say in full: "Ummeldung" means the page named "Ummelden", not the one named "Gewerbe ummelden".
     """
     window = ordered[:NAME_WINDOW]
-    evidence = [name_evidence(question, page.chunk) for page in window]
+    evidence = [name_evidence(question, page.chunk, town) for page in window]
     top, top_evidence = window[0], evidence[0]
     needed = top_evidence.strength + (1.0 if top_evidence.strength else 0.0)
     best = max(e.strength for e in evidence)
     if best == 0.0 or best < needed:
         return False
     agreed = top.bm25_rank == 1 and top.embedding_rank == 1
-    top_coverage = _coverage(question, top.chunk)
+    top_coverage = _coverage(question, top.chunk, town)
     floor = top_coverage - (0.0 if agreed else NAME_COVERAGE_SLACK) - 1e-9
 
     def may_win(page: PageCandidate, evidence: NameEvidence) -> bool:
-        coverage = _coverage(question, page.chunk)
+        coverage = _coverage(question, page.chunk, town)
         if not agreed:
             return coverage >= floor
         return coverage > top_coverage or (
@@ -403,12 +411,14 @@ def answers_opening_hours(chunk: Chunk) -> bool:
     """Whether the page states opening hours (else it cannot answer "wann habt ihr auf"): times in the curated
     answer, or times the body calls opening hours (the fact answer speaks those)."""
     return bool(
-        _CLOCK_TIME.search(guard.fold(chunk.spoken_answer or chunk.text))
-        or _BODY_HOURS.search(guard.fold(chunk.text))
+        _CLOCK_TIME.search(fold_text(chunk.spoken_answer or chunk.text))
+        or _BODY_HOURS.search(fold_text(chunk.text))
     )
 
 
-def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandidate], float, bool]:
+def judge(
+    question: str, pages: Sequence[PageCandidate], town: TownLexicon
+) -> tuple[list[PageCandidate], float, bool]:
     """Order the candidate pages and rate the first: (pages, confidence 0..1, is it a close call).
 
     When the two retrievers disagree (each puts a different page first), the page that covers more of
@@ -426,26 +436,27 @@ def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandi
             second.embedding_rank,
         )
         if disagree:
-            top_coverage, second_coverage = _coverage(question, top.chunk), _coverage(question, second.chunk)
+            top_coverage = _coverage(question, top.chunk, town)
+            second_coverage = _coverage(question, second.chunk, town)
             if second_coverage > top_coverage:
                 ordered[0], ordered[1] = second, top
-            elif second_coverage == top_coverage and len(content_words(question)) <= 2:
+            elif second_coverage == top_coverage and len(content_words(question, town)) <= 2:
                 close_call = True
-    if _prefer_named(question, ordered):
+    if _prefer_named(question, ordered, town):
         close_call = False
     elif close_call:  # a close call that a curated name decides is none ("Schwerbehindertenausweis")
-        named_first, named_second = (name_match(question, page.chunk) for page in ordered[:2])
+        named_first, named_second = (name_match(question, page.chunk, town) for page in ordered[:2])
         if named_first != named_second:
             close_call = False
             if named_second > named_first:
                 ordered[0], ordered[1] = ordered[1], ordered[0]
     best = ordered[0]
     rank_support = _rank_support(best)
-    if name_match(question, best.chunk):
+    if name_match(question, best.chunk, town):
         first_somewhere = 1 in (best.bm25_rank, best.embedding_rank)
         rank_support = max(rank_support, NAME_RANK_SUPPORT[first_somewhere])
     cosine = 0.5 if best.cosine is None else (best.cosine - COSINE_FLOOR) / COSINE_SPAN
-    coverage = _coverage(question, best.chunk)
+    coverage = _coverage(question, best.chunk, town)
     confidence = (
         WEIGHTS["ranks"] * rank_support
         + WEIGHTS["cosine"] * min(1.0, max(0.0, cosine))
@@ -453,7 +464,7 @@ def judge(question: str, pages: Sequence[PageCandidate]) -> tuple[list[PageCandi
     )
     if coverage == 0.0:  # the page mentions none of the caller's topic words ("Taxi", "iPhone")
         confidence = min(confidence, NO_OVERLAP_CAP)
-    if _OPENING_HOURS.search(guard.fold(question)) and not answers_opening_hours(best.chunk):
+    if _OPENING_HOURS.search(fold_text(question)) and not answers_opening_hours(best.chunk):
         confidence = min(confidence, NO_OVERLAP_CAP)  # asked when it is open; the page names no times
     return ordered, round(min(1.0, confidence), 3), close_call
 
@@ -474,11 +485,15 @@ def _is_generic(word: str) -> bool:
     return word[:5] in _GENERIC_WORDS or (len(word) == 4 and any(g.startswith(word) for g in _GENERIC_WORDS))
 
 
-def names_no_topic(question: str) -> bool:
+def names_no_topic(question: str, town: TownLexicon) -> bool:
     """True when every content word of the question is generic (a fee, a duration, a document ...)."""
-    return all(word[:5] in _GENERIC_WORDS for word in content_words(question))
+    return all(word[:5] in _GENERIC_WORDS for word in content_words(question, town))
 
 
-def is_follow_up(question: str) -> bool:
-    folded = guard.fold(question)
-    return len(folded.split()) <= 7 and bool(_FOLLOW_UP.search(folded)) and len(content_words(question)) <= 3
+def is_follow_up(question: str, town: TownLexicon) -> bool:
+    folded = fold_text(question)
+    return (
+        len(folded.split()) <= 7
+        and bool(_FOLLOW_UP.search(folded))
+        and len(content_words(question, town)) <= 3
+    )

@@ -1,6 +1,6 @@
 """The one factory for answer engines, used by the voice pipeline, the CLI and the evaluation.
 
-The mode comes from ``settings.resolved_answer_mode()``: ``llm`` when an OpenAI-compatible endpoint is
+The mode comes from ``config.resolved_answer_mode()``: ``llm`` when an OpenAI-compatible endpoint is
 configured (or asked for), else ``extractive``. Both modes run the same guard first and share one retriever.
 """
 
@@ -8,26 +8,26 @@ from __future__ import annotations
 
 from typing import Literal
 
+from knowledge.config import KnowledgeConfig
 from knowledge.extractive import ExtractiveAnswerEngine, Retriever
 from knowledge.types import AnswerEngine
-from voicebot.settings import Settings
 
 
 class EngineConfigurationError(ValueError):
-    """The settings ask for something that cannot be built (one line saying what to fix)."""
+    """The configuration asks for something that cannot be built (one line saying what to fix)."""
 
 
 def build_answer_engine(
-    settings: Settings,
+    config: KnowledgeConfig,
     retriever: Retriever | None = None,
     mode: Literal["llm", "extractive"] | None = None,
 ) -> AnswerEngine:
-    """Build the configured answer engine; ``retriever`` defaults to the on-disk index of ``settings``.
+    """Build the configured answer engine; ``retriever`` defaults to the on-disk index of ``config``.
 
-    ``mode`` overrides ``settings.resolved_answer_mode()`` (the CLI's ``--mode``).
+    ``mode`` overrides ``config.resolved_answer_mode()`` (the CLI's ``--mode``).
     """
-    chosen = mode or settings.resolved_answer_mode()
-    if chosen == "llm" and not settings.llm.base_url:
+    chosen = mode or config.resolved_answer_mode()
+    if chosen == "llm" and not config.llm.base_url:
         raise EngineConfigurationError(
             "answer mode 'llm' needs an OpenAI-compatible endpoint: set llm.base_url "
             "(e.g. VOICEBOT_LLM__BASE_URL=http://127.0.0.1:8000/v1)"
@@ -35,11 +35,11 @@ def build_answer_engine(
     if retriever is None:
         from knowledge.index import load_retriever
 
-        retriever = load_retriever(settings)
+        retriever = load_retriever(config)
         retriever.search("Öffnungszeiten Rathaus", 1)  # load the embedding model now, not in the first call
-    extractive = ExtractiveAnswerEngine(settings, retriever)
+    extractive = ExtractiveAnswerEngine(config, retriever)
     if chosen == "extractive":
         return extractive
     from knowledge.llm import LlmAnswerEngine
 
-    return LlmAnswerEngine(settings, extractive)
+    return LlmAnswerEngine(config, extractive)

@@ -29,8 +29,9 @@ from typing import Any
 
 import yaml
 
-from knowledge import guard, verify
+from knowledge import verify
 from knowledge.extractive import Retriever
+from knowledge.textfold import fold_text
 from knowledge.types import Action, Answer, AnswerEngine, AnswerRequest, Chunk, Turn
 
 DEFAULT_SET = Path(__file__).resolve().parent / "eval" / "questions.yaml"
@@ -103,7 +104,7 @@ def load_eval_set(path: Path) -> list[EvalItem]:
                     f"{path}: item {number} has fact_type {fact_type!r}; use one of {FACT_TYPES}"
                 )
             try:
-                re.compile(guard.fold(fact))
+                re.compile(fold_text(fact))
             except re.error as exc:
                 raise EvalSetError(f"{path}: item {number} has a bad fact pattern: {exc}") from exc
             if not fact or not expected:
@@ -292,7 +293,7 @@ def _squeeze_digits(text: str) -> str:
 
 def states_fact(answer_text: str, pattern: str) -> bool:
     """Does the answer state the fact? ``pattern`` is searched in the folded answer, then with digits joined."""
-    folded, folded_pattern = guard.fold(answer_text), guard.fold(pattern)
+    folded, folded_pattern = fold_text(answer_text), fold_text(pattern)
     if re.search(folded_pattern, folded):
         return True
     try:
@@ -331,9 +332,9 @@ def states_other_value(answer_text: str, fact_type: str, pattern: str) -> bool:
     For yes/no items: the other "Ja"/"Nein" first. Kinds without a checkable value (documents, how-to, ...) never
     count as wrong facts; an answer without the fact is then only missed.
     """
-    folded = guard.fold(answer_text)
+    folded = fold_text(answer_text)
     if fact_type == "yesno":
-        expected = re.match(r"\^(ja|nein)", guard.fold(pattern))
+        expected = re.match(r"\^(ja|nein)", fold_text(pattern))
         said = re.match(r"(ja|nein)\b", folded)
         return bool(expected and said and expected.group(1) != said.group(1))
     kind = _KIND_VALUES.get(fact_type)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -26,14 +25,16 @@ import numpy as np
 from knowledge import facts, guard, phrases, spoken, verify
 from knowledge.confidence import (
     PageCandidate,
+    TownLexicon,
     content_words,
     is_follow_up,
     judge,
     names_no_topic,
     rank_pages,
-    set_town,
 )
+from knowledge.config import KnowledgeConfig
 from knowledge.sentences import split_sentences
+from knowledge.textfold import fold_text
 from knowledge.types import (
     Action,
     Answer,
@@ -45,7 +46,6 @@ from knowledge.types import (
     SentenceEvent,
     Turn,
 )
-from voicebot.settings import Settings
 
 # Questions whose answer belongs to one office: the answer must name the office the caller asked about.
 _ENTITY_TYPES = (
@@ -85,7 +85,7 @@ def earlier_turns(request: AnswerRequest) -> Sequence[Turn]:
     if (
         history
         and history[-1].role == "caller"
-        and guard.fold(history[-1].text) == guard.fold(request.question)
+        and fold_text(history[-1].text) == fold_text(request.question)
     ):
         return history[:-1]
     return history
@@ -105,16 +105,16 @@ def last_caller_turn(history: Sequence[Turn]) -> Turn | None:
     return None
 
 
-def topic_turn(history: Sequence[Turn], max_back: int = 3) -> Turn | None:
+def topic_turn(history: Sequence[Turn], town: TownLexicon, max_back: int = 3) -> Turn | None:
     """The latest caller turn that names a topic ("ich brauch nen Reisepass" before "was kostet der?")."""
     callers = [turn for turn in history if turn.role == "caller"][-max_back:]
     for turn in reversed(callers):
-        if not names_no_topic(turn.text):
+        if not names_no_topic(turn.text, town):
             return turn
     return callers[-1] if callers else None
 
 
-def combined_query(request: AnswerRequest) -> str | None:
+def combined_query(request: AnswerRequest, town: TownLexicon) -> str | None:
     """The question joined with the previous caller turn, when the question may lean on it (else None).
 
     Used for replies to "Meinen Sie A oder B?" and for short follow-ups ("und was kostet das?"); a follow-up to a
@@ -123,22 +123,24 @@ def combined_query(request: AnswerRequest) -> str | None:
     previous = last_caller_turn(earlier_turns(request))
     if previous is None:
         return None
-    if names_no_topic(previous.text):
-        previous = topic_turn(earlier_turns(request)) or previous
+    if names_no_topic(previous.text, town):
+        previous = topic_turn(earlier_turns(request), town) or previous
     bot = last_bot_turn(earlier_turns(request))
     answering_choice = bot is not None and bool(phrases.offered_choices(bot.text))
-    if answering_choice or is_follow_up(request.question) or names_no_topic(request.question):
+    if answering_choice or is_follow_up(request.question, town) or names_no_topic(request.question, town):
         return f"{previous.text} {request.question}"
     return None
 
 
-def _pick_offered(request: AnswerRequest, pages: Sequence[PageCandidate]) -> PageCandidate | None:
+def _pick_offered(
+    request: AnswerRequest, pages: Sequence[PageCandidate], town: TownLexicon
+) -> PageCandidate | None:
     """The page the caller chose after "Meinen Sie A oder B?" ("A", "das erste", "den zweiten")."""
     bot = last_bot_turn(earlier_turns(request))
     titles = phrases.offered_choices(bot.text) if bot else []
     if not titles:
         return None
-    folded = guard.fold(request.question)
+    folded = fold_text(request.question)
     chosen: str | None = None
     if re.search(r"\b(erste|ersten|ersteres|first)\b", folded):
         chosen = titles[0]
@@ -147,10 +149,10 @@ def _pick_offered(request: AnswerRequest, pages: Sequence[PageCandidate]) -> Pag
     ):
         chosen = titles[1]
     else:
-        words = set(content_words(request.question))
+        words = set(content_words(request.question, town))
         best_overlap = 0
         for title in titles:
-            overlap = sum(1 for w in content_words(title) if any(w[:5] == c[:5] for c in words))
+            overlap = sum(1 for w in content_words(title, town) if any(w[:5] == c[:5] for c in words))
             if overlap > best_overlap:
                 chosen, best_overlap = title, overlap
     if chosen is None:
@@ -173,11 +175,10 @@ class ExtractiveAnswerEngine:
 
     mode = "extractive"
 
-    def __init__(self, settings: Settings, retriever: Retriever) -> None:
-        self._settings = settings
+    def __init__(self, config: KnowledgeConfig, retriever: Retriever) -> None:
+        self._config = config
         self._retriever = retriever
-        self._lock = threading.Lock()  # searches run in worker threads; one at a time per index
-        set_town(settings.town)
+        self.town = TownLexicon.of(config.town)  # this engine's, not the process's
         self._pages: dict[str, list[Chunk]] | None = None  # doc id → its chunks, for fact selection
 
     # -- retrieval, shared with the LLM mode
@@ -185,34 +186,34 @@ class ExtractiveAnswerEngine:
         detailed = getattr(self._retriever, "search_detailed", None)
         cosines: Sequence[float] = ()
         vector: np.ndarray | None = None
-        with self._lock:
-            if detailed is not None:  # HybridRetriever also reports each page's cosine
-                result = detailed(query, self._settings.retrieval.candidates)
-                hits, cosines = list(result.hits), list(result.cosines)
-                vector = getattr(result, "query_vector", None)
-            else:
-                hits = self._retriever.search(query, self._settings.retrieval.candidates)
+        # No lock: searches of simultaneous calls run in worker threads at once (HybridRetriever is safe for that).
+        if detailed is not None:  # HybridRetriever also reports each page's cosine
+            result = detailed(query, self._config.retrieval.candidates)
+            hits, cosines = list(result.hits), list(result.cosines)
+            vector = result.query_vector
+        else:
+            hits = self._retriever.search(query, self._config.retrieval.candidates)
         return hits, rank_pages(hits, cosines), vector
 
     def retrieve_sync(self, request: AnswerRequest) -> Retrieval:
         """Search the question; a reply to a choice, or an unclear follow-up, is searched with the turn before."""
         started = time.perf_counter()
-        combined = combined_query(request)
+        combined = combined_query(request, self.town)
         bot = last_bot_turn(earlier_turns(request))
         if combined is not None and bot is not None and phrases.offered_choices(bot.text):
             hits, pages, vector = self._search(combined)
-            chosen = _pick_offered(request, pages)
+            chosen = _pick_offered(request, pages, self.town)
             if chosen is not None:
                 pages = [chosen, *[p for p in pages if p.doc_id != chosen.doc_id]]
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 return Retrieval(combined, hits, pages, 0.8, False, elapsed_ms, vector)
         hits, pages, vector = self._search(request.question)
-        ordered, confidence, close_call = judge(request.question, pages)
+        ordered, confidence, close_call = judge(request.question, pages, self.town)
         retrieval = Retrieval(request.question, hits, ordered, confidence, close_call, 0.0, vector)
-        no_topic = names_no_topic(request.question)
-        if combined is not None and (no_topic or confidence < self._settings.answer.min_confidence):
+        no_topic = names_no_topic(request.question, self.town)
+        if combined is not None and (no_topic or confidence < self._config.answer.min_confidence):
             hits, pages, vector = self._search(combined)
-            ordered, confidence, close_call = judge(combined, pages)
+            ordered, confidence, close_call = judge(combined, pages, self.town)
             if no_topic or confidence > retrieval.confidence:
                 retrieval = Retrieval(combined, hits, ordered, confidence, close_call, 0.0, vector)
         retrieval.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -222,7 +223,7 @@ class ExtractiveAnswerEngine:
         return await asyncio.to_thread(self.retrieve_sync, request)
 
     def is_confident(self, retrieval: Retrieval) -> bool:
-        return retrieval.top is not None and retrieval.confidence >= self._settings.answer.min_confidence
+        return retrieval.top is not None and retrieval.confidence >= self._config.answer.min_confidence
 
     # -- decisions
     def decide(self, request: AnswerRequest, retrieval: Retrieval) -> Answer:
@@ -284,7 +285,7 @@ class ExtractiveAnswerEngine:
             return question.type
         earlier = earlier_turns(request)
         bot = last_bot_turn(earlier)
-        leans = is_follow_up(request.question) or names_no_topic(request.question)
+        leans = is_follow_up(request.question, self.town) or names_no_topic(request.question, self.town)
         if not earlier or not (leans or (bot is not None and phrases.offered_choices(bot.text))):
             return question.type
         callers = [turn for turn in earlier if turn.role == "caller"][-2:]
@@ -303,7 +304,7 @@ class ExtractiveAnswerEngine:
         verified against the page.
         """
         started = time.perf_counter()
-        question = facts.classify(request.question)
+        question = facts.classify(request.question, self.town)
         asked = self.asked_type(request, question)
         chunks = self.page_chunks(page)
         if asked == facts.FactType.GENERAL and not question.yes_no:
@@ -347,7 +348,7 @@ class ExtractiveAnswerEngine:
                 text, Action.HANDOFF, confidence, [], self.mode, language, "low_confidence_again", timings
             )
         asr = request.asr_confidence
-        if asr is not None and asr < self._settings.answer.min_asr_confidence:
+        if asr is not None and asr < self._config.answer.min_asr_confidence:
             text, reason = phrases.CLARIFY_ACOUSTIC, "low_asr"
         else:
             text, reason = phrases.CLARIFY_REPHRASE, "low_confidence"

@@ -32,8 +32,9 @@ from functools import lru_cache
 import numpy as np
 
 from knowledge import guard, normalize, spoken
-from knowledge.confidence import content_words
+from knowledge.confidence import TownLexicon, content_words
 from knowledge.sentences import split_sentences
+from knowledge.textfold import fold_text, fold_word
 from knowledge.types import Chunk
 
 
@@ -68,7 +69,7 @@ CURATED_TYPES = frozenset((FactType.HOWTO, FactType.GENERAL))
 
 # ---- the question --------------------------------------------------------------------------------------------
 
-# Patterns over guard.fold()-ed questions, checked in this order (the first that matches wins).
+# Patterns over fold_text()-ed questions, checked in this order (the first that matches wins).
 _OPENING = (
     r"\b(offen|geoffnet|auf haben|aufhaben|aufgemacht|zu haben|geschlossen|besetzt)\b|offnungszeit|sprechzeit"
 )
@@ -267,7 +268,7 @@ class Question:
 
 def question_type(text: str) -> FactType:
     """What the question asks for (see :class:`FactType`); GENERAL when nothing specific."""
-    folded = guard.fold(text)
+    folded = fold_text(text)
     for fact_type, pattern in _QUESTION_TYPES:
         if pattern.search(folded):
             return fact_type
@@ -277,7 +278,7 @@ def question_type(text: str) -> FactType:
 def is_yes_no(text: str) -> bool:
     """Does the question ask with its verb first ("Brauche ich ...", "ich bin Ärztin, muss ich ..."), so that
     "Ja"/"Nein" answers it? Not when a question word comes first ("was muss ich mitbringen")."""
-    words = re.findall(r"[a-z']+", guard.fold(text))
+    words = re.findall(r"[a-z']+", fold_text(text))
     while words and words[0] in _FILLERS:
         words.pop(0)
     if words and words[0] in _YES_NO_VERBS:
@@ -355,7 +356,7 @@ def _numbers(text: str) -> frozenset[int]:
         digits = raw.replace(".", "")
         if digits.isdigit():
             numbers.add(int(digits))
-    for word in re.findall(r"[a-z]+", guard.fold(text)):
+    for word in re.findall(r"[a-z]+", fold_text(text)):
         counted = _COUNTED_NUMBER.match(word)  # "Zehnerkarte" is the "10er-Karte"
         if counted:
             word = counted.group(1)
@@ -381,7 +382,7 @@ _BOUND_NAMES = {
 def _bounds(text: str) -> frozenset[tuple[str, int]]:
     """("unter", 24) for "unter vierundzwanzig", ("uber", 100000) for "mehr als 100.000"."""
     bounds: set[tuple[str, int]] = set()
-    for match in _BOUND.finditer(guard.fold(text)):
+    for match in _BOUND.finditer(fold_text(text)):
         for number in _numbers(match.group(2)):
             bounds.add((_BOUND_NAMES.get(match.group(1), match.group(1)), number))
     return frozenset(bounds)
@@ -393,10 +394,10 @@ def _within(numbers: frozenset[int], bounds: frozenset[tuple[str, int]]) -> bool
     return any(tests[kind](number, limit) for number in numbers for kind, limit in bounds if kind in tests)
 
 
-def _focus_words(text: str) -> list[str]:
+def _focus_words(text: str, town: TownLexicon) -> list[str]:
     return [
         w
-        for w in content_words(text)
+        for w in content_words(text, town)
         if w not in _STOP
         and w[:5] not in _ASKING_STEMS
         and not w.isdigit()
@@ -405,13 +406,16 @@ def _focus_words(text: str) -> list[str]:
     ]
 
 
-def classify(text: str) -> Question:
-    """Type, yes/no, focus words and numbers of a question."""
+_NO_TOWN = TownLexicon()
+
+
+def classify(text: str, town: TownLexicon = _NO_TOWN) -> Question:
+    """Type, yes/no, focus words and numbers of a question (the town's own name is no focus word)."""
     fact_type, yes_no = question_type(text), is_yes_no(text)
-    folded = guard.fold(text)
+    folded = fold_text(text)
     if yes_no and fact_type == FactType.COST and not _FEE_WORDS.search(folded):
         fact_type = FactType.GENERAL  # "kann ich das auch bar zahlen": how, not how much
-    focus = _focus_words(text)
+    focus = _focus_words(text, town)
     numbers = set(_numbers(text))
     expansions: list[str] = []
     for position, word in enumerate(focus):
@@ -420,7 +424,7 @@ def classify(text: str) -> Question:
         if _CITY.fullmatch(word):  # "nach Köln ziehen": another town in Germany
             expansions.extend(("deutschland", "andere stadt"))
         expansions.extend(_FOCUS_EXPANSIONS.get(word, ()))
-        expansions.extend(normalize.fold(t) for t in normalize.colloquial_terms(word) if " " not in t)
+        expansions.extend(fold_word(t) for t in normalize.colloquial_terms(word) if " " not in t)
         if word in _HOLIDAY_NUMBERS:
             numbers.add(_HOLIDAY_NUMBERS[word])
     expansions = [w for w in dict.fromkeys(expansions) if w not in focus]
@@ -602,12 +606,12 @@ _INTENTS: tuple[_Intent, ...] = (
 
 def _intents(question: Question, fact_type: FactType) -> list[re.Pattern[str]]:
     """The unit patterns of what the question is after."""
-    folded = guard.fold(question.text)
+    folded = fold_text(question.text)
     return [unit for asks, unit, types in _INTENTS if fact_type in types and asks.search(folded)]
 
 
 def _fold_heading(heading: str) -> str:
-    return guard.fold(heading)
+    return fold_text(heading)
 
 
 @dataclass(frozen=True)
@@ -705,7 +709,7 @@ def _labelled_parts(sentence: str) -> list[str]:
 
 
 def _unit(chunk: Chunk, text: str, heading: str, kind: str, group: int, position: int) -> FactUnit:
-    folded = guard.fold(text)
+    folded = fold_text(text)
     folded_heading = _fold_heading(heading)
     without_ages = _AGE.sub(" ", folded)  # "ab 16 Jahren" is an age, not a duration
     types = {t for t, pattern in _UNIT_EVIDENCE.items() if pattern.search(folded)}
@@ -798,7 +802,7 @@ class Topic:
 
 @lru_cache(maxsize=1024)
 def _topic(title: str) -> Topic:
-    folded = " ".join(w.strip("-") for w in _WORD.findall(guard.fold(title)))
+    folded = " ".join(w.strip("-") for w in _WORD.findall(fold_text(title)))
     return Topic(frozenset(w[:5] for w in folded.split() if len(w) > 2), folded)
 
 
@@ -958,7 +962,7 @@ def _without_days(question: Question) -> Question:
 def _label_precision(question: Question, unit: FactUnit) -> float:
     """Share of an item's label words that the question names (the plainest matching item wins a tie)."""
     label = spoken.split_item(unit.text)[0]
-    words = [w for w in _WORD.findall(guard.fold(label)) if len(w) > 2 and w not in _STOP]
+    words = [w for w in _WORD.findall(fold_text(label)) if len(w) > 2 and w not in _STOP]
     if not words:
         return 0.0
     probe = _token_unit
@@ -1098,7 +1102,7 @@ def select_facts(
         FactType.DOCUMENTS,
     ):
         return _select_yes_no(question, asked, units, topic, query_vector, vectors)
-    if asked == FactType.HOWTO and re.search(r"\bwenn\b", guard.fold(question.text)):
+    if asked == FactType.HOWTO and re.search(r"\bwenn\b", fold_text(question.text)):
         return _select_situation(question, asked, units, topic, query_vector, vectors)
     if asked == FactType.HOWTO:
         return FactSelection(question, asked, (), general=True)
@@ -1107,7 +1111,7 @@ def select_facts(
         return FactSelection(question, asked, ())
     candidates = [u for u in units if u.types & set(wanted)]
     if asked == FactType.CONTACT:  # an e-mail address is no answer to "which number", nor the other way round
-        folded_question = guard.fold(question.text)
+        folded_question = fold_text(question.text)
         for asks, has in _CONTACT_KINDS:
             if asks.search(folded_question):
                 candidates = [u for u in candidates if has.search(u.folded)]
@@ -1169,7 +1173,7 @@ def entity_words(question: Question, chunk: Chunk) -> list[str]:
 def selection_names(selection: FactSelection, words: Sequence[str], chunk: Chunk) -> bool:
     """Does the selected text name one of ``words`` (the asked office), so that its value is that office's? The
     page's title and curated answer count too: they say whose page it is."""
-    page = guard.fold(f"{chunk.title} {chunk.spoken_answer}")
+    page = fold_text(f"{chunk.title} {chunk.spoken_answer}")
     return any(w in u.folded or w in page for w in words for u in selection.units)
 
 
@@ -1200,7 +1204,7 @@ _HOLIDAYS = {"heiligabend": "24. dezember", "heilig abend": "24. dezember", "sil
 
 
 def _asked_days(question: Question) -> set[str]:
-    folded = guard.fold(question.text)
+    folded = fold_text(question.text)
     days: set[str] = set()
     for word, meant in _DAY_WORDS.items():
         if re.search(rf"\b{word}s?\b", folded):
@@ -1222,7 +1226,7 @@ def _days_of(folded: str) -> set[str]:
 
 def _hours_polarity(question: Question, units: Sequence[FactUnit]) -> bool | None:
     """Open on the asked day (or holiday)? From the opening-hours units chosen."""
-    folded_question = guard.fold(question.text)
+    folded_question = fold_text(question.text)
     for holiday, date in _HOLIDAYS.items():
         if holiday in folded_question:
             day_number, month = date.split(". ")
@@ -1258,13 +1262,13 @@ def _fee_polarity(folded: str) -> bool | None:
 
 def _polarity(question: Question, asked: FactType, units: Sequence[FactUnit]) -> bool | None:
     """Whether the chosen units answer the yes/no question with yes (True) or no (False), if plainly."""
-    if _NEGATED_QUESTION.search(guard.fold(question.text)):
+    if _NEGATED_QUESTION.search(fold_text(question.text)):
         return None  # "muss ich nicht ...": a plain "Ja"/"Nein" would be ambiguous
     if asked == FactType.COST:
         free = _fee_polarity(" ".join(u.folded for u in units))
         if free is None:
             return None
-        asks_free = bool(_ASKS_FREE.search(guard.fold(question.text)))
+        asks_free = bool(_ASKS_FREE.search(fold_text(question.text)))
         return free == asks_free
     if asked == FactType.HOURS:
         return _hours_polarity(question, units)
@@ -1274,7 +1278,7 @@ def _polarity(question: Question, asked: FactType, units: Sequence[FactUnit]) ->
 def _statement_polarity(question: Question, unit: FactUnit, strict: bool = False) -> bool | None:
     """Does the unit say the focus of the question is so (True), is not so (False), or not plainly (None)?
     ``strict``: only the caller's word itself counts (no shared compound tails)."""
-    if _NEGATED_QUESTION.search(guard.fold(question.text)):
+    if _NEGATED_QUESTION.search(fold_text(question.text)):
         return None
     tokens = _WORD.findall(unit.folded)
     hits = [
@@ -1294,7 +1298,7 @@ def _statement_polarity(question: Question, unit: FactUnit, strict: bool = False
         # Genehmigung": no plain yes or no. "melden sich nur beim Finanzamt an": unclear.
         near = any("nur" in tokens[i + 1 : i + 3] for i in hits)
         negated = any(t in _NEGATIONS for i in hits for t in tokens[max(0, i - 4) : i + 7])
-        requirement = bool(re.search(r"\b(brauch\w*|muss|mussen|benotig\w*)\b", guard.fold(question.text)))
+        requirement = bool(re.search(r"\b(brauch\w*|muss|mussen|benotig\w*)\b", fold_text(question.text)))
         return False if negated else (True if near and requirement else None)
     for i in hits:
         window = tokens[max(0, i - 4) : i + 7]
@@ -1328,7 +1332,7 @@ _CONDITION = re.compile(rf"{_LIMIT}|{_COUNTED}")
 
 def _expands_to_topic(word: str, topic: Topic) -> bool:
     """ "Perso" names the page "Personalausweis beantragen" through the colloquial lexicon."""
-    return any(topic.names(normalize.fold(t)) for t in normalize.colloquial_terms(word) if " " not in t)
+    return any(topic.names(fold_word(t)) for t in normalize.colloquial_terms(word) if " " not in t)
 
 
 def _select_situation(
@@ -1408,13 +1412,13 @@ def _with_yes_no(first: str, polarity: bool | None) -> str:
         return first
     word = "Ja" if polarity else "Nein"
     head, _, rest = first.partition(" ")
-    if guard.fold(head) in _LOWER_AFTER_YES and rest:
+    if fold_text(head) in _LOWER_AFTER_YES and rest:
         return f"{word}, {head.lower()} {rest}"
     return f"{word}. {first}"
 
 
 def _lead_of(heading: str) -> str:
-    return "Geöffnet ist" if re.search(r"offnung|geoffnet", guard.fold(heading)) else ""
+    return "Geöffnet ist" if re.search(r"offnung|geoffnet", fold_text(heading)) else ""
 
 
 def _item_sentences(selection: FactSelection) -> list[str]:

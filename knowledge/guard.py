@@ -3,17 +3,17 @@
 Pure functions over the caller's words (no model, microseconds), run before both answer modes, because these
 cases must never depend on what the retriever happens to find: an emergency caller must hear "112" even if a
 page about the fire brigade exists, and "Stand meines Antrags" must reach a human who can open the file.
-Patterns are written against :func:`fold`-ed text (lower case, umlauts and ß folded) so that typed and
+Patterns are written against :func:`~knowledge.textfold.fold_text`-ed text (lower case, umlauts and ß folded) so that typed and
 transcribed spellings match alike.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from knowledge import phrases
+from knowledge.textfold import fold_text
 from knowledge.types import Action
 
 
@@ -25,22 +25,6 @@ class GuardVerdict:
     reason: str  # machine-readable, e.g. "emergency_fire", "human_requested", "injection"
     text: str
     language: str = "de"
-
-
-_FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "’": "'", "`": "'"})
-
-
-# "ue" for "ü" (typed without umlauts), but not in "Feuer", "Steuer", "Frauen", "Quelle".
-_DIGRAPH = re.compile(r"(?<![aeiouq])(ae|oe|ue)")
-
-
-def fold(text: str) -> str:
-    """Lower-case, umlauts/ß and their ae/oe/ue spellings folded, accents removed, whitespace collapsed."""
-    lowered = text.lower().translate(_FOLD)
-    decomposed = unicodedata.normalize("NFKD", lowered)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    undigraphed = _DIGRAPH.sub(lambda m: m.group(0)[0], stripped)
-    return re.sub(r"\s+", " ", undigraphed).strip()
 
 
 def _any(*patterns: str) -> re.Pattern[str]:
@@ -329,7 +313,7 @@ def check(question: str, language: str = "de") -> GuardVerdict | None:
 
     Order matters: an emergency wins over everything, a request for a human over the rest.
     """
-    folded = fold(question)
+    folded = fold_text(question)
     english = language == "en"
     weapon = bool(_WEAPON_DE.search(folded)) and not _WEAPON_PERMIT.search(folded)
     if weapon or _POLICE_DE.search(folded) or _POLICE_EN.search(folded):

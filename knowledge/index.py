@@ -1,4 +1,4 @@
-"""The persistent, incremental knowledge index under ``settings.paths.index_dir``.
+"""The persistent, incremental knowledge index under ``KnowledgeConfig.index_dir``.
 
 Layout (one *generation* per ingest, switched atomically by rewriting ``manifest.json`` last)::
 
@@ -33,8 +33,8 @@ from knowledge.loaders import discover, load_file
 from knowledge.types import Chunk
 
 if TYPE_CHECKING:
+    from knowledge.config import KnowledgeConfig, RetrievalConfig
     from knowledge.retrieval import HybridRetriever
-    from voicebot.settings import RetrievalSettings, Settings
 
 INDEX_VERSION = 1
 MANIFEST = "manifest.json"
@@ -178,10 +178,10 @@ class KnowledgeIndex:
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def retriever(self, settings: RetrievalSettings | None = None) -> HybridRetriever:
+    def retriever(self, config: RetrievalConfig | None = None) -> HybridRetriever:
         from knowledge.retrieval import HybridRetriever
 
-        return HybridRetriever(self.chunks, self.embeddings, settings, self.fact_vectors)
+        return HybridRetriever(self.chunks, self.embeddings, config, self.fact_vectors)
 
     # --- ingest ----------------------------------------------------------------------------------------------
 
@@ -405,16 +405,16 @@ class KnowledgeIndex:
                 (self.index_dir / name).unlink(missing_ok=True)
 
 
-def load_retriever(settings: Settings, refresh: bool = True) -> HybridRetriever:
-    """The retriever over ``settings.paths.index_dir``, brought up to date with ``settings.paths.kb_sources``.
+def load_retriever(config: KnowledgeConfig, refresh: bool = True) -> HybridRetriever:
+    """The retriever over ``config.index_dir``, brought up to date with ``config.kb_sources``.
 
     An empty or missing index is built from the sources, so the answer engine works on a fresh machine without a
     separate ``voicebot kb ingest``. With ``refresh`` (default) changed source pages are re-indexed too; when
     nothing changed this only hashes the files (milliseconds) and loads no model. A read-only index directory is
     used as it is.
     """
-    index = KnowledgeIndex.open(settings.paths.index_dir)
-    sources = [Path(p) for p in settings.paths.kb_sources if Path(p).exists()]
+    index = KnowledgeIndex.open(config.index_dir)
+    sources = [Path(p) for p in config.kb_sources if Path(p).exists()]
     if sources and (refresh or not index.chunks):
         try:
             index.ingest(sources)
@@ -422,6 +422,6 @@ def load_retriever(settings: Settings, refresh: bool = True) -> HybridRetriever:
             if not index.chunks:
                 raise
     if not index.chunks:
-        listed = ", ".join(str(p) for p in settings.paths.kb_sources) or "(none configured)"
+        listed = ", ".join(str(p) for p in config.kb_sources) or "(none configured)"
         raise FileNotFoundError(f"no knowledge pages found in {listed}; run 'voicebot kb ingest PATH'")
-    return index.retriever(settings.retrieval)
+    return index.retriever(config.retrieval)

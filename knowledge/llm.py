@@ -25,6 +25,7 @@ from openai.types.chat import (
 )
 
 from knowledge import verify
+from knowledge.config import KnowledgeConfig
 from knowledge.extractive import (
     ExtractiveAnswerEngine,
     Retrieval,
@@ -36,7 +37,6 @@ from knowledge.extractive import (
 from knowledge.sentences import SentenceSplitter
 from knowledge.spoken import speakable_sentence
 from knowledge.types import Action, Answer, AnswerEvent, AnswerRequest, FinalEvent, SentenceEvent
-from voicebot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +88,10 @@ def passages_for(retrieval: Retrieval, top_k: int) -> dict[str, str]:
 
 
 def build_messages(
-    settings: Settings, request: AnswerRequest, passages: dict[str, str]
+    config: KnowledgeConfig, request: AnswerRequest, passages: dict[str, str]
 ) -> list[ChatCompletionMessageParam]:
     example_id = next(iter(passages), "seiten-id")
-    system = SYSTEM_PROMPT.format(town=settings.town, example_id=example_id, abstain=verify.ABSTAIN_TOKEN)
+    system = SYSTEM_PROMPT.format(town=config.town, example_id=example_id, abstain=verify.ABSTAIN_TOKEN)
     if request.language in LANGUAGE_NAMES:
         name = LANGUAGE_NAMES[request.language]
         system += f"\nDie anrufende Person spricht {name}: antworte auf {name}."
@@ -136,10 +136,10 @@ class LlmAnswerEngine:
 
     mode = "llm"
 
-    def __init__(self, settings: Settings, extractive: ExtractiveAnswerEngine) -> None:
-        if not settings.llm.base_url:
-            raise ValueError("LlmAnswerEngine needs settings.llm.base_url")
-        self._settings = settings
+    def __init__(self, config: KnowledgeConfig, extractive: ExtractiveAnswerEngine) -> None:
+        if not config.llm.base_url:
+            raise ValueError("LlmAnswerEngine needs llm.base_url")
+        self._config = config
         self._extractive = extractive
 
     async def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
@@ -151,13 +151,13 @@ class LlmAnswerEngine:
             return
         retrieval = await self._extractive.retrieve(request)
         timings = {"retrieval": round(retrieval.elapsed_ms, 2)}
-        if retrieval.top is None or retrieval.confidence < self._settings.answer.llm_min_confidence:
+        if retrieval.top is None or retrieval.confidence < self._config.answer.llm_min_confidence:
             # Nothing on topic to phrase from: asking the model would only cost time.
             why = "no_passages" if retrieval.top is None else "low_confidence"
             async for event in emit(self._fallback(request, retrieval, why, timings), started):
                 yield event
             return
-        passages = passages_for(retrieval, self._settings.retrieval.top_k)
+        passages = passages_for(retrieval, self._config.retrieval.top_k)
         generation = _Generation()
         first_sentence_ms: float | None = None
         async for sentence in self._generate(request, passages, generation):
@@ -181,12 +181,12 @@ class LlmAnswerEngine:
         self, request: AnswerRequest, passages: dict[str, str], generation: _Generation
     ) -> AsyncIterator[str]:
         """Yield verified spoken sentences; leave the reason of a stop in ``generation.failure``."""
-        llm = self._settings.llm
-        max_sentences = self._settings.answer.max_sentences
+        llm = self._config.llm
+        max_sentences = self._config.answer.max_sentences
         splitter = SentenceSplitter()
         client = openai.AsyncOpenAI(
             base_url=llm.base_url,
-            api_key=llm.api_key,
+            api_key=llm.api_key.get_secret_value(),
             max_retries=0,
             timeout=llm.timeout_s,
         )
@@ -195,7 +195,7 @@ class LlmAnswerEngine:
             stream = await asyncio.wait_for(
                 client.chat.completions.create(
                     model=llm.model,
-                    messages=build_messages(self._settings, request, passages),
+                    messages=build_messages(self._config, request, passages),
                     temperature=llm.temperature,
                     max_tokens=llm.max_tokens,
                     stop=STOP_SEQUENCES,
@@ -248,7 +248,7 @@ class LlmAnswerEngine:
 
     def _admit(self, sentence: str, passages: dict[str, str], generation: _Generation) -> list[str]:
         """Verify one complete sentence; return what may be spoken now (held sentences included)."""
-        if generation.failure or len(generation.released) >= self._settings.answer.max_sentences:
+        if generation.failure or len(generation.released) >= self._config.answer.max_sentences:
             return []
         if verify.is_abstention(sentence):
             generation.failure = "abstained"
@@ -273,7 +273,7 @@ class LlmAnswerEngine:
         if failed is not None:
             generation.failure = failed.reason
             return []
-        room = self._settings.answer.max_sentences - len(generation.released)
+        room = self._config.answer.max_sentences - len(generation.released)
         # verified as written, spoken for the ear ("Mo–Fr" → "montags bis freitags"; numbers unchanged)
         spoken = [" ".join(speakable_sentence(check.spoken)) for check in checks if check.spoken][:room]
         generation.released.extend(spoken)

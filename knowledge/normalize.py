@@ -16,24 +16,9 @@ import re
 from collections.abc import Container, Iterable, Mapping
 from functools import lru_cache
 
+from knowledge.textfold import fold_word
+
 _WORD_RE = re.compile(r"[a-z0-9äöüß]+")
-_UMLAUTS = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "é": "e", "è": "e", "à": "a", "ç": "c"})
-_DIGRAPH_RE = re.compile(r"(?<=[a-z])(ae|oe|ue)|^(ae|oe|ue)")
-# "ue" after a vowel "q" or in "eue"/"aue" is not an umlaut ("Steuer", "neue", "Quelle", "Bauer").
-_DIGRAPH_KEEP_BEFORE = set("aeiouq")
-
-
-def fold(word: str) -> str:
-    """Lowercase and fold umlauts/ß and their ae/oe/ue spellings to plain vowels ("Führung" → "fuhrung")."""
-    word = word.lower().translate(_UMLAUTS)
-
-    def _replace(match: re.Match[str]) -> str:
-        start = match.start()
-        if start > 0 and word[start - 1] in _DIGRAPH_KEEP_BEFORE:
-            return match.group(0)
-        return match.group(0)[0]
-
-    return _DIGRAPH_RE.sub(_replace, word)
 
 
 # --- Spoken numbers --------------------------------------------------------------------------------------------
@@ -142,11 +127,11 @@ _STOP_WORD_TEXT = """
     wird wo wohl wurde wurden zu zum zur guten tag morgen ah äh ähm hm halt eigentlich denn mal sagen sag
     brauch brauche mochte moechte wurde gerne okay ok ne nen nem ner
 """
-STOP_WORDS = frozenset(fold(w) for w in _STOP_WORD_TEXT.split())
+STOP_WORDS = frozenset(fold_word(w) for w in _STOP_WORD_TEXT.split())
 
 # Colloquial or abbreviated caller words → the terms the pages use. Pages add their own ``synonyms``.
 COLLOQUIAL_LEXICON: Mapping[str, tuple[str, ...]] = {
-    fold(k): vs
+    fold_word(k): vs
     for k, vs in {
         "perso": ("personalausweis",),
         "persi": ("personalausweis",),
@@ -217,7 +202,7 @@ COLLOQUIAL_LEXICON: Mapping[str, tuple[str, ...]] = {
 }
 # The same, folded, for BM25.
 COLLOQUIAL_SYNONYMS: Mapping[str, tuple[str, ...]] = {
-    k: tuple(fold(v) for v in vs) for k, vs in COLLOQUIAL_LEXICON.items()
+    k: tuple(fold_word(v) for v in vs) for k, vs in COLLOQUIAL_LEXICON.items()
 }
 # Lexicon words that also stand for compounds ending in them ("Gebrauchtwagen", "Dienstauto" → a vehicle):
 # the last part of a German compound names what it is.
@@ -280,7 +265,7 @@ _BASE_VOCABULARY_TEXT = """
     unterkunft rente jugend sozial hilfe zuschuss beratung zentrale telefon nummer adresse platz sport halle
     friedhof grab bestattung baum fall recht auskunft register
 """
-BASE_VOCABULARY = frozenset(fold(w) for w in _BASE_VOCABULARY_TEXT.split())
+BASE_VOCABULARY = frozenset(fold_word(w) for w in _BASE_VOCABULARY_TEXT.split())
 
 
 class CompoundSplitter:
@@ -333,7 +318,7 @@ class CompoundSplitter:
 @lru_cache(maxsize=1 << 16)
 def normalize_word(raw: str) -> str:
     """One lowercase word → folded form, or its digits if it is a spoken number (cached: words repeat a lot)."""
-    word = fold(raw)
+    word = fold_word(raw)
     number = parse_number_word(word)
     return str(number) if number is not None else word
 
@@ -426,11 +411,12 @@ class Normalizer:
             or word in self.splitter.vocabulary
         ):
             return []
-        if self._by_initial is None:
-            self._by_initial = {}
+        if self._by_initial is None:  # built whole, then published: searches run in several threads
+            by_initial: dict[str, list[str]] = {}
             for known in self.splitter.vocabulary:
                 if len(known) >= 6:
-                    self._by_initial.setdefault(known[0], []).append(known)
+                    by_initial.setdefault(known[0], []).append(known)
+            self._by_initial = by_initial
         limit = 1 if len(word) < 10 else 2
         best: list[str] = []
         best_distance = limit + 1
@@ -473,7 +459,7 @@ class Normalizer:
                 secondary.extend(self._parts(near))
         if self.expand_synonyms:
             terms = colloquial_terms(word, self.splitter.vocabulary)
-            for term in (fold(t) for t in terms):
+            for term in (fold_word(t) for t in terms):
                 secondary.append(stem(term))
                 secondary.extend(self._parts(term))
         return primary, secondary

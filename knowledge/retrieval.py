@@ -4,25 +4,25 @@ BM25 catches exact service words, fees and numbers ("Hundesteuer", "37 Euro"); e
 ("mein Hund muss angemeldet werden"). Each ranks *documents* (a document scores as its best chunk), the ranks are
 fused (RRF), and the best chunk of each document is returned, so top-3 means three different pages.
 
-Confidence: e5 cosines are bunched (≈ 0.75–0.88 for anything German), so raw thresholds alone mean little.
-:class:`SearchResult` exposes ranks, cosines, BM25 scores and margins, and :func:`confidence` turns them into a
-0..1 number: high when both retrievers put the same page first and it leads clearly.
+:class:`SearchResult` exposes ranks, cosines, BM25 scores and margins. How sure the bot is that the first page
+answers the question is decided in one place, :func:`knowledge.confidence.judge`, for the answer engines and
+``voicebot kb search`` alike.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import bm25s
 import numpy as np
 
 from knowledge import embeddings
 from knowledge.chunking import bm25_text
+from knowledge.config import RetrievalConfig
 from knowledge.normalize import Normalizer
 from knowledge.types import Chunk, Hit
-from voicebot.settings import RetrievalSettings
 
 # Compound parts and colloquial expansions count half: "Hund ist gestorben" is about the dog, not a Sterbefall.
 SECONDARY_WEIGHT = 0.5
@@ -38,7 +38,6 @@ class SearchResult:
     bm25_scores: list[float]  # per hit: best chunk BM25 score of its document (0 = no keyword matched)
     top_cosine: float  # best cosine over all documents
     cosine_margin: float  # best minus second-best document cosine
-    confidence: float  # 0..1, see confidence()
     query_tokens: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)  # "bm25", "embed", "total"
     # The query's e5 vector, so that fact selection inside the found pages needs no second embedding.
@@ -58,16 +57,21 @@ def _ranks(scores: np.ndarray, limit: int, positive_only: bool) -> dict[int, int
 
 
 class HybridRetriever:
-    """Searches a fixed set of chunks; build a new one after re-ingesting (cheap: BM25 builds in milliseconds)."""
+    """Searches a fixed set of chunks; build a new one after re-ingesting (cheap: BM25 builds in milliseconds).
+
+    Several threads may search at once (the calls of one process share one retriever): the chunks, BM25 index and
+    embeddings are only read after construction, the normaliser's caches are plain dict updates under the GIL,
+    and the e5 query needs no lock (:mod:`knowledge.embeddings`).
+    """
 
     def __init__(
         self,
         chunks: Sequence[Chunk],
         chunk_embeddings: np.ndarray,
-        settings: RetrievalSettings | None = None,
+        config: RetrievalConfig | None = None,
         fact_vectors: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        self.settings = settings or RetrievalSettings()
+        self.config = config or RetrievalConfig()
         # e5 vectors of the pages' fact units by knowledge.facts.unit_key (computed at ingest), for fact answers
         self.fact_vectors: Mapping[str, np.ndarray] = fact_vectors or {}
         self.chunks = list(chunks)
@@ -95,16 +99,16 @@ class HybridRetriever:
         return self._by_id.get(chunk_id)
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
-        """The ``k`` (default ``settings.top_k``) best documents' best chunks, best first."""
+        """The ``k`` (default ``config.top_k``) best documents' best chunks, best first."""
         return self.search_detailed(query, k).hits
 
     def search_detailed(self, query: str, k: int | None = None) -> SearchResult:
         started = time.perf_counter()
-        k = k or self.settings.top_k
+        k = k or self.config.top_k
         primary, secondary = self.normalizer.weighted_tokens(query)
         tokens = primary + secondary
         if not self.chunks or not query.strip():
-            return SearchResult(query, [], [], [], 0.0, 0.0, 0.0, tuple(tokens))
+            return SearchResult(query, [], [], [], 0.0, 0.0, tuple(tokens))
         bm25_chunk = np.zeros(len(self.chunks), dtype=np.float32)
         if primary:
             bm25_chunk += np.asarray(self._bm25.get_scores(primary), dtype=np.float32)
@@ -112,7 +116,7 @@ class HybridRetriever:
             bm25_chunk += SECONDARY_WEIGHT * np.asarray(self._bm25.get_scores(secondary), dtype=np.float32)
         bm25_done = time.perf_counter()
         query_vector = embeddings.embed_query(
-            self.normalizer.embedding_query(query), self.settings.query_threads
+            self.normalizer.embedding_query(query), self.config.query_threads
         )
         embed_done = time.perf_counter()
         # einsum, not BLAS: OpenBLAS threads spin-wait on a busy 2-core machine (≈ 5 ms vs 0.6 ms at 2,000 rows).
@@ -124,15 +128,15 @@ class HybridRetriever:
         cosine_doc = np.full(n_docs, -1.0, dtype=np.float32)
         np.maximum.at(cosine_doc, self._chunk_doc, cosine_chunk)
 
-        candidates = max(self.settings.candidates, k)
+        candidates = max(self.config.candidates, k)
         bm25_ranks = _ranks(bm25_doc, candidates, positive_only=True)
         cosine_ranks = _ranks(cosine_doc, candidates, positive_only=False)
-        rrf_k = self.settings.rrf_k
+        rrf_k = self.config.rrf_k
         fused: dict[int, float] = {}
         for doc, rank in bm25_ranks.items():
-            fused[doc] = fused.get(doc, 0.0) + self.settings.bm25_weight / (rrf_k + rank)
+            fused[doc] = fused.get(doc, 0.0) + self.config.bm25_weight / (rrf_k + rank)
         for doc, rank in cosine_ranks.items():
-            fused[doc] = fused.get(doc, 0.0) + self.settings.embedding_weight / (rrf_k + rank)
+            fused[doc] = fused.get(doc, 0.0) + self.config.embedding_weight / (rrf_k + rank)
         ranked = sorted(fused.items(), key=lambda item: (-item[1], -cosine_doc[item[0]]))[:k]
 
         # Best chunk of each chosen document: cosine, nudged by BM25 (normalised to the query's best match).
@@ -162,11 +166,9 @@ class HybridRetriever:
             bm25_scores=bm25_scores,
             top_cosine=top_cosine,
             cosine_margin=margin,
-            confidence=0.0,
             query_tokens=tuple(tokens),
             query_vector=query_vector,
         )
-        result = replace(result, confidence=confidence(result, self.settings))
         finished = time.perf_counter()
         result.timings_ms.update(
             bm25=(bm25_done - started) * 1000,
@@ -174,26 +176,3 @@ class HybridRetriever:
             total=(finished - started) * 1000,
         )
         return result
-
-
-def confidence(result: SearchResult, settings: RetrievalSettings | None = None) -> float:
-    """0..1: how sure retrieval is that the first hit is *the* page for the question.
-
-    Built from ranks and margins rather than raw scores: both retrievers agreeing on the first page, the fused
-    score's lead over the runner-up, and the cosine's lead (cosines are bunched, so 0.02 is already a clear lead).
-    """
-    settings = settings or RetrievalSettings()
-    if not result.hits:
-        return 0.0
-    top = result.hits[0]
-    best_possible = (settings.bm25_weight + settings.embedding_weight) / (settings.rrf_k + 1)
-    fused_share = top.score / best_possible
-    second = result.hits[1].score if len(result.hits) > 1 else 0.0
-    fused_lead = (top.score - second) / top.score if top.score else 0.0
-    agree = 1.0 if top.bm25_rank == 1 and top.embedding_rank == 1 else 0.0
-    cosine_lead = min(1.0, result.cosine_margin / 0.03) if top.embedding_rank == 1 else 0.0
-    keyword = 1.0 if top.bm25_rank == 1 else (0.5 if top.bm25_rank else 0.0)
-    value = (
-        0.3 * agree + 0.2 * keyword + 0.2 * cosine_lead + 0.2 * min(1.0, fused_lead * 5) + 0.1 * fused_share
-    )
-    return round(max(0.0, min(1.0, value)), 3)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from knowledge.normalize import parse_number_word
+from knowledge.textfold import fold_umlauts
 
 ABSTAIN_TOKEN = "KEINE_ANTWORT"
 MAX_SENTENCE_CHARS = 280  # a phone sentence; longer output is a model rambling or copying a page
@@ -25,11 +26,6 @@ MAX_SENTENCE_CHARS = 280  # a phone sentence; longer output is a model rambling 
 _PROMPT_ECHO = re.compile(r"\b(Passagen|Passage|Frage|Anrufer|Assistent|ID)\s*:", re.IGNORECASE)
 
 _CITATION = re.compile(r"\[([^\[\]]{1,120})\]")
-_FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "–": "-", "—": "-", "\u00a0": " "})
-
-
-def fold(text: str) -> str:
-    return text.lower().translate(_FOLD)
 
 
 # ---- citations
@@ -143,7 +139,7 @@ def fact_tokens(text: str, *, lenient: bool = False) -> set[str]:
     ``lenient`` (for passages) also adds every component of times and dates as a plain number, and expands
     weekday abbreviations and ranges, so that sources are read generously and answers strictly.
     """
-    folded, tokens = _phone_tokens(_number_words_to_digits(fold(text)), lenient)
+    folded, tokens = _phone_tokens(_number_words_to_digits(fold_umlauts(text)), lenient)
     for match in _TIME_RANGE.finditer(folded):
         tokens.add(f"t:{int(match.group(1))}:{match.group(2) or '00'}")
         tokens.add(f"t:{int(match.group(3))}:{match.group(4) or '00'}")
@@ -297,8 +293,8 @@ def verify_answer(sentences: Sequence[str], passages: Mapping[str, str]) -> Answ
 
 def contains_fact(text: str, fact: str) -> bool:
     """Does ``text`` state ``fact``? Literal match after folding, else same numbers and same key words."""
-    folded_text = " ".join(fold(text).split())
-    folded_fact = " ".join(fold(fact).split())
+    folded_text = " ".join(fold_umlauts(text).split())
+    folded_fact = " ".join(fold_umlauts(fact).split())
     if folded_fact in folded_text:
         return True
     fact_numbers = fact_tokens(fact)

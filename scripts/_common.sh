@@ -4,6 +4,7 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO_ROOT/.venv"
 STAMP="$VENV/.voicebot-install"
+LLAMA_STAMP="$VENV/.llama-build"  # the requirement and flags llama-cpp-python was built with
 
 # llama.cpp (extra local-llm) builds from source. The default build tunes for the build machine (-march=native):
 # on some virtual machines that binary dies with "invalid opcode" on the first completion (issue 7). GGML_NATIVE=OFF
@@ -37,7 +38,7 @@ ensure_venv() {
         rm -rf "$VENV"
         "$python" -m venv "$VENV" || die "could not create .venv; on Debian/Ubuntu install python3-venv (apt-get install python3.11-venv)"
     fi
-    wanted="$( (cat "$REPO_ROOT/pyproject.toml"; "$VENV/bin/python" -V; echo "$LLAMA_CMAKE_ARGS") | sha256sum | cut -d' ' -f1)"
+    wanted="$( (cat "$REPO_ROOT/pyproject.toml"; "$VENV/bin/python" -V) | sha256sum | cut -d' ' -f1)"
     if [[ -f "$STAMP" ]]; then
         read -r have_hash have_extras < "$STAMP" || true
         if [[ "$have_hash" == "$wanted" ]]; then
@@ -46,7 +47,7 @@ ensure_venv() {
             for extra in "${want_list[@]}"; do
                 [[ ",$have_extras," == *",$extra,"* ]] || missing=1
             done
-            if [[ $missing -eq 0 && -x "$VENV/bin/voicebot" ]]; then
+            if [[ $missing -eq 0 && -x "$VENV/bin/voicebot" ]] && llama_cpp_current "$have_extras"; then
                 say ".venv is up to date (extras: $have_extras)"
                 return 0
             fi
@@ -66,19 +67,32 @@ ensure_venv() {
     printf '%s %s\n' "$wanted" "$extras" > "$STAMP"
 }
 
-# Builds llama-cpp-python (the version pinned in pyproject.toml) with LLAMA_CMAKE_ARGS. --no-cache-dir: pip's wheel
-# cache is keyed by version only, so it would hand back a wheel built earlier with other (native) flags.
-install_llama_cpp() {
-    local requirement
-    requirement="$("$VENV/bin/python" - "$REPO_ROOT/pyproject.toml" <<'PY'
+llama_requirement() {
+    "$VENV/bin/python" - "$REPO_ROOT/pyproject.toml" <<'PY'
 import sys, tomllib
 extras = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["local-llm"]
 print(next(r for r in extras if r.startswith("llama-cpp-python")))
 PY
-)" || die "could not read the llama-cpp-python requirement from pyproject.toml"
+}
+
+# True when the extras need no llama.cpp, or it was built for the pinned requirement with today's flags.
+llama_cpp_current() {
+    [[ ",$1," == *",local-llm,"* ]] || return 0
+    [[ -f "$LLAMA_STAMP" && "$(cat "$LLAMA_STAMP")" == "$(llama_requirement) $LLAMA_CMAKE_ARGS" ]] \
+        && "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null
+}
+
+# Builds llama-cpp-python (the version pinned in pyproject.toml) with LLAMA_CMAKE_ARGS, unless that exact build is
+# installed already (a change elsewhere in pyproject.toml must not cost a 5-minute rebuild). --no-cache-dir: pip's
+# wheel cache is keyed by version only, so it would hand back a wheel built earlier with other (native) flags.
+install_llama_cpp() {
+    local requirement
+    llama_cpp_current "local-llm" && { say "llama-cpp-python is built already ($(cat "$LLAMA_STAMP"))"; return 0; }
+    requirement="$(llama_requirement)" || die "could not read the llama-cpp-python requirement from pyproject.toml"
     say "building $requirement from source with CMAKE_ARGS=$LLAMA_CMAKE_ARGS (≈ 5 min on 2 cores)"
     CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/python" -m pip install --quiet --no-cache-dir --force-reinstall \
         --no-deps "$requirement" || die "building $requirement failed (see the output above)"
+    printf '%s %s\n' "$requirement" "$LLAMA_CMAKE_ARGS" > "$LLAMA_STAMP"
 }
 
 setup_models() {

@@ -9,9 +9,9 @@ interruption discards it, and on ``InterruptionFrame`` the endpoint drops what i
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from loguru import logger
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.frames.frames import (
     CancelFrame,
@@ -32,6 +32,7 @@ from pipecat.transports.base_transport import BaseTransport, TransportParams
 
 from sip_bridge.media.endpoint import RtpEndpoint
 
+logger = logging.getLogger(__name__)
 _KEYPAD = {entry.value: entry for entry in KeypadEntry}
 
 
@@ -79,7 +80,7 @@ class RtpInputTransport(BaseInputTransport):
     def _on_dtmf(self, digit: str) -> None:
         entry = _KEYPAD.get(digit)
         if entry is None:  # A-D exist in RFC 4733 but not on pipecat's keypad
-            logger.debug(f"{self}: ignoring DTMF {digit!r}")
+            logger.debug("%s: ignoring DTMF %r", self, digit)
             return
         self.create_task(self.push_frame(InputDTMFFrame(button=entry)), name="rtp-dtmf")
 
@@ -113,7 +114,7 @@ class RtpOutputTransport(BaseOutputTransport):
             audio_format = (frame.sample_rate, frame.num_channels)
             if audio_format not in self._warned_formats:  # once per format, not every 20 ms
                 self._warned_formats.add(audio_format)
-                logger.warning(f"{self}: dropping {frame.sample_rate} Hz/{frame.num_channels} ch audio")
+                logger.warning("%s: dropping %s Hz/%s ch audio", self, frame.sample_rate, frame.num_channels)
             return False
         await self._endpoint.send_audio(frame.audio)
         return True

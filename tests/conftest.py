@@ -1,8 +1,9 @@
-"""Shared test set-up: offline hub, and the embedded models assembled once per session."""
+"""Shared test set-up: offline hub, no developer environment, and the embedded models assembled once per session."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,3 +21,24 @@ def embedded_models_dir() -> Path:
     models_dir = REPO_ROOT / "var" / "models"
     setup_models(models_dir)
     return models_dir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_developer_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Settings built by the tests, and by the voicebot processes they start, see only what a test sets.
+
+    No ``VOICEBOT_*`` variable of the developer's shell (``VOICEBOT_TEST_*`` configure the tests themselves and
+    stay), no ``voicebot.toml`` (``VOICEBOT_CONFIG`` names a file that does not exist; a test that wants a file
+    sets its own), and a working directory of the session's own that is also ``VOICEBOT_HOME``, so that relative
+    default paths (``var/calls``, ``var/index``) land there and not in the checkout. Session-wide, so that session fixtures are covered too;
+    a test's own ``monkeypatch`` changes are undone back to this state.
+    """
+    workdir = tmp_path_factory.mktemp("cwd")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("VOICEBOT_") and not name.startswith("VOICEBOT_TEST_"):
+                patch.delenv(name)
+        patch.setenv("VOICEBOT_CONFIG", str(workdir / "no-voicebot.toml"))
+        patch.setenv("VOICEBOT_HOME", str(workdir))  # the root of relative paths (else: the checkout)
+        patch.chdir(workdir)
+        yield workdir

@@ -76,7 +76,11 @@ def test_voicebot_environment_is_a_valid_settings_object(
     assert settings.asr.model == "whisper-large-v3-turbo"
     assert settings.resolved_answer_mode() == "llm"
     assert settings.paths.models_dir == Path("/models")
-    assert settings.database_url == "postgresql://voicebot:test-postgres_password@127.0.0.1:5432/voicebot"
+    assert settings.database_url is not None
+    assert (
+        settings.database_url.get_secret_value()
+        == "postgresql://voicebot:test-postgres_password@127.0.0.1:5432/voicebot"
+    )
     assert "10.0.0.0/8" in settings.sip.allowed_networks
 
 

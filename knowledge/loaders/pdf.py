@@ -5,7 +5,11 @@ Scanned PDFs without a text layer are reported, not indexed (no OCR on the embed
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pypdf import PdfReader
@@ -18,7 +22,27 @@ from knowledge.loaders.markdown import meta_from_mapping
 _HEADING_RE = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|§\s*\d+[a-z]?)\s+[A-ZÄÖÜ][^.:;]{2,70}$")
 
 
+@contextmanager
+def _quiet_pypdf() -> Iterator[None]:
+    """pypdf logs what it repairs or gives up on ("EOF marker not found") to stderr; a broken file is reported
+    once, as our LoadError, so its lines are held back while a PDF is read."""
+    pypdf_logger = logging.getLogger("pypdf")
+    level = pypdf_logger.level
+    pypdf_logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        pypdf_logger.setLevel(level)
+
+
 def load(path: Path) -> tuple[list[ParsedDocument], list[tuple[str, str]]]:
+    with _quiet_pypdf():
+        return _load(path)
+
+
+def _load(path: Path) -> tuple[list[ParsedDocument], list[tuple[str, str]]]:
     try:
         reader = PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):

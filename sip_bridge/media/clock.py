@@ -1,4 +1,4 @@
-"""Packet pacing on an absolute schedule, sans-I/O (the clock is injected).
+"""Packet pacing on an absolute schedule, sans-I/O (every call is given the current time).
 
 Frame n is due at ``start + n * interval``, computed from n each time, never by adding intervals up: sleeping
 "20 ms" in a loop drifts by the scheduler's lateness every frame (seconds over a 30-minute call), while an
@@ -8,42 +8,36 @@ one (process suspended, CPU starved) skips ahead so the far end does not get a b
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 
 class Pacer:
-    def __init__(
-        self,
-        interval_s: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_catch_up: int = 3,
-    ) -> None:
+    def __init__(self, interval_s: float, *, start_s: float, max_catch_up: int = 3) -> None:
         if interval_s <= 0:
             raise ValueError("interval must be positive")
         self.interval_s = interval_s
-        self.clock = clock
         self.max_catch_up = max_catch_up
-        self.start_s = clock()
+        self.start_s = start_s
         self.next_index = 0
         self.skipped = 0
 
-    def restart(self, at: float | None = None) -> None:
-        self.start_s = self.clock() if at is None else at
+    def restart(self, at: float) -> None:
+        self.start_s = at
         self.next_index = 0
 
     def deadline(self, index: int) -> float:
         return self.start_s + index * self.interval_s
 
-    def delay(self) -> float:
-        """Seconds to wait before the next frame is due (0 when it already is)."""
-        return max(0.0, self.deadline(self.next_index) - self.clock())
+    @property
+    def next_deadline(self) -> float:
+        """When the next frame is due."""
+        return self.deadline(self.next_index)
 
-    def due(self) -> list[int]:
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next frame is due (0 when it already is)."""
+        return max(0.0, self.next_deadline - now)
+
+    def due(self, now: float) -> list[int]:
         """Indices of the frames to send now, oldest first; missed frames beyond ``max_catch_up`` are skipped."""
-        now = self.clock()
-        if now < self.deadline(self.next_index):
+        if now < self.next_deadline:
             return []
         latest = int((now - self.start_s) // self.interval_s)
         # Floating-point floor can land one frame short of a deadline that compares as reached.

@@ -30,13 +30,17 @@ class CodecProfile:
     clock_rate: int  # RTP timestamp clock
     sample_based: bool  # payloads may be split/concatenated at any sample (G.711, G.722)
     silence_byte: int | None = None  # constant encoding of digital silence, when there is one
+    # The largest payload one packet may carry; bigger ones are hostile or broken and never reach the decoder.
+    max_payload_bytes: int = 1920
 
 
+# G.711 and G.722 carry 8 bytes per ms: 1,920 bytes is 240 ms, more than any phone puts in one packet. An Opus
+# frame is at most 1,275 bytes (RFC 6716 3.2.1), which a phone stream never exceeds per packet either.
 PROFILES: dict[str, CodecProfile] = {
     "PCMU": CodecProfile(8000, 8000, True, 0xFF),
     "PCMA": CodecProfile(8000, 8000, True, 0xD5),
     "G722": CodecProfile(16000, 8000, True),
-    "opus": CodecProfile(48000, 48000, False),
+    "opus": CodecProfile(48000, 48000, False, max_payload_bytes=1275),
 }
 _OPUS_BITRATE = 32000  # aiortc defaults to 96 kbit/s (music); speech on a phone line needs far less
 
@@ -77,6 +81,10 @@ class AudioCodec:
     @property
     def frame_bytes(self) -> int:
         return self.frame_samples * SAMPLE_WIDTH
+
+    def fits(self, payload: bytes) -> bool:
+        """Whether a received payload is small enough to be this codec's (oversize ones are dropped undecoded)."""
+        return len(payload) <= self.profile.max_payload_bytes
 
     def rtp_ticks(self, audio_samples: int) -> int:
         """RTP timestamp increment for that many PCM samples (G.722: half, by RFC 3551)."""

@@ -3,15 +3,24 @@
 One key press arrives as many packets sharing one RTP timestamp (start, updates with growing duration,
 three redundant end packets), possibly retransmitted or reordered. The decoder reports each key press once,
 on its first packet, so the caller's input reaches the pipeline without waiting for the key's release.
+
+Event payloads come from the network, so they are checked before they count as a key press: keypad events
+only (0-15), a DTMF power level (RFC 2833 3.5 after ITU-T Q.24: weaker than -55 dBm0 is not a digit), a
+plausible duration for an event first seen, one digit per event timestamp, and at most ``max_digits_per_s``
+digits per second of arrival time, so random or replayed payloads cannot flood the pipeline with key presses.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import deque
 from dataclasses import dataclass
 
 EVENT_CODES = "0123456789*#ABCD"
 _PAYLOAD = struct.Struct("!BBH")
+MAX_DTMF_VOLUME = 55  # -55 dBm0: quieter is not DTMF
+_MAX_FIRST_DURATION_S = 1.0  # an event first seen later than this after its start lost all its early packets
+_RECENT_EVENTS = 16  # finished event timestamps remembered (late retransmissions must stay silent)
 
 
 @dataclass(frozen=True)
@@ -33,20 +42,28 @@ class TelephoneEvent:
 
     @property
     def digit(self) -> str | None:
-        return EVENT_CODES[self.event] if self.event < len(EVENT_CODES) else None
+        """The keypad digit, when this is a DTMF event at a level a real key press has."""
+        if self.event >= len(EVENT_CODES) or self.volume > MAX_DTMF_VOLUME:
+            return None
+        return EVENT_CODES[self.event]
 
 
 class DtmfDecoder:
     """Turns a stream of telephone-event packets into one digit per key press."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock_rate: int = 8000, max_digits_per_s: int = 10) -> None:
+        self.clock_rate = clock_rate  # the telephone-event RTP clock (durations are in its units)
+        self.max_digits_per_s = max_digits_per_s
+        self.suppressed = 0  # key presses over the rate limit, not reported
         self._current: tuple[int, int] | None = None  # (rtp timestamp, event code) of the key being pressed
         self._current_ended = False
         self._current_duration = 0
-        self._recent: list[int] = []  # timestamps of finished events (late retransmissions must stay silent)
+        self._recent: deque[int] = deque(maxlen=_RECENT_EVENTS)
+        self._reported: deque[float] = deque()  # arrival times of digits reported in the last second
 
-    def feed(self, timestamp: int, payload: bytes) -> str | None:
-        """A digit when this packet starts a new key press, else None (continuation, end, duplicate, junk)."""
+    def feed(self, timestamp: int, payload: bytes, arrival_s: float) -> str | None:
+        """A digit when this packet starts a new key press, else None (continuation, end, duplicate, junk,
+        over the rate limit). ``arrival_s`` is the receive time (any monotonic clock) for the rate limit."""
         try:
             event = TelephoneEvent.parse(payload)
         except ValueError:
@@ -74,11 +91,26 @@ class DtmfDecoder:
                 self._current_ended = event.end
                 self._current_duration = event.duration
                 return None
-            self._recent = [*self._recent[-7:], current_ts]
+        if event.duration > _MAX_FIRST_DURATION_S * self.clock_rate:
+            return (
+                None  # no start, no updates for a second: not a key press we could have missed the start of
+            )
+        if self._current is not None:
+            self._recent.append(self._current[0])
         self._current = (timestamp, event.event)
         self._current_ended = event.end
         self._current_duration = event.duration
-        return digit
+        return digit if self._within_rate(arrival_s) else None
+
+    def _within_rate(self, arrival_s: float) -> bool:
+        reported = self._reported
+        while reported and arrival_s - reported[0] >= 1.0:
+            reported.popleft()
+        if len(reported) >= self.max_digits_per_s:
+            self.suppressed += 1
+            return False
+        reported.append(arrival_s)
+        return True
 
 
 def encode_digit(

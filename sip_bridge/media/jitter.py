@@ -4,6 +4,11 @@ Packets are ordered by (unwrapped) sequence number and played out one per reques
 follows the RFC 3550 A.8 inter-arrival jitter estimate (``packet + 3 x jitter``, clamped to [min, max]) and
 rises after each underrun, decaying again while playout is smooth. Late and duplicate packets are dropped;
 a buffer grown beyond the target sheds one packet per pop so delay shrinks back without a long skip.
+
+Only packets near the playout point are buffered. One packet far away in sequence space (a spoofed or corrupt
+packet, e.g. +2999) is dropped without moving anything; a run of consecutive packets out there is a new stream
+(a restarted sender, a long outage, a new SSRC) and the buffer resynchronises to it (RFC 3550 A.1's probation).
+So no single packet can make the buffer wait for a future that never comes, and memory stays bounded.
 """
 
 from __future__ import annotations
@@ -37,9 +42,12 @@ class JitterStats:
     shed: int = 0
     underruns: int = 0
     resets: int = 0
+    strays: int = 0  # far from the playout point and not (yet) a new stream: dropped
 
 
-_RESET_DISTANCE = 3000  # a jump this far in sequence space is a new stream, not reordering
+_MAX_AHEAD = 25  # packets ahead of the playout point still buffered (0.5 s at 20 ms, beyond any delay target)
+_MAX_MISORDER = 10  # packets behind the playout point that are late (reordered), not a new stream
+_RESYNC_PACKETS = 3  # consecutive packets out of range that make a new stream
 _FLOOR_DECAY_POPS = 500
 
 
@@ -69,6 +77,8 @@ class JitterBuffer:
         self._smooth_pops = 0
         self._last_arrival: tuple[float, int] | None = None
         self._last_media: tuple[int, int] | None = None  # (extended seq, timestamp) of the last audio packet
+        # Out-of-range packets in a row (16-bit seq, timestamp, payload, arrival): a new stream once long enough.
+        self._probation: list[tuple[int, int, bytes | None, float]] = []
 
     @property
     def jitter_ms(self) -> float:
@@ -86,6 +96,10 @@ class JitterBuffer:
         skipped = sum(1 for seq in self._skips if seq >= self._next)
         return (self._highest - self._next + 1 - skipped) * self.packet_ms
 
+    def __len__(self) -> int:
+        """Packets (and event placeholders) held."""
+        return len(self._packets) + len(self._skips) + len(self._probation)
+
     def reset(self) -> None:
         """Forget everything (new SSRC or a sequence jump: a new stream)."""
         self._packets.clear()
@@ -93,16 +107,44 @@ class JitterBuffer:
         self._next = self._highest = None
         self._playing = False
         self._last_arrival = self._last_media = None
+        self._probation = []
         self.stats.resets += 1
 
     def put(self, sequence: int, timestamp: int, payload: bytes | None, arrival_s: float) -> bool:
         """Store a packet (``payload`` None: not audio, only its sequence number is noted); False when it was
-        dropped as late or duplicate."""
-        if self._highest is not None and abs(extend_sequence(sequence, self._highest) - self._highest) > (
-            _RESET_DISTANCE
-        ):
-            self.reset()
-        extended = sequence if self._highest is None else extend_sequence(sequence, self._highest)
+        dropped as late, duplicate or stray (far from the playout point)."""
+        reference = self._highest if self._highest is not None else self._next
+        extended = sequence if reference is None else extend_sequence(sequence, reference)
+        if self._next is not None and not self._in_range(extended):
+            return self._probe(sequence, timestamp, payload, arrival_s)
+        self._probation.clear()
+        return self._store(extended, timestamp, payload, arrival_s)
+
+    def _in_range(self, extended: int) -> bool:
+        assert self._next is not None
+        if extended >= self._next:
+            return extended - self._next <= _MAX_AHEAD
+        return self._next - extended <= _MAX_MISORDER
+
+    def _probe(self, sequence: int, timestamp: int, payload: bytes | None, arrival_s: float) -> bool:
+        """A packet out of range: a stray, or part of a run that becomes the new stream."""
+        last = self._probation[-1][0] if self._probation else None
+        if last is not None and sequence == last:
+            self.stats.duplicates += 1
+            return False
+        if last is None or sequence != (last + 1) & 0xFFFF:
+            self._probation.clear()
+        self._probation.append((sequence, timestamp, payload, arrival_s))
+        if len(self._probation) < _RESYNC_PACKETS:
+            self.stats.strays += 1
+            return False
+        run = list(self._probation)
+        self.reset()
+        for item in run:
+            self._store(extend_sequence(item[0], run[0][0]), *item[1:])
+        return True
+
+    def _store(self, extended: int, timestamp: int, payload: bytes | None, arrival_s: float) -> bool:
         if self._next is None:
             self._next = extended
         if extended < self._next:

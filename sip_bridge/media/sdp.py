@@ -8,6 +8,7 @@ requires. Failures raise :class:`SdpError`, which the SIP glue turns into ``488 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -48,6 +49,16 @@ _OPUS_FMTP = "minptime=10;useinbandfec=1"
 
 class SdpError(ValueError):
     """The SDP is malformed or has nothing we can accept (the glue answers 488 Not Acceptable Here)."""
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+def _number(text: str, maximum: int, what: str) -> int:
+    """ASCII digits only, at most ``maximum`` (``str.isdigit``/``int`` accept "²" and "٣")."""
+    if not _ASCII_DIGITS.fullmatch(text) or int(text) > maximum:
+        raise SdpError(f"bad {what} {text[:40]!r}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -117,21 +128,18 @@ class MediaDescription:
             if key not in ("rtpmap", "fmtp") or not value:
                 continue
             pt_text, _, rest = value.partition(" ")
-            if not pt_text.isdigit():
-                raise SdpError(f"bad a={key} line {value!r}")
+            pt = _number(pt_text, 127, f"a={key} payload type")
             if key == "fmtp":
-                fmtps[int(pt_text)] = rest.strip()
+                fmtps[pt] = rest.strip()
                 continue
             parts = rest.strip().split("/")
-            try:
-                rtpmaps[int(pt_text)] = (parts[0], int(parts[1]), int(parts[2]) if len(parts) > 2 else 1)
-            except (IndexError, ValueError) as exc:
-                raise SdpError(f"bad a=rtpmap line {value!r}") from exc
+            if len(parts) < 2:
+                raise SdpError(f"bad a=rtpmap line {value[:80]!r}")
+            channels = _number(parts[2], 255, "a=rtpmap channels") if len(parts) > 2 else 1
+            rtpmaps[pt] = (parts[0], _number(parts[1], 10_000_000, "a=rtpmap clock rate"), channels)
         result = []
         for fmt in self.formats:
-            if not fmt.isdigit():
-                raise SdpError(f"bad RTP payload type {fmt!r}")
-            pt = int(fmt)
+            pt = _number(fmt, 127, "RTP payload type")
             mapping = rtpmaps.get(pt) or _STATIC_PAYLOAD_TYPES.get(pt)
             if mapping is None:
                 continue
@@ -188,9 +196,10 @@ class SessionDescription:
                     current.connection = address
             elif kind == "m":
                 parts = value.split()
-                if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
-                    raise SdpError(f"bad m= line {value!r}")
-                current = MediaDescription(parts[0], int(parts[1].split("/")[0]), parts[2], parts[3:])
+                if len(parts) < 4:
+                    raise SdpError(f"bad m= line {value[:80]!r}")
+                port = _number(parts[1].split("/")[0], 65535, "m= port")
+                current = MediaDescription(parts[0], port, parts[2], parts[3:])
                 session.media.append(current)
             elif kind == "a":
                 name, sep, attr_value = value.partition(":")
@@ -458,6 +467,6 @@ def _parse_origin(value: str) -> Origin:
     if len(parts) != 6:
         raise SdpError(f"bad o= line {value!r}")
     # Some UAs put non-numeric ids here; they only matter for our own o= line, so be lenient.
-    session_id = int(parts[1]) if parts[1].isdigit() else 0
-    version = int(parts[2]) if parts[2].isdigit() else 0
+    session_id = int(parts[1]) if _ASCII_DIGITS.fullmatch(parts[1]) else 0
+    version = int(parts[2]) if _ASCII_DIGITS.fullmatch(parts[2]) else 0
     return Origin(parts[0], session_id, version, parts[5])

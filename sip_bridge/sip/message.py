@@ -7,10 +7,14 @@ RFC 3261 8.2.6.2 asks) and parsed on demand by the small typed helpers below. Ev
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import unquote
+
+_Parsed = TypeVar("_Parsed")
 
 SIP_VERSION = "SIP/2.0"
 MAGIC_COOKIE = "z9hG4bK"
@@ -113,6 +117,44 @@ class SipSyntaxError(ValueError):
     """A message or header value that RFC 3261's grammar does not allow."""
 
 
+MAX_NUMBER_DIGITS = 10  # every number we read (CSeq, Content-Length, Expires, ...) fits in 10 ASCII digits
+MAX_CALL_ID_LENGTH = 256
+# RFC 3261 25.1: callid = word [ "@" word ]; word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`"
+# / "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}")
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALL_ID = re.compile(f"{_WORD}(?:@{_WORD})?")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+# A raw NUL is only legal as a quoted-pair (RFC 3261 25.1, RFC 4475 3.1.1.2); bytes that are not UTF-8 arrive as
+# lone surrogates (the parser decodes with surrogateescape).
+_FORBIDDEN_TEXT = re.compile(r"(?<!\\)\x00|[\udc80-\udcff]")
+
+
+def parse_number(text: str, *, max_digits: int = MAX_NUMBER_DIGITS, maximum: int | None = None) -> int:
+    """A non-negative decimal of ASCII digits only, at most ``max_digits`` long and at most ``maximum``.
+
+    ``str.isdigit``/``int`` are not enough: they accept "٣" (Arabic-Indic three) and "²", and ``int`` raises a
+    plain ValueError for thousands of digits.
+    """
+    text = text.strip(" \t")
+    if len(text) > max_digits or not _ASCII_DIGITS.fullmatch(text):
+        raise SipSyntaxError(f"not a number of at most {max_digits} digits: {text[:40]!r}")
+    value = int(text)
+    if maximum is not None and value > maximum:
+        raise SipSyntaxError(f"number too large: {text!r}")
+    return value
+
+
+def is_valid_call_id(text: str) -> bool:
+    """RFC 3261 ``callid`` syntax, at most 256 characters (the Call-ID names calls in logs and records)."""
+    return len(text) <= MAX_CALL_ID_LENGTH and _CALL_ID.fullmatch(text) is not None
+
+
+def has_forbidden_characters(text: str) -> bool:
+    """A NUL outside a quoted-pair, or bytes that were not UTF-8 (RFC 3261 7.3.1: header text is UTF-8)."""
+    return _FORBIDDEN_TEXT.search(text) is not None
+
+
+@functools.lru_cache(maxsize=1024)
 def canonical_name(name: str) -> str:
     """``v`` -> ``Via``, ``cseq`` -> ``CSeq``; unknown names keep their spelling."""
     lower = name.lower()
@@ -121,12 +163,17 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(lower, name)
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+
+
 def is_token(text: str) -> bool:
-    return bool(text) and all(ch in TOKEN_CHARS for ch in text)
+    return _TOKEN.fullmatch(text) is not None
 
 
 def split_outside_quotes(text: str, separator: str) -> list[str]:
     """Split on ``separator`` except inside quoted strings and ``<...>`` (header lists, parameters)."""
+    if '"' not in text and "<" not in text:
+        return text.split(separator)  # the common case, without the character loop
     parts: list[str] = []
     current: list[str] = []
     in_quotes = escaped = False
@@ -162,57 +209,62 @@ class Headers:
     """Ordered, case-insensitive multi-dict of header lines; compact names are stored canonical."""
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
-        self._items: list[tuple[str, str]] = []
+        self._items: list[tuple[str, str, str]] = []  # (canonical name, lower-case name, value)
         for name, value in items or []:
             self.add(name, value)
 
     def add(self, name: str, value: str) -> None:
-        self._items.append((canonical_name(name), value))
+        name = canonical_name(name)
+        self._items.append((name, name.lower(), value))
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` by one line, keeping the position of the first."""
         name = canonical_name(name)
         lower = name.lower()
-        for index, (existing, _) in enumerate(self._items):
-            if existing.lower() == lower:
-                self._items[index] = (name, value)
-                self._items = [
-                    item for i, item in enumerate(self._items) if i <= index or item[0].lower() != lower
-                ]
+        for index, item in enumerate(self._items):
+            if item[1] == lower:
+                self._items[index] = (name, lower, value)
+                self._items = [item for i, item in enumerate(self._items) if i <= index or item[1] != lower]
                 return
-        self._items.append((name, value))
+        self._items.append((name, lower, value))
+
+    def replace_first(self, name: str, value: str) -> None:
+        """Replace the first line of ``name`` (e.g. the top Via line), leaving the others."""
+        lower = canonical_name(name).lower()
+        for index, item in enumerate(self._items):
+            if item[1] == lower:
+                self._items[index] = (item[0], lower, value)
+                return
+        raise KeyError(name)
 
     def remove(self, name: str) -> None:
         lower = canonical_name(name).lower()
-        self._items = [item for item in self._items if item[0].lower() != lower]
+        self._items = [item for item in self._items if item[1] != lower]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         lower = canonical_name(name).lower()
-        for existing, value in self._items:
-            if existing.lower() == lower:
+        for _, existing, value in self._items:
+            if existing == lower:
                 return value
         return default
 
     def lines(self, name: str) -> list[str]:
         """Every header line of ``name`` as received (not split on commas)."""
         lower = canonical_name(name).lower()
-        return [value for existing, value in self._items if existing.lower() == lower]
+        return [value for _, existing, value in self._items if existing == lower]
 
     def values(self, name: str) -> list[str]:
         """All values of a list header (comma-split outside quotes and brackets), stripped."""
-        result: list[str] = []
-        for line in self.lines(name):
-            if canonical_name(name).lower() in LIST_HEADERS:
-                result.extend(part.strip() for part in split_outside_quotes(line, ","))
-            else:
-                result.append(line.strip())
-        return result
+        lines = self.lines(name)
+        if canonical_name(name).lower() not in LIST_HEADERS:
+            return [line.strip() for line in lines]
+        return [part.strip() for line in lines for part in split_outside_quotes(line, ",")]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(list(self._items))
+        return iter([(name, value) for name, _, value in self._items])
 
     def copy(self) -> Headers:
         clone = Headers()
@@ -252,7 +304,7 @@ def _format_params(params: dict[str, str | None]) -> str:
 
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):(.+)$", re.DOTALL)
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?\.?)(?::(\d{1,5}))?$")
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?\.?)(?::([0-9]{1,5}))?$")
 _URI_UNRESERVED_USER = set("-_.!~*'()&=+$,;?/") | set(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789%"
 )
@@ -454,6 +506,8 @@ class Via:
         if not host_match:
             raise SipSyntaxError(f"bad Via sent-by: {text!r}")
         port = int(host_match.group(2)) if host_match.group(2) else None
+        if port is not None and not 0 < port < 65536:
+            raise SipSyntaxError(f"bad Via port: {text!r}")
         params = _parse_params(re.sub(r"\s*=\s*", "=", match.group(3) or ""))
         for name in ("branch", "received", "maddr"):
             if name in params and params[name] is None:
@@ -472,12 +526,9 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> CSeq:
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
-            raise SipSyntaxError(f"bad CSeq: {text!r}")
-        number = int(parts[0])
-        if number >= 2**31:
-            raise SipSyntaxError(f"CSeq number too large: {text!r}")
-        return cls(number, parts[1])
+        if len(parts) != 2 or not is_token(parts[1]):
+            raise SipSyntaxError(f"bad CSeq: {text[:80]!r}")
+        return cls(parse_number(parts[0], maximum=2**31 - 1), parts[1])  # RFC 3261 8.1.1.5: below 2**31
 
 
 @dataclass
@@ -486,6 +537,17 @@ class Message:
 
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
+    # Parsed header values by (kind, text): the UA reads From/To/Via/CSeq several times per message. Keyed by the
+    # text, so a changed header is parsed again; callers must not mutate what the accessors return.
+    _parsed: dict[tuple[str, str], object] = field(default_factory=dict, repr=False, compare=False)
+
+    def _memo(self, kind: str, text: str, parse: Callable[[str], _Parsed]) -> _Parsed:
+        key = (kind, text)
+        value = self._parsed.get(key)
+        if value is None:
+            value = parse(text)
+            self._parsed[key] = value
+        return value  # type: ignore[return-value]
 
     # -- typed accessors (raise SipSyntaxError when the header is missing or malformed) --
     def _required(self, name: str) -> str:
@@ -500,30 +562,34 @@ class Message:
 
     @property
     def cseq(self) -> CSeq:
-        return CSeq.parse(self._required("CSeq"))
+        return self._memo("cseq", self._required("CSeq"), CSeq.parse)
 
     @property
     def from_(self) -> NameAddr:
-        return NameAddr.parse(self._required("From"))
+        return self._memo("addr", self._required("From"), NameAddr.parse)
 
     @property
     def to(self) -> NameAddr:
-        return NameAddr.parse(self._required("To"))
+        return self._memo("addr", self._required("To"), NameAddr.parse)
 
     @property
     def vias(self) -> list[Via]:
-        return [Via.parse(value) for value in self.headers.values("Via")]
+        return [self._memo("via", value, Via.parse) for value in self.headers.values("Via")]
 
     @property
     def top_via(self) -> Via:
         values = self.headers.values("Via")
         if not values:
             raise SipSyntaxError("missing Via header")
-        return Via.parse(values[0])
+        return self._memo("via", values[0], Via.parse)
 
     @property
     def contacts(self) -> list[NameAddr]:
-        return [NameAddr.parse(value) for value in self.headers.values("Contact") if value != "*"]
+        return [
+            self._memo("addr", value, NameAddr.parse)
+            for value in self.headers.values("Contact")
+            if value != "*"
+        ]
 
     @property
     def content_type(self) -> str:
@@ -548,7 +614,7 @@ class Request(Message):
 
     @property
     def request_uri(self) -> URI:
-        return URI.parse(self.uri)
+        return self._memo("uri", self.uri, URI.parse)
 
     def _start_line(self) -> str:
         return f"{self.method} {self.uri} {SIP_VERSION}"

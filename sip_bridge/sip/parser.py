@@ -8,29 +8,34 @@ for TCP; the available library neither frames streams nor rejects most invalid m
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from .message import (
     SINGLE_HEADERS,
-    URI,
     CSeq,
     Headers,
     NameAddr,
     Request,
     Response,
     SipSyntaxError,
-    Via,
     canonical_name,
+    has_forbidden_characters,
     is_token,
+    is_valid_call_id,
+    parse_number,
 )
 
 MAX_MESSAGE_BYTES = 65535
-_VERSION = re.compile(r"^SIP/(\d+)\.(\d+)$")
-_STATUS_LINE = re.compile(r"^SIP/2\.0 (\d{3}) (.*)$", re.DOTALL)
+_VERSION = re.compile(r"^SIP/([0-9]{1,3})\.([0-9]{1,3})$")  # [0-9], not \d: \d also matches "٣"
+_STATUS_LINE = re.compile(r"^SIP/2\.0 ([0-9]{3}) (.*)$", re.DOTALL)
 
 
 class ParseError(Exception):
-    """A message that cannot be accepted. ``status`` is the response to send (400/505) when ``request`` is set."""
+    """A message that cannot be accepted. ``status`` is the response to send (400/505) when ``request`` is set.
+
+    ``reason`` is the detail for the log; it may quote the peer's text, so it never goes into a reply.
+    """
 
     def __init__(self, reason: str, status: int = 400, request: Request | None = None) -> None:
         super().__init__(reason)
@@ -97,12 +102,10 @@ def _content_length(message: Request | Response) -> int | None:
         raise ParseError(
             "more than one Content-Length", 400, message if isinstance(message, Request) else None
         )
-    text = values[0].strip()
-    if not text.isdigit():
-        raise ParseError(
-            f"bad Content-Length {text!r}", 400, message if isinstance(message, Request) else None
-        )
-    return int(text)
+    try:
+        return parse_number(values[0])
+    except SipSyntaxError as exc:
+        raise ParseError(str(exc), 400, message if isinstance(message, Request) else None) from None
 
 
 def parse_datagram(data: bytes) -> Request | Response:
@@ -125,23 +128,38 @@ def parse_datagram(data: bytes) -> Request | Response:
 
 @dataclass
 class StreamFramer:
-    """Cuts a TCP byte stream into messages by Content-Length; CRLF keep-alives between messages are skipped."""
+    """Cuts a TCP byte stream into messages by Content-Length; CRLFs between messages are skipped, and each run
+    of them holding a double CRLF counts as one RFC 5626 keep-alive ping (the UA answers it with a CRLF pong)."""
 
     max_message_bytes: int = MAX_MESSAGE_BYTES
     _buffer: bytes = b""
     framed: int = 0  # messages cut so far (the transport's idle timeout watches it)
+    keepalives: int = 0  # double-CRLF pings seen between messages (they count as activity too)
 
     @property
     def pending_bytes(self) -> int:
         """Bytes of a message that is not complete yet (the transport's read timeout runs while > 0)."""
         return len(self._buffer.lstrip(b"\r\n"))
 
+    def _skip_keepalives(self) -> None:
+        """Drop the CRLFs before the next message, counting a ping among them; while nothing else has come yet,
+        the last three bytes are kept, so a ping split across TCP segments is still seen."""
+        rest = self._buffer.lstrip(b"\r\n")
+        lead = self._buffer[: len(self._buffer) - len(rest)]
+        if b"\r\n\r\n" in lead:
+            self.keepalives += 1
+            self._buffer = rest
+        elif rest:
+            self._buffer = rest
+        else:
+            self._buffer = lead[-3:]
+
     def feed(self, data: bytes) -> list[Request | Response]:
         """Messages completed by ``data``. Raises ParseError when the stream cannot be framed any more."""
         self._buffer += data
         messages: list[Request | Response] = []
         while True:
-            self._buffer = self._buffer.lstrip(b"\r\n")
+            self._skip_keepalives()
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(self._buffer) > self.max_message_bytes:
@@ -161,19 +179,27 @@ class StreamFramer:
 
 
 def validate_request(request: Request) -> tuple[int, str] | None:
-    """RFC 3261 syntax rules a UAS enforces before it looks at the request: None or (status, reason)."""
+    """RFC 3261 syntax rules a UAS enforces before it looks at the request: None or (status, detail).
+
+    The detail is for the log only (it may quote the peer); the reply carries the fixed reason phrase.
+    """
     headers = request.headers
+    counts = Counter(name.lower() for name, _ in headers)
     for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        if name not in headers:
+        if not counts[name.lower()]:
             return 400, f"Missing {name}"
     for name in SINGLE_HEADERS:
-        if len(headers.lines(name)) > 1:
+        if counts[name] > 1:
             return 400, f"Duplicate {canonical_name(name)}"
+    if has_forbidden_characters("\n".join(f"{name}:{value}" for name, value in headers)):
+        return 400, "NUL or non-UTF-8 bytes in a header"
+    if has_forbidden_characters(request.uri):
+        return 400, "NUL or non-UTF-8 bytes in the Request-URI"
+    if not is_valid_call_id(request.call_id):
+        return 400, f"Bad Call-ID {request.call_id[:40]!r}"
     try:
-        vias = request.vias
-        if not vias:
+        if not request.vias:
             return 400, "Missing Via"
-        Via.parse(headers.values("Via")[0])
         from_, to = request.from_, request.to
         cseq = CSeq.parse(headers.get("CSeq") or "")
         for contact in headers.values("Contact"):
@@ -182,7 +208,13 @@ def validate_request(request: Request) -> tuple[int, str] | None:
         for name in ("Route", "Record-Route"):
             for value in headers.values(name):
                 NameAddr.parse(value)
-        uri = URI.parse(request.uri)
+        uri = request.request_uri
+        max_forwards = headers.get("Max-Forwards")
+        if max_forwards is not None:
+            parse_number(max_forwards, maximum=255)
+        expires = headers.get("Expires")
+        if expires is not None:
+            parse_number(expires)
     except SipSyntaxError as exc:
         return 400, _short(str(exc))
     del from_, to
@@ -190,21 +222,31 @@ def validate_request(request: Request) -> tuple[int, str] | None:
         return 400, "Request-URI must not carry headers"
     if cseq.method != request.method:
         return 400, "CSeq method does not match the request method"
-    max_forwards = headers.get("Max-Forwards")
-    if max_forwards is not None and (not max_forwards.isdigit() or int(max_forwards) > 255):
-        return 400, "Bad Max-Forwards"
     date = headers.get("Date")
     if date is not None and not date.rstrip().endswith("GMT"):
         return 400, "Date must be in GMT"
-    expires = headers.get("Expires")
-    if expires is not None and not expires.isdigit():
-        return 400, "Bad Expires"
-    if not request.call_id:
-        return 400, "Empty Call-ID"
+    return None
+
+
+def validate_response(response: Response) -> str | None:
+    """What makes a response unusable before a transaction sees it: None or the detail for the log."""
+    if has_forbidden_characters("\n".join(f"{name}:{value}" for name, value in response.headers)):
+        return "NUL or non-UTF-8 bytes in a header"
+    try:
+        if len(response.vias) != 1:
+            return "response with more than one Via"  # RFC 3261 8.1.3.3
+        response.cseq  # noqa: B018 - parse what the transaction user will read
+        response.from_  # noqa: B018
+        response.to  # noqa: B018
+        response.contacts  # noqa: B018
+    except SipSyntaxError as exc:
+        return _short(str(exc))
+    if not is_valid_call_id(response.call_id):
+        return "bad Call-ID"
     return None
 
 
 def _short(text: str) -> str:
-    """A reason phrase must stay one short printable line."""
+    """A log detail stays one short printable line."""
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text[:80]

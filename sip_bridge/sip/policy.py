@@ -7,13 +7,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
 class NetworkSet:
     """A list of networks (CIDR); ``host in networks`` for IPv4/IPv6 text addresses (IPv4-mapped IPv6 included)."""
 
-    def __init__(self, networks: list[str]) -> None:
+    def __init__(self, networks: Iterable[str]) -> None:
         self._networks = [ipaddress.ip_network(net, strict=False) for net in networks]
 
     def __bool__(self) -> bool:
@@ -34,7 +35,7 @@ class NetworkSet:
 class SourceAllowList:
     """Networks allowed to talk to us; an empty list allows everyone."""
 
-    def __init__(self, networks: list[str]) -> None:
+    def __init__(self, networks: Iterable[str]) -> None:
         self._networks = NetworkSet(networks)
 
     def allows(self, host: str) -> bool:
@@ -92,7 +93,7 @@ class TcpLimits:
 
     max_connections: int = 256
     max_per_source: int = 16
-    idle_timeout_s: float = 30.0  # no complete message for this long (and no call on it): closed
+    idle_timeout_s: float = 30.0  # no message or keep-alive for this long (and no call on it): closed
     read_timeout_s: float = 10.0  # a started message must be complete within this (slowloris)
 
 
@@ -130,7 +131,7 @@ class ConnectionCounter:
 class StreamActivity:
     """Idle and read deadlines of one inbound TCP connection, fed after every chunk the framer has seen.
 
-    Idle: no complete message for ``idle_timeout_s`` closes the connection, unless a call runs over it (the peer
+    Idle: no complete message or RFC 5626 keep-alive ping for ``idle_timeout_s`` closes the connection, unless a call runs over it (the peer
     must be able to send BYE/re-INVITE on the same connection however long the call lasts). Read: bytes of an
     unfinished message must be completed within ``read_timeout_s``, call or not (a slowloris holds a connection
     by trickling a header or announcing a body it never sends)."""
@@ -140,7 +141,8 @@ class StreamActivity:
     partial_since: float | None = None
 
     def update(self, now: float, framed: int, pending_bytes: int) -> None:
-        """``framed``: messages the framer has cut so far; ``pending_bytes``: bytes of a message not yet complete."""
+        """``framed``: messages and pings the framer has cut so far; ``pending_bytes``: bytes of a message not yet
+        complete."""
         if framed != self.framed:
             self.framed = framed
             self.last_message_at = now

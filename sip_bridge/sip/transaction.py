@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .message import Headers, Message, Request, Response
 
@@ -19,6 +20,19 @@ T4 = 5.0
 
 Address = tuple[str, int]
 Send = Callable[[Message, Address, str], None]
+
+
+class TransactionState(StrEnum):
+    """RFC 3261 17 states, plus RFC 6026 "Accepted" (a 2xx to INVITE, kept to absorb retransmissions)."""
+
+    INIT = "init"  # built, not started
+    CALLING = "calling"  # INVITE client: sent, nothing heard yet
+    TRYING = "trying"  # non-INVITE: sent (client) or received (server), no response yet
+    PROCEEDING = "proceeding"  # a provisional response
+    ACCEPTED = "accepted"  # INVITE: 2xx
+    COMPLETED = "completed"  # a final response (non-2xx for INVITE)
+    CONFIRMED = "confirmed"  # INVITE server: the ACK arrived
+    TERMINATED = "terminated"
 
 
 @dataclass(frozen=True)
@@ -39,14 +53,19 @@ class Transaction:
         self.reliable = transport != "udp"
         self._send = send
         self.timers: dict[str, float] = {}
-        self.state = "init"
+        self.state: TransactionState = TransactionState.INIT
+        # Told of every timer armed, so the owner can keep one heap of deadlines instead of scanning all
+        # transactions (set by the UA before the first timer is armed).
+        self.on_arm: Callable[[Transaction, float], None] | None = None
+
+    def _arm(self, name: str, deadline: float) -> None:
+        self.timers[name] = deadline
+        if self.on_arm is not None:
+            self.on_arm(self, deadline)
 
     @property
     def terminated(self) -> bool:
-        return self.state == "terminated"
-
-    def next_deadline(self) -> float | None:
-        return min(self.timers.values()) if self.timers else None
+        return self.state == TransactionState.TERMINATED
 
     def fire_timers(self, now: float) -> None:
         for name, deadline in sorted(self.timers.items(), key=lambda item: item[1]):
@@ -58,7 +77,7 @@ class Transaction:
         raise NotImplementedError
 
     def _terminate(self) -> None:
-        self.state = "terminated"
+        self.state = TransactionState.TERMINATED
         self.timers.clear()
 
 
@@ -77,13 +96,14 @@ class ServerTransaction(Transaction):
         on_timeout: Callable[[ServerTransaction], None] | None = None,
     ) -> None:
         super().__init__(request, peer, transport, send)
+        self.table_key: ServerKey | None = None  # where the UA keeps it (to drop it when it ends)
         self.last_response: Response | None = None
         self._on_timeout = on_timeout
         self._interval = T1
         self.acked = False
         self.state = self.initial_state
 
-    initial_state = "trying"
+    initial_state: TransactionState = TransactionState.TRYING
 
     @property
     def final_sent(self) -> bool:
@@ -101,30 +121,38 @@ class ServerTransaction(Transaction):
         raise NotImplementedError
 
     def receive_retransmission(self, now: float) -> None:
-        if self.last_response is not None and self.state in ("proceeding", "completed", "trying"):
+        if self.last_response is not None and self.state in (
+            TransactionState.PROCEEDING,
+            TransactionState.COMPLETED,
+            TransactionState.TRYING,
+        ):
             self._transmit(self.last_response)
 
 
 class InviteServerTransaction(ServerTransaction):
     """Proceeding -> Accepted (2xx, resent until ACK; RFC 6026) | Completed (non-2xx, timers G/H) -> Confirmed."""
 
-    initial_state = "proceeding"
+    initial_state = TransactionState.PROCEEDING
 
     def respond(self, response: Response, now: float) -> None:
-        if self.state not in ("proceeding",):
+        if self.state != TransactionState.PROCEEDING:
             return
         self.last_response = response
         self._transmit(response)
         if response.status < 200:
             return
         # 2xx is retransmitted by the TU in RFC 3261; we keep it here (same timers) until the dialog sees the ACK.
-        self.state = "accepted" if response.status < 300 else "completed"
+        self.state = TransactionState.ACCEPTED if response.status < 300 else TransactionState.COMPLETED
         if not self.reliable:
-            self.timers["G"] = now + self._interval
-        self.timers["H"] = now + 64 * T1
+            self._arm("G", now + self._interval)
+        self._arm("H", now + 64 * T1)
 
     def receive_retransmission(self, now: float) -> None:
-        if self.last_response is not None and self.state in ("proceeding", "completed", "accepted"):
+        if self.last_response is not None and self.state in (
+            TransactionState.PROCEEDING,
+            TransactionState.COMPLETED,
+            TransactionState.ACCEPTED,
+        ):
             self._transmit(self.last_response)
 
     def stop_retransmitting(self) -> None:
@@ -134,20 +162,24 @@ class InviteServerTransaction(ServerTransaction):
     def receive_ack(self, now: float) -> None:
         """ACK for a non-2xx (same transaction) or, via the dialog, for our 2xx."""
         self.acked = True
-        if self.state == "completed":
-            self.state = "confirmed"
+        if self.state == TransactionState.COMPLETED:
+            self.state = TransactionState.CONFIRMED
             self.timers.clear()
-            self.timers["I"] = now + (0 if self.reliable else T4)
-        elif self.state == "accepted":
-            self.state = "confirmed"
+            self._arm("I", now + (0 if self.reliable else T4))
+        elif self.state == TransactionState.ACCEPTED:
+            self.state = TransactionState.CONFIRMED
             self.timers.clear()
-            self.timers["L"] = now + 64 * T1  # absorb late INVITE retransmissions
+            self._arm("L", now + 64 * T1)  # absorb late INVITE retransmissions
 
     def _on_timer(self, name: str, now: float) -> None:
-        if name == "G" and self.state in ("completed", "accepted") and self.last_response is not None:
+        if (
+            name == "G"
+            and self.state in (TransactionState.COMPLETED, TransactionState.ACCEPTED)
+            and self.last_response is not None
+        ):
             self._transmit(self.last_response)
             self._interval = min(2 * self._interval, T2)
-            self.timers["G"] = now + self._interval
+            self._arm("G", now + self._interval)
         elif name == "H":
             self._timeout()
         elif name in ("I", "L"):
@@ -157,18 +189,18 @@ class InviteServerTransaction(ServerTransaction):
 class NonInviteServerTransaction(ServerTransaction):
     """Trying -> Proceeding -> Completed (timer J absorbs retransmissions) -> Terminated."""
 
-    initial_state = "trying"
+    initial_state = TransactionState.TRYING
 
     def respond(self, response: Response, now: float) -> None:
-        if self.state not in ("trying", "proceeding"):
+        if self.state not in (TransactionState.TRYING, TransactionState.PROCEEDING):
             return
         self.last_response = response
         self._transmit(response)
         if response.status < 200:
-            self.state = "proceeding"
+            self.state = TransactionState.PROCEEDING
             return
-        self.state = "completed"
-        self.timers["J"] = now + (0 if self.reliable else 64 * T1)
+        self.state = TransactionState.COMPLETED
+        self._arm("J", now + (0 if self.reliable else 64 * T1))
 
     def _on_timer(self, name: str, now: float) -> None:
         if name == "J":
@@ -215,11 +247,11 @@ class InviteClientTransaction(ClientTransaction):
     """Calling (timers A/B) -> Proceeding -> Accepted (2xx to TU; RFC 6026 timer M) | Completed (ACK, timer D)."""
 
     def start(self, now: float) -> None:
-        self.state = "calling"
+        self.state = TransactionState.CALLING
         self._transmit()
         if not self.reliable:
-            self.timers["A"] = now + self._interval
-        self.timers["B"] = now + 64 * T1
+            self._arm("A", now + self._interval)
+        self._arm("B", now + 64 * T1)
 
     def build_ack(self, response: Response) -> Request:
         """ACK for a non-2xx final response (RFC 3261 17.1.1.3): same branch, To from the response."""
@@ -235,34 +267,34 @@ class InviteClientTransaction(ClientTransaction):
         return Request(headers=headers, method="ACK", uri=self.request.uri)
 
     def receive_response(self, response: Response, now: float) -> None:
-        if self.state in ("calling", "proceeding"):
+        if self.state in (TransactionState.CALLING, TransactionState.PROCEEDING):
             if response.status < 200:
-                self.state = "proceeding"
+                self.state = TransactionState.PROCEEDING
                 self.timers.pop("A", None)
                 self._on_response(self, response)
             elif response.status < 300:
-                self.state = "accepted"
+                self.state = TransactionState.ACCEPTED
                 self.timers.clear()
-                self.timers["M"] = now + 64 * T1
+                self._arm("M", now + 64 * T1)
                 self._on_response(self, response)
             else:
-                self.state = "completed"
+                self.state = TransactionState.COMPLETED
                 self.timers.clear()
                 self._ack = self.build_ack(response)
                 self._send(self._ack, self.peer, self.transport)
-                self.timers["D"] = now + (0 if self.reliable else 32.0)
+                self._arm("D", now + (0 if self.reliable else 32.0))
                 self._on_response(self, response)
-        elif self.state == "accepted" and 200 <= response.status < 300:
+        elif self.state == TransactionState.ACCEPTED and 200 <= response.status < 300:
             self._on_response(self, response)  # retransmitted 2xx: the dialog resends its ACK
-        elif self.state == "completed" and response.status >= 300:
+        elif self.state == TransactionState.COMPLETED and response.status >= 300:
             self._send(self._ack, self.peer, self.transport)
 
     def _on_timer(self, name: str, now: float) -> None:
-        if name == "A" and self.state == "calling":
+        if name == "A" and self.state == TransactionState.CALLING:
             self._transmit()
             self._interval *= 2
-            self.timers["A"] = now + self._interval
-        elif name == "B" and self.state == "calling":
+            self._arm("A", now + self._interval)
+        elif name == "B" and self.state == TransactionState.CALLING:
             self._timeout()
         elif name in ("D", "M"):
             self._terminate()
@@ -272,30 +304,30 @@ class NonInviteClientTransaction(ClientTransaction):
     """Trying/Proceeding (timers E/F) -> Completed (timer K) -> Terminated."""
 
     def start(self, now: float) -> None:
-        self.state = "trying"
+        self.state = TransactionState.TRYING
         self._transmit()
         if not self.reliable:
-            self.timers["E"] = now + self._interval
-        self.timers["F"] = now + 64 * T1
+            self._arm("E", now + self._interval)
+        self._arm("F", now + 64 * T1)
 
     def receive_response(self, response: Response, now: float) -> None:
-        if self.state not in ("trying", "proceeding"):
+        if self.state not in (TransactionState.TRYING, TransactionState.PROCEEDING):
             return
         if response.status < 200:
-            self.state = "proceeding"
+            self.state = TransactionState.PROCEEDING
             self._on_response(self, response)
             return
-        self.state = "completed"
+        self.state = TransactionState.COMPLETED
         self.timers.clear()
-        self.timers["K"] = now + (0 if self.reliable else T4)
+        self._arm("K", now + (0 if self.reliable else T4))
         self._on_response(self, response)
 
     def _on_timer(self, name: str, now: float) -> None:
-        if name == "E" and self.state in ("trying", "proceeding"):
+        if name == "E" and self.state in (TransactionState.TRYING, TransactionState.PROCEEDING):
             self._transmit()
-            self._interval = T2 if self.state == "proceeding" else min(2 * self._interval, T2)
-            self.timers["E"] = now + self._interval
-        elif name == "F" and self.state in ("trying", "proceeding"):
+            self._interval = T2 if self.state == TransactionState.PROCEEDING else min(2 * self._interval, T2)
+            self._arm("E", now + self._interval)
+        elif name == "F" and self.state in (TransactionState.TRYING, TransactionState.PROCEEDING):
             self._timeout()
         elif name == "K":
             self._terminate()

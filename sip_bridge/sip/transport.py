@@ -4,15 +4,15 @@ Everything SIP happens in the UA; this module only moves bytes, runs the UA's ti
 events to the glue (an ``asyncio.Queue`` plus an optional callback). Call-control methods on the endpoint call the
 UA and flush what it wants to send, so the glue never touches sockets::
 
-    endpoint = await SipEndpoint.start(settings.sip)
+    endpoint = await SipEndpoint.start(UserAgentConfig(port=0))
     event = await endpoint.next_event()          # IncomingCall(...)
     endpoint.answer(event.call_id, sdp_answer)
     ...
     await endpoint.close()
 
 Inbound TCP is bounded (``policy.TcpLimits``): sources outside the allow-list and connections beyond the total or
-per-source cap are closed at accept, before a byte is read; a connection without a complete message for
-``idle_timeout_s`` is closed unless a call runs over it; an unfinished message must complete within
+per-source cap are closed at accept, before a byte is read; a connection without a complete message or an RFC 5626
+CRLF keep-alive for ``idle_timeout_s`` is closed unless a call runs over it; an unfinished message must complete within
 ``read_timeout_s``. Accept errors (out of file descriptors) pause accepting briefly and are logged once a minute.
 """
 
@@ -26,8 +26,8 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from voicebot.settings import SipSettings
-
+from .config import UserAgentConfig
+from .core import usable_address
 from .events import Event
 from .policy import ConnectionCounter, RateLimitedLog, SourceAllowList, StreamActivity, TcpLimits
 from .useragent import Address, UserAgent
@@ -60,19 +60,26 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.endpoint = endpoint
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.endpoint._receive(data, (str(addr[0]), int(addr[1])), "udp")
+        try:
+            self.endpoint._receive(data, (str(addr[0]), int(addr[1])), "udp")
+        except Exception:  # nothing from one datagram may reach asyncio: it would close the transport
+            logger.exception("SIP datagram from %s could not be handled", addr[0])
 
     def error_received(self, exc: Exception) -> None:  # ICMP unreachable etc.: SIP timers handle the loss
         logger.debug("UDP error: %s", exc)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.endpoint._closed:
+            logger.error("SIP over UDP stopped: the transport was closed (%s)", exc)
+
 
 class SipEndpoint:
-    """UDP + TCP listener on ``settings.bind_host:settings.port`` (port 0 = a free port) driving one UA."""
+    """UDP + TCP listener on ``config.bind_host:config.port`` (port 0 = a free port) driving one UA."""
 
     def __init__(
-        self, settings: SipSettings, ua: UserAgent, on_event: Callable[[Event], None] | None
+        self, config: UserAgentConfig, ua: UserAgent, on_event: Callable[[Event], None] | None
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.ua = ua
         self.on_event = on_event
         self.events: asyncio.Queue[Event] = asyncio.Queue()
@@ -80,13 +87,14 @@ class SipEndpoint:
         self._loop = asyncio.get_running_loop()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp_listeners: list[socket.socket] = []
+        self._accept_tasks: list[asyncio.Task[None]] = []  # one accept loop per listener, in the same order
         self.tcp_limits = TcpLimits(
-            max_connections=settings.tcp_max_connections,
-            max_per_source=settings.tcp_max_connections_per_source,
-            idle_timeout_s=settings.tcp_idle_timeout_s,
-            read_timeout_s=settings.tcp_read_timeout_s,
+            max_connections=config.tcp_max_connections,
+            max_per_source=config.tcp_max_connections_per_source,
+            idle_timeout_s=config.tcp_idle_timeout_s,
+            read_timeout_s=config.tcp_read_timeout_s,
         )
-        self._tcp_allow = SourceAllowList(settings.allowed_networks)
+        self._tcp_allow = SourceAllowList(config.admitted_networks)
         self._tcp_count = ConnectionCounter(self.tcp_limits.max_connections, self.tcp_limits.max_per_source)
         self._tcp_log = RateLimitedLog(logger, 60.0)
         self._writers: dict[Address, asyncio.StreamWriter] = {}
@@ -94,11 +102,12 @@ class SipEndpoint:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self._send_log = RateLimitedLog(logger, 60.0)
 
     @classmethod
     async def start(
         cls,
-        settings: SipSettings,
+        config: UserAgentConfig,
         ua: UserAgent | None = None,
         *,
         on_event: Callable[[Event], None] | None = None,
@@ -106,28 +115,28 @@ class SipEndpoint:
     ) -> SipEndpoint:
         """Bind the configured transports and start the UA; registers at once when a registrar is configured."""
         loop = asyncio.get_running_loop()
-        ua = ua or UserAgent(settings, clock=loop.time)
+        ua = ua or UserAgent(config, clock=loop.time)
         ua.clock = loop.time
-        endpoint = cls(settings, ua, on_event)
+        endpoint = cls(config, ua, on_event)
         await endpoint._bind()
-        ua.set_local_address(settings.bind_host, endpoint.port)
-        if register if register is not None else bool(settings.registrar):
+        ua.set_local_address(config.bind_host, endpoint.port)
+        if register if register is not None else bool(config.registrar):
             ua.register()
         endpoint.flush()
         return endpoint
 
     async def _bind(self) -> None:
-        attempts = 20 if self.settings.port == 0 else 1
+        attempts = 20 if self.config.port == 0 else 1
         for attempt in range(attempts):
-            port = self.settings.port
+            port = self.config.port
             try:
-                if "udp" in self.settings.transports:
+                if "udp" in self.config.transports:
                     transport, _ = await self._loop.create_datagram_endpoint(
-                        lambda: _UdpProtocol(self), local_addr=(self.settings.bind_host, port)
+                        lambda: _UdpProtocol(self), local_addr=(self.config.bind_host, port)
                     )
                     self._udp = transport
                     port = transport.get_extra_info("sockname")[1]
-                if "tcp" in self.settings.transports:
+                if "tcp" in self.config.transports:
                     port = await self._listen_tcp(port)
                 self.port = port
                 return
@@ -139,13 +148,34 @@ class SipEndpoint:
                 if attempt == attempts - 1:
                     raise
 
+    @property
+    def listeners(self) -> dict[str, bool]:
+        """Per configured transport: is it really serving (UDP transport open, TCP server accepting)?"""
+        state: dict[str, bool] = {}
+        if "udp" in self.config.transports:
+            state["udp"] = self._udp is not None and not self._udp.is_closing()
+        if "tcp" in self.config.transports:
+            state["tcp"] = bool(self._tcp_listeners) and all(
+                listener.fileno() >= 0 and not task.done()
+                for listener, task in zip(self._tcp_listeners, self._accept_tasks, strict=False)
+            )
+        return state
+
+    @property
+    def listening(self) -> bool:
+        """Every configured listener is serving (what a health check should report)."""
+        state = self.listeners
+        return bool(state) and all(state.values())
+
     # -- input -------------------------------------------------------------------------------------
 
     def _receive(self, data: bytes, source: Address, transport: str) -> None:
         try:
             self.ua.receive(data, source, transport)
+            # Timers due by now run here too: under steady traffic they must not wait for an idle loop turn.
+            self.ua.handle_timers(self._loop.time())
         except Exception:  # a bug must not take the listener down
-            logger.exception("SIP message from %s crashed the UA", source)
+            logger.exception("SIP message from %s crashed the UA", source[0])
         self.flush()
 
     # -- TCP: listening, admission at accept, idle and read timeouts ---------------------------------------
@@ -153,7 +183,7 @@ class SipEndpoint:
     async def _listen_tcp(self, port: int) -> int:
         """Listening sockets for ``bind_host:port`` (each address it resolves to); returns the bound port."""
         infos = await self._loop.getaddrinfo(
-            self.settings.bind_host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            self.config.bind_host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
         seen: set[tuple[int, object]] = set()
         for family, kind, proto, _, sockaddr in infos:
@@ -170,18 +200,20 @@ class SipEndpoint:
             listener.setblocking(False)
             port = port or int(listener.getsockname()[1])  # port 0: every address gets the first free port
         for listener in self._tcp_listeners:
-            self._spawn(self._accept_loop(listener))
+            self._accept_tasks.append(self._spawn(self._accept_loop(listener)))
         return port
 
     def _close_tcp_listeners(self) -> None:
         for listener in self._tcp_listeners:
             listener.close()
         self._tcp_listeners = []
+        self._accept_tasks = []
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     @property
     def tcp_connections(self) -> int:
@@ -286,11 +318,19 @@ class SipEndpoint:
     def flush(self) -> None:
         """Send what the UA queued, deliver its events, and re-arm the timer for its next deadline."""
         for out in self.ua.outgoing():
-            if out.transport == "udp":
-                if self._udp is not None:
-                    self._udp.sendto(out.data, out.dest)
-            else:
-                self._send_tcp(out.data, out.dest)
+            if not usable_address(out.dest):  # the UA checks too; asyncio closes a transport on a bad one
+                self._send_log.warning(
+                    str(out.dest[0])[:64], "bad-address", "nothing sent", self._loop.time()
+                )
+                continue
+            try:
+                if out.transport == "udp":
+                    if self._udp is not None:
+                        self._udp.sendto(out.data, out.dest)
+                else:
+                    self._send_tcp(out.data, out.dest)
+            except Exception as exc:  # one unsendable message must not stop the others
+                self._send_log.warning(out.dest[0], "send-failed", repr(exc), self._loop.time())
         for peer in self.ua.broken_streams():
             writer = self._writers.pop(peer, None)
             if writer is not None:
@@ -305,12 +345,22 @@ class SipEndpoint:
         self._arm_timer()
 
     def _arm_timer(self) -> None:
+        """Keep one loop timer at the UA's earliest deadline; re-arm only when that deadline moves earlier.
+
+        Cancelling and re-arming on every datagram would starve the timer under steady traffic (a datagram
+        arrives in every loop turn, and the new handle is never due in the turn it was made): no retransmission
+        (G), no timeout (H) and no clean-up (J) would ever fire.
+        """
+        if self._closed:
+            return
+        deadline = self.ua.next_timer_deadline()
+        if deadline is None:
+            return  # a timer already armed fires once for nothing; cheaper than cancelling it now
+        if self._timer is not None and not self._timer.cancelled() and self._timer.when() <= deadline:
+            return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
-        deadline = self.ua.next_timer_deadline()
-        if deadline is not None and not self._closed:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

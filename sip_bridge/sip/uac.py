@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from . import events as ev
-from .core import ALLOWED_METHODS, Call, UserAgentCore
+from .core import ALLOWED_METHODS, Call, CallRole, CallState, UserAgentCore
 from .dialog import Dialog, new_call_id, new_tag, uri_destination
-from .message import URI, Headers, NameAddr, Request, Response
+from .message import URI, Headers, NameAddr, Request, Response, SipSyntaxError, parse_number
 from .transaction import ClientTransaction, InviteClientTransaction
 
 
@@ -54,7 +54,7 @@ class ClientSide(UserAgentCore):
         dialog = self._established(call)
         URI.parse(target_uri)  # fail early on a bad target
         call.transfer_open = True
-        self._timers[("refer", call.call_id)] = self.clock() + self.settings.transfer_timeout_s
+        self._timers[("refer", call.call_id)] = self.clock() + self.config.transfer_timeout_s
 
         def on_response(tx: ClientTransaction, response: Response) -> None:
             if response.status < 200:
@@ -95,7 +95,7 @@ class ClientSide(UserAgentCore):
         headers = Headers()
         headers.add("Via", self._via(chosen))
         headers.add("Max-Forwards", "70")
-        headers.add("From", f"<sip:{self.settings.user}@{self.contact_host}>;tag={local_tag}")
+        headers.add("From", f"<sip:{self.config.user}@{self.contact_host}>;tag={local_tag}")
         headers.add("To", f"<{target_uri}>")
         headers.add("Call-ID", call_id)
         headers.add("CSeq", "1 INVITE")
@@ -105,8 +105,8 @@ class ClientSide(UserAgentCore):
         request = Request(headers=headers, method="INVITE", uri=target_uri, body=sdp)
         call = Call(
             call_id=call_id,
-            role="uac",
-            state="calling",
+            role=CallRole.UAC,
+            state=CallState.CALLING,
             invite=request,
             transport=chosen,
             peer=dest,
@@ -120,15 +120,15 @@ class ClientSide(UserAgentCore):
 
     def _call_for_tx(self, tx: ClientTransaction) -> Call | None:
         call = self._calls.get(tx.request.call_id)
-        return call if call is not None and call.role == "uac" else None
+        return call if call is not None and call.role == CallRole.UAC else None
 
     def _on_invite_response(self, tx: ClientTransaction, response: Response) -> None:
         call = self._call_for_tx(tx)
         if call is None:
             return
         if response.status < 200:
-            if call.state in ("calling", "proceeding"):
-                call.state = "proceeding"
+            if call.state in (CallState.CALLING, CallState.PROCEEDING):
+                call.state = CallState.PROCEEDING
                 call.got_provisional = True
                 if response.status > 100:
                     self._events.append(ev.OutboundCallProgress(call.call_id, response.status, response.body))
@@ -146,19 +146,19 @@ class ClientSide(UserAgentCore):
                 return
             call.dialog = Dialog.as_uac(tx.request, response, call.transport, call.peer)
             self._send_ack_2xx(call, tx.request, response)
-            if call.state == "ended":
+            if call.state == CallState.ENDED:
                 self._send_bye(call)  # answered after we hung up (CANCEL race)
                 return
-            call.state = "established"
+            call.state = CallState.ESTABLISHED
             self._events.append(ev.OutboundCallAnswered(call.call_id, response.body))
             return
         if (
             response.status in (401, 407)
-            and call.state != "ended"
+            and call.state != CallState.ENDED
             and self._retry_with_auth(tx, response, call)
         ):
             return
-        if call.state != "ended":
+        if call.state != CallState.ENDED:
             self._events.append(ev.OutboundCallFailed(call.call_id, response.status, response.reason))
             self._end(call, "failed", response.status, self.clock())
 
@@ -166,8 +166,8 @@ class ClientSide(UserAgentCore):
         """A 2xx from a second fork of our INVITE: ACK it and end that extra dialog at once (RFC 3261 13.2.2.4)."""
         fork = Call(
             call_id=call.call_id,
-            role="uac",
-            state="established",
+            role=CallRole.UAC,
+            state=CallState.ESTABLISHED,
             invite=invite,
             transport=call.transport,
             peer=call.peer,
@@ -179,7 +179,7 @@ class ClientSide(UserAgentCore):
 
     def _on_invite_timeout(self, tx: ClientTransaction) -> None:
         call = self._call_for_tx(tx)
-        if call is not None and call.state != "ended":
+        if call is not None and call.state != CallState.ENDED:
             self._events.append(ev.OutboundCallFailed(call.call_id, 408, "Request Timeout"))
             self._end(call, "timeout", 408, self.clock())
 
@@ -213,19 +213,19 @@ class ClientSide(UserAgentCore):
         self._start_client(cancel, call.peer, call.transport, lambda tx, r: None, lambda tx: None)
 
     def _registrar_uri(self) -> URI | None:
-        registrar = self.settings.registrar
+        registrar = self.config.registrar
         if not registrar:
             return None
         return URI.parse(registrar if registrar.startswith(("sip:", "sips:")) else f"sip:{registrar}")
 
     def register(self, expires_s: int | None = None) -> None:
-        """REGISTER our Contact at ``settings.registrar`` as ``auth_username``; refreshed before expiry."""
+        """REGISTER our Contact at ``config.registrar`` as ``auth_username``; refreshed before expiry."""
         registrar = self._registrar_uri()
         if registrar is None:
-            raise ValueError("settings.sip.registrar is not set")
-        expires = self.settings.register_expires_s if expires_s is None else expires_s
+            raise ValueError("config.registrar is not set")
+        expires = self.config.register_expires_s if expires_s is None else expires_s
         self._reg_cseq += 1
-        user = self.settings.auth_username or self.settings.user
+        user = self.config.auth_username or self.config.user
         aor = f"<sip:{user}@{registrar.host}{f':{registrar.port}' if registrar.port else ''}>"
         dest, transport = uri_destination(registrar)
         headers = Headers()
@@ -252,27 +252,36 @@ class ClientSide(UserAgentCore):
             self._reg_cseq = tx.request.cseq.number + 1
             return
         requested = int(tx.request.headers.get("Expires") or "0")
-        min_expires = (response.headers.get("Min-Expires") or "").strip()
-        if response.status == 423 and min_expires.isdigit() and requested < int(min_expires) <= 86400:
-            self.register(expires_s=int(min_expires))  # Interval Too Brief: ask again for what it allows
+        min_expires = _number_or_none(response.headers.get("Min-Expires"))
+        if response.status == 423 and min_expires is not None and requested < min_expires <= 86400:
+            self.register(expires_s=min_expires)  # Interval Too Brief: ask again for what it allows
             return
         if 200 <= response.status < 300:
             self.registered = requested > 0
             expires = requested
             for contact in response.contacts:
-                if contact.uri.port == self.local_port and (contact.params.get("expires") or "").isdigit():
-                    expires = int(contact.params["expires"] or "0")
-            header = response.headers.get("Expires")
-            if header and header.isdigit() and not response.contacts:
-                expires = int(header)
+                contact_expires = _number_or_none(contact.params.get("expires"))
+                if contact.uri.port == self.local_port and contact_expires is not None:
+                    expires = contact_expires
+            header = _number_or_none(response.headers.get("Expires"))
+            if header is not None and not response.contacts:
+                expires = header
             if requested:
                 self._timers[("register", "")] = self.clock() + max(1.0, expires * 0.8)
             self._events.append(ev.Registered(expires if requested else 0))
             return
         self._events.append(ev.RegistrationFailed(response.status, response.reason))
         if requested:
-            self._timers[("register", "")] = self.clock() + max(30.0, float(self.settings.retry_after_s))
+            self._timers[("register", "")] = self.clock() + max(30.0, float(self.config.retry_after_s))
 
     def _on_register_timeout(self, tx: ClientTransaction) -> None:
         self._events.append(ev.RegistrationFailed(408, "Request Timeout"))
-        self._timers[("register", "")] = self.clock() + max(30.0, float(self.settings.retry_after_s))
+        self._timers[("register", "")] = self.clock() + max(30.0, float(self.config.retry_after_s))
+
+
+def _number_or_none(text: str | None) -> int | None:
+    """A registrar's Expires/Min-Expires: ASCII digits or nothing (a junk value keeps what we asked for)."""
+    try:
+        return parse_number(text) if text is not None else None
+    except SipSyntaxError:
+        return None

@@ -2,7 +2,7 @@
 
 Drive it like this (``SipEndpoint`` in ``transport.py`` does exactly this over asyncio)::
 
-    ua = UserAgent(settings.sip, local_host="127.0.0.1", local_port=5060, clock=loop.time)
+    ua = UserAgent(UserAgentConfig(), local_host="127.0.0.1", local_port=5060, clock=loop.time)
     ua.receive(data, ("192.0.2.1", 5060), "udp")     # every datagram / TCP chunk (TCP is framed inside)
     for event in ua.next_events(): ...                # IncomingCall, CallEnded, ...
     for out in ua.outgoing(): send(out.data, out.dest, out.transport)
@@ -18,7 +18,7 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
   incoming call. Emits ``CallEnded(reason="local")`` at once.
 - ``refer(call_id, target_uri)``: blind transfer (REFER with Refer-To/Referred-By). Then ``ReferAccepted`` and
   ``TransferSucceeded``/``TransferFailed(code)`` (405/501/603 refusals, 408 on timeout or no final NOTIFY within
-  ``settings.transfer_timeout_s``).
+  ``config.transfer_timeout_s``).
 - ``invite(target_uri, sdp) -> call_id``: outbound call (UAC; B2BUA leg). ``OutboundCallProgress``,
   ``OutboundCallAnswered(sdp)`` (ACK sent) or ``OutboundCallFailed(code)``; 401/407 are answered with the
   ``auth_*`` credentials once.
@@ -26,7 +26,7 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
 - ``answer_reinvite(call_id, sdp)`` / ``reject_reinvite(call_id, code=488)``: reply to a ``ReInvite`` event
   (within 10 s, else the UA answers 500 with Retry-After). ``ReInvite.sdp`` is empty for an offer-less
   re-INVITE: then ``answer_reinvite`` carries our offer.
-- ``register()``: REGISTER to ``settings.registrar`` with digest auth and refresh; ``Registered``/
+- ``register()``: REGISTER to ``config.registrar`` with digest auth and refresh; ``Registered``/
   ``RegistrationFailed``. ``unregister()`` sends Expires: 0.
 - ``active_calls()``: Call-IDs of calls not yet ended.
 
@@ -39,16 +39,25 @@ bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``Re
 ``OutboundCallAnswered(sdp)``, ``OutboundCallFailed(code)``, ``Registered(expires_s)``, ``RegistrationFailed``,
 ``DtmfInfo(digit, duration_ms)``.
 
-Policy on inbound requests: source allow-list (403), per-source INVITE rate (503 + Retry-After; sources in
-``trusted_networks`` are exempt), ``max_calls`` (503 + Retry-After), digest challenge of INVITEs when
-``inbound_*`` are set (401; 503 + Retry-After after repeated wrong answers, see ``auth.DigestChallenger``),
-oversized/malformed messages (400/505 where a response can be built, else dropped), RFC 4475 application-layer
-answers (416, 420, 415, 406, 405/501), all logged at most once per source and kind per minute. A 503 always
-carries Retry-After (also one the glue sends with ``reject``).
+Policy on inbound requests: source allow-list (``config.admitted_networks``: allowed plus trusted networks; 403,
+without Server header), per-source INVITE rate (503 + Retry-After; sources in ``trusted_networks`` are exempt),
+``max_calls`` (503 + Retry-After), digest challenge of INVITEs when ``inbound_*`` are set (401; 503 + Retry-After
+after repeated wrong answers, see ``auth.DigestChallenger``), oversized/malformed messages (400/505 where a response
+can be built, else dropped; numbers are ASCII digits of bounded length, Call-IDs RFC 3261 words of at most 256
+characters, headers UTF-8 without NUL), RFC 4475 application-layer answers (416, 420, 415, 406, 405/501), all logged
+at most once per source and kind per minute. Error replies carry the standard reason phrase only (the detail goes to
+the log). A 503 always carries Retry-After (also one the glue sends with ``reject``). Non-INVITE requests that are
+answered at once (out-of-dialog OPTIONS, in-dialog INFO, refusals, 481s) are answered statelessly (RFC 3261 8.2.7),
+so a flood keeps no state; at most ``max_server_transactions`` transactions are kept (then 503). SIP INFO digits are
+capped like RFC 4733 ones: at most 10 per call and second reach the application (``DtmfInfo``), a retransmitted INFO
+gives none. A reply to an address no socket can take (e.g. a Via port 99999) is never queued. Over TCP, an RFC 5626
+CRLFCRLF keep-alive gets a CRLF pong (at most one per chunk) and counts as activity.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 
@@ -58,30 +67,34 @@ from .core import (
     ACCEPTED_BODIES,
     ALLOWED_METHODS,
     KNOWN_METHODS,
+    MAX_INFO_DIGITS_PER_S,
     REINVITE_ANSWER_TIMEOUT_S,
     SUPPORTED,
     UNANSWERED_TIMEOUT_S,
-    USER_AGENT,
     Address,
     Call,
+    CallRole,
+    CallState,
     Outgoing,
 )
 from .dialog import Dialog, new_tag
 from .message import (
-    Headers,
+    REASONS,
     Request,
     Response,
     SipSyntaxError,
     Via,
     build_response,
+    parse_number,
     split_outside_quotes,
 )
-from .parser import ParseError, StreamFramer, parse_datagram, validate_request
+from .parser import ParseError, StreamFramer, parse_datagram, validate_request, validate_response
 from .transaction import (
     InviteServerTransaction,
     NonInviteServerTransaction,
     ServerKey,
     ServerTransaction,
+    TransactionState,
 )
 from .uac import ClientSide
 
@@ -110,6 +123,7 @@ class UserAgent(ClientSide):
                 return
         else:
             framer = self._framers.setdefault(source, StreamFramer(self.max_message_bytes))
+            pings = framer.keepalives
             try:
                 messages = framer.feed(data)
             except ParseError as exc:
@@ -117,6 +131,8 @@ class UserAgent(ClientSide):
                 self._broken_streams.append(source)
                 self._reject_unparsable(exc, source, transport, now)
                 return
+            if framer.keepalives != pings:  # RFC 5626 3.5.1 ping: CRLF pong, at most one per chunk
+                self._outbox.append(Outgoing(b"\r\n", source, transport))
         for message in messages:
             try:
                 if isinstance(message, Request):
@@ -127,14 +143,16 @@ class UserAgent(ClientSide):
                 self.log.warning(host, "malformed", str(exc), now)
 
     def _reject_unparsable(self, exc: ParseError, source: Address, transport: str, now: float) -> None:
-        self.log.warning(source[0], "malformed", exc.reason, now)
+        self.log.warning(source[0], "malformed", _printable(exc.reason), now)
         if exc.request is not None and exc.request.method != "ACK" and "Via" in exc.request.headers:
-            self._respond_stateless(
-                exc.request, exc.status, _phrase(exc.status, exc.reason), source, transport
-            )
+            self._respond_stateless(exc.request, exc.status, source, transport)
 
     def _response_address(self, request: Request, source: Address, transport: str) -> Address:
-        """RFC 3261 18.2.2 with RFC 3581: reliable -> same connection; rport -> source port; else Via port."""
+        """RFC 3261 18.2.2 with RFC 3581: reliable -> same connection; rport -> source port; else Via port.
+
+        The host is always the packet's source (never a name from the Via), and a Via that does not parse
+        (e.g. port 99999) gets its answer at the source address.
+        """
         if transport != "udp":
             return source
         try:
@@ -157,26 +175,53 @@ class UserAgent(ClientSide):
         if "rport" in via.params:
             via.params["rport"] = str(source[1])
         values[0] = str(via)
-        rebuilt = Headers()
-        first = True
-        for name, value in request.headers:
-            if name == "Via" and first:
-                rebuilt.add(name, ", ".join(v.strip() for v in values))
-                first = False
-            else:
-                rebuilt.add(name, value)
-        request.headers = rebuilt
+        request.headers.replace_first("Via", ", ".join(v.strip() for v in values))
 
     def _respond_stateless(
-        self, request: Request, status: int, reason: str | None, source: Address, transport: str, **extra: str
+        self,
+        request: Request,
+        status: int,
+        source: Address,
+        transport: str,
+        extra: dict[str, str] | None = None,
+        *,
+        server_header: bool = True,
     ) -> None:
+        """An error reply without a transaction, with the standard reason phrase (never the peer's text)."""
         if not self._error_replies.allow(source[0], self.clock()):
             return  # a flood of garbage gets a few answers per minute, not one each
-        response = build_response(request, status, reason, to_tag=new_tag())
-        for name, value in extra.items():
-            response.headers.add(name.replace("_", "-"), value)
-        response.headers.add("Server", USER_AGENT)
-        self._send(response, self._response_address(request, source, transport), transport)
+        dest = self._response_address(request, source, transport)
+        self._send_stateless(request, status, None, dest, transport, extra, server_header=server_header)
+
+    def _send_stateless(
+        self,
+        request: Request,
+        status: int,
+        reason: str | None,
+        dest: Address,
+        transport: str,
+        extra: dict[str, str] | None = None,
+        *,
+        server_header: bool = True,
+    ) -> None:
+        """A final response without a server transaction (RFC 3261 8.2.7): a retransmitted request is simply
+        answered again, so nothing is kept per request."""
+        to_tag = self._stateless_tag(request)
+        response = build_response(request, status, reason or REASONS.get(status), to_tag=to_tag)
+        for name, value in (extra or {}).items():
+            response.headers.add(name, value)
+        if server_header and self.server_header:
+            response.headers.add("Server", self.server_header)
+        self._send(response, dest, transport)
+
+    def _stateless_tag(self, request: Request) -> str:
+        """RFC 3261 8.2.7: a stateless UAS gives the same request the same To tag, so a retransmission gets the
+        same answer; a keyed hash of what identifies the request keeps nothing in memory."""
+        headers = request.headers
+        identity = [request.method, request.uri, *headers.lines("Via")[:1]]
+        identity += [headers.get(name) or "" for name in ("From", "Call-ID", "CSeq")]
+        text = "\n".join(identity).encode("utf-8", errors="surrogateescape")
+        return hmac.new(self._tag_key, text, hashlib.sha256).hexdigest()[:12]
 
     def _server_key(self, request: Request, method: str | None = None) -> ServerKey:
         via = request.top_via
@@ -201,21 +246,23 @@ class UserAgent(ClientSide):
     def _receive_request(self, request: Request, source: Address, transport: str, now: float) -> None:
         host = source[0]
         if not self._allow.allows(host) and self._find_dialog_call(request) is None:
-            self.log.warning(host, "forbidden-source", f"{request.method} refused", now)
+            self.log.warning(host, "forbidden-source", f"{_printable(request.method)} refused", now)
             if request.method != "ACK" and "Via" in request.headers:
-                self._respond_stateless(request, 403, "Forbidden", source, transport)
+                self._respond_stateless(request, 403, source, transport, server_header=False)
             return
         problem = validate_request(request)
         if problem is not None:
-            self.log.warning(host, "malformed", f"{request.method}: {problem[1]}", now)
+            self.log.warning(
+                host, "malformed", f"{_printable(request.method)}: {_printable(problem[1])}", now
+            )
             if request.method != "ACK":
-                self._respond_stateless(request, problem[0], problem[1], source, transport)
+                self._respond_stateless(request, problem[0], source, transport)
             return
         key = self._server_key(request)
         existing = self._server_tx.get(key)
         if existing is not None:
             if request.method == "ACK" and isinstance(existing, InviteServerTransaction):
-                if existing.state == "completed":
+                if existing.state == TransactionState.COMPLETED:
                     existing.receive_ack(now)
                     return
             elif request.method != "ACK":
@@ -226,15 +273,29 @@ class UserAgent(ClientSide):
         if request.method == "ACK":
             self._receive_ack(request, now)
             return
+        if request.method != "INVITE":
+            answer = self._stateless_answer(request)
+            if answer is not None:
+                status, reason, extra = answer
+                self._send_stateless(request, status, reason, reply_to, transport, extra)
+                return
+        if request.method == "INFO":
+            self._receive_info(request, reply_to, transport, now)
+            return
+        if len(self._server_tx) >= self.max_server_transactions:
+            self.log.warning(host, "overload", "server transaction table full: 503", now)
+            retry = {"Retry-After": str(self.config.retry_after_s)}
+            self._respond_stateless(request, 503, source, transport, retry)
+            return
         if request.method == "CANCEL":
-            self._receive_cancel(request, reply_to, transport, now)
+            self._receive_cancel(request, key, reply_to, transport, now)
             return
         tx: ServerTransaction
         if request.method == "INVITE":
             tx = InviteServerTransaction(request, reply_to, transport, self._send, self._server_timeout)
         else:
             tx = NonInviteServerTransaction(request, reply_to, transport, self._send)
-        self._server_tx[key] = tx
+        self._keep(key, tx)
         answer = self._application_check(request)
         if answer is not None:
             status, reason, extra = answer
@@ -243,13 +304,42 @@ class UserAgent(ClientSide):
         handler = getattr(self, f"_on_{request.method.lower()}")
         handler(request, tx, source, transport, now)
 
+    def _keep(self, key: ServerKey, tx: ServerTransaction) -> None:
+        tx.table_key = key
+        self._server_tx[key] = tx
+        self._track(tx)
+
+    def _stateless_answer(self, request: Request) -> tuple[int, str | None, dict[str, str]] | None:
+        """The final answer to a non-INVITE that needs no state (RFC 3261 8.2.7 allows a stateless UAS).
+
+        Refusals of the application checks, out-of-dialog OPTIONS, a CANCEL for no INVITE, and in-dialog methods
+        that name no dialog of ours: a flood of these keeps nothing in memory.
+        """
+        if request.method == "CANCEL":
+            invite_tx = self._server_tx.get(self._server_key(request, "INVITE"))
+            return None if isinstance(invite_tx, InviteServerTransaction) else (481, None, {})
+        answer = self._application_check(request)
+        if answer is not None:
+            return answer
+        if request.method == "OPTIONS" and request.to.tag is None:
+            return 200, "OK", self._options_headers()
+        if request.method in ("BYE", "INFO", "NOTIFY") and self._find_dialog_call(request) is None:
+            return 481, "Subscription Does Not Exist" if request.method == "NOTIFY" else None, {}
+        return None
+
+    def _options_headers(self) -> dict[str, str]:
+        extra = {"Allow": ", ".join(ALLOWED_METHODS), "Accept": ACCEPT_HEADER}
+        if SUPPORTED:
+            extra["Supported"] = ", ".join(SUPPORTED)
+        return extra
+
     def _application_check(self, request: Request) -> tuple[int, str, dict[str, str]] | None:
         """RFC 3261 8.2.1-8.2.3 in order: method, URI scheme, Require, body type, Accept."""
         allow = {"Allow": ", ".join(ALLOWED_METHODS)}
         if request.method == "REGISTER":
             # A registrar must reject a non-SIP AOR (RFC 4475 3.3.4); we are no registrar at all.
             if not request.to.uri.is_sip:
-                return 400, "To must be a SIP URI", {}
+                return 400, "Bad Request", {}  # its To is no SIP URI
             return 405, "Method Not Allowed", allow
         if request.method not in ALLOWED_METHODS:
             if request.method in KNOWN_METHODS:
@@ -284,7 +374,7 @@ class UserAgent(ClientSide):
             return
         host = source[0]
         earlier = self._calls.get(request.call_id)
-        if earlier is not None and earlier.state != "ended":
+        if earlier is not None and earlier.state != CallState.ENDED:
             self._reply(tx, 482, "Loop Detected", now)  # same Call-ID, new branch: merged request (8.2.2.2)
             return
         if earlier is not None:
@@ -292,13 +382,11 @@ class UserAgent(ClientSide):
         trusted = host in self._trusted  # a trunk sends every call from one address: no per-source rate
         if not trusted and not self._invite_rate.allow(host, now):
             self.log.warning(host, "rate-limit", "INVITE rate exceeded", now)
-            self._reply(tx, 503, "Rate Limited", now, extra={"Retry-After": str(self.settings.retry_after_s)})
+            self._reply(tx, 503, None, now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
-        if len(self.active_calls()) >= self.settings.max_calls:
+        if len(self.active_calls()) >= self.config.max_calls:
             self.log.warning(host, "busy", "max_calls reached", now)
-            self._reply(
-                tx, 503, "Too Many Calls", now, extra={"Retry-After": str(self.settings.retry_after_s)}
-            )
+            self._reply(tx, 503, None, now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
         if self._challenger is not None:
             verdict = self._challenger.check(
@@ -307,7 +395,7 @@ class UserAgent(ClientSide):
             if verdict.retry_after_s:
                 self.log.warning(host, "auth-lockout", "too many wrong digest answers", now)
                 extra = {"Retry-After": str(verdict.retry_after_s)}
-                self._reply(tx, 503, "Too Many Failed Authentications", now, extra=extra)
+                self._reply(tx, 503, None, now, extra=extra)
                 return
             if not verdict.accepted:
                 challenges = self._challenger.challenges(now, stale=verdict.stale)
@@ -316,8 +404,8 @@ class UserAgent(ClientSide):
         self._reply(tx, 100, "Trying", now)
         call = Call(
             call_id=request.call_id,
-            role="uas",
-            state="incoming",
+            role=CallRole.UAS,
+            state=CallState.INCOMING,
             invite=request,
             transport=transport,
             peer=source,
@@ -341,14 +429,15 @@ class UserAgent(ClientSide):
 
     def _on_reinvite(self, request: Request, tx: InviteServerTransaction, now: float) -> None:
         call = self._find_dialog_call(request)
-        if call is None or call.dialog is None or call.state == "ended":
+        if call is None or call.dialog is None or call.state == CallState.ENDED:
             self._reply(tx, 481, None, now)
             return
-        if call.reinvite_in is not None or call.reinvite_out is not None or call.state == "answered":
+        if call.reinvite_in is not None or call.reinvite_out is not None or call.state == CallState.ANSWERED:
             self._reply(tx, 491, "Request Pending", now, extra={"Retry-After": "1"})
             return
         if not call.dialog.accept_remote_cseq(request.cseq.number):
-            self._reply(tx, 500, "CSeq Out of Order", now, extra={"Retry-After": "1"})
+            self.log.warning(call.peer[0], "cseq-order", "re-INVITE with an old CSeq: 500", now)
+            self._reply(tx, 500, None, now, extra={"Retry-After": "1"})
             return
         call.dialog.refresh_target(request)
         call.reinvite_in = tx
@@ -359,23 +448,23 @@ class UserAgent(ClientSide):
         call = self._calls.get(request.call_id)
         if call is None or call.dialog is None or not call.dialog.matches(request):
             return  # stray ACK: nothing to do, nothing to answer
-        if call.reinvite_in is not None and call.reinvite_in.state == "accepted":
+        if call.reinvite_in is not None and call.reinvite_in.state == TransactionState.ACCEPTED:
             call.reinvite_in.receive_ack(now)
             call.reinvite_in = None
             return
-        if call.server_tx is not None and call.state == "answered":
+        if call.server_tx is not None and call.state == CallState.ANSWERED:
             call.server_tx.receive_ack(now)
-            call.state = "confirmed"
+            call.state = CallState.CONFIRMED
             sdp = request.body if request.content_type == "application/sdp" else b""
             self._events.append(ev.CallConfirmed(call.call_id, sdp))
 
-    def _receive_cancel(self, request: Request, reply_to: Address, transport: str, now: float) -> None:
-        tx = NonInviteServerTransaction(request, reply_to, transport, self._send)
-        self._server_tx[self._server_key(request)] = tx
+    def _receive_cancel(
+        self, request: Request, key: ServerKey, reply_to: Address, transport: str, now: float
+    ) -> None:
         invite_tx = self._server_tx.get(self._server_key(request, "INVITE"))
-        if not isinstance(invite_tx, InviteServerTransaction):
-            self._reply(tx, 481, None, now)
-            return
+        assert isinstance(invite_tx, InviteServerTransaction)  # else _stateless_answer sent 481
+        tx = NonInviteServerTransaction(request, reply_to, transport, self._send)
+        self._keep(key, tx)
         self._reply(tx, 200, "OK", now)
         if invite_tx.final_sent:
             return
@@ -395,7 +484,7 @@ class UserAgent(ClientSide):
             self._reply(tx, 481, None, now)
             return
         self._reply(tx, 200, "OK", now)
-        if call.state == "ended":
+        if call.state == CallState.ENDED:
             return
         for pending in (call.server_tx, call.reinvite_in):  # an INVITE still unanswered when the BYE came
             if pending is not None and not pending.final_sent:
@@ -405,31 +494,33 @@ class UserAgent(ClientSide):
     def _on_options(
         self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
     ) -> None:
-        extra = {"Allow": ", ".join(ALLOWED_METHODS), "Accept": ACCEPT_HEADER}
-        if SUPPORTED:
-            extra["Supported"] = ", ".join(SUPPORTED)
-        self._reply(tx, 200, "OK", now, extra=extra)
+        self._reply(tx, 200, "OK", now, extra=self._options_headers())
 
-    def _on_info(
-        self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
-    ) -> None:
+    def _receive_info(self, request: Request, reply_to: Address, transport: str, now: float) -> None:
+        """In-dialog INFO (DTMF): answered statelessly, so a flood keeps no transaction and cannot fill the table
+        that new INVITEs need; a retransmission (CSeq not above the last one) is answered again but gives no second
+        digit, and at most ``MAX_INFO_DIGITS_PER_S`` digits per call and second reach the application."""
         call = self._find_dialog_call(request)
-        if call is None:
-            self._reply(tx, 481, None, now)
+        assert call is not None and call.dialog is not None  # else _stateless_answer sent 481
+        self._send_stateless(request, 200, None, reply_to, transport)
+        dialog = call.dialog
+        number = request.cseq.number
+        if call.state == CallState.ENDED or (dialog.remote_cseq is not None and number <= dialog.remote_cseq):
             return
-        self._reply(tx, 200, "OK", now)
-        text = request.body.decode("utf-8", "replace")
-        fields: dict[str, str] = {}
-        if request.content_type == "application/dtmf-relay":
-            for line in text.splitlines():
-                name, _, value = line.partition("=")
-                fields[name.strip().lower()] = value.strip()
-        elif request.content_type == "application/dtmf":
-            fields["signal"] = text.strip()[:1]
-        digit = fields.get("signal", "")
-        if digit:
-            duration = int(fields["duration"]) if fields.get("duration", "").isdigit() else 0
-            self._events.append(ev.DtmfInfo(call.call_id, digit, duration))
+        dialog.remote_cseq = number
+        digit, duration = _dtmf_of_info(request)
+        if not digit:
+            return
+        times = call.info_digit_times
+        while times and times[0] <= now - 1.0:
+            times.popleft()
+        if len(times) >= MAX_INFO_DIGITS_PER_S:
+            self.log.warning(
+                reply_to[0], "dtmf-rate", f"over {MAX_INFO_DIGITS_PER_S} INFO digits/s dropped", now
+            )
+            return
+        times.append(now)
+        self._events.append(ev.DtmfInfo(call.call_id, digit, duration))
 
     def _on_notify(
         self, request: Request, tx: ServerTransaction, source: Address, transport: str, now: float
@@ -457,32 +548,27 @@ class UserAgent(ClientSide):
     def _server_timeout(self, tx: ServerTransaction) -> None:
         """Timer H: our 2xx was never ACKed (RFC 3261 13.3.1.4): end the call with a BYE."""
         for call in self._calls.values():
-            if call.server_tx is tx and call.state == "answered":
+            if call.server_tx is tx and call.state == CallState.ANSWERED:
                 self._send_bye(call)
                 self._end(call, "ack_timeout", None, self.clock())
             if call.reinvite_in is tx:
                 call.reinvite_in = None
 
     def _receive_response(self, response: Response, source: Address, now: float) -> None:
-        # No allow-list here: a response only counts when it names one of our unguessable branches.
-        vias = response.vias
-        if len(vias) != 1:
-            self.log.warning(source[0], "malformed", "response with more than one Via dropped", now)
+        # No allow-list here: a response only counts when it names one of our unguessable branches. What the
+        # transaction user will read is parsed first, so a bad response is dropped here and not half-handled.
+        problem = validate_response(response)
+        if problem is not None:
+            self.log.warning(source[0], "malformed", f"response dropped: {_printable(problem)}", now)
             return
-        # parse what the transaction user will read, so a bad response is dropped here and not half-handled
-        response.cseq  # noqa: B018
-        response.call_id  # noqa: B018
-        response.from_  # noqa: B018
-        response.to  # noqa: B018
-        response.contacts  # noqa: B018
-        tx = self._client_tx.get((vias[0].branch or "", response.cseq.method))
+        tx = self._client_tx.get((response.vias[0].branch or "", response.cseq.method))
         if tx is None:
             return  # stray or late response: nothing waits for it
         tx.receive_response(response, now)
 
     def ringing(self, call_id: str) -> None:
         call = self._call(call_id)
-        if call.role == "uas" and call.state == "incoming" and call.server_tx is not None:
+        if call.role == CallRole.UAS and call.state == CallState.INCOMING and call.server_tx is not None:
             self._reply(
                 call.server_tx, 180, "Ringing", self.clock(), to_tag=call.local_tag, dialog_headers=True
             )
@@ -490,26 +576,27 @@ class UserAgent(ClientSide):
 
     def in_call_with(self, host: str) -> bool:
         """True while a call not yet ended has ``host`` as its peer (its TCP connections are let in and kept)."""
-        return any(call.state != "ended" and call.peer[0] == host for call in self._calls.values())
+        return any(call.state != CallState.ENDED and call.peer[0] == host for call in self._calls.values())
 
     def carries_call(self, peer: Address) -> bool:
         """True while a call not yet ended runs over the TCP connection from ``peer`` (no idle timeout then)."""
         return any(
-            call.state != "ended"
+            call.state != CallState.ENDED
             and call.transport != "udp"
             and (call.peer == peer or (call.dialog is not None and call.dialog.peer == peer))
             for call in self._calls.values()
         )
 
     def stream_progress(self, peer: Address) -> tuple[int, int]:
-        """(messages framed so far, bytes of an unfinished message) on the TCP connection from ``peer``."""
+        """(messages and keep-alive pings framed so far, bytes of an unfinished message) on the TCP connection
+        from ``peer``: a trunk that keeps an idle connection open with RFC 5626 pings keeps it."""
         framer = self._framers.get(peer)
-        return (framer.framed, framer.pending_bytes) if framer is not None else (0, 0)
+        return (framer.framed + framer.keepalives, framer.pending_bytes) if framer is not None else (0, 0)
 
     def answer(self, call_id: str, sdp: bytes) -> None:
         """180 Ringing (unless sent) then 200 OK carrying ``sdp``; the dialog exists from here on."""
         call = self._call(call_id)
-        if call.role != "uas" or call.state != "incoming" or call.server_tx is None:
+        if call.role != CallRole.UAS or call.state != CallState.INCOMING or call.server_tx is None:
             raise ValueError(f"call {call_id!r} is not an unanswered incoming call")
         if "ringing" not in call.extra:
             self.ringing(call_id)
@@ -517,25 +604,25 @@ class UserAgent(ClientSide):
         self._reply(
             call.server_tx, 200, "OK", self.clock(), to_tag=call.local_tag, body=sdp, dialog_headers=True
         )
-        call.state = "answered"
+        call.state = CallState.ANSWERED
 
     def reject(self, call_id: str, code: int = 486, reason: str | None = None) -> None:
         call = self._call(call_id)
-        if call.role != "uas" or call.state != "incoming" or call.server_tx is None:
+        if call.role != CallRole.UAS or call.state != CallState.INCOMING or call.server_tx is None:
             raise ValueError(f"call {call_id!r} is not an unanswered incoming call")
         # every 503 says when to come back (RFC 3261 21.5.4), or a PBX may take the whole bot out of its route
-        retry = {"Retry-After": str(self.settings.retry_after_s)} if code == 503 else {}
+        retry = {"Retry-After": str(self.config.retry_after_s)} if code == 503 else {}
         self._reply(call.server_tx, code, reason, self.clock(), to_tag=call.local_tag, extra=retry)
         self._end(call, "rejected", code, self.clock())
 
     def hangup(self, call_id: str) -> None:
         call = self._calls.get(call_id)
-        if call is None or call.state == "ended":
+        if call is None or call.state == CallState.ENDED:
             return
         now = self.clock()
-        if call.role == "uas" and call.state == "incoming" and call.server_tx is not None:
+        if call.role == CallRole.UAS and call.state == CallState.INCOMING and call.server_tx is not None:
             self._reply(call.server_tx, 480, "Temporarily Unavailable", now, to_tag=call.local_tag)
-        elif call.role == "uac" and call.state in ("calling", "proceeding"):
+        elif call.role == CallRole.UAC and call.state in (CallState.CALLING, CallState.PROCEEDING):
             if call.got_provisional:
                 self._send_cancel(call)
             else:
@@ -562,11 +649,11 @@ class UserAgent(ClientSide):
         call.reinvite_in = None
 
     def handle_timers(self, now: float | None = None) -> None:
+        """Run what is due by ``now``: cheap when nothing is (the shell may call it on every datagram)."""
         now = self.clock() if now is None else now
-        for tx in list(self._server_tx.values()) + list(self._client_tx.values()):
-            tx.fire_timers(now)
-        self._server_tx = {k: tx for k, tx in self._server_tx.items() if not tx.terminated}
-        self._client_tx = {k: tx for k, tx in self._client_tx.items() if not tx.terminated}
+        self._fire_transaction_timers(now)
+        if not self._timers or min(self._timers.values()) > now:
+            return
         for key, deadline in sorted(self._timers.items(), key=lambda item: item[1]):
             if deadline <= now and self._timers.get(key) == deadline:
                 del self._timers[key]
@@ -576,7 +663,7 @@ class UserAgent(ClientSide):
         kind, name = key
         if kind == "forget":
             call = self._calls.get(name)
-            if call is not None and call.state == "ended":
+            if call is not None and call.state == CallState.ENDED:
                 del self._calls[name]
         elif kind == "refer":
             call = self._calls.get(name)
@@ -587,17 +674,18 @@ class UserAgent(ClientSide):
             self.register()
         elif kind == "unanswered":
             call = self._calls.get(name)
-            if call is not None and call.state == "incoming" and call.server_tx is not None:
+            if call is not None and call.state == CallState.INCOMING and call.server_tx is not None:
                 self._reply(call.server_tx, 480, "Temporarily Unavailable", now, to_tag=call.local_tag)
                 self._end(call, "timeout", 480, now)
         elif kind == "reinvite":
             call = self._calls.get(name)
             tx = call.reinvite_in if call is not None else None
             if call is not None and tx is not None and not tx.final_sent and call.dialog is not None:
+                logger.warning("%s: the re-INVITE got no answer from the media side in time: 500", name)
                 self._reply(
                     tx,
                     500,
-                    "No Answer From Media",
+                    None,
                     now,
                     to_tag=call.dialog.local_tag,
                     extra={"Retry-After": "2"},
@@ -605,10 +693,25 @@ class UserAgent(ClientSide):
                 call.reinvite_in = None
 
 
-def _phrase(status: int, reason: str) -> str:
-    from .message import REASONS
+def _dtmf_of_info(request: Request) -> tuple[str, int]:
+    """(digit, duration in ms) of an INFO body: application/dtmf-relay ``Signal=``/``Duration=`` lines or an
+    application/dtmf single digit; ("", 0) when it carries none."""
+    text = request.body.decode("utf-8", "replace")
+    fields: dict[str, str] = {}
+    if request.content_type == "application/dtmf-relay":
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            fields[name.strip().lower()] = value.strip()
+    elif request.content_type == "application/dtmf":
+        fields["signal"] = text.strip()[:1]
+    digit = fields.get("signal", "")
+    try:
+        duration = parse_number(fields.get("duration", ""), max_digits=6)
+    except SipSyntaxError:
+        duration = 0
+    return digit, duration
 
-    if status == 505:
-        return REASONS[505]
-    text = "".join(ch if ch.isprintable() else "?" for ch in reason)
-    return text[:80] or REASONS.get(status, "Bad Request")
+
+def _printable(text: str) -> str:
+    """Peer text for the log: one short printable line."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:80])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from kb_fixtures import write_fixture_kb
 
+from knowledge.config import SAMPLE_KB_DIR
 from knowledge.index import KnowledgeIndex
-from voicebot.settings import SAMPLE_KB_DIR
 
 
 @pytest.fixture

@@ -8,27 +8,27 @@ from pathlib import Path
 import pytest
 
 from knowledge import phrases
+from knowledge.config import KnowledgeConfig
 from knowledge.engine import EngineConfigurationError, build_answer_engine
 from knowledge.extractive import ExtractiveAnswerEngine, Retriever
 from knowledge.index import load_retriever
 from knowledge.phrases import clarify_choice
 from knowledge.types import Action, AnswerEngine, AnswerRequest, FinalEvent, SentenceEvent, Turn
-from voicebot.settings import PathSettings, Settings
 
 
 @pytest.fixture(scope="module")
-def settings(sample_index_dir: Path) -> Settings:
-    return Settings(paths=PathSettings(index_dir=sample_index_dir, models_dir=Path("var/models")))
+def config(sample_index_dir: Path) -> KnowledgeConfig:
+    return KnowledgeConfig(town="Musterstadt", index_dir=sample_index_dir)
 
 
 @pytest.fixture(scope="module")
-def retriever(settings: Settings) -> Retriever:
-    return load_retriever(settings)
+def retriever(config: KnowledgeConfig) -> Retriever:
+    return load_retriever(config)
 
 
 @pytest.fixture(scope="module")
-def engine(settings: Settings, retriever: Retriever) -> AnswerEngine:
-    return build_answer_engine(settings, retriever, mode="extractive")
+def engine(config: KnowledgeConfig, retriever: Retriever) -> AnswerEngine:
+    return build_answer_engine(config, retriever, mode="extractive")
 
 
 @pytest.mark.parametrize(
@@ -259,7 +259,9 @@ async def test_caller_language_without_a_page_gets_a_notice(engine: AnswerEngine
     assert answer.sources == ["personalausweis-beantragen"]
 
 
-def test_llm_mode_without_endpoint_is_a_configuration_error(settings: Settings, retriever: Retriever) -> None:
+def test_llm_mode_without_endpoint_is_a_configuration_error(
+    config: KnowledgeConfig, retriever: Retriever
+) -> None:
     with pytest.raises(EngineConfigurationError, match=r"llm\.base_url"):
-        build_answer_engine(settings, retriever, mode="llm")
-    assert isinstance(build_answer_engine(settings, retriever), ExtractiveAnswerEngine)
+        build_answer_engine(config, retriever, mode="llm")
+    assert isinstance(build_answer_engine(config, retriever), ExtractiveAnswerEngine)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from kb_fixtures import FIXTURE_PAGES, make_pdf, write_fixture_kb
 
+from knowledge.config import KnowledgeConfig
 from knowledge.facts import fact_units
 from knowledge.index import KnowledgeIndex, load_retriever
-from voicebot.settings import PathSettings, Settings
 
 
 def test_ingest_persists_chunks_and_embeddings(fixture_kb: Path, tmp_path: Path) -> None:
@@ -114,18 +114,18 @@ def test_duplicate_ids_and_missing_paths_are_reported(fixture_kb: Path, tmp_path
 
 def test_load_retriever_ingests_sources_into_an_empty_index(tmp_path: Path) -> None:
     kb = write_fixture_kb(tmp_path / "kb")
-    settings = Settings(paths=PathSettings(index_dir=tmp_path / "index", kb_sources=[kb]))
-    retriever = load_retriever(settings)
+    config = KnowledgeConfig(town="Musterstadt", index_dir=tmp_path / "index", kb_sources=[kb])
+    retriever = load_retriever(config)
     assert len(retriever) == 5
     assert (tmp_path / "index" / "manifest.json").is_file()
     assert retriever.search("Hundesteuer")[0].chunk.doc_id == "hundesteuer"
 
     page = kb / "hund.md"  # a changed source page is picked up by the next load
     page.write_text(page.read_text(encoding="utf-8").replace("96 Euro", "120 Euro"), encoding="utf-8")
-    refreshed = load_retriever(settings).search("Hundesteuer")[0].chunk
+    refreshed = load_retriever(config).search("Hundesteuer")[0].chunk
     assert "120 Euro" in refreshed.spoken_answer
     page.write_text(page.read_text(encoding="utf-8").replace("120 Euro", "150 Euro"), encoding="utf-8")
-    as_is = load_retriever(settings, refresh=False).search("Hundesteuer")[0].chunk
+    as_is = load_retriever(config, refresh=False).search("Hundesteuer")[0].chunk
     assert "120 Euro" in as_is.spoken_answer
 
 

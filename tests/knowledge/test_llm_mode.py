@@ -13,18 +13,17 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from knowledge.config import AnswerConfig, KnowledgeConfig, LlmConfig
 from knowledge.engine import build_answer_engine
 from knowledge.extractive import Retriever
 from knowledge.index import load_retriever
 from knowledge.types import Action, AnswerEvent, AnswerRequest, FinalEvent, SentenceEvent, Turn
-from voicebot.settings import AnswerSettings, LlmSettings, PathSettings, Settings
 
 PAGES = {
     "personalausweis.md": """---
@@ -154,33 +153,34 @@ def scripted_server() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture(scope="module")
-def kb_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def kb_config(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeConfig:
     root = tmp_path_factory.mktemp("llm-kb")
     kb = root / "kb"
     kb.mkdir()
     for name, text in PAGES.items():
         (kb / name).write_text(text, encoding="utf-8")
-    return Settings(
-        paths=PathSettings(index_dir=root / "index", kb_sources=[kb], models_dir=Path("var/models"))
-    )
+    return KnowledgeConfig(town="Musterstadt", index_dir=root / "index", kb_sources=[kb])
 
 
 @pytest.fixture(scope="module")
-def retriever(kb_settings: Settings) -> Retriever:
-    return load_retriever(kb_settings)
+def retriever(kb_config: KnowledgeConfig) -> Retriever:
+    return load_retriever(kb_config)
 
 
-def _settings(base: Settings, url: str, **llm: float) -> Settings:
-    settings = base.model_copy(deep=True)
-    settings.llm = LlmSettings(base_url=url, timeout_s=llm.get("timeout_s", 5.0), first_token_timeout_s=2.0)
-    if "first_token_timeout_s" in llm:
-        settings.llm.first_token_timeout_s = llm["first_token_timeout_s"]
-    settings.answer = AnswerSettings(mode="llm", llm_min_confidence=llm.get("llm_min_confidence", 0.3))
-    return settings
+def _config(base: KnowledgeConfig, url: str, **llm: float) -> KnowledgeConfig:
+    return replace(
+        base,
+        llm=LlmConfig(
+            base_url=url,
+            timeout_s=llm.get("timeout_s", 5.0),
+            first_token_timeout_s=llm.get("first_token_timeout_s", 2.0),
+        ),
+        answer=AnswerConfig(mode="llm", llm_min_confidence=llm.get("llm_min_confidence", 0.3)),
+    )
 
 
-async def _run(settings: Settings, retriever: Retriever, request: AnswerRequest) -> list[AnswerEvent]:
-    engine = build_answer_engine(settings, retriever)
+async def _run(config: KnowledgeConfig, retriever: Retriever, request: AnswerRequest) -> list[AnswerEvent]:
+    engine = build_answer_engine(config, retriever)
     return [event async for event in engine.stream(request)]
 
 
@@ -194,7 +194,7 @@ def _final(events: list[AnswerEvent]) -> Any:
 
 
 async def test_verified_sentences_are_released_one_by_one(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
 ) -> None:
     question = "Was kostet der Perso für mich?"
     scripted_server.gate.clear()
@@ -209,7 +209,7 @@ async def test_verified_sentences_are_released_one_by_one(
         ],
         gate_after_token=4,  # the model "stalls" after the second sentence has begun
     )
-    engine = build_answer_engine(_settings(kb_settings, scripted_server.url), retriever)
+    engine = build_answer_engine(_config(kb_config, scripted_server.url), retriever)
     events: list[AnswerEvent] = []
     gate_open_at_first_sentence: bool | None = None
     async for event in engine.stream(AnswerRequest(question)):
@@ -227,23 +227,23 @@ async def test_verified_sentences_are_released_one_by_one(
 
 
 async def test_citations_after_the_full_stop_belong_to_the_sentence_before(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
 ) -> None:
     question = "Perso Kosten bitte"
     scripted_server.scripts[question] = Script(
         ["Er kostet 37 Euro. [personalausweis-beantragen]", " Unter 24 Jahren 22,80 Euro. [1]"]
     )
-    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
     assert _spoken(events) == ["Er kostet 37 Euro.", "Unter 24 Jahren 22,80 Euro."]
     assert _final(events).reason == "verified"
 
 
 async def test_prompt_carries_numbered_passages_ids_and_abstain_token(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
 ) -> None:
     scripted_server.scripts[PERSO] = Script(["Er kostet 37 Euro [personalausweis-beantragen]."])
     scripted_server.requests.clear()
-    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(PERSO))
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(PERSO))
     assert _final(events).reason == "verified"
     body = scripted_server.requests[-1]
     assert body["stream"] is True
@@ -265,13 +265,13 @@ async def test_prompt_carries_numbered_passages_ids_and_abstain_token(
 )
 async def test_unverifiable_output_falls_back_to_the_extractive_answer(
     scripted_server: ScriptedServer,
-    kb_settings: Settings,
+    kb_config: KnowledgeConfig,
     retriever: Retriever,
     tokens: list[str],
     reason: str,
 ) -> None:
     scripted_server.scripts[PERSO] = Script(tokens)
-    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(PERSO))
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(PERSO))
     spoken = _spoken(events)
     assert spoken[0] == EXTRACTIVE_PERSO_FEE
     assert not any("73" in s or "samstags" in s for s in spoken)
@@ -281,7 +281,7 @@ async def test_unverifiable_output_falls_back_to_the_extractive_answer(
 
 
 async def test_a_late_failure_keeps_only_the_verified_sentences(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
 ) -> None:
     question = "Was kostet der Ausweis und wie lange dauert es?"
     scripted_server.scripts[question] = Script(
@@ -290,7 +290,7 @@ async def test_a_late_failure_keeps_only_the_verified_sentences(
             " Es dauert 9 Wochen [personalausweis-beantragen].",
         ]
     )
-    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
     assert _spoken(events) == ["Er kostet 37 Euro."]
     answer = _final(events)
     assert answer.reason == "verified_partial:unsupported_fact"
@@ -298,12 +298,12 @@ async def test_a_late_failure_keeps_only_the_verified_sentences(
 
 
 async def test_timeout_falls_back(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
 ) -> None:
     question = "Wie teuer ist ein neuer Personalausweis?"
     scripted_server.scripts[question] = Script(["Er kostet 37 Euro [personalausweis-beantragen]."], 3.0)
-    settings = _settings(kb_settings, scripted_server.url, first_token_timeout_s=0.5, timeout_s=1.0)
-    events = await _run(settings, retriever, AnswerRequest(question))
+    config = _config(kb_config, scripted_server.url, first_token_timeout_s=0.5, timeout_s=1.0)
+    events = await _run(config, retriever, AnswerRequest(question))
     answer = _final(events)
     assert answer.reason == "fallback_extractive:timeout"
     assert _spoken(events)[0] == EXTRACTIVE_PERSO_FEE
@@ -311,7 +311,7 @@ async def test_timeout_falls_back(
 
 async def test_connection_error_and_server_error_fall_back(
     scripted_server: ScriptedServer,
-    kb_settings: Settings,
+    kb_config: KnowledgeConfig,
     retriever: Retriever,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -319,85 +319,83 @@ async def test_connection_error_and_server_error_fall_back(
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     events = await _run(
-        _settings(kb_settings, f"http://127.0.0.1:{closed_port}/v1"), retriever, AnswerRequest(PERSO)
+        _config(kb_config, f"http://127.0.0.1:{closed_port}/v1"), retriever, AnswerRequest(PERSO)
     )
     assert _final(events).reason == "fallback_extractive:connection_error"
     assert any("is unreachable" in r.getMessage() for r in caplog.records), caplog.text
     question = "Personalausweis Gebühr?"
     scripted_server.scripts[question] = Script([], status=500)
-    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
     assert _final(events).reason == "fallback_extractive:http_500"
 
 
 async def test_a_server_that_dies_mid_answer_is_named_in_the_log(
     scripted_server: ScriptedServer,
-    kb_settings: Settings,
+    kb_config: KnowledgeConfig,
     retriever: Retriever,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A model server that crashes (issue 7: illegal instruction in llama.cpp) must not read as 'unreachable'."""
     question = "Was kostet der Ausweis im Bürgerbüro?"
     scripted_server.scripts[question] = Script(["Der Ausweis", " kostet"], die_after_token=1)
-    events = await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
     assert _final(events).reason == "fallback_extractive:connection_error"
     messages = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert any("dropped the connection while answering" in m and "crashed" in m for m in messages), messages
 
 
 async def test_abstention_on_an_unknown_topic_clarifies_then_hands_off(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
 ) -> None:
     question = "Wie wird das Wetter morgen?"
     scripted_server.scripts[question] = Script(["KEINE", "_ANTWORT"])
-    settings = _settings(kb_settings, scripted_server.url, llm_min_confidence=0.0)
-    first = _final(await _run(settings, retriever, AnswerRequest(question)))
+    config = _config(kb_config, scripted_server.url, llm_min_confidence=0.0)
+    first = _final(await _run(config, retriever, AnswerRequest(question)))
     assert (first.action, first.reason) == (Action.CLARIFY, "fallback_clarify:abstained")
     history = (Turn("caller", question), Turn("bot", first.text))
-    second = _final(await _run(settings, retriever, AnswerRequest(question, history=history)))
+    second = _final(await _run(config, retriever, AnswerRequest(question, history=history)))
     assert (second.action, second.reason) == (Action.HANDOFF, "fallback_handoff:abstained")
 
 
 async def test_off_topic_questions_do_not_wait_for_the_model(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
 ) -> None:
     scripted_server.requests.clear()
-    settings = _settings(kb_settings, scripted_server.url)
-    answer = _final(await _run(settings, retriever, AnswerRequest("Wie wird das Wetter morgen?")))
+    config = _config(kb_config, scripted_server.url)
+    answer = _final(await _run(config, retriever, AnswerRequest("Wie wird das Wetter morgen?")))
     assert (answer.action, answer.reason) == (Action.CLARIFY, "fallback_clarify:low_confidence")
     assert scripted_server.requests == []
 
 
 async def test_answer_citing_another_authority_is_a_redirect(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
 ) -> None:
     question = "Wo kann ich mein Auto zulassen?"
     scripted_server.scripts[question] = Script(
         ["Das macht die Zulassungsstelle des Kreises Musterkreis [kfz-zulassung]."]
     )
-    answer = _final(
-        await _run(_settings(kb_settings, scripted_server.url), retriever, AnswerRequest(question))
-    )
+    answer = _final(await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question)))
     assert (answer.action, answer.reason, answer.sources) == (Action.REDIRECT, "verified", ["kfz-zulassung"])
 
 
 async def test_english_caller_gets_the_answer_in_english(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
 ) -> None:
     question = "How much is an ID card?"
     scripted_server.scripts[question] = Script(["The ID card costs 37 euros [personalausweis-beantragen]."])
     scripted_server.requests.clear()
-    settings = _settings(kb_settings, scripted_server.url, llm_min_confidence=0.0)  # German-only KB here
-    answer = _final(await _run(settings, retriever, AnswerRequest(question, language="en")))
+    config = _config(kb_config, scripted_server.url, llm_min_confidence=0.0)  # German-only KB here
+    answer = _final(await _run(config, retriever, AnswerRequest(question, language="en")))
     assert (answer.text, answer.language, answer.reason) == ("The ID card costs 37 euros.", "en", "verified")
     assert "antworte auf Englisch" in scripted_server.requests[-1]["messages"][0]["content"]
 
 
 async def test_the_guard_answers_before_the_model_is_asked(
-    scripted_server: ScriptedServer, kb_settings: Settings, retriever: Retriever
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
 ) -> None:
     scripted_server.requests.clear()
     events = await _run(
-        _settings(kb_settings, scripted_server.url), retriever, AnswerRequest("Hilfe, es brennt im Keller!")
+        _config(kb_config, scripted_server.url), retriever, AnswerRequest("Hilfe, es brennt im Keller!")
     )
     answer = _final(events)
     assert answer.action == Action.EMERGENCY and "112" in _spoken(events)[-1]

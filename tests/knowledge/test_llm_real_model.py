@@ -20,11 +20,11 @@ import httpx
 import pytest
 
 from knowledge import verify
+from knowledge.config import AnswerConfig, KnowledgeConfig, LlmConfig, RetrievalConfig
 from knowledge.engine import build_answer_engine
 from knowledge.index import load_retriever
 from knowledge.types import Action, AnswerRequest, FinalEvent, SentenceEvent
 from voicebot.benchmarks.serve_process import free_port
-from voicebot.settings import AnswerSettings, LlmSettings, PathSettings, RetrievalSettings, Settings
 
 PAGE = """---
 id: personalausweis-beantragen
@@ -128,16 +128,18 @@ async def test_base_model_output_is_verified_or_replaced(llama_server: LlamaServ
     kb.mkdir()
     (kb / "perso.md").write_text(PAGE, encoding="utf-8")
     (kb / "sperrmuell.md").write_text(OTHER, encoding="utf-8")
-    settings = Settings(
-        paths=PathSettings(index_dir=tmp_path / "index", kb_sources=[kb], models_dir=Path("var/models")),
-        llm=LlmSettings(
+    config = KnowledgeConfig(
+        town="Musterstadt",
+        index_dir=tmp_path / "index",
+        kb_sources=[kb],
+        llm=LlmConfig(
             base_url=llama_server.base_url, max_tokens=48, timeout_s=50.0, first_token_timeout_s=40.0
         ),
-        retrieval=RetrievalSettings(top_k=1),
-        answer=AnswerSettings(mode="llm"),
+        retrieval=RetrievalConfig(top_k=1),
+        answer=AnswerConfig(mode="llm"),
     )
-    retriever = load_retriever(settings)
-    engine = build_answer_engine(settings, retriever)
+    retriever = load_retriever(config)
+    engine = build_answer_engine(config, retriever)
     events = [event async for event in engine.stream(AnswerRequest("Was kostet ein Personalausweis?"))]
 
     final = events[-1]

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge.normalize import Normalizer, colloquial_terms, fold, parse_number_word, stem, words
+from knowledge.normalize import Normalizer, colloquial_terms, parse_number_word, stem, words
+from knowledge.textfold import fold_word
 
 
 def test_umlaut_spellings_fold_to_one_form() -> None:
-    assert fold("Führungszeugnis") == fold("Fuehrungszeugnis") == fold("Fuhrungszeugnis") == "fuhrungszeugnis"
-    assert fold("Straße") == "strasse"
+    assert (
+        fold_word("Führungszeugnis")
+        == fold_word("Fuehrungszeugnis")
+        == fold_word("Fuhrungszeugnis")
+        == "fuhrungszeugnis"
+    )
+    assert fold_word("Straße") == "strasse"
     # "ue" after a vowel is not an umlaut: Steuer stays Steuer.
-    assert fold("Steuer") == "steuer"
+    assert fold_word("Steuer") == "steuer"
     normalizer = Normalizer()
     assert normalizer.tokens("Führungszeugnis") == normalizer.tokens("Fuehrungszeugnis")
 
@@ -32,7 +38,7 @@ def test_umlaut_spellings_fold_to_one_form() -> None:
     ],
 )
 def test_spoken_numbers_become_digits(word: str, value: int) -> None:
-    assert parse_number_word(fold(word)) == value
+    assert parse_number_word(fold_word(word)) == value
     assert words(f"das kostet {word} Euro") == ["das", "kostet", str(value), "euro"]
 
 
@@ -40,7 +46,7 @@ def test_spoken_numbers_become_digits(word: str, value: int) -> None:
     "word", ["ein", "eine", "einsam", "hundertfoo", "undzwanzig", "zehntausend", "ausweis"]
 )
 def test_words_that_are_not_numbers_stay_words(word: str) -> None:
-    assert parse_number_word(fold(word)) is None
+    assert parse_number_word(fold_word(word)) is None
 
 
 def test_compounds_are_split_against_the_index_vocabulary() -> None:
@@ -71,7 +77,7 @@ def test_stop_words_are_dropped_and_inflections_meet() -> None:
     normalizer = Normalizer()
     assert normalizer.tokens("ich habe eine Frage zu der") == [stem("frage")]
     assert stem("anmeldung") == stem("anmelden")
-    assert stem(fold("Einbürgerung")) == stem(fold("einbürgern"))
+    assert stem(fold_word("Einbürgerung")) == stem(fold_word("einbürgern"))
     assert stem("37") == "37"
 
 
@@ -85,7 +91,7 @@ def test_one_typo_in_a_long_unknown_word_finds_the_index_word() -> None:
     normalizer = Normalizer(
         Normalizer.vocabulary_of(["Sperrmüll abholen", "Hundesteuer zahlen", "Hausnummer"])
     )
-    assert normalizer.near_words(fold("Sperrmühl")) == ["sperrmull"]
+    assert normalizer.near_words(fold_word("Sperrmühl")) == ["sperrmull"]
     assert stem("hundesteuer") in normalizer.tokens("Hundesteur")
     assert normalizer.near_words("hausnumer") == ["hausnummer"]
     assert normalizer.near_words("zahlen") == []  # short words are not guessed

@@ -20,8 +20,8 @@ import pytest
 
 from sip_bridge.media import LocalSdpSession, RtpEndpoint, SessionDescription, answer_offer
 from sip_bridge.sip import events as ev
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.transport import SipEndpoint
-from voicebot.settings import SipSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 HOST = "127.0.0.1"
@@ -70,8 +70,8 @@ async def _media_flowing(endpoint: RtpEndpoint, packets: int = 10, timeout_s: fl
 
 async def test_baresip_opus_call_hears_its_echo_and_sends_dtmf_once(tmp_path: Path) -> None:
     assert shutil.which("baresip"), "baresip (Debian baresip-core) is required"
-    settings = SipSettings(port=0, transports=["udp"], codecs=["opus", "PCMU"])
-    sip = await SipEndpoint.start(settings)
+    codecs = ["opus", "PCMU"]
+    sip = await SipEndpoint.start(UserAgentConfig(port=0, transports=["udp"]))
     confdir = tmp_path / "baresip"
     recordings = confdir / "recordings"
     recordings.mkdir(parents=True)
@@ -107,7 +107,7 @@ async def test_baresip_opus_call_hears_its_echo_and_sends_dtmf_once(tmp_path: Pa
                     SessionDescription.parse(event.sdp),
                     local_host=HOST,
                     local_port=rtp.local_port,
-                    allowed_codecs=settings.codecs,
+                    allowed_codecs=codecs,
                     session=LocalSdpSession(HOST),
                 )
                 assert media.codec.name == "opus" and media.dtmf_clock_rate == 8000

@@ -70,13 +70,24 @@ def test_decoding_sipp_g711a_capture_gives_speech_level_audio() -> None:
 
     from sip_bridge.media.rtp import RtpReceiver
 
+    datagrams = read_udp(SIPP_PCAPS / "g711a.pcap")
     receiver = RtpReceiver(payload_types={8})
+    receiver.expect(datagrams[0].source)  # the SDP address
     codec = AudioCodec("PCMA")
     pcm = b""
-    for datagram in read_udp(SIPP_PCAPS / "g711a.pcap"):
+    for datagram in datagrams:
         packet = receiver.receive(datagram.payload, datagram.source)
         assert packet is not None
         pcm += codec.decode(packet.payload)
     samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
     assert samples.size == receiver.stats.packets_received * 240  # 30 ms packets
     assert np.sqrt(np.mean(samples**2)) > 300 and np.abs(samples).max() > 5000
+
+
+@pytest.mark.parametrize(
+    ("name", "largest"), [("PCMU", 1920), ("PCMA", 1920), ("G722", 1920), ("opus", 1275)]
+)
+def test_payload_size_limits_per_codec(name: str, largest: int) -> None:
+    codec = AudioCodec(name)
+    assert codec.fits(bytes(largest)) and not codec.fits(bytes(largest + 1))
+    assert not codec.fits(bytes(65000))

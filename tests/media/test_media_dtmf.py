@@ -28,6 +28,7 @@ def test_all_twelve_sipp_dtmf_captures_are_present() -> None:
 def test_sipp_capture_decodes_to_exactly_one_digit(path: Path) -> None:
     datagrams = read_udp(path)
     receiver = RtpReceiver(payload_types={101})
+    receiver.expect(datagrams[0].source)  # the SDP address
     decoder = DtmfDecoder()
     digits = []
     end_packets = 0
@@ -35,7 +36,7 @@ def test_sipp_capture_decodes_to_exactly_one_digit(path: Path) -> None:
         packet = receiver.receive(datagram.payload, datagram.source)
         assert packet is not None
         end_packets += TelephoneEvent.parse(packet.payload).end
-        digit = decoder.feed(packet.timestamp, packet.payload)
+        digit = decoder.feed(packet.timestamp, packet.payload, datagram.time_s)
         if digit is not None:
             digits.append(digit)
     assert end_packets == 3  # the capture really holds the redundant end packets we must collapse
@@ -58,7 +59,7 @@ def test_reordered_and_retransmitted_packets_still_give_one_digit_per_press() ->
         if noisy[i][0] == noisy[i + 1][0]:
             noisy[i], noisy[i + 1] = noisy[i + 1], noisy[i]
     decoder = DtmfDecoder()
-    digits = [d for ts, payload in noisy if (d := decoder.feed(ts, payload)) is not None]
+    digits = [d for ts, payload in noisy if (d := decoder.feed(ts, payload, ts / 8000)) is not None]
     assert digits == ["1", "9", "#"]
 
 
@@ -66,8 +67,8 @@ def test_same_digit_twice_is_two_presses_and_a_late_end_packet_is_silent() -> No
     decoder = DtmfDecoder()
     first = encode_digit("5", clock_rate=8000)
     second = encode_digit("5", clock_rate=8000)
-    got = [decoder.feed(100, p) for p, _ in first] + [decoder.feed(5000, p) for p, _ in second]
-    got.append(decoder.feed(100, first[-1][0]))  # a straggler of the first press
+    got = [decoder.feed(100, p, 0.0) for p, _ in first] + [decoder.feed(5000, p, 0.5) for p, _ in second]
+    got.append(decoder.feed(100, first[-1][0], 0.6))  # a straggler of the first press
     assert [d for d in got if d] == ["5", "5"]
 
 
@@ -75,7 +76,9 @@ def test_long_press_split_into_segments_is_one_digit() -> None:
     decoder = DtmfDecoder()
     segment = TelephoneEvent(3, False, 10, 0xFFFF).serialize()
     tail = TelephoneEvent(3, True, 10, 800).serialize()
-    got = [decoder.feed(0, segment), decoder.feed(0xFFFF, segment), decoder.feed(0xFFFF, tail)]
+    start = TelephoneEvent(3, False, 10, 160).serialize()
+    got = [decoder.feed(0, start, 0.0), decoder.feed(0, segment, 8.0)]
+    got += [decoder.feed(0xFFFF, segment, 8.2), decoder.feed(0xFFFF, tail, 8.3)]
     assert [d for d in got if d] == ["3"]
 
 
@@ -89,10 +92,42 @@ def test_encoding_follows_rfc4733() -> None:
     with pytest.raises(ValueError):
         encode_digit("x", clock_rate=8000)
     decoder = DtmfDecoder()
-    assert [d for p, _ in packets if (d := decoder.feed(42, p))] == ["#"]
+    assert [d for p, _ in packets if (d := decoder.feed(42, p, 0.0))] == ["#"]
 
 
 def test_junk_payloads_are_ignored() -> None:
     decoder = DtmfDecoder()
-    assert decoder.feed(1, b"\x01") is None
-    assert decoder.feed(2, TelephoneEvent(40, True, 0, 10).serialize()) is None  # not a keypad event
+    assert decoder.feed(1, b"\x01", 0.0) is None
+    assert decoder.feed(2, TelephoneEvent(40, True, 0, 10).serialize(), 0.0) is None  # not a keypad event
+    assert decoder.feed(3, TelephoneEvent(5, False, 56, 160).serialize(), 0.0) is None  # below -55 dBm0
+    assert decoder.feed(4, TelephoneEvent(5, False, 10, 8001).serialize(), 0.0) is None  # no start for 1 s
+    assert decoder.feed(5, TelephoneEvent(5, False, 55, 8000).serialize(), 0.0) == "5"
+
+
+def test_random_event_payloads_give_few_digits_and_never_more_than_ten_a_second() -> None:
+    """Issue 15 item 10: random telephone-event payloads produced 395 digits and triggered a hand-off."""
+    rng = random.Random(15)
+    decoder = DtmfDecoder()
+    digits = [
+        digit
+        for index in range(2000)  # 2,000 packets over 4 s
+        if (digit := decoder.feed(rng.getrandbits(32), rng.randbytes(4), index * 0.002)) is not None
+    ]
+    assert len(digits) <= 4 * 10  # no start, no updates, yet a long duration: most are not key presses
+    # Well-formed key-press starts, each with a new timestamp, 100 in one second: the rate cap holds.
+    flood = [
+        decoder.feed(10_000 + i * 7, TelephoneEvent(i % 16, False, 10, 0).serialize(), 5 + i / 100)
+        for i in range(100)
+    ]
+    assert sum(digit is not None for digit in flood) == 10 and decoder.suppressed == 90
+
+
+def test_retransmitted_end_packets_stay_silent_after_many_later_presses() -> None:
+    decoder = DtmfDecoder()
+    presses = [(1000 + index * 1600, encode_digit(str(index % 10), clock_rate=8000)) for index in range(12)]
+    got = [
+        decoder.feed(ts, p, index * 0.2) for index, (ts, packets) in enumerate(presses) for p, _ in packets
+    ]
+    assert "".join(d for d in got if d) == "012345678901"
+    late = [decoder.feed(ts, packets[-1][0], 3.0) for ts, packets in presses]  # all their end packets again
+    assert late == [None] * 12

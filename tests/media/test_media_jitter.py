@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from sip_bridge.media.jitter import BufferedPacket, JitterBuffer, LossConcealer, Playout
 
@@ -84,13 +85,51 @@ def test_underrun_raises_the_delay_and_an_overfull_buffer_sheds() -> None:
     assert buffer.depth_ms <= buffer.target_delay_ms + 40
 
 
-def test_new_stream_after_a_big_sequence_jump_resets() -> None:
+def test_new_stream_after_a_big_sequence_jump_resynchronises_on_a_run() -> None:
     buffer = JitterBuffer(8000, min_delay_ms=20)
     buffer.put(10, 0, payload(10), 0.0)
     assert play(buffer, 1) == [10]
-    buffer.put(40000, 0, payload(40000), 0.1)
-    assert play(buffer, 1) == [40000]
-    assert buffer.stats.resets == 1
+    assert buffer.put(40000, 0, payload(40000), 0.1) is False  # one packet far away: a stray
+    assert buffer.put(40001, 160, payload(40001), 0.12) is False
+    assert buffer.put(40002, 320, payload(40002), 0.14) is True  # the third in a row: a new stream
+    assert play(buffer, 3) == [40000, 40001, 40002]
+    assert buffer.stats.resets == 1 and buffer.stats.strays == 2
+
+
+@pytest.mark.parametrize("jump", [2999, 26, -40, 3001, 40000])
+def test_one_packet_far_from_the_playout_point_does_not_move_it(jump: int) -> None:
+    """Issue 15 item 10: one packet at sequence +2999 made the bot deaf for the rest of the call."""
+    buffer = JitterBuffer(8000, min_delay_ms=40)
+    played: list[int | str | None] = []
+    for seq in range(100):
+        buffer.put(seq, seq * 160, payload(seq), seq * 0.02)
+        if seq == 50:
+            stray = (seq + jump) & 0xFFFF
+            assert buffer.put(stray, stray * 160, payload(stray), seq * 0.02) is False
+        played += play(buffer, 1)
+    audio = [x for x in played if isinstance(x, int)]
+    assert audio == list(range(len(audio))) and len(audio) >= 97
+    assert "lost" not in played and buffer.stats.late == 0 and buffer.stats.resets == 0
+
+
+def test_a_stray_behind_before_playout_does_not_move_the_start() -> None:
+    buffer = JitterBuffer(8000, min_delay_ms=40)
+    buffer.put(1000, 0, payload(1000), 0.0)
+    buffer.put(900, 0, payload(900), 0.0)  # 100 behind the first packet: not reordering
+    buffer.put(999, 0, payload(999), 0.0)  # one behind: reordering, playout starts there
+    buffer.put(1001, 0, payload(1001), 0.0)
+    assert play(buffer, 3) == [999, 1000, 1001]
+
+
+def test_buffer_stays_small_under_random_sequence_numbers() -> None:
+    rng = random.Random(11)
+    buffer = JitterBuffer(8000, min_delay_ms=40)
+    for index in range(5000):
+        seq = rng.getrandbits(16)
+        buffer.put(seq, rng.getrandbits(32), payload(seq) if rng.random() < 0.9 else None, index * 0.001)
+        if index % 20 == 0:
+            play(buffer, 1)
+        assert len(buffer) <= 40
 
 
 def test_concealment_repeats_attenuated_then_goes_silent() -> None:

@@ -26,6 +26,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from sip_bridge.media import (
     LocalSdpSession,
+    MediaPeerPolicy,
     RtpEndpoint,
     SessionDescription,
     accept_answer,
@@ -38,6 +39,7 @@ from sip_bridge.pipecat_transport import RtpCallTransport
 pytestmark = pytest.mark.timeout(90)
 HOST = "127.0.0.1"
 RATE = 16000
+PHONE_FIRST = MediaPeerPolicy(packets_before_receive=None)  # the calling phone speaks first; the bot waits
 
 
 class Gain(FrameProcessor):
@@ -81,7 +83,7 @@ def rms(pcm: bytes) -> float:
 
 async def test_pipeline_echoes_german_speech_over_rtp_and_sees_dtmf(tmp_path: Path) -> None:
     speech = german_speech(tmp_path)
-    phone = RtpEndpoint(host=HOST, port=0)
+    phone = RtpEndpoint(host=HOST, port=0, policy=PHONE_FIRST)
     bot = RtpEndpoint(host=HOST, port=0, input_rate=RATE, output_rate=RATE)
     await phone.open()
     await bot.open()

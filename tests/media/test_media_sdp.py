@@ -179,3 +179,24 @@ def test_opus_with_only_an_8khz_telephone_event_keeps_the_keypad() -> None:
     assert media.codec.name == "opus"
     assert (media.dtmf_payload_type, media.dtmf_clock_rate) == (101, 8000)
     assert "a=rtpmap:101 telephone-event/8000" in sdp.serialize()
+
+
+@pytest.mark.parametrize(
+    "port_or_formats",
+    [
+        ("²", "0"),
+        ("٤٠٠٠٠", "0"),
+        ("9" * 5000, "0"),
+        ("99999999999999999999", "0"),
+        ("40000", "²"),
+        ("40000", "9" * 5000),
+    ],
+)
+def test_numbers_in_sdp_are_ascii_digits_within_range(port_or_formats: tuple[str, str]) -> None:
+    """Issue 15: ``m=audio ²`` raised a plain ValueError (a traceback in the call set-up), "٤" counted as 4."""
+    port, formats = port_or_formats
+    text = offer_text("0").replace("m=audio 40000 RTP/AVP 0", f"m=audio {port} RTP/AVP {formats}")
+    with pytest.raises(SdpError):
+        answer(text)
+    with pytest.raises(SdpError):
+        answer(offer_text("0", "a=rtpmap:0 PCMU/²\r\n"))

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from knowledge.config import SAMPLE_KB_DIR
 from voicebot.pipeline.resources import CallResources
-from voicebot.settings import SAMPLE_KB_DIR, PathSettings, Settings
+from voicebot.settings import PathSettings, Settings
 
 KB_PAGES = (
     "buergerbuero-kontakt",
@@ -42,7 +43,6 @@ def pipeline_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_settings(base: Path, models_dir: Path, calls_dir: Path) -> Settings:
     return Settings(
         paths=PathSettings(
-            data_dir=base,
             models_dir=models_dir,
             index_dir=base / "index",
             calls_dir=calls_dir,

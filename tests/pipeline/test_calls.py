@@ -121,6 +121,22 @@ async def test_silence_asks_once_then_ends_the_call(
     assert [e["reason"] for e in result.events if e["type"] == "CallEndingFrame"] == ["silence"]
 
 
+async def test_the_call_ends_politely_at_its_maximum_length(
+    call_resources: CallResources, call_settings: Callable[..., Settings]
+) -> None:
+    settings = call_settings(max_call_s=6.0)
+    result, _ = await run_call(settings, call_resources, [9.0, "Wo ist das Fundbüro?", 5.0])
+    assert [t["kind"] for t in turns(result, "bot")] == [
+        "greeting",
+        "max_duration",
+    ]  # the late question unanswered
+    closing = turns(result, "bot", "max_duration")[0]
+    assert closing["text"] == Settings().call.max_call_message and closing["played"]
+    assert closing["start_s"] >= 6.0  # call time, not wall time (the simulation runs 3x faster)
+    assert result.transcript["ended_reason"] == "max_duration"
+    assert [e["reason"] for e in result.events if e["type"] == "CallEndingFrame"] == ["max_duration"]
+
+
 async def test_repeat_request_and_goodbye(
     call_resources: CallResources, call_settings: Callable[..., Settings]
 ) -> None:

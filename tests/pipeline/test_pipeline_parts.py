@@ -8,18 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.audio.resamplers.soxr_stream_resampler import SOXRStreamAudioResampler
+from pipecat.frames.frames import InputDTMFFrame, TTSSpeakFrame
+from pipecat.tests.utils import run_test
 from typer.testing import CliRunner
 
 from knowledge.types import Action, Answer
 from voicebot.benchmarks.asr import asterisk_prompts, mulaw_roundtrip, normalise_words, word_edits
 from voicebot.benchmarks.caller_audio import compose_call
 from voicebot.cli import app
+from voicebot.models import ModelMissingError, require_model
 from voicebot.pipeline.audio import DcBlocker, LowLatencyResampler
-from voicebot.pipeline.call_script import matches_phrase
+from voicebot.pipeline.call_script import HandoffKeyListener, matches_phrase
 from voicebot.pipeline.espeak import EspeakVoice, _EspeakBinary, espeak_engine, synthesize_blocks
-from voicebot.pipeline.frames import AsrResult, CallerQuestionFrame
-from voicebot.pipeline.resources import CallResources, ModelLoadError
+from voicebot.pipeline.frames import AsrResult, BotTurnEndFrame, CallerQuestionFrame, HandoffRequestFrame
+from voicebot.pipeline.resources import CallResources, load_whisper, whisper_model_dir
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.pipeline.tts import VoiceCatalog
 from voicebot.pipeline.whisper_decode import strip_prompt_echo, transcribe_pcm
@@ -106,8 +110,8 @@ def test_repeat_detection() -> None:
 
 
 def test_transcript_is_written_continuously_and_records_barge_in(tmp_path: Path) -> None:
-    transcript = CallTranscript("c1", tmp_path)
-    path = tmp_path / "c1.json"
+    transcript = CallTranscript(tmp_path, channel="simulation")
+    path = tmp_path / f"{transcript.call_id}.json"
     assert json.loads(path.read_text())["turns"] == []
     greeting = transcript.add_bot_turn("greeting", "Guten Tag.", interruptible=False)
     assert not transcript.mark_interrupted()  # the notice is always heard in full
@@ -128,6 +132,24 @@ def test_transcript_is_written_continuously_and_records_barge_in(tmp_path: Path)
     assert on_disk["turns"][2]["interrupted"] and on_disk["turns"][2]["sources"] == ["fundbuero"]
     assert transcript.last_answer_text() == "Das Fundbüro ist im Rathaus."
     assert [t.role for t in transcript.history()] == ["caller", "bot"]
+
+
+async def test_handoff_key_says_the_handoff_sentence_then_requests_a_handoff_once() -> None:
+    transcript = CallTranscript("keys")
+    listener = HandoffKeyListener(transcript=transcript, keys="0", message="Ich verbinde Sie.")
+    keys = [InputDTMFFrame(button=KeypadEntry(digit)) for digit in ("1", "0", "0")]
+    down, _up = await run_test(listener, frames_to_send=keys)
+    assert [str(f.button.value) for f in down if isinstance(f, InputDTMFFrame)] == ["1", "0", "0"]
+    spoken = [f.text for f in down if isinstance(f, TTSSpeakFrame)]
+    requests = [f for f in down if isinstance(f, HandoffRequestFrame)]
+    assert spoken == ["Ich verbinde Sie."] and all(
+        not f.interruptible for f in down if isinstance(f, TTSSpeakFrame)
+    )
+    assert [(r.reason, r.summary) for r in requests] == [("handoff", "Anrufer hat 0 gedrückt")]
+    assert down.index(requests[0]) > max(
+        down.index(f) for f in down if isinstance(f, TTSSpeakFrame | BotTurnEndFrame)
+    )  # the request travels behind the sentence, so the transfer starts after the caller heard it
+    assert [(t.role, t.kind, t.text) for t in transcript.turns] == [("bot", "handoff", "Ich verbinde Sie.")]
 
 
 def test_wer_normaliser_and_mulaw() -> None:
@@ -161,8 +183,22 @@ def test_speech_segments_find_bot_audio() -> None:
 
 
 def test_missing_whisper_model_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="voicebot models setup"):
+    with pytest.raises(ModelMissingError, match="voicebot models setup"):
         CallResources.load(Settings(paths=PathSettings(models_dir=tmp_path)))
+
+
+def test_call_models_come_from_require_model(tmp_path: Path, embedded_models_dir: Path) -> None:
+    """The registry says where a model lives and how it is installed; a production Whisper model that was not
+    pulled names the pull command, not the setup of the embedded models."""
+    production = Settings(
+        paths=PathSettings(models_dir=tmp_path), asr=AsrSettings(model="whisper-large-v3-turbo")
+    )
+    with pytest.raises(ModelMissingError, match="voicebot models pull whisper-large-v3-turbo"):
+        load_whisper(production)
+    embedded = Settings(paths=PathSettings(models_dir=embedded_models_dir))
+    assert whisper_model_dir(embedded) == require_model(embedded, "whisper-base")
+    absolute = Settings(asr=AsrSettings(model=str(embedded_models_dir / "whisper-base")))
+    assert whisper_model_dir(absolute) == embedded_models_dir / "whisper-base"
 
 
 def test_call_command_rejects_bad_input_with_one_line(tmp_path: Path) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.message import Request, Response
 from sip_bridge.sip.parser import parse_datagram
 from sip_bridge.sip.useragent import UserAgent
-from voicebot.settings import SipSettings
 
 PEER = ("127.0.0.1", 5099)
 SDP_OFFER = (
@@ -29,12 +29,14 @@ class ManualClock:
 
 @dataclass
 class Harness:
-    """A UserAgent on 127.0.0.1:5060 with a manual clock; ``sent`` collects parsed outgoing messages."""
+    """A UserAgent on 127.0.0.1:5060 with a manual clock; ``sent`` collects parsed outgoing messages, ``pongs``
+    the CRLF answers to TCP keep-alives."""
 
-    settings: SipSettings = field(default_factory=SipSettings)
+    settings: UserAgentConfig = field(default_factory=UserAgentConfig)
     clock: ManualClock = field(default_factory=ManualClock)
     ua: UserAgent = field(init=False)
     sent: list[tuple[Request | Response, tuple[str, int], str]] = field(default_factory=list)
+    pongs: list[tuple[tuple[str, int], str]] = field(default_factory=list)  # CRLF keep-alive answers sent
 
     def __post_init__(self) -> None:
         self.ua = UserAgent(self.settings, local_host="127.0.0.1", local_port=5060, clock=self.clock)
@@ -47,6 +49,9 @@ class Harness:
     def drain(self) -> list:
         out = []
         for item in self.ua.outgoing():
+            if item.data == b"\r\n":
+                self.pongs.append((item.dest, item.transport))
+                continue
             message = parse_datagram(item.data)
             self.sent.append((message, item.dest, item.transport))
             out.append(message)

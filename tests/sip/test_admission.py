@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from sip_bridge.sip import events as ev
 from sip_bridge.sip.auth import DigestChallenger, authorization_header, parse_challenge
-from sip_bridge.sip.message import Request, Response
+from sip_bridge.sip.config import UserAgentConfig
+from sip_bridge.sip.message import REASONS, Request, Response
 from voicebot.settings import SipSettings
+from voicebot.telephony.config import media_peer_policy
 
 from .helpers import SDP_OFFER, Harness, response_to, sip_request
 
@@ -26,7 +28,7 @@ def first_status(harness: Harness, data: bytes, source: tuple[str, int] = UNKNOW
 
 
 def test_a_burst_from_a_trusted_trunk_is_not_rate_limited_but_one_from_elsewhere_is() -> None:
-    settings = SipSettings(
+    settings = UserAgentConfig(
         invites_per_source_per_minute=3,
         max_calls=50,
         allowed_networks=["127.0.0.0/8", "192.0.2.0/24"],
@@ -41,7 +43,7 @@ def test_a_burst_from_a_trusted_trunk_is_not_rate_limited_but_one_from_elsewhere
 
 
 def test_a_trusted_trunk_is_still_bounded_by_max_calls() -> None:
-    settings = SipSettings(
+    settings = UserAgentConfig(
         max_calls=2, retry_after_s=9, allowed_networks=[], trusted_networks=["192.0.2.0/24"]
     )
     harness = Harness(settings)
@@ -54,7 +56,7 @@ def test_a_trusted_trunk_is_still_bounded_by_max_calls() -> None:
 
 
 def test_a_503_from_the_application_carries_retry_after() -> None:
-    harness = Harness(SipSettings(retry_after_s=12))
+    harness = Harness(UserAgentConfig(retry_after_s=12))
     harness.feed(invite(1))
     (call,) = harness.ua.next_events()
     assert isinstance(call, ev.IncomingCall)
@@ -64,7 +66,7 @@ def test_a_503_from_the_application_carries_retry_after() -> None:
 
 
 def auth_harness(**overrides: object) -> Harness:
-    settings = SipSettings(
+    settings = UserAgentConfig(
         inbound_realm="rathaus",
         inbound_username="pbx",
         inbound_password="geheim",
@@ -126,7 +128,7 @@ def test_guesses_from_rotating_sources_end_in_a_lockout_with_retry_after() -> No
 
 def test_our_digest_answers_a_pbx_offering_sha256_and_one_offering_md5() -> None:
     for offered, expected in ((None, "SHA-256"), ("MD5", "MD5")):
-        harness = Harness(SipSettings(auth_username="hotline", auth_password="pw"))
+        harness = Harness(UserAgentConfig(auth_username="hotline", auth_password="pw"))
         pbx = DigestChallenger("pbx", "hotline", "pw")
         harness.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
         first = harness.drain()[0]
@@ -139,3 +141,60 @@ def test_our_digest_answers_a_pbx_offering_sha256_and_one_offering_md5() -> None
         authorization = retry.headers.get("Proxy-Authorization") or ""
         assert f"algorithm={expected}" in authorization
         assert pbx.verify(authorization, "INVITE", retry.uri, harness.clock.now)
+
+
+def test_every_refusal_carries_the_standard_reason_phrase_only() -> None:
+    """The phrase must not tell a guesser which limit hit (lockout, rate, busy): the detail is in our log."""
+    refusals: list[Response] = []
+    rated = Harness(UserAgentConfig(invites_per_source_per_minute=1, max_calls=50))
+    first_status(rated, invite(1))
+    refusals.append(first_status(rated, invite(2)))  # per-source rate
+    busy = Harness(UserAgentConfig(max_calls=1))
+    first_status(busy, invite(1))
+    refusals.append(first_status(busy, invite(2)))  # max_calls
+    locked = auth_harness()
+    for n in range(7):
+        params = challenge_of(first_status(locked, invite(2 * n)))
+        guess = authorization_header(params, username="pbx", password="falsch", method="INVITE", uri=URI)
+        last = first_status(locked, invite(2 * n + 1, extra=f"Authorization: {guess}\r\n"))
+    refusals.append(last)  # digest lockout
+    dialog = Harness()
+    dialog.feed(invite(1))
+    (call,) = dialog.ua.next_events()
+    assert isinstance(call, ev.IncomingCall)
+    dialog.ua.answer(call.call_id, SDP_OFFER)
+    tag = dialog.drain()[-1].to.tag
+    reinvite = sip_request(
+        "INVITE", call_id="call-1", branch="z9hG4bK-re", cseq=3, to_tag=tag, body=SDP_OFFER
+    )
+    dialog.feed(sip_request("ACK", call_id="call-1", branch="z9hG4bK-ack", to_tag=tag))
+    dialog.feed(reinvite)
+    dialog.ua.next_events()
+    refusals += [m for m in dialog.run_timers_until(11.0) if m.status == 500][:1]  # no answer from media
+    dialog.feed(sip_request("ACK", call_id="call-1", branch="z9hG4bK-re", cseq=3, to_tag=tag))
+    old = sip_request("INVITE", call_id="call-1", branch="z9hG4bK-old", cseq=2, to_tag=tag, body=SDP_OFFER)
+    refusals.append(first_status(dialog, old))  # CSeq out of order
+    assert [m.status for m in refusals] == [503, 503, 503, 500, 500]
+    assert [m.reason for m in refusals] == [REASONS[m.status] for m in refusals]
+
+
+def test_a_trusted_trunk_outside_allowed_networks_is_let_in_and_an_empty_list_still_admits_all() -> None:
+    settings = UserAgentConfig(allowed_networks=["10.0.0.0/8"], trusted_networks=["192.0.2.0/28"])
+    assert first_status(Harness(settings), invite(1), TRUNK).status == 100
+    assert first_status(Harness(settings), invite(1), UNKNOWN).status == 403
+    everyone = UserAgentConfig(allowed_networks=[], trusted_networks=["192.0.2.0/28"])
+    assert everyone.admitted_networks == ()
+    assert first_status(Harness(everyone), invite(1), UNKNOWN).status == 100
+
+
+def test_the_rtp_allow_list_defaults_to_the_networks_sip_admits() -> None:
+    trunk_only_trusted = SipSettings(allowed_networks=["10.0.0.0/8"], trusted_networks=["192.0.2.10/32"])
+    assert media_peer_policy(trunk_only_trusted).allowed_networks == ("10.0.0.0/8", "192.0.2.10/32")
+    assert (
+        media_peer_policy(
+            SipSettings(allowed_networks=[], trusted_networks=["192.0.2.10/32"])
+        ).allowed_networks
+        == ()
+    )
+    direct = SipSettings(trusted_networks=["192.0.2.10/32"], rtp_allowed_networks=["198.51.100.0/24"])
+    assert media_peer_policy(direct).allowed_networks == ("198.51.100.0/24",)

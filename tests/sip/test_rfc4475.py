@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from sip_bridge.sip import IncomingCall
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.message import Request, Response
 from sip_bridge.sip.parser import ParseError, StreamFramer, parse_datagram
-from voicebot.settings import SipSettings
 
 from .helpers import Harness
 
@@ -94,7 +94,7 @@ def test_table_covers_all_49_files() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_torture_message_gets_the_expected_answer(name: str) -> None:
-    harness = Harness(SipSettings())
+    harness = Harness(UserAgentConfig())
     sent = harness.feed(load(name), SOURCE)
     events = harness.ua.next_events()
     expected = EXPECTED[name]

@@ -20,8 +20,8 @@ from sip_bridge.sip import (
     TransferFailed,
     TransferSucceeded,
 )
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.transport import SipEndpoint
-from voicebot.settings import SipSettings
 
 from .helpers import SDP_ANSWER
 from .sipp import SippResult, free_udp_port, run_sipp
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 @contextlib.asynccontextmanager
 async def endpoint(**overrides: object) -> AsyncIterator[SipEndpoint]:
-    settings = SipSettings(bind_host="127.0.0.1", port=0, **overrides)  # type: ignore[arg-type]
+    settings = UserAgentConfig(bind_host="127.0.0.1", port=0, **overrides)  # type: ignore[arg-type]
     sip = await SipEndpoint.start(settings)
     try:
         yield sip

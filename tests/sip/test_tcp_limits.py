@@ -1,6 +1,6 @@
 """Inbound SIP over TCP is bounded, on real loopback sockets with small limits: forbidden sources and connections
-beyond the caps are closed at accept, idle and slow connections are closed, a connection carrying a call is kept,
-and running out of descriptors pauses accepting with a few log lines, not thousands."""
+beyond the caps are closed at accept, idle and slow connections are closed, a connection carrying a call or kept
+alive with RFC 5626 CRLF pings is kept, and running out of descriptors pauses accepting with a few log lines."""
 
 from __future__ import annotations
 
@@ -14,19 +14,19 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.parser import StreamFramer
 from sip_bridge.sip.policy import StreamActivity, TcpLimits
 from sip_bridge.sip.transport import SipEndpoint, raise_open_file_limit
-from voicebot.settings import SipSettings
 
-from .helpers import SDP_OFFER, sip_request
+from .helpers import SDP_OFFER, Harness, sip_request
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 5.0  # bound on every wait; the limits under test are a fraction of it
 
 
 async def started(**overrides: object) -> SipEndpoint:
-    settings = SipSettings(bind_host="127.0.0.1", port=0, transports=["tcp"], **overrides)  # type: ignore[arg-type]
+    settings = UserAgentConfig(bind_host="127.0.0.1", port=0, transports=["tcp"], **overrides)  # type: ignore[arg-type]
     return await SipEndpoint.start(settings)
 
 
@@ -175,13 +175,13 @@ def test_the_open_file_limit_is_raised_to_the_hard_limit() -> None:
 SERVER_OUT_OF_DESCRIPTORS = textwrap.dedent(
     """
     import asyncio, logging, os, resource, sys
+    from sip_bridge.sip.config import UserAgentConfig
     from sip_bridge.sip.transport import SipEndpoint
-    from voicebot.settings import SipSettings
 
     async def main():
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-        settings = SipSettings(bind_host="127.0.0.1", port=0, transports=["tcp"],
-                               tcp_max_connections=10000, tcp_max_connections_per_source=10000)
+        settings = UserAgentConfig(bind_host="127.0.0.1", port=0, transports=["tcp"],
+                                   tcp_max_connections=10000, tcp_max_connections_per_source=10000)
         sip = await SipEndpoint.start(settings)
         spare = 12
         resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + spare,
@@ -225,3 +225,36 @@ async def test_out_of_descriptors_pauses_accepting_and_logs_a_few_lines() -> Non
         _, stderr = await asyncio.wait_for(server.communicate(), 30)
     lines = [line for line in stderr.decode(errors="replace").splitlines() if "accept" in line.lower()]
     assert 1 <= len(lines) <= 3, stderr.decode(errors="replace")[-2000:]
+
+
+async def test_a_trusted_source_outside_allowed_networks_is_accepted() -> None:
+    sip = await started(allowed_networks=["10.0.0.0/8"], trusted_networks=["127.0.0.1/32"])
+    assert await options_over_new_connection(sip.port) == 200
+    await sip.close()
+
+
+def test_crlf_keepalive_pings_are_counted_also_when_split_and_answered_with_one_pong() -> None:
+    framer = StreamFramer()
+    assert framer.feed(b"\r\n") == [] and framer.keepalives == 0 and framer.pending_bytes == 0
+    assert framer.feed(b"\r\n") == [] and framer.keepalives == 1  # a ping split across two segments
+    messages = framer.feed(sip_request("OPTIONS") + b"\r\n\r\n" + sip_request("OPTIONS", call_id="two"))
+    assert [m.call_id for m in messages] == ["call-1@127.0.0.1", "two"] and framer.keepalives == 2
+    harness = Harness()
+    trunk = ("127.0.0.1", 5070)
+    assert harness.feed(b"\r\n\r\n", source=trunk, transport="tcp") == []
+    assert harness.pongs == [(trunk, "tcp")] and harness.ua.stream_progress(trunk) == (1, 0)
+    harness.feed(b"\r\n\r\n", source=trunk, transport="udp")  # UDP keep-alives stay unanswered
+    assert harness.pongs == [(trunk, "tcp")]
+
+
+async def test_a_connection_kept_alive_with_crlf_pings_outlives_the_idle_timeout() -> None:
+    sip = await started(tcp_idle_timeout_s=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", sip.port)
+    for _ in range(12):  # 1.2 s of pings, four idle timeouts: each one is answered and keeps the connection
+        writer.write(b"\r\n\r\n")
+        assert await asyncio.wait_for(reader.readexactly(2), WAIT_S) == b"\r\n"
+        await asyncio.sleep(0.1)  # the trunk's ping interval, scaled down
+    writer.write(sip_request("OPTIONS"))
+    assert (await closed_by_server(reader)).startswith(b"SIP/2.0 200")  # answered, then idle, then closed
+    writer.close()
+    await sip.close()

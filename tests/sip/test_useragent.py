@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sip_bridge.sip import events as ev
 from sip_bridge.sip.auth import DigestChallenger, authorization_header, parse_challenge
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.message import Request, Response
-from voicebot.settings import SipSettings
 
 from .helpers import PEER, SDP_ANSWER, SDP_OFFER, Harness, response_to, sip_request
 
@@ -133,7 +133,7 @@ def test_rport_answers_go_to_the_source_port_and_others_to_the_via_port() -> Non
 
 
 def test_max_calls_answers_503_with_retry_after() -> None:
-    harness = Harness(SipSettings(max_calls=1, retry_after_s=17))
+    harness = Harness(UserAgentConfig(max_calls=1, retry_after_s=17))
     harness.feed(sip_request("INVITE", body=SDP_OFFER))
     second = harness.feed(sip_request("INVITE", call_id="call-2", branch="z9hG4bK-2", body=SDP_OFFER))
     assert [(m.status, m.headers.get("Retry-After")) for m in second] == [(503, "17")]
@@ -141,7 +141,7 @@ def test_max_calls_answers_503_with_retry_after() -> None:
 
 
 def test_invite_rate_limit_per_source() -> None:
-    harness = Harness(SipSettings(invites_per_source_per_minute=2, max_calls=10))
+    harness = Harness(UserAgentConfig(invites_per_source_per_minute=2, max_calls=10))
     statuses = []
     for n in range(3):
         sent = harness.feed(sip_request("INVITE", call_id=f"c{n}", branch=f"z9hG4bK-{n}", body=SDP_OFFER))
@@ -154,13 +154,13 @@ def test_invite_rate_limit_per_source() -> None:
 
 
 def test_sources_outside_the_allow_list_are_refused() -> None:
-    harness = Harness(SipSettings(allowed_networks=["127.0.0.0/8"]))
+    harness = Harness(UserAgentConfig(allowed_networks=["127.0.0.0/8"]))
     sent = harness.feed(sip_request("INVITE", body=SDP_OFFER), source=("10.1.2.3", 5060))
     assert [m.status for m in sent] == [403] and harness.ua.next_events() == []
 
 
 def test_oversized_and_garbage_datagrams_are_dropped_and_logged_once() -> None:
-    harness = Harness(SipSettings(max_message_bytes=2000))
+    harness = Harness(UserAgentConfig(max_message_bytes=2000))
     big = sip_request("OPTIONS", body=b"x" * 3000, content_type="text/plain")
     for _ in range(3):
         assert harness.feed(big) == []
@@ -169,7 +169,7 @@ def test_oversized_and_garbage_datagrams_are_dropped_and_logged_once() -> None:
 
 
 def test_inbound_digest_challenge() -> None:
-    settings = SipSettings(inbound_realm="rathaus", inbound_username="pbx", inbound_password="geheim")
+    settings = UserAgentConfig(inbound_realm="rathaus", inbound_username="pbx", inbound_password="geheim")
     harness = Harness(settings)
     challenge = harness.feed(sip_request("INVITE", body=SDP_OFFER))[0]
     assert challenge.status == 401 and harness.ua.next_events() == []
@@ -256,12 +256,12 @@ def test_refer_refused_notify_failure_and_timeouts() -> None:
     harness.feed(notify(refer.from_.tag or "", "SIP/2.0 486 Busy Here\r\n", 2))
     assert harness.ua.next_events() == [ev.ReferAccepted(CALL), ev.TransferFailed(CALL, 486, "Busy Here")]
 
-    harness = Harness(SipSettings(transfer_timeout_s=60.0))
+    harness = Harness(UserAgentConfig(transfer_timeout_s=60.0))
     refer_started(harness)
     harness.run_timers_until(33.0)  # no answer at all: timer F
     assert harness.ua.next_events() == [ev.TransferFailed(CALL, 408, "REFER timed out")]
 
-    harness = Harness(SipSettings(transfer_timeout_s=20.0))
+    harness = Harness(UserAgentConfig(transfer_timeout_s=20.0))
     refer = refer_started(harness)
     harness.feed(response_to(refer, 202, "Accepted", to_tag=None))
     harness.run_timers_until(21.0)  # accepted, but no final NOTIFY
@@ -308,7 +308,7 @@ def test_outbound_invite_rejected_or_unanswered() -> None:
 
 
 def test_outbound_invite_answers_a_proxy_challenge() -> None:
-    harness = Harness(SipSettings(auth_username="hotline", auth_password="pw"))
+    harness = Harness(UserAgentConfig(auth_username="hotline", auth_password="pw"))
     harness.ua.invite("sip:staff@127.0.0.1:5070", SDP_OFFER)
     invite = harness.drain()[0]
     challenge = 'Proxy-Authenticate: Digest realm="pbx", nonce="abc", qop="auth"\r\n'
@@ -333,7 +333,7 @@ def test_hangup_before_any_provisional_waits_to_cancel() -> None:
 
 
 def test_register_with_digest_and_refresh() -> None:
-    settings = SipSettings(
+    settings = UserAgentConfig(
         registrar="sip:127.0.0.1:5080", auth_username="2001", auth_password="pw", register_expires_s=60
     )
     harness = Harness(settings)
@@ -357,7 +357,7 @@ def test_register_with_digest_and_refresh() -> None:
 
 
 def test_register_refused() -> None:
-    harness = Harness(SipSettings(registrar="127.0.0.1:5080"))
+    harness = Harness(UserAgentConfig(registrar="127.0.0.1:5080"))
     harness.ua.register()
     harness.feed(response_to(harness.drain()[0], 403, "Forbidden"))
     assert harness.ua.next_events() == [ev.RegistrationFailed(403, "Forbidden")]
@@ -444,7 +444,7 @@ def test_response_with_a_broken_to_header_is_dropped_before_the_transaction_sees
 
 
 def test_register_interval_too_brief_and_stale_nonce() -> None:
-    settings = SipSettings(registrar="sip:127.0.0.1:5080", auth_username="2001", auth_password="pw")
+    settings = UserAgentConfig(registrar="sip:127.0.0.1:5080", auth_username="2001", auth_password="pw")
     harness = Harness(settings)
     harness.ua.register()
     first = harness.drain()[0]
@@ -462,7 +462,7 @@ def test_register_interval_too_brief_and_stale_nonce() -> None:
 
 
 def test_challenged_bye_and_reinvite_are_resent_with_credentials() -> None:
-    harness = Harness(SipSettings(auth_username="hotline", auth_password="pw"))
+    harness = Harness(UserAgentConfig(auth_username="hotline", auth_password="pw"))
     established(harness)
     challenge = 'Proxy-Authenticate: Digest realm="pbx", nonce="abc"\r\n'
     harness.ua.reinvite(CALL, SDP_ANSWER)
@@ -503,3 +503,39 @@ def test_a_reinvite_left_unanswered_gets_500_and_the_next_one_is_offered_again()
     harness.feed(sip_request("ACK", branch="z9hG4bK-re1", cseq=2, to_tag=tag))
     harness.feed(sip_request("INVITE", branch="z9hG4bK-re2", cseq=3, to_tag=tag, body=SDP_OFFER))
     assert harness.ua.next_events() == [ev.ReInvite(CALL, SDP_OFFER)]
+
+
+def dtmf_info(tag: str, cseq: int, digit: str = "5") -> bytes:
+    return sip_request(
+        "INFO",
+        branch=f"z9hG4bK-info-{cseq}",
+        cseq=cseq,
+        to_tag=tag,
+        body=f"Signal={digit}\r\nDuration=100\r\n".encode(),
+        content_type="application/dtmf-relay",
+    )
+
+
+def test_an_info_flood_keeps_no_transactions_and_passes_at_most_ten_digits_a_second() -> None:
+    harness = Harness(UserAgentConfig(max_calls=2))
+    harness.ua.max_server_transactions = 5
+    tag = established(harness)
+    held = harness.ua.state_sizes()["server_transactions"]
+    answers = [m.status for n in range(50) for m in harness.feed(dtmf_info(tag, 2 + n))]
+    assert answers == [200] * 50 and harness.ua.state_sizes()["server_transactions"] == held
+    assert len(harness.ua.next_events()) == 10  # the rest of this second's digits are dropped
+    other = sip_request("INVITE", call_id="second-call", branch="z9hG4bK-second", body=SDP_OFFER)
+    assert harness.feed(other)[0].status == 100  # the flood did not fill the table new calls need
+    harness.ua.next_events()
+    harness.clock.now += 1.0
+    harness.feed(dtmf_info(tag, 100, "7"))
+    assert harness.ua.next_events() == [ev.DtmfInfo(CALL, "7", 100)]
+
+
+def test_a_retransmitted_info_is_answered_again_but_gives_no_second_digit() -> None:
+    harness = Harness()
+    tag = established(harness)
+    first = harness.feed(dtmf_info(tag, 2))
+    again = harness.feed(dtmf_info(tag, 2))
+    assert [m.status for m in first + again] == [200, 200] and first[0].to.tag == again[0].to.tag == tag
+    assert harness.ua.next_events() == [ev.DtmfInfo(CALL, "5", 100)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from aiortc import RTCPeerConnection
 
-from voicebot.server import CallRegistry
+from voicebot.calls import CallRegistry
 from voicebot.settings import Settings
 from voicebot.web.app import create_app
 

@@ -167,9 +167,9 @@ def german_phrases(limit: int) -> list[str]:
     """German questions of the evaluation set (already written the way callers say them)."""
     import yaml
 
-    from voicebot.settings import PACKAGE_ROOT
+    from knowledge.evaluation import DEFAULT_SET
 
-    path = PACKAGE_ROOT / "knowledge" / "eval" / "questions.yaml"
+    path = DEFAULT_SET
     items = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else []
     phrases = [
         str(item["question"])

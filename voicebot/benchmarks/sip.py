@@ -15,8 +15,6 @@ The server runs in a subprocess so that the measured bot does not share this pro
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import shutil
 import statistics
 import subprocess
@@ -163,24 +161,24 @@ async def run_sip_benchmark(settings: Settings, *, calls: int, concurrency: int)
         finally:
             await caller.stop()
             server.stop()
+        records = {record.get("sip_call_id"): record for record in server.transcripts()}
         for result in results:
-            _read_transcript(result, server.calls_dir)
+            _read_transcript(result, records)
     return summarize(results, calls=calls, concurrency=concurrency, startup_s=startup_s)
 
 
-def _read_transcript(result: CallResult, calls_dir: Path) -> None:
-    """Attach what the bot heard and answered, so a latency figure can be checked against a real answer."""
-    if result.call_id is None:
-        return
-    path = calls_dir / f"{result.call_id}.json"
-    with contextlib.suppress(OSError, ValueError):
-        turns = json.loads(path.read_text(encoding="utf-8")).get("turns", [])
-        questions = [t for t in turns if t.get("role") == "caller" and t.get("kind") == "question"]
-        answers = [t for t in turns if t.get("role") == "bot" and t.get("kind") not in ("greeting",)]
-        if questions:
-            result.heard = questions[0].get("text")
-        if answers:
-            result.answer = answers[0].get("text")
+def _read_transcript(result: CallResult, records: dict[Any, dict[str, Any]]) -> None:
+    """Attach what the bot heard and answered, so a latency figure can be checked against a real answer.
+
+    ``records`` are the server's call records by the SIP Call-ID the caller sent (``sip_call_id``)."""
+    record = records.get(result.call_id) if result.call_id is not None else None
+    turns = record.get("turns", []) if record is not None else []
+    questions = [t for t in turns if t.get("role") == "caller" and t.get("kind") == "question"]
+    answers = [t for t in turns if t.get("role") == "bot" and t.get("kind") not in ("greeting",)]
+    if questions:
+        result.heard = questions[0].get("text")
+    if answers:
+        result.answer = answers[0].get("text")
 
 
 def _percentile(values: list[float], q: float) -> float | None:

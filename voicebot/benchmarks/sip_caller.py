@@ -9,8 +9,8 @@ import asyncio
 import contextlib
 
 from sip_bridge.sip import events as ev
+from sip_bridge.sip.config import UserAgentConfig
 from sip_bridge.sip.transport import SipEndpoint
-from voicebot.settings import SipSettings
 
 INVITE_TIMEOUT_S = 40.0
 
@@ -24,7 +24,7 @@ class SipCaller:
 
     @classmethod
     async def start(cls) -> SipCaller:
-        settings = SipSettings(bind_host="127.0.0.1", port=0, transports=["udp"], user="bench-caller")
+        settings = UserAgentConfig(bind_host="127.0.0.1", port=0, transports=("udp",), user="bench-caller")
         return cls(await SipEndpoint.start(settings))
 
     async def _dispatch(self) -> None:

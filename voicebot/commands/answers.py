@@ -36,12 +36,13 @@ LlmUrlOption = Annotated[
 ]
 
 
-# Usage errors of these commands exit with 2, like typer's own option errors.
+# Usage errors (a wrong option value, an empty question) exit with 2, like typer's own option errors; a
+# configuration error or a missing index exits with 1, as from every other command.
 USAGE_ERROR = 2
 
 
 def _settings(llm_url: str | None = None) -> Settings:
-    settings = settings_or_exit(USAGE_ERROR)
+    settings = settings_or_exit()
     if llm_url:
         settings = settings.model_copy(deep=True)
         settings.llm.base_url = llm_url
@@ -57,24 +58,22 @@ def _mode(value: str | None) -> Literal["llm", "extractive"] | None:
 
 
 def _build(settings: Settings, mode: str | None) -> tuple[AnswerEngine, Retriever]:
-    """Retriever (from the on-disk index, ingesting the sample KB on first use) and engine, or exit 2."""
+    """Retriever (from the on-disk index, ingesting the sample KB on first use) and engine, or exit 1."""
     from knowledge.engine import EngineConfigurationError, build_answer_engine
 
     chosen = _mode(mode) or settings.resolved_answer_mode()
     if chosen == "llm" and not settings.llm.base_url:
-        raise fail(
-            "mode 'llm' needs an OpenAI-compatible endpoint: set VOICEBOT_LLM__BASE_URL or --llm-url",
-            USAGE_ERROR,
-        )
+        raise fail("mode 'llm' needs an OpenAI-compatible endpoint: set VOICEBOT_LLM__BASE_URL or --llm-url")
     try:
         from knowledge.index import load_retriever
 
-        retriever = load_retriever(settings)
-        engine = build_answer_engine(settings, retriever, mode=chosen)
+        config = settings.knowledge()
+        retriever = load_retriever(config)
+        engine = build_answer_engine(config, retriever, mode=chosen)
     except EngineConfigurationError as exc:
-        raise fail(str(exc), USAGE_ERROR) from None
+        raise fail(str(exc)) from None
     except (FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc).splitlines()[0], USAGE_ERROR) from None
+        raise fail(str(exc).splitlines()[0]) from None
     return engine, retriever
 
 
@@ -101,6 +100,11 @@ def ask(
     engine, retriever = _build(settings, mode)
     answer = asyncio.run(engine.answer(AnswerRequest(question, language=language)))
     sources = [_source_info(retriever, s) for s in answer.sources]
+    if answer.language != language:  # no page and no phrase in that language: say so instead of switching
+        typer.echo(
+            f"note: no answer in language {language!r} in the knowledge base; answered in {answer.language!r}",
+            err=True,
+        )
     if json_output:
         payload = {
             "question": question,
@@ -110,6 +114,7 @@ def ask(
             "sources": sources,
             "mode": answer.mode,
             "language": answer.language,
+            "requested_language": language,
             "reason": answer.reason,
             "timings_ms": answer.timings_ms,
         }
@@ -355,7 +360,7 @@ def _bench_retrieval(settings: Settings, chunks: int, runs: int) -> dict[str, An
         n_chunks=chunks,
         repeats=max(1, runs // 10),
         sources=tuple(settings.paths.kb_sources),
-        settings=settings.retrieval,
+        config=settings.retrieval,
         base_index_dir=index_dir if (index_dir / "manifest.json").exists() else None,
     )
     return {"chunks": measured["n_chunks"], "p50": measured["p50_ms"], "p95": measured["p95_ms"], **measured}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,21 +13,28 @@ from voicebot.commands.errors import fail, settings_or_exit
 
 
 def _quiet_logs(verbose: bool) -> None:
-    from loguru import logger
+    from voicebot.logs import configure_logging
 
-    logger.remove()
-    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+    configure_logging("DEBUG" if verbose else "WARNING", stdlib=False)
 
 
 def _resources(settings: Any) -> Any:
-    from voicebot.pipeline.resources import CallResources, ModelLoadError
+    from voicebot.models import ModelError
+    from voicebot.pipeline.resources import CallResources
 
     try:
         return CallResources.load(settings)
-    except ModelLoadError as error:
+    except ModelError as error:
         raise fail(str(error)) from None
     except FileNotFoundError as error:
         raise fail(str(error)) from None
+
+
+def _simulation_settings(settings: Any) -> Any:
+    """A simulated call's record goes to ``paths.simulated_calls_dir`` as a JSON file, never among the real calls'
+    records (their folder or the database), so test calls do not count as citizens' calls."""
+    paths = settings.paths.model_copy(update={"calls_dir": settings.paths.simulated_calls_dir})
+    return settings.model_copy(update={"paths": paths, "database_url": None})
 
 
 def call(
@@ -56,6 +62,7 @@ def call(
         raise fail(str(error)) from None
     settings = settings_or_exit()
     resources = _resources(settings)
+    settings = _simulation_settings(settings)
     result = asyncio.run(simulate_call(settings, resources, audio, rate, speed=speed))
     out_path = out or Path(settings.paths.calls_dir) / f"{result.call_id}.wav"
     write_wav(out_path, result.reply, result.reply_rate)
@@ -141,14 +148,15 @@ def bench_asr(
     """Word error rate and real-time factor per language on 8 kHz telephone audio."""
     _quiet_logs(False)
     from voicebot.benchmarks.asr import run_asr_bench
-    from voicebot.pipeline.resources import ModelLoadError, load_whisper
+    from voicebot.models import ModelError
+    from voicebot.pipeline.resources import load_whisper
 
     if limit < 1:
         raise fail("--limit must be at least 1")
     settings = settings_or_exit()
     try:
         model = load_whisper(settings)
-    except ModelLoadError as error:
+    except ModelError as error:
         raise fail(str(error)) from None
     scores = run_asr_bench(model, settings.asr, limit)
     rows = [score.to_dict() for score in scores]

@@ -55,7 +55,8 @@ def ingest(
     index = _open_index(target)
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    # A progress bar only on a terminal: in a pipe or log it would leave an empty line behind.
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         tasks: dict[str, TaskID] = {}
 
         def on_progress(phase: str, done: int, total: int) -> None:
@@ -135,18 +136,27 @@ def search(
     index_dir: IndexDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Debug retrieval: the best pages with their BM25/embedding ranks, cosine and confidence."""
+    """Debug retrieval: the best pages with their BM25/embedding ranks and cosine, and the confidence (and first
+    page) the answer engines would give this question as the first of a call."""
     settings = settings_or_exit()
     target = index_dir if index_dir is not None else Path(settings.paths.index_dir)
     index = _open_index(target)
     if not index.chunks:
         raise fail(f"index {target} is empty; run 'voicebot kb ingest PATH'")
-    result = index.retriever(settings.retrieval).search_detailed(query, k)
+    from knowledge.extractive import ExtractiveAnswerEngine
+    from knowledge.types import AnswerRequest
+
+    retriever = index.retriever(settings.retrieval)
+    result = retriever.search_detailed(query, k)
+    judged = ExtractiveAnswerEngine(settings.knowledge(), retriever).retrieve_sync(AnswerRequest(query))
+    judged_page = judged.top.doc_id if judged.top is not None else None
     if as_json:
         payload = {
             "query": query,
             "tokens": list(result.query_tokens),
-            "confidence": result.confidence,
+            "confidence": judged.confidence,  # the answer engines' (knowledge.confidence.judge)
+            "confident_page": judged_page,  # the page that confidence is about (the engines' first page)
+            "close_call": judged.close_call,
             "top_cosine": round(result.top_cosine, 4),
             "cosine_margin": round(result.cosine_margin, 4),
             "timings_ms": {name: round(value, 2) for name, value in result.timings_ms.items()},
@@ -171,7 +181,8 @@ def search(
     from rich.table import Table
 
     table = Table(
-        title=f"{query!r}  Konfidenz {result.confidence:.2f}  Tokens: {' '.join(result.query_tokens)}"
+        title=f"{query!r}  Konfidenz {judged.confidence:.2f} für {judged_page or '–'}"
+        f"{'  (Rückfrage: knapp)' if judged.close_call else ''}  Tokens: {' '.join(result.query_tokens)}"
     )
     for column in ("#", "id", "Titel", "RRF", "BM25-Rang", "E5-Rang", "Kosinus"):
         table.add_column(column)
@@ -191,7 +202,9 @@ def search(
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Register ``voicebot kb ...``."""
     kb_app = typer.Typer(
-        help="Knowledge base: ingest sources, inspect the index, try searches.", no_args_is_help=True
+        help="Knowledge base: ingest sources, inspect the index, try searches.",
+        no_args_is_help=True,
+        rich_markup_mode=None,  # plain help, like voicebot.cli: flags without "<bool>"
     )
     kb_app.command("ingest")(ingest)
     kb_app.command("stats")(stats)

@@ -137,7 +137,9 @@ def pull(
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Register ``voicebot models ...``."""
-    models_app = typer.Typer(help="Install, list and fetch models.", no_args_is_help=True)
+    models_app = typer.Typer(
+        help="Install, list and fetch models.", no_args_is_help=True, rich_markup_mode=None
+    )
     models_app.command("setup")(setup)
     models_app.command("list")(list_models)
     models_app.command("pull")(pull)

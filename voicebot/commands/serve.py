@@ -1,4 +1,5 @@
-"""``voicebot serve`` (SIP + HTTP in one process) and ``voicebot bench sip`` (real SIP calls over loopback)."""
+"""``voicebot serve`` (SIP + HTTP in one process), ``voicebot bench sip`` (real SIP calls over loopback) and
+``voicebot bench soak`` (many sequential real calls: does the server grow?)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,6 @@ from typing import Annotated
 import typer
 
 from voicebot.commands.errors import fail, settings_or_exit
-
-
-def _configure_logging(level: str) -> None:
-    """One log level (``log_level`` setting) for our loguru logs, pipecat's and the SIP/RTP stdlib loggers."""
-    import logging
-    import sys
-
-    from loguru import logger
-
-    logger.remove()
-    logger.add(sys.stderr, level=level.upper())
-    logging.basicConfig(level=level.upper(), format="%(asctime)s | %(levelname)-8s | %(name)s - %(message)s")
 
 
 def serve(
@@ -38,19 +27,26 @@ def serve(
     for name, port in (("--sip-port", sip_port), ("--http-port", http_port)):
         if port is not None and not 0 < port < 65536:
             raise fail(f"{name} must be between 1 and 65535, not {port}")
+    from voicebot.process_limits import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread allocates: RSS stays flat over many calls (bench soak)
     settings = settings_or_exit()
-    _configure_logging(settings.log_level)
+    from voicebot.logs import configure_logging
+
+    # One log level (``log_level``) for our loguru logs, pipecat's and the SIP/RTP stdlib loggers; no variable
+    # dumps in tracebacks (they would print the settings and what callers sent).
+    configure_logging(settings.log_level)
 
     from voicebot.models import ModelError
-    from voicebot.pipeline.resources import ModelLoadError
     from voicebot.server import serve as run_server
 
     try:
         asyncio.run(run_server(settings, host=host, sip_port=sip_port, http_port=http_port))
-    except (ModelError, ModelLoadError) as error:
+    except ModelError as error:
         raise fail(str(error)) from None
     except OSError as error:
-        raise fail(f"cannot listen: {error}; choose another --sip-port/--http-port or --host") from None
+        reason = error.strerror or str(error)  # "HTTP port 8080 on 127.0.0.1: Address already in use"
+        raise fail(f"cannot listen: {reason}; choose another --sip-port/--http-port or --host") from None
     except KeyboardInterrupt:
         pass
 
@@ -76,7 +72,29 @@ def bench_sip(
         raise typer.Exit(code=1)
 
 
+def bench_soak(
+    calls: Annotated[int, typer.Option("--calls", min=2, help="Number of sequential calls to place.")] = 30,
+    warmup: Annotated[
+        int, typer.Option("--warmup", min=0, help="First calls left out of the growth per call.")
+    ] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Sequential real SIP calls against `voicebot serve`: its RSS and threads after each call, growth per call."""
+    from voicebot.benchmarks.soak import format_call, format_report, run_soak
+
+    settings = settings_or_exit()
+    on_call = None if as_json else (lambda call: typer.echo(format_call(call)))
+    try:
+        report = asyncio.run(run_soak(settings, calls=calls, warmup=min(warmup, calls - 2), on_call=on_call))
+    except RuntimeError as error:  # the server did not come up (missing model, port) or espeak-ng is missing
+        raise fail(str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)) from None
+    typer.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else format_report(report))
+    if report["failed_calls"]:
+        raise typer.Exit(code=1)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Register ``voicebot serve`` and ``voicebot bench sip``."""
+    """Register ``voicebot serve``, ``voicebot bench sip`` and ``voicebot bench soak``."""
     app.command("serve")(serve)
     bench_app.command("sip")(bench_sip)
+    bench_app.command("soak")(bench_soak)

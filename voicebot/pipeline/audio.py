@@ -14,7 +14,7 @@ import soxr
 from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-PIPELINE_SAMPLE_RATE = 16000
+PIPELINE_SAMPLE_RATE = 16000  # the one rate inside every call pipeline (and what the SIP glue resamples to)
 INPUT_RESAMPLER_QUALITY = "QQ"
 
 

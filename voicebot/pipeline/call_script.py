@@ -1,8 +1,11 @@
 """The call script: small processors, one job each, between turn detection and the answer step.
 
 - :class:`GreetingSpeaker` says the greeting with the AI disclosure and data-protection notice at call start.
-- :class:`DtmfRecorder` notes keypad digits in the transcript and passes the frames on (hand-off uses them).
+- :class:`DtmfRecorder` notes keypad digits in the transcript and passes the frames on.
+- :class:`HandoffKeyListener` (phone calls) says the hand-off sentence when the caller presses a hand-off key
+  (``sip.handoff_dtmf``), then asks for staff with a :class:`HandoffRequestFrame`; once per call.
 - :class:`SilenceWatchdog` asks once whether the caller is still there, then ends the call politely.
+- :class:`CallTimeLimit` ends the call politely when it has lasted ``call.max_call_s``.
 - :class:`GoodbyeDetector` ends the call when the caller says goodbye.
 - :class:`RepeatResponder` repeats the last answer on "Wie bitte?".
 - :class:`HandoffSignaler` (after the answer step) turns a hand-off/emergency/redirect answer into a
@@ -12,8 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import unicodedata
 from difflib import SequenceMatcher
 
 from pipecat.frames.frames import (
@@ -28,6 +29,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from knowledge.textfold import utterance_words
 from knowledge.types import Action
 from voicebot.pipeline.frames import BotAnswerFrame, CallEndingFrame, CallerQuestionFrame, HandoffRequestFrame
 from voicebot.pipeline.speech import say
@@ -37,18 +39,12 @@ from voicebot.settings import CallSettings
 HANDOFF_ACTIONS = (Action.HANDOFF, Action.EMERGENCY, Action.REDIRECT)
 
 
-def normalise_utterance(text: str) -> str:
-    """Lowercase, umlauts kept, punctuation and apostrophes dropped, spaces collapsed."""
-    text = unicodedata.normalize("NFC", text.lower()).replace("’", "'").replace("'", "")
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text)).strip()
-
-
 def matches_phrase(text: str, phrases: list[str], *, max_extra_words: int = 3) -> bool:
     """True when ``text`` is essentially one of ``phrases``: a short utterance containing its words in order,
     each allowing the small misspellings of phone ASR ("Wiederhöhren")."""
-    words = normalise_utterance(text).split()
+    words = utterance_words(text).split()
     for phrase in phrases:
-        wanted = normalise_utterance(phrase).split()
+        wanted = utterance_words(phrase).split()
         if wanted and len(words) <= len(wanted) + max_extra_words and _contains_in_order(words, wanted):
             return True
     return False
@@ -109,6 +105,34 @@ class DtmfRecorder(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
+class HandoffKeyListener(FrameProcessor):
+    """The keypad way to a human: a digit of ``keys`` says ``message`` (not interruptible) and requests a
+    hand-off behind it, so the telephony layer transfers the call after the caller heard the sentence. Only the
+    first such key of a call counts; the digits always pass on."""
+
+    def __init__(self, *, transcript: CallTranscript, keys: str, message: str) -> None:
+        super().__init__()
+        self._transcript = transcript
+        self._keys = keys
+        self._message = message
+        self._fired = False
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if (
+            self._fired
+            or direction != FrameDirection.DOWNSTREAM
+            or not isinstance(frame, InputDTMFFrame)
+            or str(frame.button.value) not in self._keys
+        ):
+            return
+        self._fired = True
+        digit = str(frame.button.value)
+        await say(self, self._transcript, "handoff", self._message, interruptible=False)
+        await self.push_frame(HandoffRequestFrame(reason="handoff", summary=f"Anrufer hat {digit} gedrückt"))
+
+
 class SilenceWatchdog(FrameProcessor):
     """Neither side has spoken for ``silence_timeout_s``: ask once, then say goodbye and end the call."""
 
@@ -158,6 +182,43 @@ class SilenceWatchdog(FrameProcessor):
             self._ended = True
             await say(self, self._transcript, "goodbye", self._call.goodbye, interruptible=False)
             await end_call(self, self._transcript, "silence")
+
+
+class CallTimeLimit(FrameProcessor):
+    """``max_call_s`` after the call started: say ``max_call_message`` (not interruptible), then end the call.
+
+    A line is a shared resource (``sip.max_calls``); this bounds how long one caller can hold it. Questions that
+    arrive after the limit are not answered any more: the closing sentence is already on its way.
+    """
+
+    def __init__(
+        self, *, transcript: CallTranscript, call: CallSettings, limit_s: float | None = None
+    ) -> None:
+        super().__init__()
+        self._transcript = transcript
+        self._call = call
+        self._limit_s = limit_s if limit_s is not None else call.max_call_s
+        self._timer: asyncio.Task[None] | None = None
+        self._reached = False
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if self._reached and isinstance(frame, CallerQuestionFrame):
+            return
+        await self.push_frame(frame, direction)
+        if isinstance(frame, StartFrame) and self._limit_s > 0 and self._timer is None:
+            self._timer = self.create_task(self._expire(), name="max_call")
+
+    async def cleanup(self) -> None:
+        if self._timer is not None and not self._timer.done() and self._timer is not asyncio.current_task():
+            await self.cancel_task(self._timer)
+        await super().cleanup()
+
+    async def _expire(self) -> None:
+        await asyncio.sleep(self._limit_s)
+        self._reached = True
+        await say(self, self._transcript, "max_duration", self._call.max_call_message, interruptible=False)
+        await end_call(self, self._transcript, "max_duration")
 
 
 class GoodbyeDetector(_ScriptStep):

@@ -80,9 +80,11 @@ class HandoffRequestFrame(ControlFrame):
 
 @dataclass
 class CallEndingFrame(ControlFrame):
-    """The script decided to end the call (goodbye, silence); travels behind the last words, before EndFrame."""
+    """The script decided to end the call (goodbye, silence, max_duration); travels behind the last words, before
+    EndFrame. Not interruptible: a caller who talks over the closing words must not keep the call open."""
 
     reason: str
+    interruptible: bool = field(default=False, init=False)
 
 
 @dataclass

@@ -6,33 +6,42 @@
                  ─▶ PhoneWhisperSTTService    one transcript per VAD segment, with confidence
                  ─▶ UserTurnProcessor         smart-turn v3 decides the end of the caller's turn; barge-in
                  ─▶ CallerTurnAssembler       transcripts of one turn → CallerQuestionFrame (+ transcript)
-                 ─▶ DtmfRecorder ─▶ GreetingSpeaker ─▶ SilenceWatchdog ─▶ GoodbyeDetector ─▶ RepeatResponder
+                 ─▶ DtmfRecorder ─▶ HandoffKeyListener (phone calls: the hand-off key, sip.handoff_dtmf)
+                 ─▶ GreetingSpeaker ─▶ CallTimeLimit ─▶ SilenceWatchdog ─▶ GoodbyeDetector ─▶ RepeatResponder
                  ─▶ AnswerProcessor           answer engine, sentences streamed to TTS
                  ─▶ HandoffSignaler           hand-off/emergency/redirect → HandoffRequestFrame after the answer
                  ─▶ CallTTSService            Piper or espeak-ng at the output rate
                  ─▶ transport.output()        20 ms chunks, so a barge-in stops the bot within one chunk
                  ─▶ PlayoutTracker            played/interrupted, first-audio time, events to the telephony layer
 
-Interface for the telephony/WebRTC layer::
+Interface for the telephony/WebRTC layer (the doors use it through :mod:`voicebot.pipeline.handle`, which wraps
+it as a :class:`~voicebot.calls.CallHandle`)::
 
     resources = CallResources.load(settings)                       # once per process
     worker, transcript = build_call_pipeline(
-        settings, transport, resources, call_id,
+        settings, transport, resources, channel_call_id,
+        channel="sip",                    # or "webrtc"/"simulation": how the record names the call's channel
         on_event=handle,                  # gets HandoffRequestFrame / CallEndingFrame after they were spoken
         audio_out_sample_rate=8000,       # the transport's output rate (8000 for G.711, 48000 for Opus)
+        handoff_keys="0",                 # keypad digits that ask for staff (only where a hand-off is acted on)
     )
     await runner.add_workers(worker)     # or: await WorkerRunner(handle_sigint=False).run() after add_workers
 
 The transport's input may deliver audio at any rate; its output must accept ``audio_out_sample_rate``.
 Push ``InputDTMFFrame`` from the transport for keypad digits; they pass through the whole pipeline (and are noted
-in the transcript). To make the bot say something from outside (e.g. before a transfer), queue
-``voicebot.pipeline.speech.bot_turn_frames(transcript, kind, text)`` with ``worker.queue_frames``.
+in the transcript); a hand-off key makes the bot say the hand-off sentence, then emit ``HandoffRequestFrame``.
+To make the bot say something from outside (e.g. that a transfer failed), queue
+``voicebot.pipeline.speech.bot_turn_frames(transcript, kind, text)`` with ``worker.queue_frames``
+(``PipelineCall.say``).
 The transcript (``CallTranscript``) is saved to ``resources.records`` after every change (JSON files in
-``calls_dir``, or PostgreSQL when ``database_url`` is set); it gets an ``ended_reason`` (goodbye, silence, hangup,
-ended).
+``calls_dir``, or PostgreSQL when ``database_url`` is set) under a call id of its own (``transcript.call_id``;
+the channel's id, e.g. the SIP Call-ID, is only a field of it); it gets an ``ended_reason`` (goodbye, silence,
+max_duration, hangup, ended).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -46,14 +55,16 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from voicebot.pipeline.answer import AnswerProcessor
 from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE, InputAudioNormalizer
 from voicebot.pipeline.call_script import (
+    CallTimeLimit,
     DtmfRecorder,
     GoodbyeDetector,
     GreetingSpeaker,
+    HandoffKeyListener,
     HandoffSignaler,
     RepeatResponder,
     SilenceWatchdog,
 )
-from voicebot.pipeline.playout import CallEventHandler, PlayoutTracker
+from voicebot.pipeline.playout import PlayoutTracker
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.stt import PhoneWhisperSTTService
 from voicebot.pipeline.transcript import CallTranscript
@@ -61,21 +72,35 @@ from voicebot.pipeline.tts import CallTTSService
 from voicebot.pipeline.turns import CallerTurnAssembler
 from voicebot.settings import Settings
 
+if TYPE_CHECKING:
+    from voicebot.calls import CallEventHandler
+
 
 def build_call_pipeline(
     settings: Settings,
     transport: BaseTransport,
     resources: CallResources,
-    call_id: str,
+    channel_call_id: str | None,
     on_event: CallEventHandler | None = None,
     *,
+    channel: str,
     audio_out_sample_rate: int = 16000,
     silence_timeout_s: float | None = None,
     transcript: CallTranscript | None = None,
+    max_call_s: float | None = None,
+    handoff_keys: str = "",
 ) -> tuple[PipelineWorker, CallTranscript]:
-    """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript."""
+    """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript.
+
+    ``silence_timeout_s`` and ``max_call_s`` override ``settings.call`` (a simulated call faster than real time).
+    ``handoff_keys``: keypad digits that ask for staff (none by default: only a door that transfers calls
+    passes them).
+    """
     transcript = transcript or CallTranscript(
-        call_id, settings.paths.calls_dir, store=resources.record_store_for(settings)
+        settings.paths.calls_dir,
+        channel=channel,
+        channel_call_id=channel_call_id,
+        store=resources.record_store_for(settings),
     )
     call = settings.call
     tts = CallTTSService(
@@ -96,7 +121,13 @@ def build_call_pipeline(
             UserTurnProcessor(user_turn_strategies=turn_strategies, user_turn_stop_timeout=5.0),
             CallerTurnAssembler(transcript=transcript, default_language=settings.asr.language),
             DtmfRecorder(transcript=transcript),
+            *(
+                [HandoffKeyListener(transcript=transcript, keys=handoff_keys, message=call.handoff_message)]
+                if handoff_keys
+                else []
+            ),
             GreetingSpeaker(transcript=transcript, call=call),
+            CallTimeLimit(transcript=transcript, call=call, limit_s=max_call_s),
             SilenceWatchdog(transcript=transcript, call=call, timeout_s=silence_timeout_s),
             GoodbyeDetector(transcript=transcript, call=call),
             RepeatResponder(transcript=transcript, call=call),
@@ -109,7 +140,7 @@ def build_call_pipeline(
     )
     worker = PipelineWorker(
         pipeline,
-        name=f"call-{call_id}",
+        name=f"call-{transcript.call_id}",
         params=PipelineParams(
             audio_in_sample_rate=PIPELINE_SAMPLE_RATE,
             audio_out_sample_rate=audio_out_sample_rate,

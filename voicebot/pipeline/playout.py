@@ -9,7 +9,7 @@ layer (``on_event``) — after the caller heard the words that go with them.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from pipecat.frames.frames import BotStartedSpeakingFrame, CancelFrame, EndFrame, Frame, InterruptionFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -17,7 +17,8 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from voicebot.pipeline.frames import BotTurnEndFrame, CallEndingFrame, HandoffRequestFrame
 from voicebot.pipeline.transcript import CallTranscript
 
-CallEventHandler = Callable[[Frame], Awaitable[None] | None]
+if TYPE_CHECKING:
+    from voicebot.calls import CallEvent, CallEventHandler
 
 
 class PlayoutTracker(FrameProcessor):
@@ -44,7 +45,7 @@ class PlayoutTracker(FrameProcessor):
                 self._transcript.end("ended")
         await self.push_frame(frame, direction)
 
-    async def _emit(self, frame: Frame) -> None:
+    async def _emit(self, frame: CallEvent) -> None:
         if self._on_event is None:
             return
         result = self._on_event(frame)

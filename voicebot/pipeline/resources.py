@@ -8,7 +8,7 @@ several threads at once, so calls never wait for each other except inside espeak
 Usage (what ``voicebot call`` and the SIP/WebRTC server do)::
 
     resources = CallResources.load(settings)            # once per process
-    pipeline, transcript = build_call_pipeline(settings, transport, resources, call_id)  # per call
+    pipeline, transcript = build_call_pipeline(settings, transport, resources, None, channel="sip")  # per call
 """
 
 from __future__ import annotations
@@ -27,17 +27,10 @@ from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 
 from knowledge.types import AnswerEngine
+from voicebot.models import ModelError, ModelMissingError, get_spec, require_model
 from voicebot.pipeline.tts import VoiceCatalog
 from voicebot.records import CallRecordStore, build_record_store
 from voicebot.settings import Settings
-
-_PIPECAT_DATA = Path(str(__import__("pipecat").__file__)).parent
-SILERO_MODEL = _PIPECAT_DATA / "audio" / "vad" / "data" / "silero_vad.onnx"
-SMART_TURN_MODEL = _PIPECAT_DATA / "audio" / "turn" / "smart_turn" / "data" / "smart-turn-v3.2-cpu.onnx"
-
-
-class ModelLoadError(RuntimeError):
-    """A model needed for calls is missing or broken; the message says what to run or fix."""
 
 
 def resident_memory_mb() -> float:
@@ -52,15 +45,28 @@ def resident_memory_mb() -> float:
 
 
 def whisper_model_dir(settings: Settings) -> Path:
+    """``asr.model``: a registered model (via :func:`require_model`), a directory name under ``models_dir``, or
+    an absolute CTranslate2 directory. ModelMissingError names the command that installs it."""
     candidate = Path(settings.asr.model)
-    return candidate if candidate.is_absolute() else settings.paths.models_dir / settings.asr.model
+    if not candidate.is_absolute() and _registered(settings.asr.model):
+        return require_model(settings, settings.asr.model)
+    model_dir = candidate if candidate.is_absolute() else settings.paths.models_dir / settings.asr.model
+    if not (model_dir / "model.bin").is_file():
+        raise ModelMissingError(f"Whisper model missing at {model_dir}; run `voicebot models setup`")
+    return model_dir
+
+
+def _registered(name: str) -> bool:
+    try:
+        get_spec(name)
+    except ModelError:
+        return False
+    return True
 
 
 def load_whisper(settings: Settings) -> WhisperModel:
-    """The Whisper model of ``settings.asr``, offline; ModelLoadError with a fix-it message otherwise."""
+    """The Whisper model of ``settings.asr``, offline; a ModelError with a fix-it message otherwise."""
     model_dir = whisper_model_dir(settings)
-    if not (model_dir / "model.bin").is_file():
-        raise ModelLoadError(f"Whisper model missing at {model_dir}; run `voicebot models setup`")
     try:
         return WhisperModel(
             str(model_dir),
@@ -70,7 +76,7 @@ def load_whisper(settings: Settings) -> WhisperModel:
             local_files_only=True,
         )
     except Exception as error:
-        raise ModelLoadError(f"Whisper model at {model_dir} failed to load: {error}") from error
+        raise ModelError(f"Whisper model at {model_dir} failed to load: {error}") from error
 
 
 class _SharedSessionSileroModel(SileroOnnxModel):
@@ -115,7 +121,8 @@ class CallResources:
 
     @classmethod
     def load(cls, settings: Settings, answer_engine: AnswerEngine | None = None) -> CallResources:
-        """Load every shared model once. Raises :class:`ModelLoadError` with a fix-it message."""
+        """Load every shared model once (paths from :func:`require_model`). Raises a
+        :class:`~voicebot.models.ModelError` with a fix-it message."""
         rss_before = resident_memory_mb()
         load_ms: dict[str, float] = {}
 
@@ -124,8 +131,10 @@ class CallResources:
         load_ms["whisper"] = (time.perf_counter() - started) * 1000
 
         started = time.perf_counter()
-        vad_session = _onnx_session(SILERO_MODEL, threads=1)
-        smart_turn_session = _onnx_session(SMART_TURN_MODEL, threads=settings.call.turn_cpu_threads)
+        vad_session = _onnx_session(require_model(settings, "silero-vad"), threads=1)
+        smart_turn_session = _onnx_session(
+            require_model(settings, "smart-turn-v3.2-cpu"), threads=settings.call.turn_cpu_threads
+        )
         load_ms["vad_and_turn"] = (time.perf_counter() - started) * 1000
 
         started = time.perf_counter()
@@ -137,7 +146,7 @@ class CallResources:
         if answer_engine is None:
             from knowledge.engine import build_answer_engine
 
-            answer_engine = build_answer_engine(settings)
+            answer_engine = build_answer_engine(settings.knowledge())
         load_ms["answer_engine"] = (time.perf_counter() - started) * 1000
 
         memory = {"before_models": round(rss_before, 1), "after_models": round(resident_memory_mb(), 1)}
@@ -179,8 +188,6 @@ class CallResources:
 
 
 def _onnx_session(path: Path, threads: int) -> ort.InferenceSession:
-    if not path.is_file():
-        raise ModelLoadError(f"model file missing: {path} (reinstall pipecat-ai[silero])")
     options = ort.SessionOptions()
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1

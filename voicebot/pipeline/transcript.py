@@ -4,6 +4,9 @@ It is handed to its record store (:mod:`voicebot.records`) after every change â€
 ``<calls_dir>/<call_id>.json`` (temp file, then rename), PostgreSQL when ``database_url`` is set â€” so the transcript
 so far survives a crash, an error or a hang-up in the middle of an answer. Processors append to it directly; it
 holds no pipecat state. Times are seconds since the call started (wall clock).
+
+``call_id`` is minted here (:func:`voicebot.records.new_call_id`); the id the channel knows the call by (a SIP
+Call-ID as the peer sent it, a browser session id) is only stored, escaped, as ``sip_call_id``/``session_id``.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from typing import Any
 
 from knowledge.types import Answer, Turn
 from voicebot.pipeline.frames import CallerQuestionFrame
-from voicebot.records import CallRecordStore, JsonFileStore
+from voicebot.records import CallRecordStore, JsonFileStore, new_call_id, printable, writer_process
 
 # The voice-to-voice path, in order; "rest" (our own overhead) is what the stages do not explain.
 STAGES = ("endpointing", "asr", "retrieval", "answer_first_sentence", "tts_first_chunk")
+# Where a call came in; the record field that keeps the channel's own id for the call.
+CHANNEL_ID_FIELDS = {"sip": "sip_call_id", "webrtc": "session_id", "simulation": "session_id"}
 
 
 @dataclass
@@ -50,28 +55,38 @@ class CallTranscript:
 
     def __init__(
         self,
-        call_id: str,
         calls_dir: Path | None = None,
         *,
+        channel: str,
+        channel_call_id: str | None = None,
         store: CallRecordStore | None = None,
         call_clock: Callable[[], float] | None = None,
         speed: float = 1.0,
     ) -> None:
-        """``store`` keeps the record (the process-wide one from ``CallResources``); without it, JSON files in
-        ``calls_dir``; with neither, nothing is persisted. ``call_clock`` gives seconds since the call started (a
-        simulation passes its clock, which may run ``speed`` times faster than the wall clock); by default the
-        wall clock since construction."""
-        self.call_id = call_id
+        """``channel`` is one of :data:`CHANNEL_ID_FIELDS`; ``channel_call_id`` the channel's own id for the call
+        (kept as a plain field, never as a key). ``store`` keeps the record (the process-wide one from
+        ``CallResources``); without it, JSON files in ``calls_dir``; with neither, nothing is persisted.
+        ``call_clock`` gives seconds since the call started (a simulation passes its clock, which may run
+        ``speed`` times faster than the wall clock); by default the wall clock since construction."""
+        if channel not in CHANNEL_ID_FIELDS:
+            raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNEL_ID_FIELDS)}")
+        self.started_at = time.time()
+        self.call_id = new_call_id(self.started_at)
+        self.channel = channel
+        self.channel_ids = (
+            {} if channel_call_id is None else {CHANNEL_ID_FIELDS[channel]: printable(channel_call_id)}
+        )
+        self._process = writer_process()
         if store is None and calls_dir is not None:
             store = JsonFileStore(calls_dir)
         self.store = store
-        self.path = store.path_for(call_id) if isinstance(store, JsonFileStore) else None
-        self.started_at = time.time()
+        self.path = store.path_for(self.call_id) if isinstance(store, JsonFileStore) else None
         self._call_clock = call_clock
         self._speed = speed
         self.turns: list[TranscriptTurn] = []
         self.events: list[dict[str, Any]] = []
         self.ended_reason: str | None = None
+        self.ended_at: float | None = None
         self.extra: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._save()
@@ -197,6 +212,7 @@ class CallTranscript:
         with self._lock:
             if self.ended_reason is None:
                 self.ended_reason = reason
+                self.ended_at = time.time()
         self._save()
 
     # --- reading -------------------------------------------------------------------------------------------
@@ -224,8 +240,12 @@ class CallTranscript:
                 turns.append(data)
             return {
                 "call_id": self.call_id,
+                "channel": self.channel,
+                **self.channel_ids,
                 "started_at": self.started_at,
+                "ended_at": self.ended_at,
                 "ended_reason": self.ended_reason,
+                "process": self._process,
                 "turns": turns,
                 "events": list(self.events),
                 **self.extra,

@@ -4,25 +4,37 @@ A browser call is a WebRTC peer connection (aiortc, through pipecat's SmallWebRT
 call pipeline as a phone call; only the transport differs. Signalling is one POST of a complete SDP offer to
 ``/api/offer`` (the page waits for ICE gathering, so no trickle ICE is needed on loopback or a LAN); ``PATCH
 /api/offer`` accepts trickled candidates from clients that send them anyway.
+
+Hostile input is refused early: request bodies are bounded in size and time (:mod:`voicebot.web.limits`), the
+offer is checked before a peer connection exists (:mod:`voicebot.web.offer_sdp`), and an offer holds a phone line
+only once its browser is connected (:mod:`voicebot.web.browser_calls`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from voicebot.server import CallRegistry, CallRunner
+from voicebot.calls import CallHandle, CallLease, CallRegistry, CallRunner
 from voicebot.settings import Settings
+from voicebot.web.browser_calls import BrowserCallDesk, OfferRefused
+from voicebot.web.limits import RequestBodyLimits
+from voicebot.web.offer_sdp import OfferSdpError, check_offer_sdp
+
+if TYPE_CHECKING:
+    from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
+
+    from voicebot.pipeline.resources import CallResources
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 WEBRTC_SAMPLE_RATE = 48000  # Opus in the browser runs at 48 kHz; the pipeline resamples where it needs to
@@ -51,45 +63,62 @@ class IcePatchRequest(BaseModel):
 
 def create_app(
     settings: Settings,
-    resources: Any,
+    resources: CallResources | None,
     *,
     registry: CallRegistry | None = None,
     call_runner: CallRunner | None = None,
 ) -> FastAPI:
     """Build the FastAPI app.
 
-    ``resources`` are the process-wide loaded models (loaded once, shared by every call). ``registry`` counts
+    ``resources`` are the process-wide loaded models (loaded once, shared by every call; None only for tests
+    that pass their own ``call_runner``). ``registry`` counts
     active calls across SIP and WebRTC so both share one capacity limit; ``call_runner`` runs one call's pipeline
     over a transport (defaults to the voice pipeline; tests may pass an echo runner only for page plumbing).
     """
-    from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
-    from pipecat.transports.smallwebrtc.request_handler import (
-        IceCandidate,
-        SmallWebRTCPatchRequest,
-        SmallWebRTCRequest,
-        SmallWebRTCRequestHandler,
-    )
+    from aiortc.sdp import candidate_from_sdp
 
     calls = registry or CallRegistry(max_calls=settings.sip.max_calls)
     runner = call_runner or _default_call_runner(settings, resources)
-    webrtc = SmallWebRTCRequestHandler()
-    call_tasks: set[asyncio.Task[None]] = set()
+
+    async def run_call(connection: SmallWebRTCConnection, lease: CallLease) -> None:
+        await _run_web_call(connection, f"web-{uuid.uuid4().hex[:12]}", runner, lease)
+
+    desk = BrowserCallDesk(
+        calls,
+        run_call,
+        max_pending=settings.http.max_pending_offers,
+        max_pending_per_source=settings.http.max_pending_offers_per_source,
+        connect_timeout_s=settings.http.offer_connect_timeout_s,
+        busy_retry_after_s=settings.sip.retry_after_s,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        # Shutdown: end browser calls (their transcripts are closed by _run_web_call) and the peer connections.
-        for task in list(call_tasks):
-            task.cancel()
-        if call_tasks:
-            await asyncio.wait(call_tasks, timeout=5)
-        await webrtc.close()
+        # Shutdown: end browser calls (their transcripts are closed by _run_web_call) and pending connections.
+        await desk.close()
 
-    app = FastAPI(title=f"Bürgertelefon {settings.town}", docs_url=None, redoc_url=None, lifespan=lifespan)
+    docs = settings.http.api_docs  # the schema and its pages only where a developer switched them on
+    app = FastAPI(
+        title=f"Bürgertelefon {settings.town}",
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        RequestBodyLimits, max_bytes=settings.http.max_body_bytes, timeout_s=settings.http.body_timeout_s
+    )
     app.state.settings = settings
     app.state.resources = resources
     app.state.calls = calls
+    app.state.browser_calls = desk
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(OfferRefused)
+    async def offer_refused(_request: Request, refused: OfferRefused) -> JSONResponse:
+        headers = {"Retry-After": str(refused.retry_after_s)} if refused.retry_after_s is not None else None
+        return JSONResponse({"detail": refused.detail}, status_code=refused.status, headers=headers)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -99,7 +128,7 @@ def create_app(
             "models_loaded": resources is not None,
             "active_calls": calls.active,
             "max_calls": calls.max_calls,
-            "sip_listening": calls.sip_listening,
+            "sip_listening": calls.sip_serving,
         }
 
     @app.get("/", include_in_schema=False)
@@ -117,74 +146,52 @@ def create_app(
         body.pop("request_data", None)
         try:
             parsed = OfferRequest.model_validate(body)
-        except ValueError as error:
+        except ValidationError as error:
             raise HTTPException(status_code=400, detail=f"Ungültige Anfrage: {_first_error(error)}") from None
         if parsed.type != "offer":
             raise HTTPException(status_code=400, detail="Erwartet wird ein SDP-Angebot (type 'offer').")
-        if not parsed.sdp.lstrip().startswith("v=0") or "m=audio" not in parsed.sdp:
-            raise HTTPException(status_code=400, detail="Das SDP-Angebot enthält keine Audiospur.")
-        if parsed.pc_id is None and calls.full:
-            raise HTTPException(
-                status_code=503,
-                detail="Alle Leitungen sind belegt. Bitte versuchen Sie es in einigen Minuten erneut.",
-                headers={"Retry-After": str(settings.sip.retry_after_s)},
-            )
-
-        async def on_connection(connection: SmallWebRTCConnection) -> None:
-            lease = calls.try_acquire("webrtc")
-            if lease is None:
-                await connection.disconnect()
-                return
-            call_id = f"web-{uuid.uuid4().hex[:12]}"
-            task = asyncio.create_task(_run_web_call(connection, call_id, runner, lease), name=call_id)
-            call_tasks.add(task)
-            task.add_done_callback(call_tasks.discard)
-
         try:
-            answer = await webrtc.handle_web_request(
-                SmallWebRTCRequest(
-                    sdp=parsed.sdp, type=parsed.type, pc_id=parsed.pc_id, restart_pc=parsed.restart_pc
-                ),
-                on_connection,
-            )
-        except HTTPException:
-            raise
-        except Exception as error:  # aiortc raises ValueError & co. on SDP it cannot use
-            logger.warning(f"WebRTC offer rejected: {error}")
-            raise HTTPException(
-                status_code=400, detail=f"Das SDP-Angebot ist nicht verwendbar: {error}"
-            ) from None
-        if answer is None:
-            raise HTTPException(status_code=500, detail="Keine SDP-Antwort erzeugt.")
-        return answer
+            check_offer_sdp(parsed.sdp)  # before anything is created for it
+        except OfferSdpError as error:
+            raise HTTPException(status_code=400, detail=str(error)) from None
+        source = request.client.host if request.client else "unknown"
+        return await desk.offer(
+            parsed.sdp, source=source, pc_id=parsed.pc_id, restart_pc=bool(parsed.restart_pc)
+        )
 
     @app.patch("/api/offer")
     async def ice_candidates(request: Request) -> dict[str, str]:
         body = await _json_body(request)
         try:
             parsed = IcePatchRequest.model_validate(body)
-        except ValueError as error:
+        except ValidationError as error:
             raise HTTPException(status_code=400, detail=f"Ungültige Anfrage: {_first_error(error)}") from None
+        desk.connection(parsed.pc_id)  # 404 for an unknown connection, before its candidates are parsed
+        candidates = []
+        for item in parsed.candidates:
+            try:
+                candidate = candidate_from_sdp(item.candidate)
+            except Exception:  # a candidate line aiortc cannot parse (its message would echo the line)
+                raise HTTPException(status_code=400, detail="Ungültiger ICE-Kandidat.") from None
+            candidate.sdpMid = item.sdp_mid
+            candidate.sdpMLineIndex = item.sdp_mline_index
+            candidates.append(candidate)
         try:
-            await webrtc.handle_patch_request(
-                SmallWebRTCPatchRequest(
-                    pc_id=parsed.pc_id,
-                    candidates=[
-                        IceCandidate(c.candidate, c.sdp_mid, c.sdp_mline_index) for c in parsed.candidates
-                    ],
-                )
-            )
-        except HTTPException:
-            raise  # 404: no such peer connection
-        except Exception as error:  # a candidate line aiortc cannot parse
-            raise HTTPException(status_code=400, detail=f"Ungültiger ICE-Kandidat: {error}") from None
+            await desk.add_ice_candidates(parsed.pc_id, candidates)
+        except OfferRefused:
+            raise
+        except Exception:  # aiortc refuses a candidate it cannot use
+            raise HTTPException(status_code=400, detail="Ungültiger ICE-Kandidat.") from None
         return {"status": "ok"}
 
     return app
 
 
-async def _run_web_call(connection: Any, call_id: str, runner: CallRunner, lease: Any) -> None:
-    """One browser call: transport over the peer connection, the pipeline, and clean-up whichever side ends."""
+async def _run_web_call(
+    connection: SmallWebRTCConnection, call_id: str, runner: CallRunner, lease: CallLease
+) -> None:
+    """One browser call over a connected peer connection: transport, the pipeline, and clean-up whichever side
+    ends (the :class:`BrowserCallDesk` releases the lease and closes the connection also if this fails)."""
     from pipecat.transports.base_transport import TransportParams
     from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
@@ -211,36 +218,41 @@ async def _run_web_call(connection: Any, call_id: str, runner: CallRunner, lease
 
     logger.info(f"{call_id}: browser call started")
     try:
-        await call.run()
+        if connection.pc.connectionState in ("failed", "closed"):  # left while the pipeline was being built
+            ended_by = "caller:left"
+        else:
+            await call.run()
     finally:
-        transcript = getattr(call, "transcript", None)
-        if transcript is not None:
-            transcript.end(ended_by)  # keeps the pipeline's own reason (goodbye, silence) if it set one
+        call.transcript.end(ended_by)  # keeps the pipeline's own reason (goodbye, silence) if it set one
         lease.release()
         await connection.disconnect()  # tells the page ("peerLeft") when the bot ended the call
         logger.info(f"{call_id}: browser call ended ({ended_by})")
 
 
-def _default_call_runner(settings: Settings, resources: Any) -> CallRunner:
-    from voicebot.server import pipeline_call_runner
+def _default_call_runner(settings: Settings, resources: CallResources | None) -> CallRunner:
+    from voicebot.pipeline.handle import pipeline_call_runner
 
-    return pipeline_call_runner(settings, resources)
+    if resources is not None:
+        return pipeline_call_runner(settings, resources, channel="webrtc")
+
+    async def without_models(*_call: object) -> CallHandle:
+        raise RuntimeError("no models loaded: create_app got neither resources nor a call_runner")
+
+    return without_models
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; size, time and content type were checked by :class:`RequestBodyLimits`."""
     try:
-        body = await request.json()
-    except ValueError:
+        body = json.loads(await request.body())
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack allows
         raise HTTPException(status_code=400, detail="Der Anfragetext ist kein gültiges JSON.") from None
     if not isinstance(body, dict):
         raise HTTPException(status_code=400, detail="Der Anfragetext muss ein JSON-Objekt sein.")
     return body
 
 
-def _first_error(error: ValueError) -> str:
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        return f"{where}: {first.get('msg', 'ungültig')}"
-    return str(error)
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return f"{where}: {first.get('msg', 'ungültig')}"

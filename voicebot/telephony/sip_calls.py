@@ -1,15 +1,18 @@
 """Call glue: what happens to a phone call between the SIP user agent, the RTP media and the voice pipeline.
 
-One :class:`SipCallService` per process owns the SIP endpoint (UDP+TCP) and reacts to the user agent's events:
+One :class:`SipCallService` per process owns the SIP endpoint (UDP+TCP, :mod:`sip_bridge.sip`) and reacts to the
+user agent's events:
 
 - ``IncomingCall`` → capacity check (503 + Retry-After when full) → SDP answer (488 when no common codec) → an
   RTP endpoint → the call pipeline over :class:`~sip_bridge.pipecat_transport.RtpCallTransport` → 200 OK.
 - ``CallEnded`` (BYE/CANCEL from the caller) → the pipeline is cancelled and the RTP port freed.
 - the pipeline ends by itself (goodbye, silence) → BYE from the bot. RTP inactivity → BYE as well.
-- a :class:`~voicebot.pipeline.frames.HandoffRequestFrame` → :mod:`sip_bridge.transfer` (REFER, else B2BUA bridge).
+- a :class:`~voicebot.pipeline.frames.HandoffRequestFrame` (the engine's hand-off, or the caller pressed the
+  hand-off key) → :mod:`voicebot.telephony.transfer` (REFER, else B2BUA bridge).
 
-Each call lives in one :class:`SipCall`; every exit path runs :meth:`SipCall.finish` exactly once, which frees the
-capacity lease and the RTP ports whatever happened first.
+Each call lives in one :class:`SipCall`; every exit path runs :meth:`SipCallService.finish` exactly once, which
+frees the capacity lease and the RTP ports whatever happened first. The pipeline is reached only through the
+typed :class:`~voicebot.calls.CallHandle`.
 """
 
 from __future__ import annotations
@@ -18,16 +21,15 @@ import asyncio
 import contextlib
 import functools
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from loguru import logger
-from pipecat.frames.frames import InputDTMFFrame
-from pipecat.observers.base_observer import BaseObserver, FramePushed
 
 from sip_bridge.media import (
     LocalSdpSession,
+    MediaPeerPolicy,
     NegotiatedMedia,
     RtpEndpoint,
     SdpError,
@@ -36,19 +38,22 @@ from sip_bridge.media import (
     answer_offer,
     build_offer,
 )
+from sip_bridge.pipecat_transport import RtpCallTransport
 from sip_bridge.sip import events as ev
 from sip_bridge.sip.transport import SipEndpoint
-
-PIPELINE_SAMPLE_RATE = 16000  # what the endpoint hands the pipeline and takes from it, whatever the codec
-
-if TYPE_CHECKING:
-    from voicebot.server import CallHandle, CallLease, CallRegistry, CallRunner
-    from voicebot.settings import Settings
+from voicebot.calls import CallEvent, CallHandle, CallLease, CallRegistry, CallRunner
+from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE
+from voicebot.pipeline.frames import HandoffRequestFrame
+from voicebot.settings import Settings
+from voicebot.telephony.config import media_peer_policy, user_agent_config
+from voicebot.telephony.transfer import Transfer
 
 
 @dataclass
 class SipCall:
-    """Everything one phone call holds, freed together in :meth:`finish`."""
+    """Everything one phone call holds, freed together in :meth:`SipCallService.finish`.
+
+    The RTP endpoint hands the pipeline ``PIPELINE_SAMPLE_RATE`` audio and takes it back, whatever the codec."""
 
     call_id: str
     lease: CallLease
@@ -58,7 +63,7 @@ class SipCall:
     pending_offer: SessionDescription | None = None  # our offer in the 200 of a late-offer INVITE
     handle: CallHandle | None = None
     pipeline_task: asyncio.Task[None] | None = None
-    transfer: Any = None  # sip_bridge.transfer.Transfer while a hand-off is in progress
+    transfer: Transfer | None = None  # the hand-off attempt (one per call), in progress or failed
     sip_up: bool = True  # the caller's dialog still exists (no BYE/CANCEL seen, none sent)
     finished: bool = False
     ended_reason: str = ""
@@ -76,13 +81,20 @@ class SipCallService:
         self.outbound: dict[str, SipCall] = {}  # B2BUA staff leg call-id → the caller's call
         self._endpoint: SipEndpoint | None = None
         self._event_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Whose RTP a caller's leg hears and when it may speak (built here, so a bad network fails at start).
+        self.media_policy: MediaPeerPolicy = media_peer_policy(settings.sip)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
         return int(self._endpoint.port) if self._endpoint is not None else self.settings.sip.port
+
+    @property
+    def listening(self) -> bool:
+        """Every configured SIP listener is really serving (for the health check)."""
+        return self._endpoint is not None and self._endpoint.listening
 
     @property
     def user_agent(self) -> SipEndpoint:
@@ -92,7 +104,7 @@ class SipCallService:
         return self._endpoint
 
     async def start(self) -> None:
-        self._endpoint = await SipEndpoint.start(self.settings.sip)
+        self._endpoint = await SipEndpoint.start(user_agent_config(self.settings.sip))
         self._event_task = asyncio.create_task(self._dispatch_events(), name="sip-events")
         logger.info(
             f"SIP listening on {self.settings.sip.bind_host}:{self.port} {self.settings.sip.transports}"
@@ -123,7 +135,7 @@ class SipCallService:
             await self._endpoint.close()
             self._endpoint = None
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -137,7 +149,9 @@ class SipCallService:
             case ev.IncomingCall():
                 self._spawn(self._incoming(event), f"sip-incoming-{event.call_id}")
             case ev.CallEnded(call_id=call_id) if call_id in self.outbound:
-                self.outbound[call_id].transfer.on_event(event)
+                transfer = self.outbound[call_id].transfer
+                if transfer is not None:
+                    transfer.on_event(event)
             case ev.CallEnded(call_id=call_id):
                 call = self.calls.get(call_id)
                 if call is not None:
@@ -184,21 +198,18 @@ class SipCallService:
                 call.sip_up = False
                 await self.finish(call, "sdp")
                 return
-            transport = self._call_transport(call)
-            call.handle = await self.runner(
-                transport, call.call_id, PIPELINE_SAMPLE_RATE, lambda frame: self._pipeline_event(call, frame)
+            transport = RtpCallTransport(call.rtp, name=f"rtp-{call.call_id[:8]}")
+            call.handle = handle = await self.runner(
+                transport, call.call_id, PIPELINE_SAMPLE_RATE, lambda event: self._pipeline_event(call, event)
             )
             if self.settings.sip.ring_s > 0 and call.sip_up:
                 ua.ringing(event.call_id)
                 await asyncio.sleep(self.settings.sip.ring_s)
             if not call.sip_up or call.finished:  # CANCEL arrived while the pipeline was built (or it rang)
-                transcript = getattr(call.handle, "transcript", None)
-                if transcript is not None:
-                    transcript.end("caller:cancel")
+                handle.transcript.end("caller:cancel")
                 await self.finish(call, "caller:cancel")
                 await call.rtp.close()  # finish() may have run before the port was opened
                 return
-            self._watch_handoff_key(call)
             ua.answer(event.call_id, local_sdp.serialize().encode())
             codec = (
                 f"{call.negotiated.codec.name}/{call.negotiated.codec.clock_rate}"
@@ -254,25 +265,14 @@ class SipCallService:
 
     # --- hand-off ------------------------------------------------------------------------------------------------
 
-    async def _pipeline_event(self, call: SipCall, frame: Any) -> None:
-        """HandoffRequestFrame (after the caller heard the hand-off sentence) starts a transfer."""
-        from sip_bridge.transfer import Transfer
-        from voicebot.pipeline.frames import HandoffRequestFrame
-
-        if not isinstance(frame, HandoffRequestFrame):
+    async def _pipeline_event(self, call: SipCall, event: CallEvent) -> None:
+        """A hand-off request (after the caller heard the hand-off sentence) starts a transfer."""
+        if not isinstance(event, HandoffRequestFrame):
             return  # CallEndingFrame: the pipeline ends by itself right after; _run_pipeline sends the BYE
         if call.finished or call.transfer is not None or not call.sip_up:
             return
-        call.transfer = Transfer(self, call, reason=getattr(frame, "reason", "handoff"))
+        call.transfer = Transfer(self, call, reason=event.reason)
         call.transfer.task = self._spawn(call.transfer.run(), f"transfer-{call.call_id}")
-
-    def _watch_handoff_key(self, call: SipCall) -> None:
-        """The keypad way to a human: ``sip.handoff_dtmf`` (default 0) says the hand-off sentence, then transfers."""
-        worker = getattr(call.handle, "worker", None)
-        say = getattr(call.handle, "say", None)
-        if worker is None or say is None or not self.settings.sip.handoff_dtmf:
-            return
-        worker.add_observer(HandoffKeyObserver(self.settings.sip.handoff_dtmf, self.settings.call, say))
 
     # --- ending -------------------------------------------------------------------------------------------------
 
@@ -292,11 +292,12 @@ class SipCallService:
         logger.info(f"{call.call_id}: call ended ({reason})")
         if call.transfer is not None:
             await call.transfer.close()
-        transcript = getattr(call.handle, "transcript", None)
-        if transcript is not None:
+        if call.handle is not None:
+            if call.rtp is not None:  # loss, jitter and the packets dropped as foreign, forbidden or oversize
+                call.handle.transcript.add_event("rtp", **call.rtp.stats_summary())
             # Before the cancel (which the pipeline would record as a plain hang-up); a reason the pipeline set
             # itself (goodbye, silence) is kept.
-            transcript.end(reason)
+            call.handle.transcript.end(reason)
         if call.handle is not None and call.pipeline_task is not None and not call.pipeline_task.done():
             with contextlib.suppress(Exception):
                 await call.handle.cancel()
@@ -323,19 +324,22 @@ class SipCallService:
             return _primary_address(ipv6=sip.bind_host == "::")
         return sip.bind_host
 
-    async def open_rtp(self, *, on_timeout: Callable[[], None]) -> RtpEndpoint:
-        endpoint = RtpEndpoint.from_settings(
-            self.settings.sip, input_rate=PIPELINE_SAMPLE_RATE, output_rate=PIPELINE_SAMPLE_RATE
+    async def open_rtp(self, *, on_timeout: Callable[[], None], originated: bool = False) -> RtpEndpoint:
+        """An RTP endpoint for one leg. ``originated``: a leg we call out to the configured staff URI, where we
+        may speak first (a staff phone may wait to hear us); a caller's leg waits for the caller's media."""
+        sip = self.settings.sip
+        policy = replace(self.media_policy, packets_before_receive=None) if originated else self.media_policy
+        endpoint = RtpEndpoint(
+            host=sip.bind_host,
+            port_range=(sip.rtp_port_min, sip.rtp_port_max),
+            input_rate=PIPELINE_SAMPLE_RATE,
+            output_rate=PIPELINE_SAMPLE_RATE,
+            inactivity_timeout_s=sip.rtp_inactivity_timeout_s,
+            policy=policy,
         )
         endpoint.on_inactivity = on_timeout
         await endpoint.open()
         return endpoint
-
-    def _call_transport(self, call: SipCall) -> Any:
-        from sip_bridge.pipecat_transport import RtpCallTransport
-
-        assert call.rtp is not None
-        return RtpCallTransport(call.rtp, name=f"rtp-{call.call_id[:8]}")
 
     def _late_answer(self, call_id: str, sdp: bytes) -> None:
         """The ACK's SDP answers the offer in our 200 (late offer): now the media can start."""
@@ -409,27 +413,6 @@ def _primary_address(*, ipv6: bool) -> str:
     return address
 
 
-def _log_task_failure(task: asyncio.Task[Any]) -> None:
+def _log_task_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.opt(exception=task.exception()).error(f"task {task.get_name()} failed")
-
-
-class HandoffKeyObserver(BaseObserver):
-    """Watches the caller's keypad digits in the pipeline; the hand-off key asks for staff (once per call)."""
-
-    def __init__(self, keys: str, call_settings: Any, say: Callable[..., Awaitable[None]]) -> None:
-        super().__init__(observe_every_push=False)
-        self._keys = keys
-        self._call_settings = call_settings
-        self._say = say
-        self._fired = False
-
-    async def on_push_frame(self, data: FramePushed) -> None:
-        frame = data.frame
-        if self._fired or not isinstance(frame, InputDTMFFrame) or str(frame.button.value) not in self._keys:
-            return
-        self._fired = True
-        from voicebot.pipeline.frames import HandoffRequestFrame
-
-        request = HandoffRequestFrame(reason="handoff", summary=f"Anrufer hat {frame.button.value} gedrückt")
-        await self._say("handoff", self._call_settings.handoff_message, then=request)

@@ -16,19 +16,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from sip_bridge.media import LocalSdpSession, SdpError, SessionDescription, accept_answer, build_offer
+from sip_bridge.media import (
+    LocalSdpSession,
+    RtpEndpoint,
+    SdpError,
+    SessionDescription,
+    accept_answer,
+    build_offer,
+)
 from sip_bridge.sip import events as ev
+from voicebot.settings import Settings
 
 if TYPE_CHECKING:
-    from sip_bridge.calls import SipCall, SipCallService
+    from voicebot.telephony.sip_calls import SipCall, SipCallService
+
 TRANSFER_FAILED_MESSAGE = (
     "Leider ist im Moment niemand erreichbar. Bitte rufen Sie später noch einmal an, "
     "oder stellen Sie mir Ihre Frage noch einmal."
 )
+
+
+class TransferState(StrEnum):
+    """Where a hand-off stands: STARTING → REFERRING → TRANSFERRED, or REFERRING → INVITING → BRIDGED | FAILED."""
+
+    STARTING = "starting"
+    REFERRING = "referring"  # REFER sent, waiting for the NOTIFY that says how it went
+    TRANSFERRED = "transferred"  # the PBX took the caller to staff; our leg ends
+    INVITING = "inviting"  # REFER refused: we call staff ourselves
+    BRIDGED = "bridged"  # staff answered: both legs relayed until one hangs up
+    FAILED = "failed"  # staff not reached: the caller stays with the bot
 
 
 @dataclass(frozen=True)
@@ -45,17 +66,17 @@ class Transfer:
         self.service = service
         self.call = call
         self.reason = reason
-        self.state = "starting"
+        self.state = TransferState.STARTING
         self.keeps_call = False  # True once bridged: the bridge, not the pipeline, decides when the call ends
         self.staff_call_id: str | None = None
-        self.staff_rtp: Any = None
+        self.staff_rtp: RtpEndpoint | None = None
         self.bridged = False
         self._counts_at_bridge: dict[str, int] = {}
         self.task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[ev.Event] = asyncio.Queue()
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         return self.service.settings
 
     def on_event(self, event: ev.Event) -> None:
@@ -63,11 +84,9 @@ class Transfer:
 
     def _note(self, kind: str, **data: Any) -> None:
         logger.info(f"{self.call.call_id}: {kind} {data}")
-        handle = self.call.handle
-        transcript = getattr(handle, "transcript", None)
-        if transcript is not None:
+        if self.call.handle is not None:
             with contextlib.suppress(Exception):
-                transcript.add_event(kind, **data)
+                self.call.handle.transcript.add_event(kind, **data)
 
     async def _next_event(self, timeout_s: float) -> ev.Event | None:
         try:
@@ -80,7 +99,7 @@ class Transfer:
         self._note("transfer_started", target=staff_uri, reason=self.reason)
         outcome = await self._blind_refer(staff_uri)
         if outcome == "succeeded":
-            self.state = "transferred"
+            self.state = TransferState.TRANSFERRED
             self._note("transfer_referred", target=staff_uri)
             await self.service.hangup(self.call, "transferred")
             return
@@ -91,7 +110,7 @@ class Transfer:
 
     async def _blind_refer(self, staff_uri: str) -> str | int:
         """'succeeded', 'caller-gone', or the failure code."""
-        self.state = "referring"
+        self.state = TransferState.REFERRING
         self.service.user_agent.refer(self.call.call_id, staff_uri)
         deadline = asyncio.get_running_loop().time() + self.settings.sip.transfer_timeout_s
         while True:
@@ -110,27 +129,29 @@ class Transfer:
                     continue  # ReferAccepted, provisional NOTIFYs
 
     async def _bridge_to_staff(self, staff_uri: str) -> None:
-        self.state = "inviting"
+        self.state = TransferState.INVITING
         service = self.service
-        self.staff_rtp = await service.open_rtp(on_timeout=lambda: self.on_event(_MediaLost("staff")))
-        self.call.extra_endpoints.append(self.staff_rtp)
+        self.staff_rtp = staff_rtp = await service.open_rtp(
+            on_timeout=lambda: self.on_event(_MediaLost("staff")), originated=True
+        )
+        self.call.extra_endpoints.append(staff_rtp)
         caller_codec = self.call.negotiated.codec.name if self.call.negotiated else "PCMU"
         # Offer the caller's codec first: same codec on both legs lets the bridge relay payloads untouched.
         codecs = [caller_codec, *[c for c in self.settings.sip.codecs if c.lower() != caller_codec.lower()]]
         offer = build_offer(
             local_host=service.media_host(),
-            local_port=self.staff_rtp.local_port,
+            local_port=staff_rtp.local_port,
             codecs=codecs,
             session=LocalSdpSession(service.media_host()),
         )
-        self.staff_call_id = service.user_agent.invite(staff_uri, offer.serialize().encode())
-        service.outbound[self.staff_call_id] = self.call
+        self.staff_call_id = staff_call_id = service.user_agent.invite(staff_uri, offer.serialize().encode())
+        service.outbound[staff_call_id] = self.call
         deadline = asyncio.get_running_loop().time() + self.settings.sip.transfer_timeout_s
         while True:
             event = await self._next_event(max(0.0, deadline - asyncio.get_running_loop().time()))
             match event:
                 case None:
-                    service.user_agent.hangup(self.staff_call_id)  # CANCEL while ringing
+                    service.user_agent.hangup(staff_call_id)  # CANCEL while ringing
                     await self._failed(408)
                     return
                 case ev.OutboundCallAnswered(sdp=sdp):
@@ -138,7 +159,7 @@ class Transfer:
                         negotiated = accept_answer(offer, SessionDescription.parse(sdp))
                     except SdpError as error:
                         logger.warning(f"{self.call.call_id}: staff answered with unusable SDP: {error}")
-                        service.user_agent.hangup(self.staff_call_id)
+                        service.user_agent.hangup(staff_call_id)
                         await self._failed(488)
                         return
                     break
@@ -146,25 +167,24 @@ class Transfer:
                     await self._failed(code)
                     return
                 case ev.CallEnded(call_id=call_id) if call_id == self.call.call_id:
-                    service.user_agent.hangup(self.staff_call_id)
+                    service.user_agent.hangup(staff_call_id)
                     return
-                case ev.CallEnded(call_id=call_id) if call_id == self.staff_call_id:
+                case ev.CallEnded(call_id=call_id) if call_id == staff_call_id:
                     await self._failed(487)
                     return
                 case _:
                     continue
         # Staff answered: the bot steps out of the audio path and the two legs are bridged.
-        self.staff_rtp.configure(negotiated)
+        staff_rtp.configure(negotiated)
         self.keeps_call = True
-        self.state = "bridged"
+        self.state = TransferState.BRIDGED
         self._note("transfer_bridged", target=staff_uri, codec=negotiated.codec.name)
         if self.call.handle is not None:
-            transcript = getattr(self.call.handle, "transcript", None)
-            if transcript is not None:
-                transcript.end("transferred:bridged")  # the bot's part ends here; transfer events follow
+            # The bot's part of the call ends here; the transfer events follow in the same record.
+            self.call.handle.transcript.end("transferred:bridged")
             await self.call.handle.cancel()
         if self.call.rtp is not None:
-            self.call.rtp.bridge(self.staff_rtp)
+            self.call.rtp.bridge(staff_rtp)
             self.bridged = True
             self._counts_at_bridge = self._packet_counts()
         await self._wait_for_hangup()
@@ -210,7 +230,7 @@ class Transfer:
     async def _failed(self, code: int) -> None:
         """Staff could not be reached: tell the caller and stay in the call. One attempt per call: the failed
         transfer stays on the call, so later hand-off requests (the engine may keep asking) do not ring again."""
-        self.state = "failed"
+        self.state = TransferState.FAILED
         self.keeps_call = False
         if self.staff_call_id:
             self.service.outbound.pop(self.staff_call_id, None)
@@ -221,9 +241,8 @@ class Transfer:
                 self.call.extra_endpoints.remove(self.staff_rtp)
             await self.staff_rtp.close()
             self.staff_rtp = None
-        say = getattr(self.call.handle, "say", None)
-        if say is not None and not self.call.finished:
-            await say("transfer_failed", TRANSFER_FAILED_MESSAGE)
+        if self.call.handle is not None and not self.call.finished:
+            await self.call.handle.say("transfer_failed", TRANSFER_FAILED_MESSAGE)
 
     async def close(self) -> None:
         """The caller's call is over: stop the bridge and BYE/CANCEL staff if still connected."""
