@@ -399,9 +399,21 @@ _OPENING_HOURS = re.compile(
 _CLOCK_TIME = re.compile(r"\b\d{1,2}([:.]\d{2})? uhr\b|\b\d{1,2}:\d{2}\b|o'clock|\bopen\b")
 
 
+# Opening hours in a page body: times of day in a sentence that says what they are ("... geöffnet").
+_BODY_HOURS = re.compile(
+    r"(geoffnet|offnungszeit|\boffen\b|erreichbar|sprechzeit|besetzt)[^.]{0,120}\b\d{1,2}([:.]\d{2})? uhr\b"
+    r"|\b\d{1,2}([:.]\d{2})? uhr\b[^.]{0,120}(geoffnet|offnungszeit|\boffen\b|erreichbar|besetzt)"
+    r"|(montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag)s?\b[^.]{0,40}\b\d{1,2} bis \d{1,2} uhr\b"
+)
+
+
 def answers_opening_hours(chunk: Chunk) -> bool:
-    """Whether the answer the bot would speak states times of day (else it cannot answer "wann habt ihr auf")."""
-    return bool(_CLOCK_TIME.search(fold_text(chunk.spoken_answer or chunk.text)))
+    """Whether the page states opening hours (else it cannot answer "wann habt ihr auf"): times in the curated
+    answer, or times the body calls opening hours (the fact answer speaks those)."""
+    return bool(
+        _CLOCK_TIME.search(fold_text(chunk.spoken_answer or chunk.text))
+        or _BODY_HOURS.search(fold_text(chunk.text))
+    )
 
 
 def judge(
@@ -462,7 +474,8 @@ _FOLLOW_UP = re.compile(r"^(und|aber|also|auch|und wenn)\b|\b(das|dafur|dazu|dor
 # Words that ask *about* a topic without naming one ("was kostet das?", "wie lange dauert es?").
 _GENERIC_STEMS = (
     "koste teuer preis gebuh dauer lange offen geoff zeite unter mitbr termi onlin beant bekom kinde "
-    "erwac rentn stude ander weite"
+    "erwac rentn stude ander weite telef numme adres mailadr email zusta neue neuen neuer neues dann eintr "
+    "monta diens mittw donne freit samst sonnt woche"
 )
 _GENERIC_WORDS = frozenset(_GENERIC_STEMS.split())
 

@@ -1,6 +1,8 @@
 """Evaluation of retrieval and answers on a question set (``knowledge/eval/questions.yaml``).
 
-Each item: ``{question, expected: [page ids], action: answer|redirect|emergency|out_of_scope, facts: [...]}``.
+Each item: ``{question, expected: [page ids], action: answer|redirect|emergency|out_of_scope, facts: [...]}``;
+a *fact item* (``knowledge/eval/facts*.yaml``) also has ``fact_type`` (what is asked: cost, duration, ...),
+``fact`` (a pattern for the asked fact) and optionally ``before`` (earlier caller turns of the same call).
 The numbers answer the questions a town asks before switching the bot on:
 
 * recall@1 / recall@3 — for answer/redirect items, is an expected page among the first k retrieved pages?
@@ -10,10 +12,15 @@ The numbers answer the questions a town asks before switching the bot on:
   are in the cited pages; ``ungrounded`` counts the others and must be 0
 * fact recall — share of the items' expected facts that the spoken answer contains
 * refusal rate — share of out-of-scope questions the bot did not answer
+* fact accuracy — of the fact items, the share whose spoken answer contains the asked fact and cites its page
+* wrong-fact rate — of the fact items, the share answered with another value of the asked kind (a fee that is not
+  the asked fee, the other "Ja/Nein")
+* unknown rate — of the fact items, the share where the bot said it does not know and offered the hand-off
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,10 +31,24 @@ import yaml
 
 from knowledge import verify
 from knowledge.extractive import Retriever
-from knowledge.types import Action, Answer, AnswerEngine, AnswerRequest, Chunk
+from knowledge.textfold import fold_text
+from knowledge.types import Action, Answer, AnswerEngine, AnswerRequest, Chunk, Turn
 
 DEFAULT_SET = Path(__file__).resolve().parent / "eval" / "questions.yaml"
 ITEM_ACTIONS = ("answer", "redirect", "emergency", "out_of_scope")
+FACT_TYPES = (
+    "cost",
+    "duration",
+    "deadline",
+    "hours",
+    "place",
+    "contact",
+    "documents",
+    "eligibility",
+    "responsible",
+    "howto",
+    "yesno",
+)
 
 
 class EvalSetError(ValueError):
@@ -41,6 +62,13 @@ class EvalItem:
     expected: tuple[str, ...] = ()
     facts: tuple[str, ...] = ()
     note: str = ""
+    fact_type: str = ""  # fact items: what the caller asks for (one of FACT_TYPES)
+    fact: str = ""  # fact items: regular expression for the asked fact (matched on folded text)
+    before: tuple[str, ...] = ()  # earlier caller turns of the same call, asked first
+
+    @property
+    def is_fact_item(self) -> bool:
+        return bool(self.fact)
 
 
 def load_eval_set(path: Path) -> list[EvalItem]:
@@ -69,6 +97,19 @@ def load_eval_set(path: Path) -> list[EvalItem]:
         if action in ("answer", "redirect") and not expected:
             raise EvalSetError(f"{path}: item {number} ({action}) needs 'expected' page ids")
         facts = raw.get("facts") or []
+        fact, fact_type = str(raw.get("fact") or ""), str(raw.get("fact_type") or "")
+        if fact or fact_type:
+            if fact_type not in FACT_TYPES:
+                raise EvalSetError(
+                    f"{path}: item {number} has fact_type {fact_type!r}; use one of {FACT_TYPES}"
+                )
+            try:
+                re.compile(fold_text(fact))
+            except re.error as exc:
+                raise EvalSetError(f"{path}: item {number} has a bad fact pattern: {exc}") from exc
+            if not fact or not expected:
+                raise EvalSetError(f"{path}: item {number} (fact item) needs 'fact' and 'expected'")
+        before = raw.get("before") or []
         items.append(
             EvalItem(
                 question=str(raw["question"]),
@@ -76,6 +117,9 @@ def load_eval_set(path: Path) -> list[EvalItem]:
                 expected=tuple(str(e) for e in expected),
                 facts=tuple(str(f) for f in (facts if isinstance(facts, list) else [facts])),
                 note=str(raw.get("note") or ""),
+                fact_type=fact_type,
+                fact=fact,
+                before=tuple(str(b) for b in (before if isinstance(before, list) else [before])),
             )
         )
     return items
@@ -99,6 +143,10 @@ class ItemResult:
     facts_found: int = 0
     facts_total: int = 0
     total_ms: float = 0.0
+    fact_type: str = ""
+    fact_correct: bool | None = None  # None: no fact item
+    fact_wrong: bool = False
+    fact_unknown: bool = False
 
 
 @dataclass
@@ -116,6 +164,11 @@ class EvalReport:
     by_action: dict[str, dict[str, float]]
     mean_ms: float
     results: list[ItemResult]
+    fact_items: int = 0
+    fact_accuracy: float | None = None  # None when the set has no fact items
+    wrong_fact_rate: float | None = None
+    unknown_rate: float | None = None
+    fact_by_type: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self, with_items: bool = True) -> dict[str, Any]:
         data = asdict(self)
@@ -125,6 +178,11 @@ class EvalReport:
 
     def failures(self) -> list[ItemResult]:
         return [r for r in self.results if not r.action_correct or r.grounded is False]
+
+    def fact_failures(self) -> list[ItemResult]:
+        """Fact items whose answer lacks the asked fact (wrong facts first, then the rest)."""
+        missed = [r for r in self.results if r.fact_correct is False]
+        return sorted(missed, key=lambda r: not r.fact_wrong)
 
 
 def _action_correct(expected: str, got: Action) -> bool:
@@ -157,9 +215,13 @@ async def evaluate(
     """Run every item through retrieval and the engine; ``chunks`` are all indexed chunks (for groundedness)."""
     results: list[ItemResult] = []
     for number, item in enumerate(items, start=1):
+        history: list[Turn] = []
+        for earlier in item.before:  # a dialogue: the earlier turns are asked first, their answers kept
+            reply = await engine.answer(AnswerRequest(earlier, history=tuple(history)))
+            history += [Turn("caller", earlier), Turn("bot", reply.text)]
         retrieved = [h.chunk.doc_id for h in retriever.search(item.question, 3)]
         started = time.perf_counter()
-        answer: Answer = await engine.answer(AnswerRequest(item.question))
+        answer: Answer = await engine.answer(AnswerRequest(item.question, history=tuple(history)))
         elapsed_ms = (time.perf_counter() - started) * 1000
         results.append(score_item(item, answer, retrieved, chunks, elapsed_ms))
         if progress:
@@ -187,6 +249,15 @@ def score_item(
                 if not verify.contains_fact(source_blob, fact):
                     unsupported.append(f"fact:{fact}")
         grounded = not unsupported
+    fact_correct: bool | None = None
+    fact_wrong = fact_unknown = False
+    if item.is_fact_item:
+        fact_unknown = said_unknown(answer)
+        fact_correct = not fact_unknown and spoke_facts and bool(cited_docs & set(item.expected))
+        fact_correct = fact_correct and states_fact(answer.text, item.fact)
+        fact_wrong = not fact_correct and not fact_unknown and spoke_facts
+        fact_wrong = fact_wrong and not states_fact(answer.text, item.fact)  # right value, other page: a miss
+        fact_wrong = fact_wrong and states_other_value(answer.text, item.fact_type, item.fact)
     return ItemResult(
         question=item.question,
         expected_action=item.action,
@@ -204,7 +275,70 @@ def score_item(
         facts_found=found,
         facts_total=len(item.facts) if item.action in ("answer", "redirect") else 0,
         total_ms=round(elapsed_ms, 2),
+        fact_type=item.fact_type,
+        fact_correct=fact_correct,
+        fact_wrong=fact_wrong,
+        fact_unknown=fact_unknown,
     )
+
+
+# ---- fact items: is the asked fact said, or another value of its kind, or "not known"?
+_DIGIT_GAP = re.compile(r"(?<=\d)[ ,/–-]+(?=\d)")
+
+
+def _squeeze_digits(text: str) -> str:
+    """Digits with only spaces, commas or dashes between them joined: a phone number spoken digit by digit."""
+    return _DIGIT_GAP.sub("", text)
+
+
+def states_fact(answer_text: str, pattern: str) -> bool:
+    """Does the answer state the fact? ``pattern`` is searched in the folded answer, then with digits joined."""
+    folded, folded_pattern = fold_text(answer_text), fold_text(pattern)
+    if re.search(folded_pattern, folded):
+        return True
+    try:
+        return bool(re.search(_squeeze_digits(folded_pattern), _squeeze_digits(folded)))
+    except re.error:  # joining digits inside a character class or repetition can break a pattern
+        return False
+
+
+_AMOUNT = r"\d[\d.,]*\s*(?:euro|prozent)|kostenlos|gebuhrenfrei|beitragsfrei|\bfrei\b|gratis|umsonst"
+_SPAN = r"\b(?:\d+|ein|eine|einen|einem|zwei|drei|vier|wenige[n]?|einige[n]?)\s+(?:werk)?(?:tag|woche|monat|jahr|stunde|minute)"
+_CLOCK = r"\b\d{1,2}(?:[:.]\d{2})?\s*uhr\b"
+_DAY = r"\b(?:montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|wochenende)s?\b"
+_DATE = (
+    r"\b\d{1,2}\.\s*(?:januar|februar|marz|april|mai|juni|juli|august|september|oktober|november|dezember)"
+)
+_MONTH = r"\b(?:januar|februar|marz|april|mai|juni|juli|august|september|oktober|november|dezember)\b"
+_KIND_VALUES = {
+    "cost": _AMOUNT,
+    "duration": rf"{_SPAN}|\bsofort\b",
+    "deadline": rf"{_SPAN}|{_CLOCK}|{_DATE}|\bsofort\b",
+    "hours": rf"{_CLOCK}|{_DAY}|{_DATE}|{_MONTH}|\balle \d+ wochen\b|\bjede woche\b",
+    "place": r"(?:strasse|weg|platz|allee|gasse)\s+\d+|\bzimmer\s+\d+|\d\.\s*etage|erdgeschoss|\bam bahnhof\b",
+    "contact": r"\b0\d[\d ,/-]{5,}\d|@|\b116 116\b",
+}
+_UNKNOWN_REASONS = ("fact_unknown",)
+
+
+def said_unknown(answer: Answer) -> bool:
+    """The bot said it does not know (the fact engine's "not known" answer, or a hand-off for lack of an answer)."""
+    return answer.reason.startswith(_UNKNOWN_REASONS) or answer.action == Action.HANDOFF
+
+
+def states_other_value(answer_text: str, fact_type: str, pattern: str) -> bool:
+    """Does the answer state a value of the asked kind (a fee, a time, a phone number ...) that is not the fact?
+
+    For yes/no items: the other "Ja"/"Nein" first. Kinds without a checkable value (documents, how-to, ...) never
+    count as wrong facts; an answer without the fact is then only missed.
+    """
+    folded = fold_text(answer_text)
+    if fact_type == "yesno":
+        expected = re.match(r"\^(ja|nein)", fold_text(pattern))
+        said = re.match(r"(ja|nein)\b", folded)
+        return bool(expected and said and expected.group(1) != said.group(1))
+    kind = _KIND_VALUES.get(fact_type)
+    return bool(kind and re.search(kind, folded))
 
 
 def summarize(results: Sequence[ItemResult]) -> EvalReport:
@@ -224,6 +358,17 @@ def summarize(results: Sequence[ItemResult]) -> EvalReport:
             }
     facts_total = sum(r.facts_total for r in retrieval_items)
     facts_found = sum(r.facts_found for r in retrieval_items if r.facts_total)
+    fact_items = [r for r in results if r.fact_correct is not None]
+    fact_by_type: dict[str, dict[str, float]] = {}
+    for fact_type in FACT_TYPES:
+        group = [r for r in fact_items if r.fact_type == fact_type]
+        if group:
+            fact_by_type[fact_type] = {
+                "items": len(group),
+                "fact_accuracy": _ratio(sum(bool(r.fact_correct) for r in group), len(group)),
+                "wrong": sum(r.fact_wrong for r in group),
+                "unknown": sum(r.fact_unknown for r in group),
+            }
     return EvalReport(
         items=len(results),
         recall_at_1=_ratio(at1, len(retrieval_items)),
@@ -238,4 +383,13 @@ def summarize(results: Sequence[ItemResult]) -> EvalReport:
         by_action=by_action,
         mean_ms=round(sum(r.total_ms for r in results) / len(results), 2) if results else 0.0,
         results=list(results),
+        fact_items=len(fact_items),
+        fact_accuracy=_ratio(sum(bool(r.fact_correct) for r in fact_items), len(fact_items))
+        if fact_items
+        else None,
+        wrong_fact_rate=_ratio(sum(r.fact_wrong for r in fact_items), len(fact_items))
+        if fact_items
+        else None,
+        unknown_rate=_ratio(sum(r.fact_unknown for r in fact_items), len(fact_items)) if fact_items else None,
+        fact_by_type=fact_by_type,
     )

@@ -1,9 +1,13 @@
-"""Extractive answers: speak the curated "Telefonantwort" of the best page, or ask, or hand off.
+"""Extractive answers: speak the asked fact from the best page, or its curated "Telefonantwort", or ask, or
+hand off.
 
-This is the embedded default while no instruction-tuned model is configured. It never writes text of its own
-about a service: every answer sentence is a page's curated ``spoken_answer`` (or, for imported pages without
-one, the page's own first sentences), so it cannot invent a fee. Whether retrieval is confident enough to
-answer is decided in :mod:`knowledge.confidence`; the guard runs first (:mod:`knowledge.guard`).
+This is the embedded default while no instruction-tuned model is configured. It never writes facts of its own:
+a question for a detail (a fee, a duration, the documents ...) gets the page's sentence or list item that states
+it (:mod:`knowledge.facts`), turned into a spoken sentence without changing a number, or "this detail is not
+known" with the offer of a hand-off; a general question gets the page's curated ``spoken_answer`` (or, for
+imported pages without one, the page's own first sentences). Every answer is rewritten for the ear
+(:mod:`knowledge.spoken`) and checked against its page (:mod:`knowledge.verify`). Whether retrieval is confident
+enough to answer is decided in :mod:`knowledge.confidence`; the guard runs first (:mod:`knowledge.guard`).
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
-from knowledge import guard, phrases
+import numpy as np
+
+from knowledge import facts, guard, phrases, spoken, verify
 from knowledge.confidence import (
     PageCandidate,
     TownLexicon,
@@ -40,6 +47,14 @@ from knowledge.types import (
     Turn,
 )
 
+# Questions whose answer belongs to one office: the answer must name the office the caller asked about.
+_ENTITY_TYPES = (
+    facts.FactType.CONTACT,
+    facts.FactType.PLACE,
+    facts.FactType.HOURS,
+    facts.FactType.RESPONSIBLE,
+)
+
 
 class Retriever(Protocol):
     """What the answer engines need from ``knowledge.retrieval.HybridRetriever``."""
@@ -57,6 +72,7 @@ class Retrieval:
     confidence: float
     close_call: bool
     elapsed_ms: float
+    query_vector: np.ndarray | None = field(default=None, repr=False)  # e5 vector of ``query``
 
     @property
     def top(self) -> PageCandidate | None:
@@ -89,17 +105,29 @@ def last_caller_turn(history: Sequence[Turn]) -> Turn | None:
     return None
 
 
+def topic_turn(history: Sequence[Turn], town: TownLexicon, max_back: int = 3) -> Turn | None:
+    """The latest caller turn that names a topic ("ich brauch nen Reisepass" before "was kostet der?")."""
+    callers = [turn for turn in history if turn.role == "caller"][-max_back:]
+    for turn in reversed(callers):
+        if not names_no_topic(turn.text, town):
+            return turn
+    return callers[-1] if callers else None
+
+
 def combined_query(request: AnswerRequest, town: TownLexicon) -> str | None:
     """The question joined with the previous caller turn, when the question may lean on it (else None).
 
-    Used for replies to "Meinen Sie A oder B?" and for short follow-ups ("und was kostet das?").
+    Used for replies to "Meinen Sie A oder B?" and for short follow-ups ("und was kostet das?"); a follow-up to a
+    follow-up leans on the last turn that named the topic.
     """
     previous = last_caller_turn(earlier_turns(request))
     if previous is None:
         return None
+    if names_no_topic(previous.text, town):
+        previous = topic_turn(earlier_turns(request), town) or previous
     bot = last_bot_turn(earlier_turns(request))
     answering_choice = bot is not None and bool(phrases.offered_choices(bot.text))
-    if answering_choice or is_follow_up(request.question, town):
+    if answering_choice or is_follow_up(request.question, town) or names_no_topic(request.question, town):
         return f"{previous.text} {request.question}"
     return None
 
@@ -151,18 +179,21 @@ class ExtractiveAnswerEngine:
         self._config = config
         self._retriever = retriever
         self.town = TownLexicon.of(config.town)  # this engine's, not the process's
+        self._pages: dict[str, list[Chunk]] | None = None  # doc id → its chunks, for fact selection
 
     # -- retrieval, shared with the LLM mode
-    def _search(self, query: str) -> tuple[list[Hit], list[PageCandidate]]:
+    def _search(self, query: str) -> tuple[list[Hit], list[PageCandidate], np.ndarray | None]:
         detailed = getattr(self._retriever, "search_detailed", None)
         cosines: Sequence[float] = ()
+        vector: np.ndarray | None = None
         # No lock: searches of simultaneous calls run in worker threads at once (HybridRetriever is safe for that).
         if detailed is not None:  # HybridRetriever also reports each page's cosine
             result = detailed(query, self._config.retrieval.candidates)
             hits, cosines = list(result.hits), list(result.cosines)
+            vector = result.query_vector
         else:
             hits = self._retriever.search(query, self._config.retrieval.candidates)
-        return hits, rank_pages(hits, cosines)
+        return hits, rank_pages(hits, cosines), vector
 
     def retrieve_sync(self, request: AnswerRequest) -> Retrieval:
         """Search the question; a reply to a choice, or an unclear follow-up, is searched with the turn before."""
@@ -170,21 +201,21 @@ class ExtractiveAnswerEngine:
         combined = combined_query(request, self.town)
         bot = last_bot_turn(earlier_turns(request))
         if combined is not None and bot is not None and phrases.offered_choices(bot.text):
-            hits, pages = self._search(combined)
+            hits, pages, vector = self._search(combined)
             chosen = _pick_offered(request, pages, self.town)
             if chosen is not None:
                 pages = [chosen, *[p for p in pages if p.doc_id != chosen.doc_id]]
                 elapsed_ms = (time.perf_counter() - started) * 1000
-                return Retrieval(combined, hits, pages, 0.8, False, elapsed_ms)
-        hits, pages = self._search(request.question)
+                return Retrieval(combined, hits, pages, 0.8, False, elapsed_ms, vector)
+        hits, pages, vector = self._search(request.question)
         ordered, confidence, close_call = judge(request.question, pages, self.town)
-        retrieval = Retrieval(request.question, hits, ordered, confidence, close_call, 0.0)
+        retrieval = Retrieval(request.question, hits, ordered, confidence, close_call, 0.0, vector)
         no_topic = names_no_topic(request.question, self.town)
         if combined is not None and (no_topic or confidence < self._config.answer.min_confidence):
-            hits, pages = self._search(combined)
+            hits, pages, vector = self._search(combined)
             ordered, confidence, close_call = judge(combined, pages, self.town)
             if no_topic or confidence > retrieval.confidence:
-                retrieval = Retrieval(combined, hits, ordered, confidence, close_call, 0.0)
+                retrieval = Retrieval(combined, hits, ordered, confidence, close_call, 0.0, vector)
         retrieval.elapsed_ms = (time.perf_counter() - started) * 1000
         return retrieval
 
@@ -217,7 +248,7 @@ class ExtractiveAnswerEngine:
         return self.page_answer(request, retrieval, timings)
 
     def page_answer(self, request: AnswerRequest, retrieval: Retrieval, timings: dict[str, float]) -> Answer:
-        """Speak the top page's curated answer (preferring a page in the caller's language)."""
+        """The asked fact from the top page, or its curated answer (preferring a page in the caller's language)."""
         assert retrieval.top is not None
         page = retrieval.top
         if request.language != "de":
@@ -225,7 +256,11 @@ class ExtractiveAnswerEngine:
             if same_language:
                 page = same_language[0]
         chunk = page.chunk
-        text = speakable_text(chunk)
+        if request.language == "de" and chunk.language == "de":
+            fact = self.fact_answer(request, retrieval, page, timings)
+            if fact is not None:
+                return fact
+        text = spoken.for_speech(speakable_text(chunk))
         if chunk.language != request.language and request.language in phrases.GERMAN_ONLY_NOTICE:
             text = f"{phrases.GERMAN_ONLY_NOTICE[request.language]} {text}"
         action = Action.ANSWER if chunk.responsible else Action.REDIRECT
@@ -233,6 +268,77 @@ class ExtractiveAnswerEngine:
         return Answer(
             text, action, retrieval.confidence, [chunk.id], self.mode, chunk.language, reason, timings
         )
+
+    # -- fact answers
+    def page_chunks(self, page: PageCandidate) -> list[Chunk]:
+        """All chunks of a page (the retriever returns a page's best chunk only)."""
+        if self._pages is None:
+            grouped: dict[str, list[Chunk]] = {}
+            for chunk in getattr(self._retriever, "chunks", ()):
+                grouped.setdefault(chunk.doc_id, []).append(chunk)
+            self._pages = grouped
+        return self._pages.get(page.doc_id) or [page.chunk]
+
+    def asked_type(self, request: AnswerRequest, question: facts.Question) -> facts.FactType:
+        """The question's fact type; a follow-up without one keeps the type asked before ("und für Kinder?")."""
+        if question.type != facts.FactType.GENERAL:
+            return question.type
+        earlier = earlier_turns(request)
+        bot = last_bot_turn(earlier)
+        leans = is_follow_up(request.question, self.town) or names_no_topic(request.question, self.town)
+        if not earlier or not (leans or (bot is not None and phrases.offered_choices(bot.text))):
+            return question.type
+        callers = [turn for turn in earlier if turn.role == "caller"][-2:]
+        for turn in reversed(callers):
+            earlier_type = facts.question_type(turn.text)
+            if earlier_type != facts.FactType.GENERAL:
+                return earlier_type
+        return question.type
+
+    def fact_answer(
+        self, request: AnswerRequest, retrieval: Retrieval, page: PageCandidate, timings: dict[str, float]
+    ) -> Answer | None:
+        """The sentence(s) of the page that state the asked fact, or "not known" and the hand-off offer.
+
+        None for a general question (the curated answer is its answer) and when the chosen sentences cannot be
+        verified against the page.
+        """
+        started = time.perf_counter()
+        question = facts.classify(request.question, self.town)
+        asked = self.asked_type(request, question)
+        chunks = self.page_chunks(page)
+        if asked == facts.FactType.GENERAL and not question.yes_no:
+            return None
+        vectors = getattr(self._retriever, "fact_vectors", None)
+        selection = facts.select_facts(question, chunks, retrieval.query_vector, vectors, asked)
+        entities = facts.entity_words(question, page.chunk) if asked in _ENTITY_TYPES else []
+        if entities and not question.yes_no and not facts.selection_names(selection, entities, page.chunk):
+            # "E-Mail vom Steueramt" found the town hall's page: its e-mail is not the Steueramt's.
+            selection = facts.FactSelection(question, asked, ())
+            for other in retrieval.pages[1:3]:
+                other_chunks = self.page_chunks(other)
+                candidate = facts.select_facts(question, other_chunks, retrieval.query_vector, vectors, asked)
+                if candidate.found and facts.selection_names(candidate, entities, other.chunk):
+                    page, chunks, selection = other, other_chunks, candidate
+                    break
+        timings["facts"] = round((time.perf_counter() - started) * 1000, 2)
+        if selection.general:
+            return None
+        action = Action.ANSWER if page.chunk.responsible else Action.REDIRECT
+        if not selection.found:
+            text = phrases.fact_unknown(asked.value if not question.yes_no else "", page.chunk.title)
+            return Answer(
+                text, action, retrieval.confidence, [page.chunk.id], self.mode, "de", "fact_unknown", timings
+            )
+        text = spoken.for_speech(" ".join(facts.fact_sentences(selection)))
+        sources = tuple(f"{c.title}\n{c.spoken_answer}\n{c.authority}\n{c.text}" for c in chunks)
+        if not _supported(text, sources):
+            text = spoken.for_speech(" ".join(unit.text for unit in selection.units))
+            if not _supported(text, sources):
+                return None
+        cited = list(dict.fromkeys(unit.chunk_id for unit in selection.units))
+        reason = "fact_yes_no" if selection.polarity is not None else "fact_answer"
+        return Answer(text, action, retrieval.confidence, cited, self.mode, "de", reason, timings)
 
     def unsure(self, request: AnswerRequest, confidence: float, timings: dict[str, float]) -> Answer:
         """Clarify on the first miss (asking to repeat when the ASR was unsure), hand off when already asked."""
@@ -263,13 +369,44 @@ class ExtractiveAnswerEngine:
         return await collect(self.stream(request))
 
 
+@lru_cache(maxsize=512)
+def _page_facts(sources: tuple[str, ...]) -> frozenset[str]:
+    """Every checkable fact of a page, read generously (cached: the same pages answer again and again)."""
+    return frozenset(token for source in sources for token in verify.fact_tokens(source, lenient=True))
+
+
+def _supported(text: str, sources: tuple[str, ...]) -> bool:
+    """Does the page state every number, time, date and weekday of ``text`` (see knowledge.verify)?"""
+    return verify.fact_tokens(verify.strip_citations(text)) <= _page_facts(sources)
+
+
 def _already_clarified(request: AnswerRequest) -> bool:
     bot = last_bot_turn(earlier_turns(request))
     return bot is not None and phrases.is_clarify(bot.text)
 
 
+def reply_to_offer(request: AnswerRequest, mode: str) -> Answer | None:
+    """ "Ja" after "Soll ich Sie ... verbinden?" hands off; "nein" asks what else (None: no such reply)."""
+    bot = last_bot_turn(earlier_turns(request))
+    if bot is None or not phrases.offers_handoff(bot.text):
+        return None
+    reply = phrases.yes_or_no(request.question)
+    if reply is None:
+        return None
+    if reply:
+        text, language = phrases.localize(phrases.HANDOFF_REQUESTED, request.language)
+        return Answer(text, Action.HANDOFF, 1.0, [], mode, language, "handoff_accepted", {"retrieval": 0.0})
+    return Answer(
+        phrases.HANDOFF_DECLINED, Action.ANSWER, 1.0, [], mode, "de", "handoff_declined", {"retrieval": 0.0}
+    )
+
+
 def guarded_answer(request: AnswerRequest, mode: str) -> Answer | None:
-    """The guard's answer, if it has one; a second clarify in a row becomes a handoff."""
+    """The guard's answer, if it has one; a second clarify in a row becomes a handoff. A reply to the hand-off
+    offer is answered here too, before the guard would call a bare "ja" meaningless."""
+    offered = reply_to_offer(request, mode)
+    if offered is not None:
+        return offered
     verdict = guard.check(request.question, request.language)
     if verdict is None:
         return None

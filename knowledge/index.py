@@ -5,6 +5,7 @@ Layout (one *generation* per ingest, switched atomically by rewriting ``manifest
     manifest.json            version, generation, source files {path: sha256, doc/chunk ids, error}
     chunks-<gen>.json        the chunks in row order, each with the hash of the text it was embedded from
     embeddings-<gen>.npy     float32 (n_chunks, 384), row i belongs to chunk i
+    facts-<gen>.npz          e5 vectors of the pages' fact units (knowledge.facts), keyed by unit text hash
 
 Only files whose sha256 changed are parsed again, and only chunks whose embedding text changed are embedded
 again. A file that became broken keeps its previously indexed chunks (and is reported); files that disappeared
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from knowledge import embeddings
+from knowledge import embeddings, facts
 from knowledge.chunking import LoadError, chunk_document, passage_text
 from knowledge.loaders import discover, load_file
 from knowledge.types import Chunk
@@ -118,6 +119,7 @@ class KnowledgeIndex:
         self.embeddings = np.zeros((0, embeddings.DIM), dtype=np.float32)
         self._embed_hashes: list[str] = []
         self._by_id: dict[str, int] = {}
+        self.fact_vectors: dict[str, np.ndarray] = {}  # knowledge.facts.unit_key → e5 vector
 
     # --- loading ---------------------------------------------------------------------------------------------
 
@@ -157,6 +159,11 @@ class KnowledgeIndex:
         self._embed_hashes = [row["embed_hash"] for row in rows]
         self.embeddings = vectors
         self._by_id = {chunk.id: i for i, chunk in enumerate(self.chunks)}
+        self.fact_vectors = {}
+        if manifest.get("fact_vectors"):
+            with np.load(self.index_dir / manifest["fact_vectors"]) as stored:
+                keys, rows = stored["keys"], stored["vectors"]
+                self.fact_vectors = {str(key): rows[i] for i, key in enumerate(keys)}
 
     # --- queries ---------------------------------------------------------------------------------------------
 
@@ -174,7 +181,7 @@ class KnowledgeIndex:
     def retriever(self, config: RetrievalConfig | None = None) -> HybridRetriever:
         from knowledge.retrieval import HybridRetriever
 
-        return HybridRetriever(self.chunks, self.embeddings, config)
+        return HybridRetriever(self.chunks, self.embeddings, config, self.fact_vectors)
 
     # --- ingest ----------------------------------------------------------------------------------------------
 
@@ -328,8 +335,30 @@ class KnowledgeIndex:
         self._embed_hashes = [h for _, h, _ in rows]
         self.embeddings = matrix
         self._by_id = {chunk.id: i for i, chunk in enumerate(self.chunks)}
+        changed = self._embed_fact_units(progress) or changed
         if changed or not (self.index_dir / MANIFEST).exists():
             self.save()
+
+    def _embed_fact_units(self, progress: ProgressCallback | None) -> bool:
+        """Embed the fact units (list items, sentences) not embedded before; drop vectors of vanished units.
+
+        Fact answers compare the question with each unit of the found page; embedding them here keeps that a
+        dot product at question time. Returns whether the stored vectors changed.
+        """
+        texts: dict[str, str] = {}
+        for chunk in self.chunks:
+            for unit in facts.fact_units(chunk):
+                texts.setdefault(unit.key, unit.embed_text)
+        todo = [key for key in texts if key not in self.fact_vectors]
+        fresh = embeddings.embed_passages(
+            [texts[key] for key in todo],
+            progress=(lambda d, t: progress("facts", d, t)) if progress else None,
+        )
+        kept = {key: vector for key, vector in self.fact_vectors.items() if key in texts}
+        changed = bool(todo) or len(kept) != len(self.fact_vectors)
+        kept.update({key: fresh[i] for i, key in enumerate(todo)})
+        self.fact_vectors = kept
+        return changed
 
     # --- saving ----------------------------------------------------------------------------------------------
 
@@ -340,6 +369,7 @@ class KnowledgeIndex:
         self.generation += 1
         chunks_name = f"chunks-{self.generation}.json"
         embeddings_name = f"embeddings-{self.generation}.npy"
+        facts_name = f"facts-{self.generation}.npz"
         rows = [
             {"chunk": chunk_to_dict(c), "embed_hash": h}
             for c, h in zip(self.chunks, self._embed_hashes, strict=True)
@@ -350,17 +380,27 @@ class KnowledgeIndex:
         buffer = io.BytesIO()
         np.save(buffer, self.embeddings.astype(np.float32))
         _atomic_write_bytes(self.index_dir / embeddings_name, buffer.getvalue())
+        buffer = io.BytesIO()
+        keys = sorted(self.fact_vectors)
+        vectors = np.stack([self.fact_vectors[k] for k in keys]) if keys else np.zeros((0, embeddings.DIM))
+        np.savez(buffer, keys=np.array(keys, dtype="U40"), vectors=vectors.astype(np.float32))
+        _atomic_write_bytes(self.index_dir / facts_name, buffer.getvalue())
         manifest = {
             "version": INDEX_VERSION,
             "generation": self.generation,
             "chunks": chunks_name,
             "embeddings": embeddings_name,
+            "fact_vectors": facts_name,
             "files": {key: asdict(entry) for key, entry in sorted(self.files.items())},
         }
         _atomic_write_bytes(
             self.index_dir / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8")
         )
-        for name in (f"chunks-{old_generation}.json", f"embeddings-{old_generation}.npy"):
+        for name in (
+            f"chunks-{old_generation}.json",
+            f"embeddings-{old_generation}.npy",
+            f"facts-{old_generation}.npz",
+        ):
             if old_generation and old_generation != self.generation:
                 (self.index_dir / name).unlink(missing_ok=True)
 

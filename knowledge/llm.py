@@ -35,6 +35,7 @@ from knowledge.extractive import (
     guarded_answer,
 )
 from knowledge.sentences import SentenceSplitter
+from knowledge.spoken import speakable_sentence
 from knowledge.types import Action, Answer, AnswerEvent, AnswerRequest, FinalEvent, SentenceEvent
 
 logger = logging.getLogger(__name__)
@@ -273,7 +274,8 @@ class LlmAnswerEngine:
             generation.failure = failed.reason
             return []
         room = self._config.answer.max_sentences - len(generation.released)
-        spoken = [check.spoken for check in checks if check.spoken][:room]
+        # verified as written, spoken for the ear ("Mo–Fr" → "montags bis freitags"; numbers unchanged)
+        spoken = [" ".join(speakable_sentence(check.spoken)) for check in checks if check.spoken][:room]
         generation.released.extend(spoken)
         return spoken
 

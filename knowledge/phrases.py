@@ -80,6 +80,55 @@ HANDOFF_PERSONAL = (
 )
 HANDOFF_ERROR = "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter."
 
+# ---- a detail the page does not state: say so, offer the hand-off (never another fact instead)
+_UNKNOWN_WHAT = {
+    "cost": "was das kostet",
+    "duration": "wie lange das dauert",
+    "deadline": "bis wann das nötig ist",
+    "hours": "zu welchen Zeiten das ist",
+    "place": "wo genau das ist",
+    "contact": "unter welcher Nummer oder Adresse Sie jemanden erreichen",
+    "documents": "welche Unterlagen Sie dafür brauchen",
+    "eligibility": "welche Voraussetzungen dafür gelten",
+    "responsible": "wer dafür zuständig ist",
+}
+HANDOFF_OFFER = "Soll ich Sie mit einer Mitarbeiterin oder einem Mitarbeiter verbinden?"
+HANDOFF_DECLINED = "Gut. Was kann ich sonst für Sie tun?"
+
+
+def fact_unknown(fact_type: str, topic: str) -> str:
+    """ "Zu „Reisepass beantragen“ habe ich keine Angabe, wie lange das dauert. Soll ich Sie ... verbinden?"."""
+    topic = re.sub(r"\s*\([^)]*\)", "", topic).strip()
+    what = _UNKNOWN_WHAT.get(fact_type)
+    if what is None:
+        return f"Das kann ich Ihnen zu „{topic}“ nicht sicher sagen. {HANDOFF_OFFER}"
+    return f"Zu „{topic}“ habe ich keine Angabe, {what}. {HANDOFF_OFFER}"
+
+
+def offers_handoff(bot_text: str) -> bool:
+    """Did this bot turn end with the hand-off offer (so that "ja" means: connect me)?"""
+    return bot_text.rstrip().endswith(HANDOFF_OFFER)
+
+
+_YES = re.compile(
+    r"^(ja|jawohl|gerne?|bitte|okay|ok|genau|klar|sehr gerne?|ja bitte|ja gerne|mach das|machen sie das)\b"
+)
+_NO = re.compile(r"^(nein|nee|ne|nö|no|danke nein|nein danke|nicht nötig|lieber nicht|brauche ich nicht)\b")
+
+
+def yes_or_no(reply: str) -> bool | None:
+    """A short reply's "ja" (True) or "nein" (False); None for anything else (a new question)."""
+    text = re.sub(r"[^\wäöüß ]", " ", reply.lower()).split()
+    if not text or len(text) > 4:
+        return None
+    joined = " ".join(text)
+    if _NO.match(joined):
+        return False
+    if _YES.match(joined):
+        return True
+    return None
+
+
 # ---- emergency
 EMERGENCY_112 = (
     "Das klingt nach einem Notfall. Bitte legen Sie auf und wählen Sie sofort die 112, "

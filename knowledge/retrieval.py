@@ -12,7 +12,7 @@ answers the question is decided in one place, :func:`knowledge.confidence.judge`
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import bm25s
@@ -40,6 +40,8 @@ class SearchResult:
     cosine_margin: float  # best minus second-best document cosine
     query_tokens: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)  # "bm25", "embed", "total"
+    # The query's e5 vector, so that fact selection inside the found pages needs no second embedding.
+    query_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def _ranks(scores: np.ndarray, limit: int, positive_only: bool) -> dict[int, int]:
@@ -67,8 +69,11 @@ class HybridRetriever:
         chunks: Sequence[Chunk],
         chunk_embeddings: np.ndarray,
         config: RetrievalConfig | None = None,
+        fact_vectors: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         self.config = config or RetrievalConfig()
+        # e5 vectors of the pages' fact units by knowledge.facts.unit_key (computed at ingest), for fact answers
+        self.fact_vectors: Mapping[str, np.ndarray] = fact_vectors or {}
         self.chunks = list(chunks)
         self.embeddings = np.ascontiguousarray(chunk_embeddings, dtype=np.float32)
         if self.embeddings.shape[0] != len(self.chunks):
@@ -162,6 +167,7 @@ class HybridRetriever:
             top_cosine=top_cosine,
             cosine_margin=margin,
             query_tokens=tuple(tokens),
+            query_vector=query_vector,
         )
         finished = time.perf_counter()
         result.timings_ms.update(

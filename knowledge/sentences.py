@@ -68,7 +68,17 @@ _ABBREVIATIONS = frozenset(
 _BOUNDARY = re.compile(r"([.!?…]+[\"“”»)]*(?:\s*\[[^\[\]]{1,120}\])*)(\s+)(?=[A-ZÄÖÜ0-9„\"»(])")
 
 
-def _ends_with_non_terminal_dot(text_before: str) -> bool:
+# Words that start a sentence, not follow an ordinal ("Badstraße 10. Es hat ..." vs. "am 10. Mai").
+_SENTENCE_STARTER_TEXT = (
+    "es er sie die der das den dem ein eine einen einem einer im in am an auf bei für mit nach von vor zum zur "
+    "wenn falls bitte dort hier dann danach außerdem auch wir ich man ihr ihre ihren"
+)
+_SENTENCE_STARTERS = frozenset(_SENTENCE_STARTER_TEXT.split())
+# A number that ends a phone number ("45678-10.", spoken "4 5 6 7 8, 1 0.") is no ordinal.
+_PHONE_TAIL = re.compile(r"\d[ ,/-]+\d{1,2}\.$")
+
+
+def _ends_with_non_terminal_dot(text_before: str, text_after: str = "") -> bool:
     """True when the dot at the end of ``text_before`` belongs to an abbreviation or an ordinal number."""
     if not text_before.endswith("."):
         return False
@@ -77,15 +87,20 @@ def _ends_with_non_terminal_dot(text_before: str) -> bool:
         return False
     last = words[-1]
     if last.isdigit() and len(last) <= 2:
-        return True  # "am 1. Januar", "bis 15. März"
-    return last.lower() in _ABBREVIATIONS or len(last) == 1
+        if _PHONE_TAIL.search(text_before):
+            return False
+        following = re.findall(r"[\wäöüÄÖÜß]+", text_after[:40])
+        # "am 1. Januar", "bis 15. März" are ordinals; "Badstraße 10. Es hat", "45678-10. Bringen Sie" end.
+        return not (following and (following[0].lower() in _SENTENCE_STARTERS or following[1:2] == ["Sie"]))
+    # "Kirchstr. 5": a street name abbreviated like "Str."
+    return last.lower() in _ABBREVIATIONS or len(last) == 1 or last.lower().endswith("str")
 
 
 def _boundaries(text: str) -> list[int]:
     cuts: list[int] = []
     for match in _BOUNDARY.finditer(text):
         end_of_mark = match.end(1)
-        if _ends_with_non_terminal_dot(text[:end_of_mark]):
+        if _ends_with_non_terminal_dot(text[:end_of_mark], text[match.end() :]):
             continue
         cuts.append(end_of_mark)
     return cuts

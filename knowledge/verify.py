@@ -113,14 +113,33 @@ def _canonical_amount(raw: str) -> str:
     return str(int(value)) if value == int(value) else f"{value:g}"
 
 
+# A German phone number as written ("0123 45678-62", "0800 4 5555 00") or as spoken, digit by digit
+# ("0 1 2 3, 4 5 6 7 8, 6 2", see knowledge.spoken): both are the same fact "p:0123456786 2" without spaces.
+PHONE_NUMBER = re.compile(
+    r"(?<![\d,.])0\d{2,5}(?:[ /]\d{1,8})+(?:-\d{1,5})?(?!\d)|(?<![\d,.])0\d{2,5}-\d{1,5}\b"
+)
+_SPOKEN_PHONE_NUMBER = re.compile(r"(?<![\d,.])\b0(?:,? \d\b){4,}")
+
+
+def _phone_tokens(folded: str, lenient: bool) -> tuple[str, set[str]]:
+    """("p:<digits>" tokens of the phone numbers in ``folded``, the text without them (kept when lenient))."""
+    tokens: set[str] = set()
+
+    def take(match: re.Match[str]) -> str:
+        tokens.add("p:" + re.sub(r"\D", "", match.group(0)))
+        return match.group(0) if lenient else " "
+
+    rest = _SPOKEN_PHONE_NUMBER.sub(take, PHONE_NUMBER.sub(take, folded))
+    return rest, tokens
+
+
 def fact_tokens(text: str, *, lenient: bool = False) -> set[str]:
-    """Canonical checkable tokens of a text: "n:37", "t:8:30", "d:1.3", "w:montag", "m:marz".
+    """Canonical checkable tokens of a text: "n:37", "t:8:30", "d:1.3", "w:montag", "m:marz", "p:0123456780".
 
     ``lenient`` (for passages) also adds every component of times and dates as a plain number, and expands
     weekday abbreviations and ranges, so that sources are read generously and answers strictly.
     """
-    folded = _number_words_to_digits(fold_umlauts(text))
-    tokens: set[str] = set()
+    folded, tokens = _phone_tokens(_number_words_to_digits(fold_umlauts(text)), lenient)
     for match in _TIME_RANGE.finditer(folded):
         tokens.add(f"t:{int(match.group(1))}:{match.group(2) or '00'}")
         tokens.add(f"t:{int(match.group(3))}:{match.group(4) or '00'}")

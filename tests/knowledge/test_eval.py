@@ -11,7 +11,7 @@ import pytest
 
 from knowledge.config import KnowledgeConfig
 from knowledge.engine import build_answer_engine
-from knowledge.evaluation import EvalItem, EvalSetError, evaluate, load_eval_set, score_item
+from knowledge.evaluation import EvalItem, EvalSetError, evaluate, load_eval_set, score_item, summarize
 from knowledge.index import load_retriever
 from knowledge.types import Action, Answer, Chunk
 
@@ -71,6 +71,70 @@ def test_a_spoken_fee_missing_from_the_cited_page_is_ungrounded() -> None:
     assert score_item(item, uncited, ["perso"], [page]).grounded is False
     refusal = score_item(EvalItem("Wetter?", "out_of_scope"), Answer("…", Action.CLARIFY, 0.1), [], [page])
     assert refusal.action_correct and refusal.grounded is None
+
+
+def test_shipped_fact_sets_load_and_cover_enough_pages() -> None:
+    tuning = load_eval_set(REPO_ROOT / "knowledge" / "eval" / "facts.yaml")
+    heldout = load_eval_set(REPO_ROOT / "knowledge" / "eval" / "facts-heldout.yaml")
+    items = tuning + heldout
+    assert len(items) >= 200 and all(i.is_fact_item for i in items)
+    assert len({i.expected[0] for i in items}) >= 45
+    assert sum(1 for i in items if i.before) >= 10  # dialogues with a follow-up
+    assert not {(i.before, i.question) for i in tuning} & {(i.before, i.question) for i in heldout}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- {question: a, expected: [p], fact: x, fact_type: price}", "item 1 has fact_type 'price'"),
+        ("- {question: a, expected: [p], fact: '(', fact_type: cost}", "item 1 has a bad fact pattern"),
+        ("- {question: a, expected: [p], fact_type: cost}", "item 1 (fact item) needs 'fact'"),
+    ],
+)
+def test_bad_fact_items_are_rejected(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "set.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(EvalSetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_eval_set(path)
+
+
+def test_fact_items_score_the_asked_fact_another_value_and_not_known() -> None:
+    page = Chunk(
+        id="kita",
+        doc_id="kita",
+        title="Kita",
+        text="Bei über 100.000 Euro 420 Euro im Monat, bei 50.000 Euro 180 Euro. Telefon 0123 45678-62.",
+    )
+    item = EvalItem(
+        "Was kostet die Kita über 100.000?", "answer", ("kita",), fact_type="cost", fact="420 euro"
+    )
+    right = score_item(
+        item, Answer("Es sind 420 Euro im Monat.", Action.ANSWER, 0.9, ["kita"]), ["kita"], [page]
+    )
+    assert (right.fact_correct, right.fact_wrong, right.fact_unknown) == (True, False, False)
+    wrong = score_item(
+        item, Answer("Es sind 180 Euro im Monat.", Action.ANSWER, 0.9, ["kita"]), ["kita"], [page]
+    )
+    assert (wrong.fact_correct, wrong.fact_wrong) == (False, True)
+    other_page = score_item(item, Answer("Es sind 420 Euro.", Action.ANSWER, 0.9, ["x"]), ["x"], [page])
+    assert (other_page.fact_correct, other_page.fact_wrong) == (False, False)
+    unknown = Answer("Dazu habe ich keine Angabe. Soll ich verbinden?", Action.ANSWER, 0.9, ["kita"])
+    unknown.reason = "fact_unknown"
+    scored = score_item(item, unknown, ["kita"], [page])
+    assert (scored.fact_correct, scored.fact_wrong, scored.fact_unknown) == (False, False, True)
+    phone = EvalItem("Telefon Kita?", "answer", ("kita",), fact_type="contact", fact="45678-62")
+    spoken = Answer("Telefon 0 1 2 3, 4 5 6 7 8, 6 2.", Action.ANSWER, 0.9, ["kita"])
+    assert score_item(phone, spoken, ["kita"], [page]).fact_correct is True
+    yes_no = EvalItem("Ist das kostenlos?", "answer", ("kita",), fact_type="yesno", fact="^nein\\b")
+    said_yes = score_item(yes_no, Answer("Ja, es ist frei.", Action.ANSWER, 0.9, ["kita"]), ["kita"], [page])
+    assert said_yes.fact_wrong is True
+    report = summarize([right, wrong, other_page, scored])
+    assert (report.fact_items, report.fact_accuracy, report.wrong_fact_rate, report.unknown_rate) == (
+        4,
+        0.25,
+        0.25,
+        0.25,
+    )
 
 
 async def test_evaluate_reports_every_metric_on_a_small_kb(fixture_kb: Path, tmp_path: Path) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from knowledge import phrases
 from knowledge.config import KnowledgeConfig
 from knowledge.engine import EngineConfigurationError, build_answer_engine
 from knowledge.extractive import ExtractiveAnswerEngine, Retriever
@@ -32,13 +34,11 @@ def engine(config: KnowledgeConfig, retriever: Retriever) -> AnswerEngine:
 @pytest.mark.parametrize(
     ("question", "page", "fact"),
     [
-        ("Was kostet ein Perso?", "personalausweis-beantragen", "37 Euro"),
-        ("wo kann ich meinen hund anmelden", "hundesteuer-anmelden", "Steueramt"),
+        ("Wie beantrage ich einen Reisepass?", "reisepass-beantragen", "persönlich mit Termin"),
         ("wie krieg ich mein altes sofa weg", "sperrmuell", "Sperrmüll"),
-        ("ich brauche ein polizeiliches führungszeugnis was kostet das", "fuehrungszeugnis", "13 Euro"),
     ],
 )
-async def test_confident_questions_get_the_curated_answer(
+async def test_general_questions_get_the_curated_answer(
     engine: AnswerEngine, question: str, page: str, fact: str
 ) -> None:
     answer = await engine.answer(AnswerRequest(question))
@@ -46,6 +46,82 @@ async def test_confident_questions_get_the_curated_answer(
     assert fact in answer.text
     assert answer.confidence >= 0.5
     assert answer.mode == "extractive"
+
+
+@pytest.mark.parametrize(
+    ("question", "page", "fact"),
+    [
+        ("Was kostet die Kita bei mehr als 100.000 Euro Jahreseinkommen?", "kita-beitraege", "420 Euro"),
+        ("Was kostet ein Perso?", "personalausweis-beantragen", "37 Euro"),
+        ("wo kann ich meinen hund anmelden", "hundesteuer-anmelden", "Steueramt"),
+        ("ich brauche ein polizeiliches führungszeugnis was kostet das", "fuehrungszeugnis", "13 Euro"),
+        ("Wann haben die Friedhöfe im Sommer geöffnet?", "friedhof-grabstelle", "7 bis 20 Uhr"),
+        (
+            "Bis wann kann ich bei plötzlicher Krankheit noch Briefwahl beantragen?",
+            "briefwahl",
+            "Wahltag um 15",
+        ),
+        (
+            "Welche Unterlagen brauchen wir für die Anmeldung der Eheschließung?",
+            "eheschliessung-anmelden",
+            "Geburtenregister",
+        ),
+        ("Wie lange dauert ein Bauantrag?", "bauantrag-bauberatung", "6 bis 12 Wochen"),
+        ("was kostet ein urnengrab", "friedhof-grabstelle", "950 Euro"),
+    ],
+)
+async def test_a_question_for_a_detail_gets_the_sentence_that_states_it(
+    engine: AnswerEngine, question: str, page: str, fact: str
+) -> None:
+    answer = await engine.answer(AnswerRequest(question))
+    assert (answer.action, answer.sources, answer.reason) == (Action.ANSWER, [page], "fact_answer"), (
+        answer.text
+    )
+    assert fact in answer.text
+    assert "(" not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("question", "first_word"),
+    [
+        ("Brauche ich für eine Beglaubigung einen Termin?", "Nein"),
+        ("hat das hallenbad montags auf", "Nein"),
+        ("hat das bürgerbüro donnerstags nachmittags auf", "Ja"),
+        ("ist der büchereiausweis für kinder kostenlos", "Ja"),
+        ("gibts noch kinderreisepässe", "Nein"),
+    ],
+)
+async def test_a_yes_no_question_gets_ja_or_nein_first(
+    engine: AnswerEngine, question: str, first_word: str
+) -> None:
+    answer = await engine.answer(AnswerRequest(question))
+    assert answer.reason == "fact_yes_no", answer.text
+    assert answer.text.split()[0].strip(",.") == first_word, answer.text
+
+
+async def test_a_detail_the_page_does_not_state_is_not_known_and_the_hand_off_is_offered(
+    engine: AnswerEngine,
+) -> None:
+    question = "Wie lange dauert die Einbürgerung?"  # the page names office, phone and form, no duration
+    answer = await engine.answer(AnswerRequest(question))
+    assert (answer.reason, answer.sources) == ("fact_unknown", ["einbuergerung"])
+    assert "keine Angabe" in answer.text and answer.text.endswith(phrases.HANDOFF_OFFER)
+    assert not re.search(r"\d", answer.text)  # no other fact (a phone number, a fee) instead
+    history = (Turn("caller", question), Turn("bot", answer.text))
+    accepted = await engine.answer(AnswerRequest("ja gerne", history=history))
+    assert (accepted.action, accepted.reason) == (Action.HANDOFF, "handoff_accepted")
+    declined = await engine.answer(AnswerRequest("nein danke", history=history))
+    assert (declined.action, declined.reason) == (Action.ANSWER, "handoff_declined")
+
+
+async def test_a_follow_up_keeps_the_topic_and_asks_for_its_own_detail(engine: AnswerEngine) -> None:
+    first = await engine.answer(AnswerRequest("Ich brauche einen neuen Reisepass."))
+    history = (Turn("caller", "Ich brauche einen neuen Reisepass."), Turn("bot", first.text))
+    fee = await engine.answer(AnswerRequest("Und was kostet der für Kinder?", history=history))
+    assert "37,50 Euro" in fee.text and fee.reason == "fact_answer"
+    history += (Turn("caller", "Und was kostet der für Kinder?"), Turn("bot", fee.text))
+    duration = await engine.answer(AnswerRequest("und wie lange dauert das", history=history))
+    assert duration.sources == ["reisepass-beantragen"] and "4 Wochen" in duration.text
 
 
 @pytest.mark.parametrize(
@@ -81,7 +157,7 @@ async def test_other_authorities_are_redirects(engine: AnswerEngine, question: s
 
 
 async def test_streams_whole_sentences_then_the_final_answer(engine: AnswerEngine) -> None:
-    events = [event async for event in engine.stream(AnswerRequest("Was kostet ein Perso?"))]
+    events = [event async for event in engine.stream(AnswerRequest("Wie beantrage ich einen Reisepass?"))]
     sentences = [e.text for e in events if isinstance(e, SentenceEvent)]
     assert isinstance(events[-1], FinalEvent)
     final = events[-1].answer

@@ -9,6 +9,7 @@ import numpy as np
 from kb_fixtures import FIXTURE_PAGES, make_pdf, write_fixture_kb
 
 from knowledge.config import KnowledgeConfig
+from knowledge.facts import fact_units
 from knowledge.index import KnowledgeIndex, load_retriever
 
 
@@ -30,8 +31,13 @@ def test_ingest_persists_chunks_and_embeddings(fixture_kb: Path, tmp_path: Path)
     assert np.allclose(norms, 1.0, atol=1e-3)  # real, normalised e5 vectors
     manifest = json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
     assert sorted(p.name for p in index_dir.iterdir() if not p.name.startswith(".")) == sorted(
-        ["manifest.json", manifest["chunks"], manifest["embeddings"]]
+        ["manifest.json", manifest["chunks"], manifest["embeddings"], manifest["fact_vectors"]]
     )
+    # every fact unit (list item, sentence) of every page has its e5 vector, for fact answers
+    keys = {unit.key for chunk in reopened.chunks for unit in fact_units(chunk)}
+    assert keys and keys == set(reopened.fact_vectors)
+    assert all(abs(float(np.linalg.norm(v)) - 1.0) < 1e-3 for v in reopened.fact_vectors.values())
+    assert ("facts", len(keys), len(keys)) in calls
 
 
 def test_reingest_only_embeds_what_changed(fixture_kb: Path, tmp_path: Path) -> None:
@@ -53,6 +59,12 @@ def test_reingest_only_embeds_what_changed(fixture_kb: Path, tmp_path: Path) -> 
         old_row = [c.id for c in before.chunks].index(chunk_id)
         new_row = [c.id for c in after.chunks].index(chunk_id)
         assert np.array_equal(before.embeddings[old_row], after.embeddings[new_row])
+    # only the changed sentence is embedded again as a fact unit; the others keep their vectors
+    new_keys = set(after.fact_vectors) - set(before.fact_vectors)
+    changed_units = {u.key: u.text for u in fact_units(hund)}
+    assert new_keys and all("108 Euro" in changed_units[key] for key in new_keys)
+    kept = set(before.fact_vectors) & set(after.fact_vectors)
+    assert all(np.array_equal(before.fact_vectors[k], after.fact_vectors[k]) for k in kept)
 
 
 def test_broken_file_keeps_its_previous_chunks(fixture_kb: Path, tmp_path: Path) -> None:

@@ -63,7 +63,8 @@ Die Stadt Musterstadt lässt keine Fahrzeuge zu. Das macht der Kreis Musterkreis
 }
 
 PERSO = "Was kostet ein Personalausweis?"
-CURATED_PERSO = "Den Personalausweis beantragen Sie im Bürgerbüro."
+# What the extractive engine says to a question for the fee: the page's sentence that states it.
+EXTRACTIVE_PERSO_FEE = "Er kostet 37 Euro, unter 24 Jahren 22,80 Euro."
 
 
 @dataclass
@@ -262,7 +263,7 @@ async def test_prompt_carries_numbered_passages_ids_and_abstain_token(
         (["Passagen:\n[1] ID: personalausweis-beantragen\nGebühr: 37,00 Euro."], "prompt_echo"),
     ],
 )
-async def test_unverifiable_output_falls_back_to_the_curated_answer(
+async def test_unverifiable_output_falls_back_to_the_extractive_answer(
     scripted_server: ScriptedServer,
     kb_config: KnowledgeConfig,
     retriever: Retriever,
@@ -272,7 +273,7 @@ async def test_unverifiable_output_falls_back_to_the_curated_answer(
     scripted_server.scripts[PERSO] = Script(tokens)
     events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(PERSO))
     spoken = _spoken(events)
-    assert spoken[0] == CURATED_PERSO
+    assert spoken[0] == EXTRACTIVE_PERSO_FEE
     assert not any("73" in s or "samstags" in s for s in spoken)
     answer = _final(events)
     assert (answer.action, answer.reason) == (Action.ANSWER, f"fallback_extractive:{reason}")
@@ -305,7 +306,7 @@ async def test_timeout_falls_back(
     events = await _run(config, retriever, AnswerRequest(question))
     answer = _final(events)
     assert answer.reason == "fallback_extractive:timeout"
-    assert _spoken(events)[0] == CURATED_PERSO
+    assert _spoken(events)[0] == EXTRACTIVE_PERSO_FEE
 
 
 async def test_connection_error_and_server_error_fall_back(

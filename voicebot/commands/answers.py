@@ -138,7 +138,8 @@ def eval_command(
     llm_url: LlmUrlOption = None,
     show_failures: Annotated[int, typer.Option("--failures", help="List up to N failed items.")] = 15,
 ) -> None:
-    """Run a question set: retrieval recall@1/@3, action accuracy, groundedness, fact recall, refusal rate."""
+    """Run a question set: retrieval recall@1/@3, action accuracy, groundedness, fact recall, refusal rate, and
+    for fact items fact accuracy, wrong-fact rate and unknown rate."""
     from rich.console import Console
 
     from knowledge.evaluation import DEFAULT_SET, EvalSetError, evaluate, load_eval_set
@@ -174,10 +175,31 @@ def eval_command(
         ("emergency recall", f"{report.emergency_recall:.3f}"),
         ("mean time per question", f"{report.mean_ms:.1f} ms"),
     ]
+    if report.fact_items:
+        rows += [
+            ("fact items", f"{report.fact_items}"),
+            ("fact accuracy (asked fact + its page)", f"{report.fact_accuracy:.3f}"),
+            ("wrong-fact rate", f"{report.wrong_fact_rate:.3f}"),
+            ("unknown rate (not known, hand-off offered)", f"{report.unknown_rate:.3f}"),
+        ]
     for label, value in rows:
         typer.echo(f"{label:<42}{value}")
     for action, group in report.by_action.items():
         typer.echo(f"  {action:<40}{group['action_accuracy']:.3f} of {int(group['items'])}")
+    for fact_type, group in report.fact_by_type.items():
+        typer.echo(
+            f"  facts: {fact_type:<33}{group['fact_accuracy']:.3f} of {int(group['items'])}"
+            f"  (wrong {int(group['wrong'])}, unknown {int(group['unknown'])})"
+        )
+    fact_failures = report.fact_failures()[:show_failures]
+    if fact_failures:
+        typer.echo(f"\nfact items without the fact (first {len(fact_failures)}, wrong facts first):")
+    for r in fact_failures:
+        typer.echo(
+            f"- {r.question!r} [{r.fact_type}{', WRONG' if r.fact_wrong else ''}"
+            f"{', unknown' if r.fact_unknown else ''}] expected {r.expected}, got {r.action} {r.sources}: "
+            f"{r.answer!r}"
+        )
     failures = report.failures()[:show_failures]
     if failures:
         typer.echo(f"\nfailed items (first {len(failures)}):")
@@ -245,7 +267,8 @@ def bench_answer(
     ] = 2000,
     llm_url: LlmUrlOption = None,
 ) -> None:
-    """p50/p95 of retrieval on a 2,000-chunk index and of time-to-first-sentence per answer mode."""
+    """p50/p95 of retrieval on a 2,000-chunk index, of retrieval + fact selection on the knowledge base, and of
+    time-to-first-sentence per answer mode."""
     settings = _settings(llm_url)
     results: dict[str, Any] = {"runs": runs}
     results["retrieval"] = _bench_retrieval(settings, chunks, runs)
@@ -258,6 +281,7 @@ def bench_answer(
         modes["llm"] = asyncio.run(_time_to_first_sentence(llm_engine, llm_runs))
         modes["llm"]["runs"] = llm_runs
     results["modes"] = modes
+    results["fact_selection"] = _bench_fact_selection(engine, runs)
     if json_output:
         typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
         return
@@ -266,12 +290,59 @@ def bench_answer(
         f"retrieval ({retrieval.get('chunks', chunks)} chunks): p50 {retrieval['p50']:.1f} ms  "
         f"p95 {retrieval['p95']:.1f} ms"
     )
+    facts = results["fact_selection"]
+    typer.echo(
+        f"sample KB, {facts['retrieval_ms']['n']} fact questions: retrieval p50 {facts['retrieval_ms']['p50']:.1f} ms  "
+        f"p95 {facts['retrieval_ms']['p95']:.1f} ms; retrieval + fact selection p50 "
+        f"{facts['retrieval_and_selection_ms']['p50']:.1f} ms  p95 {facts['retrieval_and_selection_ms']['p95']:.1f} ms "
+        f"(selection alone p95 {facts['selection_ms']['p95']:.2f} ms)"
+    )
     for name, numbers in modes.items():
         fs = numbers["first_sentence_ms"]
         typer.echo(
             f"{name:<11} first sentence: p50 {fs['p50']:.1f} ms  p95 {fs['p95']:.1f} ms  "
             f"(n={fs['n']}, outcomes {numbers['reasons']})"
         )
+
+
+# Questions for a detail (fee, duration, hours, documents, yes/no), so that fact selection does its full work.
+FACT_BENCH_QUESTIONS = (
+    "Was kostet die Kita bei mehr als 100.000 Euro Jahreseinkommen?",
+    "Wie lange dauert ein Reisepass?",
+    "Wann haben die Friedhöfe im Sommer geöffnet?",
+    "Welche Unterlagen brauche ich für die Anmeldung der Eheschließung?",
+    "Bis wann kann ich bei plötzlicher Krankheit noch Briefwahl beantragen?",
+    "Brauche ich für eine Beglaubigung einen Termin?",
+    "Was kostet ein Urnengrab?",
+    "Wie ist die Telefonnummer vom Wahlamt?",
+)
+
+
+def _bench_fact_selection(engine: Any, runs: int) -> dict[str, Any]:
+    """Retrieval alone and retrieval + fact selection (the extractive decision) in the same loop, on the
+    on-disk index, so that the cost of choosing the sentence is measured next to the search it follows."""
+    from knowledge.types import AnswerRequest
+
+    retrieval: list[float] = []
+    selection: list[float] = []
+    total: list[float] = []
+    for question in FACT_BENCH_QUESTIONS:  # warm-up
+        engine.decide(AnswerRequest(question), engine.retrieve_sync(AnswerRequest(question)))
+    for run in range(runs):
+        request = AnswerRequest(FACT_BENCH_QUESTIONS[run % len(FACT_BENCH_QUESTIONS)])
+        started = time.perf_counter()
+        found = engine.retrieve_sync(request)
+        searched = time.perf_counter()
+        engine.decide(request, found)
+        decided = time.perf_counter()
+        retrieval.append((searched - started) * 1000)
+        selection.append((decided - searched) * 1000)
+        total.append((decided - started) * 1000)
+    return {
+        "retrieval_ms": _percentiles(retrieval),
+        "selection_ms": _percentiles(selection),
+        "retrieval_and_selection_ms": _percentiles(total),
+    }
 
 
 def _warm_request() -> Any:
