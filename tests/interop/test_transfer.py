@@ -1,0 +1,195 @@
+"""A hand-off nobody takes, with real SIP peers (issue 14 item 1): a sipp caller that refuses REFER, so the bot calls
+staff itself, and a staff phone that is not there, rings until CANCELled, is busy (486) or declines (603).
+
+While the transfer runs the call is in a transfer state: ringback, no "Sind Sie noch da?", no goodbye. A failed
+transfer is told with the call-back offer; key 1 takes it (``callback_requested`` with the caller's number in the
+record); afterwards the silence watchdog works again and ends the silent call (silence prompt, goodbye, BYE).
+This module runs its own server: a 3 s silence timeout and a 6 s transfer timeout make a watchdog that forgot the
+transfer state speak within the transfer, and keep each call short.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from readiness import wait_until_bound
+
+from interop.peers import VoicebotServer, free_port, shared_index_dir, sipp
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+SIPP_PCAPS = Path("/usr/share/sip-tester")
+SILENCE_TIMEOUT_S = 3.0
+TRANSFER_TIMEOUT_S = 6.0
+CALLER_NUMBER = "sipp"  # the user part of the sipp caller's From URI
+
+
+@pytest.fixture(scope="module")
+def staff_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def transfer_server(
+    tmp_path_factory: pytest.TempPathFactory, embedded_models_dir: Path, staff_port: int
+) -> Iterator[VoicebotServer]:
+    server = VoicebotServer(
+        tmp_path_factory.mktemp("voicebot-transfer"),
+        models_dir=embedded_models_dir,
+        index_dir=shared_index_dir(),
+        call__greeting="Guten Tag, hier ist das Rathaus.",
+        call__silence_timeout_s=str(SILENCE_TIMEOUT_S),
+        sip__staff_uri=f"sip:staff@127.0.0.1:{staff_port}",
+        sip__transfer_timeout_s=str(TRANSFER_TIMEOUT_S),
+        sip__rtp_inactivity_timeout_s="60",  # the sipp caller sends RTP only for its key presses
+    )
+    server.start()
+    yield server
+    assert server.stop() == 0, f"voicebot serve did not shut down cleanly:\n{server.log_tail()}"
+
+
+def _staff_phone(workdir: Path, port: int, scenario: list[str]) -> subprocess.Popen[str]:
+    staff_dir = workdir / "staff"
+    staff_dir.mkdir()
+    staff = subprocess.Popen(
+        [
+            *("sipp", *scenario, "-m", "1", "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port())),
+            *("-timeout", "60s", "-timeout_error", "-nostdin", "-trace_err"),
+        ],
+        cwd=staff_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_until_bound(port, "udp")
+    return staff
+
+
+def _caller(server: VoicebotServer, workdir: Path, *, digit: str, pause_ms: int) -> None:
+    """The sipp caller: 0 for staff, 405 to the REFER, ``pause_ms`` of silence, ``digit``, then waits for BYE."""
+    (workdir / "pcap").symlink_to(SIPP_PCAPS)
+    template = (SCENARIOS / "uac_refer_refused_then_silent.xml").read_text()
+    scenario = workdir / "caller.xml"
+    scenario.write_text(template.replace("CALLBACK_DIGIT", digit))
+    result = sipp(
+        [
+            *(
+                "-sf",
+                str(scenario),
+                "-d",
+                str(pause_ms),
+                "-m",
+                "1",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(free_port()),
+            ),
+            *("-mp", str(free_port()), "-s", "hotline", f"127.0.0.1:{server.sip_port}"),
+            *("-trace_err", "-error_file", str(workdir / "errors.log")),
+        ],
+        cwd=workdir,
+        timeout_s=90,
+    )
+    errors = (workdir / "errors.log").read_text(errors="replace") if (workdir / "errors.log").exists() else ""
+    assert result.returncode == 0, (
+        f"sipp rc={result.returncode}\n{result.stdout[-2000:]}\n{errors[-3000:]}\nserver:\n{server.log_tail()}"
+    )
+
+
+def _event(record: dict[str, Any], kind: str) -> dict[str, Any]:
+    found = [e for e in record["events"] if e["kind"] == kind]
+    assert len(found) == 1, f"{kind}: {record['events']}"
+    return dict(found[0])
+
+
+@pytest.mark.parametrize(
+    ("staff", "code", "reason", "pause_ms", "digit"),
+    [
+        pytest.param(None, 408, "not answered", 9000, "1", id="nobody-listens"),
+        pytest.param(("uas_ring_until_cancel.xml", {}), 408, "not answered", 9000, "5", id="rings-too-long"),
+        pytest.param(("uas_reject.xml", {}), 486, "busy", 4000, "1", id="busy-486"),
+        pytest.param(("uas_reject.xml", {"486 Busy Here": "603 Decline"}), 603, "declined", 4000, "5",
+                     id="declined-603"),
+    ],
+)  # fmt: skip
+def test_a_transfer_nobody_takes_is_told_and_offers_a_call_back(
+    transfer_server: VoicebotServer,
+    tmp_path: Path,
+    staff_port: int,
+    staff: tuple[str, dict[str, str]] | None,
+    code: int,
+    reason: str,
+    pause_ms: int,
+    digit: str,
+) -> None:
+    phone = None
+    if staff is not None:
+        name, changes = staff
+        text = (SCENARIOS / name).read_text()
+        for old, new in changes.items():
+            text = text.replace(old, new)
+        (tmp_path / name).write_text(text)
+        phone = _staff_phone(tmp_path, staff_port, ["-sf", str(tmp_path / name)])
+    started = time.time()
+    try:
+        _caller(transfer_server, tmp_path, digit=digit, pause_ms=pause_ms)
+        if phone is not None:
+            output, _ = phone.communicate(timeout=20)
+            assert phone.returncode == 0, f"staff sipp did not complete its scenario:\n{output[-3000:]}"
+    finally:
+        if phone is not None and phone.poll() is None:
+            phone.kill()
+            phone.wait(timeout=5)
+
+    record = transfer_server.closed_transcript_since(started)
+    for line in [*record["events"], *record["turns"]]:
+        print(
+            {
+                key: line.get(key)
+                for key in ("t", "start_s", "kind", "role", "text", "code", "reason", "seconds")
+            }
+        )
+    kinds = [e["kind"] for e in record["events"]]
+    assert _event(record, "transfer_refer_refused")["code"] == 405
+    begun, failed = _event(record, "transfer_started"), _event(record, "transfer_failed")
+    assert (failed["code"], failed["reason"]) == (code, reason), failed
+    assert "transfer_completed" not in kinds and "transfer_bridged" not in kinds, kinds
+    if staff is not None:
+        assert (
+            kinds.index("transfer_started") < kinds.index("transfer_ringing") < kinds.index("transfer_failed")
+        )
+    if code == 408:
+        # The bot waited the whole transfer timeout for staff, and not much longer (then it CANCELled).
+        assert TRANSFER_TIMEOUT_S - 0.5 < failed["t"] - begun["t"] < TRANSFER_TIMEOUT_S + 5, (begun, failed)
+        assert _event(record, "ringback")["seconds"] >= TRANSFER_TIMEOUT_S - 1
+
+    bot = [t for t in record["turns"] if t["role"] == "bot"]
+    said = [t["kind"] for t in bot]
+    told = next(t for t in bot if t["kind"] == "transfer_failed")
+    assert told["text"].startswith("Leider ist im Moment niemand erreichbar.")
+    assert "Rückruf" in told["text"] and told["played"], told
+    # No silence prompt or goodbye while the transfer ran (≥ 2 × the silence timeout), only after it failed.
+    prompts = [t for t in bot if t["kind"] in ("silence_prompt", "goodbye")]
+    assert all(t["start_s"] > failed["t"] for t in prompts), (failed, prompts)
+    assert said.index("handoff") < said.index("transfer_failed"), said
+    # Afterwards the watchdog works again: the silent caller is asked once, then the bot says goodbye and hangs up.
+    assert said[-2:] == ["silence_prompt", "goodbye"], said
+    assert record["ended_reason"] == "silence", record["ended_reason"]
+
+    if digit == "1":
+        callback = _event(record, "callback_requested")
+        assert (callback["number"], callback["via"]) == (CALLER_NUMBER, "dtmf"), callback
+        assert callback["t"] > failed["t"]
+        assert "callback_confirmed" in said, said
+        # The conversation so far stays in the same record as the request.
+        assert any(t["role"] == "caller" and t["text"] == "0" for t in record["turns"]), record["turns"]
+    else:
+        assert "callback_requested" not in kinds and "callback_confirmed" not in said, record
+    assert transfer_server.wait_idle()
