@@ -182,7 +182,7 @@ class CallSettings(_Section):
     """The call script: what the bot says, and when it waits, asks, repeats or ends."""
 
     # None: built from ``town``, ``privacy_url`` and ``sip.handoff_dtmf`` (AI disclosure, EU AI Act Art. 50; where
-    # the data-protection notice is, GDPR Art. 13; how to reach a person), ≈ 7 s of espeak. "" says no greeting.
+    # the data-protection notice is, GDPR Art. 13; how to reach a person), 7.8 s of espeak. "" says no greeting.
     # A text of its own: its first sentence is the disclosure (always heard), the rest can be talked over.
     greeting: str | None = None
     silence_prompt: str = "Sind Sie noch da?"
