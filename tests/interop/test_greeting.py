@@ -72,7 +72,8 @@ def _call(server: VoicebotServer, tmp_path: Path, lead_s: float) -> tuple[dict[s
     return record, caller
 
 
-def _answered_question(record: dict[str, Any]) -> None:
+def _answered_question(record: dict[str, Any]) -> dict[str, Any]:
+    """The caller's first question, once it is clear that it was answered."""
     turns = record["turns"]
     questions = [i for i, t in enumerate(turns) if t["role"] == "caller" and t["kind"] == "question"]
     assert questions, f"the caller's words were dropped: {turns}"
@@ -82,6 +83,7 @@ def _answered_question(record: dict[str, Any]) -> None:
         if t["role"] == "bot" and t["kind"] not in ("greeting", "silence_prompt", "goodbye")
     ]
     assert answers and answers[0]["text"], f"the caller's question got no answer: {turns}"
+    return dict(turns[questions[0]])
 
 
 def test_the_default_greeting_names_the_town_the_privacy_notice_and_the_key_for_a_person(
@@ -107,7 +109,7 @@ def test_speech_after_the_disclosure_stops_the_greeting_and_is_answered(
     assert disclosure["played"] and not disclosure["interrupted"], disclosure
     assert rest["interrupted"] and not rest["played"], rest
     assert any(e["kind"] == "barge_in" for e in record["events"]), record["events"]
-    _answered_question(record)
+    assert _answered_question(record)["start_s"] > disclosure["end_s"]
 
 
 def test_speech_during_the_disclosure_is_answered_after_it(
@@ -116,4 +118,6 @@ def test_speech_during_the_disclosure_is_answered_after_it(
     record, _ = _call(greeting_server, tmp_path, lead_s=0.6)
     disclosure = next(t for t in record["turns"] if t["kind"] == "greeting")
     assert disclosure["played"] and not disclosure["interrupted"], disclosure
-    _answered_question(record)
+    assert (
+        _answered_question(record)["start_s"] < disclosure["end_s"]
+    )  # the caller spoke during the disclosure
