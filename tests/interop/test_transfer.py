@@ -5,21 +5,28 @@ While the transfer runs the call is in a transfer state: ringback, no "Sind Sie 
 transfer is told with the call-back offer; key 1 takes it (``callback_requested`` with the caller's number in the
 record); afterwards the silence watchdog works again and ends the silent call (silence prompt, goodbye, BYE).
 This module runs its own server: a 3 s silence timeout and a 6 s transfer timeout make a watchdog that forgot the
-transfer state speak within the transfer, and keep each call short.
+transfer state speak within the transfer, and keep each call short. One more call records what reaches the
+caller's RTP port during the transfer (the test's own socket is the caller's media): 425 Hz ringback.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from aiortc.rtp import RtpPacket
 from readiness import wait_until_bound
 
 from interop.peers import VoicebotServer, free_port, shared_index_dir, sipp
+from sip_bridge.media.codecs import AudioCodec
+from sip_bridge.media.rtp import RtpSender
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -48,6 +55,8 @@ def transfer_server(
         sip__staff_uri=f"sip:staff@127.0.0.1:{staff_port}",
         sip__transfer_timeout_s=str(TRANSFER_TIMEOUT_S),
         sip__rtp_inactivity_timeout_s="60",  # the sipp caller sends RTP only for its key presses
+        # The bot speaks first to the SDP address, so the test's own RTP socket learns where to answer from.
+        sip__rtp_packets_before_receive="500",
     )
     server.start()
     yield server
@@ -193,3 +202,110 @@ def test_a_transfer_nobody_takes_is_told_and_offers_a_call_back(
     else:
         assert "callback_requested" not in kinds and "callback_confirmed" not in said, record
     assert transfer_server.wait_idle()
+
+
+class CallerMedia:
+    """The caller's phone audio, played by the test: a UDP socket that records every PCMA packet the bot sends and
+    answers with 20 ms of silence per packet (so the bot hears a live caller). Bounded: it stops after ``run_s``."""
+
+    def __init__(self, run_s: float = 90.0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = int(self.sock.getsockname()[1])
+        self.heard: list[tuple[float, bytes]] = []  # (time.time() of arrival, 8 kHz PCM)
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + run_s
+        self._thread = threading.Thread(target=self._run, name="caller-media", daemon=True)
+
+    def __enter__(self) -> CallerMedia:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+    def _run(self) -> None:
+        codec, sender = AudioCodec("PCMA"), RtpSender(8)
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            try:
+                data, peer = self.sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            packet = RtpPacket.parse(data)
+            if packet.payload_type == 8:
+                self.heard.append((time.time(), codec.decode(packet.payload)))
+                self.sock.sendto(sender.build(b"\xd5" * 160), peer)  # A-law silence
+                sender.timestamp = (sender.timestamp + 160) & 0xFFFFFFFF
+
+    def tone_seconds(self, start: float, end: float, hz: float = 425.0) -> tuple[float, float]:
+        """Seconds of 100 ms blocks between ``start`` and ``end`` (time.time()) dominated by a ``hz`` tone above
+        -30 dBFS, and seconds of audio heard there at all."""
+        pcm = b"".join(audio for at, audio in self.heard if start <= at <= end)
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768
+        block, tone = 800, 0
+        for index in range(len(samples) // block):
+            chunk = samples[index * block : (index + 1) * block]
+            spectrum = np.abs(np.fft.rfft(chunk * np.hanning(block))) ** 2
+            peak = int(np.argmax(spectrum))
+            level = 10 * np.log10(np.mean(chunk**2) + 1e-12)
+            band = spectrum[max(0, peak - 2) : peak + 3].sum() / (spectrum.sum() + 1e-12)
+            if abs(peak * 8000 / block - hz) <= 10 and level > -30 and band > 0.8:
+                tone += 1
+        return tone * block / 8000, len(samples) / 8000
+
+
+def test_the_caller_hears_ringback_while_staff_rings(
+    transfer_server: VoicebotServer, tmp_path: Path, staff_port: int
+) -> None:
+    """What reaches the caller's RTP port while staff's phone rings: the 425 Hz ringback, not silence. The caller's
+    media is the test's own socket (its number in the SDP); sipp does the signalling and presses 0 by SIP INFO."""
+    staff_dir = tmp_path / "ringing"
+    staff_dir.mkdir()
+    phone = _staff_phone(staff_dir, staff_port, ["-sf", str(SCENARIOS / "uas_ring_until_cancel.xml")])
+    started = time.time()
+    try:
+        with CallerMedia() as media:
+            result = sipp(
+                [
+                    *(
+                        "-sf",
+                        str(SCENARIOS / "uac_info_key_refer_refused.xml"),
+                        "-key",
+                        "rtp_port",
+                        str(media.port),
+                    ),
+                    *("-m", "1", "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port())),
+                    *("-s", "hotline", f"127.0.0.1:{transfer_server.sip_port}", "-trace_err"),
+                ],
+                cwd=tmp_path,
+                timeout_s=90,
+            )
+            assert result.returncode == 0, (
+                f"sipp: {result.stdout[-2000:]}\nserver:\n{transfer_server.log_tail()}"
+            )
+        output, _ = phone.communicate(timeout=20)
+        assert phone.returncode == 0, f"staff sipp did not complete its scenario:\n{output[-3000:]}"
+    finally:
+        if phone.poll() is None:
+            phone.kill()
+            phone.wait(timeout=5)
+
+    record = transfer_server.closed_transcript_since(started)
+    begun, failed = _event(record, "transfer_started"), _event(record, "transfer_failed")
+    assert (failed["code"], failed["reason"]) == (408, "not answered"), failed
+    call_start = float(record["started_at"])
+    window = (call_start + begun["t"], call_start + failed["t"])
+    tone_s, heard_s = media.tone_seconds(*window)
+    greeting_tone_s, _ = media.tone_seconds(call_start, call_start + begun["t"] - 0.5)
+    print(
+        f"transfer {window[1] - window[0]:.1f} s: caller got {heard_s:.1f} s of RTP audio, {tone_s:.1f} s of it 425 Hz ringback"
+    )
+    assert heard_s > TRANSFER_TIMEOUT_S - 1.5, "RTP to the caller stopped during the transfer"
+    assert tone_s >= 1.2, (tone_s, heard_s)  # 1 s on / 4 s off: two tone bursts in a 6 s transfer
+    assert greeting_tone_s < 0.3  # the detector does not take the bot's speech for ringback
+    assert any(t["kind"] == "dtmf" and t["text"] == "0" for t in record["turns"])  # the INFO key press
+    said = [t["kind"] for t in record["turns"] if t["role"] == "bot"]
+    assert "silence_prompt" not in said[: said.index("transfer_failed")], said
