@@ -24,7 +24,7 @@ import pytest
 from aiortc.rtp import RtpPacket
 from readiness import wait_until_bound
 
-from interop.peers import VoicebotServer, free_port, shared_index_dir, sipp
+from interop.peers import VoicebotServer, espeak_wav, free_port, read_wav, shared_index_dir, sipp
 from sip_bridge.media.codecs import AudioCodec
 from sip_bridge.media.rtp import RtpSender
 
@@ -214,6 +214,8 @@ class CallerMedia:
         self.sock.settimeout(0.05)
         self.port = int(self.sock.getsockname()[1])
         self.heard: list[tuple[float, bytes]] = []  # (time.time() of arrival, 8 kHz PCM)
+        self._to_say = b""  # 8 kHz PCM the caller speaks, 20 ms per packet, instead of silence
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._deadline = time.monotonic() + run_s
         self._thread = threading.Thread(target=self._run, name="caller-media", daemon=True)
@@ -237,8 +239,18 @@ class CallerMedia:
             packet = RtpPacket.parse(data)
             if packet.payload_type == 8:
                 self.heard.append((time.time(), codec.decode(packet.payload)))
-                self.sock.sendto(sender.build(b"\xd5" * 160), peer)  # A-law silence
+                with self._lock:
+                    pcm, self._to_say = self._to_say[:320], self._to_say[320:]
+                payload = codec.encode_frame(pcm.ljust(320, b"\0")) if pcm else b"\xd5" * 160  # A-law silence
+                self.sock.sendto(sender.build(payload), peer)
                 sender.timestamp = (sender.timestamp + 160) & 0xFFFFFFFF
+
+    def say(self, wav: Path) -> None:
+        """Speak a mono 16-bit 8 kHz WAV into the call (paced by the bot's packets, one for one)."""
+        samples, rate = read_wav(wav)
+        assert rate == 8000
+        with self._lock:
+            self._to_say += (samples * 32767).astype("<i2").tobytes()
 
     def tone_seconds(self, start: float, end: float, hz: float = 425.0) -> tuple[float, float]:
         """Seconds of 100 ms blocks between ``start`` and ``end`` (time.time()) dominated by a ``hz`` tone above
@@ -309,3 +321,64 @@ def test_the_caller_hears_ringback_while_staff_rings(
     assert any(t["kind"] == "dtmf" and t["text"] == "0" for t in record["turns"])  # the INFO key press
     said = [t["kind"] for t in record["turns"] if t["role"] == "bot"]
     assert "silence_prompt" not in said[: said.index("transfer_failed")], said
+
+
+def test_a_spoken_yes_after_a_failed_transfer_records_the_call_back(
+    transfer_server: VoicebotServer, tmp_path: Path, staff_port: int
+) -> None:
+    """Staff is busy; once the caller has heard the offer, they say "Ja, bitte." (espeak-ng through PCMA, heard by
+    the bot's Whisper): the call-back is recorded with the caller's number and confirmed."""
+    answer = espeak_wav("Ja, bitte.", tmp_path / "yes.wav", lead_s=0.2, tail_s=0.5)
+    staff_dir = tmp_path / "busy"
+    staff_dir.mkdir()
+    phone = _staff_phone(staff_dir, staff_port, ["-sf", str(SCENARIOS / "uas_reject.xml")])
+    started = time.time()
+    outcome: list[subprocess.CompletedProcess[str]] = []
+    try:
+        with CallerMedia() as media:
+            signalling = threading.Thread(
+                target=lambda: outcome.append(
+                    sipp(
+                        [
+                            *("-sf", str(SCENARIOS / "uac_info_key_refer_refused.xml")),
+                            *("-key", "rtp_port", str(media.port), "-m", "1", "-i", "127.0.0.1"),
+                            *("-p", str(free_port()), "-mp", str(free_port()), "-trace_err"),
+                            *("-s", "hotline", f"127.0.0.1:{transfer_server.sip_port}"),
+                        ],
+                        cwd=tmp_path,
+                        timeout_s=90,
+                    )
+                )
+            )
+            signalling.start()
+            deadline = time.monotonic() + 45
+            while time.monotonic() < deadline and not _offer_heard(transfer_server, started):
+                time.sleep(0.1)
+            assert _offer_heard(transfer_server, started), transfer_server.log_tail()
+            media.say(answer)
+            signalling.join(timeout=100)
+        assert outcome and outcome[0].returncode == 0, f"sipp failed\nserver:\n{transfer_server.log_tail()}"
+        phone.communicate(timeout=20)
+    finally:
+        if phone.poll() is None:
+            phone.kill()
+            phone.wait(timeout=5)
+
+    record = transfer_server.closed_transcript_since(started)
+    assert _event(record, "transfer_failed")["code"] == 486
+    callback = _event(record, "callback_requested")
+    assert (callback["number"], callback["via"]) == (CALLER_NUMBER, "speech"), callback
+    heard = [t["text"] for t in record["turns"] if t["role"] == "caller" and t["kind"] == "question"]
+    print(f"the caller's answer to the offer was heard as {heard}")
+    said = [t["kind"] for t in record["turns"] if t["role"] == "bot"]
+    assert said.index("transfer_failed") < said.index("callback_confirmed"), said
+    assert "answer" not in said, said  # "Ja" took the offer; it was not a question for the engine
+
+
+def _offer_heard(server: VoicebotServer, started: float) -> bool:
+    for record in server.transcripts():
+        if float(str(record.get("started_at", 0))) >= started - 1:
+            turns = record.get("turns") or []
+            if any(t.get("kind") == "transfer_failed" and t.get("played") for t in turns):
+                return True
+    return False
