@@ -181,19 +181,34 @@ class AnswerSettings(AnswerConfig):
 class CallSettings(_Section):
     """The call script: what the bot says, and when it waits, asks, repeats or ends."""
 
-    # Spoken in ≤ 10 s (AI disclosure, EU AI Act Art. 50; short data-protection notice, GDPR Art. 13).
-    greeting: str = (
-        "Guten Tag, hier spricht der KI-Assistent der Stadt Musterstadt. "
-        "Ihr Anruf wird kurz gespeichert, Datenschutzhinweise auf musterstadt.de. Wie kann ich helfen?"
-    )
+    # None: built from ``town``, ``privacy_url`` and ``sip.handoff_dtmf`` (AI disclosure, EU AI Act Art. 50; where
+    # the data-protection notice is, GDPR Art. 13; how to reach a person), 7.8 s of espeak. "" says no greeting.
+    # A text of its own: its first sentence is the disclosure (always heard), the rest can be talked over.
+    greeting: str | None = None
     silence_prompt: str = "Sind Sie noch da?"
     silence_timeout_s: float = 8.0
     goodbye: str = "Vielen Dank für Ihren Anruf. Auf Wiederhören!"
     apology: str = "Entschuldigung, da ist bei mir etwas schiefgegangen."
-    handoff_message: str = "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter."
+    handoff_message: str = "Einen Moment bitte, ich verbinde Sie."
+    # A hand-off nobody took (busy, declined, not answered in sip.transfer_timeout_s): said, then the offers.
+    transfer_failed_message: str = (
+        "Leider ist im Moment niemand erreichbar. Soll ich einen Rückruf für Sie notieren? "
+        "Sagen Sie Ja oder drücken Sie die 1. Oder stellen Sie mir gern weiter Ihre Frage."
+    )
+    callback_confirmation: str = (
+        "Ihr Rückrufwunsch ist notiert. Wir rufen Sie so bald wie möglich zurück. Haben Sie noch eine Frage?"
+    )
+    callback_key: str = "1"  # the keypad digit that takes the call-back offer after a failed transfer
+    callback_phrases: list[str] = Field(
+        default_factory=lambda: ["ja", "ja bitte", "gerne", "rückruf", "bitte zurückrufen"]
+    )
+    # The call-time limit does not cut a transfer in progress: it waits for the transfer's end this much longer.
+    transfer_grace_s: float = 90.0
     max_call_s: float = 900.0  # then max_call_message is said and the call ends; 0 = no limit
     # Turn taking (Silero VAD + smart-turn v3) and answer timeouts of the voice pipeline.
-    greeting_interruptible: bool = False  # the AI/data-protection notice is always heard in full
+    # False: the greeting's first sentence (the AI disclosure) is always heard in full; the caller may talk over
+    # the rest, which stops it and is answered. True: the whole greeting can be talked over.
+    greeting_interruptible: bool = False
     vad_confidence: float = 0.7
     vad_start_secs: float = 0.2
     vad_stop_secs: float = 0.2
@@ -249,7 +264,9 @@ class SipSettings(_Section):
     inbound_password: SecretStr | None = None
     # Hand-off target.
     staff_uri: str = "sip:staff@127.0.0.1:5070"
-    transfer_timeout_s: float = 20.0
+    # Each step of a hand-off (the REFER, then the bot's own INVITE to staff) waits at most this long; a staff phone
+    # that rings longer counts as not answered (the INVITE is CANCELled). The caller hears ringback meanwhile.
+    transfer_timeout_s: float = 25.0
     handoff_dtmf: str = "0"  # keypad digits that ask for a human (say the hand-off sentence, then transfer)
     # Let it ring (180) this long before answering; 0 = answer as soon as the call is ready.
     ring_s: float = 0.0
@@ -309,6 +326,8 @@ class Settings(BaseSettings):
     )
 
     town: str = "Musterstadt"
+    # Where the town's data-protection notice is; the greeting names its host ("Datenschutz: musterstadt.example").
+    privacy_url: str = "musterstadt.example/datenschutz"
     log_level: str = "INFO"
     # PostgreSQL in production (its URL holds the password); None keeps records as JSON files under paths.
     database_url: SecretStr | None = None

@@ -29,7 +29,7 @@ def voicebot_server(
         tmp_path_factory.mktemp("voicebot-serve"),
         models_dir=embedded_models_dir,
         index_dir=shared_index_dir(),
-        call__greeting=SHORT_GREETING,  # the full disclosure is 14 s of espeak: too long to wait for in every test
+        call__greeting=SHORT_GREETING,  # the default greeting is 7.8 s of espeak: too long to wait for in every test
         sip__staff_uri=f"sip:staff@127.0.0.1:{staff_port}",
         sip__rtp_inactivity_timeout_s="10",
         sip__transfer_timeout_s="8",

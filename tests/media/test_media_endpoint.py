@@ -237,6 +237,9 @@ class RecordedCall:
     async def say(self, kind: str, text: str) -> None:
         pass
 
+    async def transfer_status(self, phase: str, caller_number: str = "") -> None:
+        pass
+
 
 async def test_a_sip_call_that_ends_keeps_its_rtp_counters_and_names_a_forbidden_source(
     caplog: pytest.LogCaptureFixture,

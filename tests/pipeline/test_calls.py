@@ -92,7 +92,10 @@ async def test_barge_in_stops_the_bot_and_marks_its_turn_interrupted(
     call_resources: CallResources, call_settings: Callable[..., Settings]
 ) -> None:
     settings = call_settings(greeting_interruptible=True)
-    settings.call.greeting = Settings().call.greeting  # ≈ 9.7 s: the caller talks over it
+    settings.call.greeting = (  # ≈ 10 s, its first sentence ≈ 3.5 s: the caller talks over that (all interruptible)
+        "Guten Tag, hier spricht der KI-Assistent der Stadt Musterstadt. "
+        "Ihr Anruf wird kurz gespeichert, Datenschutzhinweise auf musterstadt.example. Wie kann ich helfen?"
+    )
     result, composed = await run_call(
         settings, call_resources, [3.0, "Ich habe eine Frage zum Personalausweis.", 9.0]
     )

@@ -41,6 +41,9 @@ class WaitingCall:
     async def say(self, kind: str, text: str) -> None:
         self.transcript.add_bot_turn(kind, text)
 
+    async def transfer_status(self, phase: str, caller_number: str = "") -> None:
+        self.transcript.add_event("transfer_status", phase=phase)
+
 
 async def waiting_call_runner(_transport: Any, call_id: str, _rate: int, _on_event: Any) -> WaitingCall:
     return WaitingCall(call_id)

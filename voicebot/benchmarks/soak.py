@@ -24,7 +24,7 @@ from voicebot.benchmarks.serve_process import ServeProcess
 from voicebot.benchmarks.sip import QUESTIONS, german_question_ulaw, place_call
 from voicebot.settings import Settings
 
-# A short greeting keeps a call at a few seconds, so a 30-call soak fits in minutes (the full greeting adds ~9 s).
+# A short greeting keeps a call at a few seconds, so a 30-call soak fits in minutes (the default greeting adds ≈ 8 s).
 SOAK_GREETING = "Guten Tag, Rathaus Musterstadt."
 IDLE_TIMEOUT_S = 30.0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipecat.frames.frames import ControlFrame, DataFrame
+from pipecat.frames.frames import ControlFrame, DataFrame, SystemFrame
 
 from knowledge.types import Answer
 
@@ -99,3 +99,17 @@ class BotTurnEndFrame(DataFrame):
     """Marks the end of one bot turn's audio; reaching the end of the pipeline means it was played in full."""
 
     turn_index: int
+
+
+@dataclass
+class TransferStatusFrame(SystemFrame):
+    """From the telephony layer: where a hand-off of this call stands, so the script changes its behaviour.
+
+    ``phase`` is ``started`` (no silence prompts or goodbyes, questions wait, the caller hears ringback),
+    ``failed`` (the caller is told and offered a call-back; ``caller_number`` is the From header's number, kept
+    as data in the record if the caller takes the offer) or ``completed`` (staff has the caller).
+    A system frame: it must not wait behind queued speech, and an interruption must not drop it.
+    """
+
+    phase: str
+    caller_number: str = ""

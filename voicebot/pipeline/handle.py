@@ -12,6 +12,7 @@ from pipecat.pipeline.worker import PipelineWorker
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.workers.runner import WorkerRunner
 
+from voicebot.pipeline.frames import TransferStatusFrame
 from voicebot.pipeline.pipeline import build_call_pipeline
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.speech import bot_turn_frames
@@ -38,8 +39,12 @@ class PipelineCall:
         await self.worker.cancel(reason="hang-up")
 
     async def say(self, kind: str, text: str) -> None:
-        """Speak ``text`` as a bot turn from outside the pipeline (e.g. that a transfer failed)."""
+        """Speak ``text`` as a bot turn from outside the pipeline."""
         await self.worker.queue_frames(bot_turn_frames(self.transcript, kind, text, interruptible=False))
+
+    async def transfer_status(self, phase: str, caller_number: str = "") -> None:
+        """Tell the call script where a hand-off stands (``started``, ``failed``, ``completed``)."""
+        await self.worker.queue_frame(TransferStatusFrame(phase=phase, caller_number=caller_number))
 
 
 def pipeline_call_runner(settings: Settings, resources: CallResources, *, channel: str = "sip") -> CallRunner:

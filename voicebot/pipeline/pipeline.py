@@ -7,7 +7,9 @@
                  ─▶ UserTurnProcessor         smart-turn v3 decides the end of the caller's turn; barge-in
                  ─▶ CallerTurnAssembler       transcripts of one turn → CallerQuestionFrame (+ transcript)
                  ─▶ DtmfRecorder ─▶ HandoffKeyListener (phone calls: the hand-off key, sip.handoff_dtmf)
-                 ─▶ GreetingSpeaker ─▶ CallTimeLimit ─▶ SilenceWatchdog ─▶ GoodbyeDetector ─▶ RepeatResponder
+                 ─▶ GreetingSpeaker ─▶ CallTimeLimit ─▶ SilenceWatchdog
+                 ─▶ TransferHold ─▶ CallbackOffer  ringback during a transfer; call-back offer after a failed one
+                 ─▶ GoodbyeDetector ─▶ RepeatResponder
                  ─▶ AnswerProcessor           answer engine, sentences streamed to TTS
                  ─▶ HandoffSignaler           hand-off/emergency/redirect → HandoffRequestFrame after the answer
                  ─▶ CallTTSService            Piper or espeak-ng at the output rate
@@ -30,9 +32,10 @@ it as a :class:`~voicebot.calls.CallHandle`)::
 The transport's input may deliver audio at any rate; its output must accept ``audio_out_sample_rate``.
 Push ``InputDTMFFrame`` from the transport for keypad digits; they pass through the whole pipeline (and are noted
 in the transcript); a hand-off key makes the bot say the hand-off sentence, then emit ``HandoffRequestFrame``.
-To make the bot say something from outside (e.g. that a transfer failed), queue
-``voicebot.pipeline.speech.bot_turn_frames(transcript, kind, text)`` with ``worker.queue_frames``
-(``PipelineCall.say``).
+To make the bot say something from outside, queue ``voicebot.pipeline.speech.bot_turn_frames(transcript, kind,
+text)`` with ``worker.queue_frames`` (``PipelineCall.say``). Where a transfer stands is queued as a
+``TransferStatusFrame`` (``PipelineCall.transfer_status``): ringback and no silence prompts while it runs, the
+failure message and call-back offer when it failed.
 The transcript (``CallTranscript``) is saved to ``resources.records`` after every change (JSON files in
 ``calls_dir``, or PostgreSQL when ``database_url`` is set) under a call id of its own (``transcript.call_id``;
 the channel's id, e.g. the SIP Call-ID, is only a field of it); it gets an ``ended_reason`` (goodbye, silence,
@@ -63,11 +66,13 @@ from voicebot.pipeline.call_script import (
     HandoffSignaler,
     RepeatResponder,
     SilenceWatchdog,
+    compose_greeting,
 )
 from voicebot.pipeline.playout import PlayoutTracker
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.stt import PhoneWhisperSTTService
 from voicebot.pipeline.transcript import CallTranscript
+from voicebot.pipeline.transfer_hold import CallbackOffer, TransferHold
 from voicebot.pipeline.tts import CallTTSService
 from voicebot.pipeline.turns import CallerTurnAssembler
 from voicebot.settings import Settings
@@ -103,6 +108,11 @@ def build_call_pipeline(
         store=resources.record_store_for(settings),
     )
     call = settings.call
+    greeting = (
+        compose_greeting(settings.town, settings.privacy_url, handoff_keys)
+        if call.greeting is None
+        else call.greeting
+    )
     tts = CallTTSService(
         voices=resources.voices,
         language=settings.asr.language,
@@ -126,9 +136,11 @@ def build_call_pipeline(
                 if handoff_keys
                 else []
             ),
-            GreetingSpeaker(transcript=transcript, call=call),
+            GreetingSpeaker(transcript=transcript, call=call, greeting=greeting),
             CallTimeLimit(transcript=transcript, call=call, limit_s=max_call_s),
             SilenceWatchdog(transcript=transcript, call=call, timeout_s=silence_timeout_s),
+            TransferHold(transcript=transcript),
+            CallbackOffer(transcript=transcript, call=call),
             GoodbyeDetector(transcript=transcript, call=call),
             RepeatResponder(transcript=transcript, call=call),
             AnswerProcessor(engine=resources.answer_engine, transcript=transcript, call=call),

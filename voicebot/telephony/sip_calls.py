@@ -57,6 +57,7 @@ class SipCall:
 
     call_id: str
     lease: CallLease
+    from_uri: str = ""  # the caller's From URI as received (its number goes into a call-back request)
     rtp: RtpEndpoint | None = None  # the caller leg's media
     sdp_session: LocalSdpSession | None = None
     negotiated: NegotiatedMedia | None = None
@@ -188,7 +189,7 @@ class SipCallService:
             logger.warning(f"{event.call_id}: all {self.registry.max_calls} lines busy → 503")
             ua.reject(event.call_id, 503, "Service Unavailable")
             return
-        call = SipCall(event.call_id, lease)
+        call = SipCall(event.call_id, lease, from_uri=event.from_uri)
         self.calls[event.call_id] = call
         try:
             call.rtp = await self.open_rtp(on_timeout=lambda: self._rtp_timed_out(call))

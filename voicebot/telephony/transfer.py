@@ -7,8 +7,13 @@
    hangs up, then BYEs the other. Until staff answers the pipeline keeps running (the caller hears the bot and the
    transcript records the attempt).
 
-The transcript gets an event for every step (``transfer_started``, ``transfer_referred``, ``transfer_bridged``,
-``transfer_failed``), so a supervisor can see what happened to the caller.
+From start to end the call is in a transfer state: the pipeline is told (``CallHandle.transfer_status``), so the
+caller hears ringback and no silence prompt or goodbye; each step waits at most ``sip.transfer_timeout_s`` (a staff
+phone that rings longer is CANCELled). A failed hand-off is told to the caller with the offer of a call-back.
+
+The record gets an event for every step (``transfer_started``, ``transfer_ringing``, ``transfer_referred`` or
+``transfer_refer_refused``, ``transfer_bridged``, ``transfer_completed``, ``transfer_failed`` with code and reason,
+``transfer_ended``), so a supervisor can see what happened to the caller.
 """
 
 from __future__ import annotations
@@ -35,10 +40,34 @@ from voicebot.settings import Settings
 if TYPE_CHECKING:
     from voicebot.telephony.sip_calls import SipCall, SipCallService
 
-TRANSFER_FAILED_MESSAGE = (
-    "Leider ist im Moment niemand erreichbar. Bitte rufen Sie später noch einmal an, "
-    "oder stellen Sie mir Ihre Frage noch einmal."
-)
+# Why staff was not reached, in the record's words (our own; the peer's reason phrase is not copied).
+FAILURE_REASONS = {
+    408: "not answered",
+    480: "unavailable",
+    486: "busy",
+    487: "ended by staff",
+    488: "no common codec",
+    600: "busy",
+    603: "declined",
+}
+
+
+def failure_reason(code: int) -> str:
+    return FAILURE_REASONS.get(code, f"failed ({code})")
+
+
+def caller_number(from_uri: str) -> str:
+    """The user part of a From URI (``sip:+49301234@pbx`` → ``+49301234``), only characters a number or a SIP user
+    name is made of and at most 64 of them: kept as data in the record for a call-back, never used as a path."""
+    text = from_uri.strip()
+    if "<" in text:
+        text = text.split("<", 1)[1].split(">", 1)[0]
+    for scheme in ("sips:", "sip:", "tel:"):
+        if text.lower().startswith(scheme):
+            text = text[len(scheme) :]
+            break
+    user = text.split("@", 1)[0].split(";", 1)[0]
+    return "".join(c for c in user if c.isascii() and (c.isalnum() or c in "+*#._-"))[:64]
 
 
 class TransferState(StrEnum):
@@ -72,6 +101,7 @@ class Transfer:
         self.staff_rtp: RtpEndpoint | None = None
         self.bridged = False
         self._counts_at_bridge: dict[str, int] = {}
+        self._ringing_noted = False
         self.task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[ev.Event] = asyncio.Queue()
 
@@ -94,13 +124,26 @@ class Transfer:
         except TimeoutError:
             return None
 
+    async def _tell_pipeline(self, phase: str) -> None:
+        if self.call.handle is not None and not self.call.finished:
+            with contextlib.suppress(Exception):
+                await self.call.handle.transfer_status(phase, caller_number(self.call.from_uri))
+
+    def _ringing(self, via: str, **data: Any) -> None:
+        if not self._ringing_noted:
+            self._ringing_noted = True
+            self._note("transfer_ringing", via=via, **data)
+
     async def run(self) -> None:
         staff_uri = self.settings.sip.staff_uri
         self._note("transfer_started", target=staff_uri, reason=self.reason)
+        await self._tell_pipeline("started")
         outcome = await self._blind_refer(staff_uri)
         if outcome == "succeeded":
             self.state = TransferState.TRANSFERRED
             self._note("transfer_referred", target=staff_uri)
+            self._note("transfer_completed", via="refer")
+            await self._tell_pipeline("completed")
             await self.service.hangup(self.call, "transferred")
             return
         if outcome == "caller-gone" or self.call.finished:
@@ -125,8 +168,10 @@ class Transfer:
                     return code
                 case ev.CallEnded(call_id=call_id) if call_id == self.call.call_id:
                     return "caller-gone"
+                case ev.ReferAccepted():
+                    self._ringing("refer")  # the caller's side now calls staff
                 case _:
-                    continue  # ReferAccepted, provisional NOTIFYs
+                    continue
 
     async def _bridge_to_staff(self, staff_uri: str) -> None:
         self.state = TransferState.INVITING
@@ -172,6 +217,8 @@ class Transfer:
                 case ev.CallEnded(call_id=call_id) if call_id == staff_call_id:
                     await self._failed(487)
                     return
+                case ev.OutboundCallProgress(code=code) if code in (180, 183):
+                    self._ringing("invite", code=code)
                 case _:
                     continue
         # Staff answered: the bot steps out of the audio path and the two legs are bridged.
@@ -179,6 +226,7 @@ class Transfer:
         self.keeps_call = True
         self.state = TransferState.BRIDGED
         self._note("transfer_bridged", target=staff_uri, codec=negotiated.codec.name)
+        self._note("transfer_completed", via="bridge")
         if self.call.handle is not None:
             # The bot's part of the call ends here; the transfer events follow in the same record.
             self.call.handle.transcript.end("transferred:bridged")
@@ -228,21 +276,21 @@ class Transfer:
         return {key: value - self._counts_at_bridge.get(key, 0) for key, value in now.items()}
 
     async def _failed(self, code: int) -> None:
-        """Staff could not be reached: tell the caller and stay in the call. One attempt per call: the failed
+        """Staff could not be reached: the pipeline tells the caller and offers a call-back; the bot stays in the
+        call and its silence watchdog works again. One attempt per call: the failed
         transfer stays on the call, so later hand-off requests (the engine may keep asking) do not ring again."""
         self.state = TransferState.FAILED
         self.keeps_call = False
         if self.staff_call_id:
             self.service.outbound.pop(self.staff_call_id, None)
             self.staff_call_id = None
-        self._note("transfer_failed", code=code)
+        self._note("transfer_failed", code=code, reason=failure_reason(code))
         if self.staff_rtp is not None:
             with contextlib.suppress(ValueError):
                 self.call.extra_endpoints.remove(self.staff_rtp)
             await self.staff_rtp.close()
             self.staff_rtp = None
-        if self.call.handle is not None and not self.call.finished:
-            await self.call.handle.say("transfer_failed", TRANSFER_FAILED_MESSAGE)
+        await self._tell_pipeline("failed")  # ringback stops; the bot says so and offers a call-back
 
     async def close(self) -> None:
         """The caller's call is over: stop the bridge and BYE/CANCEL staff if still connected."""
