@@ -309,6 +309,7 @@ class Settings(BaseSettings):
     )
 
     town: str = "Musterstadt"
+    privacy_url: str = "https://musterstadt.example/datenschutz"
     log_level: str = "INFO"
     # PostgreSQL in production (its URL holds the password); None keeps records as JSON files under paths.
     database_url: SecretStr | None = None
