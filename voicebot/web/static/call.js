@@ -56,7 +56,12 @@ function onServerMessage(message) {
     addCaption(message.speaker, message.text);
   } else if (message.kind === "state" && Object.hasOwn(STATE_TEXT, message.state)) {
     if (!IN_CALL.has(statusText.dataset.state)) return; // hung up or failed already
-    setStatus(message.state, STATE_TEXT[message.state]);
+    if (message.state === "ended") {
+      // The bot said goodbye; its hang-up ("peerLeft") follows and releases the media.
+      setStatus("ended", STATE_TEXT.ended + ". Der Assistent hat aufgelegt.");
+    } else {
+      setStatus(message.state, STATE_TEXT[message.state]);
+    }
   }
 }
 
