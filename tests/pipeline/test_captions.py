@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -55,7 +56,7 @@ async def test_bot_captions_follow_what_is_spoken_and_the_state_changes_only_whe
     states = [m["state"] for m in messages if m["kind"] == "state"]
     assert states[-1] == "ended" and states.count("ended") == 1, states
     assert "handoff" in states and "listening" in states and "answering" in states, states
-    assert all(a != b for a, b in zip(states, states[1:], strict=False)), states  # only changes are sent
+    assert all(a != b for a, b in itertools.pairwise(states)), states  # only changes are sent
     assert all(m["type"] == "voicebot" for m in messages)
 
 
