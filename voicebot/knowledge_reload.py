@@ -1,6 +1,6 @@
 """A running ``voicebot serve`` picks up ``voicebot kb ingest`` without a restart and without dropping calls.
 
-Why polling (decision 0620): ``kb ingest`` already writes each index generation completely and then switches
+Why polling (decision 0467): ``kb ingest`` already writes each index generation completely and then switches
 ``manifest.json`` atomically, so the manifest's generation number is a stamp that only ever changes when a whole
 new index is there. Reading that one small file every few seconds needs no signal plumbing (SIGHUP would need the
 server's pid, and works neither in every container set-up nor on every platform), no endpoint to protect, and
@@ -15,6 +15,7 @@ cannot be read (half copied, wrong version) is logged once and the old engine st
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from loguru import logger
@@ -52,6 +53,7 @@ class KnowledgeReloader:
 
     async def reload(self, generation: int) -> bool:
         """Build an engine from the index now on disk (announced as ``generation``) and swap it in."""
+        started = time.perf_counter()
         try:
             engine, loaded = await asyncio.to_thread(self._build)
         except Exception as error:  # a broken or half-copied index must not take the server down
@@ -63,7 +65,8 @@ class KnowledgeReloader:
         previous = self.engine.generation
         self.engine.replace(engine, loaded)
         self._failed_generation = None
-        logger.info(f"knowledge index reloaded: generation {previous} → {loaded}")
+        took_ms = (time.perf_counter() - started) * 1000
+        logger.info(f"knowledge index reloaded: generation {previous} → {loaded} in {took_ms:.0f} ms")
         return True
 
     def _build(self) -> tuple[AnswerEngine, int]:
