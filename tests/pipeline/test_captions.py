@@ -92,3 +92,14 @@ def test_captions_are_bounded_and_states_are_known() -> None:
     assert feed.caption("bot", "   ") is None
     with pytest.raises(ValueError):
         feed.change_state("connecting")  # the page's own state, never sent
+
+
+async def test_a_browser_call_shows_handoff_only_for_a_wish_for_a_person() -> None:
+    """No transfer in a browser: a redirect or emergency answer names another number; "Verbinde …" would lie."""
+    frames: list[Frame] = [
+        HandoffRequestFrame(reason="redirect", summary=""),
+        HandoffRequestFrame(reason="emergency", summary=""),
+        HandoffRequestFrame(reason="handoff", summary=""),
+    ]
+    _down, up = await run_test(BotCaptions(CaptionFeed(), transfers=False), frames_to_send=frames)
+    assert [m["state"] for m in _messages(up)] == ["handoff"]

@@ -29,6 +29,13 @@ RECORD_STATES = """() => {
   }).observe(status, { attributes: true, childList: true, characterData: true, subtree: true });
 }"""
 
+RECORD_STATUS_TEXTS = """() => {
+  window.__texts = [];
+  const status = document.getElementById("status");
+  new MutationObserver(() => window.__texts.push(status.textContent))
+    .observe(status, { childList: true, characterData: true, subtree: true });
+}"""
+
 CAPTIONS = """() => Array.from(document.querySelectorAll("#captions .caption")).map((line) => ({
   speaker: line.classList.contains("caller") ? "caller" : "bot",
   text: line.lastChild.textContent,

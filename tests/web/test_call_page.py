@@ -20,6 +20,7 @@ from web.chromium import (
     CHROMIUM,
     IN_CALL_SELECTOR,
     RECORD_STATES,
+    RECORD_STATUS_TEXTS,
     SCREENSHOT,
     fake_microphone,
 )
@@ -324,3 +325,43 @@ async def test_idle_page_has_no_wcag_violations_and_names_town_and_privacy_notic
     assert heading == "Bürgertelefon Musterstadt"
     assert href == "https://musterstadt.example/datenschutz"
     assert violations == [], violations
+
+
+async def test_a_wish_for_a_person_shows_the_handoff_state(
+    web_server: VoicebotServer, tmp_path: Path
+) -> None:
+    """Asking for a person ("Ich möchte einen Menschen sprechen"): the bot says it connects, the page shows (and
+    announces) "Verbinde mit einer Mitarbeiterin oder einem Mitarbeiter"; a browser has no transfer, so it listens
+    again."""
+    from playwright.async_api import async_playwright
+
+    microphone = espeak_wav(
+        "Ich möchte einen Menschen sprechen.",
+        tmp_path / "mic.wav",
+        rate=48000,
+        lead_s=7.0,
+        tail_s=60.0,
+    )
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=fake_microphone(microphone))
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{web_server.http_url}/call")
+            await page.evaluate(RECORD_STATES)
+            await page.evaluate(RECORD_STATUS_TEXTS)
+            await page.get_by_role("button", name="Rathaus anrufen").click()
+            await page.wait_for_function(
+                "() => window.__states.includes('handoff') && window.__states.at(-1) !== 'handoff'",
+                timeout=60000,
+            )
+            states = await page.evaluate("() => window.__states")
+            texts = await page.evaluate("() => window.__texts")
+            captions = await page.evaluate(CAPTIONS)
+            await page.get_by_role("button", name="Auflegen").click()
+        finally:
+            await browser.close()
+    assert "Verbinde mit einer Mitarbeiterin oder einem Mitarbeiter" in texts, texts
+    after = states[states.index("handoff") + 1 :]
+    assert after[0] in ("listening", "answering"), states
+    assert any("verbinde Sie" in c["text"] for c in captions if c["speaker"] == "bot"), captions
+    assert await asyncio.to_thread(web_server.wait_idle)

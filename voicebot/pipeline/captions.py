@@ -9,6 +9,7 @@ processors turn pipeline frames into messages:
   and the state "answering" (the bot now prepares its answer);
 - :class:`BotCaptions` (after the output transport): each spoken sentence → a bot caption; bot audio starts /
   stops → "answering" / "listening"; a hand-off request → "handoff"; the script ends the call → "ended".
+  (Decision 0465.)
 
 Both push ``OutputTransportMessageUrgentFrame``s; the WebRTC transport sends them over the call's own data
 channel (:meth:`SmallWebRTCConnection.send_app_message`, which queues a bounded number until the channel is
@@ -110,7 +111,10 @@ class BotCaptions(FrameProcessor):
             if not (self._transfers and self._feed.state == "handoff"):  # staff is being reached
                 message = self._feed.change_state("listening")
         elif isinstance(frame, HandoffRequestFrame):
-            message = self._feed.change_state("handoff")
+            # Without a transfer (a browser call) only a caller's wish for a person is shown as one: the bot
+            # says it connects; a redirect or an emergency answer names another number instead.
+            if self._transfers or frame.reason == "handoff":
+                message = self._feed.change_state("handoff")
         elif isinstance(frame, CallEndingFrame):
             message = self._feed.change_state("ended")
         if message is not None:
