@@ -11,20 +11,24 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     Frame,
     OutputTransportMessageUrgentFrame,
-    TTSTextFrame,
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
 from voicebot.pipeline.captions import MAX_CAPTION_CHARS, BotCaptions, CallerCaptions, CaptionFeed
-from voicebot.pipeline.frames import CallEndingFrame, CallerQuestionFrame, HandoffRequestFrame
+from voicebot.pipeline.frames import (
+    BotSentenceFrame,
+    CallEndingFrame,
+    CallerQuestionFrame,
+    HandoffRequestFrame,
+)
 
 
 def _messages(frames: Any) -> list[dict[str, Any]]:
     return [f.message for f in frames if isinstance(f, OutputTransportMessageUrgentFrame)]
 
 
-def _spoken(text: str) -> TTSTextFrame:
-    return TTSTextFrame(text, text_type="sentence")
+def _spoken(text: str) -> BotSentenceFrame:
+    return BotSentenceFrame(text=text)
 
 
 async def test_bot_captions_follow_what_is_spoken_and_the_state_changes_only_when_it_changes() -> None:

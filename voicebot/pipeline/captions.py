@@ -2,12 +2,13 @@
 
 Why here: a hard-of-hearing caller on the ``/call`` page must be able to read what the bot says and what it
 understood, and see whether the bot is listening or answering. Only the pipeline knows when a sentence is really
-spoken (frames leave the output transport after the audio queued before them was written), so two small
-processors turn pipeline frames into messages:
+spoken (frames leave the output transport after the audio queued before them was written; the TTS puts a
+``BotSentenceFrame`` in front of each sentence's audio), so two small processors turn pipeline frames into
+messages:
 
 - :class:`CallerCaptions` (after the caller's turn is assembled): what the bot understood → a caller caption,
   and the state "answering" (the bot now prepares its answer);
-- :class:`BotCaptions` (after the output transport): each spoken sentence → a bot caption; bot audio starts /
+- :class:`BotCaptions` (after the output transport): each sentence as it starts to be heard → a bot caption; bot audio starts /
   stops → "answering" / "listening"; a hand-off request → "handoff"; the script ends the call → "ended".
   (Decision 0465.)
 
@@ -31,11 +32,15 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     Frame,
     OutputTransportMessageUrgentFrame,
-    TTSTextFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from voicebot.pipeline.frames import CallEndingFrame, CallerQuestionFrame, HandoffRequestFrame
+from voicebot.pipeline.frames import (
+    BotSentenceFrame,
+    CallEndingFrame,
+    CallerQuestionFrame,
+    HandoffRequestFrame,
+)
 
 MESSAGE_TYPE = "voicebot"
 MAX_CAPTION_CHARS = 600  # one caption line; a longer sentence is cut (the page must stay readable)
@@ -103,7 +108,7 @@ class BotCaptions(FrameProcessor):
         if direction != FrameDirection.DOWNSTREAM:
             return
         message: dict[str, Any] | None = None
-        if isinstance(frame, TTSTextFrame):
+        if isinstance(frame, BotSentenceFrame):
             message = self._feed.caption("bot", frame.text)
         elif isinstance(frame, BotStartedSpeakingFrame):
             message = self._feed.change_state("answering")

@@ -99,3 +99,12 @@ class BotTurnEndFrame(DataFrame):
     """Marks the end of one bot turn's audio; reaching the end of the pipeline means it was played in full."""
 
     turn_index: int
+
+
+@dataclass
+class BotSentenceFrame(DataFrame):
+    """A sentence the bot is about to say: the TTS puts it in front of the sentence's audio, so it leaves the
+    output transport when the caller starts hearing that sentence (live captions; pipecat's own ``TTSTextFrame``
+    comes only after the audio). Dropped with the audio when the caller barges in before it is played."""
+
+    text: str
