@@ -25,8 +25,12 @@ from web.chromium import CAPTIONS, CHROMIUM, IN_CALL_SELECTOR, RECORD_STATES, fa
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 SAMPLE = REPO_ROOT / "knowledge" / "sample" / "musterstadt"
-PAGES = ("hallenbad.md", "buergerbuero-kontakt.md", "fundbuero.md", "hundesteuer-anmelden.md")
-OLD_HOURS, NEW_HOURS = "7 bis 21 Uhr", "10 bis 14 Uhr"
+PAGES = ("hallenbad.md", "buergerbuero-kontakt.md", "gelbe-tonne.md", "hundesteuer-anmelden.md")
+PAGE = "buergerbuero-kontakt.md"
+QUESTION = (
+    "Wann hat das Bürgerbüro geöffnet?"  # espeak-ng words the ASR hears reliably ("Hallenbad" it does not)
+)
+OLD_HOURS, NEW_HOURS = "8 bis 12 Uhr", "9 bis 13 Uhr"
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +82,7 @@ async def test_ingest_while_serving_reaches_the_call_in_progress(
     from playwright.async_api import async_playwright
 
     kb = Path(json.loads(kb_server.env["VOICEBOT_PATHS__KB_SOURCES"])[0])
-    microphone = espeak_wav(
-        "Wann hat das Hallenbad geöffnet?", tmp_path / "mic.wav", rate=48000, lead_s=5.0, tail_s=24.0
-    )
+    microphone = espeak_wav(QUESTION, tmp_path / "mic.wav", rate=48000, lead_s=5.0, tail_s=24.0)
     started = time.time()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=fake_microphone(microphone))
@@ -94,7 +96,7 @@ async def test_ingest_while_serving_reaches_the_call_in_progress(
 
             # The page changes and is ingested by another process while the call goes on.
             generation_before = _generation(kb_server)
-            page_file = kb / "hallenbad.md"
+            page_file = kb / PAGE
             page_file.write_text(page_file.read_text(encoding="utf-8").replace(OLD_HOURS, NEW_HOURS), "utf-8")
             ingest = await asyncio.to_thread(_ingest, kb_server)
             assert ingest.returncode == 0, ingest.stdout + ingest.stderr
