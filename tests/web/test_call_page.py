@@ -211,7 +211,7 @@ async def test_captions_show_greeting_question_and_answer_and_the_state_changes(
 
     # Asked after the greeting; then a long silence (the file loops only after the call has ended).
     microphone = espeak_wav(
-        "Wann hat das Bürgerbüro geöffnet?", tmp_path / "mic.wav", rate=48000, lead_s=7.0, tail_s=60.0
+        "Wann hat das Bürgerbüro geöffnet?", tmp_path / "mic.wav", rate=48000, lead_s=5.5, tail_s=60.0
     )
     started = time.time()
     async with async_playwright() as playwright:
@@ -240,22 +240,16 @@ async def test_captions_show_greeting_question_and_answer_and_the_state_changes(
     speakers = [c["speaker"] for c in captions]
     assert "caller" in speakers, (captions, turns)
     first_caller = speakers.index("caller")
-    greeting = " ".join(c["text"] for c in captions[:first_caller])
-    assert (
-        _normalised(greeting)
-        == _normalised(turns[0]["text"])
-        == "Guten Tag, hier ist das Rathaus. Wie kann ich helfen?"
-    )
+    # The greeting comes first; a silence prompt may come before the question (the caller starts late).
+    assert captions[0]["speaker"] == "bot", captions
+    assert _normalised(captions[0]["text"]) == _normalised(turns[0]["text"])
+    assert turns[0]["text"] == "Guten Tag, hier ist das Rathaus. Wie kann ich helfen?"
     question = next(t for t in turns if t["role"] == "caller")
     assert captions[first_caller]["text"] == _normalised(question["text"]), (captions, question)
-    answer = next(
-        t
-        for t in turns
-        if t["role"] == "bot" and t["kind"] not in ("greeting",) and t["start_s"] >= question["start_s"]
-    )
+    answer = next(t for t in turns if t["role"] == "bot" and t["kind"] == "answer")
     after = [c["text"] for c in captions[first_caller + 1 :] if c["speaker"] == "bot"]
     assert after and _normalised(after[0]) in _normalised(answer["text"]), (after, answer)
-    assert "Bürgerbüro" in answer["text"] or "8 bis 12" in answer["text"], answer  # it answered the question
+    assert "8 bis 12 Uhr" in answer["text"], answer  # it answered the question (the Bürgerbüro's hours)
     # States as the page showed them, in order (a state may be skipped by a fast change, never reordered).
     assert states[0] == "connecting" and states[-1] == "ended", states
     assert "answering" in states and "listening" in states, states
@@ -330,16 +324,16 @@ async def test_idle_page_has_no_wcag_violations_and_names_town_and_privacy_notic
 async def test_a_wish_for_a_person_shows_the_handoff_state(
     web_server: VoicebotServer, tmp_path: Path
 ) -> None:
-    """Asking for a person ("Ich möchte einen Menschen sprechen"): the bot says it connects, the page shows (and
+    """Asking for a person ("Ich möchte mit einem Menschen sprechen"): the bot says it connects, the page shows (and
     announces) "Verbinde mit einer Mitarbeiterin oder einem Mitarbeiter"; a browser has no transfer, so it listens
     again."""
     from playwright.async_api import async_playwright
 
     microphone = espeak_wav(
-        "Ich möchte einen Menschen sprechen.",
+        "Ich möchte mit einem Menschen sprechen.",  # heard right at 16 and 48 kHz, whatever the lead
         tmp_path / "mic.wav",
         rate=48000,
-        lead_s=7.0,
+        lead_s=5.5,
         tail_s=60.0,
     )
     async with async_playwright() as playwright:
