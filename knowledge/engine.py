@@ -6,11 +6,12 @@ configured (or asked for), else ``extractive``. Both modes run the same guard fi
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Literal
 
 from knowledge.config import KnowledgeConfig
 from knowledge.extractive import ExtractiveAnswerEngine, Retriever
-from knowledge.types import AnswerEngine
+from knowledge.types import Answer, AnswerEngine, AnswerEvent, AnswerRequest
 
 
 class EngineConfigurationError(ValueError):
@@ -43,3 +44,28 @@ def build_answer_engine(
     from knowledge.llm import LlmAnswerEngine
 
     return LlmAnswerEngine(config, extractive)
+
+
+class ReloadableAnswerEngine:
+    """An :class:`AnswerEngine` whose engine can be replaced while calls use it (a re-ingested index).
+
+    Why: ``voicebot serve`` builds its engine once, and every call keeps a reference to it. Each question asks
+    this wrapper, which hands it to the engine current *at that moment*: a question already being answered
+    finishes on the engine it started with (its retriever stays in memory until it is done), the next question
+    of the same call and every new call get the new one. Replacing is one attribute assignment (atomic for the
+    event loop and for threads).
+    """
+
+    def __init__(self, engine: AnswerEngine, generation: int | None = None) -> None:
+        self.current = engine
+        self.generation = generation  # the index generation ``current`` was built from (None: unknown)
+
+    def replace(self, engine: AnswerEngine, generation: int | None) -> None:
+        self.current = engine
+        self.generation = generation
+
+    def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
+        return self.current.stream(request)
+
+    async def answer(self, request: AnswerRequest) -> Answer:
+        return await self.current.answer(request)

@@ -405,6 +405,19 @@ class KnowledgeIndex:
                 (self.index_dir / name).unlink(missing_ok=True)
 
 
+def index_generation(index_dir: Path | str) -> int | None:
+    """The generation ``manifest.json`` in ``index_dir`` points to (None: no index yet, or unreadable now).
+
+    Cheap (one small file): a running server polls it to notice a ``voicebot kb ingest`` of another process.
+    The manifest is replaced atomically after the generation's files are written, so a changed number means a
+    complete new generation is there to load."""
+    try:
+        manifest = json.loads((Path(index_dir) / MANIFEST).read_text(encoding="utf-8"))
+        return int(manifest["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load_retriever(config: KnowledgeConfig, refresh: bool = True) -> HybridRetriever:
     """The retriever over ``config.index_dir``, brought up to date with ``config.kb_sources``.
 

@@ -125,7 +125,10 @@ async def serve(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Run SIP and HTTP until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly."""
+    from knowledge.engine import ReloadableAnswerEngine
+    from knowledge.index import index_generation
     from sip_bridge.sip.transport import raise_open_file_limit
+    from voicebot.knowledge_reload import KnowledgeReloader
     from voicebot.pipeline.handle import pipeline_call_runner
     from voicebot.records import close_interrupted_calls
     from voicebot.telephony.sip_calls import SipCallService
@@ -151,11 +154,16 @@ async def serve(
         http_socket = _bind_http(settings.http.host, settings.http.port)
     except OSError as error:
         raise _naming_port(error, "HTTP", settings.http.host, settings.http.port) from error
+    # Taken before the engine is built: an ingest that finishes meanwhile is reloaded, never missed.
+    index_generation_at_start = index_generation(settings.paths.index_dir)
     try:
         resources = await asyncio.to_thread(load_shared_resources, settings)
     except BaseException:
         http_socket.close()
         raise
+    answer_engine = ReloadableAnswerEngine(resources.answer_engine, index_generation_at_start)
+    resources.answer_engine = answer_engine  # every call asks it; `kb ingest` swaps what is behind it
+    reloader = KnowledgeReloader(settings.knowledge(), answer_engine)
     _freeze_startup_objects()
     registry = CallRegistry(max_calls=settings.sip.max_calls)
     if resources.records is not None:  # here only: another voicebot command must not judge the server's calls
@@ -195,12 +203,16 @@ async def serve(
         f"voicebot serving: SIP {settings.sip.bind_host}:{sip.port} ({', '.join(settings.sip.transports)}), "
         f"HTTP http://{settings.http.host}:{settings.http.port}/call"
     )
+    reload_task = asyncio.create_task(reloader.run(), name="knowledge-reload")
     if ready:
         ready()
     try:
         await stop.wait()
     finally:
         logger.info("voicebot shutting down")
+        reload_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reload_task
         registry.sip_listening = False
         await sip.stop()
         http.should_exit = True

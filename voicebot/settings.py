@@ -326,8 +326,8 @@ class Settings(BaseSettings):
     )
 
     town: str = "Musterstadt"
-    # Where the town's data-protection notice is; the greeting names its host ("Datenschutz: musterstadt.example").
-    privacy_url: str = "musterstadt.example/datenschutz"
+    # The town's data-protection notice: linked from the /call page; the phone greeting names its host.
+    privacy_url: str = "https://musterstadt.example/datenschutz"
     log_level: str = "INFO"
     # PostgreSQL in production (its URL holds the password); None keeps records as JSON files under paths.
     database_url: SecretStr | None = None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from aiortc import RTCPeerConnection
 
 from voicebot.calls import CallRegistry
 from voicebot.settings import Settings
-from voicebot.web.app import create_app
+from voicebot.web.app import CallPageSettingsError, create_app, render_call_page
 
 
 def _client(registry: CallRegistry) -> httpx.AsyncClient:
@@ -38,6 +39,7 @@ async def test_health_reports_calls_and_sip_state() -> None:
         "active_calls": 1,
         "max_calls": 3,
         "sip_listening": True,
+        "knowledge_generation": None,
     }
     assert lease is not None
     lease.release()
@@ -79,3 +81,34 @@ async def test_ice_candidates_for_an_unknown_call_get_404() -> None:
         malformed = await client.patch("/api/offer", json={"pc_id": "nope"})
     assert response.status_code == 404
     assert malformed.status_code == 400 and "candidates" in malformed.json()["detail"]
+
+
+async def test_call_page_names_the_town_links_its_privacy_notice_and_has_a_caption_log() -> None:
+    settings = Settings(
+        town='Bad <Beispiel> & "Ort"', privacy_url="https://bad-beispiel.example/datenschutz?a=1&b=2"
+    )
+    app = create_app(settings, None, registry=CallRegistry(max_calls=1))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://voicebot"
+    ) as client:
+        html = (await client.get("/call")).text
+    assert "<h1>Bürgertelefon Bad &lt;Beispiel&gt; &amp; &quot;Ort&quot;</h1>" in html
+    assert 'href="https://bad-beispiel.example/datenschutz?a=1&amp;b=2">Datenschutzhinweisen</a>' in html
+    assert 'role="log" aria-live="polite"' in html and "$" not in html
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "musterstadt.example/datenschutz", "//evil.example/"])
+def test_a_privacy_url_that_is_no_web_address_is_refused(url: str) -> None:
+    with pytest.raises(CallPageSettingsError, match="privacy_url"):
+        render_call_page(Settings(privacy_url=url))
+
+
+def test_serve_refuses_a_bad_privacy_url_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from voicebot.cli import app
+
+    monkeypatch.setenv("VOICEBOT_PRIVACY_URL", "javascript:alert(1)")
+    result = CliRunner().invoke(app, ["serve", "--http-port", "1"])
+    assert result.exit_code == 1
+    assert "privacy_url must be an http(s) address" in result.output

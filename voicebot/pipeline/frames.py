@@ -113,3 +113,12 @@ class TransferStatusFrame(SystemFrame):
 
     phase: str
     caller_number: str = ""
+
+
+@dataclass
+class BotSentenceFrame(DataFrame):
+    """A sentence the bot is about to say: the TTS puts it in front of the sentence's audio, so it leaves the
+    output transport when the caller starts hearing that sentence (live captions; pipecat's own ``TTSTextFrame``
+    comes only after the audio). Dropped with the audio when the caller barges in before it is played."""
+
+    text: str

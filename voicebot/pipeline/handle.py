@@ -67,6 +67,7 @@ def pipeline_call_runner(settings: Settings, resources: CallResources, *, channe
             channel=channel,
             audio_out_sample_rate=sample_rate,
             handoff_keys=settings.sip.handoff_dtmf if on_event is not None else "",
+            captions=channel == "webrtc",  # the /call page shows them; a phone has no screen
         )
         return PipelineCall(worker, transcript)
 

@@ -6,6 +6,7 @@
                  ─▶ PhoneWhisperSTTService    one transcript per VAD segment, with confidence
                  ─▶ UserTurnProcessor         smart-turn v3 decides the end of the caller's turn; barge-in
                  ─▶ CallerTurnAssembler       transcripts of one turn → CallerQuestionFrame (+ transcript)
+                 ─▶ CallerCaptions            (browser calls) what was understood → caption message
                  ─▶ DtmfRecorder ─▶ HandoffKeyListener (phone calls: the hand-off key, sip.handoff_dtmf)
                  ─▶ GreetingSpeaker ─▶ CallTimeLimit ─▶ SilenceWatchdog
                  ─▶ TransferHold ─▶ CallbackOffer  ringback during a transfer; call-back offer after a failed one
@@ -14,6 +15,7 @@
                  ─▶ HandoffSignaler           hand-off/emergency/redirect → HandoffRequestFrame after the answer
                  ─▶ CallTTSService            Piper or espeak-ng at the output rate
                  ─▶ transport.output()        20 ms chunks, so a barge-in stops the bot within one chunk
+                 ─▶ BotCaptions               (browser calls) spoken sentences + call state → caption messages
                  ─▶ PlayoutTracker            played/interrupted, first-audio time, events to the telephony layer
 
 Interface for the telephony/WebRTC layer (the doors use it through :mod:`voicebot.pipeline.handle`, which wraps
@@ -26,6 +28,7 @@ it as a :class:`~voicebot.calls.CallHandle`)::
         on_event=handle,                  # gets HandoffRequestFrame / CallEndingFrame after they were spoken
         audio_out_sample_rate=8000,       # the transport's output rate (8000 for G.711, 48000 for Opus)
         handoff_keys="0",                 # keypad digits that ask for staff (only where a hand-off is acted on)
+        captions=False,                   # True: captions and call state as transport messages (the /call page)
     )
     await runner.add_workers(worker)     # or: await WorkerRunner(handle_sigint=False).run() after add_workers
 
@@ -68,6 +71,7 @@ from voicebot.pipeline.call_script import (
     SilenceWatchdog,
     compose_greeting,
 )
+from voicebot.pipeline.captions import BotCaptions, CallerCaptions, CaptionFeed
 from voicebot.pipeline.playout import PlayoutTracker
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.stt import PhoneWhisperSTTService
@@ -94,12 +98,14 @@ def build_call_pipeline(
     transcript: CallTranscript | None = None,
     max_call_s: float | None = None,
     handoff_keys: str = "",
+    captions: bool = False,
 ) -> tuple[PipelineWorker, CallTranscript]:
     """Build the per-call pipeline worker over the shared ``resources``; returns it with the live transcript.
 
     ``silence_timeout_s`` and ``max_call_s`` override ``settings.call`` (a simulated call faster than real time).
     ``handoff_keys``: keypad digits that ask for staff (none by default: only a door that transfers calls
-    passes them).
+    passes them). ``captions``: send live captions and the call state as transport messages
+    (:mod:`voicebot.pipeline.captions`; the browser page shows them).
     """
     transcript = transcript or CallTranscript(
         settings.paths.calls_dir,
@@ -122,6 +128,7 @@ def build_call_pipeline(
         start=[VADUserTurnStartStrategy()],
         stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=resources.new_turn_analyzer())],
     )
+    feed = CaptionFeed() if captions else None
     pipeline = Pipeline(
         [
             transport.input(),
@@ -130,6 +137,7 @@ def build_call_pipeline(
             PhoneWhisperSTTService(model=resources.whisper, asr=settings.asr),
             UserTurnProcessor(user_turn_strategies=turn_strategies, user_turn_stop_timeout=5.0),
             CallerTurnAssembler(transcript=transcript, default_language=settings.asr.language),
+            *([CallerCaptions(feed)] if feed is not None else []),
             DtmfRecorder(transcript=transcript),
             *(
                 [HandoffKeyListener(transcript=transcript, keys=handoff_keys, message=call.handoff_message)]
@@ -147,6 +155,7 @@ def build_call_pipeline(
             HandoffSignaler(transcript=transcript),
             tts,
             transport.output(),
+            *([BotCaptions(feed, transfers=on_event is not None)] if feed is not None else []),
             PlayoutTracker(transcript=transcript, on_event=on_event),
         ]
     )

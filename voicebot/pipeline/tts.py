@@ -29,7 +29,7 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from voicebot.pipeline.espeak import EspeakVoice, espeak_engine, synthesize_blocks
-from voicebot.pipeline.frames import SpeechLanguageFrame
+from voicebot.pipeline.frames import BotSentenceFrame, SpeechLanguageFrame
 from voicebot.settings import TtsSettings
 
 
@@ -158,6 +158,7 @@ class CallTTSService(TTSService):
         await super().process_frame(frame, direction)
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
+        yield BotSentenceFrame(text=text)  # in front of the audio: a caption appears as the sentence starts
         started = time.perf_counter()
         await self.start_tts_usage_metrics(text)
         voice = self._voices.voice_for(self._language)

@@ -13,14 +13,16 @@ only once its browser is connected (:mod:`voicebot.web.browser_calls`).
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import string
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
 from pydantic import BaseModel, Field, ValidationError
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from voicebot.pipeline.resources import CallResources
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 WEBRTC_SAMPLE_RATE = 48000  # Opus in the browser runs at 48 kHz; the pipeline resamples where it needs to
 MAX_SDP_BYTES = 64 * 1024
 
@@ -129,15 +132,21 @@ def create_app(
             "active_calls": calls.active,
             "max_calls": calls.max_calls,
             "sip_listening": calls.sip_serving,
+            # The knowledge index generation calls are answered from (changes after `voicebot kb ingest`).
+            "knowledge_generation": getattr(resources.answer_engine, "generation", None)
+            if resources
+            else None,
         }
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
         return RedirectResponse("/call")
 
+    page = render_call_page(settings)
+
     @app.get("/call", include_in_schema=False)
-    async def call_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "call.html", media_type="text/html")
+    async def call_page() -> HTMLResponse:
+        return HTMLResponse(page)
 
     @app.post("/api/offer")
     async def offer(request: Request) -> dict[str, str]:
@@ -185,6 +194,23 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+class CallPageSettingsError(ValueError):
+    """A setting the /call page shows cannot be used (one line saying which and why)."""
+
+
+def render_call_page(settings: Settings) -> str:
+    """The /call page with the town's name and its privacy notice link (settings ``town``, ``privacy_url``),
+    both HTML-escaped; rendered once, when the app is built. A privacy URL that is not http(s) or a path on this
+    site (``javascript:``, a typo) is a settings error, not a link."""
+    privacy_url = settings.privacy_url.strip()
+    if not privacy_url.startswith(("https://", "http://", "/")) or privacy_url.startswith("//"):
+        raise CallPageSettingsError(
+            f"privacy_url must be an http(s) address or a path on this site, not {privacy_url!r}"
+        )
+    template = string.Template((TEMPLATES_DIR / "call.html").read_text(encoding="utf-8"))
+    return template.substitute(town=html.escape(settings.town), privacy_url=html.escape(privacy_url))
 
 
 async def _run_web_call(
