@@ -400,3 +400,61 @@ async def test_the_guard_answers_before_the_model_is_asked(
     answer = _final(events)
     assert answer.action == Action.EMERGENCY and "112" in _spoken(events)[-1]
     assert scripted_server.requests == []
+
+
+# ---- issue 9 item 3: the answer must fit the asked question type, else the extractive fact answer
+async def test_an_answer_of_the_wrong_type_falls_back_to_the_extractive_fact_answer(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    question = "Was kostet ein Personalausweis bei euch?"
+    # Verified (nothing in it is unsourced), but a cost question answered without an amount.
+    scripted_server.scripts[question] = Script(
+        ["Den Personalausweis ", "beantragen Sie im Bürgerbüro [personalausweis-beantragen]."]
+    )
+    scripted_server.requests.clear()
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
+    spoken = _spoken(events)
+    assert spoken[0] == EXTRACTIVE_PERSO_FEE and not any("beantragen Sie" in s for s in spoken)
+    answer = _final(events)
+    assert (answer.action, answer.reason) == (Action.ANSWER, "fallback_extractive:wrong_type")
+    user = scripted_server.requests[-1]["messages"][1]["content"]
+    assert "Gefragt ist der Preis" in user  # the prompt said what is asked
+
+
+async def test_a_duration_question_answered_with_a_fee_is_rejected(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    question = "Wie lange dauert es, bis der Personalausweis fertig ist?"
+    scripted_server.scripts[question] = Script(["Der Ausweis kostet 37 Euro [personalausweis-beantragen]."])
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
+    answer = _final(events)
+    assert answer.reason == "fallback_extractive:wrong_type"
+    assert "3 bis 4 Wochen" in _spoken(events)[0] and "37 Euro" not in answer.text
+
+
+async def test_a_fitting_value_in_the_second_sentence_releases_both(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    question = "Was muss ich für den Perso bezahlen?"
+    scripted_server.scripts[question] = Script(
+        [
+            "Den Ausweis beantragen Sie im Bürgerbüro [personalausweis-beantragen].",
+            " Er kostet 37 Euro [personalausweis-beantragen].",
+        ]
+    )
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
+    assert _spoken(events) == ["Den Ausweis beantragen Sie im Bürgerbüro.", "Er kostet 37 Euro."]
+    assert _final(events).reason == "verified"
+
+
+async def test_the_prompt_asks_for_plain_spoken_language() -> None:
+    from knowledge.llm import SYSTEM_PROMPT
+
+    for rule in (
+        "höchstens zwei kurzen Sätzen",
+        "Einfacher Sprache",
+        "aktiv",
+        "Amtswörter",
+        "Zahlen deutlich",
+    ):
+        assert rule in SYSTEM_PROMPT
