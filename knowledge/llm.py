@@ -358,7 +358,8 @@ class LlmAnswerEngine:
             answer.reason = f"fallback_extractive:{why}"
         else:
             answer = self._extractive.unsure(request, retrieval.confidence, timings)
-            answer.reason = f"fallback_{answer.action.value}:{why}"
+            what = "out_of_scope" if answer.reason == "out_of_scope" else answer.action.value
+            answer.reason = f"fallback_{what}:{why}"
         answer.mode = self.mode
         return answer
 

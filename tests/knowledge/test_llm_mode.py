@@ -351,7 +351,8 @@ async def test_abstention_on_an_unknown_topic_clarifies_then_hands_off(
     scripted_server.scripts[question] = Script(["KEINE", "_ANTWORT"])
     config = _config(kb_config, scripted_server.url, llm_min_confidence=0.0)
     first = _final(await _run(config, retriever, AnswerRequest(question)))
-    assert (first.action, first.reason) == (Action.CLARIFY, "fallback_clarify:abstained")
+    # understood, but nothing the town's pages know: what the hotline is for (issue 14 item 3)
+    assert (first.action, first.reason) == (Action.CLARIFY, "fallback_out_of_scope:abstained")
     history = (Turn("caller", question), Turn("bot", first.text))
     second = _final(await _run(config, retriever, AnswerRequest(question, history=history)))
     assert (second.action, second.reason) == (Action.HANDOFF, "fallback_handoff:abstained")
@@ -363,7 +364,8 @@ async def test_off_topic_questions_do_not_wait_for_the_model(
     scripted_server.requests.clear()
     config = _config(kb_config, scripted_server.url)
     answer = _final(await _run(config, retriever, AnswerRequest("Wie wird das Wetter morgen?")))
-    assert (answer.action, answer.reason) == (Action.CLARIFY, "fallback_clarify:low_confidence")
+    assert (answer.action, answer.reason) == (Action.CLARIFY, "fallback_out_of_scope:low_confidence")
+    assert answer.text.startswith("Dazu kann ich leider nichts sagen.")
     assert scripted_server.requests == []
 
 
