@@ -292,7 +292,7 @@ class ExtractiveAnswerEngine:
         cited = [source.split("#", 1)[0] for source in answer.sources]
         if cited and cited[0] != page.doc_id and self._pages:  # the fact came from another of the top pages
             chunks = self._pages.get(cited[0], chunks)
-        return more.with_offer(answer, asked, chunks)
+        return more.with_offer(answer, asked, chunks, earlier_turns(request)[-4:])
 
     # -- fact answers
     def page_chunks(self, page: PageCandidate) -> list[Chunk]:

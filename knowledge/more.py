@@ -46,12 +46,18 @@ def _stated(text: str) -> frozenset[F]:
     return frozenset(kind for unit in facts.fact_units(chunk) for kind in unit.strong)
 
 
-def offer_kind(asked: F, answer_text: str, chunks: Sequence[Chunk]) -> F | None:
+def offer_kind(asked: F, answer_text: str, chunks: Sequence[Chunk], said_before: str = "") -> F | None:
     """The part of the page to offer next: the first of the asked type's usual next questions that the page
-    states (a list under its heading, or a value) and the answer has not said yet; None when there is none."""
+    states (a list under its heading, or a value) and neither the answer nor the bot's earlier turns in this
+    call (``said_before``) said yet; None when there is none."""
+    answer_text = f"{said_before} {answer_text}"
     units = [unit for unit in facts.page_units(chunks) if unit.kind != "curated"]
     on_page = {kind for unit in units for kind in unit.strong}
-    said = _stated(answer_text)
+    said = set(_stated(answer_text))
+    answer_words = set(re.findall(r"[a-z]{6,}", fold_text(answer_text)))
+    documents = [unit for unit in units if F.DOCUMENTS in unit.strong and unit.kind == "item"]
+    if any(set(re.findall(r"[a-z]{6,}", unit.folded)) & answer_words for unit in documents):
+        said.add(F.DOCUMENTS)  # "im Bürgerbüro mit Fahrzeugschein und Personalausweis": already named
     for kind in _NEXT.get(asked, _GENERAL_NEXT):
         if kind != asked and kind in on_page and kind not in said and kind.value in phrases.MORE_TYPES:
             return kind
@@ -99,11 +105,12 @@ def continue_offer(
     return AnswerRequest(phrases.MORE_QUESTIONS[kind], tuple(earlier), request.language, None)
 
 
-def with_offer(answer: Answer, asked: F, chunks: Sequence[Chunk]) -> Answer:
+def with_offer(answer: Answer, asked: F, chunks: Sequence[Chunk], earlier: Sequence[Turn] = ()) -> Answer:
     """The answer with the offer of the page's next useful part appended (unchanged when there is none)."""
     if answer.action != Action.ANSWER or answer.reason not in OFFERED_REASONS or answer.language != "de":
         return answer
-    kind = offer_kind(asked, answer.text, chunks)
+    said_before = " ".join(turn.text for turn in earlier if turn.role == "bot")
+    kind = offer_kind(asked, answer.text, chunks, said_before)
     if kind is None:
         return answer
     answer.text = f"{answer.text} {phrases.offer_more(kind.value)}"

@@ -160,3 +160,13 @@ async def test_a_new_question_after_an_offer_is_answered_as_such(engine: Extract
     history = (Turn("caller", question), Turn("bot", first.text))
     other = await _ask(engine, "Wann hat das Bürgerbüro geöffnet?", history)
     assert other.sources[0].startswith("buergerbuero-kontakt") and "8 bis 12 Uhr" in other.text
+
+
+async def test_the_next_offer_skips_what_the_call_already_said(engine: ExtractiveAnswerEngine) -> None:
+    question = "Was kostet ein Reisepass?"
+    first = await _ask(engine, question)  # the fee and "nach etwa 4 Wochen fertig"
+    history = (Turn("caller", question), Turn("bot", first.text))
+    documents = await _ask(engine, "ja", history)
+    assert "Passfoto" in documents.text
+    assert not documents.text.endswith((phrases.offer_more("cost"), phrases.offer_more("duration")))
+    assert documents.text.endswith(phrases.offer_more("hours")), documents.text
