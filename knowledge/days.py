@@ -77,6 +77,16 @@ def asked_weekdays(question: str) -> list[str]:
     return [day for day in WEEKDAYS if day in days]
 
 
+def visits_on_a_day(question: str) -> bool:
+    """Does the question ask about going somewhere on a day ("am Montag", "samstags"), not a deadline ("bis
+    Freitag")?"""
+    names = "|".join(WEEKDAYS)
+    folded = fold_text(question)
+    if re.search(rf"\bbis (?:zum |spatestens )?(?:{names})", folded):
+        return False
+    return bool(re.search(rf"\b(?:am|an|jeden) (?:{names})\b|\b(?:{names})s\b", folded))
+
+
 def without_weekdays(question: str) -> str:
     """The question without its weekday words ("ist das Rathaus samstags offen" → "ist das Rathaus offen")."""
     names = "|".join((*WEEKDAYS, "sonnabend", "wochenende"))

@@ -332,7 +332,7 @@ class ExtractiveAnswerEngine:
         # "heute"/"morgen" mean a weekday or a holiday, which is what the pages name
         question = facts.classify(days.resolve(request.question, self.today()), self.town)
         asked = self.asked_type(request, question)
-        if asked == facts.FactType.GENERAL and question.yes_no and days.asked_weekdays(question.text):
+        if asked == facts.FactType.GENERAL and question.yes_no and days.visits_on_a_day(question.text):
             asked = facts.FactType.HOURS  # "kann ich am Montag zum Wertstoffhof?": is it open that day
         chunks = self.page_chunks(page)
         if asked == facts.FactType.GENERAL and not question.yes_no:

@@ -71,3 +71,17 @@ def test_the_verifier_accepts_a_closed_day_only_when_the_page_leaves_it_out() ->
     weekend = "- montags bis freitags: 8 bis 12 Uhr\n- samstags: 9 bis 13 Uhr"
     assert verify.unsupported_facts("Samstags ist geschlossen.", [weekend]) == ["c:samstag"]
     assert verify.unsupported_facts("Sonntags ist geschlossen.", [weekend]) == []
+
+
+@pytest.mark.parametrize(
+    ("question", "visits"),
+    [
+        ("kann ich am montag zum wertstoffhof", True),
+        ("geht das samstags", True),
+        ("ich brauch den ausweis bis freitag geht das schneller", False),
+        ("kann ich das bis spätestens freitag abgeben", False),
+        ("brauche ich einen termin", False),
+    ],
+)
+def test_a_visit_on_a_day_is_no_deadline(question: str, visits: bool) -> None:
+    assert days.visits_on_a_day(question) is visits
