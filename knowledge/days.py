@@ -66,6 +66,19 @@ def resolve(question: str, today: date) -> str:
     return _RELATIVE_WORD.sub(f"am {day}", folded, count=1)
 
 
+_MONTH_TEXT = "Januar Februar März April Mai Juni Juli August September Oktober November Dezember"
+_MONTHS = _MONTH_TEXT.split()
+
+
+def today_line(question: str, today: date) -> str:
+    """ "Heute ist Samstag, der 5. Dezember 2026." for a question that says "heute"/"morgen" (else ""): the
+    language model needs the date to answer it."""
+    if _RELATIVE_WORD.search(fold_text(question)) is None:
+        return ""
+    weekday = WEEKDAYS[today.weekday()].capitalize()
+    return f"Heute ist {weekday}, der {today.day}. {_MONTHS[today.month - 1]} {today.year}."
+
+
 def asked_weekdays(question: str) -> list[str]:
     """The weekdays a question names ("am Samstag", "samstags", "am Wochenende"), in week order."""
     folded = fold_text(question)

@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import date
 
 import httpx
 import openai
@@ -30,7 +31,7 @@ from openai.types.chat import (
     ChatCompletionUserMessageParam,
 )
 
-from knowledge import facts, more, verify
+from knowledge import days, facts, more, verify
 from knowledge.config import KnowledgeConfig
 from knowledge.extractive import (
     ExtractiveAnswerEngine,
@@ -112,7 +113,11 @@ ASKED_HINTS = {
 
 
 def build_messages(
-    config: KnowledgeConfig, request: AnswerRequest, passages: dict[str, str], asked: tuple[str, ...] = ()
+    config: KnowledgeConfig,
+    request: AnswerRequest,
+    passages: dict[str, str],
+    asked: tuple[str, ...] = (),
+    today: date | None = None,
 ) -> list[ChatCompletionMessageParam]:
     example_id = next(iter(passages), "seiten-id")
     system = SYSTEM_PROMPT.format(town=config.town, example_id=example_id, abstain=verify.ABSTAIN_TOKEN)
@@ -125,6 +130,8 @@ def build_messages(
     context = ("Bisheriges Gespräch:\n" + "\n".join(earlier) + "\n\n") if earlier else ""
     hints = [ASKED_HINTS[kind] for kind in asked if kind in ASKED_HINTS]
     hint = f"{' '.join(hints)}\n\n" if hints and request.language == "de" else ""
+    dated = days.today_line(request.question, today) if today is not None else ""
+    hint = f"{dated}\n{hint}" if dated and hint else (f"{dated}\n\n" if dated else hint)
     user = f"Passagen:\n{numbered}\n\n{context}{hint}Frage: {request.question}"
     return [
         ChatCompletionSystemMessageParam(role="system", content=system),
@@ -224,7 +231,9 @@ class LlmAnswerEngine:
             stream = await asyncio.wait_for(
                 client.chat.completions.create(
                     model=llm.model,
-                    messages=build_messages(self._config, request, passages, generation.asked),
+                    messages=build_messages(
+                        self._config, request, passages, generation.asked, self._extractive.today()
+                    ),
                     temperature=llm.temperature,
                     max_tokens=llm.max_tokens,
                     stop=STOP_SEQUENCES,

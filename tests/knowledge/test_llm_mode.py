@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 import pytest
@@ -460,3 +461,16 @@ async def test_the_prompt_asks_for_plain_spoken_language() -> None:
         "Zahlen deutlich",
     ):
         assert rule in SYSTEM_PROMPT
+
+
+async def test_a_question_about_today_gets_the_date_in_the_prompt(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    question = "Hat das Bürgerbüro heute für den Personalausweis offen?"
+    scripted_server.scripts[question] = Script(["KEINE_ANTWORT"])
+    scripted_server.requests.clear()
+    engine = build_answer_engine(_config(kb_config, scripted_server.url), retriever)
+    engine._extractive.today = lambda: date(2026, 12, 5)  # type: ignore[attr-defined]
+    [event async for event in engine.stream(AnswerRequest(question))]
+    user = scripted_server.requests[-1]["messages"][1]["content"]
+    assert "Heute ist Samstag, der 5. Dezember 2026." in user
