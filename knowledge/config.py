@@ -59,6 +59,9 @@ class AnswerConfig(_Config):
     max_sentences: int = 2
     min_asr_confidence: float = 0.35  # below (when the ASR reports one) and retrieval unsure: ask to repeat
     llm_min_confidence: float = 0.3  # llm mode: below this retrieval confidence the model is not even asked
+    # Named when a question is out of scope ("Ich beantworte Fragen ..., zum Beispiel zu Reisepass, ...").
+    scope_examples: list[str] = ["Reisepass", "Müllabfuhr", "Kita"]
+    offer_more: bool = True  # end a short answer with an offer of the page's next useful part
 
 
 @dataclass(frozen=True)

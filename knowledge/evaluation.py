@@ -6,7 +6,9 @@ a *fact item* (``knowledge/eval/facts*.yaml``) also has ``fact_type`` (what is a
 The numbers answer the questions a town asks before switching the bot on:
 
 * recall@1 / recall@3 — for answer/redirect items, is an expected page among the first k retrieved pages?
-* action accuracy — did the bot do the right thing? (out_of_scope is right when it clarifies or hands off)
+* action accuracy — did the bot do the right thing? (out_of_scope is right when it clarifies or hands off;
+  off_topic — clear words about something a town does not handle — only when it says what the hotline is for
+  or hands off: a "please rephrase" is wrong there)
 * answer accuracy — right action *and* an expected page cited (answer/redirect items)
 * groundedness — of the spoken answers, how many state only facts (numbers, fees, times, dates, weekdays) that
   are in the cited pages; ``ungrounded`` counts the others and must be 0
@@ -29,13 +31,14 @@ from typing import Any
 
 import yaml
 
-from knowledge import verify
+from knowledge import phrases, verify
 from knowledge.extractive import Retriever
 from knowledge.textfold import fold_text
 from knowledge.types import Action, Answer, AnswerEngine, AnswerRequest, Chunk, Turn
 
 DEFAULT_SET = Path(__file__).resolve().parent / "eval" / "questions.yaml"
-ITEM_ACTIONS = ("answer", "redirect", "emergency", "out_of_scope")
+ITEM_ACTIONS = ("answer", "redirect", "emergency", "out_of_scope", "off_topic")
+
 FACT_TYPES = (
     "cost",
     "duration",
@@ -185,9 +188,13 @@ class EvalReport:
         return sorted(missed, key=lambda r: not r.fact_wrong)
 
 
-def _action_correct(expected: str, got: Action) -> bool:
+def _action_correct(expected: str, answer: Answer) -> bool:
+    got = answer.action
     if expected == "out_of_scope":
         return got in (Action.HANDOFF, Action.CLARIFY)
+    if expected == "off_topic":
+        # Asking to say it again is wrong for an off-topic question: the caller was understood.
+        return got == Action.HANDOFF or (got == Action.CLARIFY and not phrases.asks_to_repeat(answer.text))
     return got.value == expected
 
 
@@ -234,7 +241,7 @@ def score_item(
 ) -> ItemResult:
     """Judge one answer: right action, right page, facts found, and every spoken fact in the cited pages."""
     cited_docs = {s.split("#", 1)[0] for s in answer.sources}
-    action_correct = _action_correct(item.action, answer.action)
+    action_correct = _action_correct(item.action, answer)
     spoke_facts = answer.action in (Action.ANSWER, Action.REDIRECT)
     grounded: bool | None = None
     unsupported: list[str] = []
@@ -346,7 +353,7 @@ def summarize(results: Sequence[ItemResult]) -> EvalReport:
     at1 = sum(1 for r in retrieval_items if set(r.retrieved[:1]) & set(r.expected))
     at3 = sum(1 for r in retrieval_items if set(r.retrieved[:3]) & set(r.expected))
     spoken = [r for r in results if r.grounded is not None]
-    out_of_scope = [r for r in results if r.expected_action == "out_of_scope"]
+    out_of_scope = [r for r in results if r.expected_action in ("out_of_scope", "off_topic")]
     emergencies = [r for r in results if r.expected_action == "emergency"]
     by_action: dict[str, dict[str, float]] = {}
     for action in ITEM_ACTIONS:

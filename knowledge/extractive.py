@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
 
-from knowledge import facts, guard, phrases, spoken, verify
+from knowledge import days, facts, guard, more, phrases, scope, spoken, verify
 from knowledge.confidence import (
     PageCandidate,
     TownLexicon,
@@ -180,6 +181,7 @@ class ExtractiveAnswerEngine:
         self._retriever = retriever
         self.town = TownLexicon.of(config.town)  # this engine's, not the process's
         self._pages: dict[str, list[Chunk]] | None = None  # doc id → its chunks, for fact selection
+        self.today: Callable[[], date] = date.today  # "heute"/"morgen" in a question (tests pass a fixed day)
 
     # -- retrieval, shared with the LLM mode
     def _search(self, query: str) -> tuple[list[Hit], list[PageCandidate], np.ndarray | None]:
@@ -216,6 +218,15 @@ class ExtractiveAnswerEngine:
             ordered, confidence, close_call = judge(combined, pages, self.town)
             if no_topic or confidence > retrieval.confidence:
                 retrieval = Retrieval(combined, hits, ordered, confidence, close_call, 0.0, vector)
+        if retrieval.confidence < self._config.answer.min_confidence and days.asked_weekdays(
+            request.question
+        ):
+            # "ist das Rathaus samstags offen": the day finds pages about Saturdays, not the office asked about
+            plain = days.without_weekdays(request.question)
+            hits, pages, vector = self._search(plain)
+            ordered, confidence, close_call = judge(plain, pages, self.town)
+            if confidence > retrieval.confidence:
+                retrieval = Retrieval(plain, hits, ordered, confidence, close_call, 0.0, vector)
         retrieval.elapsed_ms = (time.perf_counter() - started) * 1000
         return retrieval
 
@@ -232,6 +243,8 @@ class ExtractiveAnswerEngine:
         timings = {"retrieval": round(retrieval.elapsed_ms, 2)}
         if top is None or not self.is_confident(retrieval):
             return self.unsure(request, retrieval.confidence, timings)
+        if scope.names_off_topic_subject(request.question, self._vocabulary, self.town):
+            return self.out_of_scope(request, retrieval.confidence, timings)  # "regnet es am Wochenende"
         if retrieval.close_call and not _already_clarified(request):
             second = retrieval.pages[1]
             text = phrases.clarify_choice(top.chunk.title, second.chunk.title)
@@ -259,15 +272,27 @@ class ExtractiveAnswerEngine:
         if request.language == "de" and chunk.language == "de":
             fact = self.fact_answer(request, retrieval, page, timings)
             if fact is not None:
-                return fact
+                return self.offering_more(request, fact, page)
         text = spoken.for_speech(speakable_text(chunk))
         if chunk.language != request.language and request.language in phrases.GERMAN_ONLY_NOTICE:
             text = f"{phrases.GERMAN_ONLY_NOTICE[request.language]} {text}"
         action = Action.ANSWER if chunk.responsible else Action.REDIRECT
         reason = "curated_answer" if chunk.responsible else "other_authority"
-        return Answer(
+        answer = Answer(
             text, action, retrieval.confidence, [chunk.id], self.mode, chunk.language, reason, timings
         )
+        return self.offering_more(request, answer, page)
+
+    def offering_more(self, request: AnswerRequest, answer: Answer, page: PageCandidate) -> Answer:
+        """Short first, more on request: append the offer of the page's next useful part (knowledge.more)."""
+        if not self._config.answer.offer_more or request.language != "de":
+            return answer
+        asked = self.asked_type(request, facts.classify(request.question, self.town))
+        chunks = self.page_chunks(page)
+        cited = [source.split("#", 1)[0] for source in answer.sources]
+        if cited and cited[0] != page.doc_id and self._pages:  # the fact came from another of the top pages
+            chunks = self._pages.get(cited[0], chunks)
+        return more.with_offer(answer, asked, chunks, earlier_turns(request)[-4:])
 
     # -- fact answers
     def page_chunks(self, page: PageCandidate) -> list[Chunk]:
@@ -304,8 +329,11 @@ class ExtractiveAnswerEngine:
         verified against the page.
         """
         started = time.perf_counter()
-        question = facts.classify(request.question, self.town)
+        # "heute"/"morgen" mean a weekday or a holiday, which is what the pages name
+        question = facts.classify(days.resolve(request.question, self.today()), self.town)
         asked = self.asked_type(request, question)
+        if asked == facts.FactType.GENERAL and question.yes_no and days.visits_on_a_day(question.text):
+            asked = facts.FactType.HOURS  # "kann ich am Montag zum Wertstoffhof?": is it open that day
         chunks = self.page_chunks(page)
         if asked == facts.FactType.GENERAL and not question.yes_no:
             return None
@@ -331,6 +359,9 @@ class ExtractiveAnswerEngine:
                 text, action, retrieval.confidence, [page.chunk.id], self.mode, "de", "fact_unknown", timings
             )
         text = spoken.for_speech(" ".join(facts.fact_sentences(selection)))
+        if asked == facts.FactType.HOURS and not question.yes_no:  # the asked day, not only the others
+            notice = days.closed_notice(question.text, [unit.text for unit in selection.units])
+            text = f"{notice} {text}" if notice else text
         sources = tuple(f"{c.title}\n{c.spoken_answer}\n{c.authority}\n{c.text}" for c in chunks)
         if not _supported(text, sources):
             text = spoken.for_speech(" ".join(unit.text for unit in selection.units))
@@ -350,15 +381,30 @@ class ExtractiveAnswerEngine:
         asr = request.asr_confidence
         if asr is not None and asr < self._config.answer.min_asr_confidence:
             text, reason = phrases.CLARIFY_ACOUSTIC, "low_asr"
+        elif scope.is_out_of_scope(request.question, self._vocabulary, self.town):
+            return self.out_of_scope(request, confidence, timings)
         else:
             text, reason = phrases.CLARIFY_REPHRASE, "low_confidence"
         text, language = phrases.localize(text, request.language)
         return Answer(text, Action.CLARIFY, confidence, [], self.mode, language, reason, timings)
 
+    def out_of_scope(self, request: AnswerRequest, confidence: float, timings: dict[str, float]) -> Answer:
+        """Clear words the town's knowledge does not explain: what the hotline is for, not "please repeat"."""
+        text = phrases.out_of_scope(self._config.town, self._config.answer.scope_examples)
+        text, language = phrases.localize(text, request.language)
+        return Answer(text, Action.CLARIFY, confidence, [], self.mode, language, "out_of_scope", timings)
+
+    @property
+    def _vocabulary(self) -> scope.Vocabulary | None:
+        return getattr(self._retriever, "normalizer", None)
+
     # -- the AnswerEngine protocol
     async def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
         started = time.perf_counter()
-        answer = guarded_answer(request, self.mode)
+        follow = more.continue_offer(request, earlier_turns(request), self.mode)
+        if isinstance(follow, AnswerRequest):  # "ja" to "Möchten Sie wissen, ...?": that question, same topic
+            request = follow
+        answer = follow if isinstance(follow, Answer) else guarded_answer(request, self.mode)
         if answer is None:
             retrieval = await self.retrieve(request)
             answer = self.decide(request, retrieval)
@@ -377,7 +423,7 @@ def _page_facts(sources: tuple[str, ...]) -> frozenset[str]:
 
 def _supported(text: str, sources: tuple[str, ...]) -> bool:
     """Does the page state every number, time, date and weekday of ``text`` (see knowledge.verify)?"""
-    return verify.fact_tokens(verify.strip_citations(text)) <= _page_facts(sources)
+    return not verify.uncovered(verify.fact_tokens(verify.strip_citations(text)), _page_facts(sources))
 
 
 def _already_clarified(request: AnswerRequest) -> bool:

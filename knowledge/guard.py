@@ -275,6 +275,16 @@ _HALLUCINATIONS = _any(
     r"\b(swr|wdr|zdf|ard)\b",
     r"amara\.org",
 )
+# A caller's greeting or thanks alone ("Guten Tag.", "Moin", "Danke schön"): greeted back, not "nicht verstanden".
+_GREETING_WORDS_TEXT = (
+    "hallo halo hallochen guten gute tag morgen abend moin moinmoin servus gruss grussgott gott gruzi gruezi "
+    "hi hello hey tach nabend"
+)
+_GREETING_WORDS = frozenset(_GREETING_WORDS_TEXT.split())
+_THANKS_WORDS_TEXT = "danke dankeschon vielen dank besten herzlichen schon sehr thanks thank you"
+_THANKS_WORDS = frozenset(_THANKS_WORDS_TEXT.split())
+_POLITE_FILLERS_TEXT = "ah aeh ahm ja ok okay also na ja so erstmal zusammen und auch ihnen"
+_POLITE_FILLERS = frozenset(_POLITE_FILLERS_TEXT.split())
 _VOWELS = set("aeiouy")
 _KEYBOARD_MASH = re.compile(r"asdf|qwer|yxcv|jkl|sdfg|dfgh|fghj|ghjk|uiop|([a-z])\1\1")
 _NUMBER_WORD_TEXT = "null eins zwei drei vier funf sechs sieben acht neun zehn elf zwolf test testing"
@@ -306,6 +316,25 @@ def _is_noise(folded: str) -> bool:
 
 def _mentions_person(text: str) -> bool:
     return any(match.group(0) not in _PERSON_NAME_STOP for match in _PERSON_NAME.finditer(text))
+
+
+def _courtesy(folded: str) -> str | None:
+    """ "greeting" or "thanks" when the words are nothing but a greeting or thanks (and fillers), else None."""
+    words = re.findall(r"[a-z]+", folded)
+    if not words or len(words) > 6:
+        return None
+    greeting = sum(w in _GREETING_WORDS for w in words)
+    thanks = sum(w in _THANKS_WORDS for w in words)
+    if any(w not in _GREETING_WORDS | _THANKS_WORDS | _POLITE_FILLERS for w in words):
+        return None
+    if thanks and ("danke" in folded or "dank" in words or "thank" in folded):
+        return "thanks"
+    greets = [
+        w for w in words if w in _GREETING_WORDS and w not in ("guten", "gute", "morgen", "abend", "gott")
+    ]
+    if greeting and (greets or "guten" in words or "gute" in words or words in (["morgen"], ["abend"])):
+        return "greeting"
+    return None
 
 
 def check(question: str, language: str = "de") -> GuardVerdict | None:
@@ -343,6 +372,11 @@ def check(question: str, language: str = "de") -> GuardVerdict | None:
         return GuardVerdict(Action.CLARIFY, "advice", phrases.CLARIFY_ADVICE)
     if _OTHER_TOWN.search(folded) and not _MOVING.search(folded):
         return GuardVerdict(Action.CLARIFY, "other_town", phrases.CLARIFY_OTHER_TOWN)
+    courtesy = _courtesy(folded)
+    if courtesy == "greeting":
+        return GuardVerdict(Action.CLARIFY, "greeting", phrases.GREETING_REPLY)  # it asks for the request
+    if courtesy == "thanks":
+        return GuardVerdict(Action.CLARIFY, "thanks", phrases.THANKS_REPLY)
     if _is_noise(folded):
         return GuardVerdict(Action.CLARIFY, "no_content", phrases.CLARIFY_NO_CONTENT)
     return None

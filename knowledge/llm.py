@@ -6,15 +6,22 @@ the verifier rejects, a timeout, a connection error or an abstention ends the ge
 spoken yet, the extractive answer (when retrieval is confident) or a clarify/handoff is given instead, with
 the reason kept in ``Answer.reason`` ("fallback_extractive:unsupported_fact", ...). Sentences already spoken
 were verified, so a later failure only shortens the answer.
+
+The answer must also fit the question (issue 9): for a question of a checkable type (cost, duration, deadline,
+hours, contact, place) the prompt names what is asked, and verified sentences are held back until the answer
+states a value of that kind (an amount or "kostenlos", a duration, a time or day, a number ...); an answer that
+never does is rejected ("wrong_type") and the extractive fact answer is spoken instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import date
 
 import httpx
 import openai
@@ -24,7 +31,7 @@ from openai.types.chat import (
     ChatCompletionUserMessageParam,
 )
 
-from knowledge import verify
+from knowledge import days, facts, more, verify
 from knowledge.config import KnowledgeConfig
 from knowledge.extractive import (
     ExtractiveAnswerEngine,
@@ -42,8 +49,10 @@ logger = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = """Du bist der Telefonassistent der Stadtverwaltung {town}.
 Beantworte die Frage der anrufenden Person nur mit Informationen aus den nummerierten Passagen.
-Antworte in höchstens zwei kurzen Sätzen in Einfacher Sprache, so wie man am Telefon spricht.
-Nenne Gebühren, Zeiten und Unterlagen genau so, wie sie in den Passagen stehen. Erfinde nichts.
+Nenne zuerst genau die erfragte Angabe, in höchstens zwei kurzen Sätzen in Einfacher Sprache, so wie man am
+Telefon spricht: kurze Sätze, aktiv formuliert („Sie bezahlen 37 Euro.“), keine Amtswörter wie „Beantragung“
+oder „Vorlage“, keine Klammern und Abkürzungen, Zahlen deutlich („8 bis 12 Uhr“, „37 Euro“).
+Nenne Gebühren, Zeiten, Fristen und Unterlagen genau so, wie sie in den Passagen stehen. Erfinde nichts.
 Setze hinter jeden Satz die ID der Passage in eckigen Klammern, zum Beispiel [{example_id}].
 Wenn die Passagen die Antwort nicht enthalten, antworte genau: {abstain}"""
 
@@ -68,6 +77,10 @@ class _Generation:
     released: list[str] = field(default_factory=list)
     cited: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # complete sentences waiting for a citation
+    asked: tuple[
+        str, ...
+    ] = ()  # the asked fact types: nothing is spoken until a value of one of them is said
+    held: list[str] = field(default_factory=list)  # verified sentences waiting for the asked kind of value
     failure: str = ""
     raw: str = ""
 
@@ -87,8 +100,24 @@ def passages_for(retrieval: Retrieval, top_k: int) -> dict[str, str]:
     return passages
 
 
+# What the answer must contain for each asked type: said to the model, checked by verify.fits_question_type.
+ASKED_HINTS = {
+    "cost": "Gefragt ist der Preis: nenne den Betrag in Euro, oder sage, dass es kostenlos ist.",
+    "duration": "Gefragt ist die Dauer: nenne, wie lange es dauert (Tage, Wochen, sofort).",
+    "deadline": "Gefragt ist die Frist: nenne, bis wann oder wie lange vorher.",
+    "hours": "Gefragt sind Zeiten: nenne Tage und Uhrzeiten, oder dass an dem Tag geschlossen ist.",
+    "contact": "Gefragt ist der Kontakt: nenne die Telefonnummer oder E-Mail-Adresse.",
+    "place": "Gefragt ist der Ort: nenne die Adresse oder die Stelle.",
+    "documents": "Gefragt sind die Unterlagen: nenne, was mitzubringen ist.",
+}
+
+
 def build_messages(
-    config: KnowledgeConfig, request: AnswerRequest, passages: dict[str, str]
+    config: KnowledgeConfig,
+    request: AnswerRequest,
+    passages: dict[str, str],
+    asked: tuple[str, ...] = (),
+    today: date | None = None,
 ) -> list[ChatCompletionMessageParam]:
     example_id = next(iter(passages), "seiten-id")
     system = SYSTEM_PROMPT.format(town=config.town, example_id=example_id, abstain=verify.ABSTAIN_TOKEN)
@@ -99,7 +128,11 @@ def build_messages(
     turns = earlier_turns(request)[-4:]
     earlier = [f"{'Anrufer' if t.role == 'caller' else 'Assistent'}: {t.text}" for t in turns]
     context = ("Bisheriges Gespräch:\n" + "\n".join(earlier) + "\n\n") if earlier else ""
-    user = f"Passagen:\n{numbered}\n\n{context}Frage: {request.question}"
+    hints = [ASKED_HINTS[kind] for kind in asked if kind in ASKED_HINTS]
+    hint = f"{' '.join(hints)}\n\n" if hints and request.language == "de" else ""
+    dated = days.today_line(request.question, today) if today is not None else ""
+    hint = f"{dated}\n{hint}" if dated and hint else (f"{dated}\n\n" if dated else hint)
+    user = f"Passagen:\n{numbered}\n\n{context}{hint}Frage: {request.question}"
     return [
         ChatCompletionSystemMessageParam(role="system", content=system),
         ChatCompletionUserMessageParam(role="user", content=user),
@@ -144,7 +177,10 @@ class LlmAnswerEngine:
 
     async def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
         started = time.perf_counter()
-        guarded = guarded_answer(request, self.mode)
+        follow = more.continue_offer(request, earlier_turns(request), self.mode)
+        if isinstance(follow, AnswerRequest):  # "ja" to the offer of more: that question, same topic
+            request = follow
+        guarded = follow if isinstance(follow, Answer) else guarded_answer(request, self.mode)
         if guarded is not None:
             async for event in emit(guarded, started):
                 yield event
@@ -158,7 +194,7 @@ class LlmAnswerEngine:
                 yield event
             return
         passages = passages_for(retrieval, self._config.retrieval.top_k)
-        generation = _Generation()
+        generation = _Generation(asked=self._asked_types(request))
         first_sentence_ms: float | None = None
         async for sentence in self._generate(request, passages, generation):
             if first_sentence_ms is None:
@@ -195,7 +231,9 @@ class LlmAnswerEngine:
             stream = await asyncio.wait_for(
                 client.chat.completions.create(
                     model=llm.model,
-                    messages=build_messages(self._config, request, passages),
+                    messages=build_messages(
+                        self._config, request, passages, generation.asked, self._extractive.today()
+                    ),
                     temperature=llm.temperature,
                     max_tokens=llm.max_tokens,
                     stop=STOP_SEQUENCES,
@@ -236,6 +274,8 @@ class LlmAnswerEngine:
                     generation.failure = "abstained"
                 elif generation.pending and not generation.failure:
                     generation.failure = "no_citation"
+                elif generation.held and not generation.failure:
+                    generation.failure = "wrong_type"  # the model never stated the asked kind of value
         except (TimeoutError, openai.APITimeoutError):
             generation.failure = "timeout"
         except (openai.APIConnectionError, httpx.HTTPError) as error:
@@ -276,8 +316,28 @@ class LlmAnswerEngine:
         room = self._config.answer.max_sentences - len(generation.released)
         # verified as written, spoken for the ear ("Mo–Fr" → "montags bis freitags"; numbers unchanged)
         spoken = [" ".join(speakable_sentence(check.spoken)) for check in checks if check.spoken][:room]
+        if generation.asked and not generation.released:
+            # The answer must fit the question: a cost question an amount, a phone question a number ...
+            generation.held.extend(spoken)
+            said = " ".join(generation.held)
+            if not any(verify.fits_question_type(said, kind) for kind in generation.asked):
+                if len(generation.held) >= self._config.answer.max_sentences:
+                    generation.failure = "wrong_type"
+                return []
+            spoken, generation.held = generation.held[:room], []
         generation.released.extend(spoken)
         return spoken
+
+    def _asked_types(self, request: AnswerRequest) -> tuple[str, ...]:
+        """The fact types the answer must fit, one of them (none checked for other languages and for general
+        questions; "Was kostet das und wie lange dauert es?" asks two, and either one fits)."""
+        if request.language != "de":
+            return ()
+        question = facts.classify(request.question, self._extractive.town)
+        kinds = [self._extractive.asked_type(request, question).value]
+        kinds += [facts.question_type(part).value for part in re.split(r"\bund\b|,", request.question)]
+        # a kind without a checkable value (documents, conditions ...) lets any verified answer through
+        return tuple(dict.fromkeys(kind for kind in kinds if kind != "general"))
 
     # -- results
     def _verified_answer(
@@ -307,7 +367,8 @@ class LlmAnswerEngine:
             answer.reason = f"fallback_extractive:{why}"
         else:
             answer = self._extractive.unsure(request, retrieval.confidence, timings)
-            answer.reason = f"fallback_{answer.action.value}:{why}"
+            what = "out_of_scope" if answer.reason == "out_of_scope" else answer.action.value
+            answer.reason = f"fallback_{what}:{why}"
         answer.mode = self.mode
         return answer
 

@@ -398,6 +398,13 @@ class Normalizer:
                 joined.append(word)
         return joined
 
+    def knows(self, word: str, typos: bool = True) -> bool:
+        """Do the indexed pages use this folded word: itself, its stem, its compound parts or (``typos``) a
+        one-typo neighbour (knowledge.scope tells an off-topic question from a misheard one by this)?"""
+        if word in self.splitter.vocabulary or stem(word) in self._stems:
+            return True
+        return bool(self.splitter.split(word)) or (typos and bool(self.near_words(word)))
+
     def near_words(self, word: str) -> list[str]:
         """Index words one typo away (two for long words) from an unknown query word: "sperrmuhl" → sperrmull.
 

@@ -7,6 +7,7 @@ templates (a :class:`~knowledge.types.Turn` carries only text), so every clarify
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 # ---- clarify (the bot asks once, then hands off)
 CLARIFY_REPHRASE = (
@@ -35,6 +36,22 @@ CLARIFY_OTHER_TOWN = (
 )
 _CHOICE_PREFIX = "Meinen Sie "
 
+# ---- out of scope: clear words, but nothing the town's knowledge explains (weather, football, recipes ...)
+OUT_OF_SCOPE_START = "Dazu kann ich leider nichts sagen."
+PERSON_HINT = "Für ein Gespräch mit einem Menschen sagen Sie „Mitarbeiter“ oder drücken Sie die Null."
+
+
+def out_of_scope(town: str, examples: Sequence[str]) -> str:
+    """What the hotline is for, with examples and the way to a person (not "bitte wiederholen": we understood)."""
+    where = f"der Stadt {town}" if town else "der Stadtverwaltung"
+    text = f"{OUT_OF_SCOPE_START} Ich beantworte Fragen zu den Dienstleistungen {where}"
+    names = [e.strip() for e in examples if e.strip()]
+    if len(names) > 1:
+        text += f", zum Beispiel zu {', '.join(names[:-1])} oder {names[-1]}"
+    elif names:
+        text += f", zum Beispiel zu {names[0]}"
+    return f"{text}. {PERSON_HINT}"
+
 
 def clarify_choice(first_title: str, second_title: str) -> str:
     """A close call between two pages: let the caller pick."""
@@ -61,10 +78,62 @@ _CLARIFY_TEXTS = (
 
 
 def is_clarify(bot_text: str) -> bool:
-    """Was this bot turn one of our clarifying questions (in German or English)?"""
+    """Was this bot turn one of our clarifying questions or scope answers (in German or English)?"""
     text = bot_text.strip()
-    known = (*_CLARIFY_TEXTS, *(ENGLISH[t] for t in _CLARIFY_TEXTS if t in ENGLISH))
+    known = (
+        *_CLARIFY_TEXTS,
+        *(ENGLISH[t] for t in _CLARIFY_TEXTS if t in ENGLISH),
+        OUT_OF_SCOPE_START,
+        OUT_OF_SCOPE_EN,
+    )
     return text.startswith(_CHOICE_PREFIX) or any(text.startswith(t[:40]) for t in known)
+
+
+# ---- greetings and thanks: a caller's "Guten Tag." is greeted back, "Danke" gets a short reply
+GREETING_REPLY = "Guten Tag! Wie kann ich Ihnen helfen?"
+THANKS_REPLY = "Gern geschehen. Kann ich sonst noch helfen?"
+ANYTHING_ELSE = "Gut. Kann ich sonst noch helfen?"
+
+# ---- more on request: a short answer ends with an offer of the next useful part of the same page
+_MORE_OFFERS = {
+    "documents": "Möchten Sie wissen, welche Unterlagen Sie mitbringen müssen?",
+    "cost": "Möchten Sie wissen, was das kostet?",
+    "hours": "Möchten Sie die Öffnungszeiten wissen?",
+    "duration": "Möchten Sie wissen, wie lange das dauert?",
+    "deadline": "Möchten Sie wissen, bis wann Sie das erledigen müssen?",
+    "contact": "Möchten Sie die Telefonnummer oder die E-Mail-Adresse wissen?",
+    "place": "Möchten Sie die Adresse wissen?",
+    "eligibility": "Möchten Sie wissen, welche Voraussetzungen gelten?",
+}
+# What the caller's "ja" asks, as a question the answer engine understands.
+MORE_QUESTIONS = {
+    "documents": "Welche Unterlagen muss ich mitbringen?",
+    "cost": "Was kostet das?",
+    "hours": "Wann ist geöffnet?",
+    "duration": "Wie lange dauert das?",
+    "deadline": "Bis wann muss ich das erledigen?",
+    "contact": "Wie ist die Telefonnummer?",
+    "place": "Wo ist das?",
+    "eligibility": "Welche Voraussetzungen gelten?",
+}
+MORE_TYPES = tuple(_MORE_OFFERS)
+
+
+def offer_more(fact_type: str) -> str:
+    return _MORE_OFFERS[fact_type]
+
+
+def offered_more(bot_text: str) -> str | None:
+    """The fact type an earlier bot turn offered to tell next ("Möchten Sie wissen, ...?"), if it ended so."""
+    text = bot_text.rstrip()
+    return next((kind for kind, offer in _MORE_OFFERS.items() if text.endswith(offer)), None)
+
+
+def asks_to_repeat(bot_text: str) -> bool:
+    """Did this bot turn ask the caller to say it again ("nicht verstanden", "mit anderen Worten")?"""
+    text = bot_text.strip()
+    asks = (CLARIFY_REPHRASE, CLARIFY_ACOUSTIC, CLARIFY_NO_CONTENT)
+    return any(text.startswith(t[:40]) or text.startswith(ENGLISH[t][:30]) for t in asks)
 
 
 # ---- handoff
@@ -160,6 +229,9 @@ ENGLISH = {
     CLARIFY_NEUTRAL: "The town administration does not comment on that. How can I help you with our services?",
     CLARIFY_ADVICE: "I cannot give legal, medical or financial advice. How can I help you with our services?",
     CLARIFY_OTHER_TOWN: "I can only give information about our own town. What can I do for you here?",
+    GREETING_REPLY: "Hello! How can I help you?",
+    THANKS_REPLY: "You are welcome. Is there anything else I can do for you?",
+    ANYTHING_ELSE: "All right. Is there anything else I can do for you?",
     HANDOFF_UNSURE: "I am not sure about that. I will connect you with a member of staff.",
     HANDOFF_PERSONAL: "I cannot give information about personal cases or other people. "
     "I will connect you with a member of staff who can check.",
@@ -167,8 +239,17 @@ ENGLISH = {
 }
 
 
+OUT_OF_SCOPE_EN = "I cannot help with that."
+
+
 def localize(text: str, language: str) -> tuple[str, str]:
     """(text, its language): the English version for English callers where one exists, else German."""
+    if language == "en" and text.startswith(OUT_OF_SCOPE_START):
+        return (
+            f"{OUT_OF_SCOPE_EN} I answer questions about the town's services. "
+            "To talk to a person, ask for a member of staff or press zero.",
+            "en",
+        )
     if language == "en" and text in ENGLISH:
         return ENGLISH[text], "en"
     return text, "de"

@@ -181,17 +181,46 @@ def fact_tokens(text: str, *, lenient: bool = False) -> set[str]:
             tokens.add(f"m:{_MONTH_ABBREVIATIONS[word]}")
     if lenient:
         tokens |= _weekday_ranges(folded)
-    return tokens
+    return tokens | _closed_days(folded, tokens, lenient)
+
+
+_CLOSED = re.compile(r"geschlossen|nicht geoffnet|nicht offen|keine offnungszeit|keine sprechzeit|ruhetag")
+
+
+def _closed_days(folded: str, tokens: set[str], lenient: bool) -> set[str]:
+    """ "c:samstag" for a weekday said to be closed ("samstags geschlossen").
+
+    In a source (``lenient``) also every day its opening hours leave out: a page whose hours are "montags bis
+    freitags" supports "samstags ist geschlossen" (issue 14: the asked day is answered, not skipped).
+    """
+    closed = {
+        f"c:{_WEEKDAYS[w[:-1] if w.endswith('s') and w[:-1] in _WEEKDAYS else w]}"
+        for clause in re.split(r"[,;.]", folded)
+        if _CLOSED.search(clause)
+        for w in re.findall(r"[a-z]+", clause)
+        if w in _WEEKDAYS or (w.endswith("s") and w[:-1] in _WEEKDAYS)
+    }
+    if lenient:
+        open_days = {t[2:] for t in tokens if t.startswith("w:")}
+        if open_days and _CLOCK_NEAR_DAY.search(folded):
+            closed |= {f"c:{day}" for day in _DAY_ORDER if day not in open_days}
+    return closed
+
+
+_CLOCK_NEAR_DAY = re.compile(
+    r"(montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|mo|di|mi|do|fr|sa|so)\w*\W{1,4}[^.\n]{0,30}"
+    r"\b\d{1,2}(?:[:.]\d{2})?\s*(?:-|bis)\s*\d{1,2}(?:[:.]\d{2})?\s*uhr"
+)
 
 
 _DAY_ORDER = ["montag", "dienstag", "mittwoch", "donnerstag", "freitag", "samstag", "sonntag"]
 
 
 def _weekday_ranges(folded: str) -> set[str]:
-    """ "Mo–Fr" / "Montag bis Freitag" in a source covers every day between."""
+    """ "Mo–Fr" / "Montag bis Freitag" / "montags bis freitags" in a source covers every day between."""
     names = "|".join([*_WEEKDAYS, *_WEEKDAY_ABBREVIATIONS])
     tokens: set[str] = set()
-    for match in re.finditer(rf"\b({names})\.?\s*(?:-|bis)\s*({names})\b", folded):
+    for match in re.finditer(rf"\b({names})s?\.?\s*(?:-|bis)\s*({names})s?\b", folded):
         first = _WEEKDAYS.get(match.group(1)) or _WEEKDAY_ABBREVIATIONS[match.group(1)]
         last = _WEEKDAYS.get(match.group(2)) or _WEEKDAY_ABBREVIATIONS[match.group(2)]
         start, end = _DAY_ORDER.index(first), _DAY_ORDER.index(last)
@@ -205,7 +234,16 @@ def unsupported_facts(sentence: str, sources: Iterable[str]) -> list[str]:
     available: set[str] = set()
     for source in sources:
         available |= fact_tokens(source, lenient=True)
-    return sorted(fact_tokens(strip_citations(sentence)) - available)
+    return sorted(uncovered(fact_tokens(strip_citations(sentence)), available))
+
+
+def uncovered(said: set[str], available: set[str] | frozenset[str]) -> set[str]:
+    """The tokens of an answer its sources do not state. A weekday said to be closed ("c:samstag") needs the
+    source to close it or to leave it out of its opening hours (else it is missing, even on a day the source
+    opens), and then its plain "w:samstag" is covered."""
+    missing = said - available
+    closed = {t[2:] for t in said if t.startswith("c:") and t in available}
+    return {t for t in missing if not (t.startswith("w:") and t[2:] in closed)}
 
 
 # ---- sentences and answers
@@ -303,3 +341,46 @@ def contains_fact(text: str, fact: str) -> bool:
     words = [w for w in re.findall(r"[a-z]{4,}", _number_words_to_digits(folded_fact)) if w != "uhr"]
     text_words = set(re.findall(r"[a-z]+", _number_words_to_digits(folded_text)))
     return all(any(t.startswith(w[:5]) for t in text_words) for w in words) and bool(fact_numbers or words)
+
+
+# ---- does the answer fit the question? (a cost question needs an amount or "kostenlos", ...)
+_SPAN_WORDS = r"(?:\d+|ein|eine|einen|einem|einer|zwei|drei|vier|funf|sechs|sieben|acht|neun|zehn|zwolf|wenige\w*|einige\w*|paar)"
+_FITTING_VALUE: dict[str, re.Pattern[str]] = {
+    "cost": re.compile(
+        r"\d[\d.,]*\s*(?:euro|cent|€)|kostenlos|kostenfrei|gebuhrenfrei|beitragsfrei|gratis|umsonst"
+        r"|\bnichts\b|keine (?:gebuhr|kosten)|\bfrei\b|befreit"
+    ),
+    "duration": re.compile(
+        rf"\b{_SPAN_WORDS}\s+(?:werk)?(?:tag|woche|monat|jahr|stunde|minute)\w*|\bsofort\b|gleich mit|am selben tag"
+    ),
+    "deadline": re.compile(
+        rf"\b{_SPAN_WORDS}\s+(?:werk)?(?:tag|woche|monat|jahr|stunde)\w*|\b\d{{1,2}}(?:[:.]\d{{2}})?\s*uhr\b|\b\d{{1,2}}\.\s*\w+"
+        r"|\bsofort\b|montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|januar|februar|marz|april|\bmai\b"
+        r"|juni|juli|august|september|oktober|november|dezember|keine frist|jederzeit"
+    ),
+    "hours": re.compile(
+        r"\b\d{1,2}(?:[:.]\d{2})?\s*uhr\b|\b\d{1,2}:\d{2}\b|montag|dienstag|mittwoch|donnerstag|freitag|samstag"
+        r"|sonntag|wochenende|feiertag|taglich|rund um die uhr|geschlossen|\b\d{1,2}\.\s*\w+|jede woche|alle \d+ wochen"
+        r"|januar|februar|marz|april|\bmai\b|juni|juli|august|september|oktober|november|dezember|termin"
+    ),
+    "contact": re.compile(
+        r"\b0\d{2,5}(?:[ /-]?\d)+|(?:\b\d\b,? ){5,}|@|\bat\b .* \bpunkt\b|www\.|\.example|\b11[02]\b"
+    ),
+    "place": re.compile(
+        r"\w+(?:strasse|weg|platz|allee|gasse|ring|damm)\b|\bzimmer\b|etage|geschoss|\bstock\b|rathaus|kreishaus"
+        r"|\w*(?:amt|stelle|buro|behorde|zentrum|hof|haus|kasse|gericht)\b|online|www\.|\.example"
+    ),
+}
+
+
+CHECKED_TYPES = frozenset(_FITTING_VALUE)
+
+
+def fits_question_type(text: str, fact_type: str) -> bool:
+    """Does the answer state a value of the asked kind (a cost question an amount or "kostenlos", a duration
+    question a duration, an hours question a time or day, a phone question a number ...)? Kinds without a
+    checkable value (documents, conditions, how-to, general) always fit."""
+    pattern = _FITTING_VALUE.get(fact_type)
+    if pattern is None:
+        return True
+    return bool(pattern.search(_number_words_to_digits(fold_umlauts(strip_citations(text)))))

@@ -173,8 +173,8 @@ class RetrievalSettings(RetrievalConfig):
 class AnswerSettings(AnswerConfig):
     """How an answer is produced and when the bot gives up and hands off.
 
-    The fields (mode, min_confidence, max_sentences, min_asr_confidence, llm_min_confidence) are defined by the
-    knowledge library that reads them: :class:`knowledge.config.AnswerConfig`.
+    The fields (mode, min_confidence, max_sentences, min_asr_confidence, llm_min_confidence, scope_examples,
+    offer_more) are defined by the knowledge library that reads them: :class:`knowledge.config.AnswerConfig`.
     """
 
 

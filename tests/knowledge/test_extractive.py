@@ -186,8 +186,10 @@ async def test_guarded_questions_never_reach_an_answer(
 async def test_out_of_scope_clarifies_once_then_hands_off(engine: AnswerEngine) -> None:
     question = "was ist die hauptstadt von australien"
     first = await engine.answer(AnswerRequest(question))
-    assert (first.action, first.reason) == (Action.CLARIFY, "low_confidence")
+    # understood, but nothing the town does: what the hotline is for, not "please rephrase" (issue 14 item 3)
+    assert (first.action, first.reason) == (Action.CLARIFY, "out_of_scope")
     assert first.confidence < 0.5
+    assert first.text.startswith(phrases.OUT_OF_SCOPE_START) and "Reisepass" in first.text
     history = (Turn("caller", question), Turn("bot", first.text))
     second = await engine.answer(AnswerRequest("wer ist der beste fußballer der welt", history=history))
     assert (second.action, second.reason) == (Action.HANDOFF, "low_confidence_again")

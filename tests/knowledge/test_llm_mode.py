@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 import pytest
@@ -351,7 +352,8 @@ async def test_abstention_on_an_unknown_topic_clarifies_then_hands_off(
     scripted_server.scripts[question] = Script(["KEINE", "_ANTWORT"])
     config = _config(kb_config, scripted_server.url, llm_min_confidence=0.0)
     first = _final(await _run(config, retriever, AnswerRequest(question)))
-    assert (first.action, first.reason) == (Action.CLARIFY, "fallback_clarify:abstained")
+    # understood, but nothing the town's pages know: what the hotline is for (issue 14 item 3)
+    assert (first.action, first.reason) == (Action.CLARIFY, "fallback_out_of_scope:abstained")
     history = (Turn("caller", question), Turn("bot", first.text))
     second = _final(await _run(config, retriever, AnswerRequest(question, history=history)))
     assert (second.action, second.reason) == (Action.HANDOFF, "fallback_handoff:abstained")
@@ -363,7 +365,8 @@ async def test_off_topic_questions_do_not_wait_for_the_model(
     scripted_server.requests.clear()
     config = _config(kb_config, scripted_server.url)
     answer = _final(await _run(config, retriever, AnswerRequest("Wie wird das Wetter morgen?")))
-    assert (answer.action, answer.reason) == (Action.CLARIFY, "fallback_clarify:low_confidence")
+    assert (answer.action, answer.reason) == (Action.CLARIFY, "fallback_out_of_scope:low_confidence")
+    assert answer.text.startswith("Dazu kann ich leider nichts sagen.")
     assert scripted_server.requests == []
 
 
@@ -400,3 +403,74 @@ async def test_the_guard_answers_before_the_model_is_asked(
     answer = _final(events)
     assert answer.action == Action.EMERGENCY and "112" in _spoken(events)[-1]
     assert scripted_server.requests == []
+
+
+# ---- issue 9 item 3: the answer must fit the asked question type, else the extractive fact answer
+async def test_an_answer_of_the_wrong_type_falls_back_to_the_extractive_fact_answer(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    question = "Was kostet ein Personalausweis bei euch?"
+    # Verified (nothing in it is unsourced), but a cost question answered without an amount.
+    scripted_server.scripts[question] = Script(
+        ["Den Personalausweis ", "beantragen Sie im Bürgerbüro [personalausweis-beantragen]."]
+    )
+    scripted_server.requests.clear()
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
+    spoken = _spoken(events)
+    assert spoken[0] == EXTRACTIVE_PERSO_FEE and not any("beantragen Sie" in s for s in spoken)
+    answer = _final(events)
+    assert (answer.action, answer.reason) == (Action.ANSWER, "fallback_extractive:wrong_type")
+    user = scripted_server.requests[-1]["messages"][1]["content"]
+    assert "Gefragt ist der Preis" in user  # the prompt said what is asked
+
+
+async def test_a_duration_question_answered_with_a_fee_is_rejected(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    question = "Wie lange dauert es, bis der Personalausweis fertig ist?"
+    scripted_server.scripts[question] = Script(["Der Ausweis kostet 37 Euro [personalausweis-beantragen]."])
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
+    answer = _final(events)
+    assert answer.reason == "fallback_extractive:wrong_type"
+    assert "3 bis 4 Wochen" in _spoken(events)[0] and "37 Euro" not in answer.text
+
+
+async def test_a_fitting_value_in_the_second_sentence_releases_both(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    question = "Was muss ich für den Perso bezahlen?"
+    scripted_server.scripts[question] = Script(
+        [
+            "Den Ausweis beantragen Sie im Bürgerbüro [personalausweis-beantragen].",
+            " Er kostet 37 Euro [personalausweis-beantragen].",
+        ]
+    )
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
+    assert _spoken(events) == ["Den Ausweis beantragen Sie im Bürgerbüro.", "Er kostet 37 Euro."]
+    assert _final(events).reason == "verified"
+
+
+async def test_the_prompt_asks_for_plain_spoken_language() -> None:
+    from knowledge.llm import SYSTEM_PROMPT
+
+    for rule in (
+        "höchstens zwei kurzen Sätzen",
+        "Einfacher Sprache",
+        "aktiv",
+        "Amtswörter",
+        "Zahlen deutlich",
+    ):
+        assert rule in SYSTEM_PROMPT
+
+
+async def test_a_question_about_today_gets_the_date_in_the_prompt(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    question = "Hat das Bürgerbüro heute für den Personalausweis offen?"
+    scripted_server.scripts[question] = Script(["KEINE_ANTWORT"])
+    scripted_server.requests.clear()
+    engine = build_answer_engine(_config(kb_config, scripted_server.url), retriever)
+    engine._extractive.today = lambda: date(2026, 12, 5)  # type: ignore[attr-defined]
+    [event async for event in engine.stream(AnswerRequest(question))]
+    user = scripted_server.requests[-1]["messages"][1]["content"]
+    assert "Heute ist Samstag, der 5. Dezember 2026." in user

@@ -160,6 +160,8 @@ async def test_base_model_output_is_verified_or_replaced(llama_server: LlamaServ
     assert why not in {"timeout", "connection_error"}, f"the model's output was never judged: {answer.reason}"
     if outcome.startswith("verified"):
         assert answer.action == Action.ANSWER and answer.sources
+        # issue 9 item 3: a cost question's spoken answer states an amount (or "kostenlos"), else it was rejected
+        assert verify.fits_question_type(answer.text, "cost"), answer.text
     else:
         assert why in {
             "unsupported_fact",
@@ -169,6 +171,7 @@ async def test_base_model_output_is_verified_or_replaced(llama_server: LlamaServ
             "too_long",
             "abstained",
             "empty",
+            "wrong_type",
         }
     knowledge_text = [PAGE, OTHER]
     assert verify.unsupported_facts(spoken, knowledge_text) == [], (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from knowledge import verify
 from knowledge.sentences import SentenceSplitter, split_sentences
 from knowledge.verify import (
     check_sentence,
@@ -119,3 +120,30 @@ def test_sentence_splitting_keeps_abbreviations_ordinals_and_times() -> None:
     ]
     assert released == ["Der Ausweis kostet 37 Euro."]
     assert splitter.flush() == ["Bringen Sie ein Foto mit."]
+
+
+@pytest.mark.parametrize(
+    ("text", "fact_type", "fits"),
+    [
+        ("Er kostet 37 Euro.", "cost", True),
+        ("Das ist kostenlos.", "cost", True),
+        ("Die Beglaubigung ist gebührenfrei.", "cost", True),
+        ("Sie beantragen ihn im Bürgerbüro.", "cost", False),
+        ("Es dauert etwa 4 Wochen.", "duration", True),
+        ("Die Herstellung dauert drei bis vier Wochen.", "duration", True),
+        ("Sie bekommen ihn sofort.", "duration", True),
+        ("Er kostet 37 Euro.", "duration", False),
+        ("Montags bis freitags von 8 bis 12 Uhr.", "hours", True),
+        ("Samstags ist geschlossen.", "hours", True),
+        ("Es ist im Rathaus.", "hours", False),
+        ("Sie erreichen es unter 0 1 2 3, 4 5 6 7 8, 1 0.", "contact", True),
+        ("Schreiben Sie an buergerbuero@musterstadt.example.", "contact", True),
+        ("Rufen Sie das Bürgerbüro an.", "contact", False),
+        ("Spätestens 2 Wochen vorher.", "deadline", True),
+        ("Bis zum 15. Mai.", "deadline", True),
+        ("Das Bürgerbüro ist im Rathaus, Marktplatz 1.", "place", True),
+        ("Bringen Sie Ihr Passfoto mit.", "documents", True),  # no checkable value: always fits
+    ],
+)
+def test_an_answer_must_state_a_value_of_the_asked_kind(text: str, fact_type: str, fits: bool) -> None:
+    assert verify.fits_question_type(text, fact_type) is fits
