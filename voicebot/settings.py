@@ -109,6 +109,14 @@ class PathSettings(_Section):
         return self
 
 
+# The vocabulary prompt used until the measurement in decision 0404 (kept for `--compare-prompt`-style checks).
+SERVICE_WORDS_PROMPT = (
+    "Rathaus Musterstadt, Bürgerbüro: Personalausweis, Reisepass, Meldebescheinigung, Ummeldung, "
+    "Führungszeugnis, Fundbüro, Standesamt, Hundesteuer, Grundsteuer, Gewerbeanmeldung, Sperrmüll, "
+    "Anwohnerparken, Wohngeld, Kita."
+)
+
+
 class AsrSettings(_Section):
     """faster-whisper. On 8 kHz phone audio temperature fallback loops, hence temperature 0 + anti-repetition."""
 
@@ -127,11 +135,10 @@ class AsrSettings(_Section):
     language: str = "de"
     detect_language: bool = False
     languages: list[str] = Field(default_factory=lambda: ["de", "en", "tr", "ar", "uk", "ru", "pl"])
-    initial_prompt: str = (
-        "Rathaus Musterstadt, Bürgerbüro: Personalausweis, Reisepass, Meldebescheinigung, Ummeldung, "
-        "Führungszeugnis, Fundbüro, Standesamt, Hundesteuer, Grundsteuer, Gewerbeanmeldung, Sperrmüll, "
-        "Anwohnerparken, Wohngeld, Kita."
-    )
+    # Vocabulary prompt for the default language. Off by default: on unclear audio whisper-base copies its words
+    # into the transcript ("Mackrott, Anwohnerparken," for a passport question) and the bot then answers the
+    # wrong page; measured in docs/decisions/0404-confirm-when-misheard.md. SERVICE_WORDS_PROMPT is the old value.
+    initial_prompt: str = ""
 
 
 class TtsSettings(_Section):
