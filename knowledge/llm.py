@@ -144,7 +144,8 @@ class LlmAnswerEngine:
 
     async def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
         started = time.perf_counter()
-        guarded = guarded_answer(request, self.mode)
+        confirmed = await self._extractive.reply_to_confirmation(request)  # "ja" after "Geht es um …?"
+        guarded = confirmed or guarded_answer(request, self.mode)
         if guarded is not None:
             async for event in emit(guarded, started):
                 yield event
@@ -155,6 +156,12 @@ class LlmAnswerEngine:
             # Nothing on topic to phrase from: asking the model would only cost time.
             why = "no_passages" if retrieval.top is None else "low_confidence"
             async for event in emit(self._fallback(request, retrieval, why, timings), started):
+                yield event
+            return
+        misheard = self._extractive.misheard(request, retrieval, timings)  # confirm the topic first
+        if misheard is not None:
+            misheard.mode = self.mode
+            async for event in emit(misheard, started):
                 yield event
             return
         passages = passages_for(retrieval, self._config.retrieval.top_k)

@@ -109,12 +109,14 @@ class PathSettings(_Section):
         return self
 
 
-# The vocabulary prompt used until the measurement in decision 0404 (kept for `--compare-prompt`-style checks).
+# Whisper's vocabulary prompt: the service words callers name. Without the town header that it had until
+# decision 0404 ("Rathaus Musterstadt, Bürgerbüro:"), which whisper-base copied into unclear audio.
 SERVICE_WORDS_PROMPT = (
-    "Rathaus Musterstadt, Bürgerbüro: Personalausweis, Reisepass, Meldebescheinigung, Ummeldung, "
-    "Führungszeugnis, Fundbüro, Standesamt, Hundesteuer, Grundsteuer, Gewerbeanmeldung, Sperrmüll, "
-    "Anwohnerparken, Wohngeld, Kita."
+    "Personalausweis, Reisepass, Meldebescheinigung, Ummeldung, Führungszeugnis, Fundbüro, Standesamt, "
+    "Hundesteuer, Grundsteuer, Gewerbeanmeldung, Sperrmüll, Anwohnerparken, Wohngeld, Kita."
 )
+# The prompt before decision 0404, kept to measure against (`voicebot bench asr --compare-prompt`).
+TOWN_AND_SERVICE_WORDS_PROMPT = f"Rathaus Musterstadt, Bürgerbüro: {SERVICE_WORDS_PROMPT}"
 
 
 class AsrSettings(_Section):
@@ -135,10 +137,9 @@ class AsrSettings(_Section):
     language: str = "de"
     detect_language: bool = False
     languages: list[str] = Field(default_factory=lambda: ["de", "en", "tr", "ar", "uk", "ru", "pl"])
-    # Vocabulary prompt for the default language. Off by default: on unclear audio whisper-base copies its words
-    # into the transcript ("Mackrott, Anwohnerparken," for a passport question) and the bot then answers the
-    # wrong page; measured in docs/decisions/0404-confirm-when-misheard.md. SERVICE_WORDS_PROMPT is the old value.
-    initial_prompt: str = ""
+    # Vocabulary prompt for the default language ("" = none). The service words help short requests
+    # ("Sperrmüll.") and cost nothing measurable on whole questions; the town header did harm (decision 0404).
+    initial_prompt: str = SERVICE_WORDS_PROMPT
 
 
 class TtsSettings(_Section):

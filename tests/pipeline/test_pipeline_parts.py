@@ -28,7 +28,7 @@ from voicebot.pipeline.transcript import CallTranscript
 from voicebot.pipeline.tts import VoiceCatalog
 from voicebot.pipeline.whisper_decode import strip_prompt_echo, transcribe_pcm
 from voicebot.settings import (
-    SERVICE_WORDS_PROMPT,
+    TOWN_AND_SERVICE_WORDS_PROMPT,
     AsrSettings,
     CallSettings,
     PathSettings,
@@ -221,7 +221,7 @@ def test_call_command_rejects_bad_input_with_one_line(tmp_path: Path) -> None:
 
 
 def test_prompt_echo_is_removed_but_vocabulary_words_stay() -> None:
-    prompt = SERVICE_WORDS_PROMPT
+    prompt = TOWN_AND_SERVICE_WORDS_PROMPT
     assert strip_prompt_echo("Rathaus Musterstadt, Bürgerbüro, ich brauche einen Ausweis", prompt) == (
         "ich brauche einen Ausweis",
         True,

@@ -45,14 +45,14 @@ class SpokenItem:
     words_per_minute: int
 
 
-def spoken_items(paths: Sequence[Path], limit: int) -> list[SpokenItem]:
-    """``limit`` questions spread evenly over the sets (single-turn, with an expected page, ≥ 4 words), each
-    with the next voice and speed in turn."""
+def spoken_items(paths: Sequence[Path], limit: int, *, short: bool = False) -> list[SpokenItem]:
+    """``limit`` questions spread evenly over the sets (single-turn, with an expected page, ≥ 4 words; or with
+    ``short`` the keyword-like requests of ≤ 3 words), each with the next voice and speed in turn."""
     candidates: list[tuple[str, tuple[str, ...]]] = []
     for path in paths:
         for item in load_eval_set(path):
             single = item.action in ("answer", "redirect") and item.expected and not item.before
-            if single and len(item.question.split()) >= MIN_WORDS:
+            if single and (len(item.question.split()) < MIN_WORDS) == short:
                 candidates.append((item.question, item.expected))
     if not candidates:
         return []
@@ -64,13 +64,18 @@ def spoken_items(paths: Sequence[Path], limit: int) -> list[SpokenItem]:
     ]
 
 
+def clip_path(item: SpokenItem, cache_dir: Path) -> Path:
+    """Where the clip of ``item`` is cached (named by voice, speed and text)."""
+    key = hashlib.sha1(f"{item.voice}|{item.words_per_minute}|{item.question}".encode()).hexdigest()[:16]
+    return cache_dir / f"{key}.wav"
+
+
 def clip_8k(item: SpokenItem, cache_dir: Path) -> np.ndarray:
     """The question as a caller's phone delivers it (espeak-ng → 8 kHz → µ-law round trip), cached."""
     from voicebot.benchmarks.caller_audio import spoken
     from voicebot.simulate import read_wav, write_wav
 
-    key = hashlib.sha1(f"{item.voice}|{item.words_per_minute}|{item.question}".encode()).hexdigest()[:16]
-    path = cache_dir / f"{key}.wav"
+    path = clip_path(item, cache_dir)
     if path.is_file():
         return read_wav(path)[0]
     pcm = mulaw_roundtrip(

@@ -155,8 +155,11 @@ def bench_asr(
         bool,
         typer.Option(
             "--compare-prompt",
-            help="Run everything also without asr.initial_prompt (or, when none is set, with the service words).",
+            help="Also run with no asr.initial_prompt, the service words, and town + service words (before 0404).",
         ),
+    ] = False,
+    short: Annotated[
+        bool, typer.Option("--short", help="Spoken keyword requests (≤ 3 words, all eval sets) instead.")
     ] = False,
     details: Annotated[
         Path | None, typer.Option("--details", help="Write every spoken question's outcome here (JSON).")
@@ -168,7 +171,7 @@ def bench_asr(
     from voicebot.benchmarks.asr import run_asr_bench
     from voicebot.models import ModelError
     from voicebot.pipeline.resources import load_whisper
-    from voicebot.settings import SERVICE_WORDS_PROMPT
+    from voicebot.settings import SERVICE_WORDS_PROMPT, TOWN_AND_SERVICE_WORDS_PROMPT
 
     if limit < 1 or spoken < 0:
         raise fail("--limit must be at least 1 and --spoken at least 0")
@@ -177,12 +180,12 @@ def bench_asr(
         model = load_whisper(settings)
     except ModelError as error:
         raise fail(str(error)) from None
-    label = "prompt" if settings.asr.initial_prompt.strip() else "no prompt"
-    configurations = [(label, settings.asr)]
-    if compare_prompt:  # the configured prompt against none, or (none configured) against the service words
-        other = "" if settings.asr.initial_prompt.strip() else SERVICE_WORDS_PROMPT
-        other_label = "no prompt" if settings.asr.initial_prompt.strip() else "service-word prompt"
-        configurations.append((other_label, settings.asr.model_copy(update={"initial_prompt": other})))
+    configurations = [(_prompt_label(settings.asr.initial_prompt), settings.asr)]
+    if compare_prompt:  # the configured prompt against none and against the service words
+        for other in ("", SERVICE_WORDS_PROMPT, TOWN_AND_SERVICE_WORDS_PROMPT):
+            if other.strip() != settings.asr.initial_prompt.strip():
+                asr = settings.asr.model_copy(update={"initial_prompt": other})
+                configurations.append((_prompt_label(other), asr))
     rows: list[dict[str, Any]] = []
     spoken_rows: list[dict[str, Any]] = []
     for label, asr in configurations:
@@ -203,7 +206,10 @@ def bench_asr(
             )
         if spoken:
             spoken_rows.append(
-                {"prompt": label, **_spoken_run(settings, model, asr, spoken, questions, label, details)}
+                {
+                    "prompt": label,
+                    **_spoken_run(settings, model, asr, spoken, questions, short, label, details),
+                }
             )
     if as_json:
         typer.echo(json.dumps({"asr": rows, "spoken": spoken_rows}, ensure_ascii=False, indent=1))
@@ -237,6 +243,8 @@ def bench_asr(
             "confirmed (topic right)",
             "repeat",
             "wrong unconfirmed",
+            "wrong if unchecked",
+            "prompt words invented",
         )
         for column in columns:
             outcomes.add_column(column)
@@ -251,8 +259,20 @@ def bench_asr(
                 f"{shares['repeat']:.1%}",
                 f"{shares['wrong']:.1%}",
                 f"{row['wrong_without_check']:.1%}",
+                f"{row['prompt_invented']}/{row['clips']}",
             )
         console.print(outcomes)
+
+
+def _prompt_label(prompt: str) -> str:
+    from voicebot.settings import SERVICE_WORDS_PROMPT, TOWN_AND_SERVICE_WORDS_PROMPT
+
+    labels = {
+        "": "no prompt",
+        SERVICE_WORDS_PROMPT: "service words",
+        TOWN_AND_SERVICE_WORDS_PROMPT: "town + words",
+    }
+    return labels.get(prompt.strip(), "configured prompt")
 
 
 def _spoken_run(
@@ -261,6 +281,7 @@ def _spoken_run(
     asr: Any,
     count: int,
     questions: list[Path] | None,
+    short: bool,
     label: str,
     details: Path | None,
 ) -> dict[str, Any]:
@@ -271,13 +292,10 @@ def _spoken_run(
     from voicebot.benchmarks.misheard import run_spoken, spoken_items
 
     eval_dir = Path(__file__).resolve().parents[2] / "knowledge" / "eval"
-    paths = questions or [
-        eval_dir / "heldout.yaml",
-        eval_dir / "heldout2.yaml",
-        eval_dir / "facts-heldout.yaml",
-    ]
+    held_out = [eval_dir / "heldout.yaml", eval_dir / "heldout2.yaml", eval_dir / "facts-heldout.yaml"]
+    paths = questions or (sorted(eval_dir.glob("*.yaml")) if short else held_out)
     try:
-        items = spoken_items(paths, count)
+        items = spoken_items(paths, count, short=short)
         config = settings.knowledge()
         engine = ExtractiveAnswerEngine(config, load_retriever(config))
     except (EvalSetError, FileNotFoundError, ValueError) as exc:
