@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from knowledge import days, facts, guard, more, phrases, scope, spoken, verify
+from knowledge import confirm, days, facts, guard, more, phrases, scope, spoken, verify
 from knowledge.confidence import (
     PageCandidate,
     TownLexicon,
@@ -182,6 +182,7 @@ class ExtractiveAnswerEngine:
         self.town = TownLexicon.of(config.town)  # this engine's, not the process's
         self._pages: dict[str, list[Chunk]] | None = None  # doc id → its chunks, for fact selection
         self.today: Callable[[], date] = date.today  # "heute"/"morgen" in a question (tests pass a fixed day)
+        self._heard_words: confirm.Vocabulary | None = None  # the knowledge base's words (misheard check)
 
     # -- retrieval, shared with the LLM mode
     def _search(self, query: str) -> tuple[list[Hit], list[PageCandidate], np.ndarray | None]:
@@ -258,7 +259,59 @@ class ExtractiveAnswerEngine:
                 "close_call",
                 timings,
             )
+        misheard = self.misheard(request, retrieval, timings)
+        if misheard is not None:
+            return misheard
         return self.page_answer(request, retrieval, timings)
+
+    # -- may the ASR have misheard? (knowledge.confirm)
+    def misheard(
+        self, request: AnswerRequest, retrieval: Retrieval, timings: dict[str, float]
+    ) -> Answer | None:
+        """Confirm the topic or ask to repeat when the spoken question may have been misheard (else None)."""
+        top = retrieval.top
+        verdict = confirm.decide(self.misheard_signals(request, retrieval))
+        if top is None or verdict == confirm.Verdict.ANSWER:
+            return None
+        if verdict == confirm.Verdict.REPEAT:
+            if _already_clarified(request):
+                return self.unsure(request, retrieval.confidence, timings)
+            text, reason, sources = phrases.CLARIFY_ACOUSTIC, "misheard_repeat", []
+        else:
+            text, reason, sources = confirm.confirmation_question(top.chunk.title), "confirm", [top.chunk.id]
+        return Answer(text, Action.CLARIFY, retrieval.confidence, sources, self.mode, "de", reason, timings)
+
+    def misheard_signals(self, request: AnswerRequest, retrieval: Retrieval) -> confirm.Signals | None:
+        """The signals of a spoken German question about its top page (None: typed, no page, other language)."""
+        top = retrieval.top
+        if request.asr is None or top is None or request.language != "de":
+            return None
+        if self._heard_words is None:
+            self._heard_words = confirm.Vocabulary(getattr(self._retriever, "chunks", ()) or [top.chunk])
+        return confirm.signals_of(
+            request.question, request.asr, self.page_chunks(top), self._heard_words, self.town
+        )
+
+    async def reply_to_confirmation(self, request: AnswerRequest) -> Answer | None:
+        """After "Geht es um das Thema …?": "ja"/1 answers the original question on that page, "nein"/2 asks
+        what it is about; None for anything else (a new question) or when no confirmation is open."""
+        asked = confirm.pending(earlier_turns(request))
+        said = confirm.reply(request.question) if asked is not None else None
+        if asked is None or said is None:
+            return None
+        if not said:
+            return Answer(
+                confirm.CONFIRM_DECLINED, Action.CLARIFY, 1.0, [], self.mode, "de", "confirm_declined", {}
+            )
+        original = AnswerRequest(asked.question, asked.history, request.language)  # no asr: not asked again
+        retrieval = await self.retrieve(original)
+        chosen = next((p for p in retrieval.pages if confirm.matches_topic(p.chunk.title, asked.topic)), None)
+        if chosen is None:
+            return None
+        retrieval.pages = [chosen, *[p for p in retrieval.pages if p.doc_id != chosen.doc_id]]
+        answer = self.page_answer(original, retrieval, {"retrieval": round(retrieval.elapsed_ms, 2)})
+        answer.reason = f"confirmed_{answer.reason}"
+        return answer
 
     def page_answer(self, request: AnswerRequest, retrieval: Retrieval, timings: dict[str, float]) -> Answer:
         """The asked fact from the top page, or its curated answer (preferring a page in the caller's language)."""
@@ -401,10 +454,14 @@ class ExtractiveAnswerEngine:
     # -- the AnswerEngine protocol
     async def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
         started = time.perf_counter()
-        follow = more.continue_offer(request, earlier_turns(request), self.mode)
-        if isinstance(follow, AnswerRequest):  # "ja" to "Möchten Sie wissen, ...?": that question, same topic
-            request = follow
-        answer = follow if isinstance(follow, Answer) else guarded_answer(request, self.mode)
+        answer = await self.reply_to_confirmation(request)  # "ja"/"nein" after "Geht es um …?"
+        if answer is None:
+            follow = more.continue_offer(request, earlier_turns(request), self.mode)
+            if isinstance(
+                follow, AnswerRequest
+            ):  # "ja" to "Möchten Sie wissen, ...?": that question, same topic
+                request = follow
+            answer = follow if isinstance(follow, Answer) else guarded_answer(request, self.mode)
         if answer is None:
             retrieval = await self.retrieve(request)
             answer = self.decide(request, retrieval)

@@ -177,10 +177,12 @@ class LlmAnswerEngine:
 
     async def stream(self, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
         started = time.perf_counter()
-        follow = more.continue_offer(request, earlier_turns(request), self.mode)
-        if isinstance(follow, AnswerRequest):  # "ja" to the offer of more: that question, same topic
-            request = follow
-        guarded = follow if isinstance(follow, Answer) else guarded_answer(request, self.mode)
+        guarded = await self._extractive.reply_to_confirmation(request)  # "ja" after "Geht es um …?"
+        if guarded is None:
+            follow = more.continue_offer(request, earlier_turns(request), self.mode)
+            if isinstance(follow, AnswerRequest):  # "ja" to the offer of more: that question, same topic
+                request = follow
+            guarded = follow if isinstance(follow, Answer) else guarded_answer(request, self.mode)
         if guarded is not None:
             async for event in emit(guarded, started):
                 yield event
@@ -191,6 +193,12 @@ class LlmAnswerEngine:
             # Nothing on topic to phrase from: asking the model would only cost time.
             why = "no_passages" if retrieval.top is None else "low_confidence"
             async for event in emit(self._fallback(request, retrieval, why, timings), started):
+                yield event
+            return
+        misheard = self._extractive.misheard(request, retrieval, timings)  # confirm the topic first
+        if misheard is not None:
+            misheard.mode = self.mode
+            async for event in emit(misheard, started):
                 yield event
             return
         passages = passages_for(retrieval, self._config.retrieval.top_k)

@@ -59,11 +59,20 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class AsrSignals:
+    """What the recogniser knew about a spoken question, for "may it have misheard?" (knowledge.confirm)."""
+
+    min_avg_logprob: float  # lowest average token log-probability over the turn's segments (0 = certain)
+    max_no_speech_prob: float  # highest no-speech probability over the turn's segments
+
+
+@dataclass(frozen=True)
 class AnswerRequest:
     question: str
     history: Sequence[Turn] = ()
     language: str = "de"
     asr_confidence: float | None = None  # 0..1 from the ASR, None for typed questions
+    asr: AsrSignals | None = None  # spoken questions only
 
 
 @dataclass

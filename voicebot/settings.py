@@ -109,6 +109,16 @@ class PathSettings(_Section):
         return self
 
 
+# Whisper's vocabulary prompt: the service words callers name. Without the town header that it had until
+# decision 0404 ("Rathaus Musterstadt, Bürgerbüro:"), which whisper-base copied into unclear audio.
+SERVICE_WORDS_PROMPT = (
+    "Personalausweis, Reisepass, Meldebescheinigung, Ummeldung, Führungszeugnis, Fundbüro, Standesamt, "
+    "Hundesteuer, Grundsteuer, Gewerbeanmeldung, Sperrmüll, Anwohnerparken, Wohngeld, Kita."
+)
+# The prompt before decision 0404, kept to measure against (`voicebot bench asr --compare-prompt`).
+TOWN_AND_SERVICE_WORDS_PROMPT = f"Rathaus Musterstadt, Bürgerbüro: {SERVICE_WORDS_PROMPT}"
+
+
 class AsrSettings(_Section):
     """faster-whisper. On 8 kHz phone audio temperature fallback loops, hence temperature 0 + anti-repetition."""
 
@@ -127,11 +137,9 @@ class AsrSettings(_Section):
     language: str = "de"
     detect_language: bool = False
     languages: list[str] = Field(default_factory=lambda: ["de", "en", "tr", "ar", "uk", "ru", "pl"])
-    initial_prompt: str = (
-        "Rathaus Musterstadt, Bürgerbüro: Personalausweis, Reisepass, Meldebescheinigung, Ummeldung, "
-        "Führungszeugnis, Fundbüro, Standesamt, Hundesteuer, Grundsteuer, Gewerbeanmeldung, Sperrmüll, "
-        "Anwohnerparken, Wohngeld, Kita."
-    )
+    # Vocabulary prompt for the default language ("" = none). The service words help short requests
+    # ("Sperrmüll.") and cost nothing measurable on whole questions; the town header did harm (decision 0404).
+    initial_prompt: str = SERVICE_WORDS_PROMPT
 
 
 class TtsSettings(_Section):

@@ -24,7 +24,7 @@ from knowledge.config import AnswerConfig, KnowledgeConfig, LlmConfig
 from knowledge.engine import build_answer_engine
 from knowledge.extractive import Retriever
 from knowledge.index import load_retriever
-from knowledge.types import Action, AnswerEvent, AnswerRequest, FinalEvent, SentenceEvent, Turn
+from knowledge.types import Action, AnswerEvent, AnswerRequest, AsrSignals, FinalEvent, SentenceEvent, Turn
 
 PAGES = {
     "personalausweis.md": """---
@@ -474,3 +474,21 @@ async def test_a_question_about_today_gets_the_date_in_the_prompt(
     [event async for event in engine.stream(AnswerRequest(question))]
     user = scripted_server.requests[-1]["messages"][1]["content"]
     assert "Heute ist Samstag, der 5. Dezember 2026." in user
+
+
+async def test_a_possibly_misheard_question_is_confirmed_before_the_model_is_asked(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    question = "Was kostet ein Personalausweis?"
+    scripted_server.scripts[question] = Script(["Er kostet 37 Euro [personalausweis-beantragen]."])
+    scripted_server.requests.clear()
+    config = _config(kb_config, scripted_server.url)
+    unsure = AsrSignals(min_avg_logprob=-0.9, max_no_speech_prob=0.1)
+    asked = _final(await _run(config, retriever, AnswerRequest(question, asr_confidence=0.4, asr=unsure)))
+    assert (asked.action, asked.reason, asked.mode) == (Action.CLARIFY, "confirm", "llm")
+    assert asked.text == "Geht es um das Thema „Personalausweis beantragen“?"
+    assert scripted_server.requests == []
+    history = (Turn("caller", question), Turn("bot", asked.text))
+    answer = _final(await _run(config, retriever, AnswerRequest("ja", history=history)))
+    assert (answer.action, answer.sources[0]) == (Action.ANSWER, "personalausweis-beantragen")
+    assert "37 Euro" in answer.text and answer.reason.startswith("confirmed_")

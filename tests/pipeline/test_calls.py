@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from heard import heard_as
 
-from knowledge.types import Action, AnswerRequest, Turn
+from knowledge.types import Action, AnswerRequest, AsrSignals, Turn
 from voicebot.benchmarks.caller_audio import ComposedCall, compose_call, silence
 from voicebot.pipeline.resources import CallResources
 from voicebot.settings import Settings
@@ -189,6 +189,12 @@ async def decisions_replayed(
                 history=history[-6:],
                 language=question["language"],
                 asr_confidence=question["asr_confidence"],
+                asr=AsrSignals(
+                    min(result["avg_logprob"] for result in question["asr"]),
+                    max(result["no_speech_prob"] for result in question["asr"]),
+                )
+                if question["asr"]
+                else None,
             )
             expected = await resources.answer_engine.answer(request)
             replayed.append((question["text"], turn["action"], expected.action.value))

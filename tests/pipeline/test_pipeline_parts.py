@@ -27,7 +27,14 @@ from voicebot.pipeline.resources import CallResources, load_whisper, whisper_mod
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.pipeline.tts import VoiceCatalog
 from voicebot.pipeline.whisper_decode import strip_prompt_echo, transcribe_pcm
-from voicebot.settings import AsrSettings, CallSettings, PathSettings, Settings, TtsSettings
+from voicebot.settings import (
+    TOWN_AND_SERVICE_WORDS_PROMPT,
+    AsrSettings,
+    CallSettings,
+    PathSettings,
+    Settings,
+    TtsSettings,
+)
 from voicebot.simulate import read_wav, speech_segments
 
 
@@ -214,7 +221,7 @@ def test_call_command_rejects_bad_input_with_one_line(tmp_path: Path) -> None:
 
 
 def test_prompt_echo_is_removed_but_vocabulary_words_stay() -> None:
-    prompt = AsrSettings().initial_prompt
+    prompt = TOWN_AND_SERVICE_WORDS_PROMPT
     assert strip_prompt_echo("Rathaus Musterstadt, Bürgerbüro, ich brauche einen Ausweis", prompt) == (
         "ich brauche einen Ausweis",
         True,

@@ -48,7 +48,9 @@ def _seconds(text: str) -> float:
 
 def test_the_default_greeting_comes_from_the_town_settings_and_is_short() -> None:
     settings = Settings()
-    assert settings.call.greeting is None and settings.privacy_url == "https://musterstadt.example/datenschutz"
+    assert (
+        settings.call.greeting is None and settings.privacy_url == "https://musterstadt.example/datenschutz"
+    )
     greeting = compose_greeting(settings.town, settings.privacy_url, settings.sip.handoff_dtmf)
     disclosure, rest = split_disclosure(greeting)
     assert disclosure == "Hier ist der KI-Assistent von Musterstadt."

@@ -20,6 +20,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 
 from voicebot.pipeline.audio import LowLatencyResampler
+from voicebot.pipeline.frames import AsrResult
 from voicebot.pipeline.whisper_decode import transcribe_pcm
 from voicebot.settings import AsrSettings
 
@@ -117,13 +118,18 @@ class LanguageScore:
         }
 
 
+def transcribe_8k(model: WhisperModel, asr: AsrSettings, pcm_8k: np.ndarray, language: str) -> AsrResult:
+    """One 8 kHz clip the pipeline's way: 8 → 16 kHz (low-latency resampler), 0.5 s silence appended."""
+    audio_16k = LowLatencyResampler(16000).resample(pcm_8k, 8000)
+    padded = np.concatenate([audio_16k, np.zeros(8000, dtype=np.int16)]).astype(np.float32) / 32768.0
+    return transcribe_pcm(model, padded, asr, language)
+
+
 def _transcribe_8k(
     model: WhisperModel, asr: AsrSettings, pcm_8k: np.ndarray, language: str
 ) -> tuple[str, float]:
-    audio_16k = LowLatencyResampler(16000).resample(pcm_8k, 8000)
-    padded = np.concatenate([audio_16k, np.zeros(8000, dtype=np.int16)]).astype(np.float32) / 32768.0
     started = time.perf_counter()
-    result = transcribe_pcm(model, padded, asr, language)
+    result = transcribe_8k(model, asr, pcm_8k, language)
     return result.text, time.perf_counter() - started
 
 

@@ -96,7 +96,7 @@ def _print_call(data: dict[str, Any]) -> None:
         if "voice_to_voice" in turn.get("timings_ms", {}):
             details.append(f"{turn['timings_ms']['voice_to_voice']:.0f} ms")
         table.add_row(f"{turn['start_s']:.1f}", turn["role"], turn["kind"], turn["text"], " · ".join(details))
-    console = Console()
+    console = Console(width=140)
     console.print(table)
     sim = data["simulation"]
     console.print(f"reply audio: {sim['reply_wav']}  transcript: {sim['transcript_json']}")
@@ -144,41 +144,168 @@ def bench_latency(
 def bench_asr(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     limit: Annotated[int, typer.Option("--limit", help="Clips per language.")] = 20,
+    spoken: Annotated[
+        int, typer.Option("--spoken", help="Spoken questions answered end to end (0: skip).")
+    ] = 48,
+    questions: Annotated[
+        list[Path] | None,
+        typer.Option("--questions", help="Question sets for --spoken (default: the held-out sets)."),
+    ] = None,
+    compare_prompt: Annotated[
+        bool,
+        typer.Option(
+            "--compare-prompt",
+            help="Also run with no asr.initial_prompt, the service words, and town + service words (before 0404).",
+        ),
+    ] = False,
+    short: Annotated[
+        bool, typer.Option("--short", help="Spoken keyword requests (≤ 3 words, all eval sets) instead.")
+    ] = False,
+    details: Annotated[
+        Path | None, typer.Option("--details", help="Write every spoken question's outcome here (JSON).")
+    ] = None,
 ) -> None:
-    """Word error rate and real-time factor per language on 8 kHz telephone audio."""
+    """Word error rate and real-time factor per language on 8 kHz telephone audio; spoken questions answered
+    right / confirmed / asked to repeat / answered wrong without confirmation."""
     _quiet_logs(False)
     from voicebot.benchmarks.asr import run_asr_bench
     from voicebot.models import ModelError
     from voicebot.pipeline.resources import load_whisper
+    from voicebot.settings import SERVICE_WORDS_PROMPT, TOWN_AND_SERVICE_WORDS_PROMPT
 
-    if limit < 1:
-        raise fail("--limit must be at least 1")
+    if limit < 1 or spoken < 0:
+        raise fail("--limit must be at least 1 and --spoken at least 0")
     settings = settings_or_exit()
     try:
         model = load_whisper(settings)
     except ModelError as error:
         raise fail(str(error)) from None
-    scores = run_asr_bench(model, settings.asr, limit)
-    rows = [score.to_dict() for score in scores]
+    configurations = [(_prompt_label(settings.asr.initial_prompt), settings.asr)]
+    if compare_prompt:  # the configured prompt against none and against the service words
+        for other in ("", SERVICE_WORDS_PROMPT, TOWN_AND_SERVICE_WORDS_PROMPT):
+            if other.strip() != settings.asr.initial_prompt.strip():
+                asr = settings.asr.model_copy(update={"initial_prompt": other})
+                configurations.append((_prompt_label(other), asr))
+    rows: list[dict[str, Any]] = []
+    spoken_rows: list[dict[str, Any]] = []
+    for label, asr in configurations:
+        for score in run_asr_bench(model, asr, limit):
+            rows.append({"prompt": label, **score.to_dict()})
+        if compare_prompt:
+            from voicebot.benchmarks.misheard import run_prompt_invention_on_recordings
+
+            invented, clips = run_prompt_invention_on_recordings(model, asr, "en", limit)
+            rows.append(
+                {
+                    "prompt": label,
+                    "language": "en→de",
+                    "source": "asterisk en decoded as German",
+                    "clips": clips,
+                    "prompt_invented": invented,
+                }
+            )
+        if spoken:
+            spoken_rows.append(
+                {
+                    "prompt": label,
+                    **_spoken_run(settings, model, asr, spoken, questions, short, label, details),
+                }
+            )
     if as_json:
-        typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        typer.echo(json.dumps({"asr": rows, "spoken": spoken_rows}, ensure_ascii=False, indent=1))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"ASR on 8 kHz phone audio ({settings.asr.model}, beam {settings.asr.beam_size})")
-    for column in ("language", "source", "clips", "words", "WER", "RTF"):
+    for column in ("prompt", "language", "source", "clips", "words", "WER", "RTF", "prompt words invented"):
         table.add_column(column)
     for row in rows:
         table.add_row(
+            str(row["prompt"]),
             str(row["language"]),
             str(row["source"]),
             str(row["clips"]),
-            str(row["words"]),
-            f"{row['wer']:.1%}",
-            f"{row['rtf']:.2f}",
+            str(row.get("words", "")),
+            f"{row['wer']:.1%}" if "wer" in row else "",
+            f"{row['rtf']:.2f}" if "rtf" in row else "",
+            str(row.get("prompt_invented", "")),
         )
-    Console().print(table)
+    console = Console(width=140)
+    console.print(table)
+    if spoken_rows:
+        outcomes = Table(title="Spoken questions (espeak-ng German, µ-law 8 kHz), extractive answers")
+        columns = (
+            "prompt",
+            "clips",
+            "WER",
+            "right",
+            "confirmed (topic right)",
+            "repeat",
+            "wrong unconfirmed",
+            "wrong if unchecked",
+            "prompt words invented",
+        )
+        for column in columns:
+            outcomes.add_column(column)
+        for row in spoken_rows:
+            shares = row["shares"]
+            outcomes.add_row(
+                str(row["prompt"]),
+                str(row["clips"]),
+                f"{row['wer']:.1%}",
+                f"{shares['right']:.1%}",
+                f"{shares['confirmed']:.1%} ({row['confirmations_right']}/{row['confirmations']})",
+                f"{shares['repeat']:.1%}",
+                f"{shares['wrong']:.1%}",
+                f"{row['wrong_without_check']:.1%}",
+                f"{row['prompt_invented']}/{row['clips']}",
+            )
+        console.print(outcomes)
+
+
+def _prompt_label(prompt: str) -> str:
+    from voicebot.settings import SERVICE_WORDS_PROMPT, TOWN_AND_SERVICE_WORDS_PROMPT
+
+    labels = {
+        "": "no prompt",
+        SERVICE_WORDS_PROMPT: "service words",
+        TOWN_AND_SERVICE_WORDS_PROMPT: "town + words",
+    }
+    return labels.get(prompt.strip(), "configured prompt")
+
+
+def _spoken_run(
+    settings: Any,
+    model: Any,
+    asr: Any,
+    count: int,
+    questions: list[Path] | None,
+    short: bool,
+    label: str,
+    details: Path | None,
+) -> dict[str, Any]:
+    """Spoken questions through ASR and the extractive engine (see voicebot.benchmarks.misheard)."""
+    from knowledge.evaluation import EvalSetError
+    from knowledge.extractive import ExtractiveAnswerEngine
+    from knowledge.index import load_retriever
+    from voicebot.benchmarks.misheard import run_spoken, spoken_items
+
+    eval_dir = Path(__file__).resolve().parents[2] / "knowledge" / "eval"
+    held_out = [eval_dir / "heldout.yaml", eval_dir / "heldout2.yaml", eval_dir / "facts-heldout.yaml"]
+    paths = questions or (sorted(eval_dir.glob("*.yaml")) if short else held_out)
+    try:
+        items = spoken_items(paths, count, short=short)
+        config = settings.knowledge()
+        engine = ExtractiveAnswerEngine(config, load_retriever(config))
+    except (EvalSetError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc).splitlines()[0]) from None
+    cache_dir = settings.paths.index_dir.parent / "spoken-questions"
+    report = run_spoken(model, asr, engine, items, cache_dir, label)
+    if details is not None:
+        path = details.with_name(f"{details.stem}-{label.replace(' ', '-')}{details.suffix}")
+        path.write_text(json.dumps(report.to_dict(with_items=True), ensure_ascii=False, indent=1), "utf-8")
+    return report.to_dict()
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -82,6 +82,7 @@ class AnswerProcessor(FrameProcessor):
                 history=self._transcript.history(),
                 language=question.language,
                 asr_confidence=question.confidence,
+                asr=question.asr_signals,
             )
             try:
                 async for event in self._events_with_deadlines(request):

@@ -2,7 +2,8 @@
 
 - :class:`GreetingSpeaker` says the greeting at call start: the AI disclosure in full, the rest (how to reach a
   person, where the data-protection notice is) interruptible.
-- :class:`DtmfRecorder` notes keypad digits in the transcript and passes the frames on.
+- :class:`DtmfRecorder` notes keypad digits in the transcript and passes the frames on; while the bot waits for
+  the answer to its confirmation question ("Geht es um das Thema …?"), 1 and 2 become "ja" and "nein".
 - :class:`HandoffKeyListener` (phone calls) says the hand-off sentence when the caller presses a hand-off key
   (``sip.handoff_dtmf``), then asks for staff with a :class:`HandoffRequestFrame`; once per call.
 - :class:`SilenceWatchdog` asks once whether the caller is still there, then ends the call politely (never while
@@ -32,6 +33,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from knowledge import confirm
 from knowledge.textfold import utterance_words
 from knowledge.types import Action
 from voicebot.pipeline.frames import (
@@ -164,7 +166,15 @@ class DtmfRecorder(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, InputDTMFFrame) and direction == FrameDirection.DOWNSTREAM:
-            self._transcript.add_caller_dtmf(str(frame.button.value))
+            digit = str(frame.button.value)
+            waiting = confirm.pending(self._transcript.history()) is not None
+            self._transcript.add_caller_dtmf(digit)
+            await self.push_frame(frame, direction)
+            if waiting and digit in (confirm.YES_DIGIT, confirm.NO_DIGIT):
+                # The keypad answer to "Geht es um das Thema …?" reaches the answer step as a spoken one would.
+                reply = "ja" if digit == confirm.YES_DIGIT else "nein"
+                await self.push_frame(CallerQuestionFrame(text=reply, language="de"))
+            return
         await self.push_frame(frame, direction)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pipecat.frames.frames import ControlFrame, DataFrame, SystemFrame
 
-from knowledge.types import Answer
+from knowledge.types import Answer, AsrSignals
 
 
 @dataclass
@@ -54,6 +54,16 @@ class CallerQuestionFrame(DataFrame):
         if not self.asr:
             return None
         return min(result.confidence for result in self.asr)
+
+    @property
+    def asr_signals(self) -> AsrSignals | None:
+        """The weakest segment's figures, for the answer engine's "may I have misheard?" check."""
+        if not self.asr:
+            return None
+        return AsrSignals(
+            min_avg_logprob=min(result.avg_logprob for result in self.asr),
+            max_no_speech_prob=max(result.no_speech_prob for result in self.asr),
+        )
 
 
 @dataclass

@@ -6,7 +6,7 @@ window (the same trick as whisper.cpp's ``audio_ctx``): for an 8 s window it tak
 Asterisk recordings the text is the same (see docs/decisions/0403-whisper-short-window.md). So utterances up to
 ``MAX_SHORT_WINDOW_S`` are encoded on a window just longer than the audio and decoded with CTranslate2 directly;
 longer ones take the standard path. Both use temperature 0 (the fallback loops on µ-law audio), anti-repetition
-settings, no conditioning on earlier text, and the municipal vocabulary as prompt for the default language.
+settings, no conditioning on earlier text, and ``asr.initial_prompt`` (if set) for the default language.
 """
 
 from __future__ import annotations
