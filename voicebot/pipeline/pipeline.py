@@ -33,8 +33,8 @@ in the transcript); a hand-off key makes the bot say the hand-off sentence, then
 To make the bot say something from outside (e.g. that a transfer failed), queue
 ``voicebot.pipeline.speech.bot_turn_frames(transcript, kind, text)`` with ``worker.queue_frames``
 (``PipelineCall.say``).
-The transcript (``CallTranscript``) is saved to ``resources.records`` after every change (JSON files in
-``calls_dir``, or PostgreSQL when ``database_url`` is set) under a call id of its own (``transcript.call_id``;
+The transcript (``CallTranscript``) is saved to ``resources.records`` after every change (the database:
+SQLite by default, PostgreSQL when ``database_url`` is set) under a call id of its own (``transcript.call_id``;
 the channel's id, e.g. the SIP Call-ID, is only a field of it); it gets an ``ended_reason`` (goodbye, silence,
 max_duration, hangup, ended).
 """

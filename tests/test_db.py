@@ -1,0 +1,300 @@
+"""The data layer on SQLite and on the real PostgreSQL (``tests/database.py``): per-turn writes, migrations from an
+older schema, the JSON import, ``voicebot db`` and the repository of queue entries, call-backs and staff."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from database import POSTGRES_URL, Database, database, empty_database  # noqa: F401 (fixtures)
+from sqlalchemy import func, inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from voicebot.db import migrate, rows
+from voicebot.db.models import Base, CallbackStatus, QueueStatus, Role
+from voicebot.db.repository import Repository
+from voicebot.db.store import SqlCallRecordStore
+from voicebot.pipeline.transcript import CallTranscript
+from voicebot.records import JsonFileStore, is_call_id
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def store(database: Database, tmp_path: Path) -> Iterator[SqlCallRecordStore]:  # noqa: F811
+    sql = SqlCallRecordStore(database.engine(), fallback_dir=tmp_path / "fallback")
+    yield sql
+    sql.close()
+
+
+def _table(database: Database, table: Any) -> list[Any]:  # noqa: F811
+    """All rows of ``table``, read over a connection of its own (another reader than the store)."""
+    engine = database.engine()
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(select(table).order_by(*table.primary_key.columns)))
+    finally:
+        engine.dispose()
+
+
+def test_each_turn_and_event_is_a_row_written_when_it_happens(
+    store: SqlCallRecordStore,
+    database: Database,  # noqa: F811
+) -> None:
+    transcript = CallTranscript(channel="sip", channel_call_id="abc@pbx", store=store)
+    greeting = transcript.add_bot_turn("greeting", "Guten Tag.")
+    assert store.flush()
+    (turn,) = _table(database, rows.TURNS)  # before the call ends, before the turn is even played
+    assert (turn.call_id, turn.idx, turn.role, turn.kind, turn.text) == (
+        transcript.call_id,
+        0,
+        "bot",
+        "greeting",
+        "Guten Tag.",
+    )
+    assert turn.end_s is None and not turn.data["played"]
+
+    transcript.append_bot_text(greeting, "Was kann ich für Sie tun?")  # the same turn grows: updated in place
+    transcript.bot_turn_played(transcript.index_of(greeting))
+    transcript.add_caller_dtmf("0")
+    transcript.add_event("handoff_requested", reason="caller_asked")
+    assert store.flush()
+    turns = _table(database, rows.TURNS)
+    assert [(t.idx, t.kind, t.text) for t in turns] == [
+        (0, "greeting", "Guten Tag. Was kann ich für Sie tun?"),
+        (1, "dtmf", "0"),
+    ]
+    assert turns[0].end_s is not None and turns[0].data["played"]
+    (event,) = _table(database, rows.EVENTS)
+    assert (event.idx, event.kind, event.data["reason"]) == (0, "handoff_requested", "caller_asked")
+    (call,) = _table(database, rows.CALLS)
+    assert call.ended_reason is None and call.sip_call_id == "abc@pbx" and call.process["pid"] == os.getpid()
+    assert store.get(transcript.call_id) == transcript.to_dict()
+
+
+def test_unknown_record_fields_survive_the_round_trip(store: SqlCallRecordStore) -> None:
+    """Fields the transcript gains later (a turn field, a top-level key) need no migration."""
+    transcript = CallTranscript(channel="webrtc", store=store)
+    transcript.extra["handoff"] = {"group": "Bürgerbüro", "reason": "dtmf"}
+    turn = transcript.add_bot_turn("answer", "Das Bürgerbüro hat montags geöffnet.")
+    transcript.add_event("caption", text="Ä Ö Ü ß", words=[1, 2.5, None])
+    transcript.end("goodbye")
+    assert store.flush()
+    record = store.get(transcript.call_id)
+    assert record == transcript.to_dict() and record is not None
+    assert record["handoff"]["group"] == "Bürgerbüro" and record["turns"][0]["text"] == turn.text
+
+
+def test_schema_matches_the_models(database: Database) -> None:  # noqa: F811
+    """The migrations create what models.py declares (same tables and columns)."""
+    engine = database.engine()
+    try:
+        inspector = inspect(engine)
+        tables = set(inspector.get_table_names()) - {"alembic_version"}
+        assert tables == set(Base.metadata.tables)
+        for name, table in Base.metadata.tables.items():
+            assert {c["name"] for c in inspector.get_columns(name)} == {c.name for c in table.columns}, name
+        assert migrate.status(engine).current == migrate.head_revision() == "0002"
+    finally:
+        engine.dispose()
+
+
+def test_a_database_of_the_first_revision_upgrades_without_loss(
+    empty_database: Database,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A fixture database made by revision 0001 only (calls, turns, events), with calls in it, upgraded to head:
+    every record is still there, and the new tables take rows that refer to those calls."""
+    engine = empty_database.engine()
+    try:
+        migrate.upgrade(engine, "0001")
+        assert migrate.status(engine).current == "0001"
+        assert "queue_entries" not in inspect(engine).get_table_names()
+        old = SqlCallRecordStore(engine, fallback_dir=tmp_path / "fallback")
+        transcripts = [CallTranscript(channel="sip", channel_call_id=f"c{n}", store=old) for n in range(3)]
+        for n, transcript in enumerate(transcripts):
+            transcript.add_bot_turn("greeting", "Guten Tag.")
+            transcript.add_caller_dtmf(str(n))
+            transcript.add_event("tick", n=n)
+        transcripts[0].end("hangup")
+        assert old.flush()
+        before = {t.call_id: old.get(t.call_id) for t in transcripts}
+        old.close()
+
+        engine = empty_database.engine()
+        migrate.upgrade(engine)
+        assert migrate.status(engine).up_to_date
+        after = SqlCallRecordStore(engine, fallback_dir=tmp_path / "fallback")
+        try:
+            assert {t.call_id: after.get(t.call_id) for t in transcripts} == before
+            assert before == {t.call_id: t.to_dict() for t in transcripts}
+            assert not (tmp_path / "fallback").exists()
+        finally:
+            after.close()
+        repository = Repository(empty_database.engine())
+        entry = repository.enqueue(transcripts[1].call_id, "Bürgerbüro", "dtmf")
+        assert [e.id for e in repository.waiting()] == [entry.id]
+    finally:
+        engine.dispose()
+
+
+def _voicebot(args: list[str], database: Database, **env: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
+    """``voicebot ARGS`` in a subprocess with ``database`` configured as an operator would."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VOICEBOT_")}
+    environment["PYTHONPATH"] = str(REPO_ROOT)
+    if database.kind == "sqlite":
+        environment["VOICEBOT_PATHS__DATABASE_FILE"] = database.url.removeprefix("sqlite:///")
+    else:
+        environment["VOICEBOT_DATABASE_URL"] = database.url
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "voicebot.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        cwd=REPO_ROOT,
+    )
+
+
+def test_db_upgrade_and_status_commands(empty_database: Database) -> None:  # noqa: F811
+    status = _voicebot(["db", "status"], empty_database)
+    assert status.returncode == 1 and "schema: empty (newest: 0002)" in status.stdout
+    assert status.stderr.strip().splitlines() == [
+        "error: the database has no schema yet: run voicebot db upgrade (voicebot serve does it on start)"
+    ]
+    upgrade = _voicebot(["db", "upgrade"], empty_database)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "schema upgraded from empty to revision 0002" in upgrade.stdout
+    assert "secret" not in upgrade.stdout
+    again = _voicebot(["db", "upgrade"], empty_database)
+    assert again.returncode == 0 and "schema already at revision 0002" in again.stdout
+    status = _voicebot(["db", "status"], empty_database)
+    assert status.returncode == 0, status.stderr
+    assert "schema: 0002 (newest: 0002)" in status.stdout and "calls: 0" in status.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://u:p@127.0.0.1/x", "only postgresql://... is supported"),
+        ("not a url", "database_url is not a database URL"),
+        ("postgresql://voicebot:hunter2@127.0.0.1:9/voicebot", "cannot use the database"),
+    ],
+)
+def test_db_commands_fail_with_one_line_naming_the_fix(tmp_path: Path, url: str, says: str) -> None:
+    sqlite = Database("sqlite", f"sqlite:///{tmp_path / 'unused.db'}")
+    for command in (["db", "upgrade"], ["db", "status"]):
+        result = _voicebot(command, sqlite, VOICEBOT_DATABASE_URL=url)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: ") and says in lines[0]
+        assert "hunter2" not in result.stderr + result.stdout  # the password is never printed
+    assert not (tmp_path / "unused.db").exists()
+
+
+def test_import_json_records_is_idempotent_and_names_bad_files(
+    database: Database,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    calls_dir = tmp_path / "calls"
+    files = JsonFileStore(calls_dir)
+    transcripts = [CallTranscript(channel="sip", channel_call_id=f"json-{n}", store=files) for n in range(3)]
+    for n, transcript in enumerate(transcripts):
+        transcript.add_bot_turn("greeting", "Guten Tag.")
+        transcript.add_caller_dtmf(str(n))
+        transcript.add_event("tick", n=n)
+        transcript.end("hangup")
+    # A record from before server call ids: named by the peer's SIP Call-ID, no channel field.
+    legacy = {
+        "call_id": "old-call@pbx",
+        "started_at": 1700000000.5,
+        "ended_reason": "hangup",
+        "turns": [{"role": "bot", "kind": "greeting", "text": "Hallo", "start_s": 0.0}],
+        "events": [],
+    }
+    (calls_dir / "old-call@pbx.json").write_text(json.dumps(legacy), encoding="utf-8")
+    (calls_dir / "torn.json").write_text('{"call_id": "call_', encoding="utf-8")
+    (calls_dir / "list.json").write_text("[1, 2]", encoding="utf-8")
+    (calls_dir / "notes.txt").write_text("not a record", encoding="utf-8")
+
+    first = _voicebot(["db", "import-json", str(calls_dir)], database)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().endswith("4 imported, 0 already in the database, 2 skipped"), first.stdout
+    assert sorted(first.stderr.strip().splitlines()) == [
+        "skipped list.json: not a call record (no call_id)",
+        "skipped torn.json: not JSON (Unterminated string starting at: line 1 column 13 (char 12))",
+    ]
+    second = _voicebot(["db", "import-json", str(calls_dir)], database)
+    assert second.returncode == 0 and "0 imported, 4 already in the database, 2 skipped" in second.stdout
+
+    store = SqlCallRecordStore(database.engine(), fallback_dir=tmp_path / "unused")
+    try:
+        for transcript in transcripts:
+            assert store.get(transcript.call_id) == transcript.to_dict()
+        (imported_legacy,) = [r for r in store.recent(10) if r.get("legacy_call_id") == "old-call@pbx"]
+        assert is_call_id(imported_legacy["call_id"]) and imported_legacy["channel"] == "sip"
+        assert imported_legacy["turns"] == legacy["turns"] and imported_legacy["ended_reason"] == "hangup"
+    finally:
+        store.close()
+    engine = database.engine()
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(rows.CALLS)).scalar_one() == 4
+            assert connection.execute(select(func.count()).select_from(rows.TURNS)).scalar_one() == 7
+    finally:
+        engine.dispose()
+
+
+def test_import_json_needs_a_current_schema_and_a_folder(empty_database: Database, tmp_path: Path) -> None:  # noqa: F811
+    missing = _voicebot(["db", "import-json", str(tmp_path / "nowhere")], empty_database)
+    assert missing.returncode == 1 and "is not a folder" in missing.stderr
+    no_schema = _voicebot(["db", "import-json", str(tmp_path)], empty_database)
+    assert no_schema.returncode == 1 and "run voicebot db upgrade first" in no_schema.stderr
+
+
+def test_repository_queue_callbacks_and_staff(store: SqlCallRecordStore, database: Database) -> None:  # noqa: F811
+    transcript = CallTranscript(channel="sip", channel_call_id="q@pbx", store=store)
+    other = CallTranscript(channel="sip", channel_call_id="r@pbx", store=store)
+    assert store.flush()
+    repository = Repository(database.engine())
+
+    anna = repository.add_staff_user("anna", "$argon2id$v=19$...", Role.SUPERVISOR, "Anna A.")
+    ben = repository.add_staff_user("ben", "$argon2id$v=19$...")
+    with pytest.raises(IntegrityError):
+        repository.add_staff_user("anna", "x")
+    assert [u.username for u in repository.staff_users()] == ["anna", "ben"]
+    found = repository.staff_user("anna")
+    assert found is not None and found.role == "supervisor" and found.availability == "away"
+
+    first = repository.enqueue(transcript.call_id, "Bürgerbüro", "caller_asked", summary={"request": "Pass"})
+    second = repository.enqueue(other.call_id, "Bürgerbüro", "low_confidence")
+    assert [e.call_id for e in repository.waiting("Bürgerbüro")] == [transcript.call_id, other.call_id]
+    assert repository.waiting("Standesamt") == []
+    assert repository.answer(first.id, anna.id)
+    assert not repository.answer(first.id, ben.id)  # taken already: nobody takes a caller twice
+    assert repository.end_wait(second.id, QueueStatus.ABANDONED)
+    assert repository.waiting() == []
+    (taken,) = repository.queue_entries_of(transcript.call_id)
+    assert (
+        taken.status == "answered" and taken.staff_user_id == anna.id and taken.summary == {"request": "Pass"}
+    )
+    with pytest.raises(IntegrityError):  # keyed by a call that exists (foreign keys on SQLite too)
+        repository.enqueue("call_20260101T000000000Z_000000000000", "Bürgerbüro", "dtmf")
+
+    callback = repository.add_callback(other.call_id, "Bürgerbüro", "+4930123456", due_at=2e9, topic="Pass")
+    assert [c.id for c in repository.open_callbacks()] == [callback.id]
+    assert repository.claim_callback(callback.id, ben.id)
+    assert not repository.claim_callback(callback.id, anna.id)
+    assert not repository.finish_callback(callback.id, anna.id, CallbackStatus.DONE, "erledigt")  # not hers
+    assert repository.finish_callback(callback.id, ben.id, CallbackStatus.DONE, "Rückruf erledigt")
+    assert repository.open_callbacks() == []
+    with pytest.raises(ValueError, match="done or failed"):
+        repository.finish_callback(callback.id, ben.id, CallbackStatus.OPEN, "")
+    assert repository.set_availability(ben.id, "available")  # type: ignore[arg-type]
