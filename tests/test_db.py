@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from database import POSTGRES_URL, Database, database, empty_database  # noqa: F401 (fixtures)
+from database import Database, database, empty_database, fresh_postgres_schema  # noqa: F401 (fixtures)
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
@@ -298,3 +298,49 @@ def test_repository_queue_callbacks_and_staff(store: SqlCallRecordStore, databas
     with pytest.raises(ValueError, match="done or failed"):
         repository.finish_callback(callback.id, ben.id, CallbackStatus.OPEN, "")
     assert repository.set_availability(ben.id, "available")  # type: ignore[arg-type]
+
+
+def test_import_of_the_jsonb_table_of_earlier_versions(tmp_path: Path) -> None:
+    """Production kept one ``call_records`` row per call (whole record as jsonb): it moves into the new tables."""
+    from sqlalchemy import text
+
+    with fresh_postgres_schema() as url:
+        database = Database("postgresql", url)
+        transcript = CallTranscript(channel="sip", channel_call_id="pg@pbx")
+        transcript.add_bot_turn("greeting", "Guten Tag.")
+        transcript.add_caller_dtmf("3")
+        transcript.end("hangup")
+        engine = database.engine()
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "CREATE TABLE call_records (call_id text PRIMARY KEY, started_at timestamptz, "
+                    "updated_at timestamptz, ended_at timestamptz, end_reason text, channel text, "
+                    "record jsonb NOT NULL)"
+                )
+            )
+            insert = text(
+                "INSERT INTO call_records (call_id, updated_at, record) VALUES (:id, now(), :record)"
+            )
+            connection.execute(insert, {"id": transcript.call_id, "record": json.dumps(transcript.to_dict())})
+            connection.execute(insert, {"id": "web-legacy", "record": json.dumps({"call_id": "web-legacy"})})
+            connection.execute(insert, {"id": "junk", "record": "[1]"})
+        migrate.upgrade(engine)
+        engine.dispose()
+
+        first = _voicebot(["db", "import-json", "--table", "call_records"], database)
+        assert first.returncode == 0, first.stderr
+        assert "table call_records: 2 imported, 0 already in the database, 1 skipped" in first.stdout
+        assert first.stderr.strip() == "skipped junk: not a call record (no call_id)"
+        again = _voicebot(["db", "import-json", "--table", "call_records"], database)
+        assert "0 imported, 2 already in the database, 1 skipped" in again.stdout
+        wrong = _voicebot(["db", "import-json", "--table", "x; DROP TABLE calls"], database)
+        assert wrong.returncode == 1 and "is not a table name" in wrong.stderr
+
+        store = SqlCallRecordStore(database.engine(), fallback_dir=tmp_path / "unused")
+        try:
+            assert store.get(transcript.call_id) == transcript.to_dict()
+            (legacy,) = [r for r in store.recent(10) if r.get("legacy_call_id") == "web-legacy"]
+            assert legacy["channel"] == "webrtc" and is_call_id(legacy["call_id"])
+        finally:
+            store.close()

@@ -87,24 +87,38 @@ def import_json(
         Path | None,
         typer.Argument(help="Folder of <call_id>.json records (default: paths.calls_dir)."),
     ] = None,
+    table: Annotated[
+        str | None,
+        typer.Option(
+            "--table", help="Instead of files: the jsonb table of earlier versions in the same database."
+        ),
+    ] = None,
 ) -> None:
-    """Import JSON call records into the database (idempotent; files that are no record are named, skipped)."""
+    """Import JSON call records into the database (idempotent; what is no record is named and skipped)."""
     from voicebot.db import migrate
-    from voicebot.db.importer import import_json_dir
+    from voicebot.db.importer import import_json_dir, import_jsonb_table
 
     folder = directory or settings_or_exit().paths.calls_dir
-    if not folder.is_dir():
+    if table is None and not folder.is_dir():
         raise fail(f"{folder} is not a folder; give the folder that holds the <call_id>.json records")
     engine, where = _engine()
     if not _run(lambda: migrate.status(engine), where).up_to_date:
         engine.dispose()
         raise fail(f"the schema of {where} is not current: run voicebot db upgrade first")
-    report = _run(lambda: import_json_dir(engine, folder), where)
-    engine.dispose()
+    try:
+        if table is None:
+            report = _run(lambda: import_json_dir(engine, folder), where)
+        else:
+            report = _run(lambda: import_jsonb_table(engine, table), where)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    finally:
+        engine.dispose()
     for name, why in report.bad:
         typer.echo(f"skipped {name}: {why}", err=True)
+    source = f"table {table}" if table else str(folder)
     typer.echo(
-        f"{folder}: {report.imported} imported, {report.already_there} already in the database, "
+        f"{source}: {report.imported} imported, {report.already_there} already in the database, "
         f"{len(report.bad)} skipped"
     )
 

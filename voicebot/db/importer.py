@@ -1,9 +1,9 @@
 """``voicebot db import-json``: call records kept as JSON files (``var/calls/*.json``, the store's fallback
-files) into the database.
+files) or, with ``--table``, as the jsonb rows of earlier versions (``call_records``), into the database.
 
 Idempotent: a call already in the database is left as it is. A file that is not a call record is reported by
 name and skipped. A record from before server call ids (keyed by the peer's SIP Call-ID) gets a server-form id
-derived from its file name and start time — the same on every run — and keeps the old one as
+derived from its file name (or row key) and start time — the same on every run — and keeps the old one as
 ``legacy_call_id``, escaped.
 """
 
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, inspect, select, text
 
 from voicebot.db import rows
 from voicebot.records import Record, is_call_id, printable
@@ -28,10 +30,10 @@ class ImportReport:
     bad: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
 
 
-def _legacy_id(path: Path, record: Record, modified: float) -> str:
+def _legacy_id(name: str, record: Record, modified: float) -> str:
     started = record.get("started_at")
     moment = datetime.fromtimestamp(started if isinstance(started, int | float) else modified, UTC)
-    digest = hashlib.sha256(path.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     return f"call_{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z_{digest}"
 
 
@@ -51,6 +53,24 @@ def _read(path: Path) -> tuple[Record | None, str]:
     return data, ""
 
 
+def _import(engine: Engine, report: ImportReport, record: Record, updated_at: float, name: str) -> None:
+    """One record, in its own transaction; a call already in the database is left as it is."""
+    if not is_call_id(record["call_id"]):
+        legacy = printable(str(record["call_id"]))
+        record = {**record, "call_id": _legacy_id(name, record, updated_at), "legacy_call_id": legacy}
+    record.setdefault("turns", [])
+    record.setdefault("events", [])
+    with engine.begin() as connection:
+        exists = connection.execute(
+            select(rows.CALLS.c.call_id).where(rows.CALLS.c.call_id == record["call_id"])
+        ).first()
+        if exists is not None:
+            report.already_there += 1
+            return
+        rows.write_whole(connection, record, updated_at)
+    report.imported += 1
+
+
 def import_json_dir(engine: Engine, directory: Path) -> ImportReport:
     """Import every ``*.json`` file directly in ``directory`` (sorted by name), one transaction per record."""
     report = ImportReport()
@@ -59,19 +79,28 @@ def import_json_dir(engine: Engine, directory: Path) -> ImportReport:
         if record is None:
             report.bad.append((path.name, problem))
             continue
-        modified = path.stat().st_mtime
-        if not is_call_id(record["call_id"]):
-            legacy = printable(str(record["call_id"]))
-            record = {**record, "call_id": _legacy_id(path, record, modified), "legacy_call_id": legacy}
-        record.setdefault("turns", [])
-        record.setdefault("events", [])
-        with engine.begin() as connection:
-            exists = connection.execute(
-                select(rows.CALLS.c.call_id).where(rows.CALLS.c.call_id == record["call_id"])
-            ).first()
-            if exists is not None:
-                report.already_there += 1
-                continue
-            rows.write_whole(connection, record, modified)
-        report.imported += 1
+        _import(engine, report, record, path.stat().st_mtime, path.name)
+    return report
+
+
+_TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def import_jsonb_table(engine: Engine, table: str = "call_records") -> ImportReport:
+    """Import the rows of the jsonb table of earlier versions (PostgreSQL: ``call_records``, one whole record
+    per row) from the same database. ValueError for a table name that is not a plain identifier or not there."""
+    if not _TABLE_NAME.fullmatch(table):
+        raise ValueError(f"{table!r} is not a table name (lower-case letters, digits, underscores)")
+    if table not in inspect(engine).get_table_names():
+        raise ValueError(f"the database has no table {table!r} to import")
+    report = ImportReport()
+    query = text(f'SELECT call_id, record, updated_at FROM "{table}" ORDER BY call_id')  # name checked above
+    with engine.connect() as connection:
+        found = connection.execute(query).all()
+    for call_id, record, updated_at in found:
+        if not isinstance(record, dict) or "call_id" not in record:
+            report.bad.append((str(call_id), "not a call record (no call_id)"))
+            continue
+        when = updated_at.timestamp() if hasattr(updated_at, "timestamp") else time.time()
+        _import(engine, report, record, when, str(call_id))
     return report
