@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -344,3 +345,37 @@ def test_import_of_the_jsonb_table_of_earlier_versions(tmp_path: Path) -> None:
             assert legacy["channel"] == "webrtc" and is_call_id(legacy["call_id"])
         finally:
             store.close()
+
+
+# A server starting: imports done, it upgrades the schema at the agreed moment (all processes at once).
+_UPGRADE_AT = """
+import sys, time
+from voicebot.db import migrate
+from voicebot.db.engine import make_engine
+engine = make_engine(sys.argv[1])
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+migrate.upgrade(engine)
+print(migrate.status(engine).current)
+"""
+
+
+def test_servers_starting_at_once_upgrade_the_schema_once(empty_database: Database) -> None:  # noqa: F811
+    """Several processes sharing one database upgrade it at the same moment: each succeeds, the schema is made
+    once (PostgreSQL: an advisory lock; SQLite: BEGIN IMMEDIATE)."""
+    at = time.time() + 8.0  # every process has imported by then, even on a busy 2-core machine
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _UPGRADE_AT, empty_database.url, str(at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    results = [process.communicate(timeout=120) for process in processes]
+    assert time.time() > at
+    assert [
+        (process.returncode, out.strip()) for process, (out, _) in zip(processes, results, strict=True)
+    ] == [(0, "0002")] * 3, [err[-2000:] for _, err in results]

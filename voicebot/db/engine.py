@@ -3,21 +3,25 @@ else the embedded SQLite file ``paths.database_file``.
 
 SQLite gets WAL (readers never block the writer thread, a ``kill -9`` loses at most the transaction in flight),
 enforced foreign keys and a busy timeout (``voicebot db`` or a second process may touch the file while the server
-writes) on every new connection.
+writes) on every new connection, and real transactions: SQLAlchemy emits ``BEGIN`` (pysqlite's own handling would
+commit before DDL), ``BEGIN IMMEDIATE`` for a transaction opened with :func:`writing`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from voicebot.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+WRITE_OPTION = "voicebot_writes"  # execution option: this connection's transaction writes
 
 
 class DatabaseConfigError(ValueError):
@@ -73,6 +77,9 @@ def _sqlite_engine(database: str | None) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _pragmas(connection: Any, _record: Any) -> None:
+        connection.isolation_level = (
+            None  # SQLAlchemy emits BEGIN itself (below): DDL becomes transactional too
+        )
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(
@@ -82,7 +89,24 @@ def _sqlite_engine(database: str | None) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # A writer takes the write lock at BEGIN, so it waits (busy_timeout) for another process's writer instead
+        # of failing when its snapshot turns out stale at its first write; readers begin deferred.
+        immediate = connection.get_execution_options().get(WRITE_OPTION)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
     return engine
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes (committed at the end, rolled back on error); on SQLite it holds the write lock
+    from its start."""
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
 
 
 def engine_from_settings(settings: Settings) -> Engine:

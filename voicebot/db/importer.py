@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine, inspect, select, text
 
 from voicebot.db import rows
+from voicebot.db.engine import writing
 from voicebot.records import Record, is_call_id, printable
 
 
@@ -60,7 +61,7 @@ def _import(engine: Engine, report: ImportReport, record: Record, updated_at: fl
         record = {**record, "call_id": _legacy_id(name, record, updated_at), "legacy_call_id": legacy}
     record.setdefault("turns", [])
     record.setdefault("events", [])
-    with engine.begin() as connection:
+    with writing(engine) as connection:
         exists = connection.execute(
             select(rows.CALLS.c.call_id).where(rows.CALLS.c.call_id == record["call_id"])
         ).first()

@@ -10,11 +10,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from voicebot.db.engine import writing
 from voicebot.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_UPGRADE_LOCK_KEY = 0x766F6963_65626F74  # "voicebot": the advisory lock that serialises schema upgrades
 
 
 def _config() -> Config:
@@ -33,7 +35,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (the newest by default) in one transaction per step. Raises
     sqlalchemy's OperationalError when the database cannot be reached."""
     config = _config()
-    with engine.begin() as connection:
+    with writing(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            # Several servers sharing one database may start at once: one upgrades, the others wait for it and
+            # then find the schema current (the lock ends with the transaction). SQLite serialises writers itself.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

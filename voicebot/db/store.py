@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from voicebot.db import rows
-from voicebot.db.engine import describe
+from voicebot.db.engine import describe, writing
 from voicebot.records import INTERRUPTED, JsonFileStore, Record, checked_call_id, interrupted_version
 
 
@@ -133,7 +133,7 @@ class SqlCallRecordStore:
         call_id = str(record["call_id"])
         events = rows.items(record, "events")
         try:
-            with self.engine.begin() as connection:
+            with writing(self.engine) as connection:
                 result = connection.execute(
                     update(rows.CALLS)
                     .where(rows.CALLS.c.call_id == call_id, rows.CALLS.c.ended_reason.is_(None))
@@ -188,7 +188,7 @@ class SqlCallRecordStore:
         stored = False
         if time.monotonic() >= self._down_until:
             try:
-                with self.engine.begin() as connection:
+                with writing(self.engine) as connection:
                     if written is None:
                         rows.write_whole(connection, record, saved_at)
                     else:
