@@ -170,6 +170,8 @@ def test_db_upgrade_and_status_commands(empty_database: Database) -> None:  # no
     assert status.stderr.strip().splitlines() == [
         "error: the database has no schema yet: run voicebot db upgrade (voicebot serve does it on start)"
     ]
+    if empty_database.kind == "sqlite":
+        assert not Path(empty_database.url.removeprefix("sqlite:///")).exists()  # status creates nothing
     upgrade = _voicebot(["db", "upgrade"], empty_database)
     assert upgrade.returncode == 0, upgrade.stderr
     assert "schema upgraded from empty to revision 0002" in upgrade.stdout

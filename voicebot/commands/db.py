@@ -28,6 +28,16 @@ def _engine() -> tuple[Engine, str]:
         raise fail(str(error)) from None
 
 
+def _schema(engine: Engine, where: str) -> Any:
+    """The schema's status; a SQLite file that does not exist yet is an empty database (and is not created)."""
+    from voicebot.db import migrate
+
+    database = engine.url.database
+    if engine.url.get_backend_name() == "sqlite" and database and not Path(database).exists():
+        return migrate.SchemaStatus(current=None, head=migrate.head_revision())
+    return _run(lambda: migrate.status(engine), where)
+
+
 def _run(action: Any, where: str) -> Any:
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -59,10 +69,10 @@ def status() -> None:
     """Which database is used, its schema revision and how many call records it holds."""
     from sqlalchemy import func, select
 
-    from voicebot.db import migrate, rows
+    from voicebot.db import rows
 
     engine, where = _engine()
-    state = _run(lambda: migrate.status(engine), where)
+    state = _schema(engine, where)
     typer.echo(f"database: {where}")
     typer.echo(f"schema: {state.current or 'empty'} (newest: {state.head})")
     if state.current is None:
@@ -95,14 +105,13 @@ def import_json(
     ] = None,
 ) -> None:
     """Import JSON call records into the database (idempotent; what is no record is named and skipped)."""
-    from voicebot.db import migrate
     from voicebot.db.importer import import_json_dir, import_jsonb_table
 
     folder = directory or settings_or_exit().paths.calls_dir
     if table is None and not folder.is_dir():
         raise fail(f"{folder} is not a folder; give the folder that holds the <call_id>.json records")
     engine, where = _engine()
-    if not _run(lambda: migrate.status(engine), where).up_to_date:
+    if not _schema(engine, where).up_to_date:
         engine.dispose()
         raise fail(f"the schema of {where} is not current: run voicebot db upgrade first")
     try:
