@@ -381,3 +381,34 @@ def test_servers_starting_at_once_upgrade_the_schema_once(empty_database: Databa
     assert [
         (process.returncode, out.strip()) for process, (out, _) in zip(processes, results, strict=True)
     ] == [(0, "0002")] * 3, [err[-2000:] for _, err in results]
+
+
+def test_a_change_writes_only_the_turn_that_changed(store: SqlCallRecordStore) -> None:
+    """The writer sends the difference: a new turn is one row, a growing answer updates its one row; the turns
+    before are not written again (a long call does not rewrite itself at every change)."""
+    from sqlalchemy import event
+
+    written: list[tuple[str, int]] = []  # (table, idx) of every turn or event row sent to the database
+
+    @event.listens_for(store.engine, "before_execute")
+    def _spy(_conn: Any, clause: Any, multiparams: Any, params: Any, _options: Any) -> None:
+        table = getattr(clause, "table", None)
+        if getattr(clause, "is_insert", False) and table in (rows.TURNS, rows.EVENTS):
+            batch = (
+                multiparams[0] if multiparams and isinstance(multiparams[0], list) else [*multiparams, params]
+            )
+            written.extend((table.name, row["idx"]) for row in batch if row)
+
+    transcript = CallTranscript(channel="sip", channel_call_id="diff@pbx", store=store)
+    for n in range(5):
+        transcript.add_caller_dtmf(str(n))
+    assert store.flush()
+    written.clear()
+    answer = transcript.add_bot_turn("answer", "Erster Satz.")
+    assert store.flush()
+    assert written == [("turns", 5)]
+    transcript.append_bot_text(answer, "Zweiter Satz.")
+    transcript.add_event("caption", text="Zweiter Satz.")
+    assert store.flush()
+    assert written == [("turns", 5), ("turns", 5), ("events", 0)]
+    assert store.get(transcript.call_id) == transcript.to_dict()

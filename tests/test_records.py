@@ -36,7 +36,7 @@ from voicebot.records import (
     process_start_time,
     writer_process,
 )
-from voicebot.settings import PathSettings, Settings
+from voicebot.settings import PathSettings, Settings, settings_root
 
 
 @pytest.fixture
@@ -214,6 +214,7 @@ def test_json_file_store_keeps_one_file_per_call(tmp_path: Path) -> None:
 
 
 def test_settings_pick_the_store(tmp_path: Path) -> None:
+    assert Settings().paths.database_file == settings_root() / "var" / "voicebot.db"  # the embedded default
     embedded = build_record_store(
         Settings(paths=PathSettings(calls_dir=tmp_path / "calls", database_file=tmp_path / "v.db"))
     )
