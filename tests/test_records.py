@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from voicebot.db import rows
 from voicebot.db.engine import make_engine
+from voicebot.db.repository import Repository
 from voicebot.db.store import SqlCallRecordStore
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.records import (
@@ -301,6 +302,7 @@ _CALL_IN_ANOTHER_PROCESS = """
 import os, signal, sys
 from pathlib import Path
 from voicebot.db.engine import make_engine
+from voicebot.db.repository import Repository
 from voicebot.db.store import SqlCallRecordStore
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.records import JsonFileStore
@@ -374,6 +376,14 @@ def test_calls_killed_with_their_process_are_closed_in_the_database(
 ) -> None:
     _, killed_id = _call_in_another_process("sql", database.url, "kill", tmp_path / "fallback")
     live, live_id = _call_in_another_process("sql", database.url, "live", tmp_path / "fallback")
+    repository = Repository(store.engine)
+    waiting = repository.enqueue(
+        killed_id, "Bürgerbüro", "caller_asked"
+    )  # the killed caller waited for staff
+    answered = repository.enqueue(killed_id, "Bürgerbüro", "caller_asked")
+    staff = repository.add_staff_user("anna", "hash")
+    assert repository.answer(answered.id, staff.id)
+    live_wait = repository.enqueue(live_id, "Bürgerbüro", "caller_asked")
     try:
         killed = store.get(killed_id)
         assert killed is not None and [t["kind"] for t in killed["turns"]] == ["greeting", "dtmf"]
@@ -386,7 +396,17 @@ def test_calls_killed_with_their_process_are_closed_in_the_database(
         assert live.stdin is not None
         live.stdin.close()
         live.wait(timeout=30)
+    assert [(e.id, e.status) for e in repository.queue_entries_of(killed_id)] == [
+        (waiting.id, "abandoned"),  # the wait ended when its process died
+        (answered.id, "answered"),
+    ]
+    assert [e.status for e in repository.queue_entries_of(live_id)] == ["waiting"]  # its process still runs
+    assert repository.queue_entries_of(killed_id)[0].ended_at == pytest.approx(
+        store.get(killed_id)["ended_at"]
+    )  # type: ignore[index]
     assert store.close_unfinished() == 1
+    assert [e.id for e in repository.waiting()] == []
+    assert live_wait.id not in [e.id for e in repository.waiting()]
     calls = _calls(database)
     for call_id in (killed_id, live_id):
         record = store.get(call_id)

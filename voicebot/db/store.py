@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from voicebot.db import rows
 from voicebot.db.engine import describe, writing
+from voicebot.db.models import QueueEntry, QueueStatus
 from voicebot.records import INTERRUPTED, JsonFileStore, Record, checked_call_id, interrupted_version
 
 
@@ -106,7 +107,8 @@ class SqlCallRecordStore:
         return True
 
     def close_unfinished(self) -> int:
-        """Rows and fallback files alike; a database that cannot be reached is left for the next start."""
+        """Rows and fallback files alike; a database that cannot be reached is left for the next start. A closed
+        call's queue entries still waiting for staff are marked abandoned."""
         now, closed = time.time(), self.fallback.close_unfinished()
         unfinished = select(rows.CALLS).where(rows.CALLS.c.ended_reason.is_(None))
         try:
@@ -142,6 +144,15 @@ class SqlCallRecordStore:
                 if result.rowcount != 1:
                     return False  # closed meanwhile by someone else
                 rows.upsert(connection, rows.EVENTS, [rows.event_row(call_id, len(events) - 1, events[-1])])
+                # A caller who was waiting for staff when the process died is gone: the wait ended, unanswered.
+                connection.execute(
+                    update(QueueEntry)
+                    .where(
+                        QueueEntry.call_id == call_id,
+                        QueueEntry.status.in_([QueueStatus.WAITING.value, QueueStatus.OFFERED.value]),
+                    )
+                    .values(status=QueueStatus.ABANDONED.value, ended_at=record["ended_at"])
+                )
         except SQLAlchemyError as error:
             self._mark_down(error)
             return False
