@@ -412,3 +412,18 @@ def test_a_change_writes_only_the_turn_that_changed(store: SqlCallRecordStore) -
     assert store.flush()
     assert written == [("turns", 5), ("turns", 5), ("events", 0)]
     assert store.get(transcript.call_id) == transcript.to_dict()
+
+
+def test_serve_stops_with_one_line_when_its_database_cannot_be_used(tmp_path: Path) -> None:
+    """``voicebot serve`` upgrades the schema before it loads any model: an unreachable database ends it at once."""
+    from interop.peers import free_port
+
+    sqlite = Database("sqlite", f"sqlite:///{tmp_path / 'unused.db'}")
+    command = ["serve", "--sip-port", str(free_port()), "--http-port", str(free_port())]
+    down = "postgresql://voicebot:hunter2@127.0.0.1:9/voicebot"
+    result = _voicebot(command, sqlite, VOICEBOT_DATABASE_URL=down, VOICEBOT_PATHS__MODELS_DIR=str(tmp_path))
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr[-3000:]
+    assert "cannot use the database postgresql://voicebot:***@127.0.0.1:9/voicebot" in errors[0]
+    assert "check database_url" in errors[0] and "hunter2" not in result.stderr + result.stdout
+    assert "model" not in errors[0]  # it failed before the (missing) models were looked at
