@@ -427,3 +427,34 @@ def test_serve_stops_with_one_line_when_its_database_cannot_be_used(tmp_path: Pa
     assert "cannot use the database postgresql://voicebot:***@127.0.0.1:9/voicebot" in errors[0]
     assert "check database_url" in errors[0] and "hunter2" not in result.stderr + result.stdout
     assert "model" not in errors[0]  # it failed before the (missing) models were looked at
+
+
+def test_a_locked_database_never_holds_up_the_call(database: Database, tmp_path: Path) -> None:  # noqa: F811
+    """Another process holds the write lock (SQLite) or a row lock (PostgreSQL): the call's changes are parked,
+    readable, counted as unsaved (``/healthz``), and written once the lock is gone."""
+    from voicebot.db.engine import writing
+
+    store = SqlCallRecordStore(database.engine(), fallback_dir=tmp_path / "fallback")
+    blocker = database.engine()
+    try:
+        transcript = CallTranscript(channel="sip", channel_call_id="lock@pbx", store=store)
+        assert store.flush() and store.unsaved() == 0
+        with writing(blocker) as connection:
+            if database.kind == "postgresql":
+                connection.execute(select(rows.CALLS).with_for_update())  # the writer's UPDATE waits for it
+            else:
+                connection.exec_driver_sql(
+                    "DELETE FROM turns WHERE 0"
+                )  # holds the write lock (BEGIN IMMEDIATE)
+            transcript.add_caller_dtmf("7")  # returns at once: the change is only parked
+            assert not store.flush(timeout_s=1.0)  # the writer is stuck behind the lock...
+            assert store.unsaved() == 1
+            assert (
+                store.get(transcript.call_id) == transcript.to_dict()
+            )  # ...and the change is readable anyway
+        assert store.flush()
+        assert store.unsaved() == 0 and store.get(transcript.call_id) == transcript.to_dict()
+        assert not (tmp_path / "fallback").exists()  # waited for the lock, did not fall back
+    finally:
+        store.close()
+        blocker.dispose()

@@ -38,6 +38,7 @@ async def test_health_reports_calls_and_sip_state() -> None:
         "active_calls": 1,
         "max_calls": 3,
         "sip_listening": True,
+        "records_unsaved": 0,
     }
     assert lease is not None
     lease.release()

@@ -47,6 +47,7 @@ class SqlCallRecordStore:
         ] = {}  # newest unsaved version per call id, with its time
         self._changed = threading.Condition()
         self._writing = False
+        self._in_flight: Record | None = None  # the version the writer is writing now
         self._closed = False
         self._writer: threading.Thread | None = None  # started by the first save (a reader needs none)
         atexit.register(self.close)
@@ -71,6 +72,8 @@ class SqlCallRecordStore:
     def get(self, call_id: str) -> Record | None:
         with self._changed:
             pending = self._pending.get(call_id)
+            if pending is None and self._in_flight is not None and self._in_flight["call_id"] == call_id:
+                return self._in_flight  # being written: the database may not have it yet
         if pending is not None:
             return pending[0]
         try:
@@ -93,6 +96,11 @@ class SqlCallRecordStore:
                 return rows.read_records(connection, connection.execute(query).all())
         except SQLAlchemyError:
             return self.fallback.recent(limit)
+
+    def unsaved(self) -> int:
+        """How many records have changes not yet written (parked or being written)."""
+        with self._changed:
+            return len(self._pending) + (1 if self._writing else 0)
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -183,6 +191,7 @@ class SqlCallRecordStore:
                 call_id = next(iter(self._pending))
                 record, saved_at = self._pending.pop(call_id)
                 self._writing = True
+                self._in_flight = record
             try:
                 self._write(record, saved_at)
             except Exception:  # a bug here must not kill the writer and silently stop all persistence
@@ -191,6 +200,7 @@ class SqlCallRecordStore:
             finally:
                 with self._changed:
                     self._writing = False
+                    self._in_flight = None
                     self._changed.notify_all()
 
     def _write(self, record: Record, saved_at: float) -> None:

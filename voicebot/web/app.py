@@ -61,6 +61,15 @@ class IcePatchRequest(BaseModel):
     candidates: list[IceCandidateModel]
 
 
+def _records_unsaved(resources: CallResources | None) -> int:
+    """Call record changes not yet in the database (the writer thread's backlog; it grows while the database is
+    down). 0 also means: everything a call did until now can be read back."""
+    from voicebot.db.store import SqlCallRecordStore
+
+    records = resources.records if resources is not None else None
+    return records.unsaved() if isinstance(records, SqlCallRecordStore) else 0
+
+
 def create_app(
     settings: Settings,
     resources: CallResources | None,
@@ -129,6 +138,7 @@ def create_app(
             "active_calls": calls.active,
             "max_calls": calls.max_calls,
             "sip_listening": calls.sip_serving,
+            "records_unsaved": _records_unsaved(resources),
         }
 
     @app.get("/", include_in_schema=False)
