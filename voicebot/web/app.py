@@ -62,8 +62,8 @@ class IcePatchRequest(BaseModel):
 
 
 def _records_unsaved(resources: CallResources | None) -> int:
-    """Call record changes not yet in the database (the writer thread's backlog; it grows while the database is
-    down). 0 also means: everything a call did until now can be read back."""
+    """Calls whose newest record changes are not written yet (the writer thread's backlog: it grows while the
+    database is slow or locked). 0 also means: everything the calls did until now can be read back."""
     from voicebot.db.store import SqlCallRecordStore
 
     records = resources.records if resources is not None else None
