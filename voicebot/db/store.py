@@ -39,12 +39,11 @@ class SqlCallRecordStore:
         self._retry_after_s = retry_after_s
         self._down_until = 0.0  # monotonic time before which the database is not tried again
         self._down_logged = False
-        self._fallen_back: set[str] = set()  # call ids whose record also lives in the fallback directory
+        self._fallen_back: set[str] = set()  # live calls whose record also lives in the fallback directory
         # What the writer wrote last per live call: (turns, events); dropped once the call has ended.
         self._written: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-        self._pending: dict[
-            str, tuple[Record, float]
-        ] = {}  # newest unsaved version per call id, with its time
+        # The newest unsaved version per call id, with the time it was saved.
+        self._pending: dict[str, tuple[Record, float]] = {}
         self._changed = threading.Condition()
         self._writing = False
         self._in_flight: Record | None = None  # the version the writer is writing now
@@ -231,6 +230,10 @@ class SqlCallRecordStore:
         if not stored or call_id in self._fallen_back:
             self._fallen_back.add(call_id)
             self.fallback.save(record)
+            if record.get("ended_reason"):
+                self._fallen_back.discard(
+                    call_id
+                )  # its file is complete; the set stays bounded by live calls
 
     def _mark_down(self, error: Exception) -> None:
         self._down_until = time.monotonic() + self._retry_after_s
