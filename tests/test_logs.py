@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from interop.peers import VoicebotServer, free_port, shared_index_dir
+from database import fresh_postgres_schema
+from interop.peers import VoicebotServer, shared_index_dir
 from loguru import logger
 from pydantic import SecretStr
 
@@ -81,16 +82,21 @@ def _final_status(sock: socket.socket, timeout_s: float) -> int | None:
 def test_a_failing_call_set_up_in_serve_logs_no_secret(tmp_path: Path, embedded_models_dir: Path) -> None:
     """`voicebot serve` with every secret configured; a caller's broken offer; the whole log has no secret."""
     database, api_key, auth, inbound = SECRETS
-    server = VoicebotServer(
-        tmp_path,
-        models_dir=embedded_models_dir,
-        index_dir=shared_index_dir(),
-        database_url=f"postgresql://voicebot:{database}@127.0.0.1:{free_port()}/voicebot",  # down: JSON fallback
-        llm__api_key=api_key,
-        sip__auth_username="2001",
-        sip__auth_password=auth,
-        sip__inbound_password=inbound,  # no realm: calls are not challenged
-    )
+    with fresh_postgres_schema(password=database) as database_url:  # serve upgrades it and logs where it is
+        server = VoicebotServer(
+            tmp_path,
+            models_dir=embedded_models_dir,
+            index_dir=shared_index_dir(),
+            database_url=database_url,
+            llm__api_key=api_key,
+            sip__auth_username="2001",
+            sip__auth_password=auth,
+            sip__inbound_password=inbound,  # no realm: calls are not challenged
+        )
+        _serve_a_broken_call(server)
+
+
+def _serve_a_broken_call(server: VoicebotServer) -> None:
     server.start()
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -101,6 +107,7 @@ def test_a_failing_call_set_up_in_serve_logs_no_secret(tmp_path: Path, embedded_
         assert server.stop() == 0, server.log_tail()
     log = server.log_path.read_text(encoding="utf-8", errors="replace")
     assert status is not None and 400 <= status < 600, (status, log[-3000:])  # refused; the server went on
+    assert "schema upgraded from empty to 0002" in log  # the database was used, and named
     for secret in SECRETS:
         assert secret not in log, log
 

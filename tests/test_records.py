@@ -1,7 +1,5 @@
-"""Call records: JSON files, and the real PostgreSQL on 127.0.0.1:5432 (``VOICEBOT_TEST_DATABASE_URL``).
-
-Each test gets its own table (dropped afterwards), so runs never see each other's rows.
-"""
+"""Call records: the database store on SQLite and on the real PostgreSQL on 127.0.0.1:5432 (see
+``tests/database.py``: a fresh schema per test), and the JSON files of simulated calls."""
 
 from __future__ import annotations
 
@@ -13,20 +11,23 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from database import Database, database, empty_database  # noqa: F401 (fixtures)
 from loguru import logger
 from pydantic import SecretStr
+from sqlalchemy import select
 
+from voicebot.db import rows
+from voicebot.db.engine import make_engine
+from voicebot.db.repository import Repository
+from voicebot.db.store import SqlCallRecordStore
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.records import (
     JsonFileStore,
-    PostgresStore,
     Record,
     build_record_store,
     close_interrupted_calls,
@@ -36,41 +37,24 @@ from voicebot.records import (
     process_start_time,
     writer_process,
 )
-from voicebot.settings import PathSettings, Settings
-
-DATABASE_URL = os.environ.get("VOICEBOT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from voicebot.settings import PathSettings, Settings, settings_root
 
 
 @pytest.fixture
-def table() -> Iterator[str]:
-    """A fresh table name; the database must be up (scripts/test starts it), else the test fails saying so."""
+def store(database: Database, tmp_path: Path) -> Iterator[SqlCallRecordStore]:  # noqa: F811
+    sql = SqlCallRecordStore(database.engine(), fallback_dir=tmp_path / "fallback")
+    yield sql
+    sql.close()
+
+
+def _calls(database: Database) -> dict[str, Any]:  # noqa: F811
+    """The ``calls`` rows by call id, read over a connection of its own."""
+    engine = database.engine()
     try:
-        with psycopg.connect(DATABASE_URL, connect_timeout=3):
-            pass
-    except psycopg.Error as error:
-        pytest.fail(
-            f"PostgreSQL not reachable at {DATABASE_URL} ({error}); start it (scripts/test does: "
-            "pg_ctlcluster/service postgresql start) or set VOICEBOT_TEST_DATABASE_URL"
-        )
-    name = f"call_records_test_{uuid.uuid4().hex[:12]}"
-    yield name
-    with psycopg.connect(DATABASE_URL, autocommit=True) as connection:
-        connection.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {}").format(psycopg.sql.Identifier(name)))
-
-
-@pytest.fixture
-def store(table: str, tmp_path: Path) -> Iterator[PostgresStore]:
-    postgres = PostgresStore(DATABASE_URL, fallback_dir=tmp_path / "fallback", table=table)
-    yield postgres
-    postgres.close()
-
-
-def _rows(table: str) -> list[tuple[Any, ...]]:
-    query = psycopg.sql.SQL(
-        "SELECT call_id, started_at, ended_at, end_reason, channel, record FROM {} ORDER BY call_id"
-    ).format(psycopg.sql.Identifier(table))
-    with psycopg.connect(DATABASE_URL) as connection:
-        return list(connection.execute(query).fetchall())
+        with engine.connect() as connection:
+            return {row.call_id: row for row in connection.execute(select(rows.CALLS))}
+    finally:
+        engine.dispose()
 
 
 def _closed_port() -> int:
@@ -79,50 +63,51 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_transcript_is_upserted_into_one_row_as_it_grows(store: PostgresStore, table: str) -> None:
+def test_transcript_is_written_as_it_grows(store: SqlCallRecordStore, database: Database) -> None:  # noqa: F811
     transcript = CallTranscript(channel="webrtc", channel_call_id="web-abc123", store=store)
     assert store.flush()
-    assert [row[0] for row in _rows(table)] == [transcript.call_id]
+    assert list(_calls(database)) == [transcript.call_id]
     assert is_call_id(transcript.call_id) and transcript.to_dict()["session_id"] == "web-abc123"
 
     greeting = transcript.add_bot_turn("greeting", "Guten Tag, hier ist die Stadt Musterstadt.")
     transcript.bot_turn_played(transcript.index_of(greeting))
     transcript.add_caller_dtmf("0")
     assert store.flush()
-    (row,) = _rows(table)
-    _, started_at, ended_at, end_reason, channel, record = row
-    assert record == transcript.to_dict()
-    assert [turn["kind"] for turn in record["turns"]] == ["greeting", "dtmf"]
-    assert ended_at is None and end_reason is None and channel == "webrtc"
-    assert started_at.timestamp() == pytest.approx(transcript.started_at, abs=1e-3)
+    row = _calls(database)[transcript.call_id]
+    assert row.ended_at is None and row.ended_reason is None and row.channel == "webrtc"
+    assert row.session_id == "web-abc123" and not row.simulated
+    assert row.started_at == transcript.started_at
+    assert [turn["kind"] for turn in store.get(transcript.call_id)["turns"]] == ["greeting", "dtmf"]  # type: ignore[index]
 
     transcript.end("goodbye")
     assert store.flush()
-    (row,) = _rows(table)
-    assert row[3] == "goodbye" and row[2] is not None and row[2] >= row[1]
+    row = _calls(database)[transcript.call_id]
+    assert row.ended_reason == "goodbye" and row.ended_at is not None and row.ended_at >= row.started_at
     transcript.add_event("late_event")  # a change after the end keeps the first end time
     assert store.flush()
-    (later,) = _rows(table)
-    assert later[2] == row[2] and later[5]["events"][-1]["kind"] == "late_event"
+    later = _calls(database)[transcript.call_id]
+    assert later.ended_at == row.ended_at
     assert store.get(transcript.call_id) == transcript.to_dict()
     assert not store.fallback.calls_dir.exists()  # the database took it
 
 
-def test_get_and_recent_read_back_newest_first(store: PostgresStore) -> None:
+def test_get_and_recent_read_back_newest_first(store: SqlCallRecordStore) -> None:
     transcripts = [CallTranscript(channel="simulation", store=store) for _ in range(4)]
     for n, transcript in enumerate(transcripts):
         transcript.add_bot_turn("greeting", f"Anruf {n}")
         assert store.flush()  # one at a time, so that their update times are ordered
+        time.sleep(0.002)
     ids = [transcript.call_id for transcript in transcripts]
     assert [record["call_id"] for record in store.recent(3)] == [ids[3], ids[2], ids[1]]
     assert store.recent(3)[0]["turns"][0]["text"] == "Anruf 3"
+    assert [record for record in store.recent(10)] == [t.to_dict() for t in reversed(transcripts)]
     record = store.get(ids[0])
     assert record is not None and record["turns"][0]["text"] == "Anruf 0"
     assert record["channel"] == "simulation"
     assert store.get(new_call_id()) is None and store.get("no-such-call") is None
 
 
-def test_concurrent_calls_save_from_many_threads(store: PostgresStore, table: str) -> None:
+def test_concurrent_calls_save_from_many_threads(store: SqlCallRecordStore, database: Database) -> None:  # noqa: F811
     calls_per_thread, changes_per_call = 3, 25
     transcripts: list[CallTranscript] = []
     lock = threading.Lock()
@@ -143,23 +128,22 @@ def test_concurrent_calls_save_from_many_threads(store: PostgresStore, table: st
         thread.join()
     assert store.flush()
 
-    rows = _rows(table)
-    assert len(rows) == len(transcripts) == 6 * calls_per_thread
-    by_id = {row[0]: row for row in rows}
+    calls = _calls(database)
+    assert len(calls) == len(transcripts) == 6 * calls_per_thread
     for transcript in transcripts:
-        row = by_id[transcript.call_id]
-        assert row[5] == transcript.to_dict()  # the newest version won
-        assert len(row[5]["events"]) == changes_per_call and row[3] == "hangup"
+        assert calls[transcript.call_id].ended_reason == "hangup"
+        record = store.get(transcript.call_id)
+        assert record == transcript.to_dict()  # the newest version won
+        assert len(record["events"]) == changes_per_call  # type: ignore[index]
     assert not store.fallback.calls_dir.exists()
 
 
 def test_database_down_keeps_the_call_going_with_a_json_fallback(tmp_path: Path) -> None:
     messages: list[str] = []
     sink = logger.add(lambda message: messages.append(str(message)), level="ERROR")
-    down = PostgresStore(
-        f"postgresql://postgres@127.0.0.1:{_closed_port()}/test",
+    down = SqlCallRecordStore(
+        make_engine(f"postgresql://postgres@127.0.0.1:{_closed_port()}/test", connect_timeout_s=2),
         fallback_dir=tmp_path,
-        connect_timeout_s=2,
         retry_after_s=0.0,  # try the database on every write: still one log line for the whole outage
     )
     try:
@@ -179,28 +163,32 @@ def test_database_down_keeps_the_call_going_with_a_json_fallback(tmp_path: Path)
     finally:
         down.close()
         logger.remove(sink)
-    outage_logs = [message for message in messages if "PostgreSQL unreachable" in message]
+    outage_logs = [message for message in messages if "unusable" in message]
     assert len(outage_logs) == 1, messages
 
 
 def test_a_failed_write_falls_back_and_the_next_one_reaches_the_database_again(
-    table: str, tmp_path: Path
+    empty_database: Database,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
-    store = PostgresStore(DATABASE_URL, fallback_dir=tmp_path, table=table, retry_after_s=0.0)
+    """No schema yet (a database nobody upgraded): the record goes to a JSON file; after the upgrade the next
+    change writes the whole record to the database, and the file stays complete."""
+    from voicebot.db import migrate
+
+    engine = empty_database.engine()
+    store = SqlCallRecordStore(engine, fallback_dir=tmp_path, retry_after_s=0.0)
     try:
         transcript = CallTranscript(channel="sip", channel_call_id="flaky", store=store)
         path = tmp_path / f"{transcript.call_id}.json"
-        assert store.flush()
-        with psycopg.connect(DATABASE_URL, autocommit=True) as connection:  # the write after this one fails
-            connection.execute(psycopg.sql.SQL("DROP TABLE {}").format(psycopg.sql.Identifier(table)))
         transcript.add_bot_turn("greeting", "Guten Tag.")
         assert store.flush()
         assert json.loads(path.read_text(encoding="utf-8")) == transcript.to_dict()
-        transcript.end("hangup")  # reconnects, creates the table again, writes the whole record
+        migrate.upgrade(engine)
+        transcript.end("hangup")
         assert store.flush()
-        assert [(row[0], row[3], row[5]) for row in _rows(table)] == [
-            (transcript.call_id, "hangup", transcript.to_dict())
-        ]
+        calls = _calls(empty_database)
+        assert list(calls) == [transcript.call_id] and calls[transcript.call_id].ended_reason == "hangup"
+        assert store.get(transcript.call_id) == transcript.to_dict()
         assert json.loads(path.read_text(encoding="utf-8")) == transcript.to_dict()
     finally:
         store.close()
@@ -227,15 +215,28 @@ def test_json_file_store_keeps_one_file_per_call(tmp_path: Path) -> None:
 
 
 def test_settings_pick_the_store(tmp_path: Path) -> None:
-    files = build_record_store(Settings(paths=PathSettings(calls_dir=tmp_path)))
-    assert isinstance(files, JsonFileStore) and files.calls_dir == tmp_path
-    postgres = build_record_store(
-        Settings(paths=PathSettings(calls_dir=tmp_path), database_url=SecretStr(DATABASE_URL))
+    assert Settings().paths.database_file == settings_root() / "var" / "voicebot.db"  # the embedded default
+    embedded = build_record_store(
+        Settings(paths=PathSettings(calls_dir=tmp_path / "calls", database_file=tmp_path / "v.db"))
     )
     try:
-        assert isinstance(postgres, PostgresStore) and postgres.fallback.calls_dir == tmp_path
+        assert isinstance(embedded, SqlCallRecordStore) and embedded.fallback.calls_dir == tmp_path / "calls"
+        assert embedded.engine.url.database == str(tmp_path / "v.db")
+        assert not (tmp_path / "v.db").exists()  # nothing connects before the first write
     finally:
-        postgres.close()
+        embedded.close()
+    url = "postgresql://voicebot:secret@127.0.0.1:5432/voicebot"
+    production = build_record_store(
+        Settings(paths=PathSettings(calls_dir=tmp_path), database_url=SecretStr(url))
+    )
+    try:
+        assert isinstance(production, SqlCallRecordStore)
+        assert (
+            production.engine.url.drivername == "postgresql+psycopg"
+            and production.engine.url.database == "voicebot"
+        )
+    finally:
+        production.close()
 
 
 def test_peer_call_ids_never_choose_where_a_record_goes(tmp_path: Path) -> None:
@@ -284,13 +285,15 @@ def test_stores_refuse_keys_the_server_did_not_mint(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="not a server call id"):
             store.save({"call_id": key, "turns": []})
         assert store.get(key) is None
-    postgres = PostgresStore(DATABASE_URL, fallback_dir=tmp_path / "fallback", table="unused")
+    sql = SqlCallRecordStore(
+        make_engine(f"sqlite:///{tmp_path / 'db' / 'v.db'}"), fallback_dir=tmp_path / "fallback"
+    )
     try:
         with pytest.raises(ValueError, match="not a server call id"):
-            postgres.save({"call_id": "../x", "turns": []})
+            sql.save({"call_id": "../x", "turns": []})
     finally:
-        postgres.close()
-    assert list(tmp_path.rglob("*")) == []
+        sql.close()
+    assert [path.name for path in tmp_path.rglob("*")] == ["db"]  # the engine's folder, no file in it
 
 
 # A call in another process: one record written through the store, then the process is killed (``kill``) or
@@ -298,15 +301,17 @@ def test_stores_refuse_keys_the_server_did_not_mint(tmp_path: Path) -> None:
 _CALL_IN_ANOTHER_PROCESS = """
 import os, signal, sys
 from pathlib import Path
+from voicebot.db.engine import make_engine
+from voicebot.db.repository import Repository
+from voicebot.db.store import SqlCallRecordStore
 from voicebot.pipeline.transcript import CallTranscript
-from voicebot.records import JsonFileStore, PostgresStore
+from voicebot.records import JsonFileStore
 
 kind, where, fate = sys.argv[1:4]
 if kind == "json":
     store = JsonFileStore(Path(where))
 else:
-    url, table = where.split(" ")
-    store = PostgresStore(url, fallback_dir=Path(sys.argv[4]), table=table)
+    store = SqlCallRecordStore(make_engine(where), fallback_dir=Path(sys.argv[4]))
 transcript = CallTranscript(channel="sip", channel_call_id=f"{fate}@pbx", store=store)
 greeting = transcript.add_bot_turn("greeting", "Guten Tag.")
 transcript.bot_turn_played(transcript.index_of(greeting))
@@ -348,7 +353,7 @@ def test_calls_killed_with_their_process_are_closed_when_the_store_opens(tmp_pat
     _, killed_id = _call_in_another_process("json", str(calls_dir), "kill", tmp_path)
     live, live_id = _call_in_another_process("json", str(calls_dir), "live", tmp_path)
     try:
-        store = build_record_store(Settings(paths=PathSettings(calls_dir=calls_dir)))
+        store = JsonFileStore(calls_dir)
         killed = store.get(killed_id)
         assert killed is not None and killed["ended_reason"] is None  # opening the store judges nothing
         assert close_interrupted_calls(store) == 1  # what serve does at start-up (only serve)
@@ -364,27 +369,51 @@ def test_calls_killed_with_their_process_are_closed_when_the_store_opens(tmp_pat
     _assert_closed_at_last_turn(store.get(live_id))
 
 
-def test_calls_killed_with_their_process_are_closed_in_postgresql(
-    store: PostgresStore, table: str, tmp_path: Path
+def test_calls_killed_with_their_process_are_closed_in_the_database(
+    store: SqlCallRecordStore,
+    database: Database,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
-    where = f"{DATABASE_URL} {table}"
-    _, killed_id = _call_in_another_process("postgres", where, "kill", tmp_path / "fallback")
-    live, live_id = _call_in_another_process("postgres", where, "live", tmp_path / "fallback")
+    _, killed_id = _call_in_another_process("sql", database.url, "kill", tmp_path / "fallback")
+    live, live_id = _call_in_another_process("sql", database.url, "live", tmp_path / "fallback")
+    repository = Repository(store.engine)
+    waiting = repository.enqueue(
+        killed_id, "Bürgerbüro", "caller_asked"
+    )  # the killed caller waited for staff
+    answered = repository.enqueue(killed_id, "Bürgerbüro", "caller_asked")
+    staff = repository.add_staff_user("anna", "hash")
+    assert repository.answer(answered.id, staff.id)
+    live_wait = repository.enqueue(live_id, "Bürgerbüro", "caller_asked")
     try:
-        assert store.close_unfinished() == 1
+        killed = store.get(killed_id)
+        assert killed is not None and [t["kind"] for t in killed["turns"]] == ["greeting", "dtmf"]
+        assert close_interrupted_calls(store) == 1
         _assert_closed_at_last_turn(store.get(killed_id))
         live_record = store.get(live_id)
         assert live_record is not None and live_record["ended_reason"] is None
+        assert store.close_unfinished() == 0
     finally:
         assert live.stdin is not None
         live.stdin.close()
         live.wait(timeout=30)
+    assert [(e.id, e.status) for e in repository.queue_entries_of(killed_id)] == [
+        (waiting.id, "abandoned"),  # the wait ended when its process died
+        (answered.id, "answered"),
+    ]
+    assert [e.status for e in repository.queue_entries_of(live_id)] == ["waiting"]  # its process still runs
+    assert repository.queue_entries_of(killed_id)[0].ended_at == pytest.approx(
+        store.get(killed_id)["ended_at"]
+    )  # type: ignore[index]
     assert store.close_unfinished() == 1
-    rows = {row[0]: row for row in _rows(table)}
+    assert [e.id for e in repository.waiting()] == []
+    assert live_wait.id not in [e.id for e in repository.waiting()]
+    calls = _calls(database)
     for call_id in (killed_id, live_id):
-        _, _, ended_at, end_reason, _, record = rows[call_id]
+        record = store.get(call_id)
         _assert_closed_at_last_turn(record)
-        assert end_reason == "interrupted" and ended_at.timestamp() == pytest.approx(record["ended_at"])
+        assert record is not None and [t["kind"] for t in record["turns"]] == ["greeting", "dtmf"]
+        assert calls[call_id].ended_reason == "interrupted"
+        assert calls[call_id].ended_at == pytest.approx(record["ended_at"])
 
 
 def _unfinished_record(writer: dict[str, Any]) -> Record:

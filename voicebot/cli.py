@@ -44,6 +44,7 @@ COMMAND_MODULES = (
     "voicebot.commands.answers",  # voicebot ask, voicebot eval, voicebot bench answer
     "voicebot.commands.calls",  # voicebot call, voicebot bench latency, voicebot bench asr
     "voicebot.commands.serve",  # voicebot serve, voicebot bench sip|soak
+    "voicebot.commands.db",  # voicebot db upgrade|status|import-json
 )
 
 for _name in COMMAND_MODULES:

@@ -4,14 +4,11 @@ Every record is keyed by a call id the server mints (:func:`new_call_id`, ``call
 by time); what a peer sent (the SIP Call-ID) is only a field of the record, so no caller chooses a file name or a
 database key, nor overwrites another caller's record by re-using a Call-ID.
 
-``JsonFileStore`` writes ``<calls_dir>/<call_id>.json`` (temp file, then rename) — the embedded default.
-``PostgresStore`` upserts the whole record into one ``call_records`` row per call (psycopg 3). A record is saved
-after every transcript change, on the call's hot path, so the store never talks to the database there: ``save``
-only parks the newest version of the record (one slot per call id, so the queue is bounded by the number of live
-calls and a burst of changes costs one write), and one writer thread per process upserts it over one connection.
-A slow or dead database therefore cannot stall any call's audio. When the database is unreachable the writer logs
-it once, writes that record as JSON into the fallback directory (and keeps doing so for that call, so the file is
-complete), retries the database after a pause, and logs once more when it is back.
+The process-wide store is :class:`voicebot.db.store.SqlCallRecordStore` (SQLite by default, PostgreSQL with
+``database_url``): every turn and event is written when it happens, by a writer thread off the call's hot path.
+``JsonFileStore`` writes ``<calls_dir>/<call_id>.json`` (temp file, then rename): the records of simulated calls
+(``voicebot call`` and tests, kept apart from the citizens' calls), the database store's fallback while the
+database cannot be written, and the files ``voicebot db import-json`` reads.
 
 A process killed mid-call (``kill -9``, power loss) leaves records without an end; at ``voicebot serve``
 start-up (:func:`close_interrupted_calls`, only there: a ``voicebot call`` or a simulation sharing the store
@@ -26,7 +23,6 @@ containers with the same host name) would take it for gone: that is why only ``s
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import re
@@ -63,7 +59,8 @@ def is_call_id(value: object) -> bool:
     return isinstance(value, str) and _CALL_ID.fullmatch(value) is not None
 
 
-def _checked_call_id(value: object) -> str:
+def checked_call_id(value: object) -> str:
+    """``value`` if it is a server call id (:func:`is_call_id`), else ValueError."""
     if not is_call_id(value):
         raise ValueError(f"not a server call id: {str(value)[:80]!r}")
     return str(value)
@@ -187,12 +184,13 @@ class CallRecordStore(Protocol):
 
 
 def build_record_store(settings: Settings) -> CallRecordStore:
-    """The process-wide store: PostgreSQL when ``database_url`` is set (JSON files in ``calls_dir`` as its
-    fallback), else JSON files."""
-    if settings.database_url:
-        url = settings.database_url.get_secret_value()
-        return PostgresStore(url, fallback_dir=settings.paths.calls_dir)
-    return JsonFileStore(settings.paths.calls_dir)
+    """The process-wide store: the database (``database_url``, else the SQLite file ``paths.database_file``), with
+    JSON files in ``paths.calls_dir`` as its fallback while the database cannot be written. Connects lazily:
+    building it touches no database. The schema must be current (``voicebot serve`` upgrades it on start)."""
+    from voicebot.db.engine import engine_from_settings
+    from voicebot.db.store import SqlCallRecordStore
+
+    return SqlCallRecordStore(engine_from_settings(settings), fallback_dir=settings.paths.calls_dir)
 
 
 def close_interrupted_calls(store: CallRecordStore) -> int:
@@ -214,7 +212,7 @@ class JsonFileStore:
 
     def path_for(self, call_id: str) -> Path:
         """``<calls_dir>/<call_id>.json``; ValueError for anything but a server call id, or a path outside."""
-        path = self.calls_dir / f"{_checked_call_id(call_id)}.json"
+        path = self.calls_dir / f"{checked_call_id(call_id)}.json"
         if path.resolve().parent != self.calls_dir.resolve():
             raise ValueError(f"call record path outside {self.calls_dir}: {path}")
         return path
@@ -272,278 +270,3 @@ def _read_record(path: Path) -> Record | None:
     except (FileNotFoundError, ValueError):  # gone meanwhile, or not a record (a torn legacy write)
         return None
     return record if isinstance(record, dict) else None
-
-
-_CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS {table} (
-    call_id text PRIMARY KEY,
-    started_at timestamptz,
-    updated_at timestamptz,
-    ended_at timestamptz,
-    end_reason text,
-    channel text,
-    record jsonb NOT NULL
-)"""
-
-_UPSERT = """
-INSERT INTO {table} AS old (call_id, started_at, updated_at, ended_at, end_reason, channel, record)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (call_id) DO UPDATE SET
-    started_at = excluded.started_at,
-    updated_at = excluded.updated_at,
-    ended_at = COALESCE(old.ended_at, excluded.ended_at),
-    end_reason = excluded.end_reason,
-    channel = excluded.channel,
-    record = excluded.record"""
-
-# Records written before they named their channel: the channel's own call id told it (SIP: the peer's Call-ID).
-_CHANNEL_PREFIXES = {"web-": "webrtc", "sim-": "simulation"}
-
-
-def channel_of(record: Record) -> str:
-    """The record's ``channel``; for an old record without one, what its call id says (``web-``/``sim-``/SIP)."""
-    if record.get("channel"):
-        return str(record["channel"])
-    call_id = str(record["call_id"])
-    return next((name for prefix, name in _CHANNEL_PREFIXES.items() if call_id.startswith(prefix)), "sip")
-
-
-class PostgresStore:
-    """Call records in PostgreSQL: one row per call, written by a background thread (see the module docstring)."""
-
-    def __init__(
-        self,
-        database_url: str,
-        *,
-        fallback_dir: Path,
-        table: str = "call_records",
-        connect_timeout_s: float = 3.0,
-        retry_after_s: float = 10.0,
-    ) -> None:
-        try:
-            from psycopg import sql
-        except ImportError as error:
-            raise RuntimeError(
-                "database_url is set but psycopg is not installed: pip install 'voicebot[postgres]'"
-            ) from error
-
-        self.database_url = database_url
-        self.fallback = JsonFileStore(fallback_dir)
-        self.table = table
-        self._connect_timeout_s = connect_timeout_s
-        self._retry_after_s = retry_after_s
-        self._create_table = sql.SQL(_CREATE_TABLE).format(table=sql.Identifier(table))
-        self._upsert = sql.SQL(_UPSERT).format(table=sql.Identifier(table))
-        self._select = sql.SQL("SELECT record FROM {table} ").format(table=sql.Identifier(table))
-        self._select_unfinished = sql.SQL(
-            "SELECT record, extract(epoch FROM updated_at) FROM {table} WHERE end_reason IS NULL"
-        ).format(table=sql.Identifier(table))
-        self._close_unfinished = sql.SQL(
-            "UPDATE {table} SET end_reason = %s, ended_at = %s, record = %s WHERE call_id = %s "
-            "AND end_reason IS NULL"
-        ).format(table=sql.Identifier(table))
-        self._connection: Any = None  # psycopg.Connection, opened on first use
-        self._db_lock = threading.Lock()  # one statement at a time on the one connection
-        self._down_until = 0.0  # monotonic time before which the database is not tried again
-        self._down_logged = False
-        self._fallen_back: set[str] = set()  # call ids whose record also lives in the fallback directory
-        self._pending: dict[
-            str, tuple[Record, float]
-        ] = {}  # newest unsaved version per call id, with its time
-        self._ended_at: dict[str, float] = {}  # first time a record was saved with an end reason
-        self._changed = threading.Condition()
-        self._writing = False
-        self._closed = False
-        self._writer = threading.Thread(target=self._write_loop, name="call-records", daemon=True)
-        self._writer.start()
-        atexit.register(self.close)
-
-    # --- the hot path -------------------------------------------------------------------------------------
-
-    def save(self, record: Record) -> None:
-        """Park the record for the writer thread (never blocks on the database)."""
-        call_id = _checked_call_id(record["call_id"])
-        now = time.time()
-        with self._changed:
-            if self._closed:  # a late change after shutdown: keep it as a file rather than lose it
-                self.fallback.save(record)
-                return
-            if record.get("ended_reason"):
-                self._ended_at.setdefault(call_id, now)
-            self._pending[call_id] = (record, now)
-            self._changed.notify_all()
-
-    # --- reading (supervisors) -----------------------------------------------------------------------------
-
-    def get(self, call_id: str) -> Record | None:
-        with self._changed:
-            pending = self._pending.get(call_id)
-        if pending is not None:
-            return pending[0]
-        rows = self._query(self._select + _sql("WHERE call_id = %s"), (call_id,))
-        if rows is None:
-            return self.fallback.get(call_id)
-        return rows[0] if rows else self.fallback.get(call_id)
-
-    def recent(self, limit: int = 20) -> list[Record]:
-        """Newest first, as written so far (call :meth:`flush` first to include what is still queued)."""
-        rows = self._query(self._select + _sql("ORDER BY updated_at DESC, call_id LIMIT %s"), (limit,))
-        return self.fallback.recent(limit) if rows is None else rows
-
-    # --- lifecycle -----------------------------------------------------------------------------------------
-
-    def flush(self, timeout_s: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while self._pending or self._writing:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._writer.is_alive():
-                    return False
-                self._changed.wait(left)
-        return True
-
-    def close_unfinished(self) -> int:
-        """Rows and fallback files alike; a database that cannot be reached is left for the next start."""
-        from psycopg.types.json import Jsonb
-
-        now, closed = time.time(), self.fallback.close_unfinished()
-        for record, updated_at in self._rows(self._select_unfinished, ()) or []:
-            if str(record.get("call_id")) in self._pending_ids():
-                continue  # being written by this process right now
-            closed_record = interrupted_version(record, float(updated_at or now), now)
-            if closed_record is None:
-                continue
-            params = (
-                INTERRUPTED,
-                _timestamp(closed_record["ended_at"]),
-                Jsonb(closed_record),
-                str(record.get("call_id")),
-            )
-            if self._execute(self._close_unfinished, params):
-                closed += 1
-        return closed
-
-    def _pending_ids(self) -> set[str]:
-        with self._changed:
-            return set(self._pending)
-
-    def close(self) -> None:
-        """Write what is queued (up to ten seconds), stop the writer and close the connection. Idempotent."""
-        atexit.unregister(self.close)
-        if self._closed:
-            return
-        self.flush()
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
-        self._writer.join(timeout=5.0)
-        with self._db_lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-    # --- the writer thread ---------------------------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        while True:
-            with self._changed:
-                while not self._pending and not self._closed:
-                    self._changed.wait()
-                if not self._pending:
-                    return
-                call_id = next(iter(self._pending))
-                record, saved_at = self._pending.pop(call_id)
-                ended_at = self._ended_at.get(call_id)
-                self._writing = True
-            try:
-                self._write(record, saved_at, ended_at)
-            except Exception:  # a bug here must not kill the writer and silently stop all persistence
-                logger.exception(f"call record {call_id}: could not be saved")
-            finally:
-                with self._changed:
-                    self._writing = False
-                    if record.get("ended_reason") and call_id not in self._pending:
-                        self._ended_at.pop(call_id, None)
-                    self._changed.notify_all()
-
-    def _write(self, record: Record, saved_at: float, ended_at: float | None) -> None:
-        from psycopg.types.json import Jsonb
-
-        call_id = str(record["call_id"])
-        params = (
-            call_id,
-            _timestamp(record.get("started_at")),
-            _timestamp(saved_at),
-            _timestamp(ended_at),
-            record.get("ended_reason"),
-            channel_of(record),
-            Jsonb(record),
-        )
-        written = self._execute(self._upsert, params)
-        if not written or call_id in self._fallen_back:
-            self._fallen_back.add(call_id)
-            self.fallback.save(record)
-
-    def _execute(self, statement: Any, params: tuple[Any, ...]) -> bool:
-        return self._query(statement, params, fetch=False) is not None
-
-    def _query(self, statement: Any, params: tuple[Any, ...], *, fetch: bool = True) -> list[Record] | None:
-        """The first column of each row (a record); None if the database cannot be reached."""
-        rows = self._rows(statement, params, fetch=fetch)
-        return None if rows is None else [row[0] for row in rows]
-
-    def _rows(self, statement: Any, params: tuple[Any, ...], *, fetch: bool = True) -> list[Any] | None:
-        """Run one statement; None (and the outage logged once) if the database cannot be reached."""
-        import psycopg
-
-        with self._db_lock:
-            if time.monotonic() < self._down_until:
-                return None
-            try:
-                connection = self._connect()
-                cursor = connection.execute(statement, params)
-                rows = list(cursor.fetchall()) if fetch else []
-            except (psycopg.Error, OSError) as error:
-                self._mark_down(error)
-                return None
-            if self._down_logged:
-                logger.info(f"call records: PostgreSQL is reachable again; writing to table {self.table}")
-                self._down_logged = False
-            return rows
-
-    def _connect(self) -> Any:
-        import psycopg
-
-        if self._connection is None or self._connection.closed:
-            connection = psycopg.connect(
-                self.database_url,
-                autocommit=True,
-                connect_timeout=max(1, round(self._connect_timeout_s)),
-                application_name="voicebot-call-records",
-            )
-            connection.execute(self._create_table)
-            self._connection = connection
-        return self._connection
-
-    def _mark_down(self, error: Exception) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-        self._down_until = time.monotonic() + self._retry_after_s
-        if not self._down_logged:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            logger.error(
-                f"call records: PostgreSQL unreachable ({reason}); writing JSON files to "
-                f"{self.fallback.calls_dir} until it is back"
-            )
-            self._down_logged = True
-
-
-def _sql(text: str) -> Any:
-    from psycopg import sql
-
-    return sql.SQL(text)
-
-
-def _timestamp(seconds: float | None) -> datetime | None:
-    return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None

@@ -94,6 +94,16 @@ def _uvicorn_without_signal_handlers(config: Config) -> Server:
     return Server(config)
 
 
+def _upgrade_schema(settings: Settings) -> None:
+    """The database schema to the newest revision (:class:`~voicebot.db.migrate.DatabaseUnavailable` if the
+    database cannot be used)."""
+    from voicebot.db.migrate import upgrade_configured
+
+    before, where = upgrade_configured(settings)
+    if not before.up_to_date:
+        logger.info(f"database {where}: schema upgraded from {before.current or 'empty'} to {before.head}")
+
+
 def load_shared_resources(settings: Settings) -> CallResources:
     """Every model a call needs, loaded once for the whole process (raises with a fix-it line if missing)."""
     from voicebot.pipeline.resources import CallResources
@@ -157,6 +167,9 @@ async def serve(
     # Taken before the engine is built: an ingest that finishes meanwhile is reloaded, never missed.
     index_generation_at_start = index_generation(settings.paths.index_dir)
     try:
+        await asyncio.to_thread(
+            _upgrade_schema, settings
+        )  # before the models load: a wrong URL fails at once
         resources = await asyncio.to_thread(load_shared_resources, settings)
     except BaseException:
         http_socket.close()

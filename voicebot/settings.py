@@ -93,6 +93,10 @@ class PathSettings(_Section):
 
     models_dir: Path = Path("var/models")
     index_dir: Path = Path("var/index")
+    # The embedded database (SQLite, WAL) of call records, queue, call-backs and staff; database_url overrides it.
+    database_file: Path = Path("var/voicebot.db")
+    # JSON call records: the database's fallback while it cannot be written, and what `voicebot db import-json`
+    # reads by default (where records lived before the database).
     calls_dir: Path = Path("var/calls")
     kb_sources: list[Path] = Field(default_factory=lambda: [SAMPLE_KB_DIR])
     # Records of `voicebot call` (simulated calls from WAV files): kept apart from the real calls' records.
@@ -101,7 +105,7 @@ class PathSettings(_Section):
     @model_validator(mode="after")
     def _absolute(self) -> PathSettings:
         root = settings_root()
-        for name in ("models_dir", "index_dir", "calls_dir", "simulated_calls_dir"):
+        for name in ("models_dir", "index_dir", "database_file", "calls_dir", "simulated_calls_dir"):
             path = getattr(self, name)
             if not path.is_absolute():
                 setattr(self, name, root / path)
@@ -337,7 +341,7 @@ class Settings(BaseSettings):
     # The town's data-protection notice: linked from the /call page; the phone greeting names its host.
     privacy_url: str = "https://musterstadt.example/datenschutz"
     log_level: str = "INFO"
-    # PostgreSQL in production (its URL holds the password); None keeps records as JSON files under paths.
+    # PostgreSQL in production (its URL holds the password); None keeps everything in SQLite (paths.database_file).
     database_url: SecretStr | None = None
     paths: PathSettings = Field(default_factory=PathSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)

@@ -260,8 +260,12 @@ class VoicebotServer(ServeProcess):
         """The transcript of the last call placed after ``started`` (``time.time()``), once it is closed."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            # Records are written by a thread of the server: once it has nothing unsaved, what the call did
+            # before this moment (an event noted after the end, say) is in the database.
+            health = self.health()
+            settled = health is not None and health.get("records_unsaved") == 0
             found = [t for t in self.transcripts() if float(str(t.get("started_at", 0))) >= started - 1]
-            if found and found[-1].get("ended_reason"):
+            if settled and found and found[-1].get("ended_reason"):
                 return found[-1]
             time.sleep(0.2)
         raise AssertionError(f"no closed transcript; server log:\n{self.log_tail()}")

@@ -40,6 +40,7 @@ async def test_health_reports_calls_and_sip_state() -> None:
         "max_calls": 3,
         "sip_listening": True,
         "knowledge_generation": None,
+        "records_unsaved": 0,
     }
     assert lease is not None
     lease.release()

@@ -6,7 +6,6 @@ check (``/healthz`` says SIP listens) and clean shutdown (SIGINT, as Ctrl-C).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -36,7 +35,8 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """`voicebot serve` with call transcripts under ``workdir/calls`` and its log in ``workdir``.
+    """`voicebot serve` with its database ``workdir/voicebot.db`` (SQLite, unless ``VOICEBOT_DATABASE_URL`` is
+    set), the JSON fallback under ``workdir/calls`` and its log in ``workdir``.
 
     ``env`` adds settings as ``VOICEBOT_*`` variables; ``cwd`` is where the server runs (default: here).
     """
@@ -51,10 +51,13 @@ class ServeProcess:
         self.cwd = cwd
         self.env = dict(os.environ)
         self.env.setdefault("HF_HUB_OFFLINE", "1")
+        self.database_file = workdir / "voicebot.db"
         self.env["VOICEBOT_PATHS__CALLS_DIR"] = str(self.calls_dir)
+        self.env["VOICEBOT_PATHS__DATABASE_FILE"] = str(self.database_file)
         self.env.update(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._records: Any = None  # a SqlCallRecordStore reading what the server writes
 
     @property
     def sip_uri(self) -> str:
@@ -105,12 +108,17 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
     def transcripts(self) -> list[dict[str, Any]]:
-        """The call transcripts written so far, oldest first."""
-        found: list[dict[str, Any]] = []
-        for path in sorted(self.calls_dir.glob("*.json"), key=lambda p: p.stat().st_mtime):
-            with contextlib.suppress(ValueError):
-                found.append(dict(json.loads(path.read_text(encoding="utf-8"))))
-        return found
+        """The call transcripts written so far, oldest first (read from the server's database)."""
+        if self._records is None:
+            url = self.env.get("VOICEBOT_DATABASE_URL")
+            if url is None and not self.database_file.exists():
+                return []  # the server has not created it yet (connecting would)
+            from voicebot.db.engine import make_engine
+            from voicebot.db.store import SqlCallRecordStore
+
+            engine = make_engine(url or f"sqlite:///{self.database_file}")
+            self._records = SqlCallRecordStore(engine, fallback_dir=self.calls_dir)
+        return list(reversed(self._records.recent(limit=100_000)))
 
     def stop(self) -> int | None:
         """SIGINT, then kill after 20 s; the exit status (None if it never started)."""
@@ -125,4 +133,7 @@ class ServeProcess:
                 self.process.wait(timeout=5)
         if self._log is not None:
             self._log.close()
+        if self._records is not None:
+            self._records.close()
+            self._records = None
         return self.process.returncode

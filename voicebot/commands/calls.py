@@ -19,12 +19,13 @@ def _quiet_logs(verbose: bool) -> None:
 
 
 def _resources(settings: Any) -> Any:
+    from voicebot.db.engine import DatabaseConfigError
     from voicebot.models import ModelError
     from voicebot.pipeline.resources import CallResources
 
     try:
         return CallResources.load(settings)
-    except ModelError as error:
+    except (ModelError, DatabaseConfigError) as error:
         raise fail(str(error)) from None
     except FileNotFoundError as error:
         raise fail(str(error)) from None

@@ -37,6 +37,7 @@ def serve(
     # dumps in tracebacks (they would print the settings and what callers sent).
     configure_logging(settings.log_level)
 
+    from voicebot.db.migrate import DatabaseUnavailable
     from voicebot.models import ModelError
     from voicebot.server import serve as run_server
     from voicebot.web.app import CallPageSettingsError, render_call_page
@@ -47,7 +48,7 @@ def serve(
         raise fail(str(error)) from None
     try:
         asyncio.run(run_server(settings, host=host, sip_port=sip_port, http_port=http_port))
-    except ModelError as error:
+    except (ModelError, DatabaseUnavailable) as error:
         raise fail(str(error)) from None
     except OSError as error:
         reason = error.strerror or str(error)  # "HTTP port 8080 on 127.0.0.1: Address already in use"

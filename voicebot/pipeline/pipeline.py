@@ -39,8 +39,8 @@ To make the bot say something from outside, queue ``voicebot.pipeline.speech.bot
 text)`` with ``worker.queue_frames`` (``PipelineCall.say``). Where a transfer stands is queued as a
 ``TransferStatusFrame`` (``PipelineCall.transfer_status``): ringback and no silence prompts while it runs, the
 failure message and call-back offer when it failed.
-The transcript (``CallTranscript``) is saved to ``resources.records`` after every change (JSON files in
-``calls_dir``, or PostgreSQL when ``database_url`` is set) under a call id of its own (``transcript.call_id``;
+The transcript (``CallTranscript``) is saved to ``resources.records`` after every change (the database:
+SQLite by default, PostgreSQL when ``database_url`` is set) under a call id of its own (``transcript.call_id``;
 the channel's id, e.g. the SIP Call-ID, is only a field of it); it gets an ``ended_reason`` (goodbye, silence,
 max_duration, hangup, ended).
 """

@@ -161,8 +161,7 @@ class CallResources:
     def record_store_for(self, settings: Settings) -> CallRecordStore | None:
         """Where a call with ``settings`` keeps its record: the shared store, or None (JSON files in that call's
         ``calls_dir``) when its settings name another place than the process's (a simulated call of a test)."""
-        keeps_records = (settings.database_url, settings.paths.calls_dir)
-        if keeps_records != (self.settings.database_url, self.settings.paths.calls_dir):
+        if _record_place(settings) != _record_place(self.settings):
             return None
         return self.records
 
@@ -194,3 +193,8 @@ def _onnx_session(path: Path, threads: int) -> ort.InferenceSession:
     options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _record_place(settings: Settings) -> tuple[object, ...]:
+    """What decides where records go: the database and the fallback folder."""
+    return (settings.database_url, settings.paths.database_file, settings.paths.calls_dir)

@@ -1,8 +1,9 @@
 """The call record: caller and bot turns with timestamps, ASR confidence, sources, action and stage timings.
 
-It is handed to its record store (:mod:`voicebot.records`) after every change — by default
-``<calls_dir>/<call_id>.json`` (temp file, then rename), PostgreSQL when ``database_url`` is set — so the transcript
-so far survives a crash, an error or a hang-up in the middle of an answer. Processors append to it directly; it
+It is handed to its record store (:mod:`voicebot.records`) after every change — the database (SQLite by default,
+PostgreSQL when ``database_url`` is set), each new or changed turn and event written at once; JSON files in
+``calls_dir`` for a simulated call — so the transcript so far survives a crash, an error or a hang-up in the middle
+of an answer. Processors append to it directly; it
 holds no pipecat state. Times are seconds since the call started (wall clock).
 
 ``call_id`` is minted here (:func:`voicebot.records.new_call_id`); the id the channel knows the call by (a SIP

@@ -64,6 +64,15 @@ class IcePatchRequest(BaseModel):
     candidates: list[IceCandidateModel]
 
 
+def _records_unsaved(resources: CallResources | None) -> int:
+    """Calls whose newest record changes are not written yet (the writer thread's backlog: it grows while the
+    database is slow or locked). 0 also means: everything the calls did until now can be read back."""
+    from voicebot.db.store import SqlCallRecordStore
+
+    records = resources.records if resources is not None else None
+    return records.unsaved() if isinstance(records, SqlCallRecordStore) else 0
+
+
 def create_app(
     settings: Settings,
     resources: CallResources | None,
@@ -136,6 +145,7 @@ def create_app(
             "knowledge_generation": getattr(resources.answer_engine, "generation", None)
             if resources
             else None,
+            "records_unsaved": _records_unsaved(resources),
         }
 
     @app.get("/", include_in_schema=False)

@@ -1,0 +1,186 @@
+"""The tables, as SQLAlchemy 2 typed declarative models. Every row about a call is keyed by the server-minted call
+id (:func:`voicebot.records.new_call_id`), never by anything a peer sent.
+
+Times of a call are kept as the record has them: ``started_at``/``ended_at``/``updated_at`` in seconds since the
+epoch (UTC) as double precision, turn and event times in seconds since the call started. A float column gives the
+record back bit for bit on SQLite and PostgreSQL alike (a timestamp column would round to microseconds).
+
+A turn or event row keeps its whole dict in ``data`` (JSON; jsonb on PostgreSQL) and copies the fields a query
+needs (role, kind, text, times) into columns: a field the transcript gains later is stored without a migration.
+
+The migrations in ``migrations/versions`` create exactly these tables; a change here needs a new revision.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Double,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# JSON on SQLite, jsonb on PostgreSQL.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+CALL_ID_LENGTH = 40  # call_20261201T120842123Z_9f86d081884c is 37 characters
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Call(Base):
+    """One call: who it came from (channel ids as the channel named them, escaped), when, how it ended."""
+
+    __tablename__ = "calls"
+
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_LENGTH), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))  # sip | webrtc | simulation
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+    sip_call_id: Mapped[str | None] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[float] = mapped_column(Double, index=True)
+    updated_at: Mapped[float] = mapped_column(Double, index=True)
+    ended_at: Mapped[float | None] = mapped_column(Double)
+    ended_reason: Mapped[str | None] = mapped_column(String(64), index=True)
+    process: Mapped[dict[str, Any] | None] = mapped_column(Json)  # which process writes it (records.py)
+    extra: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)  # any other top-level record fields
+
+
+class CallTurn(Base):
+    """A caller or bot turn, keyed by its index in the call (a turn is updated in place while the bot speaks)."""
+
+    __tablename__ = "turns"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text, default="")
+    start_s: Mapped[float | None] = mapped_column(Double)
+    end_s: Mapped[float | None] = mapped_column(Double)
+    data: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class CallEvent(Base):
+    """Something that happened in a call (hand-off, transfer, DTMF action, ...), in order."""
+
+    __tablename__ = "events"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    t: Mapped[float | None] = mapped_column(Double)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class Role(enum.StrEnum):
+    """What a staff account may do in the console (issue 10)."""
+
+    STAFF = "staff"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class Availability(enum.StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    AWAY = "away"
+
+
+class QueueStatus(enum.StrEnum):
+    WAITING = "waiting"  # the caller waits for staff
+    OFFERED = "offered"  # a member of staff is being connected
+    ANSWERED = "answered"  # staff took the call
+    ABANDONED = "abandoned"  # the caller hung up (or the process died) while waiting
+    CALLBACK = "callback"  # the wait ended with a call-back request
+
+
+class CallbackStatus(enum.StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"  # nobody reached
+
+
+def _one_of(column: str, values: type[enum.StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(str(value)) for value in values)})"
+
+
+class StaffUser(Base):
+    """A console account. ``password_hash`` is the whole hash string (algorithm and parameters included)."""
+
+    __tablename__ = "staff_users"
+    __table_args__ = (
+        CheckConstraint(_one_of("role", Role), name="role"),
+        CheckConstraint(_one_of("availability", Availability), name="availability"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16), default=Role.STAFF.value)
+    availability: Mapped[str] = mapped_column(String(16), default=Availability.AWAY.value)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class QueueEntry(Base):
+    """A caller handed to staff: in the bot's own queue, or transferred to the PBX's (then only for the
+    figures)."""
+
+    __tablename__ = "queue_entries"
+    __table_args__ = (CheckConstraint(_one_of("status", QueueStatus), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    group_name: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(64))  # why the bot handed off
+    status: Mapped[str] = mapped_column(String(16), default=QueueStatus.WAITING.value, index=True)
+    enqueued_at: Mapped[float] = mapped_column(Double, index=True)
+    answered_at: Mapped[float | None] = mapped_column(Double)
+    ended_at: Mapped[float | None] = mapped_column(Double)
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    summary: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    process: Mapped[dict[str, Any] | None] = mapped_column(Json)  # which server holds the caller
+
+
+class Callback(Base):
+    """A call-back request: who, about what, which number (read back and confirmed), when it is due."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (CheckConstraint(_one_of("status", CallbackStatus), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    group_name: Mapped[str] = mapped_column(String(64), index=True)
+    caller_name: Mapped[str] = mapped_column(Text, default="")
+    topic: Mapped[str] = mapped_column(Text, default="")
+    phone_number: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=CallbackStatus.OPEN.value, index=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    due_at: Mapped[float] = mapped_column(Double, index=True)
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    claimed_at: Mapped[float | None] = mapped_column(Double)
+    done_at: Mapped[float | None] = mapped_column(Double)
+    outcome_note: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,185 @@
+"""A small typed API over the tables that the staff queue, call-backs and the console build on (issue 10). Only
+storage: who may do what, and when a caller is queued or offered a call-back, is decided elsewhere.
+
+Every method runs in its own transaction and returns detached ORM objects (their attributes stay readable after
+the session closed). State changes are conditional updates (``WHERE status = ...``), so two processes sharing one
+PostgreSQL cannot both take the same caller or claim the same call-back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import sessionmaker
+
+from voicebot.db.models import (
+    Availability,
+    Callback,
+    CallbackStatus,
+    QueueEntry,
+    QueueStatus,
+    Role,
+    StaffUser,
+)
+
+
+class Repository:
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # --- staff -------------------------------------------------------------------------------------------
+
+    def add_staff_user(
+        self, username: str, password_hash: str, role: Role = Role.STAFF, display_name: str = ""
+    ) -> StaffUser:
+        """A new account (IntegrityError if the name is taken). The hash comes from the caller: this layer
+        never sees a password."""
+        user = StaffUser(
+            username=username,
+            display_name=display_name,
+            password_hash=password_hash,
+            role=Role(role).value,
+            availability=Availability.AWAY.value,
+            disabled=False,
+            created_at=time.time(),
+        )
+        with self._sessions.begin() as session:
+            session.add(user)
+        return user
+
+    def staff_user(self, username: str) -> StaffUser | None:
+        with self._sessions() as session:
+            return session.scalars(select(StaffUser).where(StaffUser.username == username)).first()
+
+    def staff_users(self) -> Sequence[StaffUser]:
+        with self._sessions() as session:
+            return session.scalars(select(StaffUser).order_by(StaffUser.username)).all()
+
+    def set_availability(self, user_id: int, availability: Availability) -> bool:
+        return self._update(
+            update(StaffUser)
+            .where(StaffUser.id == user_id)
+            .values(availability=Availability(availability).value)
+        )
+
+    # --- queue -------------------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        call_id: str,
+        group_name: str,
+        reason: str,
+        *,
+        summary: dict[str, Any] | None = None,
+        process: dict[str, Any] | None = None,
+    ) -> QueueEntry:
+        entry = QueueEntry(
+            call_id=call_id,
+            group_name=group_name,
+            reason=reason,
+            status=QueueStatus.WAITING.value,
+            enqueued_at=time.time(),
+            summary=summary or {},
+            process=process,
+        )
+        with self._sessions.begin() as session:
+            session.add(entry)
+        return entry
+
+    def waiting(self, group_name: str | None = None) -> Sequence[QueueEntry]:
+        """Callers waiting for staff, longest waiting first (their position is their place in this list)."""
+        query = select(QueueEntry).where(QueueEntry.status == QueueStatus.WAITING.value)
+        if group_name is not None:
+            query = query.where(QueueEntry.group_name == group_name)
+        with self._sessions() as session:
+            return session.scalars(query.order_by(QueueEntry.enqueued_at, QueueEntry.id)).all()
+
+    def queue_entries_of(self, call_id: str) -> Sequence[QueueEntry]:
+        with self._sessions() as session:
+            query = select(QueueEntry).where(QueueEntry.call_id == call_id).order_by(QueueEntry.id)
+            return session.scalars(query).all()
+
+    def answer(self, entry_id: int, staff_user_id: int) -> bool:
+        """Staff takes a waiting caller; False if the caller no longer waits (taken by someone else, gone)."""
+        return self._update(
+            update(QueueEntry)
+            .where(QueueEntry.id == entry_id, QueueEntry.status == QueueStatus.WAITING.value)
+            .values(status=QueueStatus.ANSWERED.value, staff_user_id=staff_user_id, answered_at=time.time())
+        )
+
+    def end_wait(self, entry_id: int, status: QueueStatus) -> bool:
+        """A waiting caller leaves the queue without staff (``abandoned`` or ``callback``)."""
+        return self._update(
+            update(QueueEntry)
+            .where(QueueEntry.id == entry_id, QueueEntry.status == QueueStatus.WAITING.value)
+            .values(status=QueueStatus(status).value, ended_at=time.time())
+        )
+
+    # --- call-backs ----------------------------------------------------------------------------------------
+
+    def add_callback(
+        self,
+        call_id: str,
+        group_name: str,
+        phone_number: str,
+        due_at: float,
+        *,
+        caller_name: str = "",
+        topic: str = "",
+    ) -> Callback:
+        callback = Callback(
+            call_id=call_id,
+            group_name=group_name,
+            caller_name=caller_name,
+            topic=topic,
+            phone_number=phone_number,
+            status=CallbackStatus.OPEN.value,
+            created_at=time.time(),
+            due_at=due_at,
+            outcome_note="",
+        )
+        with self._sessions.begin() as session:
+            session.add(callback)
+        return callback
+
+    def open_callbacks(self, group_name: str | None = None) -> Sequence[Callback]:
+        """Open and claimed call-backs, the earliest due first."""
+        query = select(Callback).where(
+            Callback.status.in_([CallbackStatus.OPEN.value, CallbackStatus.CLAIMED.value])
+        )
+        if group_name is not None:
+            query = query.where(Callback.group_name == group_name)
+        with self._sessions() as session:
+            return session.scalars(query.order_by(Callback.due_at, Callback.id)).all()
+
+    def claim_callback(self, callback_id: int, staff_user_id: int) -> bool:
+        """False if someone claimed it first (or it is done)."""
+        return self._update(
+            update(Callback)
+            .where(Callback.id == callback_id, Callback.status == CallbackStatus.OPEN.value)
+            .values(status=CallbackStatus.CLAIMED.value, claimed_by=staff_user_id, claimed_at=time.time())
+        )
+
+    def finish_callback(
+        self, callback_id: int, staff_user_id: int, status: CallbackStatus, note: str
+    ) -> bool:
+        """The outcome, recorded by whoever claimed it (``done`` or ``failed``)."""
+        if CallbackStatus(status) not in (CallbackStatus.DONE, CallbackStatus.FAILED):
+            raise ValueError(f"a call-back ends as done or failed, not {status}")
+        return self._update(
+            update(Callback)
+            .where(
+                Callback.id == callback_id,
+                Callback.status == CallbackStatus.CLAIMED.value,
+                Callback.claimed_by == staff_user_id,
+            )
+            .values(status=CallbackStatus(status).value, outcome_note=note, done_at=time.time())
+        )
+
+    def _update(self, statement: Any) -> bool:
+        with self._sessions.begin() as session:
+            result: Any = session.execute(statement)  # a CursorResult: an UPDATE counts its rows
+            return bool(result.rowcount == 1)
