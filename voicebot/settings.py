@@ -248,6 +248,54 @@ class CallSettings(_Section):
     )
 
 
+class StaffGroup(_Section):
+    """A staff group: the departments whose questions it takes (as the pages' ``department`` names them; a
+    sub-unit such as "Ordnungsamt – Gewerbe" belongs to "Ordnungsamt") and the SIP URI a hand-off goes to."""
+
+    name: str
+    departments: list[str] = Field(default_factory=list)
+    staff_uri: str
+
+
+class HandoffSettings(_Section):
+    """When the bot hands a caller to a person, and to which staff group (voicebot/handoff_policy.py)."""
+
+    # Words that ask for a person, heard anywhere in a caller turn (the answer engine's guard hears more forms).
+    person_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "mitarbeiter sprechen",
+            "mitarbeiterin sprechen",
+            "mit einem menschen",
+            "einen menschen sprechen",
+            "echten menschen",
+            "person sprechen",
+        ]
+    )
+    # Words that show the bot is not helping: the caller goes to a person at once.
+    frustration_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "das hilft mir nicht",
+            "hilft mir nicht weiter",
+            "sie verstehen mich nicht",
+            "du verstehst mich nicht",
+            "quatsch",
+            "unsinn",
+            "das bringt nichts",
+        ]
+    )
+    # "Wie bitte?" (call.repeat_phrases) this many times in a row hands off; the earlier ones repeat. 0 = never.
+    max_repeat_requests: int = 2
+    # This many turns in a row understood unsurely (ASR confidence below min_asr_confidence) or answered unsurely
+    # (answer confidence below min_answer_confidence) hand off. 0 = never.
+    low_confidence_turns: int = 2
+    min_asr_confidence: float = 0.35
+    min_answer_confidence: float = 0.5
+    # Staff groups by topic; a page whose department no group serves goes to default_group (by name), and where
+    # that names no group, to sip.staff_uri.
+    groups: list[StaffGroup] = Field(default_factory=list)
+    default_group: str = ""
+
+
 class SipSettings(_Section):
     """SIP user agent and RTP media. Bind to loopback by default; a PBX-facing host must be set explicitly."""
 
@@ -351,6 +399,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     call: CallSettings = Field(default_factory=CallSettings)
     sip: SipSettings = Field(default_factory=SipSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
 
     @classmethod

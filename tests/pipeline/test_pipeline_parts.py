@@ -20,7 +20,7 @@ from voicebot.benchmarks.caller_audio import compose_call
 from voicebot.cli import app
 from voicebot.models import ModelMissingError, require_model
 from voicebot.pipeline.audio import DcBlocker, LowLatencyResampler
-from voicebot.pipeline.call_script import HandoffKeyListener, matches_phrase
+from voicebot.pipeline.call_script import HandoffDesk, HandoffKeyListener, matches_phrase
 from voicebot.pipeline.espeak import EspeakVoice, _EspeakBinary, espeak_engine, synthesize_blocks
 from voicebot.pipeline.frames import AsrResult, BotTurnEndFrame, CallerQuestionFrame, HandoffRequestFrame
 from voicebot.pipeline.resources import CallResources, load_whisper, whisper_model_dir
@@ -143,7 +143,9 @@ def test_transcript_is_written_continuously_and_records_barge_in(tmp_path: Path)
 
 async def test_handoff_key_says_the_handoff_sentence_then_requests_a_handoff_once() -> None:
     transcript = CallTranscript(channel="simulation", channel_call_id="keys")
-    listener = HandoffKeyListener(transcript=transcript, keys="0", message="Ich verbinde Sie.")
+    settings = Settings()
+    settings.call.handoff_message = "Ich verbinde Sie."
+    listener = HandoffKeyListener(desk=HandoffDesk(settings, transcript, handoff_keys="0"))
     keys = [InputDTMFFrame(button=KeypadEntry(digit)) for digit in ("1", "0", "0")]
     down, _up = await run_test(listener, frames_to_send=keys)
     assert [str(f.button.value) for f in down if isinstance(f, InputDTMFFrame)] == ["1", "0", "0"]
@@ -152,11 +154,14 @@ async def test_handoff_key_says_the_handoff_sentence_then_requests_a_handoff_onc
     assert spoken == ["Ich verbinde Sie."] and all(
         not f.interruptible for f in down if isinstance(f, TTSSpeakFrame)
     )
-    assert [(r.reason, r.summary) for r in requests] == [("handoff", "Anrufer hat 0 gedrückt")]
+    assert [(r.reason, r.kind, r.summary, r.staff_uri) for r in requests] == [
+        ("handoff_key", "handoff", "Anrufer hat 0 gedrückt", settings.sip.staff_uri)
+    ]
     assert down.index(requests[0]) > max(
         down.index(f) for f in down if isinstance(f, TTSSpeakFrame | BotTurnEndFrame)
     )  # the request travels behind the sentence, so the transfer starts after the caller heard it
     assert [(t.role, t.kind, t.text) for t in transcript.turns] == [("bot", "handoff", "Ich verbinde Sie.")]
+    assert [(e["kind"], e["reason"]) for e in transcript.events] == [("handoff_requested", "handoff_key")]
 
 
 def test_wer_normaliser_and_mulaw() -> None:
