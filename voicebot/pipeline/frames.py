@@ -91,6 +91,8 @@ class HandoffRequestFrame(ControlFrame):
     kind: str = "handoff"
     group: str = ""
     staff_uri: str = ""
+    # Not interruptible: a caller who talks over the answer before it must not cancel the hand-off they asked for.
+    interruptible: bool = field(default=False, init=False)
 
 
 @dataclass
