@@ -101,11 +101,21 @@ class PathSettings(_Section):
     kb_sources: list[Path] = Field(default_factory=lambda: [SAMPLE_KB_DIR])
     # Records of `voicebot call` (simulated calls from WAV files): kept apart from the real calls' records.
     simulated_calls_dir: Path = Path("var/calls-simulated")
+    # The key that signs staff sign-in sessions when http.session_secret is not set: made on first start (mode 0600).
+    session_secret_file: Path = Path("var/session-secret")
 
     @model_validator(mode="after")
     def _absolute(self) -> PathSettings:
         root = settings_root()
-        for name in ("models_dir", "index_dir", "database_file", "calls_dir", "simulated_calls_dir"):
+        names = (
+            "models_dir",
+            "index_dir",
+            "database_file",
+            "calls_dir",
+            "simulated_calls_dir",
+            "session_secret_file",
+        )
+        for name in names:
             path = getattr(self, name)
             if not path.is_absolute():
                 setattr(self, name, root / path)
@@ -374,6 +384,12 @@ class HttpSettings(_Section):
     max_pending_offers_per_source: int = 2
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; empty: the TCP peer counts.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Staff console sign-in: the key that signs session cookies (None: paths.session_secret_file, made on first
+    # start; several processes behind one address need the same key), how long a session lasts, and whether the
+    # cookie is marked Secure ("auto": when the request came over https, e.g. from a TLS proxy in trusted_proxies).
+    session_secret: SecretStr | None = None
+    session_max_age_s: int = Field(default=8 * 3600, gt=0)
+    secure_cookies: Literal["auto", "always", "never"] = "auto"
 
 
 class Settings(BaseSettings):
