@@ -253,3 +253,24 @@ def test_the_session_key_is_made_once_with_mode_0600(tmp_path: Path) -> None:
     assert load_secret(configured) == b"k" * 40
     with pytest.raises(SessionSecretError, match="at least 32"):
         load_secret(make_settings(tmp_path, session_secret="kurz"))
+
+
+def test_serve_stops_with_one_line_when_the_session_key_is_readable_by_others(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    key = tmp_path / "session-secret"
+    key.write_text("k" * 64)
+    os.chmod(key, 0o644)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "VOICEBOT_PATHS__SESSION_SECRET_FILE": str(key),
+        "VOICEBOT_CONFIG": str(tmp_path / "none.toml"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "voicebot.cli", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the session key") and "chmod 600" in last, result.stderr
