@@ -187,7 +187,12 @@ class DtmfRecorder(FrameProcessor):
 
 class HandoffDesk:
     """The call's hand-off policy plus what acting on a decision needs: the transcript, the hand-off sentence and
-    the department of the pages the answers cited (for routing to the topic's staff group)."""
+    the department of the pages the answers cited (for routing to the topic's staff group).
+
+    ``transfers``: someone acts on a hand-off (a phone call). Without (a browser call) the policy's own rules stay
+    silent, so the bot never says it connects where nobody can be connected; the engine's hand-off, emergency and
+    redirect answers say so themselves and are still recorded.
+    """
 
     def __init__(
         self,
@@ -196,7 +201,9 @@ class HandoffDesk:
         *,
         handoff_keys: str = "",
         department_of: DepartmentLookup | None = None,
+        transfers: bool = True,
     ) -> None:
+        self.transfers = transfers
         self.policy = HandoffPolicy(
             settings.handoff,
             handoff_keys=handoff_keys,
@@ -280,7 +287,7 @@ class HandoffGate(FrameProcessor):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if isinstance(frame, CallerQuestionFrame):
+        if isinstance(frame, CallerQuestionFrame) and self._desk.transfers:
             decision = self._desk.policy.on_caller_turn(frame.text, frame.confidence)
             if decision is not None:
                 await self._desk.hand_off(self, decision, summary=f"Anrufer: {frame.text}")
@@ -436,12 +443,13 @@ class HandoffSignaler(FrameProcessor):
             return
         self._desk.note_sources(list(frame.answer.sources))
         decision = self._desk.policy.on_answer(frame.answer)
-        if decision is None:
+        announce = frame.answer.action not in HANDOFF_ACTIONS  # the answer did not say it hands off
+        if decision is None or (announce and not self._desk.transfers):
             return
         await self._desk.hand_off(
             self,
             decision,
             summary=f"Frage: {frame.question} | Antwort: {frame.answer.text}",
             sources=list(frame.answer.sources),
-            announce=frame.answer.action not in HANDOFF_ACTIONS,
+            announce=announce,
         )

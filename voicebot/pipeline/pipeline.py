@@ -131,7 +131,13 @@ def build_call_pipeline(
         stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=resources.new_turn_analyzer())],
     )
     feed = CaptionFeed() if captions else None
-    desk = HandoffDesk(settings, transcript, handoff_keys=handoff_keys, department_of=resources.department_of)
+    desk = HandoffDesk(
+        settings,
+        transcript,
+        handoff_keys=handoff_keys,
+        department_of=resources.department_of,
+        transfers=on_event is not None,
+    )
     pipeline = Pipeline(
         [
             transport.input(),
