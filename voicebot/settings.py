@@ -390,6 +390,9 @@ class HttpSettings(_Section):
     session_secret: SecretStr | None = None
     session_max_age_s: int = Field(default=8 * 3600, gt=0)
     secure_cookies: Literal["auto", "always", "never"] = "auto"
+    # Wrong passwords for one user name, or from one address, within the lockout time that lock sign-in for it.
+    sign_in_max_failures: int = Field(default=5, ge=1)
+    sign_in_lockout_s: float = Field(default=300.0, gt=0)
 
 
 class Settings(BaseSettings):

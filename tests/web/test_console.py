@@ -5,6 +5,7 @@ route for other roles must refuse a signed-in member of staff, so a route added 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import stat
@@ -24,7 +25,7 @@ from voicebot.settings import HttpSettings, PathSettings, Settings
 from voicebot.staff.accounts import hash_password
 from voicebot.web.app import create_app
 from voicebot.web.console import ACCESS, PUBLIC, unchecked_routes
-from voicebot.web.staff_auth import SessionSecretError, load_secret
+from voicebot.web.staff_auth import SessionSecretError, SignInThrottle, load_secret
 
 PASSWORD = "Rathaus-Musterstadt-2026"
 # A request for each route that a public route must answer without sign-in (method, path, statuses accepted).
@@ -274,3 +275,27 @@ def test_serve_stops_with_one_line_when_the_session_key_is_readable_by_others(tm
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the session key") and "chmod 600" in last, result.stderr
+
+
+async def test_repeated_wrong_passwords_lock_sign_in_for_a_while(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, sign_in_max_failures=3, sign_in_lockout_s=3.0)
+    add_users(settings)
+    app = create_app(settings, None)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://voicebot"
+    ) as client:
+        statuses = [(await sign_in(client, "anna", "falsches-passwort-1")).status_code for _ in range(3)]
+        locked = await sign_in(client, "anna")  # the right password, but locked now
+        assert statuses == [401, 401, 401] and locked.status_code == 429
+        assert 'role="alert"' in locked.text and "Zu viele falsche Anmeldeversuche" in locked.text
+        other = await sign_in(client, "lea")  # the same address: locked too
+        assert other.status_code == 429
+        await asyncio.sleep(3.1)
+        assert (await sign_in(client, "anna")).status_code == 303
+
+
+def test_the_throttle_forgets_the_oldest_keys_beyond_its_bound() -> None:
+    throttle = SignInThrottle(max_failures=1, lockout_s=60, max_keys=3)
+    for name in ("a", "b", "c", "d"):
+        throttle.failed(name)
+    assert not throttle.locked("a") and throttle.locked("d") and throttle.locked("b")

@@ -26,6 +26,7 @@ from voicebot.web.staff_auth import (
     SESSION_COOKIE,
     SessionSigner,
     SessionToken,
+    SignInThrottle,
     form_token_ok,
     load_secret,
     new_form_token,
@@ -75,6 +76,7 @@ class Console:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.signer = SessionSigner(load_secret(settings), settings.http.session_max_age_s)
+        self.throttle = SignInThrottle(settings.http.sign_in_max_failures, settings.http.sign_in_lockout_s)
         self._engine = engine
         self._repository: Repository | None = None
 
@@ -213,15 +215,26 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
             )
         username = form.get("benutzername", "").strip()[:64]
         password = form.get("passwort", "")
+        keys = (f"name:{username.casefold()}", f"source:{request.client.host if request.client else '-'}")
+        if console.throttle.locked(*keys):
+            minutes = max(1, round(console.throttle.lockout_s / 60))
+            return sign_in_page(
+                request,
+                error=f"Zu viele falsche Anmeldeversuche. Bitte versuchen Sie es in {minutes} Minuten noch einmal.",
+                username=username,
+                status=429,
+            )
         user = console.repository.staff_user(username) if username else None
         matches, renew = verify_password(user.password_hash if user else DUMMY_HASH, password)
         if user is None or user.disabled or not matches:
+            console.throttle.failed(*keys)
             return sign_in_page(
                 request,
                 error="Benutzername oder Passwort ist falsch.",
                 username=username,
                 status=401,
             )
+        console.throttle.succeeded(keys[0])
         if renew:
             from voicebot.staff.accounts import hash_password
 

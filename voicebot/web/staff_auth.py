@@ -143,3 +143,44 @@ def new_form_token() -> str:
 
 def form_token_ok(cookie: str | None, submitted: str | None) -> bool:
     return bool(cookie) and bool(submitted) and hmac.compare_digest(str(cookie), str(submitted))
+
+
+class SignInThrottle:
+    """Locks sign-in for a user name or a source address after ``max_failures`` wrong passwords within
+    ``lockout_s`` (guessing passwords online stays slow), for ``lockout_s`` after the last one. Bounded: at most
+    ``max_keys`` names and addresses are remembered (the oldest are forgotten first)."""
+
+    def __init__(self, max_failures: int, lockout_s: float, max_keys: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.lockout_s = lockout_s
+        self._max_keys = max_keys
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if now - t < self.lockout_s]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def locked(self, *keys: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return any(len(self._recent(key, now)) >= self.max_failures for key in keys)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                times = self._recent(key, now)
+                self._failures.pop(key, None)  # re-inserted last: dict order is the order of last failure
+                self._failures[key] = [*times, now][-self.max_failures :]
+            while len(self._failures) > self._max_keys:
+                self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
