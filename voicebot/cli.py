@@ -45,6 +45,7 @@ COMMAND_MODULES = (
     "voicebot.commands.calls",  # voicebot call, voicebot bench latency, voicebot bench asr
     "voicebot.commands.serve",  # voicebot serve, voicebot bench sip|soak
     "voicebot.commands.db",  # voicebot db upgrade|status|import-json
+    "voicebot.commands.users",  # voicebot users add|list
 )
 
 for _name in COMMAND_MODULES:

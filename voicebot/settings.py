@@ -101,11 +101,21 @@ class PathSettings(_Section):
     kb_sources: list[Path] = Field(default_factory=lambda: [SAMPLE_KB_DIR])
     # Records of `voicebot call` (simulated calls from WAV files): kept apart from the real calls' records.
     simulated_calls_dir: Path = Path("var/calls-simulated")
+    # The key that signs staff sign-in sessions when http.session_secret is not set: made on first start (mode 0600).
+    session_secret_file: Path = Path("var/session-secret")
 
     @model_validator(mode="after")
     def _absolute(self) -> PathSettings:
         root = settings_root()
-        for name in ("models_dir", "index_dir", "database_file", "calls_dir", "simulated_calls_dir"):
+        names = (
+            "models_dir",
+            "index_dir",
+            "database_file",
+            "calls_dir",
+            "simulated_calls_dir",
+            "session_secret_file",
+        )
+        for name in names:
             path = getattr(self, name)
             if not path.is_absolute():
                 setattr(self, name, root / path)
@@ -248,6 +258,54 @@ class CallSettings(_Section):
     )
 
 
+class StaffGroup(_Section):
+    """A staff group: the departments whose questions it takes (as the pages' ``department`` names them; a
+    sub-unit such as "Ordnungsamt – Gewerbe" belongs to "Ordnungsamt") and the SIP URI a hand-off goes to."""
+
+    name: str
+    departments: list[str] = Field(default_factory=list)
+    staff_uri: str
+
+
+class HandoffSettings(_Section):
+    """When the bot hands a caller to a person, and to which staff group (voicebot/handoff_policy.py)."""
+
+    # Words that ask for a person, heard anywhere in a caller turn (the answer engine's guard hears more forms).
+    person_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "mitarbeiter sprechen",
+            "mitarbeiterin sprechen",
+            "mit einem menschen",
+            "einen menschen sprechen",
+            "echten menschen",
+            "person sprechen",
+        ]
+    )
+    # Words that show the bot is not helping: the caller goes to a person at once.
+    frustration_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "das hilft mir nicht",
+            "hilft mir nicht weiter",
+            "sie verstehen mich nicht",
+            "du verstehst mich nicht",
+            "quatsch",
+            "unsinn",
+            "das bringt nichts",
+        ]
+    )
+    # "Wie bitte?" (call.repeat_phrases) this many times in a row hands off; the earlier ones repeat. 0 = never.
+    max_repeat_requests: int = 2
+    # This many turns in a row understood unsurely (ASR confidence below min_asr_confidence) or answered unsurely
+    # (answer confidence below min_answer_confidence) hand off. 0 = never.
+    low_confidence_turns: int = 2
+    min_asr_confidence: float = 0.35
+    min_answer_confidence: float = 0.5
+    # Staff groups by topic; a page whose department no group serves goes to default_group (by name), and where
+    # that names no group, to sip.staff_uri.
+    groups: list[StaffGroup] = Field(default_factory=list)
+    default_group: str = ""
+
+
 class SipSettings(_Section):
     """SIP user agent and RTP media. Bind to loopback by default; a PBX-facing host must be set explicitly."""
 
@@ -326,6 +384,15 @@ class HttpSettings(_Section):
     max_pending_offers_per_source: int = 2
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; empty: the TCP peer counts.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Staff console sign-in: the key that signs session cookies (None: paths.session_secret_file, made on first
+    # start; several processes behind one address need the same key), how long a session lasts, and whether the
+    # cookie is marked Secure ("auto": when the request came over https, e.g. from a TLS proxy in trusted_proxies).
+    session_secret: SecretStr | None = None
+    session_max_age_s: int = Field(default=8 * 3600, gt=0)
+    secure_cookies: Literal["auto", "always", "never"] = "auto"
+    # Wrong passwords for one user name, or from one address, within the lockout time that lock sign-in for it.
+    sign_in_max_failures: int = Field(default=5, ge=1)
+    sign_in_lockout_s: float = Field(default=300.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -351,6 +418,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     call: CallSettings = Field(default_factory=CallSettings)
     sip: SipSettings = Field(default_factory=SipSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
 
     @classmethod

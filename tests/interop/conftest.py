@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +21,14 @@ def staff_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def standesamt_port() -> int:
+    """Where the Standesamt staff group's phone listens (hand-offs of Standesamt topics go there)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
 def voicebot_server(
-    tmp_path_factory: pytest.TempPathFactory, embedded_models_dir: Path, staff_port: int
+    tmp_path_factory: pytest.TempPathFactory, embedded_models_dir: Path, staff_port: int, standesamt_port: int
 ) -> Iterator[VoicebotServer]:
     for tool in ("baresip", "sipp", "espeak-ng", "sox"):
         assert shutil.which(tool), f"{tool} is required for the interop tests (see README: Debian packages)"
@@ -34,6 +41,16 @@ def voicebot_server(
         sip__rtp_inactivity_timeout_s="10",
         sip__transfer_timeout_s="8",
         sip__ring_s="0.5",  # a CANCEL right after 100 Trying must meet an unanswered call, not race the answer
+        # Topic routing: Standesamt questions go to their group's phone; everything else to sip.staff_uri.
+        handoff__groups=json.dumps(
+            [
+                {
+                    "name": "standesamt",
+                    "departments": ["Standesamt"],
+                    "staff_uri": f"sip:standesamt@127.0.0.1:{standesamt_port}",
+                }
+            ]
+        ),
     )
     server.start()
     yield server

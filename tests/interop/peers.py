@@ -27,10 +27,19 @@ BARESIP_CODECS = {
 }
 
 
-def espeak_wav(text: str, path: Path, *, rate: int = 8000, lead_s: float = 0.5, tail_s: float = 4.0) -> Path:
+def espeak_wav(
+    text: str,
+    path: Path,
+    *,
+    rate: int = 8000,
+    lead_s: float = 0.5,
+    tail_s: float = 4.0,
+    words_per_minute: int = 160,
+) -> Path:
     """German speech from espeak-ng as mono s16 WAV at ``rate``, padded with silence (baresip ends at EOF)."""
     raw = path.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-v", "de", "-s", "160", "-w", str(raw), text], check=True, timeout=30)
+    speed = str(words_per_minute)
+    subprocess.run(["espeak-ng", "-v", "de", "-s", speed, "-w", str(raw), text], check=True, timeout=30)
     subprocess.run(
         ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path), "pad", str(lead_s), str(tail_s)],
         check=True,
@@ -41,7 +50,14 @@ def espeak_wav(text: str, path: Path, *, rate: int = 8000, lead_s: float = 0.5, 
 
 
 def spoken_turns_wav(
-    phrases: list[str], path: Path, *, rate: int = 8000, lead_s: float, gap_s: float, tail_s: float
+    phrases: list[str],
+    path: Path,
+    *,
+    rate: int = 8000,
+    lead_s: float,
+    gap_s: float,
+    tail_s: float,
+    words_per_minute: int = 160,
 ) -> tuple[Path, list[float]]:
     """Several caller turns in one WAV, ``gap_s`` of silence between them; returns the end time of each."""
     parts: list[np.ndarray] = [np.zeros(int(lead_s * rate), dtype=np.int16)]
@@ -49,7 +65,14 @@ def spoken_turns_wav(
     position = lead_s
     for index, phrase in enumerate(phrases):
         speech, _ = read_wav(
-            espeak_wav(phrase, path.with_name(f"turn{index}.wav"), rate=rate, lead_s=0, tail_s=0)
+            espeak_wav(
+                phrase,
+                path.with_name(f"turn{index}.wav"),
+                rate=rate,
+                lead_s=0,
+                tail_s=0,
+                words_per_minute=words_per_minute,
+            )
         )
         parts.append((speech * 32767).astype(np.int16))
         position += len(speech) / rate

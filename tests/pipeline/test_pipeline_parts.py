@@ -20,7 +20,7 @@ from voicebot.benchmarks.caller_audio import compose_call
 from voicebot.cli import app
 from voicebot.models import ModelMissingError, require_model
 from voicebot.pipeline.audio import DcBlocker, LowLatencyResampler
-from voicebot.pipeline.call_script import HandoffKeyListener, matches_phrase
+from voicebot.pipeline.call_script import HandoffDesk, HandoffGate, HandoffKeyListener, matches_phrase
 from voicebot.pipeline.espeak import EspeakVoice, _EspeakBinary, espeak_engine, synthesize_blocks
 from voicebot.pipeline.frames import AsrResult, BotTurnEndFrame, CallerQuestionFrame, HandoffRequestFrame
 from voicebot.pipeline.resources import CallResources, load_whisper, whisper_model_dir
@@ -33,6 +33,7 @@ from voicebot.settings import (
     CallSettings,
     PathSettings,
     Settings,
+    StaffGroup,
     TtsSettings,
 )
 from voicebot.simulate import read_wav, speech_segments
@@ -143,7 +144,9 @@ def test_transcript_is_written_continuously_and_records_barge_in(tmp_path: Path)
 
 async def test_handoff_key_says_the_handoff_sentence_then_requests_a_handoff_once() -> None:
     transcript = CallTranscript(channel="simulation", channel_call_id="keys")
-    listener = HandoffKeyListener(transcript=transcript, keys="0", message="Ich verbinde Sie.")
+    settings = Settings()
+    settings.call.handoff_message = "Ich verbinde Sie."
+    listener = HandoffKeyListener(desk=HandoffDesk(settings, transcript, handoff_keys="0"))
     keys = [InputDTMFFrame(button=KeypadEntry(digit)) for digit in ("1", "0", "0")]
     down, _up = await run_test(listener, frames_to_send=keys)
     assert [str(f.button.value) for f in down if isinstance(f, InputDTMFFrame)] == ["1", "0", "0"]
@@ -152,11 +155,41 @@ async def test_handoff_key_says_the_handoff_sentence_then_requests_a_handoff_onc
     assert spoken == ["Ich verbinde Sie."] and all(
         not f.interruptible for f in down if isinstance(f, TTSSpeakFrame)
     )
-    assert [(r.reason, r.summary) for r in requests] == [("handoff", "Anrufer hat 0 gedrückt")]
+    assert [(r.reason, r.kind, r.summary, r.staff_uri) for r in requests] == [
+        ("handoff_key", "handoff", "Anrufer hat 0 gedrückt", settings.sip.staff_uri)
+    ]
     assert down.index(requests[0]) > max(
         down.index(f) for f in down if isinstance(f, TTSSpeakFrame | BotTurnEndFrame)
     )  # the request travels behind the sentence, so the transfer starts after the caller heard it
     assert [(t.role, t.kind, t.text) for t in transcript.turns] == [("bot", "handoff", "Ich verbinde Sie.")]
+    assert [(e["kind"], e["reason"]) for e in transcript.events] == [("handoff_requested", "handoff_key")]
+
+
+@pytest.mark.parametrize("transfers", [True, False], ids=["phone", "browser"])
+async def test_frustration_hands_off_on_the_phone_and_is_answered_in_the_browser(transfers: bool) -> None:
+    """The gate replaces a frustrated turn by the hand-off sentence and a request (reason recorded); where nobody
+    can take the call (a browser call) it passes the turn on to be answered instead of promising a person."""
+    transcript = CallTranscript(channel="simulation", channel_call_id="gate")
+    settings = Settings()
+    settings.handoff.groups = [
+        StaffGroup(name="zentrale", departments=["Bürgerbüro"], staff_uri="sip:z@127.0.0.1")
+    ]
+    settings.handoff.default_group = "zentrale"
+    gate = HandoffGate(desk=HandoffDesk(settings, transcript, transfers=transfers))
+    question = CallerQuestionFrame(text="Das hilft mir nicht!", language="de")
+    down, _up = await run_test(gate, frames_to_send=[question])
+    requests = [f for f in down if isinstance(f, HandoffRequestFrame)]
+    passed_on = [f for f in down if isinstance(f, CallerQuestionFrame)]
+    if transfers:
+        assert [(r.reason, r.group, r.staff_uri) for r in requests] == [
+            ("frustration", "zentrale", "sip:z@127.0.0.1")
+        ]
+        assert not passed_on and [t.kind for t in transcript.turns] == ["handoff"]
+        assert [(e["kind"], e["reason"], e["group"]) for e in transcript.events] == [
+            ("handoff_requested", "frustration", "zentrale")
+        ]
+    else:
+        assert not requests and passed_on == [question] and not transcript.events
 
 
 def test_wer_normaliser_and_mulaw() -> None:

@@ -41,10 +41,12 @@ def serve(
     from voicebot.models import ModelError
     from voicebot.server import serve as run_server
     from voicebot.web.app import CallPageSettingsError, render_call_page
+    from voicebot.web.staff_auth import SessionSecretError, load_secret
 
     try:
         render_call_page(settings)  # a bad privacy_url is a configuration error before any model loads
-    except CallPageSettingsError as error:
+        load_secret(settings)  # the sign-in key: made now on the first start, or a one-line error
+    except (CallPageSettingsError, SessionSecretError) as error:
         raise fail(str(error)) from None
     try:
         asyncio.run(run_server(settings, host=host, sip_port=sip_port, http_port=http_port))

@@ -54,6 +54,15 @@ class Repository:
         with self._sessions() as session:
             return session.scalars(select(StaffUser).where(StaffUser.username == username)).first()
 
+    def staff_user_by_id(self, user_id: int) -> StaffUser | None:
+        with self._sessions() as session:
+            return session.get(StaffUser, user_id)
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> bool:
+        return self._update(
+            update(StaffUser).where(StaffUser.id == user_id).values(password_hash=password_hash)
+        )
+
     def staff_users(self) -> Sequence[StaffUser]:
         with self._sessions() as session:
             return session.scalars(select(StaffUser).order_by(StaffUser.username)).all()

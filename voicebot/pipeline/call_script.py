@@ -11,8 +11,14 @@
 - :class:`CallTimeLimit` ends the call politely when it has lasted ``call.max_call_s``.
 - :class:`GoodbyeDetector` ends the call when the caller says goodbye.
 - :class:`RepeatResponder` repeats the last answer on "Wie bitte?".
-- :class:`HandoffSignaler` (after the answer step) turns a hand-off/emergency/redirect answer into a
-  :class:`HandoffRequestFrame` that follows the spoken answer.
+- :class:`HandoffGate` (before the repeat step) asks the hand-off policy about each caller turn: words asking for a
+  person, frustration words, "Wie bitte?" too often hand off before the engine answers.
+- :class:`HandoffSignaler` (after the answer step) asks the policy about each answer (the engine's hand-off,
+  emergency or redirect, unsure turns in a row, failures) and emits a :class:`HandoffRequestFrame` after it.
+
+Every hand-off goes through one :class:`HandoffDesk` (:mod:`voicebot.handoff_policy` decides; the desk records the
+``handoff_requested`` event with the reason and the staff group, says the hand-off sentence where the answer did not
+already, and routes by the cited pages' department).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from knowledge import confirm
 from knowledge.textfold import utterance_words
 from knowledge.types import Action
+from voicebot.handoff_policy import DepartmentLookup, HandoffDecision, HandoffPolicy, departments_of
 from voicebot.pipeline.frames import (
     BotAnswerFrame,
     CallEndingFrame,
@@ -45,7 +52,7 @@ from voicebot.pipeline.frames import (
 )
 from voicebot.pipeline.speech import say
 from voicebot.pipeline.transcript import CallTranscript
-from voicebot.settings import CallSettings
+from voicebot.settings import CallSettings, Settings
 
 HANDOFF_ACTIONS = (Action.HANDOFF, Action.EMERGENCY, Action.REDIRECT)
 
@@ -178,32 +185,114 @@ class DtmfRecorder(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-class HandoffKeyListener(FrameProcessor):
-    """The keypad way to a human: a digit of ``keys`` says ``message`` (not interruptible) and requests a
-    hand-off behind it, so the telephony layer transfers the call after the caller heard the sentence. Only the
-    first such key of a call counts; the digits always pass on."""
+class HandoffDesk:
+    """The call's hand-off policy plus what acting on a decision needs: the transcript, the hand-off sentence and
+    the department of the pages the answers cited (for routing to the topic's staff group).
 
-    def __init__(self, *, transcript: CallTranscript, keys: str, message: str) -> None:
-        super().__init__()
+    ``transfers``: someone acts on a hand-off (a phone call). Without (a browser call) the policy's own rules stay
+    silent, so the bot never says it connects where nobody can be connected; the engine's hand-off, emergency and
+    redirect answers say so themselves and are still recorded.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        transcript: CallTranscript,
+        *,
+        handoff_keys: str = "",
+        department_of: DepartmentLookup | None = None,
+        transfers: bool = True,
+    ) -> None:
+        self.transfers = transfers
+        self.policy = HandoffPolicy(
+            settings.handoff,
+            handoff_keys=handoff_keys,
+            repeat_phrases=settings.call.repeat_phrases,
+            max_consecutive_errors=settings.call.max_consecutive_errors,
+            default_staff_uri=settings.sip.staff_uri,
+        )
+        self.message = settings.call.handoff_message
         self._transcript = transcript
-        self._keys = keys
-        self._message = message
+        self._department_of = department_of
+        self._departments: list[str] = []  # of the latest answer that cited pages
+
+    def note_sources(self, sources: list[str]) -> None:
+        found = departments_of(sources, self._department_of)
+        if found:
+            self._departments = found
+
+    async def hand_off(
+        self,
+        processor: FrameProcessor,
+        decision: HandoffDecision,
+        *,
+        summary: str,
+        sources: list[str] | None = None,
+        announce: bool = True,
+    ) -> None:
+        """Record the decision, say the hand-off sentence (``announce``), then ask the telephony layer."""
+        route = self.policy.route(self._departments)
+        data = {
+            "reason": decision.reason,
+            "group": route.group,
+            "department": next(iter(self._departments), ""),
+        }
+        if decision.detail:
+            data["detail"] = decision.detail
+        self._transcript.add_event("handoff_requested", **data)
+        if announce:
+            await say(processor, self._transcript, "handoff", self.message, interruptible=False)
+        await processor.push_frame(
+            HandoffRequestFrame(
+                reason=decision.reason,
+                summary=summary[:300],
+                sources=list(sources or []),
+                kind=decision.kind,
+                group=route.group,
+                staff_uri=route.staff_uri,
+            )
+        )
+
+
+class HandoffKeyListener(FrameProcessor):
+    """The keypad way to a human: a digit of the desk's hand-off keys says the hand-off sentence (not
+    interruptible) and requests a hand-off behind it, so the telephony layer transfers the call after the caller
+    heard the sentence. Only the first such key of a call counts; the digits always pass on."""
+
+    def __init__(self, *, desk: HandoffDesk) -> None:
+        super().__init__()
+        self._desk = desk
         self._fired = False
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
-        if (
-            self._fired
-            or direction != FrameDirection.DOWNSTREAM
-            or not isinstance(frame, InputDTMFFrame)
-            or str(frame.button.value) not in self._keys
-        ):
+        if self._fired or direction != FrameDirection.DOWNSTREAM or not isinstance(frame, InputDTMFFrame):
+            return
+        digit = str(frame.button.value)
+        decision = self._desk.policy.on_dtmf(digit)
+        if decision is None:
             return
         self._fired = True
-        digit = str(frame.button.value)
-        await say(self, self._transcript, "handoff", self._message, interruptible=False)
-        await self.push_frame(HandoffRequestFrame(reason="handoff", summary=f"Anrufer hat {digit} gedrückt"))
+        await self._desk.hand_off(self, decision, summary=f"Anrufer hat {digit} gedrückt")
+
+
+class HandoffGate(FrameProcessor):
+    """Asks the policy about each caller turn; a hand-off (a person asked for, frustration, "Wie bitte?" too often)
+    replaces the answer: the caller hears the hand-off sentence and is passed on."""
+
+    def __init__(self, *, desk: HandoffDesk) -> None:
+        super().__init__()
+        self._desk = desk
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, CallerQuestionFrame) and self._desk.transfers:
+            decision = self._desk.policy.on_caller_turn(frame.text, frame.confidence)
+            if decision is not None:
+                await self._desk.hand_off(self, decision, summary=f"Anrufer: {frame.text}")
+                return
+        await self.push_frame(frame, direction)
 
 
 class SilenceWatchdog(FrameProcessor):
@@ -340,17 +429,27 @@ class RepeatResponder(_ScriptStep):
 
 
 class HandoffSignaler(FrameProcessor):
-    def __init__(self, *, transcript: CallTranscript) -> None:
+    """Asks the policy about each answer the caller heard; a hand-off follows the spoken answer (with the hand-off
+    sentence first where the answer itself did not hand off, e.g. after two unsure turns)."""
+
+    def __init__(self, *, desk: HandoffDesk) -> None:
         super().__init__()
-        self._transcript = transcript
+        self._desk = desk
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
-        if isinstance(frame, BotAnswerFrame) and frame.answer.action in HANDOFF_ACTIONS:
-            summary = f"Frage: {frame.question} | Antwort: {frame.answer.text}"[:300]
-            request = HandoffRequestFrame(
-                reason=str(frame.answer.action), summary=summary, sources=list(frame.answer.sources)
-            )
-            self._transcript.add_event("handoff_requested", reason=request.reason)
-            await self.push_frame(request)
+        if not isinstance(frame, BotAnswerFrame):
+            return
+        self._desk.note_sources(list(frame.answer.sources))
+        decision = self._desk.policy.on_answer(frame.answer)
+        announce = frame.answer.action not in HANDOFF_ACTIONS  # the answer did not say it hands off
+        if decision is None or (announce and not self._desk.transfers):
+            return
+        await self._desk.hand_off(
+            self,
+            decision,
+            summary=f"Frage: {frame.question} | Antwort: {frame.answer.text}",
+            sources=list(frame.answer.sources),
+            announce=announce,
+        )

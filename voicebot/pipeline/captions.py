@@ -118,7 +118,7 @@ class BotCaptions(FrameProcessor):
         elif isinstance(frame, HandoffRequestFrame):
             # Without a transfer (a browser call) only a caller's wish for a person is shown as one: the bot
             # says it connects; a redirect or an emergency answer names another number instead.
-            if self._transfers or frame.reason == "handoff":
+            if self._transfers or frame.kind == "handoff":
                 message = self._feed.change_state("handoff")
         elif isinstance(frame, CallEndingFrame):
             message = self._feed.change_state("ended")

@@ -79,13 +79,20 @@ class BotAnswerFrame(DataFrame):
 class HandoffRequestFrame(ControlFrame):
     """Ask the telephony layer to transfer the call (action handoff/emergency/redirect), after the bot spoke.
 
-    ``reason`` is the engine's action (``handoff``, ``emergency``, ``redirect``) or a script reason
-    (``asr_failure``, ``error``); ``summary`` is a one-line note for the staff member who takes the call.
+    ``reason`` is the hand-off policy's reason (:mod:`voicebot.handoff_policy`: ``handoff_key``, ``caller_asked``,
+    ``low_confidence``, …); ``kind`` is ``handoff``, ``emergency`` or ``redirect`` (a browser call without transfer
+    shows only a ``handoff`` as one); ``summary`` is a one-line note for the staff member who takes the call;
+    ``group`` and ``staff_uri`` are where the topic routes it ("" = ``sip.staff_uri``).
     """
 
     reason: str
     summary: str
     sources: list[str] = field(default_factory=list)
+    kind: str = "handoff"
+    group: str = ""
+    staff_uri: str = ""
+    # Not interruptible: a caller who talks over the answer before it must not cancel the hand-off they asked for.
+    interruptible: bool = field(default=False, init=False)
 
 
 @dataclass

@@ -10,9 +10,9 @@
                  ─▶ DtmfRecorder ─▶ HandoffKeyListener (phone calls: the hand-off key, sip.handoff_dtmf)
                  ─▶ GreetingSpeaker ─▶ CallTimeLimit ─▶ SilenceWatchdog
                  ─▶ TransferHold ─▶ CallbackOffer  ringback during a transfer; call-back offer after a failed one
-                 ─▶ GoodbyeDetector ─▶ RepeatResponder
+                 ─▶ GoodbyeDetector ─▶ HandoffGate (the hand-off policy on each caller turn) ─▶ RepeatResponder
                  ─▶ AnswerProcessor           answer engine, sentences streamed to TTS
-                 ─▶ HandoffSignaler           hand-off/emergency/redirect → HandoffRequestFrame after the answer
+                 ─▶ HandoffSignaler           the hand-off policy on each answer → HandoffRequestFrame after it
                  ─▶ CallTTSService            Piper or espeak-ng at the output rate
                  ─▶ transport.output()        20 ms chunks, so a barge-in stops the bot within one chunk
                  ─▶ BotCaptions               (browser calls) spoken sentences + call state → caption messages
@@ -65,6 +65,8 @@ from voicebot.pipeline.call_script import (
     DtmfRecorder,
     GoodbyeDetector,
     GreetingSpeaker,
+    HandoffDesk,
+    HandoffGate,
     HandoffKeyListener,
     HandoffSignaler,
     RepeatResponder,
@@ -129,6 +131,13 @@ def build_call_pipeline(
         stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=resources.new_turn_analyzer())],
     )
     feed = CaptionFeed() if captions else None
+    desk = HandoffDesk(
+        settings,
+        transcript,
+        handoff_keys=handoff_keys,
+        department_of=resources.department_of,
+        transfers=on_event is not None,
+    )
     pipeline = Pipeline(
         [
             transport.input(),
@@ -139,20 +148,17 @@ def build_call_pipeline(
             CallerTurnAssembler(transcript=transcript, default_language=settings.asr.language),
             *([CallerCaptions(feed)] if feed is not None else []),
             DtmfRecorder(transcript=transcript),
-            *(
-                [HandoffKeyListener(transcript=transcript, keys=handoff_keys, message=call.handoff_message)]
-                if handoff_keys
-                else []
-            ),
+            *([HandoffKeyListener(desk=desk)] if handoff_keys else []),
             GreetingSpeaker(transcript=transcript, call=call, greeting=greeting),
             CallTimeLimit(transcript=transcript, call=call, limit_s=max_call_s),
             SilenceWatchdog(transcript=transcript, call=call, timeout_s=silence_timeout_s),
             TransferHold(transcript=transcript),
             CallbackOffer(transcript=transcript, call=call),
             GoodbyeDetector(transcript=transcript, call=call),
+            HandoffGate(desk=desk),
             RepeatResponder(transcript=transcript, call=call),
             AnswerProcessor(engine=resources.answer_engine, transcript=transcript, call=call),
-            HandoffSignaler(transcript=transcript),
+            HandoffSignaler(desk=desk),
             tts,
             transport.output(),
             *([BotCaptions(feed, transfers=on_event is not None)] if feed is not None else []),

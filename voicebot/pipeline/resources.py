@@ -27,6 +27,7 @@ from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 
 from knowledge.types import AnswerEngine
+from voicebot.handoff_policy import DepartmentLookup
 from voicebot.models import ModelError, ModelMissingError, get_spec, require_model
 from voicebot.pipeline.tts import VoiceCatalog
 from voicebot.records import CallRecordStore, build_record_store
@@ -118,6 +119,8 @@ class CallResources:
     load_ms: dict[str, float] = field(default_factory=dict)
     memory_mb: dict[str, float] = field(default_factory=dict)
     records: CallRecordStore | None = None  # where every call's transcript is kept (one store per process)
+    # A cited source id → its page's department (routing a hand-off to the topic's staff group); None: unknown.
+    department_of: DepartmentLookup | None = None
 
     @classmethod
     def load(cls, settings: Settings, answer_engine: AnswerEngine | None = None) -> CallResources:
@@ -156,6 +159,7 @@ class CallResources:
             settings, whisper, vad_session, smart_turn_session, voices, answer_engine, load_ms, memory
         )
         resources.records = build_record_store(settings)
+        resources.department_of = load_department_lookup(settings.paths.index_dir)
         return resources
 
     def record_store_for(self, settings: Settings) -> CallRecordStore | None:
@@ -198,3 +202,22 @@ def _onnx_session(path: Path, threads: int) -> ort.InferenceSession:
 def _record_place(settings: Settings) -> tuple[object, ...]:
     """What decides where records go: the database and the fallback folder."""
     return (settings.database_url, settings.paths.database_file, settings.paths.calls_dir)
+
+
+def load_department_lookup(index_dir: Path) -> DepartmentLookup | None:
+    """Source id → department from the search index (read once; a later re-ingest's new pages fall back to their
+    document's department, or to the default staff group). None when there is no index."""
+    from knowledge.index import KnowledgeIndex
+
+    try:
+        index = KnowledgeIndex.open(index_dir)
+    except Exception as error:  # no index yet (a test with its own engine): hand-offs go to the default group
+        logger.info(f"no department lookup for hand-off routing: {error!r}")
+        return None
+    by_id = {chunk.id: chunk.department for chunk in index.chunks}
+    by_doc = {chunk.doc_id: chunk.department for chunk in index.chunks if chunk.department}
+
+    def department_of(source: str) -> str:
+        return by_id.get(source) or by_doc.get(source.split("#", 1)[0], "")
+
+    return department_of

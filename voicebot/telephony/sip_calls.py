@@ -272,7 +272,9 @@ class SipCallService:
             return  # CallEndingFrame: the pipeline ends by itself right after; _run_pipeline sends the BYE
         if call.finished or call.transfer is not None or not call.sip_up:
             return
-        call.transfer = Transfer(self, call, reason=event.reason)
+        call.transfer = Transfer(
+            self, call, reason=event.reason, staff_uri=event.staff_uri or self.settings.sip.staff_uri
+        )
         call.transfer.task = self._spawn(call.transfer.run(), f"transfer-{call.call_id}")
 
     # --- ending -------------------------------------------------------------------------------------------------

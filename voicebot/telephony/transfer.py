@@ -1,6 +1,6 @@
 """Hand-off of a phone call to staff: blind REFER first, a B2BUA bridge when the PBX will not transfer.
 
-1. ``REFER`` the caller to ``settings.sip.staff_uri`` and follow the NOTIFY sipfrag: 2xx → the caller is with staff
+1. ``REFER`` the caller to the staff URI (the topic's staff group, else ``sip.staff_uri``) and follow the NOTIFY sipfrag: 2xx → the caller is with staff
    and the bot's leg ends (BYE); a failure (sipfrag ≥ 300) means the transfer target did not take the call.
 2. REFER refused outright (405/501/603) or unanswered (408/timeout): the bot INVITEs staff itself and, once staff
    answers, stops the pipeline and bridges the two RTP legs packet by packet, staying in the middle until one side
@@ -91,10 +91,11 @@ class _MediaLost(ev.Event):
 class Transfer:
     """One hand-off attempt for one call."""
 
-    def __init__(self, service: SipCallService, call: SipCall, *, reason: str) -> None:
+    def __init__(self, service: SipCallService, call: SipCall, *, reason: str, staff_uri: str) -> None:
         self.service = service
         self.call = call
         self.reason = reason
+        self.staff_uri = staff_uri
         self.state = TransferState.STARTING
         self.keeps_call = False  # True once bridged: the bridge, not the pipeline, decides when the call ends
         self.staff_call_id: str | None = None
@@ -135,7 +136,7 @@ class Transfer:
             self._note("transfer_ringing", via=via, **data)
 
     async def run(self) -> None:
-        staff_uri = self.settings.sip.staff_uri
+        staff_uri = self.staff_uri
         self._note("transfer_started", target=staff_uri, reason=self.reason)
         await self._tell_pipeline("started")
         outcome = await self._blind_refer(staff_uri)

@@ -1,4 +1,5 @@
-"""The HTTP side of the hotline: health check and the browser click-to-call page.
+"""The HTTP side of the hotline: health check, the browser click-to-call page and the staff console
+(:mod:`voicebot.web.console`: sign-in, availability; every route has an access rule there).
 
 A browser call is a WebRTC peer connection (aiortc, through pipecat's SmallWebRTC transport) that drives the SAME
 call pipeline as a phone call; only the transport differs. Signalling is one POST of a complete SDP offer to
@@ -30,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from voicebot.calls import CallHandle, CallLease, CallRegistry, CallRunner
 from voicebot.settings import Settings
 from voicebot.web.browser_calls import BrowserCallDesk, OfferRefused
+from voicebot.web.console import install_console, unchecked_routes
 from voicebot.web.limits import RequestBodyLimits
 from voicebot.web.offer_sdp import OfferSdpError, check_offer_sdp
 
@@ -203,6 +205,10 @@ def create_app(
             raise HTTPException(status_code=400, detail="Ungültiger ICE-Kandidat.") from None
         return {"status": "ok"}
 
+    install_console(app, settings)
+    unchecked = unchecked_routes(app)
+    if unchecked:  # every route needs a decision on who may use it (voicebot/web/console.py ACCESS)
+        raise RuntimeError(f"routes without an access rule: {unchecked}")
     return app
 
 

@@ -1,0 +1,133 @@
+"""The staff pages in real headless Chromium (the system browser): sign in with the keyboard only, switch the
+availability, sign out; axe-core finds no WCAG 2.1 A/AA violation on the sign-in page (also with its error shown)
+and on the console. The app runs in-process under uvicorn on a free loopback port, over a real SQLite database."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from voicebot.db.engine import make_engine
+from voicebot.db.repository import Repository
+from voicebot.settings import Settings
+from voicebot.web.app import create_app
+from web.chromium import CHROMIUM
+from web.test_console import PASSWORD, add_users, make_settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+async def _axe_violations(page: Any) -> list[str]:
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_21_AA}})
+    return [
+        f"{v['id']}: {v['help']} ({[n['target'] for n in v['nodes']]})"
+        for v in results.response["violations"]
+    ]
+
+
+@pytest.fixture
+async def console_url(tmp_path: Path) -> AsyncIterator[tuple[str, Settings]]:
+    settings = make_settings(tmp_path)
+    add_users(settings)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, None), host="127.0.0.1", port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}", settings
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def _focused(page: Any) -> str:
+    return str(
+        await page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()")
+    )
+
+
+async def _tab_to(page: Any, wanted: str, limit: int = 12) -> None:
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await _focused(page) == wanted:
+            return
+    raise AssertionError(f"{wanted!r} not reached with Tab (focus on {await _focused(page)!r})")
+
+
+async def test_keyboard_only_sign_in_availability_and_sign_out(console_url: tuple[str, Settings]) -> None:
+    from playwright.async_api import async_playwright
+
+    base, settings = console_url
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{base}/konsole")  # anonymous: sent to the sign-in page
+            assert page.url == f"{base}/anmelden"
+            sign_in_violations = await _axe_violations(page)
+
+            # A wrong password first: the error is announced (role=alert) and the form is still accessible.
+            await _tab_to(page, "benutzername")
+            await page.keyboard.type("anna")
+            await _tab_to(page, "passwort")
+            await page.keyboard.type("falsches-passwort-1")
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector("[role=alert]")
+            alert = await page.get_by_role("alert").text_content()
+            error_violations = await _axe_violations(page)
+
+            await _tab_to(page, "passwort")  # the name is kept; only the password is typed again
+            await page.keyboard.type(PASSWORD)
+            await page.keyboard.press("Enter")
+            await page.wait_for_url(f"{base}/konsole")
+            signed_in_as = await page.locator("#angemeldet").text_content()
+            console_violations = await _axe_violations(page)
+
+            # Availability: focus the radio group, arrow keys choose, Space/Enter submits from the button.
+            await _tab_to(page, "v-away")  # the checked radio is the group's tab stop
+            await page.keyboard.press("ArrowUp")  # away → busy
+            await page.keyboard.press("ArrowUp")  # busy → available
+            await _tab_to(page, "Verfügbarkeit speichern")
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector("#hinweis:has-text('Gespeichert')")
+            notice = await page.locator("#hinweis").text_content()
+            checked = await page.locator("input[name=verfuegbarkeit]:checked").get_attribute("value")
+            saved_violations = await _axe_violations(page)
+
+            await _tab_to(page, "Abmelden", limit=20)
+            await page.keyboard.press("Enter")
+            await page.wait_for_url(f"{base}/anmelden")
+            await page.goto(f"{base}/konsole")
+            after_sign_out = page.url
+        finally:
+            await browser.close()
+
+    assert alert is not None and "Benutzername oder Passwort ist falsch." in alert
+    assert signed_in_as == "Anna Beispiel"
+    assert notice == "Gespeichert: Verfügbar." and checked == "available"
+    assert after_sign_out == f"{base}/anmelden"
+    engine = make_engine(f"sqlite:///{settings.paths.database_file}")
+    try:
+        assert Repository(engine).staff_user("anna").availability == "available"  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+    assert sign_in_violations == [] and error_violations == [], (sign_in_violations, error_violations)
+    assert console_violations == [] and saved_violations == [], (console_violations, saved_violations)

@@ -1,0 +1,1 @@
+"""Staff accounts and sign-in for the staff console (issue 10)."""

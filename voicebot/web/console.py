@@ -1,0 +1,356 @@
+"""The staff side of the web app: sign-in (/anmelden), sign-out (/abmelden), the console (/konsole) with the
+availability switch, and the team overview for supervisors (/konsole/team). German, server-rendered, no script:
+every form works with the keyboard alone and is announced by screen readers.
+
+Access is declared once per route (:data:`ACCESS`); :func:`install_console` refuses a route it has no entry for, and
+the test enumerates ``app.routes`` against it, so a route cannot be added without a decision on who may use it.
+"""
+
+from __future__ import annotations
+
+import html
+import string
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Engine
+
+from voicebot.db.models import Availability, Role, StaffUser
+from voicebot.db.repository import Repository
+from voicebot.settings import Settings
+from voicebot.staff.accounts import DUMMY_HASH, MAX_PASSWORD_LENGTH, verify_password
+from voicebot.web.staff_auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    SessionSigner,
+    SessionToken,
+    SignInThrottle,
+    form_token_ok,
+    load_secret,
+    new_form_token,
+)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+PUBLIC = "public"
+STAFF_ROLES = frozenset(role.value for role in Role)  # everyone with an account
+SUPERVISORS = frozenset({Role.SUPERVISOR.value, Role.ADMIN.value})
+# Who may use each route: PUBLIC, or the roles allowed (anonymous → sign-in/401, another role → 403).
+ACCESS: dict[str, str | frozenset[str]] = {
+    "/": PUBLIC,  # redirects to /call
+    "/call": PUBLIC,  # the citizen's page
+    "/api/offer": PUBLIC,  # its WebRTC offer (and trickled ICE candidates)
+    "/static": PUBLIC,  # the pages' own CSS and scripts
+    "/healthz": PUBLIC,
+    # API description, only where a developer switched it on (http.api_docs)
+    "/openapi.json": PUBLIC,
+    "/docs": PUBLIC,
+    "/docs/oauth2-redirect": PUBLIC,
+    "/anmelden": PUBLIC,
+    "/abmelden": STAFF_ROLES,
+    "/konsole": STAFF_ROLES,
+    "/konsole/verfuegbarkeit": STAFF_ROLES,
+    "/konsole/team": SUPERVISORS,
+}
+AVAILABILITY_LABELS = {
+    Availability.AVAILABLE.value: "Verfügbar",
+    Availability.BUSY.value: "Im Gespräch / beschäftigt",
+    Availability.AWAY.value: "Abwesend",
+}
+ROLE_LABELS = {"staff": "Mitarbeiter/in", "supervisor": "Teamleitung", "admin": "Administration"}
+MAX_FORM_BYTES = 4096
+
+
+class NotSignedIn(Exception):
+    """No valid session: pages redirect to the sign-in, other requests get 401."""
+
+
+class WrongRole(Exception):
+    """Signed in, but the route is for other roles: 403."""
+
+
+class Console:
+    """What the staff routes share: the signer, the database and the pages."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.signer = SessionSigner(load_secret(settings), settings.http.session_max_age_s)
+        self.throttle = SignInThrottle(settings.http.sign_in_max_failures, settings.http.sign_in_lockout_s)
+        self._engine = engine
+        self._repository: Repository | None = None
+
+    @property
+    def repository(self) -> Repository:
+        if (
+            self._repository is None
+        ):  # the engine only when staff use the console (citizen-only tests need none)
+            if self._engine is None:
+                from voicebot.db.engine import engine_from_settings
+
+                self._engine = engine_from_settings(self.settings)
+            self._repository = Repository(self._engine)
+        return self._repository
+
+    def secure(self, request: Request) -> bool:
+        mode = self.settings.http.secure_cookies
+        return mode == "always" or (mode == "auto" and request.url.scheme == "https")
+
+    def signed_in(self, request: Request) -> tuple[StaffUser, SessionToken] | None:
+        session = self.signer.read(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return None
+        user = self.repository.staff_user_by_id(session.user_id)
+        if (
+            user is None
+            or user.disabled
+            or self.signer.fingerprint(user.password_hash) != session.password_fingerprint
+        ):
+            return None
+        return user, session
+
+    def require(self, request: Request, path: str) -> tuple[StaffUser, SessionToken]:
+        found = self.signed_in(request)
+        if found is None:
+            raise NotSignedIn()
+        allowed = ACCESS[path]
+        if allowed != PUBLIC and found[0].role not in allowed:
+            raise WrongRole()
+        return found
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A small urlencoded form (the first value of each field); anything else is refused with 400/415."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise _FormError(415, "Formulardaten erwartet.")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise _FormError(413, "Formular zu groß.")
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+    except (UnicodeDecodeError, ValueError):
+        raise _FormError(400, "Ungültige Formulardaten.") from None
+    return {name: values[0] for name, values in fields.items()}
+
+
+class _FormError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _page(title: str, body: str) -> str:
+    template = string.Template((TEMPLATES_DIR / "staff.html").read_text(encoding="utf-8"))
+    return template.substitute(title=html.escape(title), body=body)
+
+
+def _message_page(title: str, text: str, status: int) -> HTMLResponse:
+    body = f'<h1>{html.escape(title)}</h1>\n<p role="alert">{html.escape(text)}</p>\n<p><a href="/konsole">Zur Konsole</a></p>'
+    return HTMLResponse(_page(title, body), status_code=status)
+
+
+def install_console(app: FastAPI, settings: Settings, engine: Engine | None = None) -> Console:
+    console = Console(settings, engine)
+    app.state.console = console
+
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, _error: NotSignedIn) -> Response:
+        if request.method == "GET":
+            return RedirectResponse("/anmelden", status_code=303)
+        return _message_page("Nicht angemeldet", "Bitte melden Sie sich zuerst an.", 401)
+
+    @app.exception_handler(WrongRole)
+    async def wrong_role(_request: Request, _error: WrongRole) -> Response:
+        return _message_page("Kein Zugriff", "Diese Seite ist für Ihre Rolle nicht freigegeben.", 403)
+
+    @app.exception_handler(_FormError)
+    async def form_error(_request: Request, error: _FormError) -> Response:
+        return _message_page("Ungültige Anfrage", error.message, error.status)
+
+    def sign_in_page(request: Request, *, error: str = "", username: str = "", status: int = 200) -> Response:
+        token = new_form_token()
+        error_html = (
+            f'<div id="fehler" class="error" role="alert"><p>{html.escape(error)}</p></div>' if error else ""
+        )
+        described = ' aria-describedby="fehler" aria-invalid="true"' if error else ""
+        body = f"""<h1>Anmeldung für Mitarbeitende</h1>
+{error_html}
+<form method="post" action="/anmelden">
+  <input type="hidden" name="csrf" value="{token}">
+  <p><label for="benutzername">Benutzername</label>
+     <input id="benutzername" name="benutzername" type="text" autocomplete="username" required
+            autocapitalize="none" spellcheck="false" maxlength="64" value="{html.escape(username)}"{described}></p>
+  <p><label for="passwort">Passwort</label>
+     <input id="passwort" name="passwort" type="password" autocomplete="current-password" required
+            maxlength="{MAX_PASSWORD_LENGTH}"{described}></p>
+  <p><button type="submit">Anmelden</button></p>
+</form>"""
+        response = HTMLResponse(_page("Anmelden – Konsole", body), status_code=status)
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=console.secure(request),
+            path="/anmelden",
+        )
+        return response
+
+    @app.get("/anmelden", include_in_schema=False)
+    async def sign_in_form(request: Request) -> Response:
+        if console.signed_in(request) is not None:
+            return RedirectResponse("/konsole", status_code=303)
+        return sign_in_page(request)
+
+    @app.post("/anmelden", include_in_schema=False)
+    async def sign_in(request: Request) -> Response:
+        form = await read_form(request)
+        if not form_token_ok(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
+            return sign_in_page(
+                request,
+                error="Das Formular war abgelaufen. Bitte melden Sie sich noch einmal an.",
+                status=400,
+            )
+        username = form.get("benutzername", "").strip()[:64]
+        password = form.get("passwort", "")
+        keys = (f"name:{username.casefold()}", f"source:{request.client.host if request.client else '-'}")
+        if console.throttle.locked(*keys):
+            minutes = max(1, round(console.throttle.lockout_s / 60))
+            return sign_in_page(
+                request,
+                error=f"Zu viele falsche Anmeldeversuche. Bitte versuchen Sie es in {minutes} Minuten noch einmal.",
+                username=username,
+                status=429,
+            )
+        user = console.repository.staff_user(username) if username else None
+        matches, renew = verify_password(user.password_hash if user else DUMMY_HASH, password)
+        if user is None or user.disabled or not matches:
+            console.throttle.failed(*keys)
+            return sign_in_page(
+                request,
+                error="Benutzername oder Passwort ist falsch.",
+                username=username,
+                status=401,
+            )
+        console.throttle.succeeded(keys[0])
+        if renew:
+            from voicebot.staff.accounts import hash_password
+
+            console.repository.set_password_hash(user.id, hash_password(password))
+            user = console.repository.staff_user(username) or user
+        response = RedirectResponse("/konsole", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            console.signer.issue(user.id, user.password_hash),
+            max_age=console.signer.max_age_s,
+            httponly=True,
+            samesite="strict",
+            secure=console.secure(request),
+            path="/",
+        )
+        response.delete_cookie(CSRF_COOKIE, path="/anmelden")
+        return response
+
+    async def checked_post(request: Request, path: str) -> tuple[StaffUser, SessionToken, dict[str, str]]:
+        user, session = console.require(request, path)
+        form = await read_form(request)
+        if not console.signer.csrf_ok(session, form.get("csrf")):
+            raise _FormError(403, "Das Formular ist ungültig oder abgelaufen. Bitte laden Sie die Seite neu.")
+        return user, session, form
+
+    @app.post("/abmelden", include_in_schema=False)
+    async def sign_out(request: Request) -> Response:
+        _user, session, _form = await checked_post(request, "/abmelden")
+        console.signer.end(session)
+        response = RedirectResponse("/anmelden", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    def console_page(user: StaffUser, session: SessionToken, notice: str = "") -> HTMLResponse:
+        csrf = console.signer.csrf_token(session)
+        options = "\n".join(
+            f'    <p class="option"><input type="radio" id="v-{value}" name="verfuegbarkeit" value="{value}"'
+            f'{" checked" if user.availability == value else ""}> <label for="v-{value}">{label}</label></p>'
+            for value, label in AVAILABILITY_LABELS.items()
+        )
+        notice_html = (
+            f'<p id="hinweis" role="status">{html.escape(notice)}</p>'
+            if notice
+            else '<p id="hinweis" role="status"></p>'
+        )
+        name = user.display_name or user.username
+        team = '<p><a href="/konsole/team">Team-Übersicht</a></p>' if user.role in SUPERVISORS else ""
+        body = f"""<h1>Konsole</h1>
+<p>Angemeldet als <strong id="angemeldet">{html.escape(name)}</strong>
+   ({html.escape(ROLE_LABELS.get(user.role, user.role))}).</p>
+{notice_html}
+<form method="post" action="/konsole/verfuegbarkeit">
+  <input type="hidden" name="csrf" value="{csrf}">
+  <fieldset>
+    <legend>Ihre Verfügbarkeit: {html.escape(AVAILABILITY_LABELS.get(user.availability, user.availability))}</legend>
+{options}
+  </fieldset>
+  <p><button type="submit">Verfügbarkeit speichern</button></p>
+</form>
+<section aria-labelledby="warteschlange">
+  <h2 id="warteschlange">Warteschlange</h2>
+  <p>Die Live-Warteschlange folgt in einer späteren Version.</p>
+</section>
+{team}
+<form method="post" action="/abmelden">
+  <input type="hidden" name="csrf" value="{csrf}">
+  <p><button type="submit" class="secondary">Abmelden</button></p>
+</form>"""
+        return HTMLResponse(_page(f"Konsole – {name}", body))
+
+    @app.get("/konsole", include_in_schema=False)
+    async def console_home(request: Request) -> Response:
+        user, session = console.require(request, "/konsole")
+        saved = request.query_params.get("gespeichert")
+        notice = ""
+        if saved in AVAILABILITY_LABELS:
+            notice = f"Gespeichert: {AVAILABILITY_LABELS[saved]}."
+        return console_page(user, session, notice)
+
+    @app.post("/konsole/verfuegbarkeit", include_in_schema=False)
+    async def set_availability(request: Request) -> Response:
+        user, _session, form = await checked_post(request, "/konsole/verfuegbarkeit")
+        chosen = form.get("verfuegbarkeit", "")
+        if chosen not in AVAILABILITY_LABELS:
+            raise _FormError(400, "Bitte wählen Sie eine Verfügbarkeit.")
+        console.repository.set_availability(user.id, Availability(chosen))
+        return RedirectResponse(f"/konsole?gespeichert={chosen}", status_code=303)  # post/redirect/get
+
+    @app.get("/konsole/team", include_in_schema=False)
+    async def team(request: Request) -> Response:
+        console.require(request, "/konsole/team")
+        rows = "\n".join(
+            f"<tr><td>{html.escape(u.display_name or u.username)}</td><td>{html.escape(ROLE_LABELS.get(u.role, u.role))}</td>"
+            f"<td>{html.escape(AVAILABILITY_LABELS.get(u.availability, u.availability))}</td></tr>"
+            for u in console.repository.staff_users()
+            if not u.disabled
+        )
+        body = f"""<h1>Team-Übersicht</h1>
+<table>
+  <caption>Mitarbeitende und ihre Verfügbarkeit</caption>
+  <thead><tr><th scope="col">Name</th><th scope="col">Rolle</th><th scope="col">Verfügbarkeit</th></tr></thead>
+  <tbody>
+{rows}
+  </tbody>
+</table>
+<p><a href="/konsole">Zurück zur Konsole</a></p>"""
+        return HTMLResponse(_page("Team-Übersicht", body))
+
+    return console
+
+
+def route_paths(app: FastAPI) -> list[str]:
+    """Every path the app serves (mounts by their prefix)."""
+    return [getattr(route, "path", "") for route in app.routes]
+
+
+def unchecked_routes(app: FastAPI) -> list[str]:
+    """Paths without an access decision in :data:`ACCESS` (should be none)."""
+    return [path for path in route_paths(app) if path not in ACCESS]
