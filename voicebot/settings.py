@@ -126,11 +126,14 @@ class PathSettings(_Section):
 # Whisper's vocabulary prompt: the service words callers name. Without the town header that it had until
 # decision 0404 ("Rathaus Musterstadt, Bürgerbüro:"), which whisper-base copied into unclear audio.
 SERVICE_WORDS_PROMPT = (
-    "Personalausweis, Reisepass, Meldebescheinigung, Ummeldung, Führungszeugnis, Fundbüro, Standesamt, "
+    "Bürgerbüro, Personalausweis, Reisepass, Meldebescheinigung, Ummeldung, Führungszeugnis, Fundbüro, Standesamt, "
     "Hundesteuer, Grundsteuer, Gewerbeanmeldung, Sperrmüll, Anwohnerparken, Wohngeld, Kita."
 )
 # The prompt before decision 0404, kept to measure against (`voicebot bench asr --compare-prompt`).
-TOWN_AND_SERVICE_WORDS_PROMPT = f"Rathaus Musterstadt, Bürgerbüro: {SERVICE_WORDS_PROMPT}"
+TOWN_AND_SERVICE_WORDS_PROMPT = (
+    "Rathaus Musterstadt, Bürgerbüro: Personalausweis, Reisepass, Meldebescheinigung, Ummeldung, Führungszeugnis, "
+    "Fundbüro, Standesamt, Hundesteuer, Grundsteuer, Gewerbeanmeldung, Sperrmüll, Anwohnerparken, Wohngeld, Kita."
+)
 
 
 class AsrSettings(_Section):

@@ -48,7 +48,7 @@ class UserAgentConfig:
     inbound_auth_lockout_s: float = 300.0
     inbound_digest_algorithms: tuple[DigestAlgorithm, ...] = ("SHA-256", "MD5")
     # A REFER without a final NOTIFY after this long is a failed transfer (408).
-    transfer_timeout_s: float = 20.0
+    transfer_timeout_s: float = 25.0
     # Inbound TCP bounds (the transport's; see ``policy.TcpLimits``).
     tcp_max_connections: int = 256
     tcp_max_connections_per_source: int = 16
