@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from knowledge import confirm, days, facts, guard, more, phrases, scope, spoken, verify
+from knowledge import confirm, days, facts, freshness, guard, more, phrases, scope, spoken, verify
 from knowledge.confidence import (
     PageCandidate,
     TownLexicon,
@@ -262,7 +262,17 @@ class ExtractiveAnswerEngine:
         misheard = self.misheard(request, retrieval, timings)
         if misheard is not None:
             return misheard
-        return self.page_answer(request, retrieval, timings)
+        return self.not_current(retrieval, timings) or self.page_answer(request, retrieval, timings)
+
+    def not_current(self, retrieval: Retrieval, timings: dict[str, float]) -> Answer | None:
+        """An expired (or not yet valid) top page is not spoken: say so and offer the hand-off."""
+        top = retrieval.top
+        if top is None or freshness.is_current(top.chunk, self.today()):
+            return None
+        text = phrases.not_current(top.chunk.title)  # ends with the hand-off offer ("ja" connects)
+        return Answer(
+            text, Action.ANSWER, retrieval.confidence, [top.chunk.id], self.mode, "de", "expired", timings
+        )
 
     # -- may the ASR have misheard? (knowledge.confirm)
     def misheard(

@@ -20,14 +20,14 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from knowledge import embeddings, facts
+from knowledge import areas, embeddings, facts
 from knowledge.chunking import LoadError, chunk_document, passage_text
 from knowledge.loaders import discover, load_file
 from knowledge.types import Chunk
@@ -99,12 +99,14 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 def chunk_to_dict(chunk: Chunk) -> dict[str, Any]:
     data = asdict(chunk)
     data["synonyms"] = list(chunk.synonyms)
+    data["areas"] = list(chunk.areas)
     return data
 
 
 def chunk_from_dict(data: dict[str, Any]) -> Chunk:
     fields = {k: v for k, v in data.items() if k in Chunk.__dataclass_fields__}
     fields["synonyms"] = tuple(fields.get("synonyms", ()))
+    fields["areas"] = tuple(fields.get("areas", ()))
     return Chunk(**fields)
 
 
@@ -178,10 +180,14 @@ class KnowledgeIndex:
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def retriever(self, config: RetrievalConfig | None = None) -> HybridRetriever:
+    def retriever(
+        self, config: RetrievalConfig | None = None, area_ids: Sequence[str] = ()
+    ) -> HybridRetriever:
+        """The retriever over this index; with ``area_ids`` pages of other areas redirect (knowledge.areas)."""
         from knowledge.retrieval import HybridRetriever
 
-        return HybridRetriever(self.chunks, self.embeddings, config, self.fact_vectors)
+        chunks = areas.for_town(self.chunks, area_ids)
+        return HybridRetriever(chunks, self.embeddings, config, self.fact_vectors)
 
     # --- ingest ----------------------------------------------------------------------------------------------
 
@@ -437,4 +443,4 @@ def load_retriever(config: KnowledgeConfig, refresh: bool = True) -> HybridRetri
     if not index.chunks:
         listed = ", ".join(str(p) for p in config.kb_sources) or "(none configured)"
         raise FileNotFoundError(f"no knowledge pages found in {listed}; run 'voicebot kb ingest PATH'")
-    return index.retriever(config.retrieval)
+    return index.retriever(config.retrieval, config.answer.area_ids)

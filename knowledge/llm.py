@@ -201,6 +201,12 @@ class LlmAnswerEngine:
             async for event in emit(misheard, started):
                 yield event
             return
+        stale = self._extractive.not_current(retrieval, timings)  # an expired page is not phrased either
+        if stale is not None:
+            stale.mode = self.mode
+            async for event in emit(stale, started):
+                yield event
+            return
         passages = passages_for(retrieval, self._config.retrieval.top_k)
         generation = _Generation(asked=self._asked_types(request))
         first_sentence_ms: float | None = None

@@ -36,7 +36,7 @@ def ingest(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Files or directories (.md, .html, .pdf, .csv, .yaml); default: settings.paths.kb_sources."
+            help="Files or directories (.md, .html, .pdf, .csv, .yaml, XZuFi 2.2 .xml); default: settings.paths.kb_sources."
         ),
     ] = None,
     index_dir: IndexDirOption = None,
@@ -106,13 +106,26 @@ def _short(path: str) -> str:
         return path
 
 
-def stats(index_dir: IndexDirOption = None) -> None:
-    """Documents, chunks and source files in the index."""
+def stats(
+    index_dir: IndexDirOption = None,
+    today: Annotated[
+        str | None,
+        typer.Option("--today", help="Day to judge validity against, YYYY-MM-DD (default: today)."),
+    ] = None,
+) -> None:
+    """Documents, chunks and source files in the index; pages expiring within 30 days."""
+    import datetime as dt
     from collections import Counter
 
     from rich.console import Console
     from rich.table import Table
 
+    from knowledge import areas, freshness
+
+    try:
+        day = dt.date.fromisoformat(today) if today else dt.date.today()
+    except ValueError:
+        raise fail(f"--today must be a date like 2026-12-01, not {today!r}") from None
     target = _index_dir(index_dir)
     index = _open_index(target)
     if not index.chunks:
@@ -123,11 +136,23 @@ def stats(index_dir: IndexDirOption = None) -> None:
     table.add_row("Quelldateien", str(len(index.files)))
     broken = [path for path, entry in index.files.items() if entry.error]
     table.add_row("fehlerhaft (alte Fassung im Index)", str(len(broken)))
-    redirects = len({c.doc_id for c in index.chunks if not c.responsible})
+    own_area = areas.for_town(index.chunks, settings_or_exit().answer.area_ids)  # other areas: redirects
+    redirects = len({c.doc_id for c in own_area if not c.responsible})
     table.add_row("Verweise auf andere Behörden", str(redirects))
     departments = Counter(c.department or "–" for c in index.chunks if c.id == c.doc_id)
     table.add_row("Fachbereiche", ", ".join(f"{d} ({n})" for d, n in departments.most_common()))
-    Console().print(table)
+    expiring = freshness.expiring(index.chunks, day)
+    table.add_row(f"laufen binnen {freshness.EXPIRING_DAYS} Tagen ab / abgelaufen", str(len(expiring)))
+    console = Console()
+    console.print(table)
+    for entry in expiring:  # plain lines: ids stay whole and copyable
+        when = "abgelaufen seit" if entry.days_left < 0 else "gültig bis"
+        console.print(
+            f"{when} {entry.valid_until.isoformat()}: {entry.doc_id} ({entry.title})",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
 
 
 def search(
@@ -146,7 +171,7 @@ def search(
     from knowledge.extractive import ExtractiveAnswerEngine
     from knowledge.types import AnswerRequest
 
-    retriever = index.retriever(settings.retrieval)
+    retriever = index.retriever(settings.retrieval, settings.answer.area_ids)
     result = retriever.search_detailed(query, k)
     judged = ExtractiveAnswerEngine(settings.knowledge(), retriever).retrieve_sync(AnswerRequest(query))
     judged_page = judged.top.doc_id if judged.top is not None else None
