@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from knowledge import areas, embeddings, facts
+from knowledge import areas, embeddings, facts, layers
 from knowledge.chunking import LoadError, chunk_document, passage_text
 from knowledge.loaders import discover, load_file
 from knowledge.types import Chunk
@@ -183,10 +183,11 @@ class KnowledgeIndex:
     def retriever(
         self, config: RetrievalConfig | None = None, area_ids: Sequence[str] = ()
     ) -> HybridRetriever:
-        """The retriever over this index; with ``area_ids`` pages of other areas redirect (knowledge.areas)."""
+        """The retriever over this index as the town sees it: its layer over the base (knowledge.layers), and with
+        ``area_ids`` pages of other areas redirected (knowledge.areas)."""
         from knowledge.retrieval import HybridRetriever
 
-        chunks = areas.for_town(self.chunks, area_ids)
+        chunks = areas.for_town(layers.resolve(self.chunks)[0], area_ids)
         return HybridRetriever(chunks, self.embeddings, config, self.fact_vectors)
 
     # --- ingest ----------------------------------------------------------------------------------------------
@@ -352,7 +353,8 @@ class KnowledgeIndex:
         dot product at question time. Returns whether the stored vectors changed.
         """
         texts: dict[str, str] = {}
-        for chunk in self.chunks:
+        # the units as stored and as the town's layer amends them (what the retriever will ask about)
+        for chunk in [*self.chunks, *layers.resolve(self.chunks)[0]]:
             for unit in facts.fact_units(chunk):
                 texts.setdefault(unit.key, unit.embed_text)
         todo = [key for key in texts if key not in self.fact_vectors]

@@ -448,6 +448,7 @@ def _document(
         areas=service.areas,
         contact=office.contact if office is not None else "",
         catalog_key=f"leika:{service.catalog_key}" if service.catalog_key else "",
+        layer="base",  # imported descriptions: the town's own pages amend them (knowledge.layers)
     )
     sections = [Section("", texts.get(SHORT_TEXT), 0)]
     structured: dict[str, list[str]] = {}

@@ -108,6 +108,9 @@ def _short(path: str) -> str:
 
 def stats(
     index_dir: IndexDirOption = None,
+    pages: Annotated[
+        bool, typer.Option("--pages", help="List every page with its layer and source file.")
+    ] = False,
     today: Annotated[
         str | None,
         typer.Option("--today", help="Day to judge validity against, YYYY-MM-DD (default: today)."),
@@ -120,7 +123,7 @@ def stats(
     from rich.console import Console
     from rich.table import Table
 
-    from knowledge import areas, freshness
+    from knowledge import areas, freshness, layers
 
     try:
         day = dt.date.fromisoformat(today) if today else dt.date.today()
@@ -141,11 +144,37 @@ def stats(
     table.add_row("Verweise auf andere Behörden", str(redirects))
     departments = Counter(c.department or "–" for c in index.chunks if c.id == c.doc_id)
     table.add_row("Fachbereiche", ", ".join(f"{d} ({n})" for d, n in departments.most_common()))
+    leads = [c for c in index.chunks if c.id == c.doc_id]
+    per_layer = Counter(layers.layer_of(c) for c in leads)
+    table.add_row("Seiten je Ebene", ", ".join(f"{name} ({n})" for name, n in sorted(per_layer.items())))
+    _, layered = layers.resolve(index.chunks)
+    table.add_row(
+        "Überschreibungen / Konflikte",
+        f"{sum(map(len, layered.overrides.values()))} / {len(layered.conflicts)}",
+    )
     expiring = freshness.expiring(index.chunks, day)
     table.add_row(f"laufen binnen {freshness.EXPIRING_DAYS} Tagen ab / abgelaufen", str(len(expiring)))
     console = Console()
     console.print(table)
-    for entry in expiring:  # plain lines: ids stay whole and copyable
+    by_id = {c.doc_id: c for c in leads}
+
+    def line(text: str) -> None:  # plain lines: ids and paths stay whole and copyable
+        console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    for base_id, town_ids in sorted(layered.overrides.items()):
+        for town_id in town_ids:
+            line(f"überschreibt: {town_id} (town, {_short(by_id[town_id].source_path)}) → {base_id} (base)")
+    for conflict in layered.conflicts:
+        line(
+            f"Konflikt: {conflict.page} „{conflict.heading}“ in base ({_short(conflict.base_source)}) und town "
+            f"({_short(conflict.town_source)}): town gilt"
+        )
+    for page_id, why in layered.problems:
+        line(f"nicht angewandt: {page_id}: {why}")
+    if pages:
+        for lead in sorted(leads, key=lambda c: c.doc_id):
+            line(f"Seite: {lead.doc_id} [{layers.layer_of(lead)}] {_short(lead.source_path)}")
+    for entry in expiring:
         when = "abgelaufen seit" if entry.days_left < 0 else "gültig bis"
         console.print(
             f"{when} {entry.valid_until.isoformat()}: {entry.doc_id} ({entry.title})",
