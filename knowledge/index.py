@@ -21,13 +21,13 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from knowledge import areas, embeddings, facts, layers
+from knowledge import areas, embeddings, facts, layers, packs
 from knowledge.chunking import LoadError, chunk_document, passage_text
 from knowledge.loaders import discover, load_file
 from knowledge.types import Chunk
@@ -279,6 +279,10 @@ class KnowledgeIndex:
             self._skip(report, key, str(exc), entry, sha)
             return
         report.skipped.extend(result.warnings)
+        if packs.in_pack(path):  # an installed knowledge pack is the base the town's pages amend
+            for document in result.documents:
+                if not document.meta.layer:
+                    document.meta = replace(document.meta, layer=layers.BASE)
         # Document ids are citation keys: the first file that claims one keeps it.
         mine = {doc_id for doc_id, k in owner.items() if k == key}
         new_rows: list[tuple[Chunk, str, np.ndarray | None]] = []

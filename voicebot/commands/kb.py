@@ -263,4 +263,117 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     kb_app.command("ingest")(ingest)
     kb_app.command("stats")(stats)
     kb_app.command("search")(search)
+    pack_app = typer.Typer(
+        help="Knowledge packs: export a folder of pages, import a pack as the base layer.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
+    pack_app.command("export")(pack_export)
+    pack_app.command("import")(pack_import)
+    kb_app.add_typer(pack_app, name="pack")
     app.add_typer(kb_app, name="kb")
+
+
+def pack_export(
+    source: Annotated[Path, typer.Argument(help="Folder with the pages to pack.")],
+    out: Annotated[Path, typer.Option("--out", help="The pack file to write (e.g. musterstadt-1.0.kbpack).")],
+    name: Annotated[str, typer.Option("--name", help="Pack name, e.g. musterstadt-basis.")],
+    version: Annotated[str, typer.Option("--version", help="Pack version, e.g. 1.0.")],
+    licence: Annotated[str, typer.Option("--licence", help="Licence of the content.")] = "EUPL-1.2",
+    author: Annotated[str, typer.Option("--author", help="The town that made the pack.")] = "",
+    source_name: Annotated[str, typer.Option("--source", help="Where the content comes from.")] = "",
+    language: Annotated[str, typer.Option("--language", help="Language of the pages.")] = "de",
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="Evaluation question set (YAML) shipped with the pack.")
+    ] = None,
+) -> None:
+    """Write a knowledge pack: pages, manifest with hashes, and the figures of its evaluation questions."""
+    from knowledge.evaluation import EvalSetError
+    from knowledge.packs import PackError, PackInfo, evaluate_pages, export_pack
+
+    if not source.is_dir():
+        raise fail(f"not a folder: {source}")
+    if questions is not None and not questions.is_file():
+        raise fail(f"question set not found: {questions}")
+    info = PackInfo(name, version, licence, author or settings_or_exit().town, source_name, language)
+    try:
+        figures = evaluate_pages(source, questions, info.author) if questions is not None else {}
+        manifest = export_pack(source, out, info, questions, figures)
+    except (PackError, EvalSetError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write pack {out}: {exc}") from None
+    pages = sum(1 for path in manifest.files if path.startswith("pages/"))
+    typer.echo(f"pack {name} {version}: {pages} page files → {out}")
+    for figure, value in figures.items():
+        typer.echo(f"  {figure}: {value}")
+
+
+def pack_import(
+    pack: Annotated[Path, typer.Argument(help="The pack file.")],
+    into: Annotated[
+        Path | None, typer.Option("--into", help="Install folder (default: packs/<name> next to the index).")
+    ] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Check and install a knowledge pack as the base layer, index it, and run its evaluation questions."""
+    import contextlib
+    import tempfile
+
+    from knowledge import layers
+    from knowledge.chunking import LoadError
+    from knowledge.evaluation import EvalSetError
+    from knowledge.loaders import load_file
+    from knowledge.packs import QUESTIONS, PackError, evaluate_pages, in_pack, install_pack, read_pack
+
+    if not pack.is_file():
+        raise fail(f"pack not found: {pack}")
+    target_index = _index_dir(index_dir)
+    try:
+        manifest, contents = read_pack(pack)
+    except PackError as exc:
+        raise fail(str(exc)) from None
+    target = into if into is not None else target_index.parent / "packs" / manifest.info.name
+    # Refuse before writing anything: a pack page id that is one of the town's own pages would replace it.
+    index = _open_index(target_index)
+    own = {
+        c.doc_id
+        for c in index.chunks
+        if layers.layer_of(c) == layers.TOWN and not in_pack(Path(c.source_path))
+    }
+    with tempfile.TemporaryDirectory(prefix="pack-check-") as scratch:
+        ids: set[str] = set()
+        for number, (name, data) in enumerate(contents.items()):
+            if name.startswith("pages/"):
+                path = Path(scratch) / f"{number}-{Path(name).name}"
+                path.write_bytes(data)
+                with contextlib.suppress(LoadError):  # a broken page is reported by the ingest below
+                    ids.update(d.meta.doc_id for d in load_file(path).documents)
+    clash = sorted(ids & own)
+    if clash:
+        raise fail(f"pack would overwrite the town's own pages ({', '.join(clash[:5])}); not imported")
+    try:
+        install_pack(manifest, contents, target)
+    except PackError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot install pack into {target}: {exc}") from None
+    typer.echo(
+        f"pack {manifest.info.name} {manifest.info.version} ({manifest.info.licence}) installed in {target}"
+    )
+    if QUESTIONS in contents:
+        try:
+            figures = evaluate_pages(target / "pages", target / QUESTIONS, manifest.info.author)
+        except EvalSetError as exc:
+            raise fail(f"the pack's question set is unusable: {exc}") from None
+        for figure, value in figures.items():
+            recorded = manifest.evaluation.get(figure)
+            same = (
+                ""
+                if recorded is None
+                else ("  (wie beim Export)" if recorded == value else f"  (Export: {recorded})")
+            )
+            typer.echo(f"  {figure}: {value}{same}")
+    report = index.ingest([target / "pages"])
+    _print_report(report, target_index)
+    typer.echo(f"add {target / 'pages'} to paths.kb_sources so that the server keeps it up to date")
