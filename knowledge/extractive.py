@@ -319,7 +319,8 @@ class ExtractiveAnswerEngine:
         if chosen is None:
             return None
         retrieval.pages = [chosen, *[p for p in retrieval.pages if p.doc_id != chosen.doc_id]]
-        answer = self.page_answer(original, retrieval, {"retrieval": round(retrieval.elapsed_ms, 2)})
+        timings = {"retrieval": round(retrieval.elapsed_ms, 2)}
+        answer = self.not_current(retrieval, timings) or self.page_answer(original, retrieval, timings)
         answer.reason = f"confirmed_{answer.reason}"
         return answer
 

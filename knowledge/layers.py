@@ -41,9 +41,9 @@ class Conflict:
 class LayerReport:
     overrides: dict[str, list[str]] = field(default_factory=dict)  # base page id → overriding town page ids
     conflicts: list[Conflict] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (page id, why its override was not applied)
+    # (page id, why its override was not applied)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    approved: set[str] = field(default_factory=set)  # base pages whose spoken answer the town's layer sets
 
 
 def _is_heading(block: str, has_next: bool) -> bool:
@@ -132,6 +132,7 @@ def resolve(chunks: Iterable[Chunk]) -> tuple[list[Chunk], LayerReport]:
         for row in pages[target]:  # every chunk carries the page's metadata (freshness reads the found chunk)
             result[row] = replace(result[row], **amended)
         if spoken:
+            report.approved.add(target)
             result[pages[target][0]] = replace(result[pages[target][0]], spoken_answer=spoken)
         for row in rows:
             chunk = chunks[row]
@@ -146,4 +147,24 @@ def resolve(chunks: Iterable[Chunk]) -> tuple[list[Chunk], LayerReport]:
                 responsible=base_lead.responsible,
                 areas=base_lead.areas,
             )
+    # A chunk left without text (a town page with only metadata, a base section the town replaced) would be found
+    # by search and then say nothing: it says the page's resolved short answer instead.
+    leads = {c.doc_id: c for c in result if c.id == c.doc_id}
+    for row, chunk in enumerate(result):
+        if not chunk.text.strip() and chunk.doc_id in leads:
+            lead = leads[chunk.doc_id]
+            result[row] = replace(chunk, text=lead.spoken_answer or lead.title)
     return result, report
+
+
+def generated(resolved: Iterable[Chunk], report: LayerReport) -> list[Chunk]:
+    """Lead chunks of imported pages whose spoken answer the importer built (no town page sets one yet).
+
+    Imported pages (a catalogue key, e.g. XZuFi's LeiKa) have no curated phone answer; the loader builds one
+    from the Kurztext. An editor approves or rewrites it with a town page ``overrides: <id>`` + ``spoken_answer``.
+    """
+    return [
+        c
+        for c in resolved
+        if c.id == c.doc_id and c.catalog_key and c.spoken_answer and c.doc_id not in report.approved
+    ]

@@ -431,7 +431,8 @@ def _document(
         doc_id=doc_id,
         title=texts.get(TITLE).splitlines()[0],
         text="",
-        spoken_answer=_lead_sentences(texts.get(SHORT_TEXT)),
+        # generated, not curated: `voicebot kb review-spoken` lists it for an editor (knowledge.layers.generated)
+        spoken_answer=_lead_sentences(texts.get(SHORT_TEXT)) or _lead_sentences(texts.get("06"), 2),
         department=office.name if office is not None else "",
         authority=office.name if office is not None else "",
         source_url=_text(element, "modulUrsprungsportal", "uri"),

@@ -5,13 +5,14 @@ Real files (tests/data/xzufi/ as the base layer, tests/data/xzufi-town/ as the t
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from knowledge import layers
-from knowledge.config import KnowledgeConfig
+from knowledge.config import AnswerConfig, KnowledgeConfig
 from knowledge.extractive import ExtractiveAnswerEngine
 from knowledge.index import KnowledgeIndex
 from knowledge.types import AnswerRequest
@@ -100,3 +101,31 @@ def test_stats_shows_layers_overrides_and_conflicts(layered_index: Path) -> None
     assert "Konflikt: xzufi-l100001 „Kosten“ in base (" in result.output and "town gilt" in result.output
     assert "Seite: xzufi-k200001 [base]" in result.output
     assert "Seite: musterstadt-bewohnerparken [town]" in result.output
+
+
+def test_review_spoken_lists_generated_answers_until_a_town_page_approves_them(tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    KnowledgeIndex.open(index_dir).ingest([BASE])
+    drafts = tmp_path / "town"
+    args = ["kb", "review-spoken", "--index-dir", str(index_dir)]
+    result = runner.invoke(app, [*args, "--write", str(drafts)])
+    assert result.exit_code == 0, result.output
+    assert "xzufi-l100002\tMeldebescheinigung ausstellen\tEine Meldebescheinigung bestätigt" in result.output
+    draft = drafts / "xzufi-l100002-telefon.md"
+    assert 'overrides: "xzufi-l100002"' in draft.read_text(encoding="utf-8")
+    for other in drafts.iterdir():
+        if other != draft:
+            other.unlink()
+    approved = "Eine Meldebescheinigung bekommen Sie sofort im Bürgeramt."
+    text = draft.read_text(encoding="utf-8").splitlines()
+    text = [f'spoken_answer: "{approved}"' if line.startswith("spoken_answer:") else line for line in text]
+    draft.write_text("\n".join(text) + "\n", encoding="utf-8")
+    KnowledgeIndex.open(index_dir).ingest([BASE, drafts])
+    result = runner.invoke(app, args)
+    assert "xzufi-l100002" not in result.output and "xzufi-l100001\t" in result.output
+    config = KnowledgeConfig(
+        town="Musterstadt", index_dir=index_dir, kb_sources=(), answer=AnswerConfig(offer_more=False)
+    )
+    engine = ExtractiveAnswerEngine(config, KnowledgeIndex.open(index_dir).retriever())
+    answer = asyncio.run(engine.answer(AnswerRequest("Was ist eine Meldebescheinigung?")))
+    assert answer.text == approved and answer.sources[0].split("#")[0] == "xzufi-l100002"

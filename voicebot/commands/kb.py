@@ -263,6 +263,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     kb_app.command("ingest")(ingest)
     kb_app.command("stats")(stats)
     kb_app.command("search")(search)
+    kb_app.command("review-spoken")(review_spoken)
     pack_app = typer.Typer(
         help="Knowledge packs: export a folder of pages, import a pack as the base layer.",
         no_args_is_help=True,
@@ -272,6 +273,42 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     pack_app.command("import")(pack_import)
     kb_app.add_typer(pack_app, name="pack")
     app.add_typer(kb_app, name="kb")
+
+
+def review_spoken(
+    index_dir: IndexDirOption = None,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write", help="Write one town page per listed answer into this folder, to edit and ingest."
+        ),
+    ] = None,
+) -> None:
+    """List the spoken answers the importer built (not yet approved by a town page), for an editor to review."""
+    from knowledge import layers
+
+    target = _index_dir(index_dir)
+    index = _open_index(target)
+    resolved, report = layers.resolve(index.chunks)
+    pending = layers.generated(resolved, report)
+    if write is not None:
+        write.mkdir(parents=True, exist_ok=True)
+    for chunk in pending:
+        typer.echo(f"{chunk.doc_id}\t{chunk.title}\t{chunk.spoken_answer}")
+        if write is None:
+            continue
+        page = write / f"{chunk.doc_id}-telefon.md"
+        if page.exists():  # an editor's draft is never overwritten
+            continue
+        front = {
+            "id": f"{chunk.doc_id}-telefon",
+            "title": f"{chunk.title} (Telefonantwort)",
+            "overrides": chunk.doc_id,
+            "spoken_answer": chunk.spoken_answer,
+        }
+        body = "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in front.items())
+        page.write_text(f"---\n{body}---\n", encoding="utf-8")
+    typer.echo(f"{len(pending)} generated spoken answers to review", err=True)
 
 
 def pack_export(
