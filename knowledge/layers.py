@@ -151,7 +151,7 @@ def resolve(chunks: Iterable[Chunk]) -> tuple[list[Chunk], LayerReport]:
     # by search and then say nothing: it says the page's resolved short answer instead.
     leads = {c.doc_id: c for c in result if c.id == c.doc_id}
     for row, chunk in enumerate(result):
-        if not chunk.text.strip() and chunk.doc_id in leads:
+        if chunk.doc_id in report.overrides and not chunk.text.strip() and chunk.doc_id in leads:
             lead = leads[chunk.doc_id]
             result[row] = replace(chunk, text=lead.spoken_answer or lead.title)
     return result, report

@@ -22,6 +22,7 @@ from knowledge.loaders import discover, load_file
 from knowledge.loaders.xzufi import html_to_text
 from knowledge.types import AnswerRequest
 from voicebot.cli import app
+from voicebot.settings import get_settings
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "xzufi"
 TOWN = "099990001001"  # Musterstadt in the test files; 099990000000 is the Landkreis
@@ -150,12 +151,14 @@ def _engine(index_dir: Path, area_ids: list[str], today: dt.date) -> ExtractiveA
 
 
 def test_ask_answers_a_cost_question_with_the_amount_and_cites_it(
-    xzufi_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    xzufi_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     monkeypatch.setenv("VOICEBOT_CONFIG", str(tmp_path / "none.toml"))
     monkeypatch.setenv("VOICEBOT_PATHS__INDEX_DIR", str(xzufi_index))
     monkeypatch.setenv("VOICEBOT_PATHS__KB_SOURCES", json.dumps([str(DATA)]))
     monkeypatch.setenv("VOICEBOT_ANSWER__AREA_IDS", json.dumps([TOWN]))
+    get_settings.cache_clear()  # settings read by an earlier test in this process would hide these
+    request.addfinalizer(get_settings.cache_clear)  # and these must not leak into later tests
     result = runner.invoke(app, ["ask", "Was kostet der Anwohnerparkausweis?", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output[result.output.index("{") :])
