@@ -20,7 +20,7 @@ from knowledge.extractive import ExtractiveAnswerEngine
 from knowledge.index import KnowledgeIndex
 from knowledge.loaders import discover, load_file
 from knowledge.loaders.xzufi import html_to_text
-from knowledge.types import AnswerRequest
+from knowledge.types import Action, AnswerRequest, Turn
 from voicebot.cli import app
 from voicebot.settings import get_settings
 
@@ -179,6 +179,9 @@ async def test_expired_page_is_not_spoken(xzufi_index: Path) -> None:
         "Zu „Bewohnerparkausweis beantragen“ kann ich Ihnen gerade keine aktuelle Auskunft geben. "
         "Soll ich Sie mit einer Mitarbeiterin oder einem Mitarbeiter verbinden?"
     )
+    history = (Turn("caller", question.question), Turn("bot", expired.text))
+    accepted = await _engine(xzufi_index, [TOWN], dt.date(2027, 7, 1)).answer(AnswerRequest("ja", history))
+    assert accepted.action == Action.HANDOFF  # the offered hand-off is taken by "ja"
     early = await _engine(xzufi_index, [TOWN], dt.date(2025, 12, 31)).answer(question)
     assert early.reason == "expired"  # gueltigkeit/beginn 2026-01-01: not valid yet
     other = await _engine(xzufi_index, [TOWN], dt.date(2027, 7, 1)).answer(
