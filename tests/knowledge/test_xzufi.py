@@ -222,3 +222,16 @@ def test_broken_update_keeps_the_last_good_version(tmp_path: Path) -> None:
     assert "malformed XML in element <inhalt> at line 10" in dict(report.skipped)[str(target.resolve())]
     index = KnowledgeIndex.open(index_dir)
     assert "xzufi-l100001" in index.document_ids and index.files[str(target.resolve())].error
+
+
+def test_llm_passages_leave_out_expired_pages(xzufi_index: Path) -> None:
+    from knowledge.llm import passages_for
+
+    engine = _engine(xzufi_index, [TOWN], dt.date(2027, 7, 1))
+    retrieval = engine.retrieve_sync(AnswerRequest("Bewohnerparkausweis Kosten"))
+    assert retrieval.top is not None and retrieval.top.doc_id == "xzufi-l100001"
+    assert "xzufi-l100001" in passages_for(retrieval, 3)
+    kept = passages_for(retrieval, 3, dt.date(2027, 7, 1))
+    everything = passages_for(retrieval, 3)
+    # the German and the English version share the validity dates: both are left out
+    assert kept == {k: v for k, v in everything.items() if not k.startswith("xzufi-l100001")} and kept
