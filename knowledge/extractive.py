@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from knowledge import confirm, days, facts, freshness, guard, more, phrases, scope, spoken, verify
+from knowledge import areas, confirm, days, facts, freshness, guard, more, phrases, scope, spoken, verify
 from knowledge.confidence import (
     PageCandidate,
     TownLexicon,
@@ -336,6 +336,8 @@ class ExtractiveAnswerEngine:
         if request.language == "de" and chunk.language == "de":
             fact = self.fact_answer(request, retrieval, page, timings)
             if fact is not None:
+                if fact.action == Action.REDIRECT and chunk.contact:  # an imported page of another area
+                    fact.text = f"{fact.text} {spoken.for_speech(areas.redirect_text(chunk))}"
                 return self.offering_more(request, fact, page)
         text = spoken.for_speech(speakable_text(chunk))
         if chunk.language != request.language and request.language in phrases.GERMAN_ONLY_NOTICE:

@@ -167,6 +167,11 @@ def test_ask_answers_a_cost_question_with_the_amount_and_cites_it(
     result = runner.invoke(app, ["ask", "Ich will mein Auto zulassen", "--json"])
     payload = json.loads(result.output[result.output.index("{") :])
     assert payload["action"] == "redirect" and "Telefon 0 9 9 9" in payload["answer"]
+    # a fact of another area's service comes with the office that is responsible for it
+    result = runner.invoke(app, ["ask", "Was kostet die Autozulassung?", "--json"])
+    payload = json.loads(result.output[result.output.index("{") :])
+    assert payload["action"] == "redirect" and "30,70 Euro" in payload["answer"]
+    assert "Landkreis Musterkreis" in payload["answer"] and "zuständig" in payload["answer"]
 
 
 async def test_expired_page_is_not_spoken(xzufi_index: Path) -> None:
