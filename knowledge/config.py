@@ -62,6 +62,9 @@ class AnswerConfig(_Config):
     # Named when a question is out of scope ("Ich beantworte Fragen ..., zum Beispiel zu Reisepass, ...").
     scope_examples: list[str] = ["Reisepass", "Müllabfuhr", "Kita"]
     offer_more: bool = True  # end a short answer with an offer of the page's next useful part
+    # The town's area keys (XZuFi Gebiet-IDs, e.g. its Regionalschlüssel): imported services valid only for other
+    # areas are redirected to their office (knowledge.areas). Empty: every page is answered.
+    area_ids: list[str] = []
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from knowledge import confirm, days, facts, guard, more, phrases, scope, spoken, verify
+from knowledge import areas, confirm, days, facts, freshness, guard, more, phrases, scope, spoken, verify
 from knowledge.confidence import (
     PageCandidate,
     TownLexicon,
@@ -262,7 +262,17 @@ class ExtractiveAnswerEngine:
         misheard = self.misheard(request, retrieval, timings)
         if misheard is not None:
             return misheard
-        return self.page_answer(request, retrieval, timings)
+        return self.not_current(retrieval, timings) or self.page_answer(request, retrieval, timings)
+
+    def not_current(self, retrieval: Retrieval, timings: dict[str, float]) -> Answer | None:
+        """An expired (or not yet valid) top page is not spoken: say so and offer the hand-off."""
+        top = retrieval.top
+        if top is None or freshness.is_current(top.chunk, self.today()):
+            return None
+        text = phrases.not_current(top.chunk.title)  # ends with the hand-off offer ("ja" connects)
+        return Answer(
+            text, Action.ANSWER, retrieval.confidence, [top.chunk.id], self.mode, "de", "expired", timings
+        )
 
     # -- may the ASR have misheard? (knowledge.confirm)
     def misheard(
@@ -309,7 +319,8 @@ class ExtractiveAnswerEngine:
         if chosen is None:
             return None
         retrieval.pages = [chosen, *[p for p in retrieval.pages if p.doc_id != chosen.doc_id]]
-        answer = self.page_answer(original, retrieval, {"retrieval": round(retrieval.elapsed_ms, 2)})
+        timings = {"retrieval": round(retrieval.elapsed_ms, 2)}
+        answer = self.not_current(retrieval, timings) or self.page_answer(original, retrieval, timings)
         answer.reason = f"confirmed_{answer.reason}"
         return answer
 
@@ -325,6 +336,8 @@ class ExtractiveAnswerEngine:
         if request.language == "de" and chunk.language == "de":
             fact = self.fact_answer(request, retrieval, page, timings)
             if fact is not None:
+                if fact.action == Action.REDIRECT and chunk.contact:  # an imported page of another area
+                    fact.text = f"{fact.text} {spoken.for_speech(areas.redirect_text(chunk))}"
                 return self.offering_more(request, fact, page)
         text = spoken.for_speech(speakable_text(chunk))
         if chunk.language != request.language and request.language in phrases.GERMAN_ONLY_NOTICE:

@@ -20,14 +20,14 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from knowledge import embeddings, facts
+from knowledge import areas, embeddings, facts, layers, packs
 from knowledge.chunking import LoadError, chunk_document, passage_text
 from knowledge.loaders import discover, load_file
 from knowledge.types import Chunk
@@ -99,12 +99,14 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 def chunk_to_dict(chunk: Chunk) -> dict[str, Any]:
     data = asdict(chunk)
     data["synonyms"] = list(chunk.synonyms)
+    data["areas"] = list(chunk.areas)
     return data
 
 
 def chunk_from_dict(data: dict[str, Any]) -> Chunk:
     fields = {k: v for k, v in data.items() if k in Chunk.__dataclass_fields__}
     fields["synonyms"] = tuple(fields.get("synonyms", ()))
+    fields["areas"] = tuple(fields.get("areas", ()))
     return Chunk(**fields)
 
 
@@ -178,10 +180,15 @@ class KnowledgeIndex:
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def retriever(self, config: RetrievalConfig | None = None) -> HybridRetriever:
+    def retriever(
+        self, config: RetrievalConfig | None = None, area_ids: Sequence[str] = ()
+    ) -> HybridRetriever:
+        """The retriever over this index as the town sees it: its layer over the base (knowledge.layers), and with
+        ``area_ids`` pages of other areas redirected (knowledge.areas)."""
         from knowledge.retrieval import HybridRetriever
 
-        return HybridRetriever(self.chunks, self.embeddings, config, self.fact_vectors)
+        chunks = areas.for_town(layers.resolve(self.chunks)[0], area_ids)
+        return HybridRetriever(chunks, self.embeddings, config, self.fact_vectors)
 
     # --- ingest ----------------------------------------------------------------------------------------------
 
@@ -272,6 +279,10 @@ class KnowledgeIndex:
             self._skip(report, key, str(exc), entry, sha)
             return
         report.skipped.extend(result.warnings)
+        if packs.in_pack(path):  # an installed knowledge pack is the base the town's pages amend
+            for document in result.documents:
+                if not document.meta.layer:
+                    document.meta = replace(document.meta, layer=layers.BASE)
         # Document ids are citation keys: the first file that claims one keeps it.
         mine = {doc_id for doc_id, k in owner.items() if k == key}
         new_rows: list[tuple[Chunk, str, np.ndarray | None]] = []
@@ -346,7 +357,8 @@ class KnowledgeIndex:
         dot product at question time. Returns whether the stored vectors changed.
         """
         texts: dict[str, str] = {}
-        for chunk in self.chunks:
+        # the units as stored and as the town's layer amends them (what the retriever will ask about)
+        for chunk in [*self.chunks, *layers.resolve(self.chunks)[0]]:
             for unit in facts.fact_units(chunk):
                 texts.setdefault(unit.key, unit.embed_text)
         todo = [key for key in texts if key not in self.fact_vectors]
@@ -437,4 +449,4 @@ def load_retriever(config: KnowledgeConfig, refresh: bool = True) -> HybridRetri
     if not index.chunks:
         listed = ", ".join(str(p) for p in config.kb_sources) or "(none configured)"
         raise FileNotFoundError(f"no knowledge pages found in {listed}; run 'voicebot kb ingest PATH'")
-    return index.retriever(config.retrieval)
+    return index.retriever(config.retrieval, config.answer.area_ids)

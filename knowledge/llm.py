@@ -31,7 +31,7 @@ from openai.types.chat import (
     ChatCompletionUserMessageParam,
 )
 
-from knowledge import days, facts, more, verify
+from knowledge import days, facts, freshness, more, verify
 from knowledge.config import KnowledgeConfig
 from knowledge.extractive import (
     ExtractiveAnswerEngine,
@@ -85,11 +85,14 @@ class _Generation:
     raw: str = ""
 
 
-def passages_for(retrieval: Retrieval, top_k: int) -> dict[str, str]:
-    """Chunk id → passage text (title, curated answer, body) of the best chunk of each of the top pages."""
+def passages_for(retrieval: Retrieval, top_k: int, today: date | None = None) -> dict[str, str]:
+    """Chunk id → passage text (title, curated answer, body) of the best chunk of each of the top pages; with
+    ``today``, pages past their validity are left out (knowledge.freshness: an expired page is not spoken)."""
     passages: dict[str, str] = {}
     for page in retrieval.pages[:top_k]:
         chunk = page.chunk
+        if today is not None and not freshness.is_current(chunk, today):
+            continue
         parts = [chunk.title]
         if chunk.spoken_answer:
             parts.append(chunk.spoken_answer)
@@ -201,7 +204,13 @@ class LlmAnswerEngine:
             async for event in emit(misheard, started):
                 yield event
             return
-        passages = passages_for(retrieval, self._config.retrieval.top_k)
+        stale = self._extractive.not_current(retrieval, timings)  # an expired page is not phrased either
+        if stale is not None:
+            stale.mode = self.mode
+            async for event in emit(stale, started):
+                yield event
+            return
+        passages = passages_for(retrieval, self._config.retrieval.top_k, self._extractive.today())
         generation = _Generation(asked=self._asked_types(request))
         first_sentence_ms: float | None = None
         async for sentence in self._generate(request, passages, generation):

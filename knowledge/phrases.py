@@ -165,6 +165,12 @@ HANDOFF_OFFER = "Soll ich Sie mit einer Mitarbeiterin oder einem Mitarbeiter ver
 HANDOFF_DECLINED = "Gut. Was kann ich sonst für Sie tun?"
 
 
+def not_current(topic: str) -> str:
+    """An expired page is not spoken (knowledge.freshness): say so and offer the hand-off."""
+    topic = re.sub(r"\s*\([^)]*\)", "", topic).strip()
+    return f"Zu „{topic}“ kann ich Ihnen gerade keine aktuelle Auskunft geben. {HANDOFF_OFFER}"
+
+
 def fact_unknown(fact_type: str, topic: str) -> str:
     """ "Zu „Reisepass beantragen“ habe ich keine Angabe, wie lange das dauert. Soll ich Sie ... verbinden?"."""
     topic = re.sub(r"\s*\([^)]*\)", "", topic).strip()

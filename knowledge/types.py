@@ -40,6 +40,12 @@ class Chunk:
     language: str = "de"
     synonyms: tuple[str, ...] = ()
     section: str = ""  # heading path inside the document
+    valid_from: str = ""  # ISO date or "": not to be spoken before (imported XZuFi validity)
+    areas: tuple[str, ...] = ()  # area keys (XZuFi Gebiet-IDs) the page is valid for; () = everywhere
+    contact: str = ""  # how the responsible office is reached (phone, e-mail, opening hours), one line
+    catalog_key: str = ""  # the page's key in an outside catalogue, e.g. "leika:99018005012000"
+    layer: str = ""  # "base" (imported, shared) or "town" ("" = town): knowledge.layers
+    overrides: str = ""  # a town page amending this base page id (knowledge.layers)
 
 
 @dataclass(frozen=True)

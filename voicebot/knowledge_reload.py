@@ -73,7 +73,7 @@ class KnowledgeReloader:
         index = KnowledgeIndex.open(self.config.index_dir)
         if not index.chunks:
             raise ValueError(f"the index in {self.config.index_dir} is empty")
-        retriever = index.retriever(self.config.retrieval)
+        retriever = index.retriever(self.config.retrieval, self.config.answer.area_ids)
         retriever.search(
             "Öffnungszeiten Rathaus", 1
         )  # build lazy parts now, not in a caller's first question

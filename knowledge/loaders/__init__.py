@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knowledge.chunking import LoadError, ParsedDocument
-from knowledge.loaders import faq, html, markdown, pdf
+from knowledge.loaders import faq, html, markdown, pdf, xzufi
 
 
 @dataclass
@@ -31,6 +31,7 @@ LOADERS: dict[str, _Loader] = {
     ".csv": faq.load_csv,
     ".yaml": faq.load_yaml,
     ".yml": faq.load_yaml,
+    ".xml": xzufi.load,  # XZuFi 2.2 service descriptions; other XML is reported as such
 }
 
 # Files that commonly sit next to knowledge pages but are not knowledge.
@@ -64,7 +65,7 @@ def load_file(path: Path) -> LoadResult:
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise LoadError(
-            f"unsupported file type {path.suffix or '(none)'!r} (use .md, .html, .pdf, .csv, .yaml)"
+            f"unsupported file type {path.suffix or '(none)'!r} (use .md, .html, .pdf, .csv, .yaml, .xml for XZuFi 2.2)"
         )
     try:
         documents, warnings = loader(path)

@@ -63,6 +63,10 @@ def meta_from_mapping(data: dict[str, Any], source_path: Path, default_id: str |
     title = _as_text(data.get("title"))
     if not title:
         raise LoadError("missing 'title'")
+    layer = _as_text(data.get("layer")).lower()
+    if layer not in ("", "base", "town"):
+        raise LoadError(f"invalid layer {layer!r} (use 'base' for shared pages, 'town' for the town's own)")
+    overrides = check_id(data["overrides"]) if data.get("overrides") else ""
     return Chunk(
         id=doc_id,
         doc_id=doc_id,
@@ -77,6 +81,9 @@ def meta_from_mapping(data: dict[str, Any], source_path: Path, default_id: str |
         valid_until=_as_text(data.get("valid_until")),
         language=_as_text(data.get("language")) or "de",
         synonyms=_as_list(data.get("synonyms")),
+        contact=_as_text(data.get("contact")),
+        layer=layer,
+        overrides=overrides,
     )
 
 

@@ -36,7 +36,7 @@ def ingest(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Files or directories (.md, .html, .pdf, .csv, .yaml); default: settings.paths.kb_sources."
+            help="Files or directories (.md, .html, .pdf, .csv, .yaml, XZuFi 2.2 .xml); default: settings.paths.kb_sources."
         ),
     ] = None,
     index_dir: IndexDirOption = None,
@@ -106,13 +106,29 @@ def _short(path: str) -> str:
         return path
 
 
-def stats(index_dir: IndexDirOption = None) -> None:
-    """Documents, chunks and source files in the index."""
+def stats(
+    index_dir: IndexDirOption = None,
+    pages: Annotated[
+        bool, typer.Option("--pages", help="List every page with its layer and source file.")
+    ] = False,
+    today: Annotated[
+        str | None,
+        typer.Option("--today", help="Day to judge validity against, YYYY-MM-DD (default: today)."),
+    ] = None,
+) -> None:
+    """Documents, chunks and source files in the index; pages expiring within 30 days."""
+    import datetime as dt
     from collections import Counter
 
     from rich.console import Console
     from rich.table import Table
 
+    from knowledge import areas, freshness, layers
+
+    try:
+        day = dt.date.fromisoformat(today) if today else dt.date.today()
+    except ValueError:
+        raise fail(f"--today must be a date like 2026-12-01, not {today!r}") from None
     target = _index_dir(index_dir)
     index = _open_index(target)
     if not index.chunks:
@@ -123,11 +139,49 @@ def stats(index_dir: IndexDirOption = None) -> None:
     table.add_row("Quelldateien", str(len(index.files)))
     broken = [path for path, entry in index.files.items() if entry.error]
     table.add_row("fehlerhaft (alte Fassung im Index)", str(len(broken)))
-    redirects = len({c.doc_id for c in index.chunks if not c.responsible})
+    own_area = areas.for_town(index.chunks, settings_or_exit().answer.area_ids)  # other areas: redirects
+    redirects = len({c.doc_id for c in own_area if not c.responsible})
     table.add_row("Verweise auf andere Behörden", str(redirects))
     departments = Counter(c.department or "–" for c in index.chunks if c.id == c.doc_id)
     table.add_row("Fachbereiche", ", ".join(f"{d} ({n})" for d, n in departments.most_common()))
-    Console().print(table)
+    leads = [c for c in index.chunks if c.id == c.doc_id]
+    per_layer = Counter(layers.layer_of(c) for c in leads)
+    table.add_row("Seiten je Ebene", ", ".join(f"{name} ({n})" for name, n in sorted(per_layer.items())))
+    _, layered = layers.resolve(index.chunks)
+    table.add_row(
+        "Überschreibungen / Konflikte",
+        f"{sum(map(len, layered.overrides.values()))} / {len(layered.conflicts)}",
+    )
+    expiring = freshness.expiring(index.chunks, day)
+    table.add_row(f"laufen binnen {freshness.EXPIRING_DAYS} Tagen ab / abgelaufen", str(len(expiring)))
+    console = Console()
+    console.print(table)
+    by_id = {c.doc_id: c for c in leads}
+
+    def line(text: str) -> None:  # plain lines: ids and paths stay whole and copyable
+        console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    for base_id, town_ids in sorted(layered.overrides.items()):
+        for town_id in town_ids:
+            line(f"überschreibt: {town_id} (town, {_short(by_id[town_id].source_path)}) → {base_id} (base)")
+    for conflict in layered.conflicts:
+        line(
+            f"Konflikt: {conflict.page} „{conflict.heading}“ in base ({_short(conflict.base_source)}) und town "
+            f"({_short(conflict.town_source)}): town gilt"
+        )
+    for page_id, why in layered.problems:
+        line(f"nicht angewandt: {page_id}: {why}")
+    if pages:
+        for lead in sorted(leads, key=lambda c: c.doc_id):
+            line(f"Seite: {lead.doc_id} [{layers.layer_of(lead)}] {_short(lead.source_path)}")
+    for entry in expiring:
+        when = "abgelaufen seit" if entry.days_left < 0 else "gültig bis"
+        console.print(
+            f"{when} {entry.valid_until.isoformat()}: {entry.doc_id} ({entry.title})",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
 
 
 def search(
@@ -146,7 +200,7 @@ def search(
     from knowledge.extractive import ExtractiveAnswerEngine
     from knowledge.types import AnswerRequest
 
-    retriever = index.retriever(settings.retrieval)
+    retriever = index.retriever(settings.retrieval, settings.answer.area_ids)
     result = retriever.search_detailed(query, k)
     judged = ExtractiveAnswerEngine(settings.knowledge(), retriever).retrieve_sync(AnswerRequest(query))
     judged_page = judged.top.doc_id if judged.top is not None else None
@@ -209,4 +263,154 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     kb_app.command("ingest")(ingest)
     kb_app.command("stats")(stats)
     kb_app.command("search")(search)
+    kb_app.command("review-spoken")(review_spoken)
+    pack_app = typer.Typer(
+        help="Knowledge packs: export a folder of pages, import a pack as the base layer.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
+    pack_app.command("export")(pack_export)
+    pack_app.command("import")(pack_import)
+    kb_app.add_typer(pack_app, name="pack")
     app.add_typer(kb_app, name="kb")
+
+
+def review_spoken(
+    index_dir: IndexDirOption = None,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write", help="Write one town page per listed answer into this folder, to edit and ingest."
+        ),
+    ] = None,
+) -> None:
+    """List the spoken answers the importer built (not yet approved by a town page), for an editor to review."""
+    from knowledge import layers
+
+    target = _index_dir(index_dir)
+    index = _open_index(target)
+    resolved, report = layers.resolve(index.chunks)
+    pending = layers.generated(resolved, report)
+    if write is not None:
+        write.mkdir(parents=True, exist_ok=True)
+    for chunk in pending:
+        typer.echo(f"{chunk.doc_id}\t{chunk.title}\t{chunk.spoken_answer}")
+        if write is None:
+            continue
+        page = write / f"{chunk.doc_id}-telefon.md"
+        if page.exists():  # an editor's draft is never overwritten
+            continue
+        front = {
+            "id": f"{chunk.doc_id}-telefon",
+            "title": f"{chunk.title} (Telefonantwort)",
+            "overrides": chunk.doc_id,
+            "spoken_answer": chunk.spoken_answer,
+        }
+        body = "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n" for key, value in front.items())
+        page.write_text(f"---\n{body}---\n", encoding="utf-8")
+    typer.echo(f"{len(pending)} generated spoken answers to review", err=True)
+
+
+def pack_export(
+    source: Annotated[Path, typer.Argument(help="Folder with the pages to pack.")],
+    out: Annotated[Path, typer.Option("--out", help="The pack file to write (e.g. musterstadt-1.0.kbpack).")],
+    name: Annotated[str, typer.Option("--name", help="Pack name, e.g. musterstadt-basis.")],
+    version: Annotated[str, typer.Option("--version", help="Pack version, e.g. 1.0.")],
+    licence: Annotated[str, typer.Option("--licence", help="Licence of the content.")] = "EUPL-1.2",
+    author: Annotated[str, typer.Option("--author", help="The town that made the pack.")] = "",
+    source_name: Annotated[str, typer.Option("--source", help="Where the content comes from.")] = "",
+    language: Annotated[str, typer.Option("--language", help="Language of the pages.")] = "de",
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="Evaluation question set (YAML) shipped with the pack.")
+    ] = None,
+) -> None:
+    """Write a knowledge pack: pages, manifest with hashes, and the figures of its evaluation questions."""
+    from knowledge.evaluation import EvalSetError
+    from knowledge.packs import PackError, PackInfo, evaluate_pages, export_pack
+
+    if not source.is_dir():
+        raise fail(f"not a folder: {source}")
+    if questions is not None and not questions.is_file():
+        raise fail(f"question set not found: {questions}")
+    info = PackInfo(name, version, licence, author or settings_or_exit().town, source_name, language)
+    try:
+        figures = evaluate_pages(source, questions, info.author) if questions is not None else {}
+        manifest = export_pack(source, out, info, questions, figures)
+    except (PackError, EvalSetError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write pack {out}: {exc}") from None
+    pages = sum(1 for path in manifest.files if path.startswith("pages/"))
+    typer.echo(f"pack {name} {version}: {pages} page files → {out}")
+    for figure, value in figures.items():
+        typer.echo(f"  {figure}: {value}")
+
+
+def pack_import(
+    pack: Annotated[Path, typer.Argument(help="The pack file.")],
+    into: Annotated[
+        Path | None, typer.Option("--into", help="Install folder (default: packs/<name> next to the index).")
+    ] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Check and install a knowledge pack as the base layer, index it, and run its evaluation questions."""
+    import contextlib
+    import tempfile
+
+    from knowledge import layers
+    from knowledge.chunking import LoadError
+    from knowledge.evaluation import EvalSetError
+    from knowledge.loaders import load_file
+    from knowledge.packs import QUESTIONS, PackError, evaluate_pages, in_pack, install_pack, read_pack
+
+    if not pack.is_file():
+        raise fail(f"pack not found: {pack}")
+    target_index = _index_dir(index_dir)
+    try:
+        manifest, contents = read_pack(pack)
+    except PackError as exc:
+        raise fail(str(exc)) from None
+    target = into if into is not None else target_index.parent / "packs" / manifest.info.name
+    # Refuse before writing anything: a pack page id that is one of the town's own pages would replace it.
+    index = _open_index(target_index)
+    own = {
+        c.doc_id
+        for c in index.chunks
+        if layers.layer_of(c) == layers.TOWN and not in_pack(Path(c.source_path))
+    }
+    with tempfile.TemporaryDirectory(prefix="pack-check-") as scratch:
+        ids: set[str] = set()
+        for number, (name, data) in enumerate(contents.items()):
+            if name.startswith("pages/"):
+                path = Path(scratch) / f"{number}-{Path(name).name}"
+                path.write_bytes(data)
+                with contextlib.suppress(LoadError):  # a broken page is reported by the ingest below
+                    ids.update(d.meta.doc_id for d in load_file(path).documents)
+    clash = sorted(ids & own)
+    if clash:
+        raise fail(f"pack would overwrite the town's own pages ({', '.join(clash[:5])}); not imported")
+    try:
+        install_pack(manifest, contents, target)
+    except PackError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot install pack into {target}: {exc}") from None
+    typer.echo(
+        f"pack {manifest.info.name} {manifest.info.version} ({manifest.info.licence}) installed in {target}"
+    )
+    if QUESTIONS in contents:
+        try:
+            figures = evaluate_pages(target / "pages", target / QUESTIONS, manifest.info.author)
+        except EvalSetError as exc:
+            raise fail(f"the pack's question set is unusable: {exc}") from None
+        for figure, value in figures.items():
+            recorded = manifest.evaluation.get(figure)
+            same = (
+                ""
+                if recorded is None
+                else ("  (wie beim Export)" if recorded == value else f"  (Export: {recorded})")
+            )
+            typer.echo(f"  {figure}: {value}{same}")
+    report = index.ingest([target / "pages"])
+    _print_report(report, target_index)
+    typer.echo(f"add {target / 'pages'} to paths.kb_sources so that the server keeps it up to date")
