@@ -59,7 +59,7 @@ def _is_heading(block: str, has_next: bool) -> bool:
     )
 
 
-def _sections(text: str) -> list[tuple[str, str]]:
+def sections(text: str) -> list[tuple[str, str]]:
     """(heading, block) pairs of a chunk's rendered text; text before the first heading has heading ""."""
     blocks = [b for b in re.split(r"\n\s*\n", text) if b.strip()]
     out: list[tuple[str, str]] = []
@@ -76,7 +76,7 @@ def headings(chunks: Iterable[Chunk]) -> set[str]:
     for chunk in chunks:
         if chunk.section:
             found.add(chunk.section.casefold())
-        found.update(h.casefold() for h, _ in _sections(chunk.text) if h)
+        found.update(h.casefold() for h, _ in sections(chunk.text) if h)
     return found
 
 
@@ -86,7 +86,7 @@ def _without(chunk: Chunk, replaced: set[str]) -> tuple[Chunk, list[str]]:
         return replace(chunk, text="", spoken_answer=chunk.spoken_answer), [chunk.section]
     kept: list[str] = []
     dropped: list[str] = []
-    for heading, block in _sections(chunk.text):
+    for heading, block in sections(chunk.text):
         if heading and heading.casefold() in replaced:
             if heading not in dropped:
                 dropped.append(heading)
@@ -133,6 +133,8 @@ def resolve(chunks: Iterable[Chunk]) -> tuple[list[Chunk], LayerReport]:
             result[row] = replace(result[row], **amended)
         if spoken:
             report.approved.add(target)
+            for row in pages[target]:  # an editor's answer: no longer an importer's draft
+                result[row] = replace(result[row], spoken_generated=False)
             result[pages[target][0]] = replace(result[pages[target][0]], spoken_answer=spoken)
         for row in rows:
             chunk = chunks[row]

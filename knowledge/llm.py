@@ -11,6 +11,11 @@ The answer must also fit the question (issue 9): for a question of a checkable t
 hours, contact, place) the prompt names what is asked, and verified sentences are held back until the answer
 states a value of that kind (an amount or "kostenlos", a duration, a time or day, a number ...); an answer that
 never does is rejected ("wrong_type") and the extractive fact answer is spoken instead.
+
+Imported pages (XZuFi) have no curated phone answer, only one the importer cut from the Kurztext. A general
+question about such a page asks the model for a short spoken summary of the page's Kurztext and Volltext
+instead ("verified_summary"); it is verified like any answer, and when it fails the importer's extractive
+summary is what the caller hears (``fallback_extractive:...``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from openai.types.chat import (
     ChatCompletionUserMessageParam,
 )
 
-from knowledge import days, facts, freshness, more, verify
+from knowledge import days, facts, freshness, layers, more, verify
 from knowledge.config import KnowledgeConfig
 from knowledge.extractive import (
     ExtractiveAnswerEngine,
@@ -41,6 +46,7 @@ from knowledge.extractive import (
     emit,
     guarded_answer,
 )
+from knowledge.loaders.xzufi import SUMMARY_HEADINGS
 from knowledge.sentences import SentenceSplitter
 from knowledge.spoken import speakable_sentence
 from knowledge.types import Action, Answer, AnswerEvent, AnswerRequest, FinalEvent, SentenceEvent
@@ -68,6 +74,11 @@ LANGUAGE_NAMES = {
 # A base model continues the prompt's layout; stop there instead of generating a second prompt.
 STOP_SEQUENCES = ["Frage:", "\n\n\n"]
 PASSAGE_CHARS = 900  # per passage: keeps three passages + question inside a 2k context of a small local model
+SUMMARY_CHARS = 1800  # the one page a summary is written from: Kurztext + Volltext, still inside a 2k context
+SUMMARY_HINT = (
+    "Gefragt ist ein kurzer Überblick: fasse die Passage in höchstens zwei kurzen Sätzen zusammen, "
+    "so wie man es am Telefon erklärt."
+)
 
 
 @dataclass
@@ -81,6 +92,7 @@ class _Generation:
         str, ...
     ] = ()  # the asked fact types: nothing is spoken until a value of one of them is said
     held: list[str] = field(default_factory=list)  # verified sentences waiting for the asked kind of value
+    summary: bool = False  # a summary of one imported page (no curated answer) instead of an answer
     failure: str = ""
     raw: str = ""
 
@@ -121,6 +133,7 @@ def build_messages(
     passages: dict[str, str],
     asked: tuple[str, ...] = (),
     today: date | None = None,
+    summary: bool = False,
 ) -> list[ChatCompletionMessageParam]:
     example_id = next(iter(passages), "seiten-id")
     system = SYSTEM_PROMPT.format(town=config.town, example_id=example_id, abstain=verify.ABSTAIN_TOKEN)
@@ -132,6 +145,8 @@ def build_messages(
     earlier = [f"{'Anrufer' if t.role == 'caller' else 'Assistent'}: {t.text}" for t in turns]
     context = ("Bisheriges Gespräch:\n" + "\n".join(earlier) + "\n\n") if earlier else ""
     hints = [ASKED_HINTS[kind] for kind in asked if kind in ASKED_HINTS]
+    if summary:
+        hints.append(SUMMARY_HINT)
     hint = f"{' '.join(hints)}\n\n" if hints and request.language == "de" else ""
     dated = days.today_line(request.question, today) if today is not None else ""
     hint = f"{dated}\n{hint}" if dated and hint else (f"{dated}\n\n" if dated else hint)
@@ -210,8 +225,12 @@ class LlmAnswerEngine:
             async for event in emit(stale, started):
                 yield event
             return
-        passages = passages_for(retrieval, self._config.retrieval.top_k, self._extractive.today())
         generation = _Generation(asked=self._asked_types(request))
+        summary = self._summary_passages(request, retrieval, generation.asked)
+        if summary is not None:
+            passages, generation.summary = summary, True
+        else:
+            passages = passages_for(retrieval, self._config.retrieval.top_k, self._extractive.today())
         first_sentence_ms: float | None = None
         async for sentence in self._generate(request, passages, generation):
             if first_sentence_ms is None:
@@ -249,7 +268,12 @@ class LlmAnswerEngine:
                 client.chat.completions.create(
                     model=llm.model,
                     messages=build_messages(
-                        self._config, request, passages, generation.asked, self._extractive.today()
+                        self._config,
+                        request,
+                        passages,
+                        generation.asked,
+                        self._extractive.today(),
+                        summary=generation.summary,
                     ),
                     temperature=llm.temperature,
                     max_tokens=llm.max_tokens,
@@ -356,6 +380,33 @@ class LlmAnswerEngine:
         # a kind without a checkable value (documents, conditions ...) lets any verified answer through
         return tuple(dict.fromkeys(kind for kind in kinds if kind != "general"))
 
+    def _summary_passages(
+        self, request: AnswerRequest, retrieval: Retrieval, asked: tuple[str, ...]
+    ) -> dict[str, str] | None:
+        """The one passage a summary is written from, when the question is general and the top page is an
+        imported one whose spoken answer the importer built (an editor's answer is spoken as it is); else None."""
+        top = retrieval.top
+        if asked or request.language != "de" or top is None:
+            return None
+        if not top.chunk.spoken_generated or not top.chunk.responsible or top.chunk.language != "de":
+            return None
+        if self._extractive.asked_type(request, facts.classify(request.question, self._extractive.town)) != (
+            facts.FactType.GENERAL
+        ):
+            return None
+        chunks = self._extractive.page_chunks(top)
+        lead = next((c for c in chunks if c.id == c.doc_id), None)
+        if lead is None:
+            return None
+        blocks = []  # a short page is one chunk with inline headings: keep only the Kurztext and Volltext blocks
+        for chunk in chunks:
+            for heading, block in layers.sections(chunk.text):
+                if (heading or chunk.section) in SUMMARY_HEADINGS and block.strip() != heading:
+                    blocks.append(block.strip())
+        if not blocks:
+            return None
+        return {lead.id: "\n".join([lead.title, *blocks])[:SUMMARY_CHARS]}
+
     # -- results
     def _verified_answer(
         self, request: AnswerRequest, retrieval: Retrieval, generation: _Generation, timings: dict[str, float]
@@ -363,7 +414,9 @@ class LlmAnswerEngine:
         chunks = {page.chunk.id: page.chunk for page in retrieval.pages}
         cited_chunks = [chunks[c] for c in generation.cited if c in chunks]
         redirect = bool(cited_chunks) and all(not c.responsible for c in cited_chunks)
-        reason = "verified" if not generation.failure else f"verified_partial:{generation.failure}"
+        reason = "verified_summary" if generation.summary else "verified"
+        if generation.failure:
+            reason = f"verified_partial:{generation.failure}"
         return Answer(
             " ".join(generation.released),
             Action.REDIRECT if redirect else Action.ANSWER,

@@ -11,6 +11,7 @@ passed. Installed, the pack's folder keeps its ``pack.json``, which makes its pa
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -125,13 +126,44 @@ def export_pack(
     manifest = Manifest(info, {name: _sha256(data) for name, data in contents.items()}, evaluation)
     contents = {MANIFEST: manifest.to_json(), **contents}
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(out, "w:gz") as archive:
+    out.write_bytes(_archive(contents))
+    return manifest
+
+
+def _archive(contents: dict[str, bytes]) -> bytes:
+    """The tar.gz of ``contents``, byte-identical for identical contents.
+
+    Members are sorted, owned by nobody and dated 0, and the gzip header carries neither a time nor a file name
+    (``tarfile.open(..., "w:gz")`` would write both), so a pack built twice from the same pages is the same file.
+    """
+    raw = io.BytesIO()
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
         for name in sorted(contents):
             member = tarfile.TarInfo(name)
             member.size = len(contents[name])
             member.mode = 0o644
-            archive.addfile(member, io.BytesIO(contents[name]))  # mtime 0: same pages, same archive
-    return manifest
+            member.mtime = 0
+            archive.addfile(member, io.BytesIO(contents[name]))
+    return raw.getvalue()
+
+
+SAMPLE_NAME = "musterstadt-basis"
+SAMPLE_AUTHOR = "Musterstadt"
+SAMPLE_SOURCE = "Beispielbasis des Voicebot-Projekts (knowledge/sample/musterstadt)"
+
+
+def sample_info() -> PackInfo:
+    """The manifest data of the shipped Musterstadt pack; its version is the project's, so it changes with it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        project_version = version("voicebot")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        project_version = "0"
+    return PackInfo(SAMPLE_NAME, project_version, "EUPL-1.2", SAMPLE_AUTHOR, SAMPLE_SOURCE, "de")
 
 
 def _members(archive: tarfile.TarFile) -> dict[str, bytes]:

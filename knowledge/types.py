@@ -46,6 +46,7 @@ class Chunk:
     catalog_key: str = ""  # the page's key in an outside catalogue, e.g. "leika:99018005012000"
     layer: str = ""  # "base" (imported, shared) or "town" ("" = town): knowledge.layers
     overrides: str = ""  # a town page amending this base page id (knowledge.layers)
+    spoken_generated: bool = False  # spoken_answer built by an importer, not written by an editor
 
 
 @dataclass(frozen=True)

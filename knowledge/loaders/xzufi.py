@@ -60,6 +60,8 @@ _SECTIONS_EN = {
     "14": "Forms",
 }
 # Older exports name the module instead of (or besides) its code.
+# What a general summary is written from: the Kurztext (the page's lead, no heading) and the Volltext.
+SUMMARY_HEADINGS = ("", _SECTIONS["06"], _SECTIONS_EN["06"])
 _NAMES = {
     "leistungsbezeichnung": TITLE,
     "kurztext": SHORT_TEXT,
@@ -426,13 +428,15 @@ def _document(
     headings = _SECTIONS if language == "de" else _SECTIONS_EN
     doc_id = f"xzufi-{slugify(service.service_id, 50)}" + ("" if language == "de" else f"-{language}")
     validity = _child(element, "gueltigkeit")
+    spoken_answer = _lead_sentences(texts.get(SHORT_TEXT)) or _lead_sentences(texts.get("06"), 2)
     meta = Chunk(
         id=doc_id,
         doc_id=doc_id,
         title=texts.get(TITLE).splitlines()[0],
         text="",
         # generated, not curated: `voicebot kb review-spoken` lists it for an editor (knowledge.layers.generated)
-        spoken_answer=_lead_sentences(texts.get(SHORT_TEXT)) or _lead_sentences(texts.get("06"), 2),
+        spoken_answer=spoken_answer,
+        spoken_generated=bool(spoken_answer),
         department=office.name if office is not None else "",
         authority=office.name if office is not None else "",
         source_url=_text(element, "modulUrsprungsportal", "uri"),

@@ -123,6 +123,9 @@ def test_review_spoken_lists_generated_answers_until_a_town_page_approves_them(t
     KnowledgeIndex.open(index_dir).ingest([BASE, drafts])
     result = runner.invoke(app, args)
     assert "xzufi-l100002" not in result.output and "xzufi-l100001\t" in result.output
+    resolved = {c.id: c for c in layers.resolve(KnowledgeIndex.open(index_dir).chunks)[0]}
+    # an approved answer is the editor's: LLM mode speaks it instead of writing a summary (knowledge.llm)
+    assert not resolved["xzufi-l100002"].spoken_generated and resolved["xzufi-l100001"].spoken_generated
     config = KnowledgeConfig(
         town="Musterstadt", index_dir=index_dir, kb_sources=(), answer=AnswerConfig(offer_more=False)
     )

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -492,3 +494,77 @@ async def test_a_possibly_misheard_question_is_confirmed_before_the_model_is_ask
     answer = _final(await _run(config, retriever, AnswerRequest("ja", history=history)))
     assert (answer.action, answer.sources[0]) == (Action.ANSWER, "personalausweis-beantragen")
     assert "37 Euro" in answer.text and answer.reason.startswith("confirmed_")
+
+
+XZUFI_SERVICES = Path(__file__).resolve().parents[1] / "data" / "xzufi" / "musterstadt-buergeramt.xml"
+PARKING = "xzufi-l100001"
+# The importer's extractive summary of the parking permit (its Kurztext): what is spoken when the LLM's fails.
+PARKING_EXTRACTIVE = (
+    "Mit einem Bewohnerparkausweis parken Sie in der Bewohnerparkzone Ihrer Straße ohne Parkschein."
+)
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[KnowledgeConfig, Retriever]:
+    """An index of imported XZuFi services: pages without a curated spoken answer."""
+    root = tmp_path_factory.mktemp("llm-xzufi")
+    kb = root / "kb"
+    kb.mkdir()
+    shutil.copy(XZUFI_SERVICES, kb / XZUFI_SERVICES.name)
+    config = KnowledgeConfig(town="Musterstadt", index_dir=root / "index", kb_sources=[kb])
+    return config, load_retriever(config)
+
+
+async def test_a_general_question_about_an_imported_page_gets_the_llms_verified_summary(
+    scripted_server: ScriptedServer, imported: tuple[KnowledgeConfig, Retriever]
+) -> None:
+    config, retriever = imported
+    question = "Was ist ein Bewohnerparkausweis?"
+    scripted_server.scripts[question] = Script(
+        [
+            "Mit dem Bewohnerparkausweis parken Sie in Ihrer Zone ohne Parkschein [1].",
+            f" Sie bekommen ihn, wenn Sie dort mit Hauptwohnsitz gemeldet sind [{PARKING}].",
+        ]
+    )
+    scripted_server.requests.clear()
+    events = await _run(_config(config, scripted_server.url), retriever, AnswerRequest(question))
+    assert _spoken(events) == [
+        "Mit dem Bewohnerparkausweis parken Sie in Ihrer Zone ohne Parkschein.",
+        "Sie bekommen ihn, wenn Sie dort mit Hauptwohnsitz gemeldet sind.",
+    ]
+    answer = _final(events)
+    assert (answer.action, answer.reason, answer.sources) == (Action.ANSWER, "verified_summary", [PARKING])
+    user = scripted_server.requests[-1]["messages"][1]["content"]
+    assert "fasse die Passage in höchstens zwei kurzen Sätzen zusammen" in user
+    assert f"[1] ID: {PARKING}\n" in user and user.count("ID: ") == 1  # the one page, nothing else
+    assert "Hauptwohnsitz gemeldet" in user  # the Volltext, not only the Kurztext
+    assert "37 Euro" not in user  # fees are the fact answers' business, not the summary's
+
+
+async def test_an_imported_summary_with_an_unsourced_number_falls_back_to_the_extractive_summary(
+    scripted_server: ScriptedServer, imported: tuple[KnowledgeConfig, Retriever]
+) -> None:
+    config, retriever = imported
+    question = "Was ist der Bewohnerparkausweis?"
+    scripted_server.scripts[question] = Script(
+        [f"Mit dem Bewohnerparkausweis parken Sie bis zu 3 Stunden ohne Parkschein [{PARKING}]."]
+    )
+    events = await _run(_config(config, scripted_server.url), retriever, AnswerRequest(question))
+    spoken = _spoken(events)
+    assert spoken[0] == PARKING_EXTRACTIVE
+    assert not any("3 Stunden" in s for s in spoken)
+    answer = _final(events)
+    assert (answer.action, answer.reason) == (Action.ANSWER, "fallback_extractive:unsupported_fact")
+    assert answer.sources == [PARKING]
+
+
+async def test_a_fee_question_about_an_imported_page_is_no_summary(
+    scripted_server: ScriptedServer, imported: tuple[KnowledgeConfig, Retriever]
+) -> None:
+    config, retriever = imported
+    question = "Was kostet der Bewohnerparkausweis?"
+    scripted_server.scripts[question] = Script([f"Er kostet 37 Euro für ein Jahr [{PARKING}]."])
+    scripted_server.requests.clear()
+    events = await _run(_config(config, scripted_server.url), retriever, AnswerRequest(question))
+    assert _final(events).reason == "verified"
+    assert "zusammen" not in scripted_server.requests[-1]["messages"][1]["content"]

@@ -15,7 +15,8 @@ from knowledge import layers
 from knowledge.config import SAMPLE_KB_DIR
 from knowledge.evaluation import DEFAULT_SET
 from knowledge.index import KnowledgeIndex
-from knowledge.packs import FORMAT_VERSION, PackError, read_pack
+from knowledge.loaders import discover
+from knowledge.packs import FORMAT_VERSION, SAMPLE_NAME, PackError, read_pack
 from voicebot.cli import app
 
 XZUFI = Path(__file__).resolve().parents[1] / "data" / "xzufi"
@@ -38,9 +39,12 @@ def test_musterstadt_pack_imports_into_an_empty_folder_and_reproduces_its_figure
     items = yaml.safe_load(DEFAULT_SET.read_text(encoding="utf-8"))[:12]
     questions.write_text(yaml.safe_dump(items, allow_unicode=True), encoding="utf-8")
     pack = tmp_path / "musterstadt.kbpack"
-    exported = _export(SAMPLE_KB_DIR, pack, questions)
+    result = runner.invoke(app, ["kb", "pack", "sample", "--out", str(pack), "--questions", str(questions)])
+    assert result.exit_code == 0, result.output
+    exported = result.output
     manifest, contents = read_pack(pack)
-    assert manifest.info.name == "test-pack" and manifest.info.licence == "EUPL-1.2"
+    assert manifest.info.name == SAMPLE_NAME and manifest.info.author == "Musterstadt"
+    assert manifest.info.licence == "EUPL-1.2"
     assert manifest.evaluation["items"] == 12 and "recall_at_1" in manifest.evaluation
     assert f"recall_at_1: {manifest.evaluation['recall_at_1']}" in exported
     assert "pages/personalausweis-beantragen.md" in contents and "eval/questions.yaml" in contents
@@ -54,6 +58,28 @@ def test_musterstadt_pack_imports_into_an_empty_folder_and_reproduces_its_figure
     index = KnowledgeIndex.open(tmp_path / "index")
     assert "personalausweis-beantragen" in index.document_ids
     assert {layers.layer_of(c) for c in index.chunks} == {"base"}  # an installed pack is the base layer
+
+
+def test_sample_pack_builds_are_byte_identical(tmp_path: Path) -> None:
+    """The Musterstadt pack is built, not committed: the same checkout must always give the same file."""
+    first, second = tmp_path / "a" / "musterstadt.kbpack", tmp_path / "b" / "other-name.kbpack"
+    for out in (first, second):
+        result = runner.invoke(app, ["kb", "pack", "sample", "--out", str(out), "--no-evaluate"])
+        assert result.exit_code == 0, result.output
+        assert f"pack {SAMPLE_NAME} " in result.output
+    data = first.read_bytes()
+    assert data == second.read_bytes()
+    assert data[:2] == b"\x1f\x8b" and data[4:8] == b"\0\0\0\0"  # gzip header without a build time
+    assert data[3] & 0x08 == 0  # ... and without the output's file name
+    manifest, contents = read_pack(first)
+    assert (manifest.info.name, manifest.evaluation) == (SAMPLE_NAME, {})  # --no-evaluate records no figures
+    pages = {name for name in contents if name.startswith("pages/")}
+    assert pages == {f"pages/{p.relative_to(SAMPLE_KB_DIR).as_posix()}" for p in discover([SAMPLE_KB_DIR])}
+    assert contents["eval/questions.yaml"] == DEFAULT_SET.read_bytes()
+    with tarfile.open(first, "r:gz") as archive:
+        members = archive.getmembers()
+    assert [m.name for m in members] == sorted(m.name for m in members)
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, 0, "", "")}
 
 
 def test_pack_with_changed_content_or_other_format_is_refused(tmp_path: Path) -> None:

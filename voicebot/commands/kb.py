@@ -271,6 +271,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     )
     pack_app.command("export")(pack_export)
     pack_app.command("import")(pack_import)
+    pack_app.command("sample")(pack_sample)
     kb_app.add_typer(pack_app, name="pack")
     app.add_typer(kb_app, name="kb")
 
@@ -342,6 +343,40 @@ def pack_export(
         raise fail(f"cannot write pack {out}: {exc}") from None
     pages = sum(1 for path in manifest.files if path.startswith("pages/"))
     typer.echo(f"pack {name} {version}: {pages} page files → {out}")
+    for figure, value in figures.items():
+        typer.echo(f"  {figure}: {value}")
+
+
+def pack_sample(
+    out: Annotated[
+        Path, typer.Option("--out", help="The pack file to write (e.g. musterstadt-basis.kbpack).")
+    ],
+    questions: Annotated[
+        Path | None,
+        typer.Option("--questions", help="Evaluation question set (default: the project's Musterstadt set)."),
+    ] = None,
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate/--no-evaluate", help="Record the figures of the questions (minutes).")
+    ] = True,
+) -> None:
+    """Build the pack of the shipped Musterstadt base; two builds from the same checkout are byte-identical."""
+    from knowledge.config import SAMPLE_KB_DIR
+    from knowledge.evaluation import DEFAULT_SET, EvalSetError
+    from knowledge.packs import PackError, evaluate_pages, export_pack, sample_info
+
+    question_set = questions if questions is not None else DEFAULT_SET
+    if not question_set.is_file():
+        raise fail(f"question set not found: {question_set}")
+    info = sample_info()
+    try:
+        figures = evaluate_pages(SAMPLE_KB_DIR, question_set, info.author) if evaluate else {}
+        manifest = export_pack(SAMPLE_KB_DIR, out, info, question_set, figures)
+    except (PackError, EvalSetError) as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write pack {out}: {exc}") from None
+    pages = sum(1 for path in manifest.files if path.startswith("pages/"))
+    typer.echo(f"pack {info.name} {info.version}: {pages} page files → {out}")
     for figure, value in figures.items():
         typer.echo(f"  {figure}: {value}")
 
