@@ -44,7 +44,7 @@ def test_services_become_pages_with_structured_facts() -> None:
     assert meta.catalog_key == "leika:99018005012000"
     assert meta.synonyms == ("Anwohnerparkausweis", "Parkausweis für Anwohner")
     assert meta.areas == (TOWN,)
-    assert (meta.valid_from, meta.valid_until) == ("2026-01-01", "2027-06-30")
+    assert (meta.valid_from, meta.valid_until) == ("2026-01-01", "2099-06-30")
     assert meta.authority == "Bürgeramt Musterstadt"
     assert "Telefon 0999 1234-100" in meta.contact and "Öffnungszeiten: Montag bis Freitag" in meta.contact
     assert meta.spoken_answer.startswith("Mit einem Bewohnerparkausweis parken Sie")
@@ -176,20 +176,20 @@ def test_ask_answers_a_cost_question_with_the_amount_and_cites_it(
 
 async def test_expired_page_is_not_spoken(xzufi_index: Path) -> None:
     question = AnswerRequest("Was kostet der Bewohnerparkausweis?")
-    valid = await _engine(xzufi_index, [TOWN], dt.date(2027, 6, 30)).answer(question)
+    valid = await _engine(xzufi_index, [TOWN], dt.date(2099, 6, 30)).answer(question)
     assert "37 Euro" in valid.text and valid.reason == "fact_answer"
-    expired = await _engine(xzufi_index, [TOWN], dt.date(2027, 7, 1)).answer(question)
+    expired = await _engine(xzufi_index, [TOWN], dt.date(2099, 7, 1)).answer(question)
     assert "37" not in expired.text and expired.reason == "expired"
     assert expired.text == (
         "Zu „Bewohnerparkausweis beantragen“ kann ich Ihnen gerade keine aktuelle Auskunft geben. "
         "Soll ich Sie mit einer Mitarbeiterin oder einem Mitarbeiter verbinden?"
     )
     history = (Turn("caller", question.question), Turn("bot", expired.text))
-    accepted = await _engine(xzufi_index, [TOWN], dt.date(2027, 7, 1)).answer(AnswerRequest("ja", history))
+    accepted = await _engine(xzufi_index, [TOWN], dt.date(2099, 7, 1)).answer(AnswerRequest("ja", history))
     assert accepted.action == Action.HANDOFF  # the offered hand-off is taken by "ja"
     early = await _engine(xzufi_index, [TOWN], dt.date(2025, 12, 31)).answer(question)
     assert early.reason == "expired"  # gueltigkeit/beginn 2026-01-01: not valid yet
-    other = await _engine(xzufi_index, [TOWN], dt.date(2027, 7, 1)).answer(
+    other = await _engine(xzufi_index, [TOWN], dt.date(2099, 7, 1)).answer(
         AnswerRequest("Was kostet eine Meldebescheinigung?")
     )
     assert "5 bis 10 Euro" in other.text  # no validity dates: always spoken
@@ -197,18 +197,18 @@ async def test_expired_page_is_not_spoken(xzufi_index: Path) -> None:
 
 def test_freshness_rules() -> None:
     page = load_file(DATA / "musterstadt-buergeramt.xml").documents[0].meta
-    assert freshness.is_current(page, dt.date(2027, 6, 30))
-    assert not freshness.is_current(page, dt.date(2027, 7, 1))
-    assert [e.doc_id for e in freshness.expiring([page], dt.date(2027, 5, 31))] == ["xzufi-l100001"]
-    assert freshness.expiring([page], dt.date(2027, 5, 30)) == []
-    assert freshness.expiring([page], dt.date(2027, 7, 2))[0].days_left == -2
+    assert freshness.is_current(page, dt.date(2099, 6, 30))
+    assert not freshness.is_current(page, dt.date(2099, 7, 1))
+    assert [e.doc_id for e in freshness.expiring([page], dt.date(2099, 5, 31))] == ["xzufi-l100001"]
+    assert freshness.expiring([page], dt.date(2099, 5, 30)) == []
+    assert freshness.expiring([page], dt.date(2099, 7, 2))[0].days_left == -2
 
 
 def test_stats_lists_pages_expiring_within_30_days(xzufi_index: Path) -> None:
-    result = runner.invoke(app, ["kb", "stats", "--index-dir", str(xzufi_index), "--today", "2027-06-10"])
+    result = runner.invoke(app, ["kb", "stats", "--index-dir", str(xzufi_index), "--today", "2099-06-10"])
     assert result.exit_code == 0, result.output
-    assert "gültig bis 2027-06-30: xzufi-l100001 (Bewohnerparkausweis beantragen)" in result.output
-    result = runner.invoke(app, ["kb", "stats", "--index-dir", str(xzufi_index), "--today", "2027-05-01"])
+    assert "gültig bis 2099-06-30: xzufi-l100001 (Bewohnerparkausweis beantragen)" in result.output
+    result = runner.invoke(app, ["kb", "stats", "--index-dir", str(xzufi_index), "--today", "2099-05-01"])
     assert "xzufi-l100001" not in result.output
     result = runner.invoke(app, ["kb", "stats", "--index-dir", str(xzufi_index), "--today", "morgen"])
     assert result.exit_code == 1 and "--today must be a date" in result.output
@@ -232,11 +232,11 @@ def test_broken_update_keeps_the_last_good_version(tmp_path: Path) -> None:
 def test_llm_passages_leave_out_expired_pages(xzufi_index: Path) -> None:
     from knowledge.llm import passages_for
 
-    engine = _engine(xzufi_index, [TOWN], dt.date(2027, 7, 1))
+    engine = _engine(xzufi_index, [TOWN], dt.date(2099, 7, 1))
     retrieval = engine.retrieve_sync(AnswerRequest("Bewohnerparkausweis Kosten"))
     assert retrieval.top is not None and retrieval.top.doc_id == "xzufi-l100001"
     assert "xzufi-l100001" in passages_for(retrieval, 3)
-    kept = passages_for(retrieval, 3, dt.date(2027, 7, 1))
+    kept = passages_for(retrieval, 3, dt.date(2099, 7, 1))
     everything = passages_for(retrieval, 3)
     # the German and the English version share the validity dates: both are left out
     assert kept == {k: v for k, v in everything.items() if not k.startswith("xzufi-l100001")} and kept
