@@ -3,6 +3,7 @@ bot REFERs it to the Standesamt group's URI, where a sipp UAS (the group's staff
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from pathlib import Path
@@ -69,7 +70,9 @@ def test_a_standesamt_question_is_handed_to_the_standesamt_group(
         assert record["ended_reason"] == "transferred", (record["events"], caller.log_text()[-2500:])
         # baresip followed the REFER to the Standesamt phone; its hang-up ends the sipp UAS (INVITE … BYE).
         assert caller.wait_for_log("Call established", 5)
-        caller.command("hangup")
+        # On a busy machine baresip may be ending already (its ctrl socket no longer answers).
+        with contextlib.suppress(OSError):
+            caller.command("hangup")
         staff_output, _ = staff.communicate(timeout=30)
         assert staff.returncode == 0, (
             f"the Standesamt phone did not complete INVITE…BYE:\n{staff_output[-2000:]}"

@@ -256,7 +256,11 @@ async def test_captions_show_greeting_question_and_answer_and_the_state_changes(
     answer = next(t for t in turns if t["role"] == "bot" and t["kind"] == "answer")
     after = [c["text"] for c in captions[first_caller + 1 :] if c["speaker"] == "bot"]
     assert after and _normalised(after[0]) in _normalised(answer["text"]), (after, answer)
-    assert "8 bis 12 Uhr" in answer["text"], answer  # it answered the question (the Bürgerbüro's hours)
+    # It answered the question (the Bürgerbüro's hours), or, when whisper was unsure of espeak-ng's words,
+    # asked back about the right page first ("Geht es um das Thema „Bürgerbüro – …“?", decision 0404).
+    assert "8 bis 12 Uhr" in answer["text"] or (
+        answer.get("reason") == "confirm" and "Bürgerbüro" in answer["text"]
+    ), answer
     # States as the page showed them, in order (a state may be skipped by a fast change, never reordered).
     assert states[0] == "connecting" and states[-1] == "ended", states
     assert "answering" in states and "listening" in states, states

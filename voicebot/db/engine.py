@@ -81,12 +81,14 @@ def _sqlite_engine(database: str | None) -> Engine:
             None  # SQLAlchemy emits BEGIN itself (below): DDL becomes transactional too
         )
         cursor = connection.cursor()
+        # The busy timeout first: switching a new file to WAL takes a lock, and a second process doing the same
+        # at that moment would otherwise fail at once with "database is locked" (seen with three servers starting).
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(
             "PRAGMA synchronous=NORMAL"
         )  # durable across a process kill; WAL + NORMAL is the usual pair
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
