@@ -273,6 +273,11 @@ async def test_keyboard_only_call_start_and_hang_up(web_server: VoicebotServer, 
     and focus returns to the call button; no mouse event at all."""
     from playwright.async_api import async_playwright
 
+    # The server is shared by this module's tests: the call of the test before may still be closing.
+    assert await asyncio.to_thread(web_server.wait_idle, 30.0), (
+        "an earlier call is still active",
+        web_server.health(),
+    )
     microphone = espeak_wav("Guten Tag.", tmp_path / "mic.wav", rate=48000, lead_s=1.0, tail_s=20.0)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=fake_microphone(microphone))
