@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from knowledge.facts.candidates import is_heading
 from knowledge.types import Chunk
 
 BASE = "base"
@@ -46,26 +47,13 @@ class LayerReport:
     approved: set[str] = field(default_factory=set)  # base pages whose spoken answer the town's layer sets
 
 
-def _is_heading(block: str, has_next: bool) -> bool:
-    """A rendered section heading: one short line without final punctuation, followed by more text."""
-    line = block.strip()
-    return (
-        has_next
-        and "\n" not in line
-        and not line.startswith(("-", "*", "•"))
-        and len(line) <= 70
-        and len(line.split()) <= 8
-        and not line.endswith((".", ",", ";", ":"))
-    )
-
-
 def sections(text: str) -> list[tuple[str, str]]:
     """(heading, block) pairs of a chunk's rendered text; text before the first heading has heading ""."""
     blocks = [b for b in re.split(r"\n\s*\n", text) if b.strip()]
     out: list[tuple[str, str]] = []
     heading = ""
     for number, block in enumerate(blocks):
-        if _is_heading(block, number + 1 < len(blocks)):
+        if is_heading(block, number + 1 < len(blocks)):
             heading = block.strip()
         out.append((heading, block))
     return out

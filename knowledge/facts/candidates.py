@@ -183,7 +183,9 @@ def unit_key(embed_text: str) -> str:
     return hashlib.sha1(embed_text.encode("utf-8")).hexdigest()
 
 
-def _is_heading(block: str, has_next: bool) -> bool:
+def is_heading(block: str, has_next: bool) -> bool:
+    """A rendered section heading: one short line without final punctuation, followed by more text (the page
+    loaders render headings so; knowledge.layers splits pages into sections by the same rule)."""
     line = block.strip()
     return (
         has_next
@@ -204,7 +206,7 @@ def _blocks(text: str) -> list[tuple[str, str, list[str]]]:
     out: list[tuple[str, str, list[str]]] = []
     heading = ""
     for number, block in enumerate(raw_blocks):
-        if _is_heading(block, number + 1 < len(raw_blocks)):
+        if is_heading(block, number + 1 < len(raw_blocks)):
             heading = block.strip()
             continue
         items: list[str] = []

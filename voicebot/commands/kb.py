@@ -12,6 +12,7 @@ from voicebot.commands.errors import fail, settings_or_exit
 
 if TYPE_CHECKING:
     from knowledge.index import IngestReport, KnowledgeIndex
+    from knowledge.packs import PackInfo
 
 IndexDirOption = Annotated[
     Path | None,
@@ -326,25 +327,14 @@ def pack_export(
     ] = None,
 ) -> None:
     """Write a knowledge pack: pages, manifest with hashes, and the figures of its evaluation questions."""
-    from knowledge.evaluation import EvalSetError
-    from knowledge.packs import PackError, PackInfo, evaluate_pages, export_pack
+    from knowledge.packs import PackInfo
 
     if not source.is_dir():
         raise fail(f"not a folder: {source}")
     if questions is not None and not questions.is_file():
         raise fail(f"question set not found: {questions}")
     info = PackInfo(name, version, licence, author or settings_or_exit().town, source_name, language)
-    try:
-        figures = evaluate_pages(source, questions, info.author) if questions is not None else {}
-        manifest = export_pack(source, out, info, questions, figures)
-    except (PackError, EvalSetError) as exc:
-        raise fail(str(exc)) from None
-    except OSError as exc:
-        raise fail(f"cannot write pack {out}: {exc}") from None
-    pages = sum(1 for path in manifest.files if path.startswith("pages/"))
-    typer.echo(f"pack {name} {version}: {pages} page files → {out}")
-    for figure, value in figures.items():
-        typer.echo(f"  {figure}: {value}")
+    _write_pack(source, out, info, questions, evaluate=questions is not None)
 
 
 def pack_sample(
@@ -361,16 +351,23 @@ def pack_sample(
 ) -> None:
     """Build the pack of the shipped Musterstadt base; two builds from the same checkout are byte-identical."""
     from knowledge.config import SAMPLE_KB_DIR
-    from knowledge.evaluation import DEFAULT_SET, EvalSetError
-    from knowledge.packs import PackError, evaluate_pages, export_pack, sample_info
+    from knowledge.evaluation import DEFAULT_SET
+    from knowledge.packs import sample_info
 
     question_set = questions if questions is not None else DEFAULT_SET
     if not question_set.is_file():
         raise fail(f"question set not found: {question_set}")
-    info = sample_info()
+    _write_pack(SAMPLE_KB_DIR, out, sample_info(), question_set, evaluate=evaluate)
+
+
+def _write_pack(source: Path, out: Path, info: PackInfo, questions: Path | None, *, evaluate: bool) -> None:
+    """Evaluate (optionally) and write one pack, then say what it holds; errors as one line, exit 1."""
+    from knowledge.evaluation import EvalSetError
+    from knowledge.packs import PackError, evaluate_pages, export_pack
+
     try:
-        figures = evaluate_pages(SAMPLE_KB_DIR, question_set, info.author) if evaluate else {}
-        manifest = export_pack(SAMPLE_KB_DIR, out, info, question_set, figures)
+        figures = evaluate_pages(source, questions, info.author) if evaluate and questions is not None else {}
+        manifest = export_pack(source, out, info, questions, figures)
     except (PackError, EvalSetError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
