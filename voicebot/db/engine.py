@@ -9,6 +9,8 @@ commit before DDL), ``BEGIN IMMEDIATE`` for a transaction opened with :func:`wri
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,7 +86,7 @@ def _sqlite_engine(database: str | None) -> Engine:
         # The busy timeout first: switching a new file to WAL takes a lock, and a second process doing the same
         # at that moment would otherwise fail at once with "database is locked" (seen with three servers starting).
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute(
             "PRAGMA synchronous=NORMAL"
         )  # durable across a process kill; WAL + NORMAL is the usual pair
@@ -99,6 +101,31 @@ def _sqlite_engine(database: str | None) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """WAL is stored in the file, so only its first opener switches. That switch needs the file to itself and
+    SQLite answers "database is locked" at once, without waiting out the busy timeout, when another process is
+    opening the same new file at that moment (three servers starting together): retry for as long as the busy
+    timeout would have waited."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() == "wal":
+                return
+            # It answers the mode now in force: the old one when the switch could not be made.
+            (mode,) = cursor.execute("PRAGMA journal_mode=WAL").fetchone()
+            if str(mode).lower() == "wal":
+                return
+            failure = f"journal mode stayed {mode}"
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            failure = str(error)
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"could not switch the database to WAL: {failure}")
+        time.sleep(0.05)
 
 
 @contextmanager

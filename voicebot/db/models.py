@@ -143,14 +143,38 @@ class StaffUser(Base):
     availability: Mapped[str] = mapped_column(String(16), default=Availability.AWAY.value)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Double)
+    # Where the bot rings this person when they accept a waiting caller on their phone ("" = browser only).
+    phone_uri: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    # The staff groups (handoff.groups names) whose callers they take; None = every group.
+    groups: Mapped[list[str] | None] = mapped_column(Json)
+
+
+class QueueMode(enum.StrEnum):
+    QUEUE = "queue"  # the caller waits with the bot (announcements, hold audio) until staff accepts
+    PBX = "pbx"  # the caller went to the PBX's own queue; the entry carries the summary reference
+
+
+class QueueOutcome(enum.StrEnum):
+    """Staff's wrap-up of a call they took."""
+
+    SOLVED = "solved"
+    CALLBACK = "callback"
+    FORWARDED = "forwarded"
 
 
 class QueueEntry(Base):
-    """A caller handed to staff: in the bot's own queue, or transferred to the PBX's (then only for the
-    figures)."""
+    """A caller handed to staff: in the bot's own queue, or transferred to the PBX's (then for the summary
+    reference and the figures).
+
+    Status: waiting → offered (one member of staff is being rung; back to waiting if they do not answer) →
+    answered; or waiting → abandoned | callback."""
 
     __tablename__ = "queue_entries"
-    __table_args__ = (CheckConstraint(_one_of("status", QueueStatus), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_one_of("status", QueueStatus), name="status"),
+        CheckConstraint(_one_of("mode", QueueMode), name="mode"),
+        CheckConstraint(f"outcome IS NULL OR {_one_of('outcome', QueueOutcome)}", name="outcome"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
@@ -163,6 +187,14 @@ class QueueEntry(Base):
     staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
     summary: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     process: Mapped[dict[str, Any] | None] = mapped_column(Json)  # which server holds the caller
+    mode: Mapped[str] = mapped_column(String(8), default=QueueMode.QUEUE.value, server_default="queue")
+    # An unguessable id for the summary link a PBX hand-off carries (Call-Info URL, User-to-User).
+    reference: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
+    caller_number: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    offered_to: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    offered_at: Mapped[float | None] = mapped_column(Double)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    wrap_up_note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Callback(Base):
@@ -184,3 +216,5 @@ class Callback(Base):
     claimed_at: Mapped[float | None] = mapped_column(Double)
     done_at: Mapped[float | None] = mapped_column(Double)
     outcome_note: Mapped[str] = mapped_column(Text, default="")
+    # How the number was given: "caller_id" (the number the caller rang from, confirmed), "keypad", "speech".
+    number_via: Mapped[str] = mapped_column(String(16), default="", server_default="")

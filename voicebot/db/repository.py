@@ -20,6 +20,7 @@ from voicebot.db.models import (
     Callback,
     CallbackStatus,
     QueueEntry,
+    QueueOutcome,
     QueueStatus,
     Role,
     StaffUser,
@@ -67,6 +68,12 @@ class Repository:
         with self._sessions() as session:
             return session.scalars(select(StaffUser).order_by(StaffUser.username)).all()
 
+    def set_phone(self, user_id: int, phone_uri: str, groups: list[str] | None = None) -> bool:
+        """Where the bot rings this person on accept, and the groups they take (None = all)."""
+        return self._update(
+            update(StaffUser).where(StaffUser.id == user_id).values(phone_uri=phone_uri, groups=groups)
+        )
+
     def set_availability(self, user_id: int, availability: Availability) -> bool:
         return self._update(
             update(StaffUser)
@@ -111,12 +118,83 @@ class Repository:
             query = select(QueueEntry).where(QueueEntry.call_id == call_id).order_by(QueueEntry.id)
             return session.scalars(query).all()
 
+    def queue_entry(self, entry_id: int) -> QueueEntry | None:
+        with self._sessions() as session:
+            return session.get(QueueEntry, entry_id)
+
+    def queue_entry_by_reference(self, reference: str) -> QueueEntry | None:
+        with self._sessions() as session:
+            return session.scalars(select(QueueEntry).where(QueueEntry.reference == reference)).first()
+
     def answer(self, entry_id: int, staff_user_id: int) -> bool:
         """Staff takes a waiting caller; False if the caller no longer waits (taken by someone else, gone)."""
         return self._update(
             update(QueueEntry)
             .where(QueueEntry.id == entry_id, QueueEntry.status == QueueStatus.WAITING.value)
             .values(status=QueueStatus.ANSWERED.value, staff_user_id=staff_user_id, answered_at=time.time())
+        )
+
+    def offer(self, entry_id: int, staff_user_id: int) -> bool:
+        """Staff accepts a waiting caller: the process holding the caller now rings them (``offered``). False
+        if the caller no longer waits (another member of staff was quicker, the caller hung up)."""
+        return self._update(
+            update(QueueEntry)
+            .where(QueueEntry.id == entry_id, QueueEntry.status == QueueStatus.WAITING.value)
+            .values(status=QueueStatus.OFFERED.value, offered_to=staff_user_id, offered_at=time.time())
+        )
+
+    def offers_held_by(self, process_id: str) -> Sequence[QueueEntry]:
+        """Entries of callers this process holds that staff has accepted and the process has not yet
+        connected (what a process looks for after a notification, or on its poll)."""
+        with self._sessions() as session:
+            query = select(QueueEntry).where(QueueEntry.status == QueueStatus.OFFERED.value)
+            entries = session.scalars(query.order_by(QueueEntry.offered_at)).all()
+        return [entry for entry in entries if (entry.process or {}).get("id") == process_id]
+
+    def connected(self, entry_id: int) -> bool:
+        """The offered member of staff answered: the caller is with them."""
+        return self._update(
+            update(QueueEntry)
+            .where(QueueEntry.id == entry_id, QueueEntry.status == QueueStatus.OFFERED.value)
+            .values(
+                status=QueueStatus.ANSWERED.value,
+                staff_user_id=QueueEntry.offered_to,
+                answered_at=time.time(),
+            )
+        )
+
+    def back_to_waiting(self, entry_id: int) -> bool:
+        """The offered member of staff did not answer: the caller waits again, keeping their place."""
+        return self._update(
+            update(QueueEntry)
+            .where(QueueEntry.id == entry_id, QueueEntry.status == QueueStatus.OFFERED.value)
+            .values(status=QueueStatus.WAITING.value, offered_to=None, offered_at=None)
+        )
+
+    def abandon_held_by(self, process_id: str) -> int:
+        """A restarted process gives up the callers its previous run held (they are gone with it): waiting or
+        offered entries whose ``process.id`` is ``process_id`` become ``abandoned``. Returns how many."""
+        with self._sessions.begin() as session:
+            query = select(QueueEntry).where(
+                QueueEntry.status.in_([QueueStatus.WAITING.value, QueueStatus.OFFERED.value])
+            )
+            held = [e for e in session.scalars(query).all() if (e.process or {}).get("id") == process_id]
+            now = time.time()
+            for entry in held:
+                entry.status = QueueStatus.ABANDONED.value
+                entry.ended_at = now
+            return len(held)
+
+    def wrap_up(self, entry_id: int, staff_user_id: int, outcome: QueueOutcome, note: str) -> bool:
+        """Staff's note and outcome after a call they took (only the one who took it)."""
+        return self._update(
+            update(QueueEntry)
+            .where(
+                QueueEntry.id == entry_id,
+                QueueEntry.status == QueueStatus.ANSWERED.value,
+                QueueEntry.staff_user_id == staff_user_id,
+            )
+            .values(outcome=QueueOutcome(outcome).value, wrap_up_note=note)
         )
 
     def end_wait(self, entry_id: int, status: QueueStatus) -> bool:
