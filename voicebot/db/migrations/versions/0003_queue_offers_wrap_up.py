@@ -33,7 +33,11 @@ def upgrade() -> None:
         table.add_column(sa.Column("outcome", sa.String(16), nullable=True))
         table.add_column(sa.Column("wrap_up_note", sa.Text(), nullable=False, server_default=""))
         table.create_foreign_key(
-            "fk_queue_entries_offered_to_staff_users", "staff_users", ["offered_to"], ["id"], ondelete="SET NULL"
+            "fk_queue_entries_offered_to_staff_users",
+            "staff_users",
+            ["offered_to"],
+            ["id"],
+            ondelete="SET NULL",
         )
         table.create_check_constraint("ck_queue_entries_mode", "mode IN ('queue', 'pbx')")
         table.create_check_constraint(
@@ -52,7 +56,15 @@ def downgrade() -> None:
         table.drop_constraint("ck_queue_entries_outcome", type_="check")
         table.drop_constraint("ck_queue_entries_mode", type_="check")
         table.drop_constraint("fk_queue_entries_offered_to_staff_users", type_="foreignkey")
-        for column in ("wrap_up_note", "outcome", "offered_at", "offered_to", "caller_number", "reference", "mode"):
+        for column in (
+            "wrap_up_note",
+            "outcome",
+            "offered_at",
+            "offered_to",
+            "caller_number",
+            "reference",
+            "mode",
+        ):
             table.drop_column(column)
     with op.batch_alter_table("staff_users") as table:
         table.drop_column("groups")
