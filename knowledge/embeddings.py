@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from knowledge import vector_cache
+
 DIM = 384
 BATCH = 16
 
@@ -87,15 +89,32 @@ def embed_query(text: str, threads: int = 2) -> np.ndarray:
 
 
 def embed_passages(texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """(n, 384) float32 vectors of passages (e5 ``passage:`` side), in batches so progress can be shown."""
+    """(n, 384) float32 vectors of passages (e5 ``passage:`` side), in batches so progress can be shown.
+
+    Vectors found in the passage cache (:mod:`knowledge.vector_cache`, when ``KNOWLEDGE_VECTOR_CACHE`` names a
+    folder) are not computed again: a second index of the same pages (a pack import, an index rebuilt in a new
+    folder) costs reading files, not minutes of CPU."""
     out = np.zeros((len(texts), DIM), dtype=np.float32)
     if not texts:
         return out
-    model = _get_model()
-    for start in range(0, len(texts), BATCH):
-        batch = list(texts[start : start + BATCH])
-        _threads(os.cpu_count() or 1)
-        out[start : start + len(batch)] = model.passage(batch)
-        if progress is not None:
-            progress(start + len(batch), len(texts))
+    cache = vector_cache.from_environment()
+    todo = list(range(len(texts)))
+    if cache is not None:
+        found = cache.get_many(texts)
+        for i, vector in found.items():
+            out[i] = vector
+        todo = [i for i in todo if i not in found]
+    if todo:
+        model = _get_model()
+        for start in range(0, len(todo), BATCH):
+            rows = todo[start : start + BATCH]
+            _threads(os.cpu_count() or 1)
+            vectors = np.asarray(model.passage([texts[i] for i in rows]), dtype=np.float32)
+            out[rows] = vectors
+            if cache is not None:
+                cache.put_many([texts[i] for i in rows], vectors)
+            if progress is not None:
+                progress(len(texts) - len(todo) + start + len(rows), len(texts))
+    elif progress is not None:
+        progress(len(texts), len(texts))
     return out

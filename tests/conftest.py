@@ -11,6 +11,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never download models
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Passage vectors computed once for the whole session and its server processes, kept between runs like var/index
+# (the sample pages are indexed in several folders; each would otherwise embed them again for minutes).
+os.environ.setdefault("KNOWLEDGE_VECTOR_CACHE", str(REPO_ROOT / "var" / "cache" / "vectors"))
 
 
 @pytest.fixture(scope="session")
