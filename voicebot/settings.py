@@ -326,6 +326,10 @@ class CallbackSettings(_Section):
     declined: str = "Gut. Stellen Sie mir gern weiter Ihre Frage."
     # Tries at the number (a wrong read-back, an invalid number) before the bot gives up.
     max_number_attempts: int = Field(default=3, ge=1)
+    # Words that end the dialogue without a call-back (a goodbye, call.goodbye_phrases, ends the call as always).
+    cancel_phrases: list[str] = Field(
+        default_factory=lambda: ["abbrechen", "kein rückruf", "doch keinen rückruf", "doch nicht"]
+    )
     # Words that answer the bot's yes/no questions in the dialogue (keys: 1 yes, 2 no).
     yes_phrases: list[str] = Field(
         default_factory=lambda: ["ja", "ja bitte", "gerne", "genau", "richtig", "stimmt", "korrekt", "passt"]

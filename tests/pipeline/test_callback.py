@@ -16,9 +16,10 @@ from pipecat.frames.frames import Frame, InputDTMFFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.tests.utils import SleepFrame, run_test
 
+from knowledge.types import Action, Answer
 from voicebot.db.repository import Repository
 from voicebot.db.store import SqlCallRecordStore
-from voicebot.pipeline.call_script import HandoffDesk, HandoffGate, HandoffKeyListener
+from voicebot.pipeline.call_script import HandoffDesk, HandoffGate, HandoffKeyListener, HandoffSignaler
 from voicebot.pipeline.callback import (
     CallbackDesk,
     CallbackTaker,
@@ -28,7 +29,12 @@ from voicebot.pipeline.callback import (
     spoken_number,
     valid_number,
 )
-from voicebot.pipeline.frames import CallerQuestionFrame, HandoffRequestFrame, TransferStatusFrame
+from voicebot.pipeline.frames import (
+    BotAnswerFrame,
+    CallerQuestionFrame,
+    HandoffRequestFrame,
+    TransferStatusFrame,
+)
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.settings import OfficeHoursSettings, Settings, StaffGroup
 
@@ -351,3 +357,76 @@ async def test_a_group_with_its_own_hours_and_a_second_hand_off_after_the_call_b
     assert "bis Montag, 12 Uhr, zurück" in spoken[-2]
     assert spoken[-1] == closed and not callbacks.dialogue.active
     assert not any(isinstance(f, HandoffRequestFrame) for f in down)
+
+
+async def test_a_browser_call_outside_hours_leaves_a_spoken_number(store: SqlCallRecordStore) -> None:
+    """The /call page has no caller number and no transfer: the engine's hand-off outside office hours offers the
+    call-back; a "Ja" to the name question (as to "Sind Sie noch da?") asks again; the number is said in words."""
+    settings = _settings()
+    transcript = CallTranscript(channel="webrtc", channel_call_id="browser-1", store=store)
+    callbacks = CallbackDesk(
+        settings,
+        transcript,
+        RepositoryCallbackStore(Repository(store.engine), store),
+        clock=lambda: TUESDAY_EVENING,
+    )
+    handoff = HandoffDesk(settings, transcript, transfers=False, callbacks=callbacks)
+    answer = Answer(text="Das kläre ich mit einer Kollegin.", action=Action.HANDOFF, confidence=0.9)
+    frames: list[Frame] = [
+        BotAnswerFrame(question="Mein Wohngeldantrag ist verschwunden.", answer=answer),
+        SleepFrame(sleep=0.1),
+        *_said("Ja."),
+        *_said("Ja."),
+        *_said("Lena Schmidt"),
+        *_said("Nichts."),
+        *_said("null drei null, eins zwei drei vier fünf sechs"),
+        *_said("Ja, das stimmt."),
+        SleepFrame(sleep=0.5),
+    ]
+    pipeline = Pipeline([CallbackTaker(desk=callbacks, handoff=handoff), HandoffSignaler(desk=handoff)])
+    down, _ = await run_test(pipeline, frames_to_send=frames)
+    assert not any(isinstance(f, HandoffRequestFrame) for f in down)
+    assert [t.kind for t in transcript.turns if t.role == "bot"] == [
+        "office_closed",
+        "callback_name",
+        "callback_name",  # "Ja." is no name
+        "callback_topic",
+        "callback_number",  # no caller number: asked at once
+        "callback_read_back",
+        "callback_confirmed",
+    ]
+    (callback,) = Repository(store.engine).open_callbacks()
+    assert (callback.phone_number, callback.number_via, callback.caller_name) == (
+        "030123456",
+        "speech",
+        "Lena Schmidt",
+    )
+    assert callback.topic == "Mein Wohngeldantrag ist verschwunden."  # "Nichts." says nothing: the question
+
+
+async def test_goodbye_or_cancel_leaves_the_dialogue(store: SqlCallRecordStore) -> None:
+    desk = _desk(_settings(), store, TUESDAY_EVENING)
+    goodbye = CallerQuestionFrame(text="Tschüss.", language="de")
+    frames: list[Frame] = [
+        TransferStatusFrame(phase="failed"),
+        SleepFrame(sleep=0.1),
+        *_said("Ja"),
+        *_said("Paul"),
+        *_said("Sperrmüll"),
+        goodbye,
+        SleepFrame(sleep=0.1),
+    ]
+    down, _ = await run_test(CallbackTaker(desk=desk), frames_to_send=frames)
+    assert goodbye in down and not desk.dialogue.active  # the goodbye step (next) ends the call
+    assert desk.transcript.events[-1] | {"t": 0} == {"t": 0, "kind": "callback_abandoned", "step": "number"}
+
+    desk = _desk(_settings(), store, TUESDAY_EVENING)
+    frames = [
+        TransferStatusFrame(phase="failed"),
+        SleepFrame(sleep=0.1),
+        *_keys("1"),
+        *_said("Abbrechen, bitte."),
+    ]
+    down, _ = await run_test(CallbackTaker(desk=desk), frames_to_send=frames)
+    assert _spoken(down)[-1] == desk.settings.callback.declined and not desk.dialogue.active
+    assert Repository(store.engine).open_callbacks() == []

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -199,10 +199,18 @@ class CallbackDialogue:
     """The call-back dialogue as a state machine; one per call. Pure: the caller's words and keys in,
     :class:`Reply` out."""
 
-    def __init__(self, texts: CallbackSettings, *, callback_key: str = "1", offer_phrases: list[str]) -> None:
+    def __init__(
+        self,
+        texts: CallbackSettings,
+        *,
+        callback_key: str = "1",
+        offer_phrases: list[str],
+        goodbye_phrases: Sequence[str] = (),
+    ) -> None:
         self.texts = texts
         self.callback_key = callback_key
         self.offer_phrases = offer_phrases
+        self.goodbye_phrases = list(goodbye_phrases)
         self.step = Step.IDLE
         self.stored = False  # a request of this call was stored: no second offer
         self.group = ""
@@ -275,9 +283,22 @@ class CallbackDialogue:
                     said=[("callback_declined", self.texts.declined)], events=[("callback_declined", {})]
                 )
             return Reply(consumed=False)  # not an answer to the offer: a question for the bot
+        if matches_phrase(text, self.goodbye_phrases):  # the caller leaves: the goodbye step ends the call
+            self.step = Step.IDLE
+            return Reply(events=[("callback_abandoned", {"step": str(step)})], consumed=False)
+        if matches_phrase(text, self.texts.cancel_phrases, max_extra_words=2):
+            self.step = Step.IDLE
+            return Reply(
+                said=[("callback_declined", self.texts.declined)],
+                events=[("callback_abandoned", {"step": str(step)})],
+            )
         if step is Step.NAME:
+            if self._yes(text):  # "Ja" to "Sind Sie noch da?" or to "Gern.": no name, ask again
+                return Reply(said=[("callback_name", self.texts.ask_name)])
             return self._after_name("" if self._no(text) else clean_name(text))
         if step is Step.TOPIC:
+            if self._yes(text):
+                return Reply(said=[("callback_topic", self.texts.ask_topic)])
             return self._after_topic(clean_topic(text))
         if step is Step.OWN_NUMBER:
             if self._yes(text) or self._no(text):
@@ -474,7 +495,10 @@ class CallbackDesk:
         self.clock = clock or (lambda: datetime.now(UTC))
         call: CallSettings = settings.call
         self.dialogue = CallbackDialogue(
-            settings.callback, callback_key=call.callback_key, offer_phrases=call.callback_phrases
+            settings.callback,
+            callback_key=call.callback_key,
+            offer_phrases=call.callback_phrases,
+            goodbye_phrases=call.goodbye_phrases,
         )
 
     def _group(self, group: str) -> str:
