@@ -324,6 +324,10 @@ class CallbackSettings(_Section):
     )
     confirmed: str = "Vielen Dank, Ihr Rückrufwunsch ist notiert. Wir rufen Sie bis {due}, zurück. Haben Sie noch eine Frage?"
     declined: str = "Gut. Stellen Sie mir gern weiter Ihre Frage."
+    # A transfer fails after this call's call-back was noted (no second offer).
+    failed_after_callback: str = (
+        "Leider ist im Moment niemand erreichbar. Ihr Rückrufwunsch ist bereits notiert."
+    )
     # Tries at the number (a wrong read-back, an invalid number) before the bot gives up.
     max_number_attempts: int = Field(default=3, ge=1)
     # Words that end the dialogue without a call-back (a goodbye, call.goodbye_phrases, ends the call as always).

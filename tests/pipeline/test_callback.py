@@ -344,6 +344,7 @@ async def test_a_group_with_its_own_hours_and_a_second_hand_off_after_the_call_b
         *_keys("1##0211123456#1"),
         SleepFrame(sleep=0.5),
         *_said(asks),
+        TransferStatusFrame(phase="failed"),
         SleepFrame(sleep=0.1),
     ]
     pipeline = Pipeline([CallbackTaker(desk=callbacks, handoff=handoff), HandoffGate(desk=handoff)])
@@ -354,8 +355,9 @@ async def test_a_group_with_its_own_hours_and_a_second_hand_off_after_the_call_b
     (callback,) = Repository(store.engine).open_callbacks()
     assert callback.topic == asks
     assert callback.due_at == datetime(2026, 12, 7, 12, tzinfo=BERLIN).timestamp()  # Monday's closing time
-    assert "bis Montag, 12 Uhr, zurück" in spoken[-2]
-    assert spoken[-1] == closed and not callbacks.dialogue.active
+    assert "bis Montag, 12 Uhr, zurück" in spoken[-3]
+    assert spoken[-2] == closed and not callbacks.dialogue.active
+    assert spoken[-1] == settings.callback.failed_after_callback  # a transfer failing later: no second offer
     assert not any(isinstance(f, HandoffRequestFrame) for f in down)
 
 

@@ -535,6 +535,11 @@ class CallbackDesk:
     async def transfer_failed(
         self, processor: FrameProcessor, caller_number: str, group: str, question: str
     ) -> None:
+        if self.dialogue.stored:  # the call-back of this call is already noted: no second offer
+            await say(
+                processor, self.transcript, "transfer_failed", self.settings.callback.failed_after_callback
+            )
+            return
         await say(processor, self.transcript, "transfer_failed", self.settings.call.transfer_failed_message)
         self._offer(group, "transfer_failed", question, caller_number)
 
