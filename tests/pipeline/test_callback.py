@@ -22,8 +22,10 @@ from voicebot.db.store import SqlCallRecordStore
 from voicebot.pipeline.call_script import HandoffDesk, HandoffGate, HandoffKeyListener, HandoffSignaler
 from voicebot.pipeline.callback import (
     CallbackDesk,
+    CallbackDialogue,
     CallbackTaker,
     RepositoryCallbackStore,
+    Step,
     digits_in_words,
     normalise_number,
     spoken_number,
@@ -36,7 +38,7 @@ from voicebot.pipeline.frames import (
     TransferStatusFrame,
 )
 from voicebot.pipeline.transcript import CallTranscript
-from voicebot.settings import OfficeHoursSettings, Settings, StaffGroup
+from voicebot.settings import CallbackSettings, OfficeHoursSettings, Settings, StaffGroup
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TUESDAY_EVENING = datetime(2026, 12, 1, 19, 30, tzinfo=BERLIN)  # closed; due: Wednesday 16:00
@@ -432,3 +434,23 @@ async def test_goodbye_or_cancel_leaves_the_dialogue(store: SqlCallRecordStore) 
     down, _ = await run_test(CallbackTaker(desk=desk), frames_to_send=frames)
     assert _spoken(down)[-1] == desk.settings.callback.declined and not desk.dialogue.active
     assert Repository(store.engine).open_callbacks() == []
+
+
+def test_an_unclear_yes_and_no_is_a_no() -> None:
+    dialogue = CallbackDialogue(CallbackSettings(), offer_phrases=["ja"])
+    dialogue.offer(group="Bürgerbüro", caller_number="0211123456", default_topic="Pass")
+    for key in "1##":
+        dialogue.on_key(key)
+    assert dialogue.step is Step.OWN_NUMBER
+    reply = dialogue.on_text("Nein, stimmt.")
+    assert reply is not None and reply.request is None and dialogue.step is Step.NUMBER
+    reply = dialogue.on_text("Ja.")  # to "Sind Sie noch da?": asked again, no attempt used
+    assert reply is not None and [kind for kind, _ in reply.said] == ["callback_number"]
+    dialogue.on_text("null zwei null eins, neun acht sieben")
+    assert dialogue.step is Step.CONFIRM
+    reply = dialogue.on_text("Ja, nein, falsch.")
+    assert reply is not None and reply.request is None and dialogue.step is Step.NUMBER
+    reply = dialogue.on_text("null zwei null eins, neun acht sieben sechs")
+    reply = dialogue.on_text("Ja, richtig.")
+    assert reply is not None and reply.request is not None
+    assert (reply.request.phone_number, reply.request.number_via) == ("02019876", "speech")

@@ -301,14 +301,16 @@ class CallbackDialogue:
                 return Reply(said=[("callback_topic", self.texts.ask_topic)])
             return self._after_topic(clean_topic(text))
         if step is Step.OWN_NUMBER:
-            if self._yes(text) or self._no(text):
-                return self._own_number(self._yes(text))
+            if self._yes(text) or self._no(text):  # "nein" wins over a "stimmt" in the same turn
+                return self._own_number(not self._no(text))
             return self._spoken_number(text) or self._ask_own_number()
         if step is Step.NUMBER:
+            if self._yes(text):  # "Ja" to "Sind Sie noch da?": not a wrong number
+                return Reply(said=[("callback_number", self.texts.ask_number)])
             return self._spoken_number(text) or self._invalid()
         if step is Step.CONFIRM:
             if self._yes(text) or self._no(text):
-                return self._confirm(self._yes(text))
+                return self._confirm(not self._no(text))
             return self._spoken_number(text) or self._read_back()
         return None
 
