@@ -35,6 +35,7 @@ from pydantic_settings import (
 )
 
 from knowledge.config import SAMPLE_KB_DIR, AnswerConfig, KnowledgeConfig, LlmConfig, RetrievalConfig
+from voicebot.staff.calendar import OfficeCalendar
 
 ENV_PREFIX = "VOICEBOT_"
 # Variables with the prefix that are not settings: the configuration file, the root of relative paths, and the
@@ -220,10 +221,9 @@ class CallSettings(_Section):
         "Leider ist im Moment niemand erreichbar. Soll ich einen Rückruf für Sie notieren? "
         "Sagen Sie Ja oder drücken Sie die 1. Oder stellen Sie mir gern weiter Ihre Frage."
     )
-    callback_confirmation: str = (
-        "Ihr Rückrufwunsch ist notiert. Wir rufen Sie so bald wie möglich zurück. Haben Sie noch eine Frage?"
+    callback_key: str = (
+        "1"  # the keypad digit that takes the call-back offer (the dialogue: section callback)
     )
-    callback_key: str = "1"  # the keypad digit that takes the call-back offer after a failed transfer
     callback_phrases: list[str] = Field(
         default_factory=lambda: ["ja", "ja bitte", "gerne", "rückruf", "bitte zurückrufen"]
     )
@@ -261,13 +261,104 @@ class CallSettings(_Section):
     )
 
 
+# --- office hours and call-backs (issue 10; voicebot/staff/calendar.py, voicebot/pipeline/callback.py) ---------
+
+
+class OfficeHoursSettings(_Section):
+    """When staff can be reached (decision 0810). Outside these hours a hand-off is not rung through: the caller
+    hears when the office opens again and is offered a call-back, due at the closing time of the next working day.
+
+    ``hours``: ``"mo-fr 08:00-16:00; do 08:00-18:00"`` (a later entry replaces the hours of its days; several
+    spans a day for a break: ``"mo 08:00-12:00 13:00-16:00"``). Nationwide public holidays are always closed;
+    ``state_holidays`` names the state's own (NRW by default; see STATE_HOLIDAYS in voicebot/staff/calendar.py);
+    ``closed_dates`` adds closing days: ``"2026-12-28"`` once, ``"12-24"`` every year."""
+
+    # How the caller hears the office named: "<office> ist ab Montag um 8 Uhr wieder erreichbar."
+    office: str = "Das Bürgerbüro"
+    hours: str = "mo-fr 08:00-16:00; do 08:00-18:00"
+    state_holidays: list[str] = Field(default_factory=lambda: ["fronleichnam", "allerheiligen"])
+    closed_dates: list[str] = Field(default_factory=lambda: ["12-24", "12-31"])
+    timezone: str = "Europe/Berlin"
+    # Staff reachable at any hour (a 24/7 service centre): hand-offs are never diverted to a call-back for being
+    # outside the hours (call-backs still fall due by them). The test suite sets it (tests/conftest.py).
+    always_open: bool = False
+
+    @model_validator(mode="after")
+    def _readable(self) -> OfficeHoursSettings:
+        self.calendar()  # CalendarError (a ValueError) names the part to fix
+        return self
+
+    def calendar(self) -> OfficeCalendar:
+        return OfficeCalendar.from_spec(
+            self.hours,
+            state_holidays=self.state_holidays,
+            closed_dates=self.closed_dates,
+            timezone=self.timezone,
+        )
+
+
+class CallbackSettings(_Section):
+    """The call-back dialogue (voicebot/pipeline/callback.py): offered after a hand-off nobody took and outside
+    office hours; asks name and topic, the number (the caller's own, or typed/spoken digits, read back and
+    confirmed) and stores the request with its due time. ``{office}``, ``{when}``, ``{digits}``, ``{due}`` are
+    filled in."""
+
+    closed_message: str = "{office} ist ab {when} wieder erreichbar."
+    closed_no_opening_message: str = "{office} ist im Moment nicht erreichbar."
+    offer: str = "Soll ich einen Rückruf für Sie notieren? Sagen Sie Ja oder drücken Sie die 1."
+    ask_name: str = "Gern. Wie ist Ihr Name? Wenn Sie ihn nicht nennen möchten, drücken Sie die Raute."
+    ask_topic: str = "Worum geht es, in einem kurzen Satz?"
+    offer_own_number: str = (
+        "Soll ich Sie unter der Nummer {digits} zurückrufen, von der Sie anrufen? "
+        "Sagen Sie Ja oder drücken Sie die 1, sonst die 2."
+    )
+    ask_number: str = (
+        "Unter welcher Nummer erreichen wir Sie? Tippen Sie die Nummer ein und dann die Raute, "
+        "oder sagen Sie die Ziffern."
+    )
+    read_back: str = "Ich habe die Nummer {digits} verstanden. Ist das richtig? Sagen Sie Ja oder drücken Sie die 1, sonst die 2."
+    invalid_number: str = "Das ist leider keine vollständige Telefonnummer."
+    give_up: str = (
+        "Leider konnte ich die Nummer nicht aufnehmen. Bitte rufen Sie zu den Öffnungszeiten wieder an. "
+        "Haben Sie noch eine Frage?"
+    )
+    confirmed: str = "Vielen Dank, Ihr Rückrufwunsch ist notiert. Wir rufen Sie bis {due}, zurück. Haben Sie noch eine Frage?"
+    declined: str = "Gut. Stellen Sie mir gern weiter Ihre Frage."
+    # A transfer fails after this call's call-back was noted (no second offer).
+    failed_after_callback: str = (
+        "Leider ist im Moment niemand erreichbar. Ihr Rückrufwunsch ist bereits notiert."
+    )
+    # Tries at the number (a wrong read-back, an invalid number) before the bot gives up.
+    max_number_attempts: int = Field(default=3, ge=1)
+    # Words that end the dialogue without a call-back (a goodbye, call.goodbye_phrases, ends the call as always).
+    cancel_phrases: list[str] = Field(
+        default_factory=lambda: ["abbrechen", "kein rückruf", "doch keinen rückruf", "doch nicht"]
+    )
+    # Words that answer the bot's yes/no questions in the dialogue (keys: 1 yes, 2 no).
+    yes_phrases: list[str] = Field(
+        default_factory=lambda: ["ja", "ja bitte", "gerne", "genau", "richtig", "stimmt", "korrekt", "passt"]
+    )
+    no_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "nein",
+            "nein danke",
+            "falsch",
+            "stimmt nicht",
+            "nicht richtig",
+            "andere nummer",
+        ]
+    )
+
+
 class StaffGroup(_Section):
     """A staff group: the departments whose questions it takes (as the pages' ``department`` names them; a
-    sub-unit such as "Ordnungsamt – Gewerbe" belongs to "Ordnungsamt") and the SIP URI a hand-off goes to."""
+    sub-unit such as "Ordnungsamt – Gewerbe" belongs to "Ordnungsamt") and the SIP URI a hand-off goes to.
+    ``office_hours``: the group's own calendar (None: the ``office_hours`` section)."""
 
     name: str
     departments: list[str] = Field(default_factory=list)
     staff_uri: str
+    office_hours: OfficeHoursSettings | None = None
 
 
 class HandoffSettings(_Section):
@@ -422,6 +513,8 @@ class Settings(BaseSettings):
     call: CallSettings = Field(default_factory=CallSettings)
     sip: SipSettings = Field(default_factory=SipSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    office_hours: OfficeHoursSettings = Field(default_factory=OfficeHoursSettings)
+    callback: CallbackSettings = Field(default_factory=CallbackSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
 
     @classmethod

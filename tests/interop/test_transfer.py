@@ -2,8 +2,9 @@
 staff itself, and a staff phone that is not there, rings until CANCELled, is busy (486) or declines (603).
 
 While the transfer runs the call is in a transfer state: ringback, no "Sind Sie noch da?", no goodbye. A failed
-transfer is told with the call-back offer; key 1 takes it (``callback_requested`` with the caller's number in the
-record); afterwards the silence watchdog works again and ends the silent call (silence prompt, goodbye, BYE).
+transfer is told with the call-back offer; key 1 takes it (``callback_accepted``: the bot asks for the name, the
+dialogue of tests/pipeline/test_callback.py); afterwards the silence watchdog works again and ends the silent call
+(silence prompt, goodbye, BYE).
 This module runs its own server: a 3 s silence timeout and a 6 s transfer timeout make a watchdog that forgot the
 transfer state speak within the transfer, and keep each call short. One more call records what reaches the
 caller's RTP port during the transfer (the test's own socket is the caller's media): 425 Hz ringback.
@@ -34,7 +35,6 @@ SCENARIOS = Path(__file__).parent / "scenarios"
 SIPP_PCAPS = Path("/usr/share/sip-tester")
 SILENCE_TIMEOUT_S = 3.0
 TRANSFER_TIMEOUT_S = 6.0
-CALLER_NUMBER = "sipp"  # the user part of the sipp caller's From URI
 
 
 @pytest.fixture(scope="module")
@@ -193,14 +193,14 @@ def test_a_transfer_nobody_takes_is_told_and_offers_a_call_back(
     assert record["ended_reason"] == "silence", record["ended_reason"]
 
     if digit == "1":
-        callback = _event(record, "callback_requested")
-        assert (callback["number"], callback["via"]) == (CALLER_NUMBER, "dtmf"), callback
+        callback = _event(record, "callback_accepted")
+        assert callback["via"] == "dtmf", callback
         assert callback["t"] > failed["t"]
-        assert "callback_confirmed" in said, said
+        assert "callback_name" in said, said  # the dialogue asks for the name; the caller stays silent
         # The conversation so far stays in the same record as the request.
         assert any(t["role"] == "caller" and t["text"] == "0" for t in record["turns"]), record["turns"]
     else:
-        assert "callback_requested" not in kinds and "callback_confirmed" not in said, record
+        assert "callback_accepted" not in kinds and "callback_name" not in said, record
     assert transfer_server.wait_idle()
 
 
@@ -327,7 +327,7 @@ def test_a_spoken_yes_after_a_failed_transfer_records_the_call_back(
     transfer_server: VoicebotServer, tmp_path: Path, staff_port: int
 ) -> None:
     """Staff is busy; once the caller has heard the offer, they say "Ja, bitte." (espeak-ng through PCMA, heard by
-    the bot's Whisper): the call-back is recorded with the caller's number and confirmed."""
+    the bot's Whisper): the call-back dialogue starts (the bot asks for the name)."""
     answer = espeak_wav("Ja, bitte.", tmp_path / "yes.wav", lead_s=0.2, tail_s=0.5)
     staff_dir = tmp_path / "busy"
     staff_dir.mkdir()
@@ -366,12 +366,12 @@ def test_a_spoken_yes_after_a_failed_transfer_records_the_call_back(
 
     record = transfer_server.closed_transcript_since(started)
     assert _event(record, "transfer_failed")["code"] == 486
-    callback = _event(record, "callback_requested")
-    assert (callback["number"], callback["via"]) == (CALLER_NUMBER, "speech"), callback
+    callback = _event(record, "callback_accepted")
+    assert callback["via"] == "speech", callback
     heard = [t["text"] for t in record["turns"] if t["role"] == "caller" and t["kind"] == "question"]
     print(f"the caller's answer to the offer was heard as {heard}")
     said = [t["kind"] for t in record["turns"] if t["role"] == "bot"]
-    assert said.index("transfer_failed") < said.index("callback_confirmed"), said
+    assert said.index("transfer_failed") < said.index("callback_name"), said
     assert "answer" not in said, said  # "Ja" took the offer; it was not a question for the engine
 
 

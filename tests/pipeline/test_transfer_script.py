@@ -27,7 +27,7 @@ from voicebot.pipeline.call_script import (
 from voicebot.pipeline.espeak import EspeakVoice, espeak_engine, synthesize_blocks
 from voicebot.pipeline.frames import CallerQuestionFrame, TransferStatusFrame
 from voicebot.pipeline.transcript import CallTranscript
-from voicebot.pipeline.transfer_hold import RINGBACK_RATE, CallbackOffer, TransferHold, ringback_cadence
+from voicebot.pipeline.transfer_hold import RINGBACK_RATE, TransferHold, ringback_cadence
 from voicebot.settings import CallSettings, Settings, TtsSettings
 from voicebot.telephony.transfer import caller_number, failure_reason
 
@@ -100,6 +100,22 @@ async def test_no_silence_prompt_while_a_transfer_runs_and_again_after_it_failed
     assert down.index(failed) < down.index(prompt)
 
 
+async def test_key_presses_are_no_silence() -> None:
+    """A caller typing a call-back number is not asked "Sind Sie noch da?" between keys: each key re-arms the
+    watchdog; after the last key it prompts as usual."""
+    transcript = _transcript()
+    watchdog = SilenceWatchdog(transcript=transcript, call=CallSettings(), timeout_s=0.6)
+    keys: list[Frame] = [InputDTMFFrame(button=KeypadEntry(digit)) for digit in "0211"]
+    frames: list[Frame] = [BotStoppedSpeakingFrame()]
+    for key in keys:
+        frames += [SleepFrame(sleep=0.35), key]
+    frames.append(SleepFrame(sleep=1.0))
+    down, _ = await run_test(watchdog, frames_to_send=frames)
+    assert _spoken(down) == ["Sind Sie noch da?"]  # 1.4 s of keys with no prompt, then one after the last
+    prompt = next(f for f in down if isinstance(f, TTSSpeakFrame))
+    assert down.index(keys[-1]) < down.index(prompt)
+
+
 async def test_the_call_time_limit_waits_for_a_transfer_in_progress() -> None:
     transcript = _transcript()
     call = CallSettings(transfer_grace_s=5.0)
@@ -148,35 +164,6 @@ async def test_transfer_hold_plays_ringback_and_holds_questions_until_the_transf
     assert {f.sample_rate for f in audio} == {RINGBACK_RATE}
     assert question not in down
     assert [e["kind"] for e in transcript.events] == ["question_during_transfer", "ringback"]
-
-
-async def _offer(*answers: Frame) -> tuple[list[Frame], CallTranscript]:
-    transcript = _transcript()
-    offer = CallbackOffer(transcript=transcript, call=CallSettings())
-    frames = [TransferStatusFrame(phase="failed", caller_number="+4930123456"), *answers]
-    down, _ = await run_test(offer, frames_to_send=frames)
-    return down, transcript
-
-
-async def test_a_spoken_yes_after_a_failed_transfer_records_a_call_back_request() -> None:
-    down, transcript = await _offer(CallerQuestionFrame(text="Ja, bitte.", language="de"))
-    call = CallSettings()
-    assert _spoken(down) == [call.transfer_failed_message, call.callback_confirmation]
-    assert transcript.events[-1] | {"t": 0} == {
-        "t": 0,
-        "kind": "callback_requested",
-        "number": "+4930123456",
-        "via": "speech",
-    }
-    assert not any(isinstance(f, CallerQuestionFrame) for f in down)  # "Ja" is not a question for the engine
-
-
-async def test_key_1_takes_the_offer_and_a_question_instead_goes_to_the_engine() -> None:
-    down, transcript = await _offer(InputDTMFFrame(button=KeypadEntry.ONE))
-    assert [e["via"] for e in transcript.events if e["kind"] == "callback_requested"] == ["dtmf"]
-    question = CallerQuestionFrame(text="Wann hat das Bürgerbüro geöffnet?", language="de")
-    down, transcript = await _offer(question, CallerQuestionFrame(text="Ja", language="de"))
-    assert question in down and not any(e["kind"] == "callback_requested" for e in transcript.events)
 
 
 def test_the_caller_number_is_data_from_the_from_header() -> None:

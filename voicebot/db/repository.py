@@ -216,7 +216,9 @@ class Repository:
         *,
         caller_name: str = "",
         topic: str = "",
+        number_via: str = "",
     ) -> Callback:
+        """``number_via``: how the number was given (``caller_id``, ``keypad``, ``speech``)."""
         callback = Callback(
             call_id=call_id,
             group_name=group_name,
@@ -227,6 +229,7 @@ class Repository:
             created_at=time.time(),
             due_at=due_at,
             outcome_note="",
+            number_via=number_via,
         )
         with self._sessions.begin() as session:
             session.add(callback)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from difflib import SequenceMatcher
+from typing import TYPE_CHECKING
 
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -53,6 +54,9 @@ from voicebot.pipeline.frames import (
 from voicebot.pipeline.speech import say
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.settings import CallSettings, Settings
+
+if TYPE_CHECKING:
+    from voicebot.pipeline.callback import CallbackDesk
 
 HANDOFF_ACTIONS = (Action.HANDOFF, Action.EMERGENCY, Action.REDIRECT)
 
@@ -192,6 +196,9 @@ class HandoffDesk:
     ``transfers``: someone acts on a hand-off (a phone call). Without (a browser call) the policy's own rules stay
     silent, so the bot never says it connects where nobody can be connected; the engine's hand-off, emergency and
     redirect answers say so themselves and are still recorded.
+
+    ``callbacks`` (:class:`~voicebot.pipeline.callback.CallbackDesk`): outside the group's office hours nobody is
+    rung; the caller hears when the office opens again and is offered a call-back instead (decision 0811).
     """
 
     def __init__(
@@ -202,8 +209,12 @@ class HandoffDesk:
         handoff_keys: str = "",
         department_of: DepartmentLookup | None = None,
         transfers: bool = True,
+        callbacks: CallbackDesk | None = None,
     ) -> None:
         self.transfers = transfers
+        self.callbacks = callbacks
+        self.last_group = ""  # of the latest hand-off: the group a call-back after it goes to
+        self.last_question = ""  # the caller's words that led to it: a call-back's topic when they name none
         self.policy = HandoffPolicy(
             settings.handoff,
             handoff_keys=handoff_keys,
@@ -229,9 +240,13 @@ class HandoffDesk:
         summary: str,
         sources: list[str] | None = None,
         announce: bool = True,
+        question: str = "",
     ) -> None:
-        """Record the decision, say the hand-off sentence (``announce``), then ask the telephony layer."""
+        """Record the decision, say the hand-off sentence (``announce``), then ask the telephony layer. Outside
+        office hours the call-back desk takes over instead (``question``: the caller's words, its default
+        topic)."""
         route = self.policy.route(self._departments)
+        self.last_group, self.last_question = route.group, question
         data = {
             "reason": decision.reason,
             "group": route.group,
@@ -240,6 +255,10 @@ class HandoffDesk:
         if decision.detail:
             data["detail"] = decision.detail
         self._transcript.add_event("handoff_requested", **data)
+        if self.callbacks is not None and await self.callbacks.office_closed(
+            processor, route.group, question
+        ):
+            return
         if announce:
             await say(processor, self._transcript, "handoff", self.message, interruptible=False)
         await processor.push_frame(
@@ -269,6 +288,8 @@ class HandoffKeyListener(FrameProcessor):
         await self.push_frame(frame, direction)
         if self._fired or direction != FrameDirection.DOWNSTREAM or not isinstance(frame, InputDTMFFrame):
             return
+        if self._desk.callbacks is not None and self._desk.callbacks.dialogue.active:
+            return  # a digit of a call-back number, not a request for staff
         digit = str(frame.button.value)
         decision = self._desk.policy.on_dtmf(digit)
         if decision is None:
@@ -290,7 +311,9 @@ class HandoffGate(FrameProcessor):
         if isinstance(frame, CallerQuestionFrame) and self._desk.transfers:
             decision = self._desk.policy.on_caller_turn(frame.text, frame.confidence)
             if decision is not None:
-                await self._desk.hand_off(self, decision, summary=f"Anrufer: {frame.text}")
+                await self._desk.hand_off(
+                    self, decision, summary=f"Anrufer: {frame.text}", question=frame.text
+                )
                 return
         await self.push_frame(frame, direction)
 
@@ -308,6 +331,7 @@ class SilenceWatchdog(FrameProcessor):
         self._timer: asyncio.Task[None] | None = None
         self._prompted = False
         self._ended = False
+        self._bot_speaking = False
         self._transfer = (
             False  # a transfer is in progress: the caller hears ringback, nobody asks or hangs up
         )
@@ -325,8 +349,15 @@ class SilenceWatchdog(FrameProcessor):
         elif isinstance(frame, UserStartedSpeakingFrame | BotStartedSpeakingFrame):
             if isinstance(frame, UserStartedSpeakingFrame):
                 self._prompted = False
+            self._bot_speaking = self._bot_speaking or isinstance(frame, BotStartedSpeakingFrame)
             await self._disarm()
+        elif isinstance(frame, InputDTMFFrame):
+            self._prompted = False  # a key press is the caller's answer too (a call-back number being typed)
+            if not self._bot_speaking:
+                await self._arm()
         elif isinstance(frame, UserStoppedSpeakingFrame | BotStoppedSpeakingFrame):
+            if isinstance(frame, BotStoppedSpeakingFrame):
+                self._bot_speaking = False
             await self._arm()
 
     async def cleanup(self) -> None:
@@ -452,4 +483,5 @@ class HandoffSignaler(FrameProcessor):
             summary=f"Frage: {frame.question} | Antwort: {frame.answer.text}",
             sources=list(frame.answer.sources),
             announce=announce,
+            question=frame.question,
         )

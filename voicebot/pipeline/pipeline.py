@@ -9,7 +9,8 @@
                  ─▶ CallerCaptions            (browser calls) what was understood → caption message
                  ─▶ DtmfRecorder ─▶ HandoffKeyListener (phone calls: the hand-off key, sip.handoff_dtmf)
                  ─▶ GreetingSpeaker ─▶ CallTimeLimit ─▶ SilenceWatchdog
-                 ─▶ TransferHold ─▶ CallbackOffer  ringback during a transfer; call-back offer after a failed one
+                 ─▶ TransferHold ─▶ CallbackTaker  ringback during a transfer; the call-back dialogue after a
+                                              failed one or outside office hours (callback.py)
                  ─▶ GoodbyeDetector ─▶ HandoffGate (the hand-off policy on each caller turn) ─▶ RepeatResponder
                  ─▶ AnswerProcessor           answer engine, sentences streamed to TTS
                  ─▶ HandoffSignaler           the hand-off policy on each answer → HandoffRequestFrame after it
@@ -73,12 +74,13 @@ from voicebot.pipeline.call_script import (
     SilenceWatchdog,
     compose_greeting,
 )
+from voicebot.pipeline.callback import CallbackDesk, CallbackTaker, RepositoryCallbackStore
 from voicebot.pipeline.captions import BotCaptions, CallerCaptions, CaptionFeed
 from voicebot.pipeline.playout import PlayoutTracker
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.stt import PhoneWhisperSTTService
 from voicebot.pipeline.transcript import CallTranscript
-from voicebot.pipeline.transfer_hold import CallbackOffer, TransferHold
+from voicebot.pipeline.transfer_hold import TransferHold
 from voicebot.pipeline.tts import CallTTSService
 from voicebot.pipeline.turns import CallerTurnAssembler
 from voicebot.settings import Settings
@@ -131,12 +133,14 @@ def build_call_pipeline(
         stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=resources.new_turn_analyzer())],
     )
     feed = CaptionFeed() if captions else None
+    callbacks = CallbackDesk(settings, transcript, callback_store(transcript))
     desk = HandoffDesk(
         settings,
         transcript,
         handoff_keys=handoff_keys,
         department_of=resources.department_of,
         transfers=on_event is not None,
+        callbacks=callbacks,
     )
     pipeline = Pipeline(
         [
@@ -153,7 +157,7 @@ def build_call_pipeline(
             CallTimeLimit(transcript=transcript, call=call, limit_s=max_call_s),
             SilenceWatchdog(transcript=transcript, call=call, timeout_s=silence_timeout_s),
             TransferHold(transcript=transcript),
-            CallbackOffer(transcript=transcript, call=call),
+            CallbackTaker(desk=callbacks, handoff=desk),
             GoodbyeDetector(transcript=transcript, call=call),
             HandoffGate(desk=desk),
             RepeatResponder(transcript=transcript, call=call),
@@ -180,3 +184,15 @@ def build_call_pipeline(
         cancel_runner_on_idle_timeout=False,
     )
     return worker, transcript
+
+
+def callback_store(transcript: CallTranscript) -> RepositoryCallbackStore | None:
+    """Call-backs go into the database that keeps the call's record (None for a simulated call's JSON record:
+    the request is then only in the record, as the event ``callback_requested``)."""
+    from voicebot.db.repository import Repository
+    from voicebot.db.store import SqlCallRecordStore
+
+    store = transcript.store
+    if not isinstance(store, SqlCallRecordStore):
+        return None
+    return RepositoryCallbackStore(Repository(store.engine), store)

@@ -89,6 +89,9 @@ class CallTranscript:
         self.ended_reason: str | None = None
         self.ended_at: float | None = None
         self.extra: dict[str, Any] = {}
+        # The number the caller rang from (SIP From user part, set by the door; "" for a browser call): offered
+        # for a call-back, never saved with the record unless the caller confirms it as their call-back number.
+        self.caller_number = ""
         self._lock = threading.Lock()
         self._save()
 

@@ -1,4 +1,4 @@
-"""The call while it is being handed to staff, and after a hand-off nobody took.
+"""The call while it is being handed to staff.
 
 The telephony layer tells the pipeline where a transfer stands with a
 :class:`~voicebot.pipeline.frames.TransferStatusFrame` (``PipelineCall.transfer_status``):
@@ -6,9 +6,8 @@ The telephony layer tells the pipeline where a transfer stands with a
 - :class:`TransferHold`: from ``started`` until ``failed``/``completed`` the caller hears German ringback (425 Hz,
   1 s on / 4 s off) instead of silence, and questions are noted but not answered (staff is about to take over;
   an answer would talk over the ringing).
-- :class:`CallbackOffer`: ``failed`` → says that nobody is available and offers a call-back (yes, or the key
-  ``call.callback_key``) or to go on with the bot; a taken offer is recorded as the event ``callback_requested``
-  with the caller's number (data in the record, used for nothing else here) and confirmed.
+- ``failed``: :class:`~voicebot.pipeline.callback.CallbackTaker` (next in the pipeline) says that nobody is
+  available and offers a call-back.
 
 ``SilenceWatchdog`` and ``CallTimeLimit`` read the same frames: no silence prompt, goodbye or time-limit cut while
 a transfer is in progress.
@@ -21,14 +20,11 @@ import math
 import time
 
 import numpy as np
-from pipecat.frames.frames import Frame, InputDTMFFrame, OutputAudioRawFrame
+from pipecat.frames.frames import Frame, OutputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from voicebot.pipeline.call_script import matches_phrase
 from voicebot.pipeline.frames import CallerQuestionFrame, TransferStatusFrame
-from voicebot.pipeline.speech import say
 from voicebot.pipeline.transcript import CallTranscript
-from voicebot.settings import CallSettings
 
 RINGBACK_RATE = 8000
 RINGBACK_HZ = 425.0  # German ringback tone (FTZ 1 TR 110 / ITU-T E.180 for Germany)
@@ -107,40 +103,3 @@ class TransferHold(FrameProcessor):
             await self.push_frame(OutputAudioRawFrame(audio=audio, sample_rate=RINGBACK_RATE, num_channels=1))
             sent_s += CHUNK_S
             self._ringback_s = sent_s
-
-
-class CallbackOffer(FrameProcessor):
-    """After a failed transfer: say so, offer a call-back, and record it when the caller takes it."""
-
-    def __init__(self, *, transcript: CallTranscript, call: CallSettings) -> None:
-        super().__init__()
-        self._transcript = transcript
-        self._call = call
-        self._offered = False
-        self._caller_number = ""
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, TransferStatusFrame):
-            await self.push_frame(frame, direction)
-            if frame.phase == "failed":
-                self._offered = True
-                self._caller_number = frame.caller_number
-                await say(self, self._transcript, "transfer_failed", self._call.transfer_failed_message)
-            return
-        if self._offered and direction == FrameDirection.DOWNSTREAM:
-            if isinstance(frame, InputDTMFFrame) and str(frame.button.value) == self._call.callback_key:
-                await self.push_frame(frame, direction)
-                await self._take("dtmf")
-                return
-            if isinstance(frame, CallerQuestionFrame):
-                self._offered = False  # one answer to the offer: yes takes it, anything else is a question
-                if matches_phrase(frame.text, self._call.callback_phrases, max_extra_words=2):
-                    await self._take("speech")
-                    return
-        await self.push_frame(frame, direction)
-
-    async def _take(self, via: str) -> None:
-        self._offered = False
-        self._transcript.add_event("callback_requested", number=self._caller_number, via=via)
-        await say(self, self._transcript, "callback_confirmed", self._call.callback_confirmation)

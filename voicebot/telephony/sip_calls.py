@@ -46,7 +46,7 @@ from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE
 from voicebot.pipeline.frames import HandoffRequestFrame
 from voicebot.settings import Settings
 from voicebot.telephony.config import media_peer_policy, user_agent_config
-from voicebot.telephony.transfer import Transfer
+from voicebot.telephony.transfer import Transfer, caller_number
 
 
 @dataclass
@@ -203,6 +203,7 @@ class SipCallService:
             call.handle = handle = await self.runner(
                 transport, call.call_id, PIPELINE_SAMPLE_RATE, lambda event: self._pipeline_event(call, event)
             )
+            handle.transcript.caller_number = caller_number(event.from_uri)  # offered for a call-back
             if self.settings.sip.ring_s > 0 and call.sip_up:
                 ua.ringing(event.call_id)
                 await asyncio.sleep(self.settings.sip.ring_s)
