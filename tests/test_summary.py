@@ -33,6 +33,32 @@ PASSPORT_ANSWER = "Ein Personalausweis kostet 37 Euro, für Personen unter 24 Ja
 OPEN_QUESTION = "Kann ich den Ausweis auch für meine Mutter abholen, die im Pflegeheim lebt?"
 
 
+PAGE = """---
+id: personalausweis
+title: Personalausweis beantragen
+department: Bürgerbüro
+spoken_answer: "Ein Personalausweis kostet 37 Euro."
+source_url: https://musterstadt.example/buergerbuero/personalausweis
+---
+# Personalausweis beantragen
+Den Personalausweis beantragen Sie im Bürgerbüro. Er kostet 37 Euro, unter 24 Jahren 22,80 Euro.
+"""
+PAGE_LINK = (
+    '<a href="https://musterstadt.example/buergerbuero/personalausweis">Personalausweis beantragen</a>'
+)
+
+
+def page_index(directory: Path) -> Path:
+    """A real search index of the one page the calls below cite (the console shows its title and link)."""
+    from knowledge.index import KnowledgeIndex
+
+    (directory / "kb").mkdir(parents=True)
+    (directory / "kb" / "personalausweis.md").write_text(PAGE, encoding="utf-8")
+    report = KnowledgeIndex.open(directory / "index").ingest([directory / "kb"])
+    assert report.chunks == 1, report
+    return directory / "index"
+
+
 def _ask(transcript: CallTranscript, text: str) -> None:
     transcript.add_caller_question(CallerQuestionFrame(text=text, language="de"))
 

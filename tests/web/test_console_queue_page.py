@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import pytest
-from test_summary import OPEN_QUESTION, PASSPORT_ANSWER, handed_off_call
+from test_summary import OPEN_QUESTION, PAGE_LINK, PASSPORT_ANSWER, handed_off_call, page_index
 
 from voicebot.db.engine import make_engine
 from voicebot.db.models import CallbackStatus, QueueStatus
@@ -38,6 +38,8 @@ async def test_queue_accept_wrap_up_and_call_backs_with_the_keyboard(
     from playwright.async_api import async_playwright
 
     base, settings = console_url
+    # The cited page's title and link: the console reads the index when it first builds a summary (below).
+    settings.paths.index_dir = page_index(settings.paths.database_file.parent / "pages")
     engine = make_engine(f"sqlite:///{settings.paths.database_file}")
     repository = Repository(engine)
     store = SqlCallRecordStore(engine, fallback_dir=settings.paths.calls_dir)
@@ -69,6 +71,7 @@ async def test_queue_accept_wrap_up_and_call_backs_with_the_keyboard(
                 assert await page.evaluate("() => window.__sameDocument === true")
                 text = await item.text_content() or ""
                 assert OPEN_QUESTION in text and PASSPORT_ANSWER in text and "Platz 1" in text
+                assert PAGE_LINK in await item.inner_html()
                 status = await page.locator("#warteschlange-status").text_content()
                 assert status == "1 anrufende Person wartet."
                 waited = await page.locator(f"#eintrag-{entry.id} .wartezeit").text_content()
@@ -107,7 +110,8 @@ async def test_queue_accept_wrap_up_and_call_backs_with_the_keyboard(
                     transcript.call_id, "Bürgerbüro", "+49301234567", time.time() - 3600,
                     caller_name="Erika Muster", topic="Ausweis für die Mutter",
                 )  # fmt: skip
-                await _press_on(page, "Rückrufe")
+                await page.reload()  # (the call-backs link counts them when the page is made)
+                await _press_on(page, "Rückrufe (1 offen, davon 1 überfällig)")
                 await page.wait_for_url(f"{base}/konsole/rueckrufe")
                 overdue = await page.locator(f"#rueckruf-{callback.id}").text_content() or ""
                 assert "Überfällig" in overdue and "Erika Muster" in overdue

@@ -15,7 +15,14 @@ import psycopg
 import pytest
 from database import Database, database, empty_database  # noqa: F401 (fixtures)
 from pydantic import SecretStr
-from test_summary import OPEN_QUESTION, PASSPORT_ANSWER, PASSPORT_QUESTION, handed_off_call
+from test_summary import (
+    OPEN_QUESTION,
+    PAGE_LINK,
+    PASSPORT_ANSWER,
+    PASSPORT_QUESTION,
+    handed_off_call,
+    page_index,
+)
 
 from voicebot.db.models import CallbackStatus, QueueMode, QueueStatus, Role
 from voicebot.db.repository import Repository
@@ -27,10 +34,18 @@ from voicebot.web.app import create_app
 from web.test_console import PASSWORD, csrf_of, make_settings, sign_in
 
 
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return page_index(tmp_path_factory.mktemp("pages"))
+
+
 @pytest.fixture
-def setup(database: Database, tmp_path: Path) -> Iterator[tuple[Settings, Repository, SqlCallRecordStore]]:  # noqa: F811
+def setup(
+    database: Database, tmp_path: Path, index_dir: Path
+) -> Iterator[tuple[Settings, Repository, SqlCallRecordStore]]:  # noqa: F811
     settings = make_settings(tmp_path)
     settings.database_url = SecretStr(database.url)
+    settings.paths.index_dir = index_dir
     engine = database.engine()
     repository = Repository(engine)
     password = hash_password(PASSWORD)
@@ -227,6 +242,7 @@ async def test_callbacks_pbx_link_and_number_search(
 
         linked = await anna.get(f"/konsole/anruf/{reference}")
         assert linked.status_code == 200 and OPEN_QUESTION in linked.text and PASSPORT_ANSWER in linked.text
+        assert linked.text.count(PAGE_LINK) == 1  # two sections of the page cited: one link
         assert "Gruppe: Bürgerbüro" in linked.text and "Rückruf an +49301234567: erledigt" in linked.text
         assert (await anna.get(f"/konsole/anruf/{transcript.call_id}")).status_code == 200
         for unknown in ("A" * 20, "kurz", "call_20260101T000000000Z_000000000000"):

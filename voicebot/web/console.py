@@ -341,7 +341,7 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
 </form>
 {queue_view.section(user, csrf)}
 {search_form()}
-<p><a href="/konsole/rueckrufe">Rückrufe</a></p>
+{queue_view.callbacks_link(user)}
 {team}
 <form method="post" action="/abmelden">
   <input type="hidden" name="csrf" value="{csrf}">

@@ -311,6 +311,16 @@ Grund: {esc(summary.reason_text if summary is not None else entry.reason)}</p>
 </section>
 <script src="/static/console.js" defer></script>"""
 
+    def callbacks_link(self, user: StaffUser) -> str:
+        """The link to the call-backs page with how many are open and overdue."""
+        now = time.time()
+        pending = self.console.repository.callbacks_for(user.groups)
+        overdue = sum(1 for callback in pending if callback.due_at < now)
+        count = (
+            f" ({len(pending)} offen, davon {overdue} überfällig)" if overdue else f" ({len(pending)} offen)"
+        )
+        return f'<p><a href="/konsole/rueckrufe">Rückrufe{count if pending else ""}</a></p>'
+
 
 def waiting_text(count: int) -> str:
     if count == 0:
