@@ -41,8 +41,10 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def setup(
-    database: Database, tmp_path: Path, index_dir: Path
-) -> Iterator[tuple[Settings, Repository, SqlCallRecordStore]]:  # noqa: F811
+    database: Database,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+    index_dir: Path,
+) -> Iterator[tuple[Settings, Repository, SqlCallRecordStore]]:
     settings = make_settings(tmp_path)
     settings.database_url = SecretStr(database.url)
     settings.paths.index_dir = index_dir
@@ -144,9 +146,18 @@ async def test_queue_accept_call_and_wrap_up(
         )
         assert (await anna.get(f"/konsole/gespraech/{entry.id}/status")).json()["status"] == "offered"
 
+        assert repository.back_to_waiting(entry.id)  # the holding process: Anna's phone did not answer
+        back = await anna.get(f"/konsole/gespraech/{entry.id}")
+        assert back.status_code == 200 and "Nicht verbunden" in back.text
+        assert "Platz 1 · Bürgerbüro" in (await anna.get("/konsole")).text
+        again = await anna.post("/konsole/annehmen", data={"csrf": token, "eintrag": str(entry.id)})
+        assert again.headers["location"] == f"/konsole/gespraech/{entry.id}"
+
         assert repository.connected(entry.id)  # what the holding process records when Anna's phone answers
         talking = (await anna.get(f"/konsole/gespraech/{entry.id}")).text
         assert "Im Gespräch." in talking and 'action="/konsole/abschluss"' in talking
+        assert f'href="/konsole/gespraech/{entry.id}">Gespräch ' in (await anna.get("/konsole")).text
+        assert "Ihre Gespräche ohne Abschluss" not in (await lea.get("/konsole")).text
         bad = await anna.post(
             "/konsole/abschluss", data={"csrf": token, "eintrag": str(entry.id), "ergebnis": "x"}
         )
@@ -167,7 +178,8 @@ async def test_queue_accept_call_and_wrap_up(
         wrapped = repository.queue_entry(entry.id)
         assert wrapped is not None and (wrapped.outcome, wrapped.wrap_up_note) == ("forwarded", note.strip())
         assert "Weitergeleitet" in (await anna.get(f"/konsole/gespraech/{entry.id}")).text
-        assert "Zurzeit wartet niemand." in (await anna.get("/konsole")).text
+        after = (await anna.get("/konsole")).text
+        assert "Zurzeit wartet niemand." in after and "Ihre Gespräche ohne Abschluss" not in after
         for wrong in ("abc", "-1", "{entry_id}", "9" * 13):
             assert (await anna.get(f"/konsole/gespraech/{wrong}")).status_code == 400
         assert (await anna.get("/konsole/gespraech/999999")).status_code == 404

@@ -287,6 +287,16 @@ class Repository:
         with self._sessions() as session:
             return session.scalars(query.order_by(QueueEntry.enqueued_at, QueueEntry.id).limit(limit)).all()
 
+    def open_wrap_ups(self, staff_user_id: int, limit: int = 10) -> Sequence[QueueEntry]:
+        """Calls this member of staff took that have no wrap-up yet, the most recent first."""
+        query = select(QueueEntry).where(
+            QueueEntry.status == QueueStatus.ANSWERED.value,
+            QueueEntry.staff_user_id == staff_user_id,
+            QueueEntry.outcome.is_(None),
+        )
+        with self._sessions() as session:
+            return session.scalars(query.order_by(QueueEntry.answered_at.desc()).limit(limit)).all()
+
     def entries_by_number(self, fragment: str, limit: int = 20) -> Sequence[QueueEntry]:
         """Queue entries (both modes) whose caller number contains ``fragment``, newest first."""
         pattern = "%" + fragment.replace("\\", "").replace("%", "").replace("_", "") + "%"

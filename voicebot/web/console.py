@@ -340,6 +340,7 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
   <p><button type="submit">Verfügbarkeit speichern</button></p>
 </form>
 {queue_view.section(user, csrf)}
+{queue_view.open_wrap_ups(user)}
 {search_form()}
 {queue_view.callbacks_link(user)}
 {team}

@@ -83,6 +83,7 @@ _REFERENCE = re.compile(r"[A-Za-z0-9_-]{8,32}")
 _NUMBER_QUERY = re.compile(r"[0-9+][0-9 ()/+-]{1,30}")
 WEEKDAYS = ("Mo.", "Di.", "Mi.", "Do.", "Fr.", "Sa.", "So.")
 SUMMARY_CACHE_SIZE = 500
+SOURCES_RELOAD_S = 60.0
 
 
 def esc(value: object) -> str:
@@ -106,17 +107,29 @@ class SummaryBook:
         self._cache: dict[str, tuple[float, str, CallSummary]] = {}
         self._lock = threading.Lock()
         self._sources: SourceLookup | None = None
-        self._sources_loaded = False
+        self._sources_loaded_at: float | None = None  # time.monotonic() of the last read of the index
 
     def record(self, call_id: str) -> Record | None:
         return self._console.records.get(call_id)
 
-    def sources(self) -> SourceLookup | None:
-        """Chunk id → page title and URL, from the search index (read once; None without an index)."""
-        if not self._sources_loaded:
-            self._sources_loaded = True
-            self._sources = load_source_lookup(self._console.settings.paths.index_dir)
-        return self._sources
+    def sources(self) -> SourceLookup:
+        """Chunk id → page title and URL, from the search index: read on first use, and again (at most every
+        :data:`SOURCES_RELOAD_S`) when an answer cites a page it does not know (a re-ingest while serving)."""
+        if self._sources_loaded_at is None:
+            self._load_sources()
+        return self._lookup
+
+    def _load_sources(self) -> None:
+        self._sources_loaded_at = time.monotonic()
+        self._sources = load_source_lookup(self._console.settings.paths.index_dir)
+
+    def _lookup(self, source_id: str) -> SourceRef | None:
+        found = self._sources(source_id) if self._sources is not None else None
+        loaded_at = self._sources_loaded_at or 0.0
+        if found is None and time.monotonic() - loaded_at > SOURCES_RELOAD_S:
+            self._load_sources()
+            found = self._sources(source_id) if self._sources is not None else None
+        return found
 
     def updated(self, call_ids: Sequence[str]) -> dict[str, float]:
         if not call_ids:
@@ -242,6 +255,14 @@ class QueueView:
     def __init__(self, console: Console, book: SummaryBook) -> None:
         self.console = console
         self.book = book
+        self.zone = ZoneInfo(console.settings.http.console_timezone)
+
+    def when(self, epoch: float | None) -> str:
+        """A moment in the console's time zone, e.g. "Di. 01.12.2026, 14:30 Uhr" ("" for None)."""
+        if epoch is None:
+            return ""
+        moment = datetime.fromtimestamp(epoch, self.zone)
+        return f"{WEEKDAYS[moment.weekday()]} {moment:%d.%m.%Y, %H:%M} Uhr"
 
     def entries(self, user: StaffUser) -> list[QueueEntry]:
         limit = self.console.settings.http.console_max_entries
@@ -311,6 +332,21 @@ Grund: {esc(summary.reason_text if summary is not None else entry.reason)}</p>
 </section>
 <script src="/static/console.js" defer></script>"""
 
+    def open_wrap_ups(self, user: StaffUser) -> str:
+        """Links to the calls this member of staff took and has not wrapped up yet (none: nothing)."""
+        entries = self.console.repository.open_wrap_ups(user.id)
+        if not entries:
+            return ""
+        items = "".join(
+            f'<li><a href="/konsole/gespraech/{entry.id}">Gespräch {esc(self.when(entry.answered_at))} '
+            f"({esc(entry.group_name)}): Abschluss eintragen</a></li>"
+            for entry in entries
+        )
+        return f"""<section aria-labelledby="offen-titel">
+  <h2 id="offen-titel">Ihre Gespräche ohne Abschluss</h2>
+  <ul>{items}</ul>
+</section>"""
+
     def callbacks_link(self, user: StaffUser) -> str:
         """The link to the call-backs page with how many are open and overdue."""
         now = time.time()
@@ -351,13 +387,7 @@ def install_staff_queue(
     book = SummaryBook(console)
     view = QueueView(console, book)
     console.queue_view = view
-    zone = ZoneInfo(console.settings.http.console_timezone)
-
-    def when(epoch: float | None) -> str:
-        if epoch is None:
-            return ""
-        moment = datetime.fromtimestamp(epoch, zone)
-        return f"{WEEKDAYS[moment.weekday()]} {moment:%d.%m.%Y, %H:%M} Uhr"
+    when = view.when
 
     def in_groups(user: StaffUser, group: str) -> bool:
         return user.groups is None or group in user.groups
@@ -417,8 +447,11 @@ def install_staff_queue(
             raise _bad("Diesen Eintrag gibt es nicht.", 404)
         from voicebot.web.console import SUPERVISORS
 
-        if user.id not in (entry.offered_to, entry.staff_user_id) and user.role not in SUPERVISORS:
-            raise _bad("Dieser Anruf ist einer anderen Person zugeordnet.", 403)
+        # Whoever it is offered to or connected with, their group (the offer may have gone back to the queue) and
+        # supervisors; the wrap-up itself only by whoever was connected (Repository.wrap_up).
+        mine = user.id in (entry.offered_to, entry.staff_user_id)
+        if not mine and not in_groups(user, entry.group_name) and user.role not in SUPERVISORS:
+            raise _bad("Dieser Anruf gehört nicht zu Ihren Gruppen.", 403)
         return user, session, entry
 
     @app.get("/konsole/gespraech/{entry_id}/status", include_in_schema=False)
@@ -441,7 +474,7 @@ def install_staff_queue(
         elif entry.status == QueueStatus.ANSWERED.value:
             state = "Im Gespräch. Nach dem Gespräch tragen Sie bitte unten den Abschluss ein."
         elif entry.status == QueueStatus.WAITING.value:
-            state = "Nicht verbunden: Der Anruf wartet wieder in der Warteschlange."
+            state = "Nicht verbunden: Der Anruf wartet (wieder) in der Warteschlange und kann erneut angenommen werden."
         else:
             state = f"Der Anruf ist beendet ({STATUS_LABELS.get(entry.status, entry.status)})."
         wrap_up = ""

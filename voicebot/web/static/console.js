@@ -10,6 +10,8 @@
   const list = document.getElementById("warteschlange-liste");
   const status = document.getElementById("warteschlange-status");
   let offset = 0; // server clock − this clock, seconds
+  let failures = 0; // polls in a row without an answer
+  const STALE = "Die Warteschlange wird gerade nicht aktualisiert (keine Verbindung zum Server). Bitte später neu laden.";
 
   function clock(seconds) {
     const total = Math.max(0, Math.floor(seconds));
@@ -38,24 +40,26 @@
         window.location.assign("/anmelden");
         return;
       }
-      if (response.ok) {
-        const data = await response.json();
-        offset = data.now - Date.now() / 1000;
-        if (data.signature !== list.dataset.signatur) {
-          const focused = document.activeElement && list.contains(document.activeElement)
-            ? document.activeElement.id : "";
-          list.innerHTML = data.html;
-          list.dataset.signatur = data.signature;
-          if (focused) {
-            const again = document.getElementById(focused);
-            (again || document.getElementById("warteschlange")).focus();
-          }
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      failures = 0;
+      const data = await response.json();
+      offset = data.now - Date.now() / 1000;
+      if (data.signature !== list.dataset.signatur) {
+        const focused = document.activeElement && list.contains(document.activeElement)
+          ? document.activeElement.id : "";
+        list.innerHTML = data.html;
+        list.dataset.signatur = data.signature;
+        if (focused) {
+          const again = document.getElementById(focused);
+          (again || document.getElementById("warteschlange")).focus();
         }
-        if (status.textContent !== data.status) status.textContent = data.status;
-        tick();
       }
+      if (status.textContent !== data.status) status.textContent = data.status;
+      tick();
     } catch (error) {
-      // The server is restarting or the network is gone: try again at the next interval.
+      // The server is restarting or the network is gone: try again, and say so after a few misses.
+      failures += 1;
+      if (failures === 3) status.textContent = STALE;
     }
     window.setTimeout(() => poll(delay), delay);
   }
