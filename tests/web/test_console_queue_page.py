@@ -47,6 +47,7 @@ async def test_queue_accept_wrap_up_and_call_backs_with_the_keyboard(
     try:
         anna = repository.staff_user("anna")
         assert anna is not None
+        repository.set_phone(anna.id, "sip:anna@127.0.0.1")  # where the holding process rings her
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:

@@ -51,10 +51,11 @@ def setup(
     engine = database.engine()
     repository = Repository(engine)
     password = hash_password(PASSWORD)
-    repository.add_staff_user("anna", password, Role.STAFF, display_name="Anna Beispiel")
-    repository.add_staff_user("lea", password, Role.SUPERVISOR, display_name="Lea Leitung")
+    anna = repository.add_staff_user("anna", password, Role.STAFF, display_name="Anna Beispiel")
+    repository.add_staff_user("lea", password, Role.SUPERVISOR, display_name="Lea Leitung")  # no phone yet
     standesamt = repository.add_staff_user("sven", password, Role.STAFF, display_name="Sven Standesamt")
     repository.set_phone(standesamt.id, "sip:sven@127.0.0.1", ["Standesamt"])
+    repository.set_phone(anna.id, "sip:anna@127.0.0.1")
     store = SqlCallRecordStore(engine, fallback_dir=tmp_path / "fallback")
     yield settings, repository, store
     store.close()
@@ -103,6 +104,14 @@ async def test_queue_accept_call_and_wrap_up(
         sven_token = csrf_of((await sven.get("/konsole")).text)
         foreign = await sven.post("/konsole/annehmen", data={"csrf": sven_token, "eintrag": str(entry.id)})
         assert foreign.status_code == 403
+        # Lea has no phone address yet: no button, and a POST is refused; the caller keeps waiting.
+        lea_page = (await lea.get("/konsole")).text
+        assert "braucht Ihr Konto eine Telefonadresse" in lea_page and 'id="annehmen-' not in lea_page
+        lea_token = csrf_of(lea_page)
+        no_phone = await lea.post("/konsole/annehmen", data={"csrf": lea_token, "eintrag": str(entry.id)})
+        assert no_phone.status_code == 409 and "Telefonadresse" in no_phone.text
+        assert repository.queue_entry(entry.id).status == QueueStatus.WAITING.value  # type: ignore[union-attr]
+        repository.set_phone(repository.staff_user("lea").id, "sip:lea@127.0.0.1")  # type: ignore[union-attr]
 
         token = csrf_of(page)
         assert (await anna.post("/konsole/annehmen", data={"eintrag": str(entry.id)})).status_code == 403
@@ -131,7 +140,6 @@ async def test_queue_accept_call_and_wrap_up(
         )
         assert [e.id for e in repository.offers_held_by("holder-1")] == [entry.id]
 
-        lea_token = csrf_of((await lea.get("/konsole")).text)
         late = await lea.post("/konsole/annehmen", data={"csrf": lea_token, "eintrag": str(entry.id)})
         assert late.status_code == 303 and late.headers["location"] == "/konsole?hinweis=vergeben"
         assert "Bereits angenommen" in (await lea.get(late.headers["location"])).text

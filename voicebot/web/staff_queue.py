@@ -77,6 +77,10 @@ NOTICES = {
     "vergeben-rueckruf": "Dieser Rückruf wurde bereits von jemand anderem übernommen.",
     "erledigt": "Ergebnis des Rückrufs gespeichert.",
 }
+NO_PHONE = (
+    "Zum Annehmen braucht Ihr Konto eine Telefonadresse (SIP-URI), unter der der Anruf Sie erreicht. "
+    "Bitte wenden Sie sich an die Administration."
+)
 MAX_NOTE_CHARS = 2000
 NOTE_FORM_BYTES = 32 * 1024  # a note of MAX_NOTE_CHARS umlauts, percent-encoded, fits
 _REFERENCE = re.compile(r"[A-Za-z0-9_-]{8,32}")
@@ -299,6 +303,8 @@ class QueueView:
                 action = f'<p class="status">Wird verbunden mit {esc(who)}.</p>'
                 if entry.offered_to == user.id:
                     action += f'<p><a href="/konsole/gespraech/{entry.id}">Zum Gespräch</a></p>'
+            elif not user.phone_uri:
+                action = f'<p class="hilfe">{esc(NO_PHONE)}</p>'
             else:
                 action = f"""<form method="post" action="/konsole/annehmen">
   <input type="hidden" name="csrf" value="{csrf}">
@@ -430,6 +436,8 @@ def install_staff_queue(
             raise _bad("Diesen Eintrag gibt es nicht.", 404)
         if not in_groups(user, entry.group_name):
             raise _bad("Dieser Anruf gehört nicht zu Ihren Gruppen.", 403)
+        if not user.phone_uri:  # the holding process would have nobody to ring
+            raise _bad(NO_PHONE, 409)
         if not console.repository.offer(entry_id, user.id):
             return RedirectResponse("/konsole?hinweis=vergeben", status_code=303)
         from voicebot.staff.queue_notify import notify_offer
