@@ -4,7 +4,8 @@ from the record read back from SQLite and PostgreSQL; and the check an LLM-writt
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,12 @@ def page_index(directory: Path) -> Path:
     return directory / "index"
 
 
+def call_clock() -> Callable[[], float]:
+    """Call time that moves on 2 s whenever it is read: turns and events get the order of a real call (the
+    transcript's simulation clock; written within one millisecond they would all have the same time)."""
+    return itertools.count(0.0, 2.0).__next__
+
+
 def _ask(transcript: CallTranscript, text: str) -> None:
     transcript.add_caller_question(CallerQuestionFrame(text=text, language="de"))
 
@@ -72,7 +79,9 @@ def _answer(transcript: CallTranscript, text: str, action: Action, sources: list
 def handed_off_call(store: CallRecordStore | None = None) -> CallTranscript:
     """A call as the pipeline records it: greeting, an answered question citing two sections of one page, a
     question the engine could not answer, the hand-off to the Bürgerbüro group."""
-    transcript = CallTranscript(channel="sip", channel_call_id="summary@pbx", store=store)
+    transcript = CallTranscript(
+        channel="sip", channel_call_id="summary@pbx", store=store, call_clock=call_clock()
+    )
     transcript.add_bot_turn("greeting", "Guten Tag, hier ist das Bürgertelefon der Stadt Musterstadt.")
     _ask(transcript, PASSPORT_QUESTION)
     _answer(transcript, PASSPORT_ANSWER, Action.ANSWER, ["personalausweis", "personalausweis#2"], "verified")
@@ -110,16 +119,25 @@ def test_the_summary_says_what_was_asked_answered_and_left_open() -> None:
 
 
 def test_a_request_for_a_person_leaves_the_question_before_it_open() -> None:
-    transcript = CallTranscript(channel="sip", channel_call_id="person@pbx")
+    transcript = CallTranscript(channel="sip", channel_call_id="person@pbx", call_clock=call_clock())
     _ask(transcript, "Wann hat das Bürgerbüro geöffnet?")
     _answer(transcript, "Das Bürgerbüro hat montags bis freitags von 8 bis 16 Uhr geöffnet.", Action.ANSWER,
             ["buergerbuero", "unbekannt#3"], "verified")  # fmt: skip
     _ask(transcript, "Ich möchte bitte mit einem Menschen sprechen.")
     transcript.add_event("handoff_requested", reason="caller_asked", group="", department="")
+    _ask(transcript, "Ja, unter dieser Nummer bitte.")  # the call-back dialogue after the hand-off
     transcript.add_event("callback_requested", number="0301234567", via="caller_id")
     summary = summarize(transcript.to_dict(), sources=PAGES.get)
 
     assert summary.open_question == "Wann hat das Bürgerbüro geöffnet?"  # not the request for a person itself
+    assert summary.questions == (
+        "Wann hat das Bürgerbüro geöffnet?",
+        "Ich möchte bitte mit einem Menschen sprechen.",
+    )
+    assert summary.request == (
+        "Die anrufende Person fragte zuerst: „Wann hat das Bürgerbüro geöffnet?“. "
+        "Zuletzt: „Ich möchte bitte mit einem Menschen sprechen.“."
+    )
     assert summary.reason_text == REASON_TEXTS["caller_asked"]
     assert [ref.title for ref in summary.answered[0].sources] == [
         "Bürgerbüro – Öffnungszeiten",

@@ -67,7 +67,7 @@ class AnsweredItem:
 @dataclass(frozen=True)
 class CallSummary:
     request: str  # the caller's request, one or two sentences
-    questions: tuple[str, ...]  # every question the caller asked, in order
+    questions: tuple[str, ...]  # the caller's questions up to the hand-off (all without one), in order
     answered: tuple[AnsweredItem, ...]
     open_question: str  # the question that led to the hand-off ("" when there was none)
     reason: str  # the machine reason of the hand-off ("" without one)
@@ -164,8 +164,10 @@ def summarize(
         "",
     )
     summary = CallSummary(
-        request=_request_text([text for _index, text in questions], open_question),
-        questions=tuple(text for _index, text in questions),
+        # What the caller said after the hand-off (a call-back dialogue, questions while waiting) is in the
+        # transcript; the request is what they came with.
+        request=_request_text([text for _index, text in before_handoff], open_question),
+        questions=tuple(text for _index, text in before_handoff),
         answered=tuple(answered),
         open_question=open_question,
         reason=reason,
