@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 from database import Database, database, empty_database  # noqa: F401 (fixtures)
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from test_summary import (
     OPEN_QUESTION,
     PAGE_LINK,
@@ -27,7 +27,7 @@ from test_summary import (
 from voicebot.db.models import CallbackStatus, QueueMode, QueueStatus, Role
 from voicebot.db.repository import Repository
 from voicebot.db.store import SqlCallRecordStore
-from voicebot.settings import Settings
+from voicebot.settings import HttpSettings, Settings
 from voicebot.staff.accounts import hash_password
 from voicebot.staff.queue_notify import CHANNEL
 from voicebot.web.app import create_app
@@ -91,7 +91,9 @@ async def test_queue_accept_call_and_wrap_up(
     async with _client(app_client) as anna, _client(app_client) as lea, _client(app_client) as sven:
         for client, name in ((anna, "anna"), (lea, "lea"), (sven, "sven")):
             assert (await sign_in(client, name)).status_code == 303
-        page = (await anna.get("/konsole")).text
+        console_page = await anna.get("/konsole")
+        assert console_page.headers["cache-control"] == "no-store"  # personal data
+        page = console_page.text
         assert "Platz 1 · Bürgerbüro" in page and 'id="annehmen-' in page
         assert PASSPORT_QUESTION in page and PASSPORT_ANSWER in page and OPEN_QUESTION in page
         assert "Der Bot konnte die Frage nicht beantworten." in page and "+49301234567" in page
@@ -276,3 +278,9 @@ async def test_callbacks_pbx_link_and_number_search(
         for bad in ("12", "abc123", "1%2"):
             refused = await anna.get("/konsole/suche", params={"rufnummer": bad})
             assert refused.status_code == 400 and 'role="alert"' in refused.text
+
+
+def test_the_console_time_zone_must_exist() -> None:
+    assert HttpSettings(console_timezone="Europe/Vienna").console_timezone == "Europe/Vienna"
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus'"):
+        HttpSettings(console_timezone="Mars/Olympus")

@@ -348,7 +348,7 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
   <input type="hidden" name="csrf" value="{csrf}">
   <p><button type="submit" class="secondary">Abmelden</button></p>
 </form>"""
-        return HTMLResponse(_page(f"Konsole – {name}", body))
+        return HTMLResponse(_page(f"Konsole – {name}", body), headers={"Cache-Control": "no-store"})
 
     @app.get("/konsole", include_in_schema=False)
     async def console_home(request: Request) -> Response:

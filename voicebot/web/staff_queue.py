@@ -90,6 +90,15 @@ SUMMARY_CACHE_SIZE = 500
 SOURCES_RELOAD_S = 60.0
 
 
+NO_STORE = {
+    "Cache-Control": "no-store"
+}  # callers' personal data: not kept in the browser's or a proxy's cache
+
+
+def private_page(content: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(content, status_code=status_code, headers=NO_STORE)
+
+
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -424,7 +433,7 @@ def install_staff_queue(
                 "status": waiting_text(waiting),
                 "html": body,
             },
-            headers={"Cache-Control": "no-store"},
+            headers=NO_STORE,
         )
 
     @app.post("/konsole/annehmen", include_in_schema=False)
@@ -467,7 +476,7 @@ def install_staff_queue(
         _user, _session, entry = own_entry(request, "/konsole/gespraech/{entry_id}/status", entry_id)
         return JSONResponse(
             {"status": entry.status, "outcome": entry.outcome, "offered_to": entry.offered_to},
-            headers={"Cache-Control": "no-store"},
+            headers=NO_STORE,
         )
 
     @app.get("/konsole/gespraech/{entry_id}", include_in_schema=False)
@@ -526,7 +535,7 @@ def install_staff_queue(
 {wrap_up}
 <p><a href="/konsole">Zurück zur Konsole</a></p>
 <script src="/static/console.js" defer></script>"""
-        return HTMLResponse(page("Gespräch – Konsole", body))
+        return private_page(page("Gespräch – Konsole", body))
 
     @app.post("/konsole/abschluss", include_in_schema=False)
     async def wrap_up(request: Request) -> Response:
@@ -567,7 +576,7 @@ def install_staff_queue(
 <p>Offene und übernommene Rückrufe Ihrer Gruppen, die am frühesten fälligen zuerst.</p>
 {body_list}
 <p><a href="/konsole">Zurück zur Konsole</a></p>"""
-        return HTMLResponse(page("Rückrufe – Konsole", body))
+        return private_page(page("Rückrufe – Konsole", body))
 
     def callback_item(
         callback: Callback, user: StaffUser, csrf: str, now: float, names: dict[int, str]
@@ -698,7 +707,7 @@ def install_staff_queue(
 {render_transcript(record, "anruf-verlauf")}
 </section>
 <p><a href="/konsole">Zur Konsole</a></p>"""
-        return HTMLResponse(page("Anruf – Konsole", body))
+        return private_page(page("Anruf – Konsole", body))
 
     @app.get("/konsole/suche", include_in_schema=False)
     async def search(request: Request) -> Response:
@@ -711,7 +720,7 @@ def install_staff_queue(
 (Ziffern, Leerzeichen, +, -, / und Klammern).</p></div>
 {search_form(raw[:32])}
 <p><a href="/konsole">Zurück zur Konsole</a></p>"""
-            return HTMLResponse(page("Anruf suchen – Konsole", body), status_code=400)
+            return private_page(page("Anruf suchen – Konsole", body), status_code=400)
         # A national number (030 …) also finds the international form (+4930 …) and back: the part after the
         # trunk prefix is searched.
         fragment = digits[1:] if digits.startswith("0") and not digits.startswith("00") else digits
@@ -742,6 +751,6 @@ def install_staff_queue(
 {search_form(raw)}
 {result}
 <p><a href="/konsole">Zurück zur Konsole</a></p>"""
-        return HTMLResponse(page("Anruf suchen – Konsole", body))
+        return private_page(page("Anruf suchen – Konsole", body))
 
     return view
