@@ -401,6 +401,9 @@ class HttpSettings(_Section):
     console_timezone: str = "Europe/Berlin"
     console_poll_s: float = Field(default=1.0, ge=0.5, le=30.0)
     console_max_entries: int = Field(default=50, ge=1, le=500)
+    # With an [llm] endpoint, the model writes the caller's request in the console's summary (shown only when the
+    # turns back it, voicebot/staff/summary_llm.py); false keeps the sentence built from the turns.
+    console_llm_summary: bool = True
 
     @model_validator(mode="after")
     def _known_timezone(self) -> HttpSettings:

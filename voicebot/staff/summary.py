@@ -178,7 +178,12 @@ def summarize(
     )
     if writer is None:
         return summary
-    written = " ".join(writer(record, summary).split())
+    try:
+        written = " ".join(writer(record, summary).split())
+    except (
+        Exception
+    ) as error:  # the model's endpoint is down, slow or answers nonsense: the turns' text stays
+        return CallSummary(**{**_fields(summary), "problems": (f"Fehler: {type(error).__name__}",)})
     problems = grounded(written, record)
     if problems:
         return CallSummary(**{**_fields(summary), "problems": tuple(problems)})

@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -38,7 +39,7 @@ from voicebot.db.models import (
     StaffUser,
 )
 from voicebot.records import is_call_id
-from voicebot.staff.summary import CallSummary, SourceLookup, SourceRef, summarize
+from voicebot.staff.summary import CallSummary, SourceLookup, SourceRef, SummaryWriter, summarize
 
 if TYPE_CHECKING:
     from voicebot.web.console import Console
@@ -88,6 +89,7 @@ _NUMBER_QUERY = re.compile(r"[0-9+][0-9 ()/+-]{1,30}")
 WEEKDAYS = ("Mo.", "Di.", "Mi.", "Do.", "Fr.", "Sa.", "So.")
 SUMMARY_CACHE_SIZE = 500
 SOURCES_RELOAD_S = 60.0
+MAX_SUMMARIES_WRITING = 20  # calls whose summary waits for the model at most (the rest keep the turns' text)
 
 
 NO_STORE = {
@@ -121,6 +123,15 @@ class SummaryBook:
         self._lock = threading.Lock()
         self._sources: SourceLookup | None = None
         self._sources_loaded_at: float | None = None  # time.monotonic() of the last read of the index
+        # The LLM that writes the request sentence (http.console_llm_summary, when [llm] has an endpoint).
+        settings = console.settings
+        self._writer: SummaryWriter | None = None
+        if settings.llm.base_url and settings.http.console_llm_summary:
+            from voicebot.staff.summary_llm import LlmSummaryWriter
+
+            self._writer = LlmSummaryWriter(settings.llm, settings.town)
+        self._writing: set[str] = set()  # call ids whose summary the model is writing now
+        self._pool: ThreadPoolExecutor | None = None
 
     def record(self, call_id: str) -> Record | None:
         return self._console.records.get(call_id)
@@ -161,21 +172,63 @@ class SummaryBook:
         return found
 
     def summary(self, call_id: str, caller_number: str, stamp: float | None = None) -> CallSummary | None:
+        """The call's summary, from the cache while its record is unchanged. With an LLM configured the turn-built
+        one is returned at once and the model's version replaces it when it has passed the check."""
+        if stamp is None:
+            stamp = self.updated([call_id]).get(call_id)
         with self._lock:
             cached = self._cache.get(call_id)
-        if cached is not None and stamp is not None and cached[0] == stamp and cached[1] == caller_number:
+        if cached is not None and stamp is not None and cached[:2] == (stamp, caller_number):
             return cached[2]
         record = self.record(call_id)
         if record is None:
             return None
         built = summarize(record, sources=self.sources(), caller_number=caller_number)
         if stamp is not None:
-            with self._lock:
-                self._cache.pop(call_id, None)
-                self._cache[call_id] = (stamp, caller_number, built)
-                while len(self._cache) > SUMMARY_CACHE_SIZE:
-                    self._cache.pop(next(iter(self._cache)))
+            self._remember(call_id, (stamp, caller_number, built))
+            if self._writer is not None:
+                self._write_later(call_id, stamp, caller_number, record)
         return built
+
+    def _remember(self, call_id: str, entry: tuple[float, str, CallSummary]) -> None:
+        with self._lock:
+            self._cache.pop(call_id, None)
+            self._cache[call_id] = entry
+            while len(self._cache) > SUMMARY_CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+
+    def _write_later(self, call_id: str, stamp: float, caller_number: str, record: Record) -> None:
+        with self._lock:
+            if call_id in self._writing or len(self._writing) >= MAX_SUMMARIES_WRITING:
+                return
+            self._writing.add(call_id)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staff-summary")
+        self._pool.submit(self._write, call_id, stamp, caller_number, record)
+
+    def _write(self, call_id: str, stamp: float, caller_number: str, record: Record) -> None:
+        try:
+            written = summarize(
+                record, sources=self.sources(), caller_number=caller_number, writer=self._writer
+            )
+            if written.problems:
+                logger.info(
+                    f"staff summary of {call_id}: the model's text was not used ({'; '.join(written.problems)})"
+                )
+            if written.written_by != "llm":
+                return
+            with self._lock:
+                current = self._cache.get(call_id)
+            if current is not None and current[:2] == (
+                stamp,
+                caller_number,
+            ):  # the record did not change meanwhile
+                self._remember(call_id, (stamp, caller_number, written))
+        except Exception:  # never kill the worker: the turn-built summary stays
+            logger.exception(f"staff summary of {call_id}: writing failed")
+        finally:
+            with self._lock:
+                self._writing.discard(call_id)
 
 
 def load_source_lookup(index_dir: Any) -> SourceLookup | None:
@@ -229,9 +282,14 @@ def render_summary(summary: CallSummary | None, heading_id: str, level: int = 2)
         answered = "Noch nichts."
     still_open = f"„{esc(summary.open_question)}“ – " if summary.open_question else ""
     number = esc(summary.caller_number) if summary.caller_number else "nicht übermittelt"
+    written = (
+        '<br><span class="hilfe">Vom Sprachmodell zusammengefasst und mit dem Gespräch abgeglichen.</span>'
+        if summary.written_by == "llm"
+        else ""
+    )
     return f"""{heading}
 <dl class="zusammenfassung">
-  <dt>Anliegen</dt><dd>{esc(summary.request)}</dd>
+  <dt>Anliegen</dt><dd>{esc(summary.request)}{written}</dd>
   <dt>Bereits beantwortet</dt><dd>{answered}</dd>
   <dt>Noch offen</dt><dd>{still_open}{esc(summary.reason_text)}</dd>
   <dt>Rufnummer</dt><dd>{number}</dd>
