@@ -100,7 +100,7 @@ def test_the_summary_says_what_was_asked_answered_and_left_open() -> None:
 
     assert summary.questions == (PASSPORT_QUESTION, OPEN_QUESTION)
     assert summary.request == (
-        f"Die anrufende Person fragte zuerst: „{PASSPORT_QUESTION}“. Zuletzt: „{OPEN_QUESTION}“."
+        f"Die anrufende Person fragte zuerst: „{PASSPORT_QUESTION}“ Zuletzt: „{OPEN_QUESTION}“"
     )
     (answered,) = summary.answered  # the hand-off turn is not an answer
     assert answered.question == PASSPORT_QUESTION and answered.answer == PASSPORT_ANSWER
@@ -135,8 +135,8 @@ def test_a_request_for_a_person_leaves_the_question_before_it_open() -> None:
         "Ich möchte bitte mit einem Menschen sprechen.",
     )
     assert summary.request == (
-        "Die anrufende Person fragte zuerst: „Wann hat das Bürgerbüro geöffnet?“. "
-        "Zuletzt: „Ich möchte bitte mit einem Menschen sprechen.“."
+        "Die anrufende Person fragte zuerst: „Wann hat das Bürgerbüro geöffnet?“ "
+        "Zuletzt: „Ich möchte bitte mit einem Menschen sprechen.“"
     )
     assert summary.reason_text == REASON_TEXTS["caller_asked"]
     assert [ref.title for ref in summary.answered[0].sources] == [
@@ -158,9 +158,26 @@ def test_a_hand_off_key_without_a_question_and_a_call_without_hand_off() -> None
     plain = CallTranscript(channel="webrtc")
     _ask(plain, PASSPORT_QUESTION)
     summary = summarize(plain.to_dict())
-    assert summary.request == f"Die anrufende Person fragte: „{PASSPORT_QUESTION}“."
+    assert summary.request == f"Die anrufende Person fragte: „{PASSPORT_QUESTION}“"
     assert summary.reason == "" and summary.reason_text == "Keine Übergabe verzeichnet."
     assert summary.open_question == PASSPORT_QUESTION  # asked, never answered
+
+    many = CallTranscript(channel="sip", channel_call_id="many@pbx", call_clock=call_clock())
+    for text in (
+        "Personalausweis",
+        "Wo ist das Bürgerbüro",
+        "Wann ist geöffnet",
+        "Und samstags " + "lang " * 60,
+    ):
+        _ask(many, text)
+    many.add_event("handoff_requested", reason="repeat_requests", group="", department="")
+    summary = summarize(many.to_dict())
+    last = summary.open_question
+    assert last.startswith("Und samstags lang") and summary.reason_text == REASON_TEXTS["repeat_requests"]
+    assert summary.request == (
+        "Die anrufende Person fragte zuerst: „Personalausweis“ (2 weitere Fragen dazwischen). "
+        f"Zuletzt: „{last[:159].rstrip()}…“"  # a long question is cut, and its ellipsis ends the sentence
+    )
 
 
 def test_a_written_request_is_used_only_when_the_turns_back_it() -> None:

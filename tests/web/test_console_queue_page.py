@@ -4,8 +4,8 @@ with the bot's summary and a waiting time that counts up; "Annehmen" offers the 
 when the holding process records the connection the page turns into the call with its wrap-up form, and the
 wrap-up is stored; on the call-backs page an overdue call-back is claimed and its outcome recorded.
 
-The screenshot of the console with the waiting caller is ``docs/console-warteschlange.png`` (copied from
-``/tmp/console-warteschlange.png`` after a run)."""
+The screenshots of the console with the waiting caller and of the call with its wrap-up form are
+``docs/console-warteschlange.png`` and ``docs/console-gespraech.png`` (copied from ``/tmp`` after a run)."""
 
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ async def test_queue_accept_wrap_up_and_call_backs_with_the_keyboard(
                 await page.wait_for_selector("#notiz", timeout=5000)  # the page follows the call's state
                 assert OPEN_QUESTION in (await page.locator("main").text_content() or "")
                 violations["gespraech"] = await _axe_violations(page)
+                await page.screenshot(path=str(SCREENSHOT.with_name("console-gespraech.png")), full_page=True)
                 await _tab_to(page, "notiz")
                 await page.keyboard.type("Vollmacht erklärt, Vordruck zugeschickt.")
                 await _press_on(page, "Abschluss speichern")

@@ -180,9 +180,8 @@ def summarize(
         return summary
     try:
         written = " ".join(writer(record, summary).split())
-    except (
-        Exception
-    ) as error:  # the model's endpoint is down, slow or answers nonsense: the turns' text stays
+    # The model's endpoint is down, slow or answers nonsense: the turns' text stays.
+    except Exception as error:
         return CallSummary(**{**_fields(summary), "problems": (f"Fehler: {type(error).__name__}",)})
     problems = grounded(written, record)
     if problems:
@@ -206,11 +205,19 @@ def _request_text(questions: Sequence[str], open_question: str) -> str:
         return "Die anrufende Person hat keine Frage gestellt."
     first = questions[0]
     if len(questions) == 1:
-        return f"Die anrufende Person fragte: {_quote(first)}."
+        return f"Die anrufende Person fragte: {_sentence_end(first)}"
     last = open_question if open_question and open_question != first else questions[-1]
     more = len(questions) - 2
-    between = f" ({more} weitere Frage{'n' if more > 1 else ''} dazwischen)" if more > 0 else ""
-    return f"Die anrufende Person fragte zuerst: {_quote(first)}{between}. Zuletzt: {_quote(last)}."
+    if more > 0:
+        between = f"({more} weitere Frage{'n' if more > 1 else ''} dazwischen)."
+        return f"Die anrufende Person fragte zuerst: {_quote(first)} {between} Zuletzt: {_sentence_end(last)}"
+    return f"Die anrufende Person fragte zuerst: {_sentence_end(first)} Zuletzt: {_sentence_end(last)}"
+
+
+def _sentence_end(text: str) -> str:
+    """The quote, closing the sentence: a quote that ends with ?, ! or . needs no full stop after it."""
+    quoted = _quote(text)
+    return quoted + ("" if quoted[:-1].rstrip().endswith(("?", "!", ".", "…")) else ".")
 
 
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
