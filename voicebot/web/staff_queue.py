@@ -355,7 +355,9 @@ class QueueView:
                 positions[entry.group_name] = positions.get(entry.group_name, 0) + 1
                 position = positions[entry.group_name]
             summary = summaries.get(entry.id)
-            signature.append((entry.id, entry.status, position, entry.offered_to, summary))
+            signature.append(
+                (entry.id, entry.status, position, entry.offered_to, bool(user.phone_uri), summary)
+            )
             heading = f"eintrag-{entry.id}-titel"
             place = f"Platz {position}" if position else "Wird verbunden"
             topic = summary.department if summary is not None and summary.department else ""
