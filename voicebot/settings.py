@@ -487,6 +487,26 @@ class HttpSettings(_Section):
     # Wrong passwords for one user name, or from one address, within the lockout time that lock sign-in for it.
     sign_in_max_failures: int = Field(default=5, ge=1)
     sign_in_lockout_s: float = Field(default=300.0, gt=0)
+    # Staff console (voicebot/web/staff_queue.py): the time zone its times are shown in (an IANA name), how often
+    # an open console asks for the live queue (seconds), and how many waiting callers one page shows at most.
+    console_timezone: str = "Europe/Berlin"
+    console_poll_s: float = Field(default=1.0, ge=0.5, le=30.0)
+    console_max_entries: int = Field(default=50, ge=1, le=500)
+    # With an [llm] endpoint, the model writes the caller's request in the console's summary (shown only when the
+    # turns back it, voicebot/staff/summary_llm.py); false keeps the sentence built from the turns.
+    console_llm_summary: bool = True
+
+    @model_validator(mode="after")
+    def _known_timezone(self) -> HttpSettings:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.console_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"http.console_timezone: unknown time zone {self.console_timezone!r} (e.g. Europe/Berlin)"
+            ) from None
+        return self
 
 
 class Settings(BaseSettings):

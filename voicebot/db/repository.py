@@ -20,6 +20,7 @@ from voicebot.db.models import (
     Callback,
     CallbackStatus,
     QueueEntry,
+    QueueMode,
     QueueOutcome,
     QueueStatus,
     Role,
@@ -91,6 +92,9 @@ class Repository:
         *,
         summary: dict[str, Any] | None = None,
         process: dict[str, Any] | None = None,
+        mode: QueueMode = QueueMode.QUEUE,
+        reference: str | None = None,
+        caller_number: str = "",
     ) -> QueueEntry:
         entry = QueueEntry(
             call_id=call_id,
@@ -100,6 +104,9 @@ class Repository:
             enqueued_at=time.time(),
             summary=summary or {},
             process=process,
+            mode=QueueMode(mode).value,
+            reference=reference,
+            caller_number=caller_number,
         )
         with self._sessions.begin() as session:
             session.add(entry)
@@ -268,6 +275,63 @@ class Repository:
             )
             .values(status=CallbackStatus(status).value, outcome_note=note, done_at=time.time())
         )
+
+    # --- what the staff console reads ---------------------------------------------------------------------
+
+    def live_queue(self, groups: Sequence[str] | None, limit: int = 50) -> Sequence[QueueEntry]:
+        """Callers in the bot's own queue, waiting or being connected, of ``groups`` (None = every group),
+        longest waiting first; at most ``limit``."""
+        query = select(QueueEntry).where(
+            QueueEntry.status.in_([QueueStatus.WAITING.value, QueueStatus.OFFERED.value]),
+            QueueEntry.mode == QueueMode.QUEUE.value,
+        )
+        if groups is not None:
+            query = query.where(QueueEntry.group_name.in_(list(groups)))
+        with self._sessions() as session:
+            return session.scalars(query.order_by(QueueEntry.enqueued_at, QueueEntry.id).limit(limit)).all()
+
+    def open_wrap_ups(self, staff_user_id: int, limit: int = 10) -> Sequence[QueueEntry]:
+        """Calls this member of staff took that have no wrap-up yet, the most recent first."""
+        query = select(QueueEntry).where(
+            QueueEntry.status == QueueStatus.ANSWERED.value,
+            QueueEntry.staff_user_id == staff_user_id,
+            QueueEntry.outcome.is_(None),
+        )
+        with self._sessions() as session:
+            return session.scalars(query.order_by(QueueEntry.answered_at.desc()).limit(limit)).all()
+
+    def entries_by_number(self, fragment: str, limit: int = 20) -> Sequence[QueueEntry]:
+        """Queue entries (both modes) whose caller number contains ``fragment``, newest first."""
+        pattern = "%" + fragment.replace("\\", "").replace("%", "").replace("_", "") + "%"
+        query = select(QueueEntry).where(QueueEntry.caller_number.like(pattern))
+        with self._sessions() as session:
+            return session.scalars(query.order_by(QueueEntry.enqueued_at.desc()).limit(limit)).all()
+
+    def callbacks_by_number(self, fragment: str, limit: int = 20) -> Sequence[Callback]:
+        """Call-backs (any status) whose number contains ``fragment``, newest first."""
+        pattern = "%" + fragment.replace("\\", "").replace("%", "").replace("_", "") + "%"
+        query = select(Callback).where(Callback.phone_number.like(pattern))
+        with self._sessions() as session:
+            return session.scalars(query.order_by(Callback.created_at.desc()).limit(limit)).all()
+
+    def callbacks_for(self, groups: Sequence[str] | None, limit: int = 200) -> Sequence[Callback]:
+        """Open and claimed call-backs of ``groups`` (None = every group), the earliest due first."""
+        query = select(Callback).where(
+            Callback.status.in_([CallbackStatus.OPEN.value, CallbackStatus.CLAIMED.value])
+        )
+        if groups is not None:
+            query = query.where(Callback.group_name.in_(list(groups)))
+        with self._sessions() as session:
+            return session.scalars(query.order_by(Callback.due_at, Callback.id).limit(limit)).all()
+
+    def callback(self, callback_id: int) -> Callback | None:
+        with self._sessions() as session:
+            return session.get(Callback, callback_id)
+
+    def callbacks_of(self, call_id: str) -> Sequence[Callback]:
+        with self._sessions() as session:
+            query = select(Callback).where(Callback.call_id == call_id).order_by(Callback.id)
+            return session.scalars(query).all()
 
     def _update(self, statement: Any) -> bool:
         with self._sessions.begin() as session:

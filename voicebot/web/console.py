@@ -11,14 +11,16 @@ from __future__ import annotations
 import html
 import string
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 
 from voicebot.db.models import Availability, Role, StaffUser
 from voicebot.db.repository import Repository
+from voicebot.records import CallRecordStore
 from voicebot.settings import Settings
 from voicebot.staff.accounts import DUMMY_HASH, MAX_PASSWORD_LENGTH, verify_password
 from voicebot.web.staff_auth import (
@@ -31,6 +33,9 @@ from voicebot.web.staff_auth import (
     load_secret,
     new_form_token,
 )
+
+if TYPE_CHECKING:
+    from voicebot.web.staff_queue import QueueView
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 PUBLIC = "public"
@@ -52,7 +57,20 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "/konsole": STAFF_ROLES,
     "/konsole/verfuegbarkeit": STAFF_ROLES,
     "/konsole/team": SUPERVISORS,
+    # The live queue, accepting a caller, the call in progress and its wrap-up (voicebot/web/staff_queue.py)
+    "/konsole/warteschlange": STAFF_ROLES,
+    "/konsole/annehmen": STAFF_ROLES,
+    "/konsole/gespraech/{entry_id}": STAFF_ROLES,
+    "/konsole/gespraech/{entry_id}/status": STAFF_ROLES,
+    "/konsole/abschluss": STAFF_ROLES,
+    "/konsole/rueckrufe": STAFF_ROLES,
+    "/konsole/rueckrufe/uebernehmen": STAFF_ROLES,
+    "/konsole/rueckrufe/ergebnis": STAFF_ROLES,
+    "/konsole/anruf/{key}": STAFF_ROLES,  # a call's summary: the link a PBX hand-off carries, search results
+    "/konsole/suche": STAFF_ROLES,
 }
+# Routes a script polls: without a session they answer 401 (JSON), not a redirect to the sign-in page.
+JSON_ROUTES = ("/konsole/warteschlange", "/status")
 AVAILABILITY_LABELS = {
     Availability.AVAILABLE.value: "Verfügbar",
     Availability.BUSY.value: "Im Gespräch / beschäftigt",
@@ -79,18 +97,37 @@ class Console:
         self.throttle = SignInThrottle(settings.http.sign_in_max_failures, settings.http.sign_in_lockout_s)
         self._engine = engine
         self._repository: Repository | None = None
+        self._records: CallRecordStore | None = None
+        self.queue_view: QueueView | None = None  # set by install_staff_queue
+
+    @property
+    def engine(self) -> Engine:
+        """The database (made on first use: citizen-only tests need none)."""
+        if self._engine is None:
+            from voicebot.db.engine import engine_from_settings
+
+            self._engine = engine_from_settings(self.settings)
+        return self._engine
 
     @property
     def repository(self) -> Repository:
-        if (
-            self._repository is None
-        ):  # the engine only when staff use the console (citizen-only tests need none)
-            if self._engine is None:
-                from voicebot.db.engine import engine_from_settings
-
-                self._engine = engine_from_settings(self.settings)
-            self._repository = Repository(self._engine)
+        if self._repository is None:
+            self._repository = Repository(self.engine)
         return self._repository
+
+    @property
+    def records(self) -> CallRecordStore:
+        """Where the call records are read: the serving process's own store when it has one (it also knows
+        the changes its writer has not written yet), else a reader over the console's database."""
+        if self._records is None:
+            from voicebot.db.store import SqlCallRecordStore
+
+            self._records = SqlCallRecordStore(self.engine, fallback_dir=self.settings.paths.calls_dir)
+        return self._records
+
+    def use_records(self, store: CallRecordStore | None) -> None:
+        if store is not None:
+            self._records = store
 
     def secure(self, request: Request) -> bool:
         mode = self.settings.http.secure_cookies
@@ -119,13 +156,13 @@ class Console:
         return found
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
     """A small urlencoded form (the first value of each field); anything else is refused with 400/415."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/x-www-form-urlencoded":
         raise _FormError(415, "Formulardaten erwartet.")
     body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
+    if len(body) > max_bytes:
         raise _FormError(413, "Formular zu groß.")
     try:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
@@ -154,9 +191,13 @@ def _message_page(title: str, text: str, status: int) -> HTMLResponse:
 def install_console(app: FastAPI, settings: Settings, engine: Engine | None = None) -> Console:
     console = Console(settings, engine)
     app.state.console = console
+    # The serving process's record store (set by create_app before this): it also has what is not written yet.
+    console.use_records(getattr(getattr(app.state, "resources", None), "records", None))
 
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, _error: NotSignedIn) -> Response:
+        if request.url.path.endswith(JSON_ROUTES):
+            return JSONResponse({"detail": "Nicht angemeldet."}, status_code=401)
         if request.method == "GET":
             return RedirectResponse("/anmelden", status_code=303)
         return _message_page("Nicht angemeldet", "Bitte melden Sie sich zuerst an.", 401)
@@ -253,9 +294,11 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
         response.delete_cookie(CSRF_COOKIE, path="/anmelden")
         return response
 
-    async def checked_post(request: Request, path: str) -> tuple[StaffUser, SessionToken, dict[str, str]]:
+    async def checked_post(
+        request: Request, path: str, max_bytes: int = MAX_FORM_BYTES
+    ) -> tuple[StaffUser, SessionToken, dict[str, str]]:
         user, session = console.require(request, path)
-        form = await read_form(request)
+        form = await read_form(request, max_bytes)
         if not console.signer.csrf_ok(session, form.get("csrf")):
             raise _FormError(403, "Das Formular ist ungültig oder abgelaufen. Bitte laden Sie die Seite neu.")
         return user, session, form
@@ -269,6 +312,8 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
         return response
 
     def console_page(user: StaffUser, session: SessionToken, notice: str = "") -> HTMLResponse:
+        from voicebot.web.staff_queue import search_form
+
         csrf = console.signer.csrf_token(session)
         options = "\n".join(
             f'    <p class="option"><input type="radio" id="v-{value}" name="verfuegbarkeit" value="{value}"'
@@ -294,22 +339,24 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
   </fieldset>
   <p><button type="submit">Verfügbarkeit speichern</button></p>
 </form>
-<section aria-labelledby="warteschlange">
-  <h2 id="warteschlange">Warteschlange</h2>
-  <p>Die Live-Warteschlange folgt in einer späteren Version.</p>
-</section>
+{queue_view.section(user, csrf)}
+{queue_view.open_wrap_ups(user)}
+{search_form()}
+{queue_view.callbacks_link(user)}
 {team}
 <form method="post" action="/abmelden">
   <input type="hidden" name="csrf" value="{csrf}">
   <p><button type="submit" class="secondary">Abmelden</button></p>
 </form>"""
-        return HTMLResponse(_page(f"Konsole – {name}", body))
+        return HTMLResponse(_page(f"Konsole – {name}", body), headers={"Cache-Control": "no-store"})
 
     @app.get("/konsole", include_in_schema=False)
     async def console_home(request: Request) -> Response:
         user, session = console.require(request, "/konsole")
+        from voicebot.web.staff_queue import NOTICES
+
         saved = request.query_params.get("gespeichert")
-        notice = ""
+        notice = NOTICES.get(request.query_params.get("hinweis", ""), "")
         if saved in AVAILABILITY_LABELS:
             notice = f"Gespeichert: {AVAILABILITY_LABELS[saved]}."
         return console_page(user, session, notice)
@@ -343,6 +390,9 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
 <p><a href="/konsole">Zurück zur Konsole</a></p>"""
         return HTMLResponse(_page("Team-Übersicht", body))
 
+    from voicebot.web.staff_queue import install_staff_queue
+
+    queue_view = install_staff_queue(app, console, checked_post, _page, _message_page)
     return console
 
 
