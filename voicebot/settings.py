@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -372,6 +373,10 @@ class SipSettings(_Section):
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
+    # PBX queue hand-off (issue 10): the address staff open the console at, as their browsers reach it (e.g.
+    # "https://hotline.musterstadt.de" behind the TLS proxy). The summary link a hand-off carries in its Call-Info
+    # header starts with it. None: http://host:port (right for a console on this machine only).
+    public_url: str | None = None
     # /docs and /openapi.json describe the API to anyone who asks: for development only.
     api_docs: bool = False
     # Larger request bodies get 413 before they are read (an SDP offer is a few kB).
@@ -396,6 +401,23 @@ class HttpSettings(_Section):
     # Wrong passwords for one user name, or from one address, within the lockout time that lock sign-in for it.
     sign_in_max_failures: int = Field(default=5, ge=1)
     sign_in_lockout_s: float = Field(default=300.0, gt=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/\-]*)?", value):
+            raise ValueError("write it as http(s)://HOST[:PORT][/PATH], without spaces, quotes or a query")
+        return value
+
+    def console_url(self) -> str:
+        """Where staff reach the console: ``public_url``, else ``http://host:port``."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 class Settings(BaseSettings):
