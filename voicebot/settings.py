@@ -338,6 +338,10 @@ class SipSettings(_Section):
     inbound_password: SecretStr | None = None
     # Hand-off target.
     staff_uri: str = "sip:staff@127.0.0.1:5070"
+    # A PBX queue hand-off carries its summary reference (Call-Info, User-to-User) on the REFER; with this on, also
+    # escaped into the Refer-To URI, so a transferee that honours URI headers (RFC 3261 19.1.5) copies them onto
+    # its INVITE. Off by default: a transferee that does not (baresip 1.0) sends them in its Request-URI instead.
+    refer_to_headers: bool = False
     # Each step of a hand-off (the REFER, then the bot's own INVITE to staff) waits at most this long; a staff phone
     # that rings longer counts as not answered (the INVITE is CANCELled). The caller hears ringback meanwhile.
     transfer_timeout_s: float = 25.0

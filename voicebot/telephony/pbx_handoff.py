@@ -12,10 +12,12 @@ fields (:func:`handoff_headers`):
   reference's ASCII bytes, hex-encoded. A PBX passes this on to ISDN/QSIG phones and contact-centre software reads
   it (Asterisk ``PJSIP_HEADER(read,User-to-User)``, FreeSWITCH ``sip_h_User-to-User``).
 
-On a REFER both fields go on the REFER itself (some PBXs read the transferor's headers, e.g. Asterisk's
-``GET_TRANSFERRER_DATA``) and, escaped, into the Refer-To URI, so the transferee's INVITE to the PBX carries them
-(RFC 3515 2.1, RFC 7433 4.1); on the bot's own INVITE to staff (the bridge when REFER is refused) they are plain
-header fields. The entry becomes ``answered`` when the PBX took the call (REFER succeeded, or staff answered the
+On a REFER both fields go on the REFER itself: the REFER goes to the PBX or trunk that brought the call, which
+reads the transferor's headers there (Asterisk ``GET_TRANSFERRER_DATA``, FreeSWITCH ``sip_h_`` variables of the
+REFER). RFC 7433 4.1 also allows them escaped into the Refer-To URI, for a transferee that copies URI headers onto
+the INVITE it sends (RFC 3261 19.1.5); that is opt-in (``sip.refer_to_headers``), because a transferee that does not
+(baresip 1.0, seen in our interop test) puts them into its INVITE's Request-URI, where a PBX may refuse the call.
+On the bot's own INVITE to staff (the bridge when REFER is refused) they are plain header fields. The entry becomes ``answered`` when the PBX took the call (REFER succeeded, or staff answered the
 bridged INVITE) and ``abandoned`` when the transfer failed or the caller hung up first (decision 0830).
 
 The database work here blocks: the transfer calls it from a worker thread.

@@ -17,7 +17,8 @@ The record gets an event for every step (``transfer_started``, ``transfer_ringin
 
 The PBX's own queue (way 1 of issue 10, :mod:`voicebot.telephony.pbx_handoff`): with a database, the transfer opens
 a queue entry of mode ``pbx`` first (event ``pbx_queue_entry`` with its id) and carries its summary reference in a
-Call-Info and a User-to-User header on the REFER, in its Refer-To URI, and on the bot's own INVITE to staff. The
+Call-Info and a User-to-User header on the REFER (with ``sip.refer_to_headers`` also in its Refer-To URI) and on the
+bot's own INVITE to staff. The
 entry is ``answered`` once the PBX has the caller (REFER succeeded, staff answered the bridge) and ``abandoned``
 when the transfer failed or the caller left first. Without the database the transfer runs without them.
 """
@@ -221,7 +222,8 @@ class Transfer:
         """'succeeded', 'caller-gone', or the failure code."""
         self.state = TransferState.REFERRING
         headers = self.headers
-        self.service.user_agent.refer(self.call.call_id, staff_uri, headers=headers, target_headers=headers)
+        embedded = headers if self.settings.sip.refer_to_headers else None
+        self.service.user_agent.refer(self.call.call_id, staff_uri, headers=headers, target_headers=embedded)
         deadline = asyncio.get_running_loop().time() + self.settings.sip.transfer_timeout_s
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
