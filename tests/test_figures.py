@@ -246,7 +246,9 @@ def test_report_queue_command_prints_a_german_table_and_json(tmp_path: Path) -> 
     for title in ("Angeboten", "Quote ≤ 30 s", "Ø Wartezeit", "95 % Wartezeit", "Aufgelegt", "überfällig"):
         assert title in header
     office = next(line for line in lines if "Bürgerbüro" in line)
-    assert office.startswith("01.12.2026") and "50 %" in office and "19 s" in office  # average 18.6 s
+    assert (
+        office.startswith("01.12.2026") and "50 %" in office and "19 s" in office and "31 s" in office
+    )  # average 18.6 s, p95 30.5 s
     assert any(line.startswith("01.12.2026") and "29 %" in line for line in lines)  # bot finished 2 of 7
 
     result = _voicebot(["report", "queue", "--json", "--from", "01.12.2026", "--to", "2026-12-01"], sqlite)

@@ -298,7 +298,7 @@ def _cell(key: str, value: Any) -> str:
     if key in ("share_30s", "containment"):
         return f"{value * 100:.0f} %".replace(".", ",")
     if key.endswith("_s"):
-        return f"{value:.0f} s"
+        return f"{math.floor(value + 0.5)} s"  # whole seconds, half up (30.5 s is over the target: 31 s)
     if key == "group":
         return str(value) or "(ohne Gruppe)"
     return str(value)
