@@ -46,6 +46,7 @@ COMMAND_MODULES = (
     "voicebot.commands.serve",  # voicebot serve, voicebot bench sip|soak
     "voicebot.commands.db",  # voicebot db upgrade|status|import-json
     "voicebot.commands.users",  # voicebot users add|list
+    "voicebot.commands.report",  # voicebot report queue
 )
 
 for _name in COMMAND_MODULES:

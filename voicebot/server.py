@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from uvicorn import Config, Server
 
     from voicebot.pipeline.resources import CallResources
+    from voicebot.telephony.pbx_handoff import PbxHandoffs
 
 HTTP_KEEP_ALIVE_S = 5  # an idle keep-alive HTTP connection is closed after this
 HTTP_MAX_HEAD_BYTES = 16 * 1024  # request line + headers larger than this are refused by h11
@@ -102,6 +103,19 @@ def _upgrade_schema(settings: Settings) -> None:
     before, where = upgrade_configured(settings)
     if not before.up_to_date:
         logger.info(f"database {where}: schema upgraded from {before.current or 'empty'} to {before.head}")
+
+
+def _pbx_handoffs(settings: Settings, resources: CallResources) -> PbxHandoffs | None:
+    """Queue entries for hand-offs to the PBX's queue, in the database the call records go to (none without)."""
+    from sqlalchemy import Engine
+
+    from voicebot.db.repository import Repository
+    from voicebot.telephony.pbx_handoff import PbxHandoffs
+
+    engine = getattr(resources.records, "engine", None)
+    if not isinstance(engine, Engine):
+        return None
+    return PbxHandoffs(settings, Repository(engine), resources.records)
 
 
 def load_shared_resources(settings: Settings) -> CallResources:
@@ -190,7 +204,7 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
 
-    sip = SipCallService(settings, registry, runner)
+    sip = SipCallService(settings, registry, runner, pbx_handoffs=_pbx_handoffs(settings, resources))
     try:
         await sip.start()
     except OSError as error:

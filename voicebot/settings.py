@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -428,6 +429,10 @@ class SipSettings(_Section):
     inbound_password: SecretStr | None = None
     # Hand-off target.
     staff_uri: str = "sip:staff@127.0.0.1:5070"
+    # A PBX queue hand-off carries its summary reference (Call-Info, User-to-User) on the REFER; with this on, also
+    # escaped into the Refer-To URI, so a transferee that honours URI headers (RFC 3261 19.1.5) copies them onto
+    # its INVITE. Off by default: a transferee that does not (baresip 1.0) sends them in its Request-URI instead.
+    refer_to_headers: bool = False
     # Each step of a hand-off (the REFER, then the bot's own INVITE to staff) waits at most this long; a staff phone
     # that rings longer counts as not answered (the INVITE is CANCELled). The caller hears ringback meanwhile.
     transfer_timeout_s: float = 25.0
@@ -463,6 +468,10 @@ class SipSettings(_Section):
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
+    # PBX queue hand-off (issue 10): the address staff open the console at, as their browsers reach it (e.g.
+    # "https://hotline.musterstadt.de" behind the TLS proxy). The summary link a hand-off carries in its Call-Info
+    # header starts with it. None: http://host:port (right for a console on this machine only).
+    public_url: str | None = None
     # /docs and /openapi.json describe the API to anyone who asks: for development only.
     api_docs: bool = False
     # Larger request bodies get 413 before they are read (an SDP offer is a few kB).
@@ -507,6 +516,23 @@ class HttpSettings(_Section):
                 f"http.console_timezone: unknown time zone {self.console_timezone!r} (e.g. Europe/Berlin)"
             ) from None
         return self
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~%!$&'()*+,;=:@/\-]*)?", value):
+            raise ValueError("write it as http(s)://HOST[:PORT][/PATH], without spaces, quotes or a query")
+        return value
+
+    def console_url(self) -> str:
+        """Where staff reach the console: ``public_url``, else ``http://host:port``."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 class Settings(BaseSettings):

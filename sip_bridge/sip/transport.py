@@ -23,7 +23,7 @@ import contextlib
 import errno
 import logging
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from .config import UserAgentConfig
@@ -414,12 +414,26 @@ class SipEndpoint:
         self.ua.hangup(call_id)
         self.flush()
 
-    def refer(self, call_id: str, target_uri: str) -> None:
-        self.ua.refer(call_id, target_uri)
+    def refer(
+        self,
+        call_id: str,
+        target_uri: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        target_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.ua.refer(call_id, target_uri, headers=headers, target_headers=target_headers)
         self.flush()
 
-    def invite(self, target_uri: str, sdp: bytes, *, transport: str | None = None) -> str:
-        call_id = self.ua.invite(target_uri, sdp, transport=transport)
+    def invite(
+        self,
+        target_uri: str,
+        sdp: bytes,
+        *,
+        transport: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        call_id = self.ua.invite(target_uri, sdp, transport=transport, headers=headers)
         self.flush()
         return call_id
 

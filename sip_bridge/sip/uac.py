@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from . import events as ev
 from .core import ALLOWED_METHODS, Call, CallRole, CallState, UserAgentCore
 from .dialog import Dialog, new_call_id, new_tag, uri_destination
+from .headers import checked_headers, uri_with_headers
 from .message import URI, Headers, NameAddr, Request, Response, SipSyntaxError, parse_number
 from .transaction import ClientTransaction, InviteClientTransaction
 
@@ -48,11 +51,22 @@ class ClientSide(UserAgentCore):
         assert isinstance(tx, InviteClientTransaction)
         call.reinvite_out = tx
 
-    def refer(self, call_id: str, target_uri: str) -> None:
-        """Blind transfer of the remote party to ``target_uri`` (RFC 3515)."""
+    def refer(
+        self,
+        call_id: str,
+        target_uri: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        target_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Blind transfer of the remote party to ``target_uri`` (RFC 3515). ``headers`` go on the REFER itself;
+        ``target_headers`` are embedded, escaped, in the Refer-To URI, for the INVITE the transferee sends (RFC 3261
+        19.1.1). Both are checked (:mod:`.headers`): ValueError before anything is sent."""
         call = self._call(call_id)
         dialog = self._established(call)
         URI.parse(target_uri)  # fail early on a bad target
+        extra = dict(checked_headers(headers))
+        refer_to = uri_with_headers(target_uri, target_headers)
         call.transfer_open = True
         self._timers[("refer", call.call_id)] = self.clock() + self.config.transfer_timeout_s
 
@@ -81,28 +95,39 @@ class ClientSide(UserAgentCore):
             "REFER",
             on_response,
             on_timeout,
-            extra={"Refer-To": f"<{target_uri}>", "Referred-By": referred_by},
+            extra={"Refer-To": f"<{refer_to}>", "Referred-By": referred_by, **extra},
         )
 
-    def invite(self, target_uri: str, sdp: bytes, *, transport: str | None = None) -> str:
-        """Start an outbound call (UAC) to ``target_uri`` offering ``sdp``; returns its call_id."""
+    def invite(
+        self,
+        target_uri: str,
+        sdp: bytes,
+        *,
+        transport: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Start an outbound call (UAC) to ``target_uri`` offering ``sdp``; returns its call_id. ``headers`` are
+        extra fields for the INVITE (checked, :mod:`.headers`; ValueError before anything is sent)."""
         target = URI.parse(target_uri)
         if not target.is_sip:
             raise ValueError(f"not a SIP URI: {target_uri!r}")
+        extra = checked_headers(headers)
         dest, chosen = uri_destination(target, transport or "udp")
         call_id = new_call_id(self.contact_host.strip("[]"))
         local_tag = new_tag()
-        headers = Headers()
-        headers.add("Via", self._via(chosen))
-        headers.add("Max-Forwards", "70")
-        headers.add("From", f"<sip:{self.config.user}@{self.contact_host}>;tag={local_tag}")
-        headers.add("To", f"<{target_uri}>")
-        headers.add("Call-ID", call_id)
-        headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", self.contact(chosen))
-        headers.add("Allow", ", ".join(ALLOWED_METHODS))
-        headers.add("Content-Type", "application/sdp")
-        request = Request(headers=headers, method="INVITE", uri=target_uri, body=sdp)
+        fields = Headers()
+        fields.add("Via", self._via(chosen))
+        fields.add("Max-Forwards", "70")
+        fields.add("From", f"<sip:{self.config.user}@{self.contact_host}>;tag={local_tag}")
+        fields.add("To", f"<{target_uri}>")
+        fields.add("Call-ID", call_id)
+        fields.add("CSeq", "1 INVITE")
+        fields.add("Contact", self.contact(chosen))
+        fields.add("Allow", ", ".join(ALLOWED_METHODS))
+        for name, value in extra:
+            fields.add(name, value)
+        fields.add("Content-Type", "application/sdp")
+        request = Request(headers=fields, method="INVITE", uri=target_uri, body=sdp)
         call = Call(
             call_id=call_id,
             role=CallRole.UAC,

@@ -16,10 +16,11 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
   for 60 s gets 480 and ``CallEnded(reason="timeout")``).
 - ``hangup(call_id)``: BYE for an established call, CANCEL for our own unanswered INVITE, 480 for an unanswered
   incoming call. Emits ``CallEnded(reason="local")`` at once.
-- ``refer(call_id, target_uri)``: blind transfer (REFER with Refer-To/Referred-By). Then ``ReferAccepted`` and
-  ``TransferSucceeded``/``TransferFailed(code)`` (405/501/603 refusals, 408 on timeout or no final NOTIFY within
-  ``config.transfer_timeout_s``).
-- ``invite(target_uri, sdp) -> call_id``: outbound call (UAC; B2BUA leg). ``OutboundCallProgress``,
+- ``refer(call_id, target_uri, headers=None, target_headers=None)``: blind transfer (REFER with Refer-To/
+  Referred-By; ``headers`` on the REFER, ``target_headers`` escaped into the Refer-To URI for the transferee's
+  INVITE). Then ``ReferAccepted`` and ``TransferSucceeded``/``TransferFailed(code)`` (405/501/603 refusals, 408 on
+  timeout or no final NOTIFY within ``config.transfer_timeout_s``).
+- ``invite(target_uri, sdp, headers=None) -> call_id``: outbound call (UAC; B2BUA leg). ``OutboundCallProgress``,
   ``OutboundCallAnswered(sdp)`` (ACK sent) or ``OutboundCallFailed(code)``; 401/407 are answered with the
   ``auth_*`` credentials once.
 - ``reinvite(call_id, sdp)``: hold/unhold/session refresh: ``ReInviteAnswered(sdp)`` or ``ReInviteFailed(code)``.
@@ -31,7 +32,8 @@ Call control (calls are named by their SIP Call-ID, the ``call_id`` in every eve
 - ``active_calls()``: Call-IDs of calls not yet ended.
 
 Call-control methods raise ``KeyError`` for an unknown or ended call and ``ValueError`` for a call in the wrong
-state (e.g. ``answer`` twice); ``hangup`` never raises. Every call (in or out) gets exactly one ``CallEnded``.
+state (e.g. ``answer`` twice) or an extra header field that ``headers.checked_headers`` refuses (a field the UA
+writes itself, a value with CR/LF or another control character); ``hangup`` never raises. Every call (in or out) gets exactly one ``CallEnded``.
 
 Events (``events.py``): ``IncomingCall`` (100 Trying already sent), ``CallConfirmed`` (ACK in), ``CallEnded(reason:
 bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``ReInvite``, ``ReInviteAnswered``,

@@ -9,6 +9,8 @@ import pytest
 from heard import heard_as
 
 from interop.peers import Baresip, VoicebotServer, espeak_wav, read_wav, speech_seconds, spoken_turns_wav
+from voicebot.db.engine import make_engine
+from voicebot.db.repository import Repository
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -88,6 +90,13 @@ def test_caller_follows_refer_to_the_staff_phone(
     assert any(t["role"] == "caller" and t["kind"] == "dtmf" and t["text"] == "0" for t in turns), turns
     assert any(t["role"] == "bot" and t["kind"] == "handoff" for t in turns), turns
     assert voicebot_server.wait_idle(), "bot leg not released after the transfer"
+    # The PBX (here: baresip following the REFER) took the caller: the hand-off's queue entry is answered.
+    engine = make_engine(f"sqlite:///{voicebot_server.database_file}")
+    try:
+        (entry,) = Repository(engine).queue_entries_of(transcript["call_id"])
+    finally:
+        engine.dispose()
+    assert (entry.mode, entry.status, entry.reason) == ("pbx", "answered", "handoff_key")
 
 
 def test_bot_ends_a_silent_call_with_bye(voicebot_server: VoicebotServer, tmp_path: Path) -> None:

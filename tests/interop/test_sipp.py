@@ -13,6 +13,10 @@ import pytest
 from readiness import wait_until_bound
 
 from interop.peers import VoicebotServer, free_port, sipp
+from voicebot.db.engine import make_engine
+from voicebot.db.models import QueueEntry
+from voicebot.db.repository import Repository
+from voicebot.telephony.pbx_handoff import reference_from_user_to_user
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -153,17 +157,39 @@ def test_hold_and_resume_then_bye_from_the_bot_when_rtp_stops(
     assert voicebot_server.wait_idle()
 
 
+def _queue_entries(server: VoicebotServer, call_id: str) -> list[QueueEntry]:
+    engine = make_engine(f"sqlite:///{server.database_file}")
+    try:
+        return list(Repository(engine).queue_entries_of(call_id))
+    finally:
+        engine.dispose()
+
+
+def _received_headers(message_log: Path, method: str) -> dict[str, str]:
+    """The header fields of the first ``method`` request sipp logged as received (``-trace_msg``)."""
+    text = message_log.read_text(errors="replace")
+    start = text.find(f"\n{method} sip:")
+    assert start >= 0, f"sipp received no {method}:\n{text[-3000:]}"
+    head = text[start + 1 :].replace("\r\n", "\n").split("\n\n", 1)[0]
+    fields = [line.split(":", 1) for line in head.splitlines()[1:] if ":" in line]
+    return {name.strip().lower(): value.strip() for name, value in fields}
+
+
 def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
     voicebot_server: VoicebotServer, sipp_dir: Path, staff_port: int
 ) -> None:
     """REFER → 405: the bot INVITEs staff (sipp UAS with RTP echo) itself and bridges both legs until the caller
-    hangs up, then BYEs staff. Audio flows both ways: what the caller sends comes back from the echoing staff."""
-    with _staff_phone(sipp_dir, staff_port, ["-sn", "uas"]) as staff:
+    hangs up, then BYEs staff. Audio flows both ways: what the caller sends comes back from the echoing staff.
+
+    The hand-off to the PBX's queue (issue 10, way 1): the REFER the caller's side (the PBX) received and the
+    INVITE the staff phone received carry the queue entry's summary reference (Call-Info link, RFC 7433
+    User-to-User), as sipp logged them; the entry (mode pbx) is answered once staff took the bridged call."""
+    with _staff_phone(sipp_dir, staff_port, ["-sn", "uas", "-trace_msg"]) as staff:
         started = time.time()
         _caller_completes(
             voicebot_server,
             sipp_dir,
-            ["-sf", str(SCENARIOS / "uac_refer_refused.xml"), "-d", "9000"],
+            ["-sf", str(SCENARIOS / "uac_refer_refused.xml"), "-d", "9000", "-trace_msg"],
             timeout_s=60,
         )
         staff_output, _ = staff.communicate(timeout=20)
@@ -180,6 +206,27 @@ def test_refused_refer_falls_back_to_a_bridged_call_with_staff(
     assert ended["staff_packets_out"] > 100 and ended["staff_packets_in"] > 100, ended
     assert ended["caller_packets_in"] > 100 and ended["caller_packets_out"] > 100, ended
     assert voicebot_server.wait_idle()
+
+    (entry,) = _queue_entries(voicebot_server, transcript["call_id"])
+    assert events["pbx_queue_entry"]["entry"] == entry.id
+    assert (entry.mode, entry.status, entry.caller_number, entry.reason) == (
+        "pbx",
+        "answered",
+        "sipp",
+        "handoff_key",
+    )
+    assert entry.reference and entry.answered_at is not None and entry.answered_at >= entry.enqueued_at
+    link = f"<{voicebot_server.http_url}/konsole/anruf/{entry.reference}>;purpose=info"
+    (refer_log,) = sipp_dir.glob("uac_refer_refused_*_messages.log")
+    refer = _received_headers(refer_log, "REFER")
+    assert refer["call-info"] == link, refer
+    assert reference_from_user_to_user(refer["user-to-user"]) == entry.reference, refer
+    # Not in the Refer-To URI unless sip.refer_to_headers asks for it (a transferee might dial them).
+    assert refer["refer-to"] == f"<sip:staff@127.0.0.1:{staff_port}>", refer
+    (invite_log,) = (sipp_dir / "staff").glob("uas_*_messages.log")
+    invite = _received_headers(invite_log, "INVITE")
+    assert invite["call-info"] == link and invite["user-to-user"] == refer["user-to-user"], invite
+    assert invite["user-to-user"].endswith(";encoding=hex;purpose=isdn-uui;content=isdn-uui")
 
 
 def test_unreachable_staff_is_told_to_the_caller_and_the_call_goes_on(
@@ -203,6 +250,10 @@ def test_unreachable_staff_is_told_to_the_caller_and_the_call_goes_on(
     assert any(t["role"] == "bot" and t["kind"] == "transfer_failed" for t in turns), turns
     assert transcript["ended_reason"] == "caller:bye_remote"
     assert voicebot_server.wait_idle()
+    # The PBX never took the caller: the hand-off's queue entry ended without staff.
+    (entry,) = _queue_entries(voicebot_server, transcript["call_id"])
+    assert (entry.mode, entry.status, entry.answered_at) == ("pbx", "abandoned", None)
+    assert entry.ended_at is not None and entry.ended_at - entry.enqueued_at >= 8  # transfer_timeout_s
 
 
 def test_bridged_call_ends_for_the_caller_when_staff_hangs_up(

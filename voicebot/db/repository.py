@@ -9,7 +9,7 @@ PostgreSQL cannot both take the same caller or claim the same call-back.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -29,8 +29,10 @@ from voicebot.db.models import (
 
 
 class Repository:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
+        """``clock``: the time every change is stamped with (seconds since the epoch; tests inject theirs)."""
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
 
     # --- staff -------------------------------------------------------------------------------------------
 
@@ -46,7 +48,7 @@ class Repository:
             role=Role(role).value,
             availability=Availability.AWAY.value,
             disabled=False,
-            created_at=time.time(),
+            created_at=self._clock(),
         )
         with self._sessions.begin() as session:
             session.add(user)
@@ -101,7 +103,7 @@ class Repository:
             group_name=group_name,
             reason=reason,
             status=QueueStatus.WAITING.value,
-            enqueued_at=time.time(),
+            enqueued_at=self._clock(),
             summary=summary or {},
             process=process,
             mode=QueueMode(mode).value,
@@ -111,6 +113,39 @@ class Repository:
         with self._sessions.begin() as session:
             session.add(entry)
         return entry
+
+    def enqueue_pbx(
+        self, call_id: str, group_name: str, reason: str, *, reference: str, caller_number: str = ""
+    ) -> QueueEntry:
+        """A caller the bot transfers to the PBX's own queue (mode ``pbx``): ``waiting`` while the transfer runs,
+        then ``answered`` (:meth:`answered_by_pbx`) or ``abandoned`` (:meth:`end_wait`). ``reference`` is the
+        unguessable id of the summary link the transfer carries."""
+        entry = QueueEntry(
+            call_id=call_id,
+            group_name=group_name,
+            reason=reason,
+            status=QueueStatus.WAITING.value,
+            enqueued_at=self._clock(),
+            summary={},
+            mode=QueueMode.PBX.value,
+            reference=reference,
+            caller_number=caller_number,
+        )
+        with self._sessions.begin() as session:
+            session.add(entry)
+        return entry
+
+    def answered_by_pbx(self, entry_id: int) -> bool:
+        """The PBX took the transferred caller (REFER accepted to the end, or staff answered the bot's INVITE)."""
+        return self._update(
+            update(QueueEntry)
+            .where(
+                QueueEntry.id == entry_id,
+                QueueEntry.status == QueueStatus.WAITING.value,
+                QueueEntry.mode == QueueMode.PBX.value,
+            )
+            .values(status=QueueStatus.ANSWERED.value, answered_at=self._clock())
+        )
 
     def waiting(self, group_name: str | None = None) -> Sequence[QueueEntry]:
         """Callers waiting for staff, longest waiting first (their position is their place in this list)."""
@@ -138,7 +173,7 @@ class Repository:
         return self._update(
             update(QueueEntry)
             .where(QueueEntry.id == entry_id, QueueEntry.status == QueueStatus.WAITING.value)
-            .values(status=QueueStatus.ANSWERED.value, staff_user_id=staff_user_id, answered_at=time.time())
+            .values(status=QueueStatus.ANSWERED.value, staff_user_id=staff_user_id, answered_at=self._clock())
         )
 
     def offer(self, entry_id: int, staff_user_id: int) -> bool:
@@ -147,7 +182,7 @@ class Repository:
         return self._update(
             update(QueueEntry)
             .where(QueueEntry.id == entry_id, QueueEntry.status == QueueStatus.WAITING.value)
-            .values(status=QueueStatus.OFFERED.value, offered_to=staff_user_id, offered_at=time.time())
+            .values(status=QueueStatus.OFFERED.value, offered_to=staff_user_id, offered_at=self._clock())
         )
 
     def offers_held_by(self, process_id: str) -> Sequence[QueueEntry]:
@@ -166,7 +201,7 @@ class Repository:
             .values(
                 status=QueueStatus.ANSWERED.value,
                 staff_user_id=QueueEntry.offered_to,
-                answered_at=time.time(),
+                answered_at=self._clock(),
             )
         )
 
@@ -186,7 +221,7 @@ class Repository:
                 QueueEntry.status.in_([QueueStatus.WAITING.value, QueueStatus.OFFERED.value])
             )
             held = [e for e in session.scalars(query).all() if (e.process or {}).get("id") == process_id]
-            now = time.time()
+            now = self._clock()
             for entry in held:
                 entry.status = QueueStatus.ABANDONED.value
                 entry.ended_at = now
@@ -209,7 +244,7 @@ class Repository:
         return self._update(
             update(QueueEntry)
             .where(QueueEntry.id == entry_id, QueueEntry.status == QueueStatus.WAITING.value)
-            .values(status=QueueStatus(status).value, ended_at=time.time())
+            .values(status=QueueStatus(status).value, ended_at=self._clock())
         )
 
     # --- call-backs ----------------------------------------------------------------------------------------
@@ -233,7 +268,7 @@ class Repository:
             topic=topic,
             phone_number=phone_number,
             status=CallbackStatus.OPEN.value,
-            created_at=time.time(),
+            created_at=self._clock(),
             due_at=due_at,
             outcome_note="",
             number_via=number_via,
@@ -257,7 +292,7 @@ class Repository:
         return self._update(
             update(Callback)
             .where(Callback.id == callback_id, Callback.status == CallbackStatus.OPEN.value)
-            .values(status=CallbackStatus.CLAIMED.value, claimed_by=staff_user_id, claimed_at=time.time())
+            .values(status=CallbackStatus.CLAIMED.value, claimed_by=staff_user_id, claimed_at=self._clock())
         )
 
     def finish_callback(
@@ -273,7 +308,7 @@ class Repository:
                 Callback.status == CallbackStatus.CLAIMED.value,
                 Callback.claimed_by == staff_user_id,
             )
-            .values(status=CallbackStatus(status).value, outcome_note=note, done_at=time.time())
+            .values(status=CallbackStatus(status).value, outcome_note=note, done_at=self._clock())
         )
 
     # --- what the staff console reads ---------------------------------------------------------------------

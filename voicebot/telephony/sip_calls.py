@@ -46,6 +46,7 @@ from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE
 from voicebot.pipeline.frames import HandoffRequestFrame
 from voicebot.settings import Settings
 from voicebot.telephony.config import media_peer_policy, user_agent_config
+from voicebot.telephony.pbx_handoff import PbxHandoffs
 from voicebot.telephony.transfer import Transfer, caller_number
 
 
@@ -74,10 +75,19 @@ class SipCall:
 class SipCallService:
     """The phone door of ``voicebot serve``: SIP endpoint + per-call glue."""
 
-    def __init__(self, settings: Settings, registry: CallRegistry, runner: CallRunner) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: CallRegistry,
+        runner: CallRunner,
+        *,
+        pbx_handoffs: PbxHandoffs | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.runner = runner
+        # The queue entries (and summary references) of hand-offs to the PBX's queue; None without a database.
+        self.pbx_handoffs = pbx_handoffs
         self.calls: dict[str, SipCall] = {}
         self.outbound: dict[str, SipCall] = {}  # B2BUA staff leg call-id → the caller's call
         self._endpoint: SipEndpoint | None = None
@@ -274,7 +284,11 @@ class SipCallService:
         if call.finished or call.transfer is not None or not call.sip_up:
             return
         call.transfer = Transfer(
-            self, call, reason=event.reason, staff_uri=event.staff_uri or self.settings.sip.staff_uri
+            self,
+            call,
+            reason=event.reason,
+            staff_uri=event.staff_uri or self.settings.sip.staff_uri,
+            group=event.group,
         )
         call.transfer.task = self._spawn(call.transfer.run(), f"transfer-{call.call_id}")
 

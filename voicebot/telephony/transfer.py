@@ -14,6 +14,13 @@ phone that rings longer is CANCELled). A failed hand-off is told to the caller w
 The record gets an event for every step (``transfer_started``, ``transfer_ringing``, ``transfer_referred`` or
 ``transfer_refer_refused``, ``transfer_bridged``, ``transfer_completed``, ``transfer_failed`` with code and reason,
 ``transfer_ended``), so a supervisor can see what happened to the caller.
+
+The PBX's own queue (way 1 of issue 10, :mod:`voicebot.telephony.pbx_handoff`): with a database, the transfer opens
+a queue entry of mode ``pbx`` first (event ``pbx_queue_entry`` with its id) and carries its summary reference in a
+Call-Info and a User-to-User header on the REFER (with ``sip.refer_to_headers`` also in its Refer-To URI) and on the
+bot's own INVITE to staff. The
+entry is ``answered`` once the PBX has the caller (REFER succeeded, staff answered the bridge) and ``abandoned``
+when the transfer failed or the caller left first. Without the database the transfer runs without them.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from sip_bridge.sip import events as ev
 from voicebot.settings import Settings
 
 if TYPE_CHECKING:
+    from voicebot.telephony.pbx_handoff import PbxEntry
     from voicebot.telephony.sip_calls import SipCall, SipCallService
 
 # Why staff was not reached, in the record's words (our own; the peer's reason phrase is not copied).
@@ -91,11 +99,17 @@ class _MediaLost(ev.Event):
 class Transfer:
     """One hand-off attempt for one call."""
 
-    def __init__(self, service: SipCallService, call: SipCall, *, reason: str, staff_uri: str) -> None:
+    def __init__(
+        self, service: SipCallService, call: SipCall, *, reason: str, staff_uri: str, group: str = ""
+    ) -> None:
         self.service = service
         self.call = call
         self.reason = reason
         self.staff_uri = staff_uri
+        self.group = group  # the staff group the topic routed to ("" = sip.staff_uri without a group)
+        self.entry: PbxEntry | None = None  # the PBX queue entry and the headers that carry its reference
+        self._entry_settled = False
+        self._late: asyncio.Task[bool] | None = None  # ends an entry written after the caller left
         self.state = TransferState.STARTING
         self.keeps_call = False  # True once bridged: the bridge, not the pipeline, decides when the call ends
         self.staff_call_id: str | None = None
@@ -135,19 +149,71 @@ class Transfer:
             self._ringing_noted = True
             self._note("transfer_ringing", via=via, **data)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The summary reference's header fields for the REFER and the INVITE to staff (none without an entry)."""
+        return dict(self.entry.headers) if self.entry is not None else {}
+
+    async def _open_entry(self) -> None:
+        """The PBX queue entry of this hand-off (nothing without a database; a database error is logged and the
+        transfer goes on without the reference: the caller must reach staff whatever the database does)."""
+        handoffs = self.service.pbx_handoffs
+        if handoffs is None or self.call.handle is None:
+            return
+        call_id = self.call.handle.transcript.call_id
+        opening = asyncio.ensure_future(
+            asyncio.to_thread(
+                handoffs.open, call_id, self.group, self.reason, caller_number(self.call.from_uri)
+            )
+        )
+        try:
+            self.entry = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The caller left while the entry was being written: once it exists, it ends as abandoned.
+            opening.add_done_callback(self._abandon_late_entry)
+            raise
+        except Exception as error:
+            logger.warning(f"{self.call.call_id}: no PBX queue entry ({type(error).__name__}: {error})")
+            return
+        self._note("pbx_queue_entry", entry=self.entry.entry_id, group=self.group)
+
+    def _abandon_late_entry(self, opening: asyncio.Future[PbxEntry]) -> None:
+        handoffs = self.service.pbx_handoffs
+        if handoffs is None or opening.cancelled() or opening.exception() is not None:
+            return
+        entry_id = opening.result().entry_id
+        self._late = asyncio.get_running_loop().create_task(asyncio.to_thread(handoffs.ended, entry_id))
+
+    async def _settle_entry(self, *, answered: bool) -> None:
+        """The entry's outcome, once: answered by the PBX, or abandoned."""
+        handoffs, entry = self.service.pbx_handoffs, self.entry
+        if self._entry_settled or handoffs is None or entry is None:
+            return
+        self._entry_settled = True
+        settle = handoffs.answered if answered else handoffs.ended
+        try:
+            await asyncio.to_thread(settle, entry.entry_id)
+        except Exception as error:
+            logger.warning(
+                f"{self.call.call_id}: PBX queue entry not updated ({type(error).__name__}: {error})"
+            )
+
     async def run(self) -> None:
         staff_uri = self.staff_uri
         self._note("transfer_started", target=staff_uri, reason=self.reason)
         await self._tell_pipeline("started")
+        await self._open_entry()
         outcome = await self._blind_refer(staff_uri)
         if outcome == "succeeded":
             self.state = TransferState.TRANSFERRED
             self._note("transfer_referred", target=staff_uri)
             self._note("transfer_completed", via="refer")
+            await self._settle_entry(answered=True)
             await self._tell_pipeline("completed")
             await self.service.hangup(self.call, "transferred")
             return
         if outcome == "caller-gone" or self.call.finished:
+            await self._settle_entry(answered=False)
             return
         self._note("transfer_refer_refused", code=outcome)
         await self._bridge_to_staff(staff_uri)
@@ -155,7 +221,9 @@ class Transfer:
     async def _blind_refer(self, staff_uri: str) -> str | int:
         """'succeeded', 'caller-gone', or the failure code."""
         self.state = TransferState.REFERRING
-        self.service.user_agent.refer(self.call.call_id, staff_uri)
+        headers = self.headers
+        embedded = headers if self.settings.sip.refer_to_headers else None
+        self.service.user_agent.refer(self.call.call_id, staff_uri, headers=headers, target_headers=embedded)
         deadline = asyncio.get_running_loop().time() + self.settings.sip.transfer_timeout_s
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -190,7 +258,9 @@ class Transfer:
             codecs=codecs,
             session=LocalSdpSession(service.media_host()),
         )
-        self.staff_call_id = staff_call_id = service.user_agent.invite(staff_uri, offer.serialize().encode())
+        self.staff_call_id = staff_call_id = service.user_agent.invite(
+            staff_uri, offer.serialize().encode(), headers=self.headers
+        )
         service.outbound[staff_call_id] = self.call
         deadline = asyncio.get_running_loop().time() + self.settings.sip.transfer_timeout_s
         while True:
@@ -214,6 +284,7 @@ class Transfer:
                     return
                 case ev.CallEnded(call_id=call_id) if call_id == self.call.call_id:
                     service.user_agent.hangup(staff_call_id)
+                    await self._settle_entry(answered=False)
                     return
                 case ev.CallEnded(call_id=call_id) if call_id == staff_call_id:
                     await self._failed(487)
@@ -228,6 +299,7 @@ class Transfer:
         self.state = TransferState.BRIDGED
         self._note("transfer_bridged", target=staff_uri, codec=negotiated.codec.name)
         self._note("transfer_completed", via="bridge")
+        await self._settle_entry(answered=True)
         if self.call.handle is not None:
             # The bot's part of the call ends here; the transfer events follow in the same record.
             self.call.handle.transcript.end("transferred:bridged")
@@ -286,6 +358,7 @@ class Transfer:
             self.service.outbound.pop(self.staff_call_id, None)
             self.staff_call_id = None
         self._note("transfer_failed", code=code, reason=failure_reason(code))
+        await self._settle_entry(answered=False)
         if self.staff_rtp is not None:
             with contextlib.suppress(ValueError):
                 self.call.extra_endpoints.remove(self.staff_rtp)
@@ -294,11 +367,13 @@ class Transfer:
         await self._tell_pipeline("failed")  # ringback stops; the bot says so and offers a call-back
 
     async def close(self) -> None:
-        """The caller's call is over: stop the bridge and BYE/CANCEL staff if still connected."""
+        """The caller's call is over: stop the bridge and BYE/CANCEL staff if still connected; a PBX queue entry
+        still open ends as abandoned (the caller left before the PBX took them)."""
         if self.task is not None and self.task is not asyncio.current_task() and not self.task.done():
             # Let a pending "transfer_ended" note through first, then stop waiting for events.
             await asyncio.sleep(0)
             self.task.cancel()
+        await self._settle_entry(answered=False)
         if self.bridged and self.call.rtp is not None:
             self.call.rtp.unbridge()
             self.bridged = False
