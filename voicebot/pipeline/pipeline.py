@@ -9,7 +9,9 @@
                  ─▶ CallerCaptions            (browser calls) what was understood → caption message
                  ─▶ DtmfRecorder ─▶ HandoffKeyListener (phone calls: the hand-off key, sip.handoff_dtmf)
                  ─▶ GreetingSpeaker ─▶ CallTimeLimit ─▶ SilenceWatchdog
-                 ─▶ TransferHold ─▶ CallbackOffer  ringback during a transfer; call-back offer after a failed one
+                 ─▶ TransferHold ─▶ WaitingRoom ─▶ CallbackOffer  ringback during a transfer; position,
+                                              estimated wait and hold audio in the bot's queue; call-back offer
+                                              after a failed transfer or wait
                  ─▶ GoodbyeDetector ─▶ HandoffGate (the hand-off policy on each caller turn) ─▶ RepeatResponder
                  ─▶ AnswerProcessor           answer engine, sentences streamed to TTS
                  ─▶ HandoffSignaler           the hand-off policy on each answer → HandoffRequestFrame after it
@@ -74,6 +76,7 @@ from voicebot.pipeline.call_script import (
     compose_greeting,
 )
 from voicebot.pipeline.captions import BotCaptions, CallerCaptions, CaptionFeed
+from voicebot.pipeline.hold_audio import load_hold_audio
 from voicebot.pipeline.playout import PlayoutTracker
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.stt import PhoneWhisperSTTService
@@ -81,6 +84,7 @@ from voicebot.pipeline.transcript import CallTranscript
 from voicebot.pipeline.transfer_hold import CallbackOffer, TransferHold
 from voicebot.pipeline.tts import CallTTSService
 from voicebot.pipeline.turns import CallerTurnAssembler
+from voicebot.pipeline.waiting_room import WaitingRoom
 from voicebot.settings import Settings
 
 if TYPE_CHECKING:
@@ -153,6 +157,7 @@ def build_call_pipeline(
             CallTimeLimit(transcript=transcript, call=call, limit_s=max_call_s),
             SilenceWatchdog(transcript=transcript, call=call, timeout_s=silence_timeout_s),
             TransferHold(transcript=transcript),
+            WaitingRoom(transcript=transcript, hold_audio=load_hold_audio(settings.queue.hold_audio_file)),
             CallbackOffer(transcript=transcript, call=call),
             GoodbyeDetector(transcript=transcript, call=call),
             HandoffGate(desk=desk),
