@@ -138,9 +138,12 @@ async def serve(
     from knowledge.engine import ReloadableAnswerEngine
     from knowledge.index import index_generation
     from sip_bridge.sip.transport import raise_open_file_limit
+    from voicebot.db.engine import engine_from_settings
+    from voicebot.db.repository import Repository
     from voicebot.knowledge_reload import KnowledgeReloader
     from voicebot.pipeline.handle import pipeline_call_runner
     from voicebot.records import close_interrupted_calls
+    from voicebot.telephony.queue import QueueDesk, process_id
     from voicebot.telephony.sip_calls import SipCallService
     from voicebot.web.app import create_app
 
@@ -191,6 +194,7 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
 
     sip = SipCallService(settings, registry, runner)
+    queue_engine = engine_from_settings(settings)
     try:
         await sip.start()
     except OSError as error:
@@ -202,6 +206,20 @@ async def serve(
         raise
     registry.sip_listening = True
     registry.sip_probe = lambda: sip.listening
+    # The bot's own queue: this server's id is known once the SIP port is; the entries its previous run held
+    # are abandoned before it takes calls (decision 0800).
+    sip.queue = queue_desk = QueueDesk(
+        settings.queue,
+        Repository(queue_engine),
+        process=process_id(settings, sip.port),
+        records=resources.records,
+    )
+    try:
+        await queue_desk.start()
+    except BaseException:
+        await sip.stop()
+        http_socket.close()
+        raise
 
     web_runner = pipeline_call_runner(settings, resources, channel="webrtc")
     app = create_app(settings, resources, registry=registry, call_runner=web_runner)
@@ -211,6 +229,7 @@ async def serve(
         await asyncio.sleep(0.02)
     if http_task.done():
         await sip.stop()
+        await queue_desk.stop()
         raise RuntimeError(f"HTTP server could not start on {settings.http.host}:{settings.http.port}")
     logger.info(
         f"voicebot serving: SIP {settings.sip.bind_host}:{sip.port} ({', '.join(settings.sip.transports)}), "
@@ -228,6 +247,8 @@ async def serve(
             await reload_task
         registry.sip_listening = False
         await sip.stop()
+        await queue_desk.stop()
+        queue_engine.dispose()
         http.should_exit = True
         await http_task
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -29,6 +29,7 @@ from voicebot.db.models import (
 
 class Repository:
     def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     # --- staff -------------------------------------------------------------------------------------------
@@ -91,6 +92,7 @@ class Repository:
         *,
         summary: dict[str, Any] | None = None,
         process: dict[str, Any] | None = None,
+        caller_number: str = "",
     ) -> QueueEntry:
         entry = QueueEntry(
             call_id=call_id,
@@ -100,6 +102,7 @@ class Repository:
             enqueued_at=time.time(),
             summary=summary or {},
             process=process,
+            caller_number=caller_number[:64],
         )
         with self._sessions.begin() as session:
             session.add(entry)
