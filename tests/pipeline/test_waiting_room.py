@@ -186,3 +186,22 @@ async def test_no_silence_prompt_while_the_caller_waits_in_the_queue() -> None:
     ]
     down, _ = await run_test(watchdog, frames_to_send=frames)
     assert not [f for f in down if isinstance(f, TTSSpeakFrame)]
+
+
+def test_serve_refuses_a_bad_hold_file_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from voicebot.cli import app
+    from voicebot.settings import get_settings
+
+    stereo = _wav(tmp_path / "musik.wav", np.full(32000, 3000), 16000, channels=2)
+    monkeypatch.setenv("VOICEBOT_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("VOICEBOT_QUEUE__HOLD_AUDIO_FILE", str(stereo))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["serve"])
+    finally:
+        get_settings.cache_clear()
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert f"queue.hold_audio_file {stereo}: must be mono 16-bit PCM WAV" in lines[0], lines[0]

@@ -180,7 +180,13 @@ def build_call_pipeline(
         ),
         enable_rtvi=False,
         enable_turn_tracking=False,
-        idle_timeout_secs=max(60.0, 4 * call.silence_timeout_s),
+        # Idle = no bot speech and no caller speech (hold audio and ringback do not count). A queued caller hears
+        # an announcement every queue.announce_interval_s, and nothing else while staff's phone rings.
+        idle_timeout_secs=max(
+            60.0,
+            4 * call.silence_timeout_s,
+            settings.queue.announce_interval_s + settings.sip.transfer_timeout_s + 30.0,
+        ),
         cancel_on_idle_timeout=True,
         cancel_runner_on_idle_timeout=False,
     )
