@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import wave
 from collections.abc import Callable
@@ -22,8 +23,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from readiness import wait_until_bound
 
-from interop.peers import Baresip, VoicebotServer, espeak_wav, read_wav, shared_index_dir, speech_seconds
+from interop.peers import (
+    Baresip,
+    VoicebotServer,
+    espeak_wav,
+    free_port,
+    read_wav,
+    shared_index_dir,
+    speech_seconds,
+)
 from voicebot.db.engine import make_engine
 from voicebot.db.models import Availability, QueueStatus
 from voicebot.db.repository import Repository
@@ -32,6 +42,7 @@ from voicebot.staff.queue_notify import accept
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 GROUP = "buergerbuero"
+SCENARIOS = Path(__file__).parent / "scenarios"
 ANNOUNCE_S = 8.0  # longer than an announcement (≈ 6 s of espeak): hold audio is heard in between
 
 
@@ -183,6 +194,57 @@ def test_callers_wait_hear_their_place_and_the_first_is_put_through_to_staff(
         assert later[0]["text"] == "Sie sind an erster Stelle. Die Wartezeit beträgt etwa eine Minute.", later
         positions = [e["position"] for e in _events(two, "queue_announcement")]
         assert positions[0] == 2 and positions[-1] == 1, positions
+
+        # Bert accepts the second caller, but his phone is busy (sipp: 180, then 486): the caller keeps waiting,
+        # first in line, and hears so again; no call-back offer (that is for a wait that ends).
+        bert_port = free_port()
+        bert = repository.add_staff_user("bert", "no sign-in in this test")
+        repository.set_phone(bert.id, f"sip:bert@127.0.0.1:{bert_port}", [GROUP])
+        busy = subprocess.Popen(
+            [
+                *("sipp", "-sf", str(SCENARIOS / "uas_reject.xml"), "-m", "1", "-i", "127.0.0.1"),
+                *(
+                    "-p",
+                    str(bert_port),
+                    "-mp",
+                    str(free_port()),
+                    "-timeout",
+                    "30s",
+                    "-timeout_error",
+                    "-nostdin",
+                ),
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until_bound(bert_port, "udp")
+            (waiting,) = repository.queue_entries_of(two["call_id"])
+            heard_before = len(_announcements(two))
+            bert_user = repository.staff_user("bert")
+            assert bert_user is not None
+            assert accept(repository, waiting.id, bert_user) is None
+            assert busy.wait(timeout=20) == 0  # it got the INVITE, rejected it and took the ACK
+        finally:
+            if busy.poll() is None:
+                busy.kill()
+                busy.wait(timeout=5)
+        two = _record(
+            server,
+            lambda r: r["call_id"] == two["call_id"] and len(_announcements(r)) > heard_before,
+            "second caller: announcement after the busy phone",
+            timeout_s=20,
+        )
+        kinds = [e["kind"] for e in two["events"]]
+        steps = ["queue_offered", "transfer_started", "transfer_failed", "queue_back_to_waiting"]
+        assert [kinds.index(k) for k in steps] == sorted(kinds.index(k) for k in steps), kinds
+        assert len(kinds) - 1 - kinds[::-1].index("queue_announcement") > kinds.index("queue_back_to_waiting")
+        assert _events(two, "transfer_failed")[0]["code"] == 486
+        assert _announcements(two)[-1]["text"].startswith("Sie sind an erster Stelle.")
+        assert "transfer_failed" not in [t["kind"] for t in two["turns"]]  # no call-back offer
+        back = repository.queue_entry(waiting.id)
+        assert back is not None and (back.status, back.offered_to) == (QueueStatus.WAITING.value, None)
 
         # kill -9 while the second caller waits.
         assert server.process is not None
