@@ -280,3 +280,21 @@ async def test_postgresql_notify_wakes_the_process_holding_the_caller_at_once(
     finally:
         await desk.stop()
         console.engine.dispose()
+
+
+async def test_a_hang_up_at_any_moment_of_joining_the_queue_leaves_no_caller_waiting(
+    store: SqlCallRecordStore,
+) -> None:
+    desk, registry = _desk(store), CallRegistry(max_calls=8)
+    _staff(desk.repository, "anna", phone="sip:anna@127.0.0.1:5098")
+    for delay in (0.0, 0.004, 0.008, 0.012, 0.016, 0.02, 0.03, 0.04, 0.06, 0.08):
+        call, handle = _call(store, registry, "+4930111")
+        wait = _wait(call, desk, reason="handoff_key", summary="")
+        wait.task = asyncio.create_task(wait.run())
+        await asyncio.sleep(delay)
+        call.finished = True  # the caller hung up: the SIP layer's finish() closes the wait
+        await wait.close()
+        call.lease.release()
+        await asyncio.sleep(0.2)  # a store still under way in its thread has committed by now
+        entries = desk.repository.queue_entries_of(handle.transcript.call_id)
+        assert all(e.status == QueueStatus.ABANDONED.value for e in entries), (delay, entries)

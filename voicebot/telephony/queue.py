@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from voicebot.db.models import QueueStatus
+from voicebot.db.models import QueueEntry, QueueStatus
 from voicebot.db.repository import Repository
 from voicebot.settings import QueueSettings, Settings, StaffGroup
 from voicebot.staff.queue_notify import CHANNEL, available_for
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 NOBODY_AVAILABLE = "nobody available"
 MAX_WAIT = "max wait"
+QUEUE_FAILED = "queue failed"
 LISTEN_RETRY_S = 5.0
 
 
@@ -166,6 +167,7 @@ class QueueWait:
         self.entry_id: int | None = None
         self.task: asyncio.Task[None] | None = None
         self._waker = asyncio.Event()
+        self._enqueuing: asyncio.Future[QueueEntry] | None = None
         self._announced_at: float | None = None
 
     @property
@@ -184,6 +186,20 @@ class QueueWait:
                 await self.call.handle.transfer_status(phase, caller_number(self.call.from_uri), **data)
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The database failed us: the caller must not wait in silence for a queue that does not exist.
+            logger.exception(f"{self.call.call_id}: the queue failed")
+            self._note("queue_failed", group=self.group.name)
+            if self.entry_id is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.repository.end_wait, self.entry_id, QueueStatus.ABANDONED)
+            await self._tell("failed", reason=QUEUE_FAILED)
+
+    async def _run(self) -> None:
         group = self.group.name
         available = await asyncio.to_thread(available_for, self.repository, group)
         if not available:
@@ -195,15 +211,19 @@ class QueueWait:
         call_id = self.call.handle.transcript.call_id
         if self.desk.records is not None:  # the entry refers to the call's row: it must be written first
             await asyncio.to_thread(self.desk.records.flush)
-        entry = await asyncio.to_thread(
-            self.repository.enqueue,
-            call_id,
-            group,
-            self.reason,
-            summary={"text": self.summary},
-            process=self.desk.process,
-            caller_number=caller_number(self.call.from_uri),
+        # Shielded: a hang-up that cancels this task meanwhile must still learn the entry to abandon it (close).
+        self._enqueuing = asyncio.ensure_future(
+            asyncio.to_thread(
+                self.repository.enqueue,
+                call_id,
+                group,
+                self.reason,
+                summary={"text": self.summary},
+                process=self.desk.process,
+                caller_number=caller_number(self.call.from_uri),
+            )
         )
+        entry = await asyncio.shield(self._enqueuing)
         self.entry_id = entry.id
         self.desk.register(self._waker)
         try:
@@ -288,6 +308,9 @@ class QueueWait:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
         self.desk.unregister(self._waker)
+        if self.entry_id is None and self._enqueuing is not None:
+            with contextlib.suppress(Exception):
+                self.entry_id = (await self._enqueuing).id  # stored while the caller hung up
         if self.entry_id is None:
             return
         entry_id = self.entry_id
