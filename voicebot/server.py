@@ -213,6 +213,7 @@ async def serve(
         Repository(queue_engine),
         process=process_id(settings, sip.port),
         records=resources.records,
+        listen=any(group.mode == "queue" for group in settings.handoff.groups),
     )
     try:
         await queue_desk.start()

@@ -79,12 +79,15 @@ class QueueDesk:
         *,
         process: str,
         records: CallRecordStore | None = None,
+        listen: bool = True,
     ) -> None:
+        """``listen``: LISTEN for accepted callers on PostgreSQL (only worth a connection where a group queues)."""
         self.settings = settings
         self.repository = repository
         self.process_id = process
         self.process: dict[str, Any] = {"id": process, "host": socket.gethostname(), "pid": os.getpid()}
         self.records = records
+        self._listen_enabled = listen
         self._wakers: set[asyncio.Event] = set()
         self._listener: asyncio.Task[None] | None = None
         self.listening = (
@@ -96,7 +99,7 @@ class QueueDesk:
         abandoned = await asyncio.to_thread(self.repository.abandon_held_by, self.process_id)
         if abandoned:
             logger.info(f"queue: {abandoned} caller(s) held by the previous run marked abandoned")
-        if self.repository.engine.dialect.name == "postgresql":
+        if self._listen_enabled and self.repository.engine.dialect.name == "postgresql":
             self._listener = asyncio.create_task(self._listen(), name="queue-listen")
         return abandoned
 
