@@ -44,9 +44,12 @@ class CallHandle(Protocol):
     async def say(self, kind: str, text: str) -> None:
         """Speak ``text`` to the caller as a bot turn of ``kind`` from outside the pipeline (not interruptible)."""
 
-    async def transfer_status(self, phase: str, caller_number: str = "") -> None:
-        """Where a hand-off stands: ``started`` (ringback, no silence prompts), ``failed`` (say so, offer a
-        call-back for ``caller_number``), ``completed`` (staff has the caller)."""
+    async def transfer_status(
+        self, phase: str, caller_number: str = "", *, reason: str = "", position: int = 0, wait_s: float = 0.0
+    ) -> None:
+        """Where a hand-off stands: ``started`` (ringback, no silence prompts), ``queued`` (hold audio, announce
+        ``position`` and ``wait_s``), ``failed`` (say so with ``reason``, offer a call-back for
+        ``caller_number``), ``completed`` (staff has the caller)."""
 
 
 # (transport, call id, the transport's output sample rate, event handler) → a call ready to run. The handler is

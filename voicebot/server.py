@@ -152,9 +152,12 @@ async def serve(
     from knowledge.engine import ReloadableAnswerEngine
     from knowledge.index import index_generation
     from sip_bridge.sip.transport import raise_open_file_limit
+    from voicebot.db.engine import engine_from_settings
+    from voicebot.db.repository import Repository
     from voicebot.knowledge_reload import KnowledgeReloader
     from voicebot.pipeline.handle import pipeline_call_runner
     from voicebot.records import close_interrupted_calls
+    from voicebot.telephony.queue import QueueDesk, process_id
     from voicebot.telephony.sip_calls import SipCallService
     from voicebot.web.app import create_app
 
@@ -205,6 +208,7 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
 
     sip = SipCallService(settings, registry, runner, pbx_handoffs=_pbx_handoffs(settings, resources))
+    queue_engine = engine_from_settings(settings)
     try:
         await sip.start()
     except OSError as error:
@@ -216,6 +220,21 @@ async def serve(
         raise
     registry.sip_listening = True
     registry.sip_probe = lambda: sip.listening
+    # The bot's own queue: this server's id is known once the SIP port is; the entries its previous run held
+    # are abandoned before it takes calls (decision 0800).
+    sip.queue = queue_desk = QueueDesk(
+        settings.queue,
+        Repository(queue_engine),
+        process=process_id(settings, sip.port),
+        records=resources.records,
+        listen=any(group.mode == "queue" for group in settings.handoff.groups),
+    )
+    try:
+        await queue_desk.start()
+    except BaseException:
+        await sip.stop()
+        http_socket.close()
+        raise
 
     web_runner = pipeline_call_runner(settings, resources, channel="webrtc")
     app = create_app(settings, resources, registry=registry, call_runner=web_runner)
@@ -225,6 +244,7 @@ async def serve(
         await asyncio.sleep(0.02)
     if http_task.done():
         await sip.stop()
+        await queue_desk.stop()
         raise RuntimeError(f"HTTP server could not start on {settings.http.host}:{settings.http.port}")
     logger.info(
         f"voicebot serving: SIP {settings.sip.bind_host}:{sip.port} ({', '.join(settings.sip.transports)}), "
@@ -242,6 +262,8 @@ async def serve(
             await reload_task
         registry.sip_listening = False
         await sip.stop()
+        await queue_desk.stop()
+        queue_engine.dispose()
         http.should_exit = True
         await http_task
         for signum in (signal.SIGINT, signal.SIGTERM):

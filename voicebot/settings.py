@@ -360,6 +360,9 @@ class StaffGroup(_Section):
     departments: list[str] = Field(default_factory=list)
     staff_uri: str
     office_hours: OfficeHoursSettings | None = None
+    # "pbx": a hand-off goes to staff_uri (REFER, else bridged), the PBX queues. "queue": the bot's own queue
+    # (voicebot/telephony/queue.py): the caller waits with the bot until staff accepts in the console.
+    mode: Literal["pbx", "queue"] = "pbx"
 
 
 class HandoffSettings(_Section):
@@ -399,6 +402,31 @@ class HandoffSettings(_Section):
     # that names no group, to sip.staff_uri.
     groups: list[StaffGroup] = Field(default_factory=list)
     default_group: str = ""
+
+
+class QueueSettings(_Section):
+    """The bot's own queue for staff groups with ``mode = "queue"`` (voicebot/telephony/queue.py, decision 0800)."""
+
+    # Position and estimated wait are said at once, then every this many seconds; hold audio in between.
+    announce_interval_s: float = Field(default=30.0, gt=0)
+    # Hold audio between announcements: a mono 16-bit WAV at 8 or 16 kHz (checked when `voicebot serve` starts);
+    # None plays the chime the project generates itself (voicebot/pipeline/hold_audio.py).
+    hold_audio_file: Path | None = None
+    # After this long in the queue the wait ends: the caller is told nobody is free and offered a call-back.
+    max_wait_s: float = Field(default=300.0, gt=0)
+    # Assumed minutes of staff time per caller ahead, in seconds: position × this is the estimated wait.
+    handling_time_s: float = Field(default=180.0, gt=0)
+    # How often a process holding callers looks for accepted ones (PostgreSQL also wakes it with NOTIFY at once).
+    poll_interval_s: float = Field(default=2.0, gt=0)
+    # Which server holds a queued caller (stored with the entry); a restarted server abandons its own old
+    # entries. Empty: "sip:<sip.public_host or bind_host>:<sip.port>". Set it when several servers share a port.
+    instance_name: str = ""
+
+    @model_validator(mode="after")
+    def _absolute(self) -> QueueSettings:
+        if self.hold_audio_file is not None and not self.hold_audio_file.is_absolute():
+            self.hold_audio_file = settings_root() / self.hold_audio_file
+        return self
 
 
 class SipSettings(_Section):
@@ -561,6 +589,7 @@ class Settings(BaseSettings):
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
     office_hours: OfficeHoursSettings = Field(default_factory=OfficeHoursSettings)
     callback: CallbackSettings = Field(default_factory=CallbackSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
 
     @classmethod

@@ -237,7 +237,9 @@ class RecordedCall:
     async def say(self, kind: str, text: str) -> None:
         pass
 
-    async def transfer_status(self, phase: str, caller_number: str = "") -> None:
+    async def transfer_status(
+        self, phase: str, caller_number: str = "", *, reason: str = "", position: int = 0, wait_s: float = 0.0
+    ) -> None:
         pass
 
 

@@ -41,7 +41,9 @@ class WaitingCall:
     async def say(self, kind: str, text: str) -> None:
         self.transcript.add_bot_turn(kind, text)
 
-    async def transfer_status(self, phase: str, caller_number: str = "") -> None:
+    async def transfer_status(
+        self, phase: str, caller_number: str = "", *, reason: str = "", position: int = 0, wait_s: float = 0.0
+    ) -> None:
         self.transcript.add_event("transfer_status", phase=phase)
 
 

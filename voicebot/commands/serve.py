@@ -39,6 +39,7 @@ def serve(
 
     from voicebot.db.migrate import DatabaseUnavailable
     from voicebot.models import ModelError
+    from voicebot.pipeline.hold_audio import HoldAudioError, load_hold_audio
     from voicebot.server import serve as run_server
     from voicebot.web.app import CallPageSettingsError, render_call_page
     from voicebot.web.staff_auth import SessionSecretError, load_secret
@@ -46,7 +47,8 @@ def serve(
     try:
         render_call_page(settings)  # a bad privacy_url is a configuration error before any model loads
         load_secret(settings)  # the sign-in key: made now on the first start, or a one-line error
-    except (CallPageSettingsError, SessionSecretError) as error:
+        load_hold_audio(settings.queue.hold_audio_file)  # a queue's hold music: a wrong file fails now
+    except (CallPageSettingsError, SessionSecretError, HoldAudioError) as error:
         raise fail(str(error)) from None
     try:
         asyncio.run(run_server(settings, host=host, sip_port=sip_port, http_port=http_port))

@@ -31,6 +31,7 @@ from voicebot.db.models import (
 class Repository:
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
         """``clock``: the time every change is stamped with (seconds since the epoch; tests inject theirs)."""
+        self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
 
@@ -108,7 +109,7 @@ class Repository:
             process=process,
             mode=QueueMode(mode).value,
             reference=reference,
-            caller_number=caller_number,
+            caller_number=caller_number[:64],
         )
         with self._sessions.begin() as session:
             session.add(entry)

@@ -340,7 +340,7 @@ class SilenceWatchdog(FrameProcessor):
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
         if isinstance(frame, TransferStatusFrame):
-            self._transfer = frame.phase == "started"
+            self._transfer = frame.in_progress
             if self._transfer:
                 await self._disarm()
             else:
@@ -413,7 +413,7 @@ class CallTimeLimit(FrameProcessor):
             return
         await self.push_frame(frame, direction)
         if isinstance(frame, TransferStatusFrame):
-            if frame.phase == "started":
+            if frame.in_progress:
                 self._no_transfer.clear()
             else:
                 self._no_transfer.set()

@@ -123,13 +123,23 @@ class TransferStatusFrame(SystemFrame):
     """From the telephony layer: where a hand-off of this call stands, so the script changes its behaviour.
 
     ``phase`` is ``started`` (no silence prompts or goodbyes, questions wait, the caller hears ringback),
-    ``failed`` (the caller is told and offered a call-back; ``caller_number`` is the From header's number, kept
-    as data in the record if the caller takes the offer) or ``completed`` (staff has the caller).
-    A system frame: it must not wait behind queued speech, and an interruption must not drop it.
+    ``queued`` (the caller waits in the bot's own queue: same, but hold audio and an announcement of ``position``
+    and the estimated ``wait_s``; each ``queued`` frame is one announcement), ``failed`` (the caller is told and
+    offered a call-back; ``reason`` says why, e.g. "nobody available", "max wait"; ``caller_number`` is the From
+    header's number, kept as data in the record if the caller takes the offer) or ``completed`` (staff has the
+    caller). A system frame: it must not wait behind queued speech, and an interruption must not drop it.
     """
 
     phase: str
     caller_number: str = ""
+    reason: str = ""
+    position: int = 0  # queued: the caller's place in the queue (1 = next)
+    wait_s: float = 0.0  # queued: the estimated wait
+
+    @property
+    def in_progress(self) -> bool:
+        """The caller is on the way to staff (ringing or queued): no silence prompt, goodbye or time-limit cut."""
+        return self.phase in ("started", "queued")
 
 
 @dataclass

@@ -42,9 +42,15 @@ class PipelineCall:
         """Speak ``text`` as a bot turn from outside the pipeline."""
         await self.worker.queue_frames(bot_turn_frames(self.transcript, kind, text, interruptible=False))
 
-    async def transfer_status(self, phase: str, caller_number: str = "") -> None:
-        """Tell the call script where a hand-off stands (``started``, ``failed``, ``completed``)."""
-        await self.worker.queue_frame(TransferStatusFrame(phase=phase, caller_number=caller_number))
+    async def transfer_status(
+        self, phase: str, caller_number: str = "", *, reason: str = "", position: int = 0, wait_s: float = 0.0
+    ) -> None:
+        """Tell the call script where a hand-off stands (``started``, ``queued``, ``failed``, ``completed``)."""
+        await self.worker.queue_frame(
+            TransferStatusFrame(
+                phase=phase, caller_number=caller_number, reason=reason, position=position, wait_s=wait_s
+            )
+        )
 
 
 def pipeline_call_runner(settings: Settings, resources: CallResources, *, channel: str = "sip") -> CallRunner:

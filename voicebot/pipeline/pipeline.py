@@ -9,8 +9,9 @@
                  ─▶ CallerCaptions            (browser calls) what was understood → caption message
                  ─▶ DtmfRecorder ─▶ HandoffKeyListener (phone calls: the hand-off key, sip.handoff_dtmf)
                  ─▶ GreetingSpeaker ─▶ CallTimeLimit ─▶ SilenceWatchdog
-                 ─▶ TransferHold ─▶ CallbackTaker  ringback during a transfer; the call-back dialogue after a
-                                              failed one or outside office hours (callback.py)
+                 ─▶ TransferHold ─▶ WaitingRoom ─▶ CallbackTaker  ringback during a transfer; position,
+                                              estimated wait and hold audio in the bot's queue; the call-back
+                                              dialogue after a failed transfer or wait, or outside office hours
                  ─▶ GoodbyeDetector ─▶ HandoffGate (the hand-off policy on each caller turn) ─▶ RepeatResponder
                  ─▶ AnswerProcessor           answer engine, sentences streamed to TTS
                  ─▶ HandoffSignaler           the hand-off policy on each answer → HandoffRequestFrame after it
@@ -76,6 +77,7 @@ from voicebot.pipeline.call_script import (
 )
 from voicebot.pipeline.callback import CallbackDesk, CallbackTaker, RepositoryCallbackStore
 from voicebot.pipeline.captions import BotCaptions, CallerCaptions, CaptionFeed
+from voicebot.pipeline.hold_audio import load_hold_audio
 from voicebot.pipeline.playout import PlayoutTracker
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.stt import PhoneWhisperSTTService
@@ -83,6 +85,7 @@ from voicebot.pipeline.transcript import CallTranscript
 from voicebot.pipeline.transfer_hold import TransferHold
 from voicebot.pipeline.tts import CallTTSService
 from voicebot.pipeline.turns import CallerTurnAssembler
+from voicebot.pipeline.waiting_room import WaitingRoom
 from voicebot.settings import Settings
 
 if TYPE_CHECKING:
@@ -157,6 +160,7 @@ def build_call_pipeline(
             CallTimeLimit(transcript=transcript, call=call, limit_s=max_call_s),
             SilenceWatchdog(transcript=transcript, call=call, timeout_s=silence_timeout_s),
             TransferHold(transcript=transcript),
+            WaitingRoom(transcript=transcript, hold_audio=load_hold_audio(settings.queue.hold_audio_file)),
             CallbackTaker(desk=callbacks, handoff=desk),
             GoodbyeDetector(transcript=transcript, call=call),
             HandoffGate(desk=desk),
@@ -179,7 +183,13 @@ def build_call_pipeline(
         ),
         enable_rtvi=False,
         enable_turn_tracking=False,
-        idle_timeout_secs=max(60.0, 4 * call.silence_timeout_s),
+        # Idle = no bot speech and no caller speech (hold audio and ringback do not count). A queued caller hears
+        # an announcement every queue.announce_interval_s, and nothing else while staff's phone rings.
+        idle_timeout_secs=max(
+            60.0,
+            4 * call.silence_timeout_s,
+            settings.queue.announce_interval_s + settings.sip.transfer_timeout_s + 30.0,
+        ),
         cancel_on_idle_timeout=True,
         cancel_runner_on_idle_timeout=False,
     )

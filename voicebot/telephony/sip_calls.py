@@ -23,7 +23,7 @@ import functools
 import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -49,6 +49,9 @@ from voicebot.telephony.config import media_peer_policy, user_agent_config
 from voicebot.telephony.pbx_handoff import PbxHandoffs
 from voicebot.telephony.transfer import Transfer, caller_number
 
+if TYPE_CHECKING:
+    from voicebot.telephony.queue import QueueDesk, QueueWait
+
 
 @dataclass
 class SipCall:
@@ -66,6 +69,7 @@ class SipCall:
     handle: CallHandle | None = None
     pipeline_task: asyncio.Task[None] | None = None
     transfer: Transfer | None = None  # the hand-off attempt (one per call), in progress or failed
+    queue: QueueWait | None = None  # the wait in the bot's own queue (a group with mode "queue")
     sip_up: bool = True  # the caller's dialog still exists (no BYE/CANCEL seen, none sent)
     finished: bool = False
     ended_reason: str = ""
@@ -82,12 +86,16 @@ class SipCallService:
         runner: CallRunner,
         *,
         pbx_handoffs: PbxHandoffs | None = None,
+        queue: QueueDesk | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.runner = runner
         # The queue entries (and summary references) of hand-offs to the PBX's queue; None without a database.
         self.pbx_handoffs = pbx_handoffs
+        self.queue = (
+            queue  # the bot's own queue (voicebot/telephony/queue.py); None: queue groups act as "pbx"
+        )
         self.calls: dict[str, SipCall] = {}
         self.outbound: dict[str, SipCall] = {}  # B2BUA staff leg call-id → the caller's call
         self._endpoint: SipEndpoint | None = None
@@ -281,8 +289,18 @@ class SipCallService:
         """A hand-off request (after the caller heard the hand-off sentence) starts a transfer."""
         if not isinstance(event, HandoffRequestFrame):
             return  # CallEndingFrame: the pipeline ends by itself right after; _run_pipeline sends the BYE
-        if call.finished or call.transfer is not None or not call.sip_up:
+        if call.finished or call.transfer is not None or call.queue is not None or not call.sip_up:
             return
+        if self.queue is not None and event.kind == "handoff":
+            from voicebot.telephony.queue import QueueWait, queue_group
+
+            group = queue_group(self.settings, event.group)
+            if group is not None:
+                call.queue = QueueWait(
+                    self, call, self.queue, group, reason=event.reason, summary=event.summary
+                )
+                call.queue.task = self._spawn(call.queue.run(), f"queue-{call.call_id}")
+                return
         call.transfer = Transfer(
             self,
             call,
@@ -310,6 +328,8 @@ class SipCallService:
         logger.info(f"{call.call_id}: call ended ({reason})")
         if call.transfer is not None:
             await call.transfer.close()
+        if call.queue is not None:
+            await call.queue.close()  # a caller still waiting for staff is gone: the entry is abandoned
         if call.handle is not None:
             if call.rtp is not None:  # loss, jitter and the packets dropped as foreign, forbidden or oversize
                 call.handle.transcript.add_event("rtp", **call.rtp.stats_summary())

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -100,8 +101,18 @@ class Transfer:
     """One hand-off attempt for one call."""
 
     def __init__(
-        self, service: SipCallService, call: SipCall, *, reason: str, staff_uri: str, group: str = ""
+        self,
+        service: SipCallService,
+        call: SipCall,
+        *,
+        reason: str,
+        staff_uri: str,
+        group: str = "",
+        tell_failure: bool = True,
+        on_bridged: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``tell_failure``: a failure is told to the pipeline (call-back offer); the bot's queue says no, its
+        caller keeps waiting. ``on_bridged`` runs once staff answered and the legs are bridged."""
         self.service = service
         self.call = call
         self.reason = reason
@@ -110,6 +121,8 @@ class Transfer:
         self.entry: PbxEntry | None = None  # the PBX queue entry and the headers that carry its reference
         self._entry_settled = False
         self._late: asyncio.Task[bool] | None = None  # ends an entry written after the caller left
+        self.tell_failure = tell_failure
+        self.on_bridged = on_bridged
         self.state = TransferState.STARTING
         self.keeps_call = False  # True once bridged: the bridge, not the pipeline, decides when the call ends
         self.staff_call_id: str | None = None
@@ -218,6 +231,14 @@ class Transfer:
         self._note("transfer_refer_refused", code=outcome)
         await self._bridge_to_staff(staff_uri)
 
+    async def ring(self) -> None:
+        """Ring ``staff_uri`` ourselves and bridge when it answers (no REFER): a member of staff who accepted a
+        caller of the bot's own queue (:mod:`voicebot.telephony.queue`). Returns when the call is over, or
+        when staff did not answer (``state`` FAILED) or the caller hung up while it rang."""
+        self._note("transfer_started", target=self.staff_uri, reason=self.reason, via="queue")
+        await self._tell_pipeline("started")
+        await self._bridge_to_staff(self.staff_uri)
+
     async def _blind_refer(self, staff_uri: str) -> str | int:
         """'succeeded', 'caller-gone', or the failure code."""
         self.state = TransferState.REFERRING
@@ -308,6 +329,11 @@ class Transfer:
             self.call.rtp.bridge(staff_rtp)
             self.bridged = True
             self._counts_at_bridge = self._packet_counts()
+        if self.on_bridged is not None:
+            try:
+                await self.on_bridged()
+            except Exception:
+                logger.exception(f"{self.call.call_id}: after the bridge")
         await self._wait_for_hangup()
 
     async def _wait_for_hangup(self) -> None:
@@ -364,7 +390,8 @@ class Transfer:
                 self.call.extra_endpoints.remove(self.staff_rtp)
             await self.staff_rtp.close()
             self.staff_rtp = None
-        await self._tell_pipeline("failed")  # ringback stops; the bot says so and offers a call-back
+        if self.tell_failure:
+            await self._tell_pipeline("failed")  # ringback stops; the bot says so and offers a call-back
 
     async def close(self) -> None:
         """The caller's call is over: stop the bridge and BYE/CANCEL staff if still connected; a PBX queue entry

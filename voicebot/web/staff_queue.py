@@ -5,7 +5,7 @@ Everything is server-rendered and works without script after a reload; ``/static
 queue (``GET /konsole/warteschlange``, every ``http.console_poll_s``), counts the waiting time up and reloads the
 call-in-progress page when its state changes. The console reads and writes the database only: accepting a caller
 is :meth:`Repository.offer` (a conditional update, so of two members of staff only one wins) followed by
-:func:`voicebot.staff.queue_notify.notify_offer`; the process holding the caller rings the staff phone.
+:func:`voicebot.staff.queue_notify.notify_queue`; the process holding the caller rings the staff phone.
 
 Who may use each route is declared in :data:`voicebot.web.console.ACCESS`.
 """
@@ -509,10 +509,10 @@ def install_staff_queue(
             raise _bad(NO_PHONE, 409)
         if not console.repository.offer(entry_id, user.id):
             return RedirectResponse("/konsole?hinweis=vergeben", status_code=303)
-        from voicebot.staff.queue_notify import notify_offer
+        from voicebot.staff.queue_notify import notify_queue
 
         try:
-            notify_offer(console.engine, entry_id)
+            notify_queue(console.engine, entry_id)
         except SQLAlchemyError as error:  # the offer stands; the holding process finds it on its next poll
             logger.warning(f"queue entry {entry_id}: notification failed ({error!r})")
         return RedirectResponse(f"/konsole/gespraech/{entry_id}", status_code=303)
