@@ -10,6 +10,7 @@ carry the client's process and platform collectors twice when several apps are b
 - ``voicebot_handoffs_total{reason}``: hand-offs asked for, by the hand-off policy's reason.
 - ``voicebot_stage_seconds{stage}``: per-turn latency of the stages the call record measures (endpointing, asr,
   retrieval, answer_first_sentence, tts_first_chunk, voice_to_voice, rest).
+- ``voicebot_asr_real_time_factor``: decoding time of each caller utterance divided by its length.
 - ``voicebot_queue_wait_seconds{outcome}``: time a caller waited in the bot's own queue until connected,
   max wait (call-back), abandoned or failed.
 - ``voicebot_errors_total{component}``: log records at ERROR or above, by the module that logged them (its first
@@ -43,6 +44,7 @@ OTHER = "other"
 _LABEL_VALUE = re.compile(r"[a-z0-9_.:\-]{1,48}")
 # Seconds; the voice-to-voice target is 2.5 s (p95), so the buckets are dense around it.
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
+RTF_BUCKETS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 QUEUE_WAIT_BUCKETS_S = (5.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0)
 # The stages a call record times per turn (voicebot/pipeline/transcript.py STAGES, plus the totals).
 STAGE_NAMES = (
@@ -145,6 +147,12 @@ class HotlineMetrics:
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
+        self.asr_real_time_factor = Histogram(
+            "voicebot_asr_real_time_factor",
+            "Decoding time of one caller utterance divided by its length",
+            buckets=RTF_BUCKETS,
+            registry=self.registry,
+        )
         self.queue_wait_seconds = Histogram(
             "voicebot_queue_wait_seconds",
             "Time a caller waited in the bot's own queue, by how the wait ended",
@@ -175,6 +183,11 @@ class HotlineMetrics:
             value = timings_ms.get(stage)
             if value is not None and value >= 0:
                 self.stage_seconds.labels(stage).observe(value / 1000.0)
+
+    def asr_decoded(self, audio_s: float, asr_ms: float) -> None:
+        """One utterance decoded by the ASR (its real-time factor; nothing for empty audio)."""
+        if audio_s > 0 and asr_ms >= 0:
+            self.asr_real_time_factor.observe(asr_ms / 1000.0 / audio_s)
 
     def queue_wait(self, outcome: str, seconds: float) -> None:
         self.queue_wait_seconds.labels(self._outcomes(outcome)).observe(max(0.0, seconds))

@@ -69,6 +69,7 @@ async def test_multi_turn_call_answers_each_question_and_keeps_the_transcript(
 ) -> None:
     settings = call_settings()
     turns_measured = _metric("voicebot_stage_seconds_count", stage="voice_to_voice")
+    utterances_decoded = _metric("voicebot_asr_real_time_factor_count")
     calls_ended = _calls_ended("simulation")
     result, composed = await run_call(
         settings,
@@ -105,6 +106,7 @@ async def test_multi_turn_call_answers_each_question_and_keeps_the_transcript(
     assert [t["text"] for t in on_disk["turns"] if t["role"] == "caller"] == [q["text"] for q in questions]
     # What /metrics shows (decision 0900): each answered turn's latency, the call's end by its reason.
     assert _metric("voicebot_stage_seconds_count", stage="voice_to_voice") == turns_measured + 2
+    assert _metric("voicebot_asr_real_time_factor_count") >= utterances_decoded + 2
     outcome = result.transcript["ended_reason"]
     assert _calls_ended("simulation") == {**calls_ended, outcome: calls_ended.get(outcome, 0.0) + 1}
 

@@ -117,6 +117,9 @@ class CallTranscript:
             asr=asr,
             asr_confidence=frame.confidence,
         )
+        for result in frame.asr:
+            if not result.failed:
+                METRICS.asr_decoded(result.audio_s, result.asr_ms)
         asr_ms = sum(result.asr_ms for result in frame.asr[-1:])
         if frame.speech_end_time and frame.turn_end_time:
             turn_wait_ms = (frame.turn_end_time - frame.speech_end_time) * 1000
