@@ -25,7 +25,7 @@ from voicebot.settings import CallSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
-DRAIN_S = 3
+DRAIN_S = 4  # long enough for the checks below to meet the first call still running
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -104,11 +104,10 @@ def test_sigterm_drains_refuses_new_calls_ends_the_running_one_politely_and_exit
         invite = _first_final(server.sip_port, "INVITE", "second-call")
         probe = _first_final(server.sip_port, "OPTIONS", "lb-probe")
         status, metrics = _get(f"{server.http_url}/metrics")
-        assert time.monotonic() - signalled < DRAIN_S  # all of this while the first call still runs
         assert (invite["status"], invite.get("Retry-After")) == ("SIP/2.0 503 Service Unavailable", "17")
         assert (probe["status"], probe.get("Retry-After")) == ("SIP/2.0 503 Service Unavailable", "17")
         assert status == 200 and "voicebot_draining 1.0" in metrics
-        assert 'voicebot_calls_active{channel="sip"} 1.0' in metrics
+        assert 'voicebot_calls_active{channel="sip"} 1.0' in metrics  # the first call still runs
 
         assert caller.wait_for_log("terminated", DRAIN_S + 30), caller.log_text()[-3000:]
         assert time.monotonic() - signalled >= DRAIN_S  # not before the drain time was over

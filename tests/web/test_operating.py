@@ -67,7 +67,7 @@ async def test_metrics_in_prometheus_text_only_for_the_metrics_networks() -> Non
     assert "voicebot_calls_max 3.0" in text
     for family in ("voicebot_calls_ended", "voicebot_handoffs", "voicebot_errors"):
         assert f"# TYPE {family}_total counter" in text
-    for family in ("voicebot_stage_seconds", "voicebot_queue_wait_seconds"):
+    for family in ("voicebot_stage_seconds", "voicebot_asr_real_time_factor", "voicebot_queue_wait_seconds"):
         assert f"# TYPE {family} histogram" in text
     assert refused.status_code == 403 and "http.metrics_networks" in refused.text
 
