@@ -21,6 +21,7 @@ from voicebot.calls import CallRegistry
 from voicebot.db.models import Availability, QueueStatus, StaffUser
 from voicebot.db.repository import Repository
 from voicebot.db.store import SqlCallRecordStore
+from voicebot.metrics import METRICS
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.settings import QueueSettings, Settings, SipSettings, StaffGroup
 from voicebot.staff.queue_notify import ALREADY_TAKEN, CALLER_GONE, NO_PHONE, NOT_IN_GROUP, accept
@@ -92,6 +93,10 @@ def _staff(
     return found
 
 
+def _waits_ended(outcome: str) -> float:
+    return METRICS.registry.get_sample_value("voicebot_queue_wait_seconds_count", {"outcome": outcome}) or 0.0
+
+
 def _wait(call: SipCall, desk: QueueDesk, *, reason: str, summary: str) -> QueueWait:
     """A wait in the queue; no SIP service: these callers are never rung (that is the interop test's part)."""
     return QueueWait(None, call, desk, GROUP, reason=reason, summary=summary)  # type: ignore[arg-type]
@@ -141,8 +146,10 @@ async def test_queued_callers_hear_their_place_and_the_wait_ends_after_the_maxim
     waits = [
         _wait(call, desk, reason="caller_asked", summary="Reisepass") for call in (first_call, second_call)
     ]
+    waits_ended = _waits_ended("max_wait")
     running = await _start_in_turn(waits, [first, second])
     await asyncio.wait_for(asyncio.gather(*running), 10)  # both wait out the maximum of 0.6 s
+    assert _waits_ended("max_wait") == waits_ended + 2  # /metrics: voicebot_queue_wait_seconds{outcome}
     for handle, number in ((first, "+4930111"), (second, "+4930222")):
         queued = [t for t in handle.told if t["phase"] == "queued"]
         assert queued and queued[0]["number"] == number
@@ -186,7 +193,9 @@ async def test_the_second_caller_moves_up_when_the_first_is_taken_and_a_hang_up_
     await asyncio.wait_for(waits[0].task, 2)  # its entry left the queue: the first wait is over
     # The second caller hangs up (the SIP layer's finish() closes the wait).
     second_call.finished = True
+    abandoned = _waits_ended("abandoned")
     await waits[1].close()
+    assert _waits_ended("abandoned") == abandoned + 1
     entry = repository.queue_entry(waits[1].entry_id)
     assert entry is not None and entry.status == QueueStatus.ABANDONED.value and entry.ended_at is not None
     assert "queue_abandoned" in _kinds(second)

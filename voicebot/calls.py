@@ -78,6 +78,8 @@ class CallRegistry:
     max_calls: int
     sip_listening: bool = False
     sip_probe: Callable[[], bool] | None = None  # the SIP listeners' real state (closed transport: False)
+    # A graceful shutdown (SIGTERM) is under way: no new call on either door; the running ones go on.
+    draining: bool = False
     _active: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -89,9 +91,14 @@ class CallRegistry:
     def active(self) -> int:
         return sum(self._active.values())
 
+    def active_by_kind(self) -> dict[str, int]:
+        """Active calls per door ("sip", "webrtc")."""
+        return dict(self._active)
+
     @property
     def full(self) -> bool:
-        return self.active >= self.max_calls
+        """No new call now: every line taken, or draining."""
+        return self.draining or self.active >= self.max_calls
 
     def try_acquire(self, kind: str) -> CallLease | None:
         if self.full:

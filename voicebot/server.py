@@ -14,12 +14,13 @@ import contextlib
 import gc
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from voicebot.calls import CallRegistry
+from voicebot.metrics import METRICS
 from voicebot.settings import Settings
 
 if TYPE_CHECKING:
@@ -125,6 +126,33 @@ def load_shared_resources(settings: Settings) -> CallResources:
     return CallResources.load(settings)
 
 
+async def _until_stopped(
+    stop: asyncio.Event, drain: asyncio.Event, draining: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Return once ``stop`` is set, or once a drain (``drain`` set) has ended its calls (or ``stop`` cut it)."""
+    stopped = asyncio.create_task(stop.wait(), name="stop")
+    drain_asked = asyncio.create_task(drain.wait(), name="drain")
+    try:
+        await asyncio.wait({stopped, drain_asked}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            return
+        logger.info("SIGTERM: draining (no new calls; the running ones may finish)")
+        drained = asyncio.create_task(draining(), name="drain-calls")
+        await asyncio.wait({stopped, drained}, return_when=asyncio.FIRST_COMPLETED)
+        if not drained.done():
+            logger.info("stopped during the drain: ending the calls now")
+            drained.cancel()
+        try:
+            await drained
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # the shutdown goes on: the calls still up get their BYE from sip.stop()
+            logger.exception("the drain failed")
+    finally:
+        for task in (stopped, drain_asked):
+            task.cancel()
+
+
 def _freeze_startup_objects() -> None:
     """Move what start-up created (models, index, modules: over 100,000 objects that live as long as the process)
     out of the garbage collector's view.
@@ -146,9 +174,14 @@ async def serve(
     sip_port: int | None = None,
     http_port: int | None = None,
     stop: asyncio.Event | None = None,
+    drain: asyncio.Event | None = None,
     ready: Callable[[], None] | None = None,
 ) -> None:
-    """Run SIP and HTTP until SIGINT/SIGTERM (or ``stop`` is set), then shut down cleanly."""
+    """Run SIP and HTTP until SIGINT (or ``stop`` is set), then shut down cleanly: calls still up get a BYE.
+
+    SIGTERM (or ``drain`` set) drains first (decision 0900): no new calls, the running ones go on for up to
+    ``sip.drain_timeout_s``, then hear ``call.drain_message`` and get a BYE; a second SIGTERM or a SIGINT meanwhile
+    stops at once."""
     from knowledge.engine import ReloadableAnswerEngine
     from knowledge.index import index_generation
     from sip_bridge.sip.transport import raise_open_file_limit
@@ -201,11 +234,16 @@ async def serve(
     runner = pipeline_call_runner(settings, resources, channel="sip")
 
     stop = stop or asyncio.Event()
+    drain = drain or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+
+    def on_sigterm() -> None:  # the first one drains, a second one stops at once
+        (stop if drain.is_set() else drain).set()
+
+    for signum, handler in ((signal.SIGINT, stop.set), (signal.SIGTERM, on_sigterm)):
         # Not possible outside the main thread (tests) or without signal support: then only ``stop`` ends it.
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, handler)
 
     sip = SipCallService(settings, registry, runner, pbx_handoffs=_pbx_handoffs(settings, resources))
     queue_engine = engine_from_settings(settings)
@@ -251,10 +289,21 @@ async def serve(
         f"HTTP http://{settings.http.host}:{settings.http.port}/call"
     )
     reload_task = asyncio.create_task(reloader.run(), name="knowledge-reload")
+    METRICS.watch(
+        active=registry.active_by_kind,
+        max=lambda: registry.max_calls,
+        draining=lambda: int(registry.draining),
+        queue_waiting=lambda: sum(
+            1 for c in sip.calls.values() if c.queue is not None and c.queue.queued_at is not None
+        ),
+    )
+    METRICS.count_errors()
     if ready:
         ready()
     try:
-        await stop.wait()
+        await _until_stopped(
+            stop, drain, lambda: sip.drain(settings.sip.drain_timeout_s, settings.call.drain_message)
+        )
     finally:
         logger.info("voicebot shutting down")
         reload_task.cancel()

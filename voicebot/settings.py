@@ -260,6 +260,10 @@ class CallSettings(_Section):
     max_call_message: str = (
         "Die maximale Gesprächsdauer ist erreicht. Bitte rufen Sie bei Bedarf erneut an. Auf Wiederhören!"
     )
+    # Operating (issue 13): said to a call still running when a graceful shutdown's sip.drain_timeout_s is over.
+    drain_message: str = (
+        "Der Dienst wird gleich neu gestartet. Bitte rufen Sie in einer Minute wieder an. Auf Wiederhören."
+    )
 
 
 # --- office hours and call-backs (issue 10; voicebot/staff/calendar.py, voicebot/pipeline/callback.py) ---------
@@ -491,6 +495,9 @@ class SipSettings(_Section):
     # Networks RTP may come from (and go to); None: allowed_networks plus trusted_networks. Set it when the PBX lets
     # phones or media gateways in other networks send media directly (direct media); empty allows every source.
     rtp_allowed_networks: list[str] | None = None
+    # Operating (issue 13, decision 0900): on SIGTERM new calls get 503 + Retry-After (OPTIONS too, /readyz 503);
+    # calls in progress go on this long, then hear call.drain_message and get a BYE; then the process exits 0.
+    drain_timeout_s: float = Field(default=120.0, ge=0)
 
 
 class HttpSettings(_Section):
@@ -513,6 +520,9 @@ class HttpSettings(_Section):
     # Offers waiting for their browser to connect, in all (then 503 + Retry-After) and per address (then 429).
     max_pending_offers: int = 4
     max_pending_offers_per_source: int = 2
+    # Operating (issue 13, decision 0900): the networks (CIDR) /metrics answers to (others get 403); the
+    # Prometheus server's address goes here. Loopback only by default.
+    metrics_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; empty: the TCP peer counts.
     trusted_proxies: list[str] = Field(default_factory=list)
     # Staff console sign-in: the key that signs session cookies (None: paths.session_secret_file, made on first
@@ -544,6 +554,20 @@ class HttpSettings(_Section):
                 f"http.console_timezone: unknown time zone {self.console_timezone!r} (e.g. Europe/Berlin)"
             ) from None
         return self
+
+    @field_validator("metrics_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{network!r} is no network (write e.g. 10.0.0.5/32 or 10.0.0.0/24)"
+                ) from None
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -43,7 +43,8 @@ bye_remote | local | cancel | rejected | timeout | ack_timeout | failed)``, ``Re
 
 Policy on inbound requests: source allow-list (``config.admitted_networks``: allowed plus trusted networks; 403,
 without Server header), per-source INVITE rate (503 + Retry-After; sources in ``trusted_networks`` are exempt),
-``max_calls`` (503 + Retry-After), digest challenge of INVITEs when ``inbound_*`` are set (401; 503 + Retry-After
+``max_calls`` and ``draining`` (503 + Retry-After; out-of-dialog OPTIONS get 503 + Retry-After then too, so a load
+balancer's probe sees it), digest challenge of INVITEs when ``inbound_*`` are set (401; 503 + Retry-After
 after repeated wrong answers, see ``auth.DigestChallenger``), oversized/malformed messages (400/505 where a response
 can be built, else dropped; numbers are ASCII digits of bounded length, Call-IDs RFC 3261 words of at most 256
 characters, headers UTF-8 without NUL), RFC 4475 application-layer answers (416, 420, 415, 406, 405/501), all logged
@@ -107,6 +108,15 @@ logger = logging.getLogger(__name__)
 
 class UserAgent(ClientSide):
     """See the module docstring for the API; nothing here does I/O or reads the wall clock except ``clock``."""
+
+    # Set by the application when it shuts down gracefully: new INVITEs get 503 + Retry-After and out-of-dialog
+    # OPTIONS 503 (a load balancer stops sending calls here); calls in progress go on as before.
+    draining: bool = False
+
+    @property
+    def takes_calls(self) -> bool:
+        """Whether a new INVITE would be taken now (not draining, below ``max_calls``): the OPTIONS answer."""
+        return not self.draining and len(self.active_calls()) < self.config.max_calls
 
     def receive(self, data: bytes, source: Address, transport: str = "udp") -> None:
         """One UDP datagram, or the next chunk of a TCP stream from ``source``. Never raises on bad input."""
@@ -324,6 +334,10 @@ class UserAgent(ClientSide):
         if answer is not None:
             return answer
         if request.method == "OPTIONS" and request.to.tag is None:
+            if (
+                not self.takes_calls
+            ):  # a load balancer's probe: send new calls elsewhere (Kamailio dispatcher)
+                return 503, None, {**self._options_headers(), "Retry-After": str(self.config.retry_after_s)}
             return 200, "OK", self._options_headers()
         if request.method in ("BYE", "INFO", "NOTIFY") and self._find_dialog_call(request) is None:
             return 481, "Subscription Does Not Exist" if request.method == "NOTIFY" else None, {}
@@ -384,6 +398,10 @@ class UserAgent(ClientSide):
         trusted = host in self._trusted  # a trunk sends every call from one address: no per-source rate
         if not trusted and not self._invite_rate.allow(host, now):
             self.log.warning(host, "rate-limit", "INVITE rate exceeded", now)
+            self._reply(tx, 503, None, now, extra={"Retry-After": str(self.config.retry_after_s)})
+            return
+        if self.draining:
+            self.log.warning(host, "draining", "new call while draining", now)
             self._reply(tx, 503, None, now, extra={"Retry-After": str(self.config.retry_after_s)})
             return
         if len(self.active_calls()) >= self.config.max_calls:

@@ -18,12 +18,27 @@ from heard import heard_as
 
 from knowledge.types import Action, AnswerRequest, AsrSignals, Turn
 from voicebot.benchmarks.caller_audio import ComposedCall, compose_call, silence
+from voicebot.metrics import METRICS
 from voicebot.pipeline.resources import CallResources
 from voicebot.settings import Settings
 from voicebot.simulate import SimulationResult, read_wav, simulate_call, speech_segments, write_wav
 
 pytestmark = pytest.mark.slow
 SPEED = 3.0
+
+
+def _metric(name: str, **labels: str) -> float:
+    return METRICS.registry.get_sample_value(name, labels) or 0.0
+
+
+def _calls_ended(channel: str) -> dict[str, float]:
+    """voicebot_calls_ended_total of ``channel``, by outcome."""
+    (family,) = [m for m in METRICS.registry.collect() if m.name == "voicebot_calls_ended"]
+    return {
+        s.labels["outcome"]: s.value
+        for s in family.samples
+        if s.name.endswith("_total") and s.labels["channel"] == channel
+    }
 
 
 def turns(result: SimulationResult, role: str, kind: str | None = None) -> list[dict[str, Any]]:
@@ -53,6 +68,9 @@ async def test_multi_turn_call_answers_each_question_and_keeps_the_transcript(
     call_resources: CallResources, call_settings: Callable[..., Settings]
 ) -> None:
     settings = call_settings()
+    turns_measured = _metric("voicebot_stage_seconds_count", stage="voice_to_voice")
+    utterances_decoded = _metric("voicebot_asr_real_time_factor_count")
+    calls_ended = _calls_ended("simulation")
     result, composed = await run_call(
         settings,
         call_resources,
@@ -86,6 +104,11 @@ async def test_multi_turn_call_answers_each_question_and_keeps_the_transcript(
         assert any(start >= end for start, _ in bot)
     on_disk = json.loads((settings.paths.calls_dir / f"{result.call_id}.json").read_text())
     assert [t["text"] for t in on_disk["turns"] if t["role"] == "caller"] == [q["text"] for q in questions]
+    # What /metrics shows (decision 0900): each answered turn's latency, the call's end by its reason.
+    assert _metric("voicebot_stage_seconds_count", stage="voice_to_voice") == turns_measured + 2
+    assert _metric("voicebot_asr_real_time_factor_count") >= utterances_decoded + 2
+    outcome = result.transcript["ended_reason"]
+    assert _calls_ended("simulation") == {**calls_ended, outcome: calls_ended.get(outcome, 0.0) + 1}
 
 
 async def test_barge_in_stops_the_bot_and_marks_its_turn_interrupted(

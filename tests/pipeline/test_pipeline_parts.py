@@ -18,6 +18,7 @@ from knowledge.types import Action, Answer
 from voicebot.benchmarks.asr import asterisk_prompts, mulaw_roundtrip, normalise_words, word_edits
 from voicebot.benchmarks.caller_audio import compose_call
 from voicebot.cli import app
+from voicebot.metrics import METRICS
 from voicebot.models import ModelMissingError, require_model
 from voicebot.pipeline.audio import DcBlocker, LowLatencyResampler
 from voicebot.pipeline.call_script import HandoffDesk, HandoffGate, HandoffKeyListener, matches_phrase
@@ -148,7 +149,12 @@ async def test_handoff_key_says_the_handoff_sentence_then_requests_a_handoff_onc
     settings.call.handoff_message = "Ich verbinde Sie."
     listener = HandoffKeyListener(desk=HandoffDesk(settings, transcript, handoff_keys="0"))
     keys = [InputDTMFFrame(button=KeypadEntry(digit)) for digit in ("1", "0", "0")]
+    counted = METRICS.registry.get_sample_value("voicebot_handoffs_total", {"reason": "handoff_key"}) or 0.0
     down, _up = await run_test(listener, frames_to_send=keys)
+    # /metrics counts the hand-off once, by its reason
+    assert (
+        METRICS.registry.get_sample_value("voicebot_handoffs_total", {"reason": "handoff_key"}) == counted + 1
+    )
     assert [str(f.button.value) for f in down if isinstance(f, InputDTMFFrame)] == ["1", "0", "0"]
     spoken = [f.text for f in down if isinstance(f, TTSSpeakFrame)]
     requests = [f for f in down if isinstance(f, HandoffRequestFrame)]

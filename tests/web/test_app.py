@@ -39,6 +39,7 @@ async def test_health_reports_calls_and_sip_state() -> None:
         "active_calls": 1,
         "max_calls": 3,
         "sip_listening": True,
+        "draining": False,
         "knowledge_generation": None,
         "records_unsaved": 0,
     }

@@ -44,6 +44,7 @@ from knowledge import confirm
 from knowledge.textfold import utterance_words
 from knowledge.types import Action
 from voicebot.handoff_policy import DepartmentLookup, HandoffDecision, HandoffPolicy, departments_of
+from voicebot.metrics import METRICS
 from voicebot.pipeline.frames import (
     BotAnswerFrame,
     CallEndingFrame,
@@ -255,6 +256,7 @@ class HandoffDesk:
         if decision.detail:
             data["detail"] = decision.detail
         self._transcript.add_event("handoff_requested", **data)
+        METRICS.handoff(decision.reason)
         if self.callbacks is not None and await self.callbacks.office_closed(
             processor, route.group, question
         ):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.types import Answer, Turn
+from voicebot.metrics import METRICS
 from voicebot.pipeline.frames import CallerQuestionFrame
 from voicebot.records import CallRecordStore, JsonFileStore, new_call_id, printable, writer_process
 
@@ -116,6 +117,9 @@ class CallTranscript:
             asr=asr,
             asr_confidence=frame.confidence,
         )
+        for result in frame.asr:
+            if not result.failed:
+                METRICS.asr_decoded(result.audio_s, result.asr_ms)
         asr_ms = sum(result.asr_ms for result in frame.asr[-1:])
         if frame.speech_end_time and frame.turn_end_time:
             turn_wait_ms = (frame.turn_end_time - frame.speech_end_time) * 1000
@@ -183,6 +187,7 @@ class CallTranscript:
                 known = sum(stages.get(k, 0.0) for k in STAGES)
                 turn.timings_ms["voice_to_voice"] = round(total, 1)
                 turn.timings_ms["rest"] = round(total - known, 1)
+                METRICS.turn_timings({**stages, **turn.timings_ms})
         self._save()
 
     def bot_turn_played(self, turn_id: int) -> None:
@@ -217,6 +222,7 @@ class CallTranscript:
             if self.ended_reason is None:
                 self.ended_reason = reason
                 self.ended_at = time.time()
+                METRICS.call_ended(self.channel, reason)
         self._save()
 
     # --- reading -------------------------------------------------------------------------------------------

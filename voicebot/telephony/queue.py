@@ -39,6 +39,7 @@ from loguru import logger
 
 from voicebot.db.models import QueueEntry, QueueStatus
 from voicebot.db.repository import Repository
+from voicebot.metrics import METRICS
 from voicebot.settings import QueueSettings, Settings, StaffGroup
 from voicebot.staff.queue_notify import CHANNEL, available_for
 from voicebot.telephony.transfer import Transfer, TransferState, caller_number
@@ -51,6 +52,13 @@ NOBODY_AVAILABLE = "nobody available"
 MAX_WAIT = "max wait"
 QUEUE_FAILED = "queue failed"
 LISTEN_RETRY_S = 5.0
+# The call-record events that end a caller's wait, and the outcome /metrics counts the waiting time under.
+WAIT_ENDINGS = {
+    "queue_connected": "connected",
+    "queue_max_wait": "max_wait",
+    "queue_abandoned": "abandoned",
+    "queue_failed": "failed",
+}
 
 
 def process_id(settings: Settings, sip_port: int) -> str:
@@ -172,6 +180,7 @@ class QueueWait:
         self._waker = asyncio.Event()
         self._enqueuing: asyncio.Future[QueueEntry] | None = None
         self._announced_at: float | None = None
+        self.queued_at: float | None = None  # monotonic time the entry was stored; None once the wait ended
 
     @property
     def repository(self) -> Repository:
@@ -179,6 +188,9 @@ class QueueWait:
 
     def _note(self, kind: str, **data: Any) -> None:
         logger.info(f"{self.call.call_id}: {kind} {data}")
+        if kind in WAIT_ENDINGS and self.queued_at is not None:
+            METRICS.queue_wait(WAIT_ENDINGS[kind], time.monotonic() - self.queued_at)
+            self.queued_at = None
         if self.call.handle is not None:
             with contextlib.suppress(Exception):
                 self.call.handle.transcript.add_event(kind, **data)
@@ -228,6 +240,7 @@ class QueueWait:
         )
         entry = await asyncio.shield(self._enqueuing)
         self.entry_id = entry.id
+        self.queued_at = time.monotonic()
         self.desk.register(self._waker)
         try:
             position = await self._position()

@@ -52,6 +52,11 @@ from voicebot.telephony.transfer import Transfer, caller_number
 if TYPE_CHECKING:
     from voicebot.telephony.queue import QueueDesk, QueueWait
 
+DRAIN_POLL_S = 0.1
+DRAIN_MESSAGE_MAX_S = (
+    20.0  # the restart notice is ~6 s of speech; a stuck pipeline must not hold the shutdown
+)
+
 
 @dataclass
 class SipCall:
@@ -153,6 +158,49 @@ class SipCallService:
         if self._endpoint is not None:
             await self._endpoint.close()
             self._endpoint = None
+
+    async def drain(self, timeout_s: float, message: str) -> None:
+        """Graceful shutdown (decision 0900): new calls get 503 + Retry-After (OPTIONS too); the calls in progress,
+        phone or browser, go on for up to ``timeout_s``; then every phone call still up hears ``message`` and gets
+        a BYE. Browser calls still up are ended when the HTTP side shuts down."""
+        self.registry.draining = True
+        if self._endpoint is not None:
+            self._endpoint.ua.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        logger.info(f"draining: {self.registry.active} call(s) may go on for up to {timeout_s:.0f} s")
+        while self.registry.active > 0 and loop.time() < deadline:
+            await asyncio.sleep(min(DRAIN_POLL_S, max(0.0, deadline - loop.time())))
+        running = [call for call in self.calls.values() if not call.finished]
+        if running:
+            logger.info(f"drain time over: ending {len(running)} call(s) with the restart notice")
+            await asyncio.gather(*(self._end_for_restart(call, message) for call in running))
+
+    async def _end_for_restart(self, call: SipCall, message: str) -> None:
+        """Tell the caller the service restarts (unless staff has the call over a bridge), then BYE."""
+        handle = call.handle
+        bridged = call.transfer is not None and call.transfer.keeps_call
+        talking = call.pipeline_task is not None and not call.pipeline_task.done()
+        if handle is not None and call.sip_up and talking and not bridged and message:
+            try:
+                spoken = len(handle.transcript.turns)
+                await handle.say("drain", message)
+                await self._until_played(call, spoken, DRAIN_MESSAGE_MAX_S)
+            except Exception:
+                logger.exception(f"{call.call_id}: the restart notice could not be said")
+        await self.hangup(call, "drain")
+
+    @staticmethod
+    async def _until_played(call: SipCall, after: int, timeout_s: float) -> None:
+        """Wait (bounded) until a ``drain`` turn added after turn ``after`` was played, or the call ended."""
+        assert call.handle is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not call.finished and loop.time() < deadline:
+            turns = call.handle.transcript.turns[after:]
+            if any(turn.kind == "drain" and (turn.played or turn.interrupted) for turn in turns):
+                return
+            await asyncio.sleep(DRAIN_POLL_S)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)

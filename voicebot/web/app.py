@@ -1,4 +1,5 @@
-"""The HTTP side of the hotline: health check, the browser click-to-call page and the staff console
+"""The HTTP side of the hotline: health check (``/healthz``; ``/readyz`` and ``/metrics`` in
+:mod:`voicebot.web.operating`), the browser click-to-call page and the staff console
 (:mod:`voicebot.web.console`: sign-in, availability; every route has an access rule there).
 
 A browser call is a WebRTC peer connection (aiortc, through pipecat's SmallWebRTC transport) that drives the SAME
@@ -34,6 +35,7 @@ from voicebot.web.browser_calls import BrowserCallDesk, OfferRefused
 from voicebot.web.console import install_console, unchecked_routes
 from voicebot.web.limits import RequestBodyLimits
 from voicebot.web.offer_sdp import OfferSdpError, check_offer_sdp
+from voicebot.web.operating import install_operating_routes
 
 if TYPE_CHECKING:
     from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
@@ -143,6 +145,7 @@ def create_app(
             "active_calls": calls.active,
             "max_calls": calls.max_calls,
             "sip_listening": calls.sip_serving,
+            "draining": calls.draining,
             # The knowledge index generation calls are answered from (changes after `voicebot kb ingest`).
             "knowledge_generation": getattr(resources.answer_engine, "generation", None)
             if resources
@@ -205,6 +208,7 @@ def create_app(
             raise HTTPException(status_code=400, detail="Ungültiger ICE-Kandidat.") from None
         return {"status": "ok"}
 
+    install_operating_routes(app, settings, resources, calls)
     install_console(app, settings)
     unchecked = unchecked_routes(app)
     if unchecked:  # every route needs a decision on who may use it (voicebot/web/console.py ACCESS)

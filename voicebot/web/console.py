@@ -47,7 +47,9 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "/call": PUBLIC,  # the citizen's page
     "/api/offer": PUBLIC,  # its WebRTC offer (and trickled ICE candidates)
     "/static": PUBLIC,  # the pages' own CSS and scripts
-    "/healthz": PUBLIC,
+    "/healthz": PUBLIC,  # alive (load balancers, ServeProcess)
+    "/readyz": PUBLIC,  # ready for calls (voicebot/web/operating.py)
+    "/metrics": PUBLIC,  # no sign-in: limited to http.metrics_networks in the route (decision 0900)
     # API description, only where a developer switched it on (http.api_docs)
     "/openapi.json": PUBLIC,
     "/docs": PUBLIC,
