@@ -165,6 +165,20 @@ async def test_queued_callers_hear_their_place_and_the_wait_ends_after_the_maxim
     assert entries[0].summary == {"text": "Reisepass"}
 
 
+async def test_the_estimated_wait_shares_the_callers_among_the_staff_available(
+    store: SqlCallRecordStore,
+) -> None:
+    """Two members available: the first two callers are next (one handling time), the third waits two."""
+    desk, registry = _desk(store, max_wait_s=0.6, handling_time_s=120), CallRegistry(max_calls=4)
+    for name in ("anna", "ben"):
+        _staff(desk.repository, name, phone=f"sip:{name}@127.0.0.1:5098", groups=["buergerbuero"])
+    calls = [_call(store, registry, f"+493011{i}") for i in range(3)]
+    waits = [_wait(call, desk, reason="caller_asked", summary="Pass") for call, _ in calls]
+    running = await _start_in_turn(waits, [handle for _, handle in calls])
+    await asyncio.wait_for(asyncio.gather(*running), 10)
+    assert [(h.told[0]["position"], h.told[0]["wait_s"]) for _, h in calls] == [(1, 120), (2, 120), (3, 240)]
+
+
 async def test_the_second_caller_moves_up_when_the_first_is_taken_and_a_hang_up_abandons(
     store: SqlCallRecordStore,
 ) -> None:

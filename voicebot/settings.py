@@ -418,7 +418,8 @@ class QueueSettings(_Section):
     hold_audio_file: Path | None = None
     # After this long in the queue the wait ends: the caller is told nobody is free and offered a call-back.
     max_wait_s: float = Field(default=300.0, gt=0)
-    # Assumed minutes of staff time per caller ahead, in seconds: position × this is the estimated wait.
+    # Assumed staff time per caller, in seconds: the estimated wait is position ÷ members available (rounded up)
+    # × this.
     handling_time_s: float = Field(default=180.0, gt=0)
     # How often a process holding callers looks for accepted ones (PostgreSQL also wakes it with NOTIFY at once).
     poll_interval_s: float = Field(default=2.0, gt=0)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import time
@@ -276,10 +277,16 @@ class QueueWait:
                 continue  # offered at the last moment: ring
             if now >= next_announcement:
                 position = await self._position() or position
-                await self._tell("queued", position=position, wait_s=position * settings.handling_time_s)
+                await self._tell("queued", position=position, wait_s=await self._estimated_wait(position))
                 next_announcement = now + settings.announce_interval_s
             pause = min(settings.poll_interval_s, next_announcement - now, deadline - now)
             await self.desk.sleep(self._waker, pause)
+
+    async def _estimated_wait(self, position: int) -> float:
+        """Callers ahead and this one, shared among the members of staff available now, each taking
+        ``handling_time_s``: position 3 with two members available waits about two handling times."""
+        staff = len(await asyncio.to_thread(available_for, self.repository, self.group.name))
+        return math.ceil(position / max(1, staff)) * self.desk.settings.handling_time_s
 
     async def _ring(self, entry_id: int, staff_user_id: int | None) -> bool:
         """Ring the member of staff who accepted; True when the call went to them (or ended meanwhile)."""
