@@ -500,7 +500,7 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
        <input id="{key}-telefon" name="telefon" type="text" autocomplete="off" autocapitalize="none"
               spellcheck="false" maxlength="{MAX_PHONE_URI_CHARS}" value="{html.escape(phone)}"
               aria-describedby="{described}"{invalid}>
-       <span id="{key}-telefon-hilfe" class="hilfe">sip:, sips: oder tel:; leer: kein Telefon.</span></p>
+       <span id="{key}-telefon-hilfe" class="hilfe">Beginnt mit sip:, sips: oder tel:. Leer: kein Telefon.</span></p>
     {choice}
     <p><button type="submit" aria-describedby="{key}-titel">Speichern</button></p>
   </form>
