@@ -54,7 +54,9 @@ def test_add_and_list_accounts_with_argon2id_hashes(
         input=f"{PASSWORD}\n",
     )
     assert added.exit_code == 0, added.output
-    assert "anna" in added.output and "supervisor" in added.output
+    assert (
+        "Benutzer anna angelegt: Rolle supervisor, Telefon kein Telefon, Gruppen alle Gruppen" in added.output
+    )
     # Without --password-stdin: a hidden prompt, asked twice.
     prompted = runner.invoke(app, ["users", "add", "bernd"], input=f"{PASSWORD}x\n{PASSWORD}x\n")
     assert prompted.exit_code == 0, prompted.output
@@ -152,6 +154,7 @@ def test_phone_groups_role_and_lock_are_set_and_listed(
         input=f"{PASSWORD}\n",
     )  # fmt: skip
     assert added.exit_code == 0, added.output
+    assert "Telefon sip:anna@192.0.2.10:5062, Gruppen buergerbuero,Standesamt" in added.output
     refused = runner.invoke(
         app, ["users", "add", "bernd", "--groups", "steueramt", "--password-stdin"], input=f"{PASSWORD}\n"
     )

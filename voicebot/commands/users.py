@@ -92,7 +92,7 @@ def add(
         raise fail(str(error)) from None
     repository = _repository()
     try:
-        repository.add_staff_user(
+        user = repository.add_staff_user(
             name,
             password_hash,
             chosen_role,
@@ -104,7 +104,7 @@ def add(
         raise fail(f"Benutzer {name!r} gibt es schon") from None
     except SQLAlchemyError as error:
         raise fail(f"database: {str(error).splitlines()[0]}") from None
-    typer.echo(f"Benutzer {name} angelegt (Rolle {chosen_role.value})")
+    typer.echo(f"Benutzer {name} angelegt: {_describe(user)}")
 
 
 @users_app.command("set")
