@@ -17,7 +17,7 @@ from voicebot.db.engine import make_engine
 from voicebot.db.repository import Repository
 from voicebot.settings import Settings
 from voicebot.web.app import create_app
-from web.chromium import CHROMIUM
+from web.chromium import CHROMIUM, SCREENSHOT
 from web.test_console import PASSWORD, add_users, make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -163,7 +163,7 @@ async def test_figures_and_team_pages_pass_axe(console_url: tuple[str, Settings]
         engine.dispose()
 
     async def signed_in(browser: Any, name: str) -> Any:
-        page = await browser.new_page()
+        page = await browser.new_page(locale="de-DE")
         await page.goto(f"{base}/anmelden")
         await page.get_by_label("Benutzername").fill(name)
         await page.get_by_label("Passwort").fill(PASSWORD)
@@ -182,6 +182,8 @@ async def test_figures_and_team_pages_pass_axe(console_url: tuple[str, Settings]
             await page.wait_for_selector("#kennzahlen-gruppen")
             marks = await page.locator("td .ziel").all_text_contents()
             figures_violations = await _axe_violations(page)
+            await page.set_viewport_size({"width": 1500, "height": 900})
+            await page.screenshot(path=str(SCREENSHOT.with_name("console-kennzahlen.png")), full_page=True)
             await page.goto(f"{base}/konsole/kennzahlen?von=2026-12-05&bis=2026-12-01")
             alert = await page.get_by_role("alert").text_content()
             period_violations = await _axe_violations(page)
