@@ -24,7 +24,7 @@ from voicebot.db.repository import Repository
 from voicebot.settings import HttpSettings, PathSettings, Settings
 from voicebot.staff.accounts import hash_password
 from voicebot.web.app import create_app
-from voicebot.web.console import ACCESS, PUBLIC, unchecked_routes
+from voicebot.web.console import ACCESS, ADMINS, PUBLIC, unchecked_routes
 from voicebot.web.staff_auth import SessionSecretError, SignInThrottle, load_secret
 
 PASSWORD = "Rathaus-Musterstadt-2026"
@@ -55,6 +55,7 @@ def add_users(settings: Settings) -> None:
         repository = Repository(engine)
         repository.add_staff_user("anna", hash_password(PASSWORD), Role.STAFF, display_name="Anna Beispiel")
         repository.add_staff_user("lea", hash_password(PASSWORD), Role.SUPERVISOR, display_name="Lea Leitung")
+        repository.add_staff_user("otto", hash_password(PASSWORD), Role.ADMIN, display_name="Otto Admin")
     finally:
         engine.dispose()
 
@@ -105,7 +106,13 @@ async def test_every_route_refuses_anonymous_and_wrong_role_requests(settings: S
     app = create_app(settings, None)
     assert unchecked_routes(app) == []
     requests = route_requests(list(app.routes))
-    assert {key for key, _method, _path in requests} >= set(PUBLIC_PROBES) | {"/konsole", "/konsole/team"}
+    assert {key for key, _method, _path in requests} >= set(PUBLIC_PROBES) | {
+        "/konsole",
+        "/konsole/team",
+        "/konsole/telefon",
+        "/konsole/kennzahlen",
+        "/konsole/kennzahlen.csv",
+    }
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://voicebot") as anonymous:
         for key, method, path in requests:
@@ -131,6 +138,19 @@ async def test_every_route_refuses_anonymous_and_wrong_role_requests(settings: S
         assert (await sign_in(supervisor, "lea")).status_code == 303
         team = await supervisor.get("/konsole/team")
         assert team.status_code == 200 and "Anna Beispiel" in team.text
+        admin_only = [(key, method, path) for key, method, path in requests if ACCESS[key] == ADMINS]
+        assert {key for key, _method, _path in admin_only} >= {"/konsole/team/mitglied"}
+        for _key, method, path in admin_only:
+            response = await supervisor.request(method, path)
+            assert response.status_code == 403, (
+                f"{method} {path} answered {response.status_code} to a supervisor"
+            )
+    async with httpx.AsyncClient(transport=transport, base_url="http://voicebot") as admin:
+        assert (await sign_in(admin, "otto")).status_code == 303
+        for key, method, path in requests:
+            if ACCESS[key] != PUBLIC and method == "GET" and "{" not in path:
+                response = await admin.request(method, path)
+                assert response.status_code != 403, f"{method} {path} refused an administrator"
 
 
 async def test_sign_in_sets_a_strict_http_only_session_cookie(client: httpx.AsyncClient) -> None:

@@ -17,7 +17,7 @@ from voicebot.db.engine import make_engine
 from voicebot.db.repository import Repository
 from voicebot.settings import Settings
 from voicebot.web.app import create_app
-from web.chromium import CHROMIUM
+from web.chromium import CHROMIUM, SCREENSHOT
 from web.test_console import PASSWORD, add_users, make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -131,3 +131,76 @@ async def test_keyboard_only_sign_in_availability_and_sign_out(console_url: tupl
         engine.dispose()
     assert sign_in_violations == [] and error_violations == [], (sign_in_violations, error_violations)
     assert console_violations == [] and saved_violations == [], (console_violations, saved_violations)
+
+
+async def test_figures_and_team_pages_pass_axe(console_url: tuple[str, Settings]) -> None:
+    """The service figures (both target marks, and the period error) and the administrator's team forms (with a
+    validation error shown) in the browser: no WCAG 2.1 A/AA violation."""
+    from playwright.async_api import async_playwright
+    from test_figures import NINE, Clock, _call
+
+    from voicebot.db.store import SqlCallRecordStore
+    from voicebot.settings import StaffGroup
+
+    base, settings = console_url
+    settings.handoff.groups.append(StaffGroup(name="Bürgerbüro", staff_uri="sip:bb@127.0.0.1"))
+    engine = make_engine(f"sqlite:///{settings.paths.database_file}")
+    clock = Clock(NINE)
+    repository = Repository(engine, clock=clock)
+    lea = repository.staff_user("lea")
+    assert lea is not None
+    store = SqlCallRecordStore(engine, fallback_dir=settings.paths.database_file.parent / "fallback")
+    try:
+        for offset, group, answer_after in [(0, "Bürgerbüro", 10.0), (100, "Standesamt", 40.0)]:
+            call_id = _call(store, NINE + offset - 20)
+            assert store.flush()
+            clock.now = NINE + offset
+            entry = repository.enqueue(call_id, group, "caller_asked")
+            clock.now = NINE + offset + answer_after
+            assert repository.answer(entry.id, lea.id)
+    finally:
+        store.close()
+        engine.dispose()
+
+    async def signed_in(browser: Any, name: str) -> Any:
+        page = await browser.new_page(locale="de-DE")
+        await page.goto(f"{base}/anmelden")
+        await page.get_by_label("Benutzername").fill(name)
+        await page.get_by_label("Passwort").fill(PASSWORD)
+        await page.get_by_role("button", name="Anmelden").click()
+        await page.wait_for_url(f"{base}/konsole")
+        return page
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await signed_in(browser, "lea")
+            await page.get_by_role("link", name="Servicekennzahlen").click()
+            await page.get_by_label("Von").fill("2026-11-30")
+            await page.get_by_label("Bis").fill("2026-12-01")
+            await page.get_by_role("button", name="Anzeigen").click()
+            await page.wait_for_selector("#kennzahlen-gruppen")
+            marks = await page.locator("td .ziel").all_text_contents()
+            figures_violations = await _axe_violations(page)
+            await page.set_viewport_size({"width": 1500, "height": 900})
+            await page.screenshot(path=str(SCREENSHOT.with_name("console-kennzahlen.png")), full_page=True)
+            await page.goto(f"{base}/konsole/kennzahlen?von=2026-12-05&bis=2026-12-01")
+            alert = await page.get_by_role("alert").text_content()
+            period_violations = await _axe_violations(page)
+
+            admin = await signed_in(browser, "otto")
+            await admin.goto(f"{base}/konsole/team")
+            telefon = admin.locator("section#mitglied-1").get_by_label("Telefonadresse (SIP-URI)")
+            await telefon.fill("http://anna")
+            await admin.locator("section#mitglied-1").get_by_role("button", name="Speichern").click()
+            await admin.wait_for_selector("section#mitglied-1 [role=alert]")
+            team_alert = await admin.locator("section#mitglied-1 [role=alert]").text_content()
+            team_violations = await _axe_violations(admin)
+        finally:
+            await browser.close()
+
+    assert marks == ["✓ Ziel erreicht", "✗ Ziel verfehlt"]
+    assert alert is not None and "„Von“ liegt nach „Bis“" in alert
+    assert team_alert is not None and "beginnt mit sip:" in team_alert
+    assert figures_violations == [] and period_violations == [], (figures_violations, period_violations)
+    assert team_violations == [], team_violations

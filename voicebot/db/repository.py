@@ -38,7 +38,14 @@ class Repository:
     # --- staff -------------------------------------------------------------------------------------------
 
     def add_staff_user(
-        self, username: str, password_hash: str, role: Role = Role.STAFF, display_name: str = ""
+        self,
+        username: str,
+        password_hash: str,
+        role: Role = Role.STAFF,
+        display_name: str = "",
+        *,
+        phone_uri: str = "",
+        groups: list[str] | None = None,
     ) -> StaffUser:
         """A new account (IntegrityError if the name is taken). The hash comes from the caller: this layer
         never sees a password."""
@@ -50,6 +57,8 @@ class Repository:
             availability=Availability.AWAY.value,
             disabled=False,
             created_at=self._clock(),
+            phone_uri=phone_uri,
+            groups=groups,
         )
         with self._sessions.begin() as session:
             session.add(user)
@@ -77,6 +86,17 @@ class Repository:
         return self._update(
             update(StaffUser).where(StaffUser.id == user_id).values(phone_uri=phone_uri, groups=groups)
         )
+
+    def update_staff_user(self, user_id: int, changes: dict[str, Any]) -> bool:
+        """Several of ``phone_uri``, ``groups`` (None = every group), ``role`` and ``disabled`` in one update
+        (``voicebot users set``, the console's team page); False when there is no such account."""
+        allowed = {"phone_uri", "groups", "role", "disabled"}
+        if not changes or not set(changes) <= allowed:
+            raise ValueError(f"update_staff_user: only {sorted(allowed)}, got {sorted(changes)}")
+        values = dict(changes)
+        if "role" in values:
+            values["role"] = Role(values["role"]).value
+        return self._update(update(StaffUser).where(StaffUser.id == user_id).values(**values))
 
     def set_availability(self, user_id: int, availability: Availability) -> bool:
         return self._update(

@@ -42,6 +42,7 @@ from voicebot.db.models import QueueEntry, QueueStatus
 from voicebot.db.repository import Repository
 from voicebot.metrics import METRICS
 from voicebot.settings import QueueSettings, Settings, StaffGroup
+from voicebot.staff.phones import dial_uri
 from voicebot.staff.queue_notify import CHANNEL, available_for
 from voicebot.telephony.transfer import Transfer, TransferState, caller_number
 
@@ -299,6 +300,12 @@ class QueueWait:
             self._note("queue_back_to_waiting", entry=entry_id, reason="no phone")
             await asyncio.to_thread(self.repository.back_to_waiting, entry_id)
             return False
+        try:  # a tel: number goes to the PBX the bot registers at (decision 0860)
+            target = dial_uri(staff.phone_uri, self.service.settings.sip.registrar)
+        except ValueError:
+            self._note("queue_back_to_waiting", entry=entry_id, reason="phone not dialable")
+            await asyncio.to_thread(self.repository.back_to_waiting, entry_id)
+            return False
         self._note(
             "queue_offered", entry=entry_id, offered_to=staff.id, staff=staff.username, target=staff.phone_uri
         )
@@ -311,7 +318,7 @@ class QueueWait:
             self.service,
             self.call,
             reason=self.reason,
-            staff_uri=staff.phone_uri,
+            staff_uri=target,
             tell_failure=False,
             on_bridged=connected,
         )

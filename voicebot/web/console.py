@@ -23,6 +23,7 @@ from voicebot.db.repository import Repository
 from voicebot.records import CallRecordStore
 from voicebot.settings import Settings
 from voicebot.staff.accounts import DUMMY_HASH, MAX_PASSWORD_LENGTH, verify_password
+from voicebot.staff.phones import MAX_PHONE_URI_CHARS, StaffSettingError, check_groups, check_phone_uri
 from voicebot.web.staff_auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -41,6 +42,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 PUBLIC = "public"
 STAFF_ROLES = frozenset(role.value for role in Role)  # everyone with an account
 SUPERVISORS = frozenset({Role.SUPERVISOR.value, Role.ADMIN.value})
+ADMINS = frozenset({Role.ADMIN.value})
 # Who may use each route: PUBLIC, or the roles allowed (anonymous → sign-in/401, another role → 403).
 ACCESS: dict[str, str | frozenset[str]] = {
     "/": PUBLIC,  # redirects to /call
@@ -58,7 +60,12 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "/abmelden": STAFF_ROLES,
     "/konsole": STAFF_ROLES,
     "/konsole/verfuegbarkeit": STAFF_ROLES,
+    "/konsole/telefon": STAFF_ROLES,  # one's own phone address ("Mein Telefon")
     "/konsole/team": SUPERVISORS,
+    "/konsole/team/mitglied": ADMINS,  # a member's phone address and groups
+    # Service figures per group and day, as a page and as CSV (voicebot/web/staff_figures.py)
+    "/konsole/kennzahlen": SUPERVISORS,
+    "/konsole/kennzahlen.csv": SUPERVISORS,
     # The live queue, accepting a caller, the call in progress and its wrap-up (voicebot/web/staff_queue.py)
     "/konsole/warteschlange": STAFF_ROLES,
     "/konsole/annehmen": STAFF_ROLES,
@@ -160,6 +167,14 @@ class Console:
 
 async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
     """A small urlencoded form (the first value of each field); anything else is refused with 400/415."""
+    fields = await read_form_lists(request, max_bytes)
+    return {name: values[0] for name, values in fields.items()}
+
+
+async def read_form_lists(
+    request: Request, max_bytes: int = MAX_FORM_BYTES, max_fields: int = 10
+) -> dict[str, list[str]]:
+    """A small urlencoded form with every value of each field (checkboxes of one name)."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/x-www-form-urlencoded":
         raise _FormError(415, "Formulardaten erwartet.")
@@ -167,10 +182,9 @@ async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> dict[s
     if len(body) > max_bytes:
         raise _FormError(413, "Formular zu groß.")
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise _FormError(400, "Ungültige Formulardaten.") from None
-    return {name: values[0] for name, values in fields.items()}
 
 
 class _FormError(Exception):
@@ -313,7 +327,54 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
-    def console_page(user: StaffUser, session: SessionToken, notice: str = "") -> HTMLResponse:
+    async def checked_post_lists(
+        request: Request, path: str, max_fields: int
+    ) -> tuple[StaffUser, SessionToken, dict[str, list[str]]]:
+        user, session = console.require(request, path)
+        form = await read_form_lists(request, MAX_FORM_BYTES, max_fields)
+        if not console.signer.csrf_ok(session, (form.get("csrf") or [""])[0]):
+            raise _FormError(403, "Das Formular ist ungültig oder abgelaufen. Bitte laden Sie die Seite neu.")
+        return user, session, form
+
+    def phone_section(user: StaffUser, csrf: str, error: str = "", entered: str | None = None) -> str:
+        """'Mein Telefon': where the bot rings this member of staff when they accept a caller."""
+        value = user.phone_uri if entered is None else entered
+        state = (
+            f'Eingetragen: <strong id="mein-telefon">{html.escape(user.phone_uri)}</strong>'
+            if user.phone_uri
+            else "Noch keine Telefonadresse eingetragen: Anrufe annehmen können Sie erst mit einer."
+        )
+        error_html = (
+            f'<div id="telefon-fehler" class="error" role="alert"><p>{html.escape(error)}</p></div>'
+            if error
+            else ""
+        )
+        described = "telefon-hilfe telefon-fehler" if error else "telefon-hilfe"
+        invalid = ' aria-invalid="true"' if error else ""
+        return f"""<section aria-labelledby="telefon-titel">
+  <h2 id="telefon-titel">Mein Telefon</h2>
+  <p>{state}</p>
+  {error_html}
+  <form method="post" action="/konsole/telefon">
+    <input type="hidden" name="csrf" value="{csrf}">
+    <p><label for="telefon">Adresse Ihres Telefons (SIP-URI)</label>
+       <input id="telefon" name="telefon" type="text" autocomplete="off" autocapitalize="none" spellcheck="false"
+              maxlength="{MAX_PHONE_URI_CHARS}" value="{html.escape(value)}" aria-describedby="{described}"{invalid}>
+       <span id="telefon-hilfe" class="hilfe">Zum Beispiel sip:201@pbx.musterstadt.de oder tel:+49301234567.
+       Leer speichern entfernt die Adresse.</span></p>
+    <p><button type="submit">Telefon speichern</button></p>
+  </form>
+</section>"""
+
+    def console_page(
+        user: StaffUser,
+        session: SessionToken,
+        notice: str = "",
+        *,
+        phone_error: str = "",
+        phone_entered: str | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
         from voicebot.web.staff_queue import search_form
 
         csrf = console.signer.csrf_token(session)
@@ -328,7 +389,16 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
             else '<p id="hinweis" role="status"></p>'
         )
         name = user.display_name or user.username
-        team = '<p><a href="/konsole/team">Team-Übersicht</a></p>' if user.role in SUPERVISORS else ""
+        team = (
+            """<nav aria-label="Leitung">
+  <ul>
+    <li><a href="/konsole/team">Team-Übersicht</a></li>
+    <li><a href="/konsole/kennzahlen">Servicekennzahlen</a></li>
+  </ul>
+</nav>"""
+            if user.role in SUPERVISORS
+            else ""
+        )
         body = f"""<h1>Konsole</h1>
 <p>Angemeldet als <strong id="angemeldet">{html.escape(name)}</strong>
    ({html.escape(ROLE_LABELS.get(user.role, user.role))}).</p>
@@ -341,6 +411,7 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
   </fieldset>
   <p><button type="submit">Verfügbarkeit speichern</button></p>
 </form>
+{phone_section(user, csrf, phone_error, phone_entered)}
 {queue_view.section(user, csrf)}
 {queue_view.open_wrap_ups(user)}
 {search_form()}
@@ -350,7 +421,9 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
   <input type="hidden" name="csrf" value="{csrf}">
   <p><button type="submit" class="secondary">Abmelden</button></p>
 </form>"""
-        return HTMLResponse(_page(f"Konsole – {name}", body), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(
+            _page(f"Konsole – {name}", body), status_code=status, headers={"Cache-Control": "no-store"}
+        )
 
     @app.get("/konsole", include_in_schema=False)
     async def console_home(request: Request) -> Response:
@@ -361,6 +434,8 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
         notice = NOTICES.get(request.query_params.get("hinweis", ""), "")
         if saved in AVAILABILITY_LABELS:
             notice = f"Gespeichert: {AVAILABILITY_LABELS[saved]}."
+        elif saved == "telefon":
+            notice = "Gespeichert: Ihre Telefonadresse." if user.phone_uri else "Telefonadresse entfernt."
         return console_page(user, session, notice)
 
     @app.post("/konsole/verfuegbarkeit", include_in_schema=False)
@@ -372,29 +447,160 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
         console.repository.set_availability(user.id, Availability(chosen))
         return RedirectResponse(f"/konsole?gespeichert={chosen}", status_code=303)  # post/redirect/get
 
-    @app.get("/konsole/team", include_in_schema=False)
-    async def team(request: Request) -> Response:
-        console.require(request, "/konsole/team")
+    @app.post("/konsole/telefon", include_in_schema=False)
+    async def set_own_phone(request: Request) -> Response:
+        user, session, form = await checked_post(request, "/konsole/telefon")
+        entered = form.get("telefon", "")
+        try:
+            phone = check_phone_uri(entered, registrar=settings.sip.registrar)
+        except StaffSettingError as error:
+            return console_page(
+                user, session, phone_error=str(error), phone_entered=entered[:MAX_PHONE_URI_CHARS], status=400
+            )
+        console.repository.update_staff_user(user.id, {"phone_uri": phone})
+        return RedirectResponse("/konsole?gespeichert=telefon", status_code=303)  # post/redirect/get
+
+    def configured_groups() -> list[str]:
+        return [group.name for group in settings.handoff.groups]
+
+    def member_form(
+        member: StaffUser, csrf: str, error: str = "", entered: tuple[str, list[str]] | None = None
+    ) -> str:
+        """An administrator's form for one member's phone address and groups (none ticked: every group)."""
+        key = f"m{member.id}"
+        name = html.escape(member.display_name or member.username)
+        phone, ticked = entered if entered is not None else (member.phone_uri, member.groups or [])
+        error_html = (
+            f'<div id="{key}-fehler" class="error" role="alert"><p>{html.escape(error)}</p></div>'
+            if error
+            else ""
+        )
+        described = f"{key}-telefon-hilfe {key}-fehler" if error else f"{key}-telefon-hilfe"
+        invalid = ' aria-invalid="true"' if error else ""
+        groups = configured_groups()
+        if groups:
+            boxes = "\n".join(
+                f'      <p class="option"><input type="checkbox" id="{key}-g{index}" name="gruppe"'
+                f' value="{html.escape(group)}"{" checked" if group in ticked else ""}>'
+                f' <label for="{key}-g{index}">{html.escape(group)}</label></p>'
+                for index, group in enumerate(groups)
+            )
+            choice = f"""<fieldset>
+      <legend>Gruppen</legend>
+{boxes}
+      <p class="hilfe">Keine angekreuzt: nimmt Anrufe aller Gruppen an.</p>
+    </fieldset>"""
+        else:
+            choice = '<p class="hilfe">Es sind keine Gruppen eingerichtet (handoff.groups): nimmt alle Anrufe an.</p>'
+        return f"""<section aria-labelledby="{key}-titel" id="mitglied-{member.id}">
+  <h3 id="{key}-titel">{name}</h3>
+  {error_html}
+  <form method="post" action="/konsole/team/mitglied">
+    <input type="hidden" name="csrf" value="{csrf}">
+    <input type="hidden" name="mitglied" value="{member.id}">
+    <p><label for="{key}-telefon">Telefonadresse (SIP-URI)</label>
+       <input id="{key}-telefon" name="telefon" type="text" autocomplete="off" autocapitalize="none"
+              spellcheck="false" maxlength="{MAX_PHONE_URI_CHARS}" value="{html.escape(phone)}"
+              aria-describedby="{described}"{invalid}>
+       <span id="{key}-telefon-hilfe" class="hilfe">Beginnt mit sip:, sips: oder tel:. Leer: kein Telefon.</span></p>
+    {choice}
+    <p><button type="submit" aria-describedby="{key}-titel">Speichern</button></p>
+  </form>
+</section>"""
+
+    def team_page(
+        viewer: StaffUser,
+        session: SessionToken,
+        *,
+        notice: str = "",
+        error: str = "",
+        error_member: int | None = None,
+        entered: tuple[str, list[str]] | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
+        members = [u for u in console.repository.staff_users() if not u.disabled]
         rows = "\n".join(
             f"<tr><td>{html.escape(u.display_name or u.username)}</td><td>{html.escape(ROLE_LABELS.get(u.role, u.role))}</td>"
-            f"<td>{html.escape(AVAILABILITY_LABELS.get(u.availability, u.availability))}</td></tr>"
-            for u in console.repository.staff_users()
-            if not u.disabled
+            f"<td>{html.escape(AVAILABILITY_LABELS.get(u.availability, u.availability))}</td>"
+            f"<td>{html.escape(u.phone_uri) or 'keins'}</td>"
+            f"<td>{html.escape(', '.join(u.groups)) if u.groups is not None else 'alle'}</td></tr>"
+            for u in members
         )
+        admin = ""
+        if viewer.role in ADMINS:
+            csrf = console.signer.csrf_token(session)
+            forms = "\n".join(
+                member_form(u, csrf, error, entered) if u.id == error_member else member_form(u, csrf)
+                for u in members
+            )
+            admin = f"""<section aria-labelledby="team-telefone">
+<h2 id="team-telefone">Telefone und Gruppen</h2>
+<p>Wohin der Bot eine Person anruft, wenn sie einen wartenden Anruf annimmt, und wessen Anrufe sie sieht.</p>
+{forms}
+</section>"""
+        notice_html = f'<p id="hinweis" role="status">{html.escape(notice)}</p>'
         body = f"""<h1>Team-Übersicht</h1>
+{notice_html}
 <table>
   <caption>Mitarbeitende und ihre Verfügbarkeit</caption>
-  <thead><tr><th scope="col">Name</th><th scope="col">Rolle</th><th scope="col">Verfügbarkeit</th></tr></thead>
+  <thead><tr><th scope="col">Name</th><th scope="col">Rolle</th><th scope="col">Verfügbarkeit</th>
+    <th scope="col">Telefon</th><th scope="col">Gruppen</th></tr></thead>
   <tbody>
 {rows}
   </tbody>
 </table>
+{admin}
 <p><a href="/konsole">Zurück zur Konsole</a></p>"""
-        return HTMLResponse(_page("Team-Übersicht", body))
+        return HTMLResponse(
+            _page("Team-Übersicht", body), status_code=status, headers={"Cache-Control": "no-store"}
+        )
+
+    @app.get("/konsole/team", include_in_schema=False)
+    async def team(request: Request) -> Response:
+        viewer, session = console.require(request, "/konsole/team")
+        notice = ""
+        saved = request.query_params.get("gespeichert", "")
+        if saved.isascii() and saved.isdigit() and len(saved) <= 12:
+            member = console.repository.staff_user_by_id(int(saved))
+            if member is not None:
+                notice = f"Gespeichert: Telefon und Gruppen von {member.display_name or member.username}."
+        return team_page(viewer, session, notice=notice)
+
+    @app.post("/konsole/team/mitglied", include_in_schema=False)
+    async def set_member(request: Request) -> Response:
+        groups = configured_groups()
+        viewer, session, form = await checked_post_lists(
+            request, "/konsole/team/mitglied", max_fields=10 + len(groups)
+        )
+        raw_id = (form.get("mitglied") or [""])[0]
+        member = (
+            console.repository.staff_user_by_id(int(raw_id))
+            if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 12
+            else None
+        )
+        if member is None:
+            raise _FormError(404, "Dieses Konto gibt es nicht.")
+        entered = (form.get("telefon") or [""])[0]
+        ticked = form.get("gruppe") or []
+        try:
+            phone = check_phone_uri(entered, registrar=settings.sip.registrar)
+            chosen = check_groups(ticked, groups) if any(t.strip() for t in ticked) else None
+        except StaffSettingError as error:
+            shown = (entered[:MAX_PHONE_URI_CHARS], ticked)
+            return team_page(
+                viewer, session, error=str(error), error_member=member.id, entered=shown, status=400
+            )
+        console.repository.update_staff_user(member.id, {"phone_uri": phone, "groups": chosen})
+        return RedirectResponse(
+            f"/konsole/team?gespeichert={member.id}#mitglied-{member.id}", status_code=303
+        )
 
     from voicebot.web.staff_queue import install_staff_queue
 
     queue_view = install_staff_queue(app, console, checked_post, _page, _message_page)
+    from voicebot.web.staff_figures import install_staff_figures
+
+    install_staff_figures(app, console, _page)
     return console
 
 

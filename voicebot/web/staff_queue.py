@@ -80,7 +80,7 @@ NOTICES = {
 }
 NO_PHONE = (
     "Zum Annehmen braucht Ihr Konto eine Telefonadresse (SIP-URI), unter der der Anruf Sie erreicht. "
-    "Bitte wenden Sie sich an die Administration."
+    "Bitte tragen Sie sie unter „Mein Telefon“ ein."
 )
 MAX_NOTE_CHARS = 2000
 NOTE_FORM_BYTES = 32 * 1024  # a note of MAX_NOTE_CHARS umlauts, percent-encoded, fits
