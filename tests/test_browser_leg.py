@@ -1,0 +1,80 @@
+"""The pure parts of taking a queued caller in the browser (voicebot/telephony/browser_leg.py): the browser's
+decoded audio becomes the line's mono PCM at the line's rate, the line's PCM becomes frames for aiortc, and a member
+of staff holds at most one live browser leg."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import av
+import numpy as np
+import pytest
+
+from voicebot.calls import CallRegistry
+from voicebot.telephony.browser_leg import ENDED, BrowserLeg, BrowserLegs, BrowserToLine, line_frame
+from voicebot.telephony.sip_calls import SipCall
+
+
+def _browser_frame(pts: int, tone_hz: float = 440.0) -> av.AudioFrame:
+    """20 ms of what aiortc's Opus decoder delivers: s16, stereo, 48 kHz (interleaved)."""
+    t = (pts + np.arange(960)) / 48000
+    mono = (8000 * np.sin(2 * np.pi * tone_hz * t)).astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo")
+    frame.sample_rate = 48000
+    frame.pts = pts
+    return frame
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_browser_audio_becomes_mono_pcm_at_the_line_rate(rate: int) -> None:
+    convert = BrowserToLine(rate)
+    pcm = b"".join(convert.convert(_browser_frame(i * 960)) for i in range(50))  # one second
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
+    # The resampler holds back a few ms; one second in is (almost) one second out, mono.
+    assert rate * 0.95 <= len(samples) <= rate
+    spectrum = np.abs(np.fft.rfft(samples[len(samples) // 4 :]))
+    peak_hz = np.argmax(spectrum) * rate / len(samples[len(samples) // 4 :])
+    assert abs(peak_hz - 440) < 10  # the same tone, not doubled by reading stereo as mono
+    rms = np.sqrt(np.mean(samples[len(samples) // 4 :] ** 2))
+    assert 4500 < rms < 6500  # 8000 peak → ≈ 5657 rms: the level is kept
+
+
+def test_line_pcm_becomes_a_timed_mono_frame() -> None:
+    pcm = (np.arange(320, dtype=np.int16) * 50).tobytes()
+    frame = line_frame(pcm, 16000, pts=640)
+    assert (frame.samples, frame.sample_rate, frame.pts, frame.layout.name) == (320, 16000, 640, "mono")
+    assert float(frame.time_base) == 1 / 16000
+    assert bytes(frame.planes[0])[: len(pcm)] == pcm
+
+
+async def test_one_live_browser_leg_per_member_of_staff() -> None:
+    registry = CallRegistry(max_calls=4)
+
+    def leg(staff_user_id: int) -> BrowserLeg:
+        lease = registry.try_acquire("sip")
+        assert lease is not None
+        call = SipCall(f"call-{staff_user_id}-{registry.active}", lease)
+        return BrowserLeg(
+            cast(Any, None),  # not reached: a leg that never connected is closed without the SIP service
+            call,
+            entry_id=1,
+            staff_user_id=staff_user_id,
+            staff_name="anna",
+            connect_timeout_s=1,
+            media_timeout_s=1,
+        )
+
+    legs = BrowserLegs()
+    first = leg(7)
+    legs.add(first)
+    with pytest.raises(ValueError, match="already has a live browser leg"):
+        legs.add(leg(7))
+    assert legs.busy(7) and not legs.busy(8) and legs.live() == [first]
+    assert not await first.wait_connected()  # no offer answered: nothing to connect
+    await first.close("not-connected")
+    assert first.state == ENDED and not legs.busy(7)
+    assert first.ended_text.startswith("Die Verbindung kam nicht zustande.")
+    assert legs.of(7) is first  # kept: the page reads how it ended
+    again = leg(7)
+    legs.add(again)  # the member may accept the next caller
+    assert legs.of(7) is again
