@@ -7,7 +7,8 @@ hand-off key and waits in the queue; "Im Browser annehmen" appears (this server 
 Then: the page says "Verbunden", the browser receives the caller's voice (inbound-rtp packets and audio energy),
 the caller's recording is not silent while bridged (the microphone), the bot stepped out (its part of the record
 ended ``transferred:browser``) and the record has ``queue_connected via=browser``. "Auflegen" ends the call for the
-caller too (BYE), the record notes who ended it and the frames carried each way."""
+caller too (BYE), the record notes who ended it and the frames carried each way. A second caller is taken the same
+way and hangs up first: the page says that the caller hung up."""
 
 from __future__ import annotations
 
@@ -50,11 +51,14 @@ def _events(record: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e for e in record["events"] if e["kind"] == kind]
 
 
-def _record_with(server: VoicebotServer, kind: str, timeout_s: float) -> dict[str, Any]:
+def _record_with(
+    server: VoicebotServer, kind: str, timeout_s: float, call_id: str | None = None, other_than: str = ""
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for record in server.transcripts():
-            if _events(record, kind):
+            mine = record["call_id"] == call_id if call_id else record["call_id"] != other_than
+            if mine and _events(record, kind):
                 return record
         time.sleep(0.2)
     raise AssertionError(f"no record with {kind} within {timeout_s} s; server log:\n{server.log_tail()}")
@@ -83,6 +87,7 @@ async def test_staff_take_a_queued_caller_in_the_browser(tmp_path: Path, embedde
         ["Ich habe eine Frage zum Wohngeld."] * 10, tmp_path / "caller.wav", lead_s=12, gap_s=1.5, tail_s=30
     )
     caller = Baresip(tmp_path, "caller", caller_wav, ["PCMU"])
+    second = Baresip(tmp_path, "second", caller_wav, ["PCMA"])
     microphone = espeak_wav(
         "Bürgerbüro Musterstadt, guten Tag, was kann ich für Sie tun?",
         tmp_path / "mic.wav",
@@ -141,6 +146,27 @@ async def test_staff_take_a_queued_caller_in_the_browser(tmp_path: Path, embedde
                 await page.get_by_role("button", name="Auflegen").click()
                 await page.wait_for_selector('#im-browser-status[data-state="ended"]', timeout=5000)
                 assert await page.get_by_role("link", name="Abschluss eintragen").is_visible()
+
+                # The next caller: the same member of staff takes it too (one leg at a time, the first is over);
+                # this time the caller hangs up and the page says so.
+                second.start(dial=server.sip_uri, run_s=60)
+                assert second.wait_for_log("Call established", 15), second.log_text()[-3000:]
+                await asyncio.to_thread(server.wait_for_greeting_played, time.time() - 1)
+                second.command("sndcode", "0")
+                next_one = await asyncio.to_thread(
+                    _record_with, server, "queued", 20, other_than=queued["call_id"]
+                )
+                await button.click()
+                await page.wait_for_selector('#im-browser-status[data-state="connected"]', timeout=20000)
+                second.stop()  # BYE from the caller
+                await page.wait_for_selector('#im-browser-status[data-state="ended"]', timeout=5000)
+                assert await status.text_content() == (
+                    "Die anrufende Person hat aufgelegt. Bitte tragen Sie den Abschluss ein."
+                )
+                by_caller = await asyncio.to_thread(
+                    _record_with, server, "browser_leg_ended", 10, call_id=next_one["call_id"]
+                )
+                assert _events(by_caller, "browser_leg_ended")[0]["by"] == "caller"
             finally:
                 await browser.close()
 
@@ -169,6 +195,7 @@ async def test_staff_take_a_queued_caller_in_the_browser(tmp_path: Path, embedde
         assert loud > 0.3, loud
     finally:
         caller.stop()
+        second.stop()
         repository.engine.dispose()
         if server.process is not None and server.process.poll() is None:
             assert server.stop() == 0, server.log_tail()
