@@ -78,3 +78,8 @@ async def test_one_live_browser_leg_per_member_of_staff() -> None:
     again = leg(7)
     legs.add(again)  # the member may accept the next caller
     assert legs.of(7) is again
+    # "Auflegen" before the browser connected ends only the leg (no SIP service is asked to BYE the caller, who
+    # goes back to waiting); the page says so.
+    await again.hang_up("staff")
+    assert again.state == ENDED and again.ended_by == "staff"
+    assert again.ended_text == "Abgebrochen. Der Anruf wartet wieder in der Warteschlange."

@@ -145,6 +145,9 @@ async def test_staff_take_a_queued_caller_in_the_browser(tmp_path: Path, embedde
                 hung_up = time.time()
                 await page.get_by_role("button", name="Auflegen").click()
                 await page.wait_for_selector('#im-browser-status[data-state="ended"]', timeout=5000)
+                assert (
+                    await status.text_content() == "Sie haben aufgelegt. Bitte tragen Sie den Abschluss ein."
+                )
                 assert await page.get_by_role("link", name="Abschluss eintragen").is_visible()
 
                 # The next caller: the same member of staff takes it too (one leg at a time, the first is over);

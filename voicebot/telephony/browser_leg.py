@@ -49,7 +49,7 @@ ENDED_TEXTS = {
     "browser": "Die Verbindung zum Browser ist abgebrochen; der Anruf wurde beendet.",
     "browser-media-timeout": "Vom Mikrofon kam kein Ton mehr; der Anruf wurde beendet.",
     "not-connected": "Die Verbindung kam nicht zustande. Der Anruf wartet wieder in der Warteschlange.",
-    "shutdown": "Der Server wird beendet; der Anruf wurde getrennt.",
+    "staff-before-connected": "Abgebrochen. Der Anruf wartet wieder in der Warteschlange.",
 }
 
 
@@ -163,6 +163,8 @@ class BrowserLeg:
 
     @property
     def ended_text(self) -> str:
+        if self.ended_by == "staff" and not self.keeps_call:
+            return ENDED_TEXTS["staff-before-connected"]
         return ENDED_TEXTS.get(self.ended_by, "Der Anruf ist beendet.")
 
     async def answer(self, offer_sdp: str) -> dict[str, str]:
@@ -256,11 +258,13 @@ class BrowserLeg:
         return {"frames_to_browser": to_browser, "frames_from_browser": self.frames_from_browser}
 
     async def hang_up(self, by: str) -> None:
-        """Staff (or their browser) ends the call: the caller gets a BYE, then everything is closed."""
+        """Staff (or their browser) ends the call: once bridged the caller gets a BYE; before, only this leg ends
+        and the caller's wait puts them back in the queue (:meth:`QueueWait._in_browser`)."""
         if not self.active:
             return
         self.ended_by = by
-        await self.service.hangup(self.call, f"{by}-hung-up" if by == "staff" else by)
+        if self.keeps_call:
+            await self.service.hangup(self.call, f"{by}-hung-up" if by == "staff" else by)
         await self.close(by)
 
     async def close(self, by: str = "caller") -> None:
@@ -283,6 +287,7 @@ class BrowserLeg:
         if self._pc is not None:
             with contextlib.suppress(Exception):
                 await self._pc.close()
+        self._changed.set()  # a wait for the connection ends now
 
     def _note(self, kind: str, **data: Any) -> None:
         logger.info(f"{self.call.call_id}: {kind} {data}")
@@ -312,7 +317,3 @@ class BrowserLegs:
 
     def live(self) -> list[BrowserLeg]:
         return [leg for leg in self._by_staff.values() if leg.active]
-
-    async def close(self) -> None:
-        for leg in self.live():
-            await leg.hang_up("shutdown")

@@ -37,6 +37,17 @@ MAX_SDP_CHARS = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
 
 
+def leg_state(leg: BrowserLeg) -> dict[str, Any]:
+    """What the page shows: the state, its German sentence, and whether the call was put through (then the
+    wrap-up link follows the end)."""
+    return {
+        "state": leg.state,
+        "text": STATE_TEXTS.get(leg.state, leg.ended_text),
+        "eintrag": leg.entry_id,
+        "verbunden": leg.keeps_call,
+    }
+
+
 def _refuse(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=NO_STORE)
 
@@ -178,9 +189,11 @@ def install_browser_accept(
             return found
         user, _body = found
         leg = accept.legs.of(user.id)
-        if leg is not None and leg.active:
+        if leg is None:
+            return JSONResponse({"state": "none", "text": ""}, headers=NO_STORE)
+        if leg.active:
             await leg.hang_up("staff")
-        return JSONResponse({"state": "ended"}, headers=NO_STORE)
+        return JSONResponse(leg_state(leg), headers=NO_STORE)
 
     @app.get("/konsole/im-browser/status", include_in_schema=False)
     async def status(request: Request) -> Response:
@@ -188,7 +201,6 @@ def install_browser_accept(
         leg = accept.legs.of(user.id)
         if leg is None:
             return JSONResponse({"state": "none", "text": ""}, headers=NO_STORE)
-        text = STATE_TEXTS.get(leg.state, leg.ended_text)
-        return JSONResponse({"state": leg.state, "text": text, "eintrag": leg.entry_id}, headers=NO_STORE)
+        return JSONResponse(leg_state(leg), headers=NO_STORE)
 
     return accept

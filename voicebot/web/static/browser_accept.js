@@ -54,11 +54,11 @@
     voice.srcObject = null;
   }
 
-  function ended(text) {
+  function ended(text, putThrough) {
     release();
     say(text, "ended");
     hangUp.hidden = true;
-    if (entry) {
+    if (entry && putThrough) {
       wrapUp.href = `/konsole/gespraech/${entry}`;
       wrapUp.hidden = false;
     }
@@ -91,7 +91,7 @@
       if (!response.ok) return;
       const data = await response.json();
       if (data.state === "connected" && status.dataset.state !== "connected") say(data.text, "connected");
-      if (data.state === "ended") ended(data.text);
+      if (data.state === "ended") ended(data.text, data.verbunden);
     } catch (error) {
       // The server is briefly unreachable: the next second asks again.
     }
@@ -121,7 +121,7 @@
     });
     peer.addEventListener("connectionstatechange", () => {
       if (peer && peer.connectionState === "failed") {
-        ended("Die Verbindung ist abgebrochen; der Anruf wurde beendet.");
+        ended("Die Verbindung ist abgebrochen; der Anruf wurde beendet.", true);
       }
     });
     try {
@@ -148,11 +148,14 @@
 
   hangUp.addEventListener("click", async () => {
     hangUp.disabled = true;
+    let data = {};
     try {
-      await post("/konsole/im-browser/auflegen", {});
+      data = (await post("/konsole/im-browser/auflegen", {})).data;
+    } catch (error) {
+      data = {};
     } finally {
       hangUp.disabled = false;
-      ended("Sie haben aufgelegt. Bitte tragen Sie den Abschluss ein.");
+      ended(data.text || "Sie haben aufgelegt.", data.verbunden !== false);
     }
   });
 
