@@ -1,16 +1,22 @@
 """The pure parts of taking a queued caller in the browser (voicebot/telephony/browser_leg.py): the browser's
-decoded audio becomes the line's mono PCM at the line's rate, the line's PCM becomes frames for aiortc, and a member
-of staff holds at most one live browser leg."""
+decoded audio becomes the line's mono PCM at the line's rate, the line's PCM becomes frames for aiortc, a member
+of staff holds at most one live browser leg; and, with the real queue on SQLite and PostgreSQL, a browser that
+never connects puts the caller back in the queue in place."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 import av
 import numpy as np
 import pytest
+from database import Database, database, empty_database  # noqa: F401 (fixtures)
+from test_queue import _call, _desk, _kinds, _staff, _start_in_turn, _wait, store  # noqa: F401 (store: fixture)
 
 from voicebot.calls import CallRegistry
+from voicebot.db.models import QueueStatus
+from voicebot.db.store import SqlCallRecordStore
 from voicebot.telephony.browser_leg import ENDED, BrowserLeg, BrowserLegs, BrowserToLine, line_frame
 from voicebot.telephony.sip_calls import SipCall
 
@@ -83,3 +89,54 @@ async def test_one_live_browser_leg_per_member_of_staff() -> None:
     await again.hang_up("staff")
     assert again.state == ENDED and again.ended_by == "staff"
     assert again.ended_text == "Abgebrochen. Der Anruf wartet wieder in der Warteschlange."
+
+
+async def test_a_browser_that_does_not_connect_puts_the_caller_back_in_place(
+    store: SqlCallRecordStore,  # noqa: F811 (the fixture)
+) -> None:
+    """The leg answered a real offer, but that browser never connects: after ``browser_connect_timeout_s`` the
+    entry is waiting again (the caller keeps their place and hears it), the leg says why it ended."""
+    from aiortc import RTCPeerConnection
+
+    desk = _desk(store, max_wait_s=30, announce_interval_s=10)
+    repository = desk.repository
+    anna = _staff(repository, "anna")  # no phone: only the browser way
+    call, handle = _call(store, CallRegistry(max_calls=2), "+4930111")
+    wait = _wait(call, desk, reason="handoff_key", summary="")
+    wait.task = (await _start_in_turn([wait], [handle]))[0]
+    assert wait.entry_id is not None
+    browser = RTCPeerConnection()
+    try:
+        browser.addTransceiver("audio", direction="sendrecv")
+        await browser.setLocalDescription(await browser.createOffer())
+        leg = BrowserLeg(
+            cast(Any, None),  # never bridged: no BYE to send
+            call,
+            entry_id=wait.entry_id,
+            staff_user_id=anna.id,
+            staff_name="anna",
+            connect_timeout_s=0.3,
+            media_timeout_s=1,
+        )
+        answer = await leg.answer(browser.localDescription.sdp)
+        assert answer["type"] == "answer" and "m=audio" in answer["sdp"]
+        wait.browser = call.browser = leg  # as the console does, then the offer
+        assert repository.offer(wait.entry_id, anna.id)
+        wait.wake()
+        for _ in range(150):  # bounded: 3 s
+            if "queue_back_to_waiting" in _kinds(handle):
+                break
+            await asyncio.sleep(0.02)
+        assert _kinds(handle)[-2:] == ["queue_offered", "queue_back_to_waiting"]
+        offered = handle.transcript.events[-2]
+        assert (offered["via"], offered["offered_to"]) == ("browser", anna.id)
+        assert handle.transcript.events[-1]["reason"] == "browser not connected"
+        entry = repository.queue_entry(wait.entry_id)
+        assert entry is not None and (entry.status, entry.offered_to) == (QueueStatus.WAITING.value, None)
+        assert leg.state == ENDED and leg.ended_text.startswith("Die Verbindung kam nicht zustande.")
+        assert call.browser is None and wait.browser is None and not leg.keeps_call
+        assert not wait.task.done()  # still waiting, in place
+    finally:
+        await browser.close()
+        call.finished = True
+        await wait.close()
