@@ -27,11 +27,13 @@ from voicebot.db.models import QueueStatus
 from voicebot.db.repository import Repository
 from voicebot.staff.accounts import hash_password
 from web.chromium import CHROMIUM, fake_microphone
+from web.test_console_page import _axe_violations
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 GROUP = "buergerbuero"
 PASSWORD = "Sommer-Rathaus-2026"
+SCREENSHOT = Path("/tmp/console-im-browser.png")
 
 INBOUND = """async () => {
   const peer = window.staffBrowserPeer && window.staffBrowserPeer();
@@ -49,6 +51,11 @@ INBOUND = """async () => {
 
 def _events(record: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e for e in record["events"] if e["kind"] == kind]
+
+
+def _entry_id(repository: Repository, record: dict[str, Any]) -> int:
+    (entry,) = repository.queue_entries_of(record["call_id"])
+    return entry.id
 
 
 def _record_with(
@@ -127,6 +134,11 @@ async def test_staff_take_a_queued_caller_in_the_browser(tmp_path: Path, embedde
                 await page.wait_for_selector('#im-browser-status[data-state="connected"]', timeout=20000)
                 assert await status.text_content() == "Verbunden – Sie sprechen mit der anrufenden Person."
                 connected = time.time()
+                details = page.get_by_role("link", name="Zusammenfassung und Gesprächsverlauf")
+                assert (
+                    await details.get_attribute("href")
+                    == f"/konsole/gespraech/{_entry_id(repository, queued)}"
+                )
 
                 stats: dict[str, float] | None = None
                 deadline = time.monotonic() + 15
@@ -138,6 +150,8 @@ async def test_staff_take_a_queued_caller_in_the_browser(tmp_path: Path, embedde
                 assert stats and stats["packets"] > 100 and stats["energy"] > 0.001, (
                     f"no caller audio: {stats}"
                 )
+                assert await _axe_violations(page) == []  # the console with the call panel open
+                await page.screenshot(path=str(SCREENSHOT), full_page=True)  # docs/console-im-browser.png
                 await asyncio.sleep(
                     max(0.0, connected + 6 - time.time())
                 )  # the microphone reaches the caller

@@ -434,6 +434,8 @@ Grund: {esc(summary.reason_text if summary is not None else entry.reason)}</p>
         return f"""<section aria-labelledby="im-browser-titel" id="im-browser" data-csrf="{csrf}" hidden>
   <h2 id="im-browser-titel" tabindex="-1">Gespräch im Browser</h2>
   <p id="im-browser-status" role="status" data-state="none"></p>
+  <p><a id="im-browser-gespraech" href="/konsole" target="_blank" rel="noopener" hidden>Zusammenfassung und
+     Gesprächsverlauf (öffnet einen neuen Tab)</a></p>
   <p><button type="button" id="im-browser-auflegen" hidden>Auflegen</button>
      <a id="im-browser-abschluss" href="/konsole" hidden>Abschluss eintragen</a></p>
   <audio id="im-browser-ton" autoplay></audio>

@@ -12,6 +12,7 @@
   const status = document.getElementById("im-browser-status");
   const hangUp = document.getElementById("im-browser-auflegen");
   const wrapUp = document.getElementById("im-browser-abschluss");
+  const details = document.getElementById("im-browser-gespraech"); // summary and transcript, in another tab
   const voice = document.getElementById("im-browser-ton");
   const csrf = panel.dataset.csrf;
   const supported = Boolean(
@@ -58,6 +59,7 @@
     release();
     say(text, "ended");
     hangUp.hidden = true;
+    details.hidden = true;
     if (entry && putThrough) {
       wrapUp.href = `/konsole/gespraech/${entry}`;
       wrapUp.hidden = false;
@@ -102,6 +104,7 @@
     entry = id;
     panel.hidden = false;
     wrapUp.hidden = true;
+    details.hidden = true;
     say("Mikrofon wird freigegeben …", "connecting");
     document.getElementById("im-browser-titel").focus();
     try {
@@ -142,6 +145,8 @@
       return;
     }
     say("Verbindung wird aufgebaut …", "connecting");
+    details.href = `/konsole/gespraech/${id}`;
+    details.hidden = false;
     hangUp.hidden = false;
     watcher = window.setInterval(watch, 1000);
   }
