@@ -275,7 +275,7 @@ async def serve(
         raise
 
     web_runner = pipeline_call_runner(settings, resources, channel="webrtc")
-    app = create_app(settings, resources, registry=registry, call_runner=web_runner)
+    app = create_app(settings, resources, registry=registry, call_runner=web_runner, phone_calls=sip)
     http = _uvicorn_without_signal_handlers(http_server_config(app, settings))
     http_task = asyncio.create_task(http.serve(sockets=[http_socket]), name="http")
     while not http.started and not http_task.done():

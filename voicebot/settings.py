@@ -426,6 +426,11 @@ class QueueSettings(_Section):
     # Which server holds a queued caller (stored with the entry); a restarted server abandons its own old
     # entries. Empty: "sip:<sip.public_host or bind_host>:<sip.port>". Set it when several servers share a port.
     instance_name: str = ""
+    # Staff may take a waiting caller in the console's browser (WebRTC audio, decision 0850) when the console runs
+    # in the process that holds the caller; the browser must connect within browser_connect_timeout_s, else the
+    # caller waits on in place.
+    browser_accept: bool = True
+    browser_connect_timeout_s: float = Field(default=15.0, gt=0, le=120)
 
     @model_validator(mode="after")
     def _absolute(self) -> QueueSettings:

@@ -48,6 +48,7 @@ from voicebot.telephony.transfer import Transfer, TransferState, caller_number
 
 if TYPE_CHECKING:
     from voicebot.records import CallRecordStore
+    from voicebot.telephony.browser_leg import BrowserLeg
     from voicebot.telephony.sip_calls import SipCall, SipCallService
 
 NOBODY_AVAILABLE = "nobody available"
@@ -183,6 +184,9 @@ class QueueWait:
         self._enqueuing: asyncio.Future[QueueEntry] | None = None
         self._announced_at: float | None = None
         self.queued_at: float | None = None  # monotonic time the entry was stored; None once the wait ended
+        # A member of staff accepting in the browser (decision 0850): set by the console of this process just
+        # before its offer is stored, so the wait connects the browser instead of ringing a phone.
+        self.browser: BrowserLeg | None = None
 
     @property
     def repository(self) -> Repository:
@@ -265,6 +269,12 @@ class QueueWait:
             if entry is None or entry.status not in (QueueStatus.WAITING.value, QueueStatus.OFFERED.value):
                 return  # taken or ended elsewhere
             if entry.status == QueueStatus.OFFERED.value:
+                leg = self.browser
+                if leg is not None and leg.staff_user_id == entry.offered_to:
+                    if await self._in_browser(entry_id, leg):
+                        return
+                    next_announcement = time.monotonic()
+                    continue
                 if await self._ring(entry_id, entry.offered_to):
                     return
                 next_announcement = time.monotonic()  # back in the queue: tell the caller where they stand
@@ -329,6 +339,30 @@ class QueueWait:
         self.call.transfer = None  # staff did not answer: the caller waits on, keeping their place
         if await asyncio.to_thread(self.repository.back_to_waiting, entry_id):
             self._note("queue_back_to_waiting", entry=entry_id, reason="not answered")
+        return False
+
+    def wake(self) -> None:
+        """Look at the entry now (the console of this process has just offered it)."""
+        self._waker.set()
+
+    async def _in_browser(self, entry_id: int, leg: BrowserLeg) -> bool:
+        """Connect the member of staff who accepted in the browser; True when the call went to them (or ended
+        meanwhile), False when the browser did not connect in time: the caller waits on, in place."""
+        self._note(
+            "queue_offered", entry=entry_id, offered_to=leg.staff_user_id, staff=leg.staff_name, via="browser"
+        )
+        if await leg.wait_connected() and not self.call.finished:
+            if await asyncio.to_thread(self.repository.connected, entry_id):
+                self._note("queue_connected", entry=entry_id, staff_user_id=leg.staff_user_id, via="browser")
+            await leg.bridge()
+            return True
+        if self.call.finished:
+            return True
+        self.browser = None
+        self.call.browser = None
+        await leg.close("not-connected")
+        if await asyncio.to_thread(self.repository.back_to_waiting, entry_id):
+            self._note("queue_back_to_waiting", entry=entry_id, reason="browser not connected")
         return False
 
     async def close(self) -> None:

@@ -50,6 +50,7 @@ from voicebot.telephony.pbx_handoff import PbxHandoffs
 from voicebot.telephony.transfer import Transfer, caller_number
 
 if TYPE_CHECKING:
+    from voicebot.telephony.browser_leg import BrowserLeg
     from voicebot.telephony.queue import QueueDesk, QueueWait
 
 DRAIN_POLL_S = 0.1
@@ -75,6 +76,9 @@ class SipCall:
     pipeline_task: asyncio.Task[None] | None = None
     transfer: Transfer | None = None  # the hand-off attempt (one per call), in progress or failed
     queue: QueueWait | None = None  # the wait in the bot's own queue (a group with mode "queue")
+    browser: BrowserLeg | None = (
+        None  # staff took the queued caller in the browser (telephony/browser_leg.py)
+    )
     sip_up: bool = True  # the caller's dialog still exists (no BYE/CANCEL seen, none sent)
     finished: bool = False
     ended_reason: str = ""
@@ -328,7 +332,10 @@ class SipCallService:
             await call.handle.run()
         finally:
             # Once bridged, the B2BUA owns the call: it ends it when a side hangs up.
-            if call.transfer is None or not call.transfer.keeps_call:
+            bridged = (call.transfer is not None and call.transfer.keeps_call) or (
+                call.browser is not None and call.browser.keeps_call
+            )
+            if not bridged:
                 await self.hangup(call, "pipeline-ended")
 
     # --- hand-off ------------------------------------------------------------------------------------------------
@@ -378,6 +385,8 @@ class SipCallService:
             await call.transfer.close()
         if call.queue is not None:
             await call.queue.close()  # a caller still waiting for staff is gone: the entry is abandoned
+        if call.browser is not None:
+            await call.browser.close("caller")  # the staff page learns that the call ended
         if call.handle is not None:
             if call.rtp is not None:  # loss, jitter and the packets dropped as foreign, forbidden or oversize
                 call.handle.transcript.add_event("rtp", **call.rtp.stats_summary())

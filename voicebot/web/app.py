@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 
     from voicebot.pipeline.resources import CallResources
+    from voicebot.telephony.sip_calls import SipCallService
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -83,6 +84,7 @@ def create_app(
     *,
     registry: CallRegistry | None = None,
     call_runner: CallRunner | None = None,
+    phone_calls: SipCallService | None = None,
 ) -> FastAPI:
     """Build the FastAPI app.
 
@@ -90,6 +92,8 @@ def create_app(
     that pass their own ``call_runner``). ``registry`` counts
     active calls across SIP and WebRTC so both share one capacity limit; ``call_runner`` runs one call's pipeline
     over a transport (defaults to the voice pipeline; tests may pass an echo runner only for page plumbing).
+    ``phone_calls``: the SIP service of the same process; with it, staff may take the callers it holds in the
+    queue in the console's browser (:mod:`voicebot.web.browser_accept`).
     """
     from aiortc.sdp import candidate_from_sdp
 
@@ -209,7 +213,10 @@ def create_app(
         return {"status": "ok"}
 
     install_operating_routes(app, settings, resources, calls)
-    install_console(app, settings)
+    console = install_console(app, settings)
+    from voicebot.web.browser_accept import install_browser_accept
+
+    install_browser_accept(app, console, phone_calls)
     unchecked = unchecked_routes(app)
     if unchecked:  # every route needs a decision on who may use it (voicebot/web/console.py ACCESS)
         raise RuntimeError(f"routes without an access rule: {unchecked}")

@@ -36,6 +36,7 @@ from voicebot.web.staff_auth import (
 )
 
 if TYPE_CHECKING:
+    from voicebot.web.browser_accept import BrowserAccept
     from voicebot.web.staff_queue import QueueView
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -77,6 +78,10 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "/konsole/rueckrufe/ergebnis": STAFF_ROLES,
     "/konsole/anruf/{key}": STAFF_ROLES,  # a call's summary: the link a PBX hand-off carries, search results
     "/konsole/suche": STAFF_ROLES,
+    # Taking a waiting caller in the browser (WebRTC audio) and hanging up (voicebot/web/browser_accept.py)
+    "/konsole/im-browser": STAFF_ROLES,
+    "/konsole/im-browser/auflegen": STAFF_ROLES,
+    "/konsole/im-browser/status": STAFF_ROLES,
 }
 # Routes a script polls: without a session they answer 401 (JSON), not a redirect to the sign-in page.
 JSON_ROUTES = ("/konsole/warteschlange", "/status")
@@ -108,6 +113,7 @@ class Console:
         self._repository: Repository | None = None
         self._records: CallRecordStore | None = None
         self.queue_view: QueueView | None = None  # set by install_staff_queue
+        self.browser_accept: BrowserAccept | None = None  # set by install_browser_accept
 
     @property
     def engine(self) -> Engine:

@@ -355,8 +355,18 @@ class QueueView:
                 positions[entry.group_name] = positions.get(entry.group_name, 0) + 1
                 position = positions[entry.group_name]
             summary = summaries.get(entry.id)
+            browser = self.console.browser_accept
+            in_browser = browser is not None and browser.holds(entry)  # this process holds the caller
             signature.append(
-                (entry.id, entry.status, position, entry.offered_to, bool(user.phone_uri), summary)
+                (
+                    entry.id,
+                    entry.status,
+                    position,
+                    entry.offered_to,
+                    bool(user.phone_uri),
+                    in_browser,
+                    summary,
+                )
             )
             heading = f"eintrag-{entry.id}-titel"
             place = f"Platz {position}" if position else "Wird verbunden"
@@ -373,13 +383,20 @@ class QueueView:
                 if entry.offered_to == user.id:
                     action += f'<p><a href="/konsole/gespraech/{entry.id}">Zum Gespräch</a></p>'
             elif not user.phone_uri:
-                action = f'<p class="hilfe">{esc(NO_PHONE)}</p>'
+                action = "" if in_browser else f'<p class="hilfe">{esc(NO_PHONE)}</p>'
             else:
                 action = f"""<form method="post" action="/konsole/annehmen">
   <input type="hidden" name="csrf" value="{csrf}">
   <input type="hidden" name="eintrag" value="{entry.id}">
   <p><button type="submit" id="annehmen-{entry.id}" aria-describedby="{heading}">Annehmen</button></p>
 </form>"""
+            if in_browser and entry.status == QueueStatus.WAITING.value:
+                # Shown by browser_accept.js where the browser can do WebRTC with a microphone.
+                action += (
+                    f'<p class="im-browser-knopf"><button type="button" class="im-browser" '
+                    f'id="im-browser-{entry.id}" data-eintrag="{entry.id}" aria-describedby="{heading}">'
+                    "Im Browser annehmen</button></p>"
+                )
             items.append(f"""<li class="eintrag" id="eintrag-{entry.id}" data-status="{esc(entry.status)}">
 <h3 id="{heading}">{place} · {group}</h3>
 <p class="kopf">Wartezeit: <span class="wartezeit" data-seit="{entry.enqueued_at:.3f}">{clock(now - entry.enqueued_at)}</span> Min. ·
@@ -405,7 +422,25 @@ Grund: {esc(summary.reason_text if summary is not None else entry.reason)}</p>
 {body}
   </div>
 </section>
+{self.browser_panel(csrf)}
 <script src="/static/console.js" defer></script>"""
+
+    def browser_panel(self, csrf: str) -> str:
+        """The call in the browser (hidden until "Im Browser annehmen"): its state, "Auflegen", the caller's
+        voice; nothing where this process holds no phone calls."""
+        browser = self.console.browser_accept
+        if browser is None or not browser.enabled:
+            return ""
+        return f"""<section aria-labelledby="im-browser-titel" id="im-browser" data-csrf="{csrf}" hidden>
+  <h2 id="im-browser-titel" tabindex="-1">Gespräch im Browser</h2>
+  <p id="im-browser-status" role="status" data-state="none"></p>
+  <p><a id="im-browser-gespraech" href="/konsole" target="_blank" rel="noopener" hidden>Zusammenfassung und
+     Gesprächsverlauf (öffnet einen neuen Tab)</a></p>
+  <p><button type="button" id="im-browser-auflegen" hidden>Auflegen</button>
+     <a id="im-browser-abschluss" href="/konsole" hidden>Abschluss eintragen</a></p>
+  <audio id="im-browser-ton" autoplay></audio>
+</section>
+<script src="/static/browser_accept.js" defer></script>"""
 
     def open_wrap_ups(self, user: StaffUser) -> str:
         """Links to the calls this member of staff took and has not wrapped up yet (none: nothing)."""
