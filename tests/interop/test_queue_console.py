@@ -9,7 +9,7 @@ G.722: whisper-base does not hear espeak-ng German asking for a person at 8 kHz,
 console shows both without a reload, each with the reason in German and the caller's number, a few seconds at
 most after the queue entry was stored by B. Anna clicks "Annehmen" for the first one: B polls only every 60 s
 here, so what rings her phone within seconds is PostgreSQL's NOTIFY from A; B bridges the caller to her phone
-(RTP packets both ways in B's record), the entry is answered by Anna; the caller hangs up and Anna stores the
+(RTP packets both ways in B's record; the staff phone's recording is the caller's 440 Hz hum), the entry is answered by Anna; the caller hangs up and Anna stores the
 wrap-up in the browser.
 """
 
@@ -28,7 +28,7 @@ import pytest
 from database import fresh_postgres_schema
 from web.chromium import CHROMIUM
 
-from interop.peers import Baresip, VoicebotServer, espeak_wav, read_wav, shared_index_dir
+from interop.peers import Baresip, VoicebotServer, espeak_wav, read_wav, shared_index_dir, speech_seconds
 from voicebot.db import migrate
 from voicebot.db.engine import make_engine
 from voicebot.db.models import Availability, QueueEntry, QueueStatus
@@ -134,6 +134,16 @@ def _entry_of(repository: Repository, server: VoicebotServer, number: str, timeo
     )
 
 
+def _finished_recording(peer: Baresip) -> tuple[np.ndarray, int]:
+    """What ``peer`` heard, once baresip has closed the WAV after its call ended (header written at close)."""
+    for _ in range(30):
+        try:
+            return read_wav(peer.heard())
+        except (wave.Error, EOFError):
+            time.sleep(0.1)
+    return read_wav(peer.heard())
+
+
 def _focused(page: Any) -> str:
     return str(page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()"))
 
@@ -169,7 +179,10 @@ def test_a_caller_on_b_is_accepted_in_the_console_of_a(tmp_path: Path, embedded_
         ["PCMU"],
         answer_automatically=True,
     )
-    key_caller = Baresip(tmp_path, KEY_CALLER, _wav(tmp_path / "key.wav", 8000, 100.0), ["PCMU"])
+    # The key caller's line carries a quiet 440 Hz hum (not speech to the bot's VAD): what the staff phone hears of
+    # the caller through the bridge.
+    hum = 0.05 * np.sin(2 * np.pi * 440 * np.arange(100 * 8000) / 8000)
+    key_caller = Baresip(tmp_path, KEY_CALLER, _wav(tmp_path / "key.wav", 8000, hum), ["PCMU"])
     asks, rate = read_wav(ASKS_FOR_A_PERSON)
     voice_caller = Baresip(
         tmp_path,
@@ -291,6 +304,12 @@ def _through_the_console(
     (bridge,) = _events(ended, "transfer_ended")
     for leg in ("caller_packets_in", "caller_packets_out", "staff_packets_in", "staff_packets_out"):
         assert bridge[leg] > 50, bridge  # > 1 s of 20 ms packets each way
+    assert staff.wait_for_log("terminated", 10), staff.log_text()[-2000:]  # B hung up her phone too
+    heard, rate = _finished_recording(staff)
+    print(f"the staff phone heard {speech_seconds(heard, rate):.1f} s of the caller's line above -40 dBFS")
+    assert speech_seconds(heard, rate) > 1.0
+    spectrum = np.abs(np.fft.rfft(heard))
+    assert 430 <= float(np.fft.rfftfreq(len(heard), 1 / rate)[spectrum.argmax()]) <= 450  # the caller's hum
     answered = repository.queue_entry(first.id)
     assert answered is not None
     assert (answered.status, answered.staff_user_id) == (QueueStatus.ANSWERED.value, anna_id)
