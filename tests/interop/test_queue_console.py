@@ -9,8 +9,8 @@ G.722: whisper-base does not hear espeak-ng German asking for a person at 8 kHz,
 console shows both without a reload, each with the reason in German and the caller's number, a few seconds at
 most after the queue entry was stored by B. Anna clicks "Annehmen" for the first one: B polls only every 60 s
 here, so what rings her phone within seconds is PostgreSQL's NOTIFY from A; B bridges the caller to her phone
-(RTP packets both ways in B's record; the staff phone's recording is the caller's 440 Hz hum), the entry is answered by Anna; the caller hangs up and Anna stores the
-wrap-up in the browser.
+(RTP packets both ways in B's record; the staff phone's recording is the caller's 440 Hz hum), the entry is
+answered by Anna; the caller hangs up and Anna stores the wrap-up in the browser.
 """
 
 from __future__ import annotations
