@@ -10,7 +10,8 @@ console shows both without a reload, each with the reason in German and the call
 most after the queue entry was stored by B. Anna clicks "Annehmen" for the first one: B polls only every 60 s
 here, so what rings her phone within seconds is PostgreSQL's NOTIFY from A; B bridges the caller to her phone
 (RTP packets both ways in B's record; the staff phone's recording is the caller's 440 Hz hum), the entry is
-answered by Anna; the caller hangs up and Anna stores the wrap-up in the browser.
+answered by Anna; the caller hangs up and Anna stores the wrap-up in the browser. Then A restarts: the second
+caller, still held by B, is on A's console again, and leaves it without a reload when they hang up.
 """
 
 from __future__ import annotations
@@ -325,5 +326,19 @@ def _through_the_console(
     wrapped = repository.queue_entry(first.id)
     assert wrapped is not None
     assert (wrapped.outcome, wrapped.wrap_up_note) == ("callback", "Rückruf wegen Vollmacht vereinbart.")
-    still = repository.queue_entry(queued[VOICE_CALLER].id)
-    assert still is not None and still.status == QueueStatus.WAITING.value
+
+    # A, the console's server, restarts: the queue lives in the database and B still holds the second caller.
+    assert a.stop() == 0, a.log_tail()
+    a.start()
+    second = queued[VOICE_CALLER]
+    page.goto(f"{base}/konsole")  # the session outlives the restart (the same signing key)
+    item = page.locator(f"#eintrag-{second.id}")
+    item.wait_for(timeout=10_000)
+    assert "Platz 1" in (item.text_content() or "")
+    page.evaluate("() => { window.__sameDocument = true; }")
+    voice_caller.stop()  # hangs up while waiting: B marks the entry abandoned, the open console drops it
+    item.wait_for(state="detached", timeout=10_000)
+    assert page.evaluate("() => window.__sameDocument === true")
+    assert page.locator("#warteschlange-status").text_content() == "Niemand wartet."
+    gone = repository.queue_entry(second.id)
+    assert gone is not None and gone.status == QueueStatus.ABANDONED.value
