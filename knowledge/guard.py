@@ -158,6 +158,8 @@ _HUMAN_DE = _any(
     r"\bsachbearbeiter(in)?\b",
     r"\b(einem|einen|echten|richtigen) menschen\b",
     r"\bmensch sprechen\b",
+    # whisper-base on phone audio glues the words: "Ich möchte mit einer Menschensprächen."
+    r"\bmenschen ?(sprechen|sprachen|reden)\b",
     r"\bmit (einem|einer) (person|menschen|mensch)\b",
     r"\becht(e|en) person\b",
     r"\b(verbinden sie mich|verbinde mich|weiterverbinden|durchstellen)\b",

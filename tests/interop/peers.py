@@ -116,6 +116,7 @@ class Baresip:
     audio_in: Path
     codecs: list[str]
     answer_automatically: bool = False
+    source_rate: int = 8000  # ``audio_in``'s sample rate (16000 for a wideband G.722 caller)
     sip_port: int = field(default_factory=free_port)
     ctrl_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -132,7 +133,7 @@ class Baresip:
                     "net_interface 127.0.0.1",
                     f"audio_source aufile,{self.audio_in}",
                     "audio_player none",
-                    "ausrc_srate 8000",
+                    f"ausrc_srate {self.source_rate}",
                     "ausrc_channels 1",
                     "module_path /usr/lib/baresip/modules",
                     "module g711.so",

@@ -57,6 +57,7 @@ def test_english_emergency_is_answered_in_english() -> None:
     [
         "Ich möchte bitte einen Mitarbeiter sprechen",
         "Kann ich mit einem Menschen reden?",
+        "Ich möchte mit einer Menschensprächen.",  # whisper-base's transcript of a phone caller asking
         "Verbinden Sie mich mit der Sachbearbeiterin",
         "I want to talk to a human",
         "Can I speak to someone, please?",
