@@ -82,6 +82,7 @@ from voicebot.pipeline.playout import PlayoutTracker
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.stt import PhoneWhisperSTTService
 from voicebot.pipeline.transcript import CallTranscript
+from voicebot.privacy.redact import record_redactor
 from voicebot.pipeline.transfer_hold import TransferHold
 from voicebot.pipeline.tts import CallTTSService
 from voicebot.pipeline.turns import CallerTurnAssembler
@@ -119,6 +120,7 @@ def build_call_pipeline(
         channel=channel,
         channel_call_id=channel_call_id,
         store=resources.record_store_for(settings),
+        redactor=record_redactor(settings),
     )
     call = settings.call
     greeting = (
