@@ -82,11 +82,11 @@ from voicebot.pipeline.playout import PlayoutTracker
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.stt import PhoneWhisperSTTService
 from voicebot.pipeline.transcript import CallTranscript
-from voicebot.privacy.redact import record_redactor
 from voicebot.pipeline.transfer_hold import TransferHold
 from voicebot.pipeline.tts import CallTTSService
 from voicebot.pipeline.turns import CallerTurnAssembler
 from voicebot.pipeline.waiting_room import WaitingRoom
+from voicebot.privacy.redact import record_redactor
 from voicebot.settings import Settings
 
 if TYPE_CHECKING:

@@ -114,7 +114,9 @@ def _looks_like_id(candidate: str) -> bool:
 
 # --- dates of birth ----------------------------------------------------------------------------------------------
 
-_MONTHS = r"(?:Januar|Jänner|Februar|März|Maerz|April|Mai|Juni|Juli|August|September|Oktober|November|Dezember)"
+_MONTHS = (
+    r"(?:Januar|Jänner|Februar|März|Maerz|April|Mai|Juni|Juli|August|September|Oktober|November|Dezember)"
+)
 _ORDINAL_WORD = r"(?:[a-zäöüß]+(?:ten|sten))"
 _YEAR_WORDS = r"(?:neunzehnhundert[a-zäöüß]*|zweitausend[a-zäöüß]*)"
 _DATE = (
@@ -184,7 +186,9 @@ class Redactor:
     def __post_init__(self) -> None:
         unknown = set(self.categories) - set(CATEGORIES)
         if unknown:
-            raise ValueError(f"unknown redaction categories {sorted(unknown)}; known: {', '.join(CATEGORIES)}")
+            raise ValueError(
+                f"unknown redaction categories {sorted(unknown)}; known: {', '.join(CATEGORIES)}"
+            )
 
     def text(self, value: str) -> str:
         return _redact_text(value, self.categories) if value and self.categories else value
@@ -215,9 +219,11 @@ def _redact_text(value: str, categories: frozenset[str]) -> str:
             lambda m: m.group(1) + PLACEHOLDERS["id_card"] if _looks_like_id(m.group(2)) else m.group(), text
         )
         text = _ID_WITH_CHECK.sub(
-            lambda m: PLACEHOLDERS["id_card"]
-            if _looks_like_id(m.group()[:9]) and id_card_check_valid(m.group())
-            else m.group(),
+            lambda m: (
+                PLACEHOLDERS["id_card"]
+                if _looks_like_id(m.group()[:9]) and id_card_check_valid(m.group())
+                else m.group()
+            ),
             text,
         )
     if "birth_date" in categories:
