@@ -69,7 +69,11 @@ def test_record_keeps_the_callback_number_and_labels() -> None:
         "call_id": "call_x",
         "turns": [
             {"role": "caller", "kind": "question", "text": "Ich bin unter 0171 2345678 erreichbar"},
-            {"role": "bot", "kind": "callback_read_back", "text": "Ihre Nummer: null eins sieben eins, zwei drei"},
+            {
+                "role": "bot",
+                "kind": "callback_read_back",
+                "text": "Ihre Nummer: null eins sieben eins, zwei drei",
+            },
         ],
         "events": [
             {"kind": "callback_requested", "number": "01712345678", "topic": "Rückruf an a@b.de"},
@@ -91,4 +95,6 @@ def test_record_keeps_the_callback_number_and_labels() -> None:
     assert stored["events"][1]["text"] == "meine Nummer [Telefonnummer]"
     assert stored["events"][2]["target"] == "sip:0301234567@pbx.example"
     assert stored["events"][3]["caller_number"] == "01712345678"
-    assert record["turns"][0]["text"] == "Ich bin unter 0171 2345678 erreichbar"  # the live call keeps its own
+    assert (
+        record["turns"][0]["text"] == "Ich bin unter 0171 2345678 erreichbar"
+    )  # the live call keeps its own
