@@ -212,3 +212,26 @@ def test_privacy_and_retention_commands(tmp_path: Path) -> None:
         ("export", "0171…78", True),
     ]
     assert entries[0]["details"]["calls"] == 1 and "01712345678" not in logged.stdout
+
+
+def test_the_serve_job_runs_retention_on_start_and_again(tmp_path: Path) -> None:
+    import asyncio
+
+    from voicebot.db import migrate
+    from voicebot.db.engine import make_engine
+    from voicebot.privacy.job import run_retention_job
+    from voicebot.settings import Settings
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'voicebot.db'}")
+    try:
+        migrate.upgrade(engine)
+        old = _call(engine, 31)
+        settings = Settings(
+            privacy={"retention_interval_h": 0.00001}, paths={"calls_dir": tmp_path / "calls"}
+        )
+        asyncio.run(asyncio.wait_for(run_retention_job(engine, settings, clock=lambda: NOW, max_runs=2), 30))
+        assert old not in _ids(engine, rows.CALLS)
+        runs = data.audit_entries(engine, action="retention")
+        assert [run.details["calls"] for run in runs] == [0, 1]  # newest first: the second run found nothing
+    finally:
+        engine.dispose()
