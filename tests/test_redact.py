@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from voicebot.privacy.redact import Redactor, redact_record
@@ -17,6 +20,8 @@ TABLE = [
     ("erreichbar unter (0211) 12 34 56", "erreichbar unter [Telefonnummer]"),
     ("null eins sieben eins, zwei drei vier fünf sechs", "[Telefonnummer]"),
     ("Das ist die null zwei eins eins 12 34 56", "Das ist die [Telefonnummer]"),
+    ("Null zwei eins eins, zwölf vierunddreißig, sechsundfünfzig.", "[Telefonnummer]."),
+    ("null, einundzwanzig, elf, neunzehn, achtzig", "[Telefonnummer]"),
     # e-mail
     ("Schreiben Sie an max.mustermann@example.de bitte", "Schreiben Sie an [E-Mail-Adresse] bitte"),
     ("max punkt mustermann at beispiel punkt de", "[E-Mail-Adresse]"),
@@ -45,6 +50,7 @@ TABLE = [
     ("Rufen Sie die 115 an.", None),
     ("Ich brauche eins, zwei Formulare.", None),
     ("Der Antrag dauert zwei bis drei Wochen.", None),
+    ("Es kostet zwölf Euro fünfzig, also zwanzig, dreißig Euro für zwei.", None),
     ("IBAN DE12 3456 7890 1234 5678 91 stimmt nicht", "IBAN DE12 [Telefonnummer] stimmt nicht"),
     ("Aktenzeichen 86095742718", "Aktenzeichen [Telefonnummer]"),  # no Steuer-ID (check digit), yet 11 digits
     ("Im Jahr 2025 gab es 1980 Anträge.", None),
@@ -98,3 +104,25 @@ def test_record_keeps_the_callback_number_and_labels() -> None:
     assert (
         record["turns"][0]["text"] == "Ich bin unter 0171 2345678 erreichbar"
     )  # the live call keeps its own
+
+
+def test_the_transcript_hands_its_store_only_the_redacted_record(tmp_path: Path) -> None:
+    from voicebot.pipeline.transcript import CallTranscript
+    from voicebot.records import JsonFileStore
+
+    store = JsonFileStore(tmp_path)
+    transcript = CallTranscript(channel="sip", store=store)
+    turn = transcript.add_bot_turn("callback_read_back", "Ihre Nummer: null eins sieben eins, zwei drei vier.")
+    transcript.append_bot_text(turn, "Ihre E-Mail: erika@example.de.")
+    transcript.add_event("callback_requested", number="0171234", topic="Rückruf wegen IBAN DE89370400440532013000")
+    transcript.end("hangup")
+    saved = json.loads(store.path_for(transcript.call_id).read_text(encoding="utf-8"))
+    assert saved["turns"][0]["text"] == "Ihre Nummer: [Telefonnummer]. Ihre E-Mail: [E-Mail-Adresse]."
+    assert saved["events"][0]["number"] == "0171234"
+    assert saved["events"][0]["topic"] == "Rückruf wegen IBAN [IBAN]"
+    assert "null eins sieben" in transcript.turns[0].text  # the live call keeps what was said
+
+    unredacted = CallTranscript(channel="sip", store=store, redactor=Redactor(frozenset()))
+    unredacted.add_bot_turn("answer", "erika@example.de")
+    kept = json.loads(store.path_for(unredacted.call_id).read_text(encoding="utf-8"))
+    assert kept["turns"][0]["text"] == "erika@example.de"  # a town that switched redaction off

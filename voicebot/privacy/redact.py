@@ -12,7 +12,8 @@ category                  placeholder             found by
                                                   or the 9 characters right after the word "Ausweis…"
 ``birth_date``            ``[Geburtsdatum]``      a date right after "geboren (am)", "Geburtsdatum", "geb." or
                                                   before "geboren": only dates in that context
-``phone``                 ``[Telefonnummer]``     7+ digits (6+ after ``0``/``+``) in groups; 6+ spoken digit words
+``phone``                 ``[Telefonnummer]``     7+ digits (6+ after ``0``/``+``) in groups; 4+ spoken number words
+                                                  (digits, pairs like "zwölf") worth 6+ digits
 ========================  ======================  ===============================================================
 
 Checksums keep a reference number, a price or an appointment date in the transcript: only what validates (or
@@ -152,7 +153,15 @@ _DIGIT_WORDS = {
     "acht": 1,
     "neun": 1,
 }
-_SPOKEN_TOKEN = rf"(?:{'|'.join(_DIGIT_WORDS)}|\d{{1,4}})"
+# Two digits in one word, as callers say numbers in pairs: "zwölf", "vierunddreißig".
+_UNITS = "ein|zwei|drei|vier|fünf|sechs|sieben|acht|neun"
+_TENS = "zwanzig|dreißig|dreissig|vierzig|fünfzig|sechzig|siebzig|achtzig|neunzig"
+_PAIR_WORD = (
+    rf"(?:(?:{_UNITS})und(?:{_TENS})|zehn|elf|zwölf|dreizehn|vierzehn|fünfzehn|sechzehn|siebzehn|achtzehn"
+    rf"|neunzehn|{_TENS})"
+)
+_PAIR = re.compile(rf"{_PAIR_WORD}", re.IGNORECASE)
+_SPOKEN_TOKEN = rf"(?:{_PAIR_WORD}|{'|'.join(_DIGIT_WORDS)}|\d{{1,4}})"
 _SPOKEN_PHONE = re.compile(
     rf"(?<![\w])(?:plus\s+)?{_SPOKEN_TOKEN}(?:[\s,/-]+{_SPOKEN_TOKEN}){{3,}}(?![\w])", re.IGNORECASE
 )
@@ -172,8 +181,9 @@ def _is_phone(candidate: str) -> bool:
 
 def _spoken_is_phone(candidate: str) -> bool:
     tokens = re.findall(r"[^\W_]+", candidate.lower())
-    words = [token for token in tokens if token in _DIGIT_WORDS]
-    digits = len(words) + sum(len(token) for token in tokens if token.isdigit())
+    words = [token for token in tokens if token in _DIGIT_WORDS or _PAIR.fullmatch(token)]
+    digits = sum(2 if _PAIR.fullmatch(token) else 1 for token in words)
+    digits += sum(len(token) for token in tokens if token.isdigit())
     return bool(words) and digits >= 6
 
 
