@@ -112,9 +112,13 @@ def test_the_transcript_hands_its_store_only_the_redacted_record(tmp_path: Path)
 
     store = JsonFileStore(tmp_path)
     transcript = CallTranscript(channel="sip", store=store)
-    turn = transcript.add_bot_turn("callback_read_back", "Ihre Nummer: null eins sieben eins, zwei drei vier.")
+    turn = transcript.add_bot_turn(
+        "callback_read_back", "Ihre Nummer: null eins sieben eins, zwei drei vier."
+    )
     transcript.append_bot_text(turn, "Ihre E-Mail: erika@example.de.")
-    transcript.add_event("callback_requested", number="0171234", topic="Rückruf wegen IBAN DE89370400440532013000")
+    transcript.add_event(
+        "callback_requested", number="0171234", topic="Rückruf wegen IBAN DE89370400440532013000"
+    )
     transcript.end("hangup")
     saved = json.loads(store.path_for(transcript.call_id).read_text(encoding="utf-8"))
     assert saved["turns"][0]["text"] == "Ihre Nummer: [Telefonnummer]. Ihre E-Mail: [E-Mail-Adresse]."
