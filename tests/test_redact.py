@@ -54,6 +54,8 @@ TABLE = [
     ("IBAN DE12 3456 7890 1234 5678 91 stimmt nicht", "IBAN DE12 [Telefonnummer] stimmt nicht"),
     ("Aktenzeichen 86095742718", "Aktenzeichen [Telefonnummer]"),  # no Steuer-ID (check digit), yet 11 digits
     ("Im Jahr 2025 gab es 1980 Anträge.", None),
+    ("Anmeldung für das Schuljahr 2025/2026 und 2026-27", None),
+    ("Termin 2026-05-03, Geburtsdatum 1980-05-03", "Termin 2026-05-03, Geburtsdatum [Geburtsdatum]"),
 ]
 
 

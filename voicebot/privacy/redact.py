@@ -171,8 +171,15 @@ def _phone_digits(candidate: str) -> int:
     return sum(char.isdigit() for char in candidate)
 
 
+# A school year or a span of years ("2025/2026", "2024 - 2025", "2025/26") is no phone number.
+# Nor is an ISO date ("2026-05-03").
+_YEARS = re.compile(r"(?:19|20)\d\d\s?[-/]\s?(?:(?:19|20)\d\d|\d\d)|\d{4}-\d{2}-\d{2}")
+
+
 def _is_phone(candidate: str) -> bool:
     digits = _phone_digits(candidate)
+    if _YEARS.fullmatch(candidate):
+        return False
     if candidate.count("(") != candidate.count(")"):
         return False
     starts = candidate.lstrip("(")
