@@ -47,6 +47,7 @@ COMMAND_MODULES = (
     "voicebot.commands.db",  # voicebot db upgrade|status|import-json
     "voicebot.commands.users",  # voicebot users add|list
     "voicebot.commands.report",  # voicebot report queue
+    "voicebot.commands.privacy",  # voicebot privacy export|delete|audit, voicebot retention run
 )
 
 for _name in COMMAND_MODULES:

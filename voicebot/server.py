@@ -189,6 +189,7 @@ async def serve(
     from voicebot.db.repository import Repository
     from voicebot.knowledge_reload import KnowledgeReloader
     from voicebot.pipeline.handle import pipeline_call_runner
+    from voicebot.privacy.job import run_retention_job
     from voicebot.records import close_interrupted_calls
     from voicebot.telephony.queue import QueueDesk, process_id
     from voicebot.telephony.sip_calls import SipCallService
@@ -289,6 +290,7 @@ async def serve(
         f"HTTP http://{settings.http.host}:{settings.http.port}/call"
     )
     reload_task = asyncio.create_task(reloader.run(), name="knowledge-reload")
+    retention_task = asyncio.create_task(run_retention_job(queue_engine, settings), name="retention")
     METRICS.watch(
         active=registry.active_by_kind,
         max=lambda: registry.max_calls,
@@ -309,6 +311,9 @@ async def serve(
         reload_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reload_task
+        retention_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention_task
         registry.sip_listening = False
         await sip.stop()
         await queue_desk.stop()

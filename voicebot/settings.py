@@ -36,6 +36,7 @@ from pydantic_settings import (
 )
 
 from knowledge.config import SAMPLE_KB_DIR, AnswerConfig, KnowledgeConfig, LlmConfig, RetrievalConfig
+from voicebot.privacy.redact import CATEGORIES as REDACTION_CATEGORIES
 from voicebot.staff.calendar import OfficeCalendar
 
 ENV_PREFIX = "VOICEBOT_"
@@ -439,6 +440,38 @@ class QueueSettings(_Section):
         return self
 
 
+# --- data protection (issue 11; voicebot/privacy/, decisions 0920-0923) -----------------------------------------
+
+
+class PrivacySettings(_Section):
+    """What a town's data protection officer decides: what is taken out of stored transcripts, and how long
+    call records, call-backs and the audit log are kept (docs/data-protection.md)."""
+
+    # Replaced by a placeholder before a turn or event is written (voicebot/privacy/redact.py): any of email,
+    # iban, tax_id, id_card, birth_date, phone. [] stores what was said as heard.
+    redact: list[str] = Field(default_factory=lambda: list(REDACTION_CATEGORIES))
+    # Call records (calls, turns, events, their queue entries; JSON fallback files) are deleted this many days
+    # after their last change. A call with a call-back that is still kept stays with it.
+    transcript_days: int = Field(default=30, ge=1)
+    # Finished call-backs (done, failed) are deleted this many days after they were finished; open and claimed
+    # ones never.
+    callback_days: int = Field(default=30, ge=1)
+    # Audit log entries (who opened, exported or deleted what; retention runs) are kept this many days.
+    audit_days: int = Field(default=365, ge=1)
+    # `voicebot serve` runs the retention job on start and then every this many hours (0: only by the command).
+    retention_interval_h: float = Field(default=24.0, ge=0)
+
+    @field_validator("redact")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in REDACTION_CATEGORIES]
+        if unknown:
+            raise ValueError(
+                f"unknown redaction categories {unknown}; choose from {', '.join(REDACTION_CATEGORIES)}"
+            )
+        return list(dict.fromkeys(value))
+
+
 class SipSettings(_Section):
     """SIP user agent and RTP media. Bind to loopback by default; a PBX-facing host must be set explicitly."""
 
@@ -621,6 +654,7 @@ class Settings(BaseSettings):
     callback: CallbackSettings = Field(default_factory=CallbackSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @classmethod
     def settings_customise_sources(

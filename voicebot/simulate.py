@@ -40,6 +40,7 @@ from voicebot.pipeline.frames import HandoffRequestFrame
 from voicebot.pipeline.pipeline import build_call_pipeline
 from voicebot.pipeline.resources import CallResources, resident_memory_mb
 from voicebot.pipeline.transcript import CallTranscript
+from voicebot.privacy.redact import record_redactor
 from voicebot.settings import Settings
 
 FRAME_S = 0.02
@@ -348,6 +349,7 @@ async def simulate_call(
         store=resources.record_store_for(settings),
         call_clock=clock.now,
         speed=speed,
+        redactor=record_redactor(settings),
     )
     call_id = transcript.call_id
     worker, transcript = build_call_pipeline(

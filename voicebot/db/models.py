@@ -218,3 +218,17 @@ class Callback(Base):
     outcome_note: Mapped[str] = mapped_column(Text, default="")
     # How the number was given: "caller_id" (the number the caller rang from, confirmed), "keypad", "speech".
     number_via: Mapped[str] = mapped_column(String(16), default="", server_default="")
+
+
+class AuditEntry(Base):
+    """Who opened which call's transcript, who exported or deleted a caller's data, what a retention run deleted
+    (issue 11). ``subject`` names the call id or the masked number, never what was said; ``details`` holds counts."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Double, index=True)
+    actor: Mapped[str] = mapped_column(String(96))  # "console:<user name>", "cli:<os user>", "retention"
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    subject: Mapped[str] = mapped_column(String(128), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)

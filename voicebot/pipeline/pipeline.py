@@ -86,6 +86,7 @@ from voicebot.pipeline.transfer_hold import TransferHold
 from voicebot.pipeline.tts import CallTTSService
 from voicebot.pipeline.turns import CallerTurnAssembler
 from voicebot.pipeline.waiting_room import WaitingRoom
+from voicebot.privacy.redact import record_redactor
 from voicebot.settings import Settings
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ def build_call_pipeline(
         channel=channel,
         channel_call_id=channel_call_id,
         store=resources.record_store_for(settings),
+        redactor=record_redactor(settings),
     )
     call = settings.call
     greeting = (

@@ -22,6 +22,7 @@ from typing import Any
 from knowledge.types import Answer, Turn
 from voicebot.metrics import METRICS
 from voicebot.pipeline.frames import CallerQuestionFrame
+from voicebot.privacy.redact import Redactor, redact_record
 from voicebot.records import CallRecordStore, JsonFileStore, new_call_id, printable, writer_process
 
 # The voice-to-voice path, in order; "rest" (our own overhead) is what the stages do not explain.
@@ -64,12 +65,15 @@ class CallTranscript:
         store: CallRecordStore | None = None,
         call_clock: Callable[[], float] | None = None,
         speed: float = 1.0,
+        redactor: Redactor | None = None,
     ) -> None:
         """``channel`` is one of :data:`CHANNEL_ID_FIELDS`; ``channel_call_id`` the channel's own id for the call
         (kept as a plain field, never as a key). ``store`` keeps the record (the process-wide one from
         ``CallResources``); without it, JSON files in ``calls_dir``; with neither, nothing is persisted.
         ``call_clock`` gives seconds since the call started (a simulation passes its clock, which may run
-        ``speed`` times faster than the wall clock); by default the wall clock since construction."""
+        ``speed`` times faster than the wall clock); by default the wall clock since construction.
+        ``redactor``: what is taken out of the record before the store sees it (privacy.redact; every category
+        unless the caller passes the town's choice); the live turns keep what was said for the dialogue."""
         if channel not in CHANNEL_ID_FIELDS:
             raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNEL_ID_FIELDS)}")
         self.started_at = time.time()
@@ -84,6 +88,7 @@ class CallTranscript:
         self.store = store
         self.path = store.path_for(self.call_id) if isinstance(store, JsonFileStore) else None
         self._call_clock = call_clock
+        self._redactor = Redactor() if redactor is None else redactor
         self._speed = speed
         self.turns: list[TranscriptTurn] = []
         self.events: list[dict[str, Any]] = []
@@ -281,4 +286,4 @@ class CallTranscript:
 
     def _save(self) -> None:
         if self.store is not None:
-            self.store.save(self.to_dict())
+            self.store.save(redact_record(self.to_dict(), self._redactor))

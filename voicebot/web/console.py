@@ -82,6 +82,11 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "/konsole/im-browser": STAFF_ROLES,
     "/konsole/im-browser/auflegen": STAFF_ROLES,
     "/konsole/im-browser/status": STAFF_ROLES,
+    # Data protection: a caller's data by number (search, export, delete) and the audit log (staff_privacy.py)
+    "/konsole/datenschutz": ADMINS,
+    "/konsole/datenschutz/export": ADMINS,
+    "/konsole/datenschutz/loeschen": ADMINS,
+    "/konsole/protokoll": ADMINS,
 }
 # Routes a script polls: without a session they answer 401 (JSON), not a redirect to the sign-in page.
 JSON_ROUTES = ("/konsole/warteschlange", "/status")
@@ -139,6 +144,12 @@ class Console:
 
             self._records = SqlCallRecordStore(self.engine, fallback_dir=self.settings.paths.calls_dir)
         return self._records
+
+    def audit_view(self, user: StaffUser, call_id: str) -> None:
+        """Who opened which call's transcript (before the page shows it)."""
+        from voicebot.privacy.data import audit
+
+        audit(self.engine, f"console:{user.username}", "view_transcript", call_id)
 
     def use_records(self, store: CallRecordStore | None) -> None:
         if store is not None:
@@ -405,6 +416,14 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
             if user.role in SUPERVISORS
             else ""
         )
+        if user.role in ADMINS:
+            team += """
+<nav aria-label="Datenschutz">
+  <ul>
+    <li><a href="/konsole/datenschutz">Datenschutz: Auskunft und Löschung</a></li>
+    <li><a href="/konsole/protokoll">Datenschutz-Protokoll</a></li>
+  </ul>
+</nav>"""
         body = f"""<h1>Konsole</h1>
 <p>Angemeldet als <strong id="angemeldet">{html.escape(name)}</strong>
    ({html.escape(ROLE_LABELS.get(user.role, user.role))}).</p>
@@ -607,6 +626,9 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
     from voicebot.web.staff_figures import install_staff_figures
 
     install_staff_figures(app, console, _page)
+    from voicebot.web.staff_privacy import install_staff_privacy
+
+    install_staff_privacy(app, console, checked_post, _page)
     return console
 
 

@@ -578,6 +578,7 @@ def install_staff_queue(
     async def call_in_progress(request: Request, entry_id: str) -> Response:
         user, session, entry = own_entry(request, "/konsole/gespraech/{entry_id}", entry_id)
         csrf = console.signer.csrf_token(session)
+        console.audit_view(user, entry.call_id)
         summary = book.summary(entry.call_id, entry.caller_number)
         record = book.record(entry.call_id)
         if entry.status == QueueStatus.OFFERED.value:
@@ -761,7 +762,7 @@ def install_staff_queue(
 
     @app.get("/konsole/anruf/{key}", include_in_schema=False)
     async def one_call(request: Request, key: str) -> Response:
-        console.require(request, "/konsole/anruf/{key}")
+        user, _session = console.require(request, "/konsole/anruf/{key}")
         entry: QueueEntry | None = None
         if is_call_id(key):
             call_id = key
@@ -777,6 +778,7 @@ def install_staff_queue(
         record = book.record(call_id)
         if record is None and entry is None:
             raise _bad("Zu diesem Verweis ist kein Anruf gespeichert.", 404)
+        console.audit_view(user, call_id)
         number = entry.caller_number if entry is not None else ""
         summary = book.summary(call_id, number)
         facts = [f"Beginn: {when(record.get('started_at'))}" if record and record.get("started_at") else ""]
