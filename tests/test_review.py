@@ -75,6 +75,17 @@ def test_search_words_and_expressions() -> None:
         search.words("a b c d e f g h i")
     with pytest.raises(search.SearchQueryError, match="zu lang"):
         search.words("x" * 201)
+    # SQLite's snippets: the FTS5 match done again for one turn (folded, word starts, ß/ss), a window of words.
+    said = "Äh, ich brauche einen neuen Führerschein für die Goethestraße, bitte."
+    assert search.highlight(said, ["fuhrer", "goethestrasse"]) == (
+        "Äh, ich brauche einen neuen \x02Führerschein\x03 für die \x02Goethestraße\x03, bitte."
+    )
+    assert search.highlight(said, ["fuhrerschein", "reisepass"]) is None  # every word must occur
+    assert search.highlight(said, ["schein"]) is None  # inside a compound: no word start
+    long = " ".join(f"Wort{n}" for n in range(40)) + " Standesamt " + " ".join(f"Satz{n}" for n in range(40))
+    window = search.highlight(long, ["standesamt"])
+    assert window is not None and window.startswith("…Wort36 ") and window.endswith(" Satz8…")
+    assert "\x02Standesamt\x03" in window and len(window.split()) == search.SNIPPET_WORDS
     # Escaped, and the marks balanced even when a text held a stray mark character.
     assert search.marked_html("<b> \x02Führerschein\x03 & \x02mehr") == (
         "&lt;b&gt; <mark>Führerschein</mark> &amp; <mark>mehr</mark>"

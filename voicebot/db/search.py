@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 
 FTS_TABLE = "turns_fts"
 POSTGRES_INDEX = "ix_turns_text_german"
@@ -71,6 +72,35 @@ def fts5_query(found: list[str]) -> str:
 def tsquery(found: list[str]) -> str:
     """A ``to_tsquery('german', …)`` text: every word as a prefix. Words are ``\\w`` runs: no operator in them."""
     return " & ".join(f"{word}:*" for word in found)
+
+
+def fold(word: str) -> str:
+    """What unicode61 with ``remove_diacritics 2`` indexes for a word: lower case, without diacritics."""
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def highlight(text: str, found: list[str], width: int = SNIPPET_WORDS) -> str | None:
+    """The FTS5 match of ``found`` in ``text`` done again in Python for one turn (SQLite's own ``snippet()``
+    would run the whole search once more): None unless every word starts a word of the text; else about
+    ``width`` words around the first match, the matching words between the marks."""
+    wanted = [[fold(variant) for variant in _spellings(word)] for word in found]
+    tokens = list(_WORD.finditer(text))
+    folded = [fold(token.group()) for token in tokens]
+    hits = [any(t.startswith(v) for variants in wanted for v in variants) for t in folded]
+    if not wanted or not all(any(t.startswith(v) for t in folded for v in variants) for variants in wanted):
+        return None
+    first = hits.index(True)
+    start = max(0, min(first - width // 3, len(tokens) - width))
+    end = min(len(tokens), start + width)
+    out, position = [], tokens[start].start()
+    for index in range(start, end):
+        token = tokens[index]
+        out.append(text[position : token.start()])
+        out.append(f"{MARK_START}{token.group()}{MARK_END}" if hits[index] else token.group())
+        position = token.end()
+    tail = text[position:] if end == len(tokens) else ""
+    return ("…" if start > 0 else "") + "".join(out) + tail + ("…" if end < len(tokens) else "")
 
 
 def marked_html(snippet: str) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Engine,
+    Integer,
     Text,
     and_,
     bindparam,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -53,6 +55,7 @@ CHANNELS = {"sip": "Telefon (SIP)", "webrtc": "Browser", "simulation": "Simulati
 PAGE_SIZE = 25
 MAX_TOPIC_SOURCES = 5000  # chunk ids one topic stands for (a department's pages)
 HANDOFF = "handoff_requested"
+DENSE_HITS = 5000  # SQLite: from this many matching turns on, a search walks the calls (search_condition)
 
 CALLS, TURNS, EVENTS = rows.CALLS, rows.TURNS, rows.EVENTS
 
@@ -124,13 +127,19 @@ class CallPage:
     next_cursor: Cursor | None
 
 
+def _is_handoff(events: Any) -> ColumnElement[bool]:
+    """``events.kind = 'handoff_requested'`` written so that no planner searches the kind index for it (every
+    hand-off of every call, once per listed call): the search goes by the primary key (call_id, idx)."""
+    return func.coalesce(events.c.kind, "") == HANDOFF
+
+
 def outcome_expression() -> ColumnElement[str]:
     call_id = CALLS.c.call_id
     callback = exists().where(Callback.call_id == call_id)
     abandoned = exists().where(
         QueueEntry.call_id == call_id, QueueEntry.status == QueueStatus.ABANDONED.value
     )
-    handed_off = exists().where(EVENTS.c.call_id == call_id, EVENTS.c.kind == HANDOFF)
+    handed_off = exists().where(EVENTS.c.call_id == call_id, _is_handoff(EVENTS))
     return case(
         (callback, "rueckruf"), (abandoned, "aufgelegt"), (handed_off, "weitergeleitet"), else_="beantwortet"
     )
@@ -139,7 +148,7 @@ def outcome_expression() -> ColumnElement[str]:
 def reason_expression() -> Any:
     return (
         select(EVENTS.c.data["reason"].as_string())
-        .where(EVENTS.c.call_id == CALLS.c.call_id, EVENTS.c.kind == HANDOFF)
+        .where(EVENTS.c.call_id == CALLS.c.call_id, _is_handoff(EVENTS))
         .order_by(EVENTS.c.idx)
         .limit(1)
         .scalar_subquery()
@@ -172,17 +181,40 @@ def topic_condition(dialect: str, sources: Sequence[str]) -> ColumnElement[bool]
     )
 
 
-def search_condition(dialect: str, words: list[str]) -> ColumnElement[bool]:
+def search_condition(dialect: str, words: list[str], dense: bool = False) -> ColumnElement[bool]:
+    """Calls with a turn that matches ``words``. SQLite, ``dense`` (a word many turns have): the calls are walked
+    newest first and each one's turns looked up in the hits (the page fills after a few calls); else the hits'
+    calls are collected and sorted (few hits: cheap)."""
     if dialect == "postgresql":
         hits = select(TURNS.c.call_id).where(
             text("to_tsvector('german'::regconfig, turns.text) @@ to_tsquery('german'::regconfig, :tsquery)")
         )
         return CALLS.c.call_id.in_(hits.params(tsquery=search.tsquery(words)))
+    if dense:
+        said = TURNS.alias("said")
+        turn_hits = text(f"SELECT rowid FROM {search.FTS_TABLE} WHERE {search.FTS_TABLE} MATCH :fts")
+        return exists().where(
+            said.c.call_id == CALLS.c.call_id,
+            literal_column("said.rowid").in_(
+                turn_hits.bindparams(fts=search.fts5_query(words)).columns(rowid=Integer)
+            ),
+        )
     hits_sql = text(
         f"SELECT t.call_id FROM {search.FTS_TABLE} JOIN turns AS t ON t.rowid = {search.FTS_TABLE}.rowid "
         f"WHERE {search.FTS_TABLE} MATCH :fts"
     ).bindparams(fts=search.fts5_query(words))
     return CALLS.c.call_id.in_(hits_sql.columns(call_id=Text))
+
+
+def dense_search(connection: Any, words: list[str]) -> bool:
+    """SQLite: whether at least :data:`DENSE_HITS` turns match (counted no further)."""
+    if connection.dialect.name != "sqlite":
+        return False
+    count = text(
+        f"SELECT count(*) FROM (SELECT rowid FROM {search.FTS_TABLE} WHERE {search.FTS_TABLE} MATCH :fts "
+        "LIMIT :most)"
+    ).bindparams(fts=search.fts5_query(words), most=DENSE_HITS)
+    return int(connection.execute(count).scalar_one()) >= DENSE_HITS
 
 
 def list_calls(
@@ -197,11 +229,9 @@ def list_calls(
     that cannot be searched."""
     words = search.words(chosen.search) if chosen.search.strip() else []
     dialect = engine.dialect.name
-    outcome = outcome_expression().label("outcome")
-    query = select(
-        CALLS.c.call_id, CALLS.c.started_at, CALLS.c.ended_at, CALLS.c.channel, outcome,
-        reason_expression().label("reason"),
-    )  # fmt: skip
+    # The page's calls first (keys only: a database sorts the matches before the limit, so nothing per row
+    # that costs is computed there), then what the page shows for just those calls.
+    query = select(CALLS.c.call_id, CALLS.c.started_at)
     if chosen.start is not None:
         query = query.where(CALLS.c.started_at >= chosen.start)
     if chosen.end is not None:
@@ -214,7 +244,7 @@ def list_calls(
         query = query.where(
             exists().where(
                 EVENTS.c.call_id == CALLS.c.call_id,
-                EVENTS.c.kind == HANDOFF,
+                _is_handoff(EVENTS),
                 EVENTS.c.data["reason"].as_string() == chosen.reason,
             )
         )
@@ -223,31 +253,25 @@ def list_calls(
     if chosen.low_confidence:
         query = query.where(low_confidence_condition(thresholds))
     if words:
-        query = query.where(search_condition(dialect, words))
+        with engine.connect() as connection:
+            dense = dense_search(connection, words)
+        query = query.where(search_condition(dialect, words, dense))
     if after is not None:
-        query = query.where(
-            or_(
-                CALLS.c.started_at < after.started_at,
-                and_(CALLS.c.started_at == after.started_at, CALLS.c.call_id < after.call_id),
-            )
+        query = query.where(  # the first condition alone is an index range; the second settles ties
+            CALLS.c.started_at <= after.started_at,
+            or_(CALLS.c.started_at < after.started_at, CALLS.c.call_id < after.call_id),
         )
     query = query.order_by(CALLS.c.started_at.desc(), CALLS.c.call_id.desc()).limit(limit + 1)
     with engine.connect() as connection:
         found = connection.execute(query).all()
         more = len(found) > limit
-        page = [
-            CallRow(
-                call_id=row.call_id,
-                started_at=float(row.started_at),
-                ended_at=None if row.ended_at is None else float(row.ended_at),
-                channel=row.channel,
-                outcome=row.outcome,
-                reason=row.reason or "",
-            )
-            for row in found[:limit]
-        ]
-        _add_turn_details(connection, page)
-        if words:
+        shown = {
+            row.call_id: row for row in connection.execute(_rows_query([r.call_id for r in found[:limit]]))
+        }
+        page = [_call_row(shown[row.call_id]) for row in found[:limit] if row.call_id in shown]
+        postgres = dialect == "postgresql"
+        _add_turn_details(connection, page, [] if postgres else words)
+        if words and postgres:
             _add_snippets(connection, page, words)
     last = page[-1] if page else None
     return CallPage(page, Cursor(last.started_at, last.call_id) if more and last is not None else None)
@@ -263,8 +287,9 @@ def _lowest(current: float | None, value: float | None) -> float | None:
     return value if current is None else min(current, value)
 
 
-def _add_turn_details(connection: Any, page: list[CallRow]) -> None:
-    """Each row's first question, turn count, lowest confidences and cited sources (one query for the page)."""
+def _add_turn_details(connection: Any, page: list[CallRow], words: list[str]) -> None:
+    """Each row's first question, turn count, lowest confidences and cited sources (one query for the page);
+    with ``words`` (SQLite) also the snippet of its first turn that matches them (:func:`search.highlight`)."""
     by_id = {row.call_id: row for row in page}
     if not by_id:
         return
@@ -276,6 +301,9 @@ def _add_turn_details(connection: Any, page: list[CallRow]) -> None:
     for turn in connection.execute(query):
         row = by_id[turn.call_id]
         row.turns += 1
+        if words and not row.snippet:
+            row.snippet = search.highlight(turn.text, words) or ""
+            row.snippet_role = turn.role if row.snippet else ""
         data = turn.data if isinstance(turn.data, dict) else {}
         if turn.role == "caller":
             if turn.kind == "question" and not row.first_question and turn.text.strip():
@@ -290,45 +318,43 @@ def _add_turn_details(connection: Any, page: list[CallRow]) -> None:
 
 
 def _add_snippets(connection: Any, page: list[CallRow], words: list[str]) -> None:
-    """The first matching turn of each row, its words around the match marked."""
+    """PostgreSQL: the first matching turn of each row, its words around the match marked (``ts_headline``
+    marks what the stemmer matched)."""
     by_id = {row.call_id: row for row in page}
     if not by_id:
         return
     ids: Any = bindparam("ids", list(by_id), expanding=True)
-    if connection.dialect.name == "postgresql":
-        options = (
-            f"StartSel={search.MARK_START}, StopSel={search.MARK_END}, "
-            f"MaxWords={search.SNIPPET_WORDS}, MinWords={search.SNIPPET_WORDS // 2}"
-        )
-        query = text(
-            "SELECT call_id, idx, role, ts_headline('german'::regconfig, text, "
-            "to_tsquery('german'::regconfig, :tsquery), :options) AS snippet FROM turns "
-            "WHERE call_id IN :ids AND to_tsvector('german'::regconfig, text) @@ "
-            "to_tsquery('german'::regconfig, :tsquery) ORDER BY call_id, idx"
-        ).bindparams(ids, tsquery=search.tsquery(words), options=options)
-    else:
-        fts = search.FTS_TABLE
-        query = text(
-            f"SELECT t.call_id, t.idx, t.role, snippet({fts}, 0, :start, :end, '…', {search.SNIPPET_WORDS}) "
-            f"AS snippet FROM {fts} JOIN turns AS t ON t.rowid = {fts}.rowid "
-            f"WHERE {fts} MATCH :fts AND t.call_id IN :ids ORDER BY t.call_id, t.idx"
-        ).bindparams(ids, fts=search.fts5_query(words), start=search.MARK_START, end=search.MARK_END)
+    options = (
+        f"StartSel={search.MARK_START}, StopSel={search.MARK_END}, "
+        f"MaxWords={search.SNIPPET_WORDS}, MinWords={search.SNIPPET_WORDS // 2}"
+    )
+    query = text(
+        "SELECT call_id, idx, role, ts_headline('german'::regconfig, text, "
+        "to_tsquery('german'::regconfig, :tsquery), :options) AS snippet FROM turns "
+        "WHERE call_id IN :ids AND to_tsvector('german'::regconfig, text) @@ "
+        "to_tsquery('german'::regconfig, :tsquery) ORDER BY call_id, idx"
+    ).bindparams(ids, tsquery=search.tsquery(words), options=options)
     for hit in connection.execute(query):
         row = by_id[hit.call_id]
         if not row.snippet:
             row.snippet, row.snippet_role = str(hit.snippet), str(hit.role)
 
 
-def call_overview(engine: Engine, call_id: str) -> CallRow | None:
-    """One call's row (outcome and hand-off reason as the list shows them), or None."""
-    query = select(
+def _rows_query(call_ids: list[str]) -> Any:
+    return select(
         CALLS.c.call_id, CALLS.c.started_at, CALLS.c.ended_at, CALLS.c.channel,
         outcome_expression().label("outcome"), reason_expression().label("reason"),
-    ).where(CALLS.c.call_id == call_id)  # fmt: skip
+    ).where(CALLS.c.call_id.in_(call_ids))  # fmt: skip
+
+
+def call_overview(engine: Engine, call_id: str) -> CallRow | None:
+    """One call's row (outcome and hand-off reason as the list shows them), or None."""
     with engine.connect() as connection:
-        row = connection.execute(query).first()
-    if row is None:
-        return None
+        row = connection.execute(_rows_query([call_id])).first()
+    return None if row is None else _call_row(row)
+
+
+def _call_row(row: Any) -> CallRow:
     return CallRow(
         call_id=row.call_id,
         started_at=float(row.started_at),
