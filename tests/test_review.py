@@ -221,3 +221,31 @@ def test_filters_and_keyset_pages(database: Database) -> None:  # noqa: F811
         )
     finally:
         engine.dispose()
+
+
+def test_bench_review_fills_and_measures_both_databases() -> None:
+    """`voicebot bench review` end to end on a small fill (numbers printed, never judged here)."""
+    import json
+
+    from database import POSTGRES_URL, require_postgres
+    from typer.testing import CliRunner
+
+    from voicebot.cli import app
+
+    require_postgres()
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["bench", "review", "--calls", "300", "--runs", "1", "--rounds", "1", "--json",
+              "--database-url", POSTGRES_URL],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert [item["database"] for item in figures] == ["sqlite", "postgresql"]
+    for item in figures:
+        assert item["calls"] == 300 and 300 * 3 <= item["turns"] <= 300 * 9
+        assert set(item["queries_ms"]) >= {"list: first page", "search: umlaut folded (fuhrerschein)"}
+        assert all(value["p95"] >= value["p50"] > 0 for value in item["queries_ms"].values())
+    refused = runner.invoke(app, ["bench", "review", "--calls", "0"])
+    assert refused.exit_code == 1 and "--calls, --runs and --rounds must be at least 1" in refused.output
+    refused = runner.invoke(app, ["bench", "review", "--database-url", "mysql://x"])
+    assert refused.exit_code == 1 and "must be a postgresql:// URL" in refused.output
