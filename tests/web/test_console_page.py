@@ -237,6 +237,7 @@ async def test_call_review_pages_pass_axe(console_url: tuple[str, Settings]) -> 
             await page.wait_for_selector("#verlauf")
             heard = await page.locator("#verlauf .anrufer").first.text_content()
             timeline_violations = await _axe_violations(page)
+            await page.screenshot(path=str(SCREENSHOT.with_name("console-anruf-verlauf.png")), full_page=True)
             await page.goto(f"{base}/konsole/anrufe?ergebnis=gut")
             alert = await page.get_by_role("alert").text_content()
             error_violations = await _axe_violations(page)

@@ -125,6 +125,7 @@ async def test_a_supervisor_searches_pages_and_opens_a_timeline(client: httpx.As
     assert positions == sorted(positions), positions  # time order: 0.0, 1.0, 2.0, 2.5, 2.8, 3.0, 3.5
     assert "reason: Bot zu unsicher; group: Bürgerbüro" in text
     assert "<dt>Ergebnis</dt><dd>Weitergeleitet</dd>" in text
+    assert '<dt>Ende</dt><dd>Anrufer/in hat aufgelegt <span class="hilfe">(hangup)</span></dd>' in text
 
     missing = await client.get(f"/konsole/anrufe/{call_id(99)}")
     assert missing.status_code == 404 and "Diesen Anruf gibt es nicht" in missing.text

@@ -96,6 +96,15 @@ EVENTS = {
     "interrupted": "Anruf unterbrochen (Prozess beendet)",
     "rtp": "Medienstatistik",
 }
+ENDINGS = {  # how a call ended (ended_reason, before a ":" detail)
+    "hangup": "Anrufer/in hat aufgelegt",
+    "caller": "Anrufer/in hat aufgelegt",
+    "goodbye": "Vom Bot verabschiedet",
+    "silence": "Stille: vom Bot beendet",
+    "transferred": "Weitergeleitet, dann beendet",
+    "max_duration": "Höchstdauer erreicht",
+    "interrupted": "Unterbrochen (Prozess beendet)",
+}
 MAX_EVENT_FIELDS = 8
 MAX_EVENT_VALUE_CHARS = 120
 
@@ -114,6 +123,14 @@ def call_time(seconds: Any) -> str:
         return ""
     minutes, secs = divmod(max(0.0, float(seconds)), 60)
     return f"{int(minutes)}:{secs:04.1f}".replace(".", ",")
+
+
+def ending(reason: Any) -> str:
+    """The call's end in words, with the stored reason for the technically minded ("–" while it runs)."""
+    if not reason:
+        return "–"
+    label = ENDINGS.get(str(reason).split(":", 1)[0])
+    return f'{esc(label)} <span class="hilfe">({esc(reason)})</span>' if label else esc(reason)
 
 
 class Topics:
@@ -464,7 +481,7 @@ zeigt den ganzen Verlauf.</p>
   <dt>Dauer</dt><dd>{esc(duration)}</dd>
   <dt>Ergebnis</dt><dd>{esc(outcome)}</dd>
   <dt>Übergabegrund</dt><dd>{esc(reason)}</dd>
-  <dt>Ende</dt><dd>{esc(record.get("ended_reason") or "–")}</dd>
+  <dt>Ende</dt><dd>{ending(record.get("ended_reason"))}</dd>
 </dl>
 <p class="hilfe">Zeiten ab Anrufbeginn (Minuten:Sekunden). Sicherheit: 0 bis 1; unsicher heißt unter
 {decimal(self.thresholds.min_asr_confidence)} (Spracherkennung) oder {decimal(self.thresholds.min_answer_confidence)}
