@@ -160,3 +160,37 @@ async def test_staff_may_not_review_calls(client: httpx.AsyncClient) -> None:
     for path in ("/konsole/anrufe?q=Führerschein", f"/konsole/anrufe/{call_id(1)}"):
         response = await client.get(path)
         assert response.status_code == 403 and "Kein Zugriff" in response.text
+
+
+async def test_topics_come_from_the_knowledge_index(tmp_path: Path) -> None:
+    """The topic choice lists the departments of the sample knowledge base; choosing one lists the calls whose
+    answers cited one of its pages, and the cited page shows its title."""
+    from interop.peers import shared_index_dir
+
+    from knowledge.index import KnowledgeIndex
+
+    index_dir = shared_index_dir()
+    chunk = next(c for c in KnowledgeIndex.open(index_dir).chunks if c.department == "Bürgerbüro")
+    settings = make_settings(tmp_path)
+    settings.paths.index_dir = index_dir
+    add_users(settings)
+    engine = make_engine(f"sqlite:///{settings.paths.database_file}")
+    try:
+        with writing(engine) as connection:
+            for item in (record(1, T0, "Wann hat das Bürgerbüro offen?", sources=(chunk.id,)),
+                         record(2, T0 + 60, "Wo ist der Wertstoffhof?", sources=("nicht-im-wissen",))):  # fmt: skip
+                rows.write_whole(connection, item, item["started_at"] + 30)
+    finally:
+        engine.dispose()
+    app = create_app(settings, None)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://voicebot"
+    ) as client:
+        assert (await sign_in(client, "lea")).status_code == 303
+        listed = await client.get("/konsole/anrufe")
+        assert '<option value="Bürgerbüro">Bürgerbüro</option>' in listed.text
+        chosen = await client.get("/konsole/anrufe", params={"thema": "Bürgerbüro"})
+        assert re.findall(r'href="/konsole/anrufe/(call_[^"]+)"', chosen.text) == [call_id(1)]
+        assert '<option value="Bürgerbüro" selected>' in chosen.text
+        timeline = await client.get(f"/konsole/anrufe/{call_id(1)}")
+        assert f"{chunk.title}" in timeline.text and f"({chunk.id})" in timeline.text
