@@ -112,6 +112,8 @@ async def test_every_route_refuses_anonymous_and_wrong_role_requests(settings: S
         "/konsole/telefon",
         "/konsole/kennzahlen",
         "/konsole/kennzahlen.csv",
+        "/konsole/anrufe",
+        "/konsole/anrufe/{call_id}",
     }
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://voicebot") as anonymous:

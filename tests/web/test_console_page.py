@@ -204,3 +204,48 @@ async def test_figures_and_team_pages_pass_axe(console_url: tuple[str, Settings]
     assert team_alert is not None and "beginnt mit sip:" in team_alert
     assert figures_violations == [] and period_violations == [], (figures_violations, period_violations)
     assert team_violations == [], team_violations
+
+
+async def test_call_review_pages_pass_axe(console_url: tuple[str, Settings]) -> None:
+    """The supervisor's call list (a search with its marked hit, the filter error) and one call's timeline in the
+    browser, reached with the keyboard-usable controls: no WCAG 2.1 A/AA violation."""
+    from playwright.async_api import async_playwright
+
+    from web.test_staff_review import seed
+
+    base, settings = console_url
+    seed(settings)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(locale="de-DE")
+            await page.goto(f"{base}/anmelden")
+            await page.get_by_label("Benutzername").fill("lea")
+            await page.get_by_label("Passwort").fill(PASSWORD)
+            await page.get_by_role("button", name="Anmelden").click()
+            await page.wait_for_url(f"{base}/konsole")
+            await page.get_by_role("link", name="Anrufe prüfen").click()
+            await page.get_by_label("Suche im Gesagten").fill("fuhrerschein")
+            await page.get_by_label("Nur Anrufe mit geringer Sicherheit").check()
+            await page.get_by_role("button", name="Filtern").click()
+            await page.wait_for_selector("#anrufe mark")
+            marked = await page.locator("#anrufe mark").all_text_contents()
+            list_violations = await _axe_violations(page)
+            await page.set_viewport_size({"width": 1500, "height": 900})
+            await page.screenshot(path=str(SCREENSHOT.with_name("console-anrufe.png")), full_page=True)
+            await page.locator("#anrufe tbody a").first.click()
+            await page.wait_for_selector("#verlauf")
+            heard = await page.locator("#verlauf .anrufer").first.text_content()
+            timeline_violations = await _axe_violations(page)
+            await page.screenshot(path=str(SCREENSHOT.with_name("console-anruf-verlauf.png")), full_page=True)
+            await page.goto(f"{base}/konsole/anrufe?ergebnis=gut")
+            alert = await page.get_by_role("alert").text_content()
+            error_violations = await _axe_violations(page)
+        finally:
+            await browser.close()
+
+    assert marked == ["Führerschein"]
+    assert heard is not None and "Sicherheit der Spracherkennung: 0,30 – unsicher" in heard
+    assert alert is not None and "Dieses Ergebnis gibt es nicht" in alert
+    assert list_violations == [] and timeline_violations == [], (list_violations, timeline_violations)
+    assert error_violations == [], error_violations

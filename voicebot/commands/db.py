@@ -135,3 +135,46 @@ def import_json(
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Register ``voicebot db ...``."""
     app.add_typer(db_app, name="db")
+    bench_app.command("review")(bench_review)
+
+
+def bench_review(
+    calls: Annotated[
+        int, typer.Option("--calls", help="Synthetic calls written before measuring.")
+    ] = 100_000,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Also measure PostgreSQL: a new schema in this database (dropped afterwards).",
+        ),
+    ] = None,
+    runs: Annotated[int, typer.Option("--runs", help="Timed runs of each query per round.")] = 20,
+    rounds: Annotated[int, typer.Option("--rounds", help="Rounds; the figures are their median.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Call list and full-text search p50/p95 of the supervisor's review on a fresh, filled database."""
+    import json
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from voicebot.benchmarks.review import run_review_bench
+
+    if calls < 1 or runs < 1 or rounds < 1:
+        raise fail("--calls, --runs and --rounds must be at least 1")
+    if database_url is not None and not database_url.startswith(("postgresql://", "postgresql+psycopg://")):
+        raise fail("--database-url must be a postgresql:// URL (SQLite is always measured)")
+    try:
+        results = run_review_bench(calls, database_url=database_url, runs=runs, rounds=rounds)
+    except (SQLAlchemyError, OSError) as error:
+        raise fail(f"cannot use the database: {str(error).strip().splitlines()[0]}") from None
+    if as_json:
+        typer.echo(json.dumps(results, ensure_ascii=False, indent=1))
+        return
+    for result in results:
+        typer.echo(
+            f"{result['database']}: {result['calls']} calls, {result['turns']} turns written in "
+            f"{result['fill_s']} s; median of {result['rounds']} rounds × {result['runs']} runs (ms)"
+        )
+        for name, figures in result["queries_ms"].items():
+            typer.echo(f"  {name:<50} p50 {figures['p50']:>8}   p95 {figures['p95']:>8}")

@@ -67,6 +67,9 @@ ACCESS: dict[str, str | frozenset[str]] = {
     # Service figures per group and day, as a page and as CSV (voicebot/web/staff_figures.py)
     "/konsole/kennzahlen": SUPERVISORS,
     "/konsole/kennzahlen.csv": SUPERVISORS,
+    # Transcript review: the call list with filters and full-text search, one call's timeline (staff_review.py)
+    "/konsole/anrufe": SUPERVISORS,
+    "/konsole/anrufe/{call_id}": SUPERVISORS,
     # The live queue, accepting a caller, the call in progress and its wrap-up (voicebot/web/staff_queue.py)
     "/konsole/warteschlange": STAFF_ROLES,
     "/konsole/annehmen": STAFF_ROLES,
@@ -411,6 +414,7 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
   <ul>
     <li><a href="/konsole/team">Team-Übersicht</a></li>
     <li><a href="/konsole/kennzahlen">Servicekennzahlen</a></li>
+    <li><a href="/konsole/anrufe">Anrufe prüfen</a></li>
   </ul>
 </nav>"""
             if user.role in SUPERVISORS
@@ -629,6 +633,9 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
     from voicebot.web.staff_privacy import install_staff_privacy
 
     install_staff_privacy(app, console, checked_post, _page)
+    from voicebot.web.staff_review import install_staff_review
+
+    install_staff_review(app, console, _page)
     return console
 
 
