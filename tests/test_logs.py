@@ -208,12 +208,34 @@ def test_json_format_one_object_per_line_with_the_call_id_of_every_line_of_a_cal
         logger.info("between calls")
         await task
 
+    from voicebot.metrics import METRICS
+
+    def errors() -> tuple[float, float]:
+        """The errors counted for the SIP component, and for all components together."""
+        samples = [
+            sample
+            for metric in METRICS.registry.collect()
+            for sample in metric.samples
+            if sample.name == "voicebot_errors_total"
+        ]
+        sip = sum(s.value for s in samples if s.labels.get("component") == "sip_bridge.sip")
+        return sip, sum(s.value for s in samples)
+
+    counting = (METRICS._error_sink_id, METRICS._error_handler)  # as the other tests left them
     try:
         configure_logging("INFO", lines.append, log_format="json")
+        METRICS._error_sink_id = None  # configure_logging removed every loguru sink, the error counter's too
+        METRICS.count_errors()
         asyncio.run(calls())
+        sip, total = errors()
+        logging.getLogger("sip_bridge.sip.core").error("counted once")
+        assert errors() == (sip + 1, total + 1)  # by the stdlib handler, not again as a loguru record
     finally:
         root.handlers, root.level = saved
         configure_logging("DEBUG", stdlib=False)
+        METRICS._error_sink_id, METRICS._error_handler = None, counting[1]  # root's handlers are restored
+        if counting[0] is not None:
+            METRICS.count_errors()  # the error counter's loguru sink again, as before this test
     entries = [json.loads(line) for line in lines]
     assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
     by_message = {entry["message"]: entry for entry in entries}
@@ -222,6 +244,7 @@ def test_json_format_one_object_per_line_with_the_call_id_of_every_line_of_a_cal
         "answered sip:+4921531234@pbx",
         "retransmission 3",
         "pipeline failed",
+        "counted once",
     }
     assert "call_id" not in by_message["between calls"]
     for message in ("answered sip:+4921531234@pbx", "retransmission 3", "pipeline failed"):

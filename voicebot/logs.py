@@ -99,7 +99,9 @@ class _ToLoguru(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.bind(component=record.name).opt(exception=record.exc_info).log(level, record.getMessage())
+        logger.bind(component=record.name, from_stdlib=True).opt(exception=record.exc_info).log(
+            level, record.getMessage()
+        )
 
 
 def configure_logging(
@@ -125,8 +127,12 @@ def configure_logging(
         filter=None if debugging else _not_expected_library_warning,
     )
     if stdlib and log_format == "json":
+        # Instead of the handlers that write text lines (basicConfig's); a counting handler (metrics) stays.
         root = logging.getLogger()
-        root.handlers = [_ToLoguru()]
+        for handler in root.handlers[:]:
+            if isinstance(handler, _ToLoguru) or type(handler) is logging.StreamHandler:
+                root.removeHandler(handler)
+        root.addHandler(_ToLoguru())
         root.setLevel(level.upper())
     elif stdlib:
         logging.basicConfig(level=level.upper(), format=STDLIB_FORMAT)
