@@ -76,7 +76,9 @@ def test_kamailio_spreads_calls_over_two_voicebots_and_fails_over_when_one_drain
                 call__greeting="Guten Tag.",
                 queue__instance_name=name,
                 sip__drain_timeout_s="30",  # long enough for every running call to end by itself
-                sip__ring_s="0",
+                # Ring briefly: a 180 sent right before the 200 may overtake it through Kamailio's parallel workers
+                # (UDP); a phone ignores such a late 180, sipp would abort the call or wait for a second 200.
+                sip__ring_s="0.3",
             )
             for name in ("bot-a", "bot-b")
         ]
@@ -104,7 +106,8 @@ def test_kamailio_spreads_calls_over_two_voicebots_and_fails_over_when_one_drain
                 ["sipp", "-sf", str(SCENARIO), "-m", str(CALLS), "-l", str(CONCURRENCY), "-r", "2",
                  "-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port()), "-s", "hotline",
                  f"127.0.0.1:{proxy.port}", "-timeout", "90s", "-timeout_error", "-nostdin",
-                 "-trace_err", "-error_file", str(sipp_dir / "errors.log")],
+                 "-trace_err", "-error_file", str(sipp_dir / "errors.log"),
+                 "-trace_msg", "-message_file", str(sipp_dir / "messages.log")],
                 cwd=sipp_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             )  # fmt: skip
             # Mid-run: once the first voicebot has answered two calls (round robin: the second has too), it stops.
