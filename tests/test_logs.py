@@ -175,3 +175,90 @@ def test_the_warnings_of_every_audio_only_browser_call_are_left_out_below_debug(
         assert len(lines) == 2
     finally:
         configure_logging("DEBUG", stdlib=False)
+
+
+def test_json_format_one_object_per_line_with_the_call_id_of_every_line_of_a_call() -> None:
+    """``log_format = "json"``: loguru's and the stdlib's lines (SIP/RTP) become one JSON object each; a line logged
+    in a task started inside :func:`call_context` (as a call's set-up and pipeline are) names the call; what the
+    caller said (the ASR line, DEBUG) is not logged at INFO; a traceback has no variable values."""
+    import asyncio
+    import json
+    import logging
+
+    from voicebot.logs import call_context
+
+    lines: list[str] = []
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    stt = _logger_of("voicebot.pipeline.stt")
+
+    async def in_call() -> None:
+        stt.debug("ASR [de] 'Ich heiße Erika Mustermann' logprob=-0.20")
+        logger.info("answered sip:+4921531234@pbx")
+        logging.getLogger("sip_bridge.sip.transaction").warning("retransmission %d", 3)
+        secret = "pw-in-a-frame-77"  # noqa: F841 — a variable dump would print it
+        try:
+            raise RuntimeError("Pipeline kaputt")
+        except RuntimeError:
+            logger.exception("pipeline failed")
+
+    async def calls() -> None:
+        with call_context("call-1@pbx"):
+            task = asyncio.create_task(in_call())
+        logger.info("between calls")
+        await task
+
+    from voicebot.metrics import METRICS
+
+    def errors() -> tuple[float, float]:
+        """The errors counted for the SIP component, and for all components together."""
+        samples = [
+            sample
+            for metric in METRICS.registry.collect()
+            for sample in metric.samples
+            if sample.name == "voicebot_errors_total"
+        ]
+        sip = sum(s.value for s in samples if s.labels.get("component") == "sip_bridge.sip")
+        return sip, sum(s.value for s in samples)
+
+    counting = (METRICS._error_sink_id, METRICS._error_handler)  # as the other tests left them
+    try:
+        configure_logging("INFO", lines.append, log_format="json")
+        METRICS._error_sink_id = None  # configure_logging removed every loguru sink, the error counter's too
+        METRICS.count_errors()
+        asyncio.run(calls())
+        sip, total = errors()
+        logging.getLogger("sip_bridge.sip.core").error("counted once")
+        assert errors() == (sip + 1, total + 1)  # by the stdlib handler, not again as a loguru record
+    finally:
+        root.handlers, root.level = saved
+        configure_logging("DEBUG", stdlib=False)
+        METRICS._error_sink_id, METRICS._error_handler = None, counting[1]  # root's handlers are restored
+        if counting[0] is not None:
+            METRICS.count_errors()  # the error counter's loguru sink again, as before this test
+    entries = [json.loads(line) for line in lines]
+    assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
+    by_message = {entry["message"]: entry for entry in entries}
+    assert set(by_message) == {
+        "between calls",
+        "answered sip:+4921531234@pbx",
+        "retransmission 3",
+        "pipeline failed",
+        "counted once",
+    }
+    assert "call_id" not in by_message["between calls"]
+    for message in ("answered sip:+4921531234@pbx", "retransmission 3", "pipeline failed"):
+        assert by_message[message]["call_id"] == "call-1@pbx", by_message[message]
+    assert by_message["retransmission 3"]["component"] == "sip_bridge.sip.transaction"
+    assert by_message["retransmission 3"]["level"] == "WARNING"
+    assert by_message["answered sip:+4921531234@pbx"]["component"] == "test_logs"
+    assert {"time", "level", "message", "component"} <= set(by_message["between calls"])
+    failure = by_message["pipeline failed"]
+    assert failure["level"] == "ERROR" and "RuntimeError: Pipeline kaputt" in failure["exception"]
+    assert "pw-in-a-frame-77" not in "".join(lines)
+    assert "Erika" not in "".join(lines)
+
+
+def test_an_unknown_log_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="'text' or 'json'"):
+        configure_logging("INFO", log_format="xml", stdlib=False)

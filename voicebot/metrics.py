@@ -211,6 +211,8 @@ class HotlineMetrics:
             self._error_sink_id = logger.add(
                 lambda message: self.error(message.record["name"] or ""),
                 level="ERROR",
+                # A stdlib record that JSON logging routes through loguru is counted by the handler below.
+                filter=lambda record: not record["extra"].get("from_stdlib"),
                 diagnose=False,
                 backtrace=False,
                 format="{message}",

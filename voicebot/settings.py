@@ -639,6 +639,9 @@ class Settings(BaseSettings):
     # The town's data-protection notice: linked from the /call page; the phone greeting names its host.
     privacy_url: str = "https://musterstadt.example/datenschutz"
     log_level: str = "INFO"
+    # Logging (decision 0912): "text" lines for a person at a terminal (embedded default); "json" one object per
+    # line (time, level, message, component, call_id) for a log collector. Caller words are logged at DEBUG only.
+    log_format: Literal["text", "json"] = "text"
     # PostgreSQL in production (its URL holds the password); None keeps everything in SQLite (paths.database_file).
     database_url: SecretStr | None = None
     paths: PathSettings = Field(default_factory=PathSettings)

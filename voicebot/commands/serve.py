@@ -35,7 +35,7 @@ def serve(
 
     # One log level (``log_level``) for our loguru logs, pipecat's and the SIP/RTP stdlib loggers; no variable
     # dumps in tracebacks (they would print the settings and what callers sent).
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
 
     from voicebot.db.migrate import DatabaseUnavailable
     from voicebot.models import ModelError

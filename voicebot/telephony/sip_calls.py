@@ -42,6 +42,7 @@ from sip_bridge.pipecat_transport import RtpCallTransport
 from sip_bridge.sip import events as ev
 from sip_bridge.sip.transport import SipEndpoint
 from voicebot.calls import CallEvent, CallHandle, CallLease, CallRegistry, CallRunner
+from voicebot.logs import call_context
 from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE
 from voicebot.pipeline.frames import HandoffRequestFrame
 from voicebot.settings import Settings
@@ -216,6 +217,11 @@ class SipCallService:
     # --- events from the user agent ------------------------------------------------------------------------------
 
     def _on_event(self, event: ev.Event) -> None:
+        # What this event's handling logs, and every task it starts (a call's set-up, its pipeline), names the call.
+        with call_context(str(getattr(event, "call_id", "") or "")):
+            self._handle_event(event)
+
+    def _handle_event(self, event: ev.Event) -> None:
         match event:
             case ev.IncomingCall():
                 self._spawn(self._incoming(event), f"sip-incoming-{event.call_id}")

@@ -243,6 +243,16 @@ def render_call_page(settings: Settings) -> str:
 async def _run_web_call(
     connection: SmallWebRTCConnection, call_id: str, runner: CallRunner, lease: CallLease
 ) -> None:
+    """:func:`_web_call` with every line it and its tasks log naming ``call_id`` (decision 0912)."""
+    from voicebot.logs import call_context
+
+    with call_context(call_id):
+        await _web_call(connection, call_id, runner, lease)
+
+
+async def _web_call(
+    connection: SmallWebRTCConnection, call_id: str, runner: CallRunner, lease: CallLease
+) -> None:
     """One browser call over a connected peer connection: transport, the pipeline, and clean-up whichever side
     ends (the :class:`BrowserCallDesk` releases the lease and closes the connection also if this fails)."""
     from pipecat.transports.base_transport import TransportParams
