@@ -74,7 +74,9 @@ def write_day(database: Database, tmp_path: Path) -> None:  # noqa: F811
     engine = database.engine()
     clock = Clock(NINE)
     repository = Repository(engine, clock=clock)
-    lea = repository.add_staff_user("lea", "$argon2id$v=19$...", Role.SUPERVISOR)
+    lea = repository.staff_user("lea") or repository.add_staff_user(
+        "lea", "$argon2id$v=19$...", Role.SUPERVISOR
+    )
     store = SqlCallRecordStore(engine, fallback_dir=tmp_path / "fallback")
     try:
         _call(store, NINE, [_answer(0.9, 900.0, "personalausweis-beantragen")])
