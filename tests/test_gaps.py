@@ -152,7 +152,24 @@ def test_gap_report_from_stored_calls_on_both_databases(database: Database, tmp_
     assert "1. 2 Anrufe, 2 Fragen (Übergabe an Mitarbeitende 1, Antwort unsicher 1)" in text
     assert f"   „{LAND_TAX[1]}“" in text
     wider = gaps.report(engine, date(2026, 11, 30), DAY, min_answer_confidence=0.5)
-    assert wider.groups[0].calls == 3 and wider.considered == 4
+    assert wider.groups[0].calls == 3 and wider.considered == 4 and not wider.truncated
+
+
+def test_only_the_newest_questions_are_read(database: Database, tmp_path: Path, monkeypatch: Any) -> None:  # noqa: F811
+    store = SqlCallRecordStore(database.engine(), fallback_dir=tmp_path / "fallback")
+    try:
+        _write_calls(store)
+    finally:
+        store.close()
+    monkeypatch.setattr(gaps, "MAX_QUESTIONS", 2)
+    questions, truncated = gaps.load(database.engine(), DAY, DAY, 0.5)
+    assert truncated and [q.text for q in questions] == [ID_CARD[0], LAND_TAX[1]]
+    result = gaps.report(database.engine(), DAY, DAY, min_answer_confidence=0.5)
+    assert (
+        result.truncated
+        and result.considered == 2
+        and "(nur die neuesten 2 Fragen ausgewertet)" in gaps.render(result)
+    )
 
 
 def test_cli_prints_json_and_refuses_bad_dates(tmp_path: Path) -> None:
