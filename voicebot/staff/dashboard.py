@@ -16,11 +16,11 @@ Definitions (days and hours in Europe/Berlin; calls of citizens only, as in :mod
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Connection, Engine, and_, select
 
 from voicebot.db import rows
 from voicebot.db.models import Callback, CallbackStatus, QueueEntry
@@ -30,6 +30,7 @@ CALLS, TURNS, EVENTS = rows.CALLS, rows.TURNS, rows.EVENTS
 BINS = 10
 UNKNOWN_REASON = "unbekannt"
 NO_TOPIC = "(ohne Fachbereich)"
+STREAM_ROWS = 2000  # rows fetched at a time while streaming calls and turns
 
 
 @dataclass(frozen=True)
@@ -181,9 +182,11 @@ def _number(value: object) -> float | None:
 
 
 def load(
-    engine: Engine, start: date, end: date
-) -> tuple[list[CallRow], list[BotTurnRow], list[figures.QueueRow], list[figures.CallbackRow]]:
-    """The rows of the period (one read-only connection); call-backs: every open or claimed one."""
+    connection: Connection, start: date, end: date
+) -> tuple[Iterator[CallRow], Iterator[BotTurnRow], list[figures.QueueRow], list[figures.CallbackRow]]:
+    """The rows of the period; call-backs: every open or claimed one. Calls and bot turns are streamed (a year of
+    a large town's turns is never held in memory): consume them, one after the other, while ``connection`` is
+    open."""
     first, after = figures.period_bounds(start, end)
     citizen_calls = and_(
         CALLS.c.started_at >= first,
@@ -225,27 +228,30 @@ def load(
     open_callbacks = select(Callback.group_name, Callback.status, Callback.created_at, Callback.due_at).where(
         Callback.status.in_([CallbackStatus.OPEN.value, CallbackStatus.CLAIMED.value])
     )
-    with engine.connect() as connection:
-        reason_of: dict[str, str] = {}
-        for call_id, reason in connection.execute(handoffs):
-            reason_of.setdefault(call_id, str(reason or ""))
-        for call_id, reason in connection.execute(queued):
-            reason_of.setdefault(call_id, str(reason or ""))
-        calls = [
-            CallRow(call_id, float(started), reason_of.get(call_id))
-            for call_id, started in connection.execute(calls_query)
-        ]
-        turns = []
-        for call_id, started, confidence, latency, sources in connection.execute(turns_query):
+    reason_of: dict[str, str] = {}  # handed-off calls only
+    for call_id, reason in connection.execute(handoffs):
+        reason_of.setdefault(call_id, str(reason or ""))
+    for call_id, reason in connection.execute(queued):
+        reason_of.setdefault(call_id, str(reason or ""))
+    queue = [figures.QueueRow(*row) for row in connection.execute(entries)]
+    callbacks = [figures.CallbackRow(*row) for row in connection.execute(open_callbacks)]
+    streamed = connection.execution_options(stream_results=True, yield_per=STREAM_ROWS)
+
+    def calls() -> Iterator[CallRow]:
+        for call_id, started in streamed.execute(calls_query):
+            yield CallRow(call_id, float(started), reason_of.get(call_id))
+
+    def turns() -> Iterator[BotTurnRow]:
+        for call_id, started, confidence, latency, sources in streamed.execute(turns_query):
             cited = tuple(str(s) for s in sources) if isinstance(sources, list) else ()
-            turns.append(BotTurnRow(call_id, float(started), _number(confidence), _number(latency), cited))
-        queue = [figures.QueueRow(*row) for row in connection.execute(entries)]
-        callbacks = [figures.CallbackRow(*row) for row in connection.execute(open_callbacks)]
-    return calls, turns, queue, callbacks
+            yield BotTurnRow(call_id, float(started), _number(confidence), _number(latency), cited)
+
+    return calls(), turns(), queue, callbacks
 
 
 def report(
     engine: Engine, start: date, end: date, *, now: float, departments: Mapping[str, str]
 ) -> Dashboard:
-    calls, turns, queue, callbacks = load(engine, start, end)
-    return compute(calls, turns, queue, callbacks, departments, start=start, end=end, now=now)
+    with engine.connect() as connection:
+        calls, turns, queue, callbacks = load(connection, start, end)
+        return compute(calls, turns, queue, callbacks, departments, start=start, end=end, now=now)
