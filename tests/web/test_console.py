@@ -114,6 +114,9 @@ async def test_every_route_refuses_anonymous_and_wrong_role_requests(settings: S
         "/konsole/kennzahlen.csv",
         "/konsole/anrufe",
         "/konsole/anrufe/{call_id}",
+        "/konsole/uebersicht",
+        "/konsole/uebersicht.csv",
+        "/konsole/luecken",
     }
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://voicebot") as anonymous:

@@ -12,7 +12,9 @@ import typer
 
 from voicebot.commands.errors import fail, settings_or_exit
 
-report_app = typer.Typer(help="Reports: service figures of the staff queue.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Reports: service figures of the staff queue, knowledge gaps.", no_args_is_help=True
+)
 
 DEFAULT_DAYS = 7  # without --from/--to: the last seven days up to today
 MAX_DAYS = 366
@@ -76,6 +78,49 @@ def queue(
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
     else:
         typer.echo(figures.render(result))
+
+
+@report_app.command("gaps")
+def gaps(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the text.")] = False,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day (YYYY-MM-DD; default: six days before --to).")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day (YYYY-MM-DD; default: today).")] = None,
+) -> None:
+    """The callers' questions the bot could not answer well (not known, asked back, handed off, unsure), grouped
+    by meaning, most calls first, with example wordings and the pages that came closest."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from voicebot.db.engine import database_url, make_engine
+    from voicebot.db.migrate import DatabaseUnavailable, upgrade_configured
+    from voicebot.staff import figures
+    from voicebot.staff import gaps as gap_report
+
+    now = time.time()
+    first, last = period(start, end, figures.day_of(now))
+    settings = settings_or_exit()
+    try:
+        upgrade_configured(settings)
+    except DatabaseUnavailable as error:
+        raise fail(str(error)) from None
+    engine = make_engine(database_url(settings))
+    try:
+        result = gap_report.report(
+            engine,
+            first,
+            last,
+            min_answer_confidence=settings.handoff.min_answer_confidence,
+            index=gap_report.open_index(settings.paths.index_dir),
+        )
+    except SQLAlchemyError as error:
+        raise fail(f"database: {str(error).splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
+    else:
+        typer.echo(gap_report.render(result))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

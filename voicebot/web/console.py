@@ -70,6 +70,10 @@ ACCESS: dict[str, str | frozenset[str]] = {
     # Transcript review: the call list with filters and full-text search, one call's timeline (staff_review.py)
     "/konsole/anrufe": SUPERVISORS,
     "/konsole/anrufe/{call_id}": SUPERVISORS,
+    # The dashboard (charts, tables, CSV per table) and the knowledge-gap report (staff_dashboard.py)
+    "/konsole/uebersicht": SUPERVISORS,
+    "/konsole/uebersicht.csv": SUPERVISORS,
+    "/konsole/luecken": SUPERVISORS,
     # The live queue, accepting a caller, the call in progress and its wrap-up (voicebot/web/staff_queue.py)
     "/konsole/warteschlange": STAFF_ROLES,
     "/konsole/annehmen": STAFF_ROLES,
@@ -415,6 +419,8 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
     <li><a href="/konsole/team">Team-Übersicht</a></li>
     <li><a href="/konsole/kennzahlen">Servicekennzahlen</a></li>
     <li><a href="/konsole/anrufe">Anrufe prüfen</a></li>
+    <li><a href="/konsole/uebersicht">Übersicht</a></li>
+    <li><a href="/konsole/luecken">Wissenslücken</a></li>
   </ul>
 </nav>"""
             if user.role in SUPERVISORS
@@ -636,6 +642,9 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
     from voicebot.web.staff_review import install_staff_review
 
     install_staff_review(app, console, _page)
+    from voicebot.web.staff_dashboard import install_staff_dashboard
+
+    install_staff_dashboard(app, console, _page)
     return console
 
 
