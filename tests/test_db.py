@@ -110,7 +110,7 @@ def test_schema_matches_the_models(database: Database) -> None:  # noqa: F811
         assert tables == set(Base.metadata.tables)
         for name, table in Base.metadata.tables.items():
             assert {c["name"] for c in inspector.get_columns(name)} == {c.name for c in table.columns}, name
-        assert migrate.status(engine).current == migrate.head_revision() == "0005"
+        assert migrate.status(engine).current == migrate.head_revision() == "0006"
     finally:
         engine.dispose()
 
@@ -389,7 +389,7 @@ def test_servers_starting_at_once_upgrade_the_schema_once(empty_database: Databa
     assert time.time() > at
     assert [
         (process.returncode, out.strip()) for process, (out, _) in zip(processes, results, strict=True)
-    ] == [(0, "0005")] * 3, [err[-2000:] for _, err in results]
+    ] == [(0, "0006")] * 3, [err[-2000:] for _, err in results]
 
 
 def test_a_change_writes_only_the_turn_that_changed(store: SqlCallRecordStore) -> None:

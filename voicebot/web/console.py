@@ -70,6 +70,11 @@ ACCESS: dict[str, str | frozenset[str]] = {
     # Transcript review: the call list with filters and full-text search, one call's timeline (staff_review.py)
     "/konsole/anrufe": SUPERVISORS,
     "/konsole/anrufe/{call_id}": SUPERVISORS,
+    # Corrections of bot answers: a draft from a turn, a second person decides, revert (staff_corrections.py)
+    "/konsole/anrufe/{call_id}/korrektur": SUPERVISORS,
+    "/konsole/korrekturen": SUPERVISORS,
+    "/konsole/korrekturen/entscheiden": SUPERVISORS,
+    "/konsole/korrekturen/zuruecknehmen": SUPERVISORS,
     # The live queue, accepting a caller, the call in progress and its wrap-up (voicebot/web/staff_queue.py)
     "/konsole/warteschlange": STAFF_ROLES,
     "/konsole/annehmen": STAFF_ROLES,
@@ -415,6 +420,7 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
     <li><a href="/konsole/team">Team-Übersicht</a></li>
     <li><a href="/konsole/kennzahlen">Servicekennzahlen</a></li>
     <li><a href="/konsole/anrufe">Anrufe prüfen</a></li>
+    <li><a href="/konsole/korrekturen">Korrekturen</a></li>
   </ul>
 </nav>"""
             if user.role in SUPERVISORS
@@ -636,6 +642,9 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
     from voicebot.web.staff_review import install_staff_review
 
     install_staff_review(app, console, _page)
+    from voicebot.web.staff_corrections import install_staff_corrections
+
+    install_staff_corrections(app, console, checked_post, _page)
     return console
 
 
