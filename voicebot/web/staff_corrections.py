@@ -135,7 +135,7 @@ def install_staff_corrections(
             return message("Korrektur nicht gespeichert", str(error), 400)
         return RedirectResponse(f"/konsole/korrekturen?{urlencode({'neu': new_id})}", status_code=303)
 
-    def row_html(row: corrections.CorrectionRow, csrf: str, username: str) -> str:
+    def row_html(row: corrections.CorrectionRow, csrf: str, username: str, titles: Mapping[str, str]) -> str:
         actions = ""
         hidden = f'<input type="hidden" name="csrf" value="{esc(csrf)}"><input type="hidden" name="korrektur" value="{row.id}">'  # fmt: skip
         if row.status == "draft" and row.created_by != username:
@@ -169,7 +169,7 @@ def install_staff_corrections(
   – {esc(corrections.STATUSES.get(row.status, row.status))}</h3>
 <dl class="zusammenfassung">
   <dt>Frage der anrufenden Person</dt><dd>„{esc(row.question) or "–"}“</dd>
-  <dt>Seite</dt><dd>{esc(row.page_id)}</dd>
+  <dt>Seite</dt><dd>{esc(titles.get(row.page_id, row.page_id))} <span class="hilfe">({esc(row.page_id)})</span></dd>
   <dt>Korrektur</dt><dd>{esc(row.text)}</dd>
   <dt>Verfasst</dt><dd>{esc(row.created_by)}, {when(row.created_at)}</dd>
   <dt>Aus dem Anruf</dt><dd><a href="/konsole/anrufe/{esc(row.call_id)}">Verlauf ansehen</a> (Beitrag {row.turn_index + 1})</dd>
@@ -186,6 +186,7 @@ def install_staff_corrections(
                 "Unbekannter Status", "Diesen Status gibt es nicht: bitte aus der Liste wählen.", 400
             )
         rows = await run_in_threadpool(corrections.list_corrections, console.engine, status or None)
+        titles = await asyncio.to_thread(page_choices, console) if rows else {}
         csrf = console.signer.csrf_token(session)
         notice = ""
         if request.query_params.get("neu", "").isdigit():
@@ -198,7 +199,7 @@ def install_staff_corrections(
         )
         listed = (
             '<ol class="korrekturen">'
-            + "\n".join(row_html(row, csrf, user.username) for row in rows)
+            + "\n".join(row_html(row, csrf, user.username, titles) for row in rows)
             + "</ol>"
             if rows
             else '<p id="keine">Keine Korrekturen.</p>'
