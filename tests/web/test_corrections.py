@@ -253,3 +253,30 @@ async def test_draft_approve_by_a_second_person_reaches_the_next_question_and_re
     assert wrong.returncode == 2 and wrong.stderr.strip().splitlines() == [
         "error: unknown --status 'offen': use one of draft, approved, rejected, reverted"
     ]
+
+
+async def test_a_missing_information_correction_answers_a_question_the_page_could_not(setup: Setup) -> None:
+    """ "Fehlende Information": the text becomes a section of the page; a question about it is answered from it,
+    citing the correction (approve called directly, as the console's worker thread does)."""
+    from zoneinfo import ZoneInfo
+
+    settings = setup.settings
+    engine = make_engine(f"sqlite:///{settings.paths.database_file}")
+    try:
+        drafted = corrections.create_draft(
+            engine, call_id=call_id(1), turn_index=2, kind="missing", page_id="hallenbad",
+            question="Hat das Hallenbad eine Sauna?", author="lea",
+            text="Im Hallenbad gibt es eine Sauna. Der Saunazuschlag beträgt 3 Euro.",
+        )  # fmt: skip
+        applied = corrections.approve(
+            engine, drafted, "otto", corrections_dir=settings.paths.corrections_dir,
+            index_dir=settings.paths.index_dir, zone=ZoneInfo("Europe/Berlin"),
+        )  # fmt: skip
+    finally:
+        engine.dispose()
+    assert applied.status == "approved" and applied.applied_generation == 2
+    assert applied.file_path == str(settings.paths.corrections_dir / f"korrektur-{drafted}.md")
+    answer = await build_answer_engine(settings.knowledge()).answer(
+        AnswerRequest("Was kostet die Sauna im Hallenbad?")
+    )
+    assert "3 Euro" in answer.text and answer.sources == [f"hallenbad#korrektur-{drafted}"], answer
