@@ -294,20 +294,25 @@ def revert(
     row = get(engine, correction_id)
     if row is None:
         raise CorrectionError("Diese Korrektur gibt es nicht.")
-    if row.status != "approved":
+    if row.status == "approved" and not row.file_path:
+        raise CorrectionError("Diese Korrektur wird gerade angewandt: bitte gleich noch einmal versuchen.")
+    with writing(engine) as connection:  # the first revert wins (two people pressing at once)
+        changed = connection.execute(
+            update(TABLE)
+            .where(TABLE.c.id == correction_id, TABLE.c.status == "approved")
+            .values(  # who approved stays; who took it back, when and why: the reason and the audit log
+                status="reverted", reason=f"Zurückgenommen von {person}: {reason}"[:MAX_REASON_CHARS]
+            )
+        ).rowcount
+    if changed != 1:
         raise CorrectionError("Nur eine angewandte Korrektur kann zurückgenommen werden.")
+    # Once reverted, the page goes; should the ingest fail now, any later ingest of the folder prunes it.
     path = Path(row.file_path)
     path.unlink(missing_ok=True)
     generation = _ingest(Path(index_dir), [path.parent], prune=True) if path.parent.exists() else None
     with writing(engine) as connection:
         connection.execute(
-            update(TABLE)
-            .where(TABLE.c.id == correction_id)
-            .values(  # who approved stays; who took it back, when and why: the reason and the audit log
-                status="reverted",
-                reason=f"Zurückgenommen von {person}: {reason}"[:MAX_REASON_CHARS],
-                applied_generation=generation,
-            )
+            update(TABLE).where(TABLE.c.id == correction_id).values(applied_generation=generation)
         )
     audit(engine, f"console:{person}", "correction_revert", f"{row.page_name} (Index {generation})")
     return get(engine, correction_id) or row
