@@ -72,3 +72,32 @@ def test_draft_decide_once_and_list(database: Database, tmp_path: Path) -> None:
         assert actions == ["correction_draft", "correction_draft", "correction_reject"]
     finally:
         engine.dispose()
+
+
+def test_retention_keeps_a_correction_but_not_the_callers_words(database: Database, tmp_path: Path) -> None:  # noqa: F811
+    from test_review import T0, call_id, record
+
+    from voicebot.db import rows
+    from voicebot.db.engine import writing
+    from voicebot.privacy.data import retention
+    from voicebot.settings import PrivacySettings
+
+    engine = database.engine()
+    try:
+        said = record(7, T0, "Wann hat das Hallenbad offen?")
+        with writing(engine) as connection:
+            rows.write_whole(connection, said, T0 + 30)
+        made = corrections.create_draft(
+            engine, call_id=call_id(7), turn_index=2, kind="wrong", page_id="hallenbad",
+            question="Wann hat das Hallenbad offen?", text="Montags geschlossen.", author="lea",
+        )  # fmt: skip
+        deleted = retention(engine, PrivacySettings(), tmp_path, now=T0 + 31 * 86400)
+        assert deleted.calls == 1
+        kept = corrections.get(engine, made)
+        assert kept is not None and (kept.question, kept.text, kept.call_id) == (
+            "",
+            "Montags geschlossen.",
+            call_id(7),
+        )
+    finally:
+        engine.dispose()
