@@ -681,7 +681,8 @@ class Settings(BaseSettings):
         return KnowledgeConfig(
             town=self.town,
             index_dir=self.paths.index_dir,
-            kb_sources=tuple(self.paths.kb_sources),
+            # approved corrections are a source too (decision 0940): a fresh index built at start keeps them
+            kb_sources=tuple(dict.fromkeys([*self.paths.kb_sources, self.paths.corrections_dir])),
             retrieval=self.retrieval,
             answer=self.answer,
             llm=self.llm,
