@@ -10,6 +10,7 @@ token; server-rendered German HTML, no script (``<details>`` opens the form with
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -272,9 +273,25 @@ gilt er ab dem nächsten Anruf. Jeder Schritt steht im Protokoll.</p>
         return RedirectResponse(f"/konsole/korrekturen?erledigt={chosen}", status_code=303)
 
 
+_choices_lock = threading.Lock()
+_choices: dict[str, tuple[int | None, dict[str, str]]] = {}  # index dir → (generation, page titles)
+
+
 def page_choices(console: Console) -> dict[str, str]:
+    """The pages a correction may name, read again only when the index has a new generation."""
+    from knowledge.index import index_generation
+
+    index_dir = console.settings.paths.index_dir
+    generation = index_generation(index_dir)
+    with _choices_lock:
+        known = _choices.get(str(index_dir))
+        if known is not None and known[0] == generation and generation is not None:
+            return known[1]
     try:
-        return corrections.page_titles(console.settings.paths.index_dir)
+        titles = corrections.page_titles(index_dir)
     except Exception as error:  # no index: nothing to correct against
         logger.info(f"corrections: no pages to choose ({error!r})")
         return {}
+    with _choices_lock:
+        _choices[str(index_dir)] = (generation, titles)
+    return titles
