@@ -23,7 +23,20 @@ from typing import Protocol
 
 import numpy as np
 
-from knowledge import areas, confirm, days, facts, freshness, guard, more, phrases, scope, spoken, verify
+from knowledge import (
+    areas,
+    confirm,
+    days,
+    facts,
+    freshness,
+    guard,
+    layers,
+    more,
+    phrases,
+    scope,
+    spoken,
+    verify,
+)
 from knowledge.confidence import (
     PageCandidate,
     TownLexicon,
@@ -349,8 +362,21 @@ class ExtractiveAnswerEngine:
         )
         return self.offering_more(request, answer, page)
 
+    def citing_corrections(self, answer: Answer, page: PageCandidate) -> Answer:
+        """Cite an approved correction of the answered page (knowledge.layers.CORRECTION) whose facts the answer
+        says: the correction replaced what the page said, so the review shows "Korrektur vom …" as the source."""
+        said = verify.fact_tokens(answer.text)
+        for chunk in self.page_chunks(page):
+            if chunk.layer != layers.CORRECTION or chunk.id in answer.sources:
+                continue
+            stated = verify.fact_tokens(f"{chunk.spoken_answer}\n{chunk.text}", lenient=True)
+            if said & stated:
+                answer.sources = [*answer.sources, chunk.id]
+        return answer
+
     def offering_more(self, request: AnswerRequest, answer: Answer, page: PageCandidate) -> Answer:
         """Short first, more on request: append the offer of the page's next useful part (knowledge.more)."""
+        answer = self.citing_corrections(answer, page)
         if not self._config.answer.offer_more or request.language != "de":
             return answer
         asked = self.asked_type(request, facts.classify(request.question, self.town))

@@ -3,6 +3,8 @@
 A town page names the base page it amends with ``overrides: <page id>``. Its sections replace the base page's
 sections of the same heading (a conflict: the same fact from two layers, the town wins and it is listed), its other
 sections are added, and its non-empty metadata (spoken answer, authority, contact, validity) replaces the base's.
+A correction page (layer ``correction``) amends a base or a town page the same way.
+
 The merge keeps one row per stored chunk and the rows' order, so the stored embeddings stay aligned: the town's
 chunks are relabelled as chunks of the base page (``<base id>#<town id>``), and the base chunks lose the replaced
 sections. Applied when the retriever is built and before fact units are embedded (knowledge.index), so the stored
@@ -20,7 +22,9 @@ from knowledge.types import Chunk
 
 BASE = "base"
 TOWN = "town"
-_RANK = {BASE: 0, TOWN: 1}
+# An approved correction from the supervisors' review (voicebot.staff.corrections, decision 0940): on top of both.
+CORRECTION = "correction"
+_RANK = {BASE: 0, TOWN: 1, CORRECTION: 2}
 
 
 def layer_of(chunk: Chunk) -> str:

@@ -186,7 +186,7 @@ def test_knowledge_gets_its_part_of_the_settings(clean_env: Path, monkeypatch: p
     assert (config.town, config.index_dir, list(config.kb_sources)) == (
         "Beispielheim",
         Path("/srv/index"),
-        settings.paths.kb_sources,
+        [*settings.paths.kb_sources, settings.paths.corrections_dir],  # corrections: decision 0940
     )
     assert config.retrieval.top_k == 5 and config.answer.min_confidence == 0.6
     assert config.llm.base_url == "http://127.0.0.1:8000/v1"

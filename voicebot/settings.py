@@ -102,6 +102,9 @@ class PathSettings(_Section):
     # reads by default (where records lived before the database).
     calls_dir: Path = Path("var/calls")
     kb_sources: list[Path] = Field(default_factory=lambda: [SAMPLE_KB_DIR])
+    # Corrections (issue 11, decision 0940): the pages of approved corrections, written by the console and
+    # ingested one at a time; `voicebot kb ingest` without paths indexes this folder too.
+    corrections_dir: Path = Path("var/corrections")
     # Records of `voicebot call` (simulated calls from WAV files): kept apart from the real calls' records.
     simulated_calls_dir: Path = Path("var/calls-simulated")
     # The key that signs staff sign-in sessions when http.session_secret is not set: made on first start (mode 0600).
@@ -115,6 +118,7 @@ class PathSettings(_Section):
             "index_dir",
             "database_file",
             "calls_dir",
+            "corrections_dir",
             "simulated_calls_dir",
             "session_secret_file",
         )
@@ -680,7 +684,8 @@ class Settings(BaseSettings):
         return KnowledgeConfig(
             town=self.town,
             index_dir=self.paths.index_dir,
-            kb_sources=tuple(self.paths.kb_sources),
+            # approved corrections are a source too (decision 0940): a fresh index built at start keeps them
+            kb_sources=tuple(dict.fromkeys([*self.paths.kb_sources, self.paths.corrections_dir])),
             retrieval=self.retrieval,
             answer=self.answer,
             llm=self.llm,

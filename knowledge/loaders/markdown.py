@@ -64,8 +64,11 @@ def meta_from_mapping(data: dict[str, Any], source_path: Path, default_id: str |
     if not title:
         raise LoadError("missing 'title'")
     layer = _as_text(data.get("layer")).lower()
-    if layer not in ("", "base", "town"):
-        raise LoadError(f"invalid layer {layer!r} (use 'base' for shared pages, 'town' for the town's own)")
+    if layer not in ("", "base", "town", "correction"):
+        raise LoadError(
+            f"invalid layer {layer!r} (use 'base' for shared pages, 'town' for the town's own, "
+            "'correction' for an approved correction)"
+        )
     overrides = check_id(data["overrides"]) if data.get("overrides") else ""
     return Chunk(
         id=doc_id,

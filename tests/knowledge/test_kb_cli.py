@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from kb_fixtures import make_pdf, write_fixture_kb
 from typer.testing import CliRunner
 
@@ -142,3 +143,25 @@ def test_a_broken_pdf_prints_only_our_line(tmp_path: Path) -> None:
             "error: nothing could be indexed: no readable knowledge file in the given paths"
         ], name
         assert f"übersprungen: {name}: unreadable PDF: " in result.stdout
+
+
+def test_ingest_without_paths_keeps_the_approved_corrections(
+    fixture_kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`voicebot kb ingest` with the configured sources also indexes paths.corrections_dir (decision 0940): a
+    rebuilt index keeps the corrections the console applied."""
+    corrections = tmp_path / "korrekturen"
+    corrections.mkdir()
+    (corrections / "korrektur-1.md").write_text(
+        "---\nid: korrektur-1\ntitle: 'Korrektur vom 01.12.2026: Personalausweis'\nlayer: correction\n"
+        "overrides: personalausweis-beantragen\n---\n## Korrektur vom 01.12.2026\n\nAuch samstags im Bürgerbüro.\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("VOICEBOT_PATHS__KB_SOURCES", json.dumps([str(fixture_kb)]))
+    monkeypatch.setenv("VOICEBOT_PATHS__CORRECTIONS_DIR", str(corrections))
+    index_dir = tmp_path / "index"
+    result = runner.invoke(app, ["kb", "ingest", "--index-dir", str(index_dir)])
+    assert result.exit_code == 0, result.output
+    index = KnowledgeIndex.open(index_dir)
+    assert str(corrections / "korrektur-1.md") in index.files
+    assert {c.doc_id for c in index.chunks if c.layer == "correction"} == {"korrektur-1"}

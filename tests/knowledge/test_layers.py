@@ -132,3 +132,29 @@ def test_review_spoken_lists_generated_answers_until_a_town_page_approves_them(t
     engine = ExtractiveAnswerEngine(config, KnowledgeIndex.open(index_dir).retriever())
     answer = asyncio.run(engine.answer(AnswerRequest("Was ist eine Meldebescheinigung?")))
     assert answer.text == approved and answer.sources[0].split("#")[0] == "xzufi-l100002"
+
+
+def test_a_correction_amends_a_town_page_and_a_town_page_cannot_amend_a_correction() -> None:
+    """The correction layer (decision 0940) is above the town's: it may amend a town page; the reverse is refused."""
+    from knowledge.types import Chunk
+
+    def page(doc_id: str, layer: str, overrides: str = "", text: str = "", spoken: str = "") -> Chunk:
+        return Chunk(
+            id=doc_id, doc_id=doc_id, title=doc_id, text=text, spoken_answer=spoken, layer=layer,
+            overrides=overrides,
+        )  # fmt: skip
+
+    town = page("hallenbad", "", text="## Preise\n\nEintritt 4 Euro.", spoken="Der Eintritt kostet 4 Euro.")
+    fix = page(
+        "korrektur-1", layers.CORRECTION, "hallenbad", "## Preise\n\nEintritt 5 Euro.", "Eintritt: 5 Euro."
+    )
+    stray = page("stadt-seite", "town", "korrektur-1", "## Preise\n\nEintritt 6 Euro.")
+    resolved, report = layers.resolve([town, fix, stray])
+    assert report.overrides == {"hallenbad": ["korrektur-1"]}
+    assert report.problems == [("stadt-seite", "overrides 'korrektur-1' of layer 'correction' from the same or a lower layer")]  # fmt: skip
+    assert resolved[0].spoken_answer == "Eintritt: 5 Euro." and "4 Euro" not in resolved[0].text
+    assert (resolved[1].id, resolved[1].doc_id, resolved[1].layer) == (
+        "hallenbad#korrektur-1",
+        "hallenbad",
+        "correction",
+    )

@@ -5,6 +5,7 @@ and on the console. The app runs in-process under uvicorn on a free loopback por
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -249,3 +250,59 @@ async def test_call_review_pages_pass_axe(console_url: tuple[str, Settings]) -> 
     assert alert is not None and "Dieses Ergebnis gibt es nicht" in alert
     assert list_violations == [] and timeline_violations == [], (list_violations, timeline_violations)
     assert error_violations == [], error_violations
+
+
+async def test_corrections_page_and_form_pass_axe(console_url: tuple[str, Settings]) -> None:
+    """The correction form opened under a bot turn (keyboard: the summary toggles it) and the corrections page
+    with a draft to approve or reject: no WCAG 2.1 A/AA violation (decision 0940)."""
+    from playwright.async_api import async_playwright
+    from test_review import call_id
+
+    from knowledge.config import SAMPLE_KB_DIR
+    from knowledge.index import KnowledgeIndex
+    from voicebot.staff import corrections
+    from web.test_staff_review import seed
+
+    base, settings = console_url
+    seed(settings)
+    kb = settings.paths.database_file.parent / "kb"
+    kb.mkdir()
+    shutil.copy(SAMPLE_KB_DIR / "buergerbuero-kontakt.md", kb / "buergerbuero-kontakt.md")
+    settings.paths.index_dir = kb.parent / "index"  # the pages a correction may name
+    KnowledgeIndex.open(settings.paths.index_dir).ingest([kb])
+    engine = make_engine(f"sqlite:///{settings.paths.database_file}")
+    try:
+        corrections.create_draft(
+            engine, call_id=call_id(1), turn_index=2, kind="wrong", page_id="buergerbuero-kontakt",
+            question="Äh, ich brauche einen neuen Führerschein.", author="otto",
+            text="Den Führerschein beantragen Sie bei der Führerscheinstelle im Landratsamt.",
+        )  # fmt: skip
+    finally:
+        engine.dispose()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(locale="de-DE")
+            await page.goto(f"{base}/anmelden")
+            await page.get_by_label("Benutzername").fill("lea")
+            await page.get_by_label("Passwort").fill(PASSWORD)
+            await page.get_by_role("button", name="Anmelden").click()
+            await page.wait_for_url(f"{base}/konsole")
+            await page.goto(f"{base}/konsole/anrufe/{call_id(1)}")
+            summary = page.locator("#verlauf summary").nth(1)
+            await summary.focus()
+            await page.keyboard.press("Enter")
+            await page.get_by_label("Richtige Antwort oder fehlende Information").nth(1).wait_for()
+            form_violations = await _axe_violations(page)
+            await page.goto(f"{base}/konsole")
+            await page.get_by_role("link", name="Korrekturen").click()
+            await page.wait_for_selector("#korrektur-1")
+            buttons = await page.get_by_role("button").all_text_contents()
+            list_violations = await _axe_violations(page)
+            await page.set_viewport_size({"width": 1200, "height": 900})
+            await page.screenshot(path=str(SCREENSHOT.with_name("console-korrekturen.png")), full_page=True)
+        finally:
+            await browser.close()
+
+    assert "Freigeben und anwenden" in buttons and "Ablehnen" in buttons, buttons
+    assert form_violations == [] and list_violations == [], (form_violations, list_violations)

@@ -48,7 +48,10 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     if not paths:
-        paths = [Path(p) for p in settings_or_exit().paths.kb_sources]
+        configured = settings_or_exit().paths
+        paths = [Path(p) for p in configured.kb_sources]
+        if configured.corrections_dir.is_dir() and configured.corrections_dir not in paths:
+            paths.append(configured.corrections_dir)  # approved corrections (voicebot.staff.corrections)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise fail(f"path not found: {', '.join(missing)}")
@@ -265,6 +268,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     kb_app.command("stats")(stats)
     kb_app.command("search")(search)
     kb_app.command("review-spoken")(review_spoken)
+    kb_app.command("corrections")(corrections_list)
     pack_app = typer.Typer(
         help="Knowledge packs: export a folder of pages, import a pack as the base layer.",
         no_args_is_help=True,
@@ -446,3 +450,35 @@ def pack_import(
     report = index.ingest([target / "pages"])
     _print_report(report, target_index)
     typer.echo(f"add {target / 'pages'} to paths.kb_sources so that the server keeps it up to date")
+
+
+def corrections_list(
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the corrections.")] = False,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only these: draft, approved, rejected or reverted (default: all)."),
+    ] = None,
+) -> None:
+    """List the corrections from the supervisors' review: drafts, applied (approved), rejected, reverted."""
+    from voicebot.commands.privacy import USAGE_ERROR, _engine
+    from voicebot.staff import corrections
+
+    if status is not None and status not in corrections.STATUSES:
+        raise fail(f"unknown --status {status!r}: use one of {', '.join(corrections.STATUSES)}", USAGE_ERROR)
+    engine, _settings = _engine()
+    try:
+        rows = corrections.list_corrections(engine, status)
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps([row.as_dict() for row in rows], ensure_ascii=False, indent=1))
+        return
+    if not rows:
+        typer.echo("no corrections")
+        return
+    for row in rows:
+        decided = f", {row.status} by {row.decided_by}" if row.decided_by else ""
+        typer.echo(
+            f"{row.id}\t{row.status}\t{row.kind}\t{row.page_id}\tby {row.created_by}{decided}\t"
+            f"call {row.call_id}\t{row.text}"
+        )

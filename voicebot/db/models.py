@@ -232,3 +232,31 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32), index=True)
     subject: Mapped[str] = mapped_column(String(128), default="")
     details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+
+class Correction(Base):
+    """A supervisor's correction of one bot turn (issue 11, decision 0940): a draft until a second person approves
+    it (then its page file under ``paths.corrections_dir`` is indexed: the next call answers with it) or rejects
+    it; an applied one can be reverted. ``question`` is the caller's words of that turn (redacted as stored)."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (
+        CheckConstraint("kind IN ('wrong', 'missing')", name="kind"),
+        CheckConstraint("status IN ('draft', 'approved', 'rejected', 'reverted')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_LENGTH), index=True)
+    turn_index: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    page_id: Mapped[str] = mapped_column(String(200))
+    question: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Double)
+    decided_by: Mapped[str] = mapped_column(String(64), default="")
+    decided_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    applied_generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    file_path: Mapped[str] = mapped_column(String(500), default="")

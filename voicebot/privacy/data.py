@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import Connection, Engine, delete, exists, func, insert, select
+from sqlalchemy import Connection, Engine, delete, exists, func, insert, select, update
 
 from voicebot.db import rows
 from voicebot.db.engine import writing
-from voicebot.db.models import AuditEntry, Callback, CallbackStatus, QueueEntry
+from voicebot.db.models import AuditEntry, Callback, CallbackStatus, Correction, QueueEntry
 from voicebot.records import JsonFileStore, is_call_id
 from voicebot.settings import PrivacySettings
 
@@ -26,6 +26,7 @@ DAY_S = 86400.0
 AUDIT: Any = AuditEntry.__table__
 CALLBACKS: Any = Callback.__table__
 QUEUE: Any = QueueEntry.__table__
+CORRECTIONS: Any = Correction.__table__
 MIN_DIGITS = 6
 MAX_NUMBER_CHARS = 40
 
@@ -161,6 +162,9 @@ def _delete_calls(connection: Connection, calls: Any, *, dry_run: bool) -> dict[
         "calls": _count(connection, rows.CALLS, rows.CALLS.c.call_id.in_(calls)),
     }
     if not dry_run:
+        # A correction made from such a call stays (it is the knowledge base's history), the caller's words go
+        # (first: ``calls`` selects from the calls deleted below).
+        connection.execute(update(CORRECTIONS).where(CORRECTIONS.c.call_id.in_(calls)).values(question=""))
         for table in (rows.TURNS, rows.EVENTS, QUEUE, CALLBACKS):
             connection.execute(delete(table).where(table.c.call_id.in_(calls)))
         connection.execute(delete(rows.CALLS).where(rows.CALLS.c.call_id.in_(calls)))

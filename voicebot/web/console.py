@@ -74,6 +74,11 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "/konsole/uebersicht": SUPERVISORS,
     "/konsole/uebersicht.csv": SUPERVISORS,
     "/konsole/luecken": SUPERVISORS,
+    # Corrections of bot answers: a draft from a turn, a second person decides, revert (staff_corrections.py)
+    "/konsole/anrufe/{call_id}/korrektur": SUPERVISORS,
+    "/konsole/korrekturen": SUPERVISORS,
+    "/konsole/korrekturen/entscheiden": SUPERVISORS,
+    "/konsole/korrekturen/zuruecknehmen": SUPERVISORS,
     # The live queue, accepting a caller, the call in progress and its wrap-up (voicebot/web/staff_queue.py)
     "/konsole/warteschlange": STAFF_ROLES,
     "/konsole/annehmen": STAFF_ROLES,
@@ -421,6 +426,7 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
     <li><a href="/konsole/anrufe">Anrufe prüfen</a></li>
     <li><a href="/konsole/uebersicht">Übersicht</a></li>
     <li><a href="/konsole/luecken">Wissenslücken</a></li>
+    <li><a href="/konsole/korrekturen">Korrekturen</a></li>
   </ul>
 </nav>"""
             if user.role in SUPERVISORS
@@ -645,6 +651,9 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
     from voicebot.web.staff_dashboard import install_staff_dashboard
 
     install_staff_dashboard(app, console, _page)
+    from voicebot.web.staff_corrections import install_staff_corrections
+
+    install_staff_corrections(app, console, checked_post, _page)
     return console
 
 

@@ -40,6 +40,10 @@ ACTION_LABELS = {
     "export": "Daten exportiert",
     "delete": "Daten gelöscht",
     "retention": "Löschfristen angewandt",
+    "correction_draft": "Korrektur entworfen",
+    "correction_approve": "Korrektur freigegeben und angewandt",
+    "correction_reject": "Korrektur abgelehnt",
+    "correction_revert": "Korrektur zurückgenommen",
 }
 AUDIT_PAGE_ROWS = 200
 ZONE = ZoneInfo("Europe/Berlin")

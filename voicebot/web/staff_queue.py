@@ -248,8 +248,17 @@ def load_source_lookup(index_dir: Any) -> SourceLookup | None:
             chunk.doc_id, SourceRef(chunk.doc_id, chunk.title or chunk.doc_id, chunk.source_url)
         )
 
+    # An approved correction amending a page is cited as "<page>#<correction chunk>": shown by its own title
+    # ("Korrektur vom …: <page title>", decision 0940), so a reviewer sees where the answer came from.
+    corrections = {
+        chunk.id: SourceRef(chunk.id, chunk.title or chunk.doc_id, chunk.source_url)
+        for chunk in index.chunks
+        if chunk.layer == "correction"
+    }
+
     def lookup(source_id: str) -> SourceRef | None:
-        return by_id.get(source_id) or by_doc.get(source_id.split("#", 1)[0])
+        page, _, part = source_id.partition("#")
+        return by_id.get(source_id) or corrections.get(part) or by_doc.get(page)
 
     return lookup
 

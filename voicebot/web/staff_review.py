@@ -14,6 +14,7 @@ import html
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -164,6 +165,24 @@ class Topics:
             if department:
                 found.setdefault(department, []).append(chunk.id)
         return {name: tuple(ids) for name, ids in sorted(found.items(), key=lambda item: item[0].casefold())}
+
+
+@dataclass
+class CorrectionsOfCall:
+    """For one timeline: the pages a correction may name and the corrections already made, by turn index."""
+
+    titles: dict[str, str]
+    rows: dict[int, list[Any]]
+
+    @classmethod
+    def load(cls, console: Console, call_id: str) -> CorrectionsOfCall:
+        from voicebot.staff import corrections
+        from voicebot.web.staff_corrections import page_choices
+
+        rows: dict[int, list[Any]] = {}
+        for row in corrections.for_call(console.engine, call_id):
+            rows.setdefault(row.turn_index, []).append(row)
+        return cls(page_choices(console), rows)
 
 
 class FilterError(ValueError):
@@ -439,15 +458,37 @@ zeigt den ganzen Verlauf.</p>
             f'<span class="wer">Ereignis</span> {esc(EVENTS.get(kind, kind))}{extra}</li>'
         )
 
-    def timeline(self, record: Mapping[str, Any]) -> str:
+    def correction_part(
+        self, call_id: str, index: int, turn: Mapping[str, Any], csrf: str, made_of: CorrectionsOfCall
+    ) -> str:
+        """Under a bot turn: the corrections already made of it, and the form for a new one (decision 0940)."""
+        from voicebot.staff import corrections
+        from voicebot.web.staff_corrections import turn_form
+
+        made = [
+            f'<li><a href="/konsole/korrekturen#korrektur-{row.id}">Korrektur {row.id}</a>: '
+            f"{esc(corrections.KINDS.get(row.kind, row.kind))} – {esc(corrections.STATUSES.get(row.status, row.status))}</li>"
+            for row in made_of.rows.get(index, [])
+        ]
+        listed = f'<ul class="korrekturen">{"".join(made)}</ul>' if made else ""
+        return listed + turn_form(call_id, index, turn, csrf, made_of.titles)
+
+    def timeline(
+        self, record: Mapping[str, Any], csrf: str = "", made_of: CorrectionsOfCall | None = None
+    ) -> str:
         items: list[tuple[float, int, int, str]] = []
         last = 0.0
         turns = record.get("turns")
+        call_id = str(record.get("call_id") or "")
         for index, turn in enumerate(turns if isinstance(turns, list) else []):
             if isinstance(turn, dict):
                 start = turn.get("start_s")
                 last = float(start) if isinstance(start, int | float) else last
-                items.append((last, 0, index, self.turn_item(turn)))
+                item = self.turn_item(turn)
+                if csrf and made_of is not None and turn.get("role") == "bot":
+                    part = self.correction_part(call_id, index, turn, csrf, made_of)
+                    item = item.removesuffix("</li>") + part + "</li>"
+                items.append((last, 0, index, item))
         last = 0.0
         events = record.get("events")
         for index, event in enumerate(events if isinstance(events, list) else []):
@@ -460,8 +501,9 @@ zeigt den ganzen Verlauf.</p>
             return "<p>Zu diesem Anruf ist nichts gespeichert.</p>"
         return '<ol class="verlauf" id="verlauf">\n' + "\n".join(item[3] for item in items) + "\n</ol>"
 
-    def call_page(self, call_id: str) -> tuple[str, int]:
+    def call_page(self, call_id: str, csrf: str = "") -> tuple[str, int]:
         record = self.console.records.get(call_id) if is_call_id(call_id) else None
+        made_of = CorrectionsOfCall.load(self.console, call_id) if record is not None and csrf else None
         if record is None:
             return '<h1>Anruf nicht gefunden</h1>\n<p role="alert">Diesen Anruf gibt es nicht (mehr).</p>\n<p><a href="/konsole/anrufe">Zur Anrufliste</a></p>', 404  # fmt: skip
         overview = review.call_overview(self.console.engine, call_id)
@@ -487,7 +529,7 @@ zeigt den ganzen Verlauf.</p>
 {decimal(self.thresholds.min_asr_confidence)} (Spracherkennung) oder {decimal(self.thresholds.min_answer_confidence)}
 (Antwort). Eine Tonaufnahme gibt es nicht.</p>
 <h2>Verlauf</h2>
-{self.timeline(record)}
+{self.timeline(record, csrf, made_of)}
 <p><a href="/konsole/anrufe">Zur Anrufliste</a></p>"""
         return body, 200
 
@@ -503,8 +545,8 @@ def install_staff_review(app: FastAPI, console: Console, page: Callable[[str, st
 
     @app.get("/konsole/anrufe/{call_id}", include_in_schema=False)
     async def call_page(request: Request, call_id: str) -> Response:
-        console.require(request, "/konsole/anrufe/{call_id}")
-        body, status = await run_in_threadpool(view.call_page, call_id)
+        _user, session = console.require(request, "/konsole/anrufe/{call_id}")
+        body, status = await run_in_threadpool(view.call_page, call_id, console.signer.csrf_token(session))
         return HTMLResponse(page("Anrufverlauf – Konsole", body), status_code=status, headers=NO_STORE)
 
     return view
