@@ -48,3 +48,15 @@ def no_developer_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # call-back tests (tests/pipeline/test_callback.py, tests/interop/test_callback_call.py) set their own hours.
         patch.setenv("VOICEBOT_OFFICE_HOURS__ALWAYS_OPEN", "true")
         yield workdir
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_settings() -> Iterator[None]:
+    """``get_settings()`` caches the process settings: a command a test runs in-process (CliRunner) must read the
+    environment that test set, not what an earlier test of the same worker left cached (order-independent, also
+    under pytest-xdist)."""
+    from voicebot.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import tempfile
 import time
 import wave
 from dataclasses import dataclass, field
@@ -123,8 +124,10 @@ class Baresip:
 
     def __post_init__(self) -> None:
         self.confdir = self.workdir / f"baresip-{self.name}"
-        self.recordings = self.confdir / "recordings"
-        self.recordings.mkdir(parents=True, exist_ok=True)
+        # baresip's sndfile module builds the dump file's path in a small fixed buffer: under a deep pytest
+        # temporary folder (pytest-xdist adds popen-gwN/) the path no longer fits and nothing is recorded. So the
+        # recordings go to a short folder of their own under the system's temporary directory.
+        self.recordings = Path(tempfile.mkdtemp(prefix=f"bs-{self.name[:8]}-"))
         self.log_path = self.confdir / "log.txt"
         (self.confdir / "config").write_text(
             "\n".join(

@@ -25,21 +25,26 @@ STREAMS = 20
 
 
 def _options(port: int, call_id: str) -> bytes:
+    """One OPTIONS transaction over UDP, retransmitted as a SIP client does (RFC 3261 timer E: 0.5 s doubling to
+    4 s, about 16 s in all): a datagram may be lost while the server works through the flood before it."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         local = sock.getsockname()[1]
-        sock.settimeout(5.0)
-        sock.sendto(
-            (
-                f"OPTIONS sip:hotline@127.0.0.1:{port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-{call_id}\r\n"
-                "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:hotline@127.0.0.1>\r\n"
-                f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-            ).encode(),
-            ("127.0.0.1", port),
-        )
-        data, _ = sock.recvfrom(65535)
-        return data
+        request = (
+            f"OPTIONS sip:hotline@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-{call_id}\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:hotline@127.0.0.1>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        for wait_s in (0.5, 1.0, 2.0, 4.0, 4.0, 4.0):
+            sock.sendto(request, ("127.0.0.1", port))
+            sock.settimeout(wait_s)
+            try:
+                data, _ = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            return data
+        raise TimeoutError(f"no answer to OPTIONS {call_id} within about 16 s of retransmissions")
 
 
 def test_mutated_sip_over_udp_and_tcp_leaves_serve_answering(voicebot_server: VoicebotServer) -> None:

@@ -70,7 +70,12 @@ VOICEBOT = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "voicebot"
 
 def _voicebot(cwd: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     """The installed command, run in ``cwd`` with only ``variables`` of the VOICEBOT_* kind."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEBOT_")} | variables
+    # A wide terminal: the tables must not shorten the long temporary paths the tests look for.
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("VOICEBOT_")}
+        | {"COLUMNS": "250"}
+        | variables
+    )
     return subprocess.run(
         [str(VOICEBOT), *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
     )
