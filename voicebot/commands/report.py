@@ -1,16 +1,23 @@
-"""``voicebot report queue``: the service figures of the staff queue per group and day (voicebot/staff/figures.py),
-as a German table or, with ``--json``, for machines."""
+"""``voicebot report queue|gaps``: the staff queue's service figures per group and day (voicebot/staff/figures.py)
+and the knowledge gaps (voicebot/staff/gaps.py), as German text or, with ``--json``, for machines."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from voicebot.commands.errors import fail, settings_or_exit
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from voicebot.settings import Settings
 
 report_app = typer.Typer(
     help="Reports: service figures of the staff queue, knowledge gaps.", no_args_is_help=True
@@ -43,6 +50,29 @@ def period(start_text: str | None, end_text: str | None, today: date) -> tuple[d
     return start, end
 
 
+@contextmanager
+def _report_database() -> Iterator[tuple[Settings, Engine]]:
+    """The settings and an engine on the configured database (schema upgraded first); a database error ends the
+    command with one line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from voicebot.db.engine import database_url, make_engine
+    from voicebot.db.migrate import DatabaseUnavailable, upgrade_configured
+
+    settings = settings_or_exit()
+    try:
+        upgrade_configured(settings)
+    except DatabaseUnavailable as error:
+        raise fail(str(error)) from None
+    engine = make_engine(database_url(settings))
+    try:
+        yield settings, engine
+    except SQLAlchemyError as error:
+        raise fail(f"database: {str(error).splitlines()[0]}") from None
+    finally:
+        engine.dispose()
+
+
 @report_app.command("queue")
 def queue(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of the table.")] = False,
@@ -54,26 +84,12 @@ def queue(
 ) -> None:
     """Per staff group and day (Europe/Berlin): calls offered to staff, answered within 30 s, waiting times,
     abandoned, call-backs; and per day the calls the bot finished without a hand-off."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from voicebot.db.engine import database_url, make_engine
-    from voicebot.db.migrate import DatabaseUnavailable, upgrade_configured
     from voicebot.staff import figures
 
     now = time.time()
     first, last = period(start, end, figures.day_of(now))
-    settings = settings_or_exit()
-    try:
-        upgrade_configured(settings)
-    except DatabaseUnavailable as error:
-        raise fail(str(error)) from None
-    engine = make_engine(database_url(settings))
-    try:
+    with _report_database() as (_settings, engine):
         result = figures.report(engine, first, last, now=now, group=group)
-    except SQLAlchemyError as error:
-        raise fail(f"database: {str(error).splitlines()[0]}") from None
-    finally:
-        engine.dispose()
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
     else:
@@ -90,22 +106,12 @@ def gaps(
 ) -> None:
     """The callers' questions the bot could not answer well (not known, asked back, handed off, unsure), grouped
     by meaning, most calls first, with example wordings and the pages that came closest."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from voicebot.db.engine import database_url, make_engine
-    from voicebot.db.migrate import DatabaseUnavailable, upgrade_configured
     from voicebot.staff import figures
     from voicebot.staff import gaps as gap_report
 
     now = time.time()
     first, last = period(start, end, figures.day_of(now))
-    settings = settings_or_exit()
-    try:
-        upgrade_configured(settings)
-    except DatabaseUnavailable as error:
-        raise fail(str(error)) from None
-    engine = make_engine(database_url(settings))
-    try:
+    with _report_database() as (settings, engine):
         result = gap_report.report(
             engine,
             first,
@@ -113,10 +119,6 @@ def gaps(
             min_answer_confidence=settings.handoff.min_answer_confidence,
             index=gap_report.open_index(settings.paths.index_dir),
         )
-    except SQLAlchemyError as error:
-        raise fail(f"database: {str(error).splitlines()[0]}") from None
-    finally:
-        engine.dispose()
     if as_json:
         typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
     else:

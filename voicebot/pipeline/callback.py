@@ -37,7 +37,8 @@ from loguru import logger
 from pipecat.frames.frames import Frame, InputDTMFFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from knowledge.textfold import utterance_words
+from knowledge.normalize import parse_number_word
+from knowledge.textfold import fold_word, utterance_words
 from voicebot.pipeline.call_script import HandoffDesk, matches_phrase
 from voicebot.pipeline.frames import CallerQuestionFrame, TransferStatusFrame
 from voicebot.pipeline.speech import say
@@ -51,66 +52,7 @@ MAX_KEYED_DIGITS = 20  # then the entry counts as finished (and is invalid: at m
 
 # --- numbers -------------------------------------------------------------------------------------------------
 
-_UNITS = {
-    "null": 0,
-    "eins": 1,
-    "zwei": 2,
-    "zwo": 2,
-    "drei": 3,
-    "vier": 4,
-    "fuenf": 5,
-    "funf": 5,
-    "sechs": 6,
-    "sieben": 7,
-    "acht": 8,
-    "neun": 9,
-}
-_TEENS = {
-    "zehn": 10,
-    "elf": 11,
-    "zwoelf": 12,
-    "zwolf": 12,
-    "dreizehn": 13,
-    "vierzehn": 14,
-    "fuenfzehn": 15,
-    "funfzehn": 15,
-    "sechzehn": 16,
-    "siebzehn": 17,
-    "achtzehn": 18,
-    "neunzehn": 19,
-}
-_TENS = {
-    "zwanzig": 20,
-    "dreissig": 30,
-    "dreisig": 30,
-    "vierzig": 40,
-    "fuenfzig": 50,
-    "funfzig": 50,
-    "sechzig": 60,
-    "siebzig": 70,
-    "achtzig": 80,
-    "neunzig": 90,
-}
 _DIGIT_NAMES = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
-
-
-def _fold(word: str) -> str:
-    return word.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
-
-
-def _word_value(word: str) -> str | None:
-    """The digits a German number word stands for (``"sieben"`` → ``"7"``, ``"einundzwanzig"`` → ``"21"``)."""
-    if word in _UNITS:
-        return str(_UNITS[word])
-    if word in _TEENS:
-        return str(_TEENS[word])
-    if word in _TENS:
-        return str(_TENS[word])
-    unit, sep, tens = word.partition("und")
-    unit = "eins" if unit == "ein" else unit  # einundzwanzig
-    if sep and unit in _UNITS and tens in _TENS and _UNITS[unit] > 0:
-        return str(_TENS[tens] + _UNITS[unit])
-    return None
 
 
 def spoken_number(text: str) -> str | None:
@@ -118,7 +60,7 @@ def spoken_number(text: str) -> str | None:
     sechs, zwölf vierunddreißig" → ``"0176 1234"`` without the space; "plus vier neun …" → ``"+49…"``. Other
     words ("Meine Nummer ist …") are skipped. None when the text holds no digit at all."""
     text = text.lower().replace("+", " plus ")
-    words = [_fold(word) for word in re.findall(r"[a-zäöüß]+|\d+", text)]
+    words = [fold_word(word) for word in re.findall(r"[a-zäöüß]+|\d+", text)]
     digits: list[str] = []
     for word in words:
         if word.isdigit():
@@ -126,9 +68,11 @@ def spoken_number(text: str) -> str | None:
         elif word == "plus" and not digits:
             digits.append("+")
         else:
-            value = _word_value(word)
+            value = parse_number_word(
+                word
+            )  # the search's own reading of number words ("zwölf", "einundzwanzig")
             if value is not None:
-                digits.append(value)
+                digits.append(str(value))
     number = "".join(digits)
     return number if any(char.isdigit() for char in number) else None
 
