@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from voicebot.staff import dashboard, figures, gaps
-from voicebot.web.staff_figures import PeriodError, period
+from voicebot.web.staff_figures import chosen_period
 from voicebot.web.staff_review import REASON_LABELS, Topics
 
 if TYPE_CHECKING:
@@ -282,16 +282,7 @@ def install_staff_dashboard(app: FastAPI, console: Console, page: Callable[[str,
     def departments() -> dict[str, str]:
         return {chunk_id: name for name, ids in sources().topics.get().items() for chunk_id in ids}
 
-    def chosen(request: Request) -> tuple[date, date, str]:
-        today = figures.day_of(time.time())
-        try:
-            start, end = period(
-                request.query_params.get("von", "")[:32], request.query_params.get("bis", "")[:32], today
-            )
-        except PeriodError as error:
-            start, end = period("", "", today)
-            return start, end, str(error)
-        return start, end, ""
+    chosen = chosen_period
 
     def form(action: str, request: Request, start: date, end: date, error: str) -> str:
         shown_from = request.query_params.get("von", "")[:32] if error else start.isoformat()

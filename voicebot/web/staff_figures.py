@@ -184,18 +184,22 @@ def group_csv(rows: Sequence[figures.GroupDay]) -> str:
     return "\ufeff" + out.getvalue()
 
 
+def chosen_period(request: Request) -> tuple[date, date, str]:
+    """The period the request asks for (``von``, ``bis``), and an error line ("" if none; then the default
+    period)."""
+    today = figures.day_of(time.time())
+    try:
+        start, end = period(
+            request.query_params.get("von", "")[:32], request.query_params.get("bis", "")[:32], today
+        )
+    except PeriodError as error:
+        start, end = period("", "", today)
+        return start, end, str(error)
+    return start, end, ""
+
+
 def install_staff_figures(app: FastAPI, console: Console, page: Callable[[str, str], str]) -> None:
-    def chosen(request: Request) -> tuple[date, date, str]:
-        """The period of the request, and an error line ("" if none; then the default period)."""
-        today = figures.day_of(time.time())
-        try:
-            start, end = period(
-                request.query_params.get("von", "")[:32], request.query_params.get("bis", "")[:32], today
-            )
-        except PeriodError as error:
-            start, end = period("", "", today)
-            return start, end, str(error)
-        return start, end, ""
+    chosen = chosen_period
 
     @app.get("/konsole/kennzahlen", include_in_schema=False)
     async def figures_page(request: Request) -> Response:
