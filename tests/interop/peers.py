@@ -124,6 +124,7 @@ class Baresip:
 
     def __post_init__(self) -> None:
         self.confdir = self.workdir / f"baresip-{self.name}"
+        self.confdir.mkdir(parents=True, exist_ok=True)
         # baresip's sndfile module builds the dump file's path in a small fixed buffer: under a deep pytest
         # temporary folder (pytest-xdist adds popen-gwN/) the path no longer fits and nothing is recorded. So the
         # recordings go to a short folder of their own under the system's temporary directory.
