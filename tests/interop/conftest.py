@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from interop.peers import VoicebotServer, free_port, shared_index_dir
+from interop.peers import VoicebotServer, free_sip_port_for_baresip, shared_index_dir
 
 SHORT_GREETING = "Guten Tag, hier ist das Rathaus."
 
@@ -17,13 +17,13 @@ SHORT_GREETING = "Guten Tag, hier ist das Rathaus."
 @pytest.fixture(scope="session")
 def staff_port() -> int:
     """Where the hand-off target listens: the baresip "staff phone", later the sipp echo UAS."""
-    return free_port()
+    return free_sip_port_for_baresip()
 
 
 @pytest.fixture(scope="session")
 def standesamt_port() -> int:
     """Where the Standesamt staff group's phone listens (hand-offs of Standesamt topics go there)."""
-    return free_port()
+    return free_sip_port_for_baresip()
 
 
 @pytest.fixture(scope="session")

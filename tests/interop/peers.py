@@ -108,6 +108,26 @@ def speech_seconds(samples: np.ndarray, rate: int, *, threshold_dbfs: float = -4
     return float(loud.sum()) * 0.02
 
 
+def free_sip_port_for_baresip(attempts: int = 50) -> int:
+    """A port P with P (UDP and TCP) and P + 1 (TCP) free: baresip 1.0 always opens SIP over TLS on the port after
+    its SIP port and gives up when that one is taken (seen with two test workers side by side)."""
+    for _ in range(attempts):
+        port = free_port()
+        sockets = []
+        try:
+            for kind, offset in ((socket.SOCK_DGRAM, 0), (socket.SOCK_STREAM, 0), (socket.SOCK_STREAM, 1)):
+                sock = socket.socket(socket.AF_INET, kind)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return port
+    raise RuntimeError("no free pair of ports for baresip on 127.0.0.1")
+
+
 @dataclass
 class Baresip:
     """One headless baresip instance with its own config directory."""
@@ -118,7 +138,7 @@ class Baresip:
     codecs: list[str]
     answer_automatically: bool = False
     source_rate: int = 8000  # ``audio_in``'s sample rate (16000 for a wideband G.722 caller)
-    sip_port: int = field(default_factory=free_port)
+    sip_port: int = field(default_factory=free_sip_port_for_baresip)
     ctrl_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from interop.peers import free_sip_port_for_baresip
 
 from sip_bridge.media import LocalSdpSession, RtpEndpoint, SessionDescription, answer_offer
 from sip_bridge.sip import events as ev
@@ -75,7 +76,7 @@ async def test_baresip_opus_call_hears_its_echo_and_sends_dtmf_once(tmp_path: Pa
     confdir = tmp_path / "baresip"
     recordings = confdir / "recordings"
     recordings.mkdir(parents=True)
-    sip_port, ctrl_port = free_port(), free_port()
+    sip_port, ctrl_port = free_sip_port_for_baresip(), free_port()  # baresip also takes sip_port + 1 (TLS)
     (confdir / "config").write_text(
         f"sip_listen {HOST}:{sip_port}\nnet_interface {HOST}\naudio_source aufile,{speech_wav(tmp_path / 'in.wav')}\n"
         "audio_player none\nausrc_srate 8000\nausrc_channels 1\nmodule_path /usr/lib/baresip/modules\n"
