@@ -179,6 +179,23 @@ async def test_the_estimated_wait_shares_the_callers_among_the_staff_available(
     assert [(h.told[0]["position"], h.told[0]["wait_s"]) for _, h in calls] == [(1, 120), (2, 120), (3, 240)]
 
 
+async def test_the_queue_entry_keeps_the_callers_words_only_as_the_record_does(
+    store: SqlCallRecordStore,
+) -> None:
+    """The summary stored with the queue entry (the question that led to the hand-off) is redacted like the
+    transcript: no phone number or IBAN lands in the queue table."""
+    desk, registry = _desk(store, max_wait_s=0.3), CallRegistry(max_calls=4)
+    _staff(desk.repository, "anna", phone="sip:anna@127.0.0.1:5098", groups=["buergerbuero"])
+    call, handle = _call(store, registry, "+4930111")
+    said = "Rufen Sie mich unter 0171 2345678 an, IBAN DE89 3704 0044 0532 0130 00"
+    wait = _wait(call, desk, reason="caller_asked", summary=said)
+    await asyncio.wait_for(wait.run(), 10)
+    (entry,) = desk.repository.queue_entries_of(handle.transcript.call_id)
+    stored = entry.summary["text"]
+    assert "2345678" not in stored and "3704" not in stored, stored
+    assert "[Telefonnummer]" in stored and "[IBAN]" in stored, stored
+
+
 async def test_the_second_caller_moves_up_when_the_first_is_taken_and_a_hang_up_abandons(
     store: SqlCallRecordStore,
 ) -> None:

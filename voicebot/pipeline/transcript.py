@@ -103,6 +103,11 @@ class CallTranscript:
 
     # --- writing -------------------------------------------------------------------------------------------
 
+    def redacted(self, text: str) -> str:
+        """``text`` as this call's record would store it (privacy.redact): for the caller's words kept elsewhere,
+        such as the summary of a queue entry."""
+        return self._redactor.text(text)
+
     def rel(self, wall_time: float | None = None) -> float:
         """Call time (s) of ``wall_time`` (a ``time.time()`` value; now if None)."""
         now = time.time()

@@ -230,6 +230,9 @@ class QueueWait:
         if self.call.handle is None or self.call.finished:
             return
         call_id = self.call.handle.transcript.call_id
+        summary = self.call.handle.transcript.redacted(
+            self.summary
+        )  # the caller's words, as the record has them
         if self.desk.records is not None:  # the entry refers to the call's row: it must be written first
             await asyncio.to_thread(self.desk.records.flush)
         # Shielded: a hang-up that cancels this task meanwhile must still learn the entry to abandon it (close).
@@ -239,7 +242,7 @@ class QueueWait:
                 call_id,
                 group,
                 self.reason,
-                summary={"text": self.summary},
+                summary={"text": summary},
                 process=self.desk.process,
                 caller_number=caller_number(self.call.from_uri),
             )
