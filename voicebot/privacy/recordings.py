@@ -28,21 +28,24 @@ def recording_files(directory: Path, call_id: str) -> list[Path]:
     return [path for path in paths if path.is_file() and path.stat().st_size > 44]
 
 
-def delete_recordings_of(directory: Path, call_ids: Iterable[str]) -> int:
-    """Delete the recordings of these calls (erasure); the number of calls whose recording was deleted."""
+def delete_recordings_of(directory: Path, call_ids: Iterable[str], *, dry_run: bool = False) -> int:
+    """Delete the recordings of these calls (erasure; ids not in the call id format are skipped); the number of
+    calls whose recording was (or, ``dry_run``, would be) deleted."""
     deleted = 0
     for call_id in call_ids:
-        found = False
-        for track in TRACKS:
-            path = recording_path(directory, call_id, track)
-            if path.exists():
-                path.unlink()
-                found = True
-        deleted += found
+        if not is_call_id(call_id):
+            continue
+        paths = [path for path in (recording_path(directory, call_id, t) for t in TRACKS) if path.exists()]
+        if not dry_run:
+            for path in paths:
+                path.unlink(missing_ok=True)
+        deleted += bool(paths)
     return deleted
 
 
-def delete_old_recordings(directory: Path, days: int, *, now: float | None = None) -> int:
+def delete_old_recordings(
+    directory: Path, days: int, *, now: float | None = None, dry_run: bool = False
+) -> int:
     """Delete recordings last written more than ``days`` ago (clock injectable); the number of calls."""
     if not directory.is_dir():
         return 0
@@ -52,4 +55,4 @@ def delete_old_recordings(directory: Path, days: int, *, now: float | None = Non
         call_id, _, track = path.stem.rpartition("-")
         if track in TRACKS and is_call_id(call_id) and path.stat().st_mtime < cutoff:
             old.add(call_id)
-    return delete_recordings_of(directory, sorted(old))
+    return delete_recordings_of(directory, sorted(old), dry_run=dry_run)
