@@ -38,6 +38,7 @@ COUNT_LABELS = {
 }
 ACTION_LABELS = {
     "view_transcript": "Gesprächsverlauf geöffnet",
+    "play_recording": "Tonaufnahme abgespielt",
     "export": "Daten exportiert",
     "delete": "Daten gelöscht",
     "retention": "Löschfristen angewandt",
