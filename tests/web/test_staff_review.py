@@ -223,6 +223,7 @@ async def test_a_recording_is_played_only_to_supervisors_and_every_playback_is_l
         timeline = (await supervisor.get(f"/konsole/anrufe/{call_id(1)}")).text
         assert f'<audio controls preload="none" aria-labelledby="aufnahme-titel spur-anrufer" src="{url}?spur=anrufer">' in timeline  # fmt: skip
         assert "spur=bot" not in timeline  # only the tracks that exist
+        assert "Die Anruferin oder der Anrufer hat der Aufzeichnung zugestimmt." in timeline
         assert (
             "Eine Tonaufnahme gibt es nicht." in (await supervisor.get(f"/konsole/anrufe/{call_id(2)}")).text
         )

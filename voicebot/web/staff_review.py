@@ -57,6 +57,8 @@ BOT_KINDS = {
     "repeat": "Wiederholung",
     "silence_prompt": "Nachfrage bei Stille",
     "goodbye": "Verabschiedung",
+    "recording_question": "Frage nach der Aufzeichnung",
+    "recording_consent": "Dank für die Zustimmung zur Aufzeichnung",
 }
 ACTIONS = {
     "answer": "beantwortet",
