@@ -21,6 +21,7 @@ from voicebot.db.models import CallbackStatus
 from voicebot.db.repository import Repository
 from voicebot.privacy import data
 from voicebot.privacy.data import DAY_S, NumberError, normalise_number
+from voicebot.privacy.recordings import recording_path
 from voicebot.records import JsonFileStore, new_call_id
 from voicebot.settings import PrivacySettings
 
@@ -88,9 +89,19 @@ def test_retention_deletes_exactly_what_is_past_its_period(engine: Engine, tmp_p
     for call_id, days_ago in ((old, 31), (fresh, 29)):
         files.save({"call_id": call_id, "turns": []})
         os.utime(files.path_for(call_id), (NOW - days_ago * DAY_S,) * 2)
+    # Recordings: kept privacy.recording_days (7) after they were last written, whatever their call's record.
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    for call_id, days_ago in ((old, 8), (fresh, 6.9)):
+        for track in ("anrufer", "bot"):
+            wav = recording_path(recordings, call_id, track)
+            wav.write_bytes(b"RIFF" + bytes(100))
+            os.utime(wav, (NOW - days_ago * DAY_S,) * 2)
 
     privacy = PrivacySettings()
-    dry = data.retention(engine, privacy, tmp_path / "calls", now=NOW, dry_run=True)
+    dry = data.retention(
+        engine, privacy, tmp_path / "calls", now=NOW, dry_run=True, recordings_dir=recordings
+    )
     expected = {
         "calls": 2,  # old, with_old_callback
         "turns": 2,
@@ -99,11 +110,15 @@ def test_retention_deletes_exactly_what_is_past_its_period(engine: Engine, tmp_p
         "callbacks": 1,
         "json_files": 1,
         "audit_entries": 1,
+        "recordings": 1,
     }
     assert dry.counts() == expected
     assert len(_ids(engine, rows.CALLS)) == 6 and files.path_for(old).is_file()  # a dry run changes nothing
 
-    assert data.retention(engine, privacy, tmp_path / "calls", now=NOW).counts() == expected
+    assert len(list(recordings.iterdir())) == 4
+    deleted = data.retention(engine, privacy, tmp_path / "calls", now=NOW, recordings_dir=recordings)
+    assert deleted.counts() == expected
+    assert sorted(path.name for path in recordings.iterdir()) == [f"{fresh}-anrufer.wav", f"{fresh}-bot.wav"]
     assert _ids(engine, rows.CALLS) == {fresh, edge_kept, with_open_callback, with_recent_callback}
     assert _ids(engine, rows.TURNS) == _ids(engine, rows.EVENTS) == _ids(engine, rows.CALLS)
     assert _ids(engine, data.QUEUE) == {fresh}
@@ -124,6 +139,10 @@ def test_export_and_erase_by_number(engine: Engine, tmp_path: Path) -> None:
     repository.enqueue(other, "buergerbuero", "asked", caller_number="01719999999")
     files = JsonFileStore(tmp_path / "calls")
     files.save({"call_id": queued, "turns": []})
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    for call_id in (queued, other):
+        recording_path(recordings, call_id, "anrufer").write_bytes(b"RIFF" + bytes(100))
 
     number = normalise_number("+49 171 2345678")
     exported = data.export(engine, number, now=NOW)
@@ -133,7 +152,7 @@ def test_export_and_erase_by_number(engine: Engine, tmp_path: Path) -> None:
     assert [e["caller_number"] for e in exported["queue_entries"]] == ["+491712345678"]
     json.dumps(exported)  # a JSON document as it is
 
-    counted = data.erase(engine, number, tmp_path / "calls", dry_run=True)
+    counted = data.erase(engine, number, tmp_path / "calls", dry_run=True, recordings_dir=recordings)
     assert counted.counts() == {
         "calls": 2,
         "turns": 2,
@@ -142,8 +161,10 @@ def test_export_and_erase_by_number(engine: Engine, tmp_path: Path) -> None:
         "callbacks": 1,
         "json_files": 1,
         "audit_entries": 0,
+        "recordings": 1,
     }
-    assert data.erase(engine, number, tmp_path / "calls") == counted
+    assert data.erase(engine, number, tmp_path / "calls", recordings_dir=recordings) == counted
+    assert [path.name for path in recordings.iterdir()] == [f"{other}-anrufer.wav"]
     assert _ids(engine, rows.CALLS) == _ids(engine, rows.TURNS) == {other}
     assert not files.path_for(queued).exists()
     assert data.export(engine, number, now=NOW)["calls"] == []

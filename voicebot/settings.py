@@ -109,6 +109,9 @@ class PathSettings(_Section):
     simulated_calls_dir: Path = Path("var/calls-simulated")
     # The key that signs staff sign-in sessions when http.session_secret is not set: made on first start (mode 0600).
     session_secret_file: Path = Path("var/session-secret")
+    # Audio recordings of calls whose caller consented (privacy.recording; decision 0970): <call id>-anrufer.wav
+    # and <call id>-bot.wav, named only by the server-minted call id.
+    recordings_dir: Path = Path("var/recordings")
 
     @model_validator(mode="after")
     def _absolute(self) -> PathSettings:
@@ -121,6 +124,7 @@ class PathSettings(_Section):
             "corrections_dir",
             "simulated_calls_dir",
             "session_secret_file",
+            "recordings_dir",
         )
         for name in names:
             path = getattr(self, name)
@@ -464,6 +468,18 @@ class PrivacySettings(_Section):
     audit_days: int = Field(default=365, ge=1)
     # `voicebot serve` runs the retention job on start and then every this many hours (0: only by the command).
     retention_interval_h: float = Field(default=24.0, ge=0)
+    # Recording (issue 11, decision 0970): off by default. On, the bot asks after the greeting; only keypad 1 or a
+    # yes phrase as the caller's next turn records the call's audio from then on (paths.recordings_dir).
+    recording: bool = False
+    recording_days: int = Field(default=7, ge=1)  # recordings are deleted this many days after the call
+    recording_question: str = (
+        "Dürfen wir dieses Gespräch zur Qualitätssicherung aufzeichnen? "
+        "Drücken Sie die 1 oder sagen Sie Ja. Sonst zeichnen wir nichts auf."
+    )
+    recording_key: str = "1"
+    recording_phrases: list[str] = Field(default_factory=lambda: ["ja", "ja gerne", "einverstanden"])
+    # A recording stops after this many seconds (None: call.max_call_s, or 900 s where that is 0).
+    recording_max_s: float | None = Field(default=None, gt=0)
 
     @field_validator("redact")
     @classmethod

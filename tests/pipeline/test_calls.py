@@ -369,3 +369,33 @@ async def test_two_simultaneous_calls_share_the_models(
         assert turns(result, "bot", "answer") and turns(result, "bot", "greeting")[0]["played"]
         assert (settings.paths.calls_dir / f"{result.call_id}.json").is_file()
     assert call_resources.voices.loaded()["de"] == "espeak:de"  # one voice object serves every call
+
+
+async def test_recording_starts_with_key_1_and_keeps_both_sides(
+    call_resources: CallResources, call_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """privacy.recording on, the whole pipeline: the question follows the greeting, keypad 1 is consent, both
+    sides' audio lands in the call's two WAVs (named by its call id), and the call's end closes them."""
+    import wave
+
+    from voicebot.privacy.recordings import recording_files
+
+    settings = call_settings()
+    settings.privacy.recording = True
+    settings.paths.recordings_dir = tmp_path / "aufnahmen"
+    composed = compose_call([11.0, "Wo ist das Fundbüro?", 8.0], 8000)
+    result = await simulate_call(
+        settings, call_resources, composed.audio, 8000, speed=SPEED, dtmf=[(10.0, "1")]
+    )
+    bot = [t["kind"] for t in turns(result, "bot")]
+    assert bot[:3] == ["greeting", "recording_question", "recording_consent"], bot
+    events = {e["kind"]: e for e in result.transcript["events"]}
+    assert (events["recording_consent"]["granted"], events["recording_consent"]["via"]) == (True, "dtmf")
+    assert (
+        events["recording_stopped"]["reason"] == "call_ended" and events["recording_stopped"]["seconds"] > 5
+    )
+    files = recording_files(settings.paths.recordings_dir, result.transcript["call_id"])
+    assert [path.name.rpartition("-")[2] for path in files] == ["anrufer.wav", "bot.wav"]
+    for path in files:
+        with wave.open(str(path)) as wav:
+            assert wav.getnframes() > wav.getframerate()  # more than a second of each side

@@ -6,6 +6,7 @@ cited page linked, per-stage latency, barge-in, DTMF, hand-off and queue events 
 from __future__ import annotations
 
 import re
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -194,3 +195,51 @@ async def test_topics_come_from_the_knowledge_index(tmp_path: Path) -> None:
         assert '<option value="Bürgerbüro" selected>' in chosen.text
         timeline = await client.get(f"/konsole/anrufe/{call_id(1)}")
         assert f"{chunk.title}" in timeline.text and f"({chunk.id})" in timeline.text
+
+
+async def test_a_recording_is_played_only_to_supervisors_and_every_playback_is_logged(tmp_path: Path) -> None:
+    from voicebot.privacy import data
+    from voicebot.privacy.recordings import recording_path
+
+    settings = make_settings(tmp_path)
+    settings.paths.index_dir = tmp_path / "kein-index"
+    settings.paths.recordings_dir = tmp_path / "aufnahmen"
+    add_users(settings)
+    seed(settings)
+    settings.paths.recordings_dir.mkdir()
+    with wave.open(str(recording_path(settings.paths.recordings_dir, call_id(1), "anrufer")), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(b"\x01\x00" * 1600)
+    app = create_app(settings, None)
+    transport = httpx.ASGITransport(app=app)
+    url = f"/konsole/anrufe/{call_id(1)}/aufnahme"
+    async with httpx.AsyncClient(transport=transport, base_url="http://voicebot") as staff:
+        assert (await sign_in(staff, "anna")).status_code == 303
+        assert (await staff.get(url)).status_code == 403
+    async with httpx.AsyncClient(transport=transport, base_url="http://voicebot") as supervisor:
+        assert (await sign_in(supervisor, "lea")).status_code == 303
+        timeline = (await supervisor.get(f"/konsole/anrufe/{call_id(1)}")).text
+        assert f'<audio controls preload="none" aria-labelledby="aufnahme-titel spur-anrufer" src="{url}?spur=anrufer">' in timeline  # fmt: skip
+        assert "spur=bot" not in timeline  # only the tracks that exist
+        assert "Die Anruferin oder der Anrufer hat der Aufzeichnung zugestimmt." in timeline
+        assert (
+            "Eine Tonaufnahme gibt es nicht." in (await supervisor.get(f"/konsole/anrufe/{call_id(2)}")).text
+        )
+        played = await supervisor.get(url, params={"spur": "anrufer"})
+        assert played.status_code == 200 and played.headers["content-type"] == "audio/wav"
+        assert played.content[:4] == b"RIFF" and played.headers["cache-control"] == "no-store"
+        assert (await supervisor.get(url, params={"spur": "bot"})).status_code == 404
+        assert (await supervisor.get(f"/konsole/anrufe/{call_id(2)}/aufnahme")).status_code == 404
+        assert (await supervisor.get("/konsole/anrufe/..%2Fvoicebot.db/aufnahme")).status_code == 404
+        bad = await supervisor.get(url, params={"spur": "../x"})
+        assert bad.status_code == 400 and bad.text == "spur: anrufer oder bot"
+    engine = make_engine(f"sqlite:///{settings.paths.database_file}")
+    try:
+        logged = [
+            (e.actor, e.subject, e.details) for e in data.audit_entries(engine, action="play_recording")
+        ]
+    finally:
+        engine.dispose()
+    assert logged == [("console:lea", call_id(1), {"spur": "anrufer"})]

@@ -98,14 +98,22 @@ def delete(
     normalised = _number(number)
     engine, settings = _engine()
     try:
-        found = data.erase(engine, normalised, settings.paths.calls_dir, dry_run=True)
+        found = data.erase(
+            engine,
+            normalised,
+            settings.paths.calls_dir,
+            dry_run=True,
+            recordings_dir=settings.paths.recordings_dir,
+        )
         if found.total == 0:
             typer.echo(f"Nichts gespeichert zu {data.masked(normalised)}.")
             return
         summary = _counts(found.counts())
         if not yes and not typer.confirm(f"Löschen: {summary}?"):
             raise fail("nichts gelöscht")
-        deleted = data.erase(engine, normalised, settings.paths.calls_dir)
+        deleted = data.erase(
+            engine, normalised, settings.paths.calls_dir, recordings_dir=settings.paths.recordings_dir
+        )
         data.audit(engine, _actor(), "delete", data.masked(normalised), deleted.counts())
     finally:
         engine.dispose()
@@ -151,7 +159,12 @@ def run(
     engine, settings = _engine()
     try:
         deleted = data.retention(
-            engine, settings.privacy, settings.paths.calls_dir, now=time.time(), dry_run=dry_run
+            engine,
+            settings.privacy,
+            settings.paths.calls_dir,
+            now=time.time(),
+            dry_run=dry_run,
+            recordings_dir=settings.paths.recordings_dir,
         )
     finally:
         engine.dispose()

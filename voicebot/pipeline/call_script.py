@@ -150,9 +150,13 @@ class GreetingSpeaker(_ScriptStep):
     ``greeting_interruptible``: the caller must hear that a machine answers) and the rest (interruptible: a
     caller who starts talking is listened to, and answered, at once)."""
 
-    def __init__(self, *, transcript: CallTranscript, call: CallSettings, greeting: str) -> None:
+    def __init__(
+        self, *, transcript: CallTranscript, call: CallSettings, greeting: str, recording_question: str = ""
+    ) -> None:
+        """``recording_question`` (privacy.recording on): asked right after the greeting (decision 0970)."""
         super().__init__(transcript=transcript, call=call)
         self._greeting = greeting
+        self._recording_question = recording_question
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -168,6 +172,10 @@ class GreetingSpeaker(_ScriptStep):
             )
             if rest:
                 await say(self, self._transcript, "greeting", rest, interruptible=True)
+        if isinstance(frame, StartFrame) and self._recording_question.strip():
+            await say(
+                self, self._transcript, "recording_question", self._recording_question, interruptible=True
+            )
 
 
 class DtmfRecorder(FrameProcessor):

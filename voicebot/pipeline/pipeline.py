@@ -2,13 +2,15 @@
 
     caller audio ─▶ transport.input()
                  ─▶ InputAudioNormalizer      any rate/channels → 16 kHz mono, DC removed, no resampler bursts
+                 ─▶ AudioTap                  (privacy.recording, after consent) the caller's side → WAV
                  ─▶ VADProcessor              Silero VAD (shared ONNX session)
                  ─▶ PhoneWhisperSTTService    one transcript per VAD segment, with confidence
                  ─▶ UserTurnProcessor         smart-turn v3 decides the end of the caller's turn; barge-in
                  ─▶ CallerTurnAssembler       transcripts of one turn → CallerQuestionFrame (+ transcript)
                  ─▶ CallerCaptions            (browser calls) what was understood → caption message
                  ─▶ DtmfRecorder ─▶ HandoffKeyListener (phone calls: the hand-off key, sip.handoff_dtmf)
-                 ─▶ GreetingSpeaker ─▶ CallTimeLimit ─▶ SilenceWatchdog
+                 ─▶ GreetingSpeaker ─▶ RecordingConsent (privacy.recording: the question's answer)
+                 ─▶ CallTimeLimit ─▶ SilenceWatchdog
                  ─▶ TransferHold ─▶ WaitingRoom ─▶ CallbackTaker  ringback during a transfer; position,
                                               estimated wait and hold audio in the bot's queue; the call-back
                                               dialogue after a failed transfer or wait, or outside office hours
@@ -17,6 +19,7 @@
                  ─▶ HandoffSignaler           the hand-off policy on each answer → HandoffRequestFrame after it
                  ─▶ CallTTSService            Piper or espeak-ng at the output rate
                  ─▶ transport.output()        20 ms chunks, so a barge-in stops the bot within one chunk
+                 ─▶ AudioTap                  (privacy.recording, after consent) the bot's side → WAV
                  ─▶ BotCaptions               (browser calls) spoken sentences + call state → caption messages
                  ─▶ PlayoutTracker            played/interrupted, first-audio time, events to the telephony layer
 
@@ -79,6 +82,7 @@ from voicebot.pipeline.callback import CallbackDesk, CallbackTaker, RepositoryCa
 from voicebot.pipeline.captions import BotCaptions, CallerCaptions, CaptionFeed
 from voicebot.pipeline.hold_audio import load_hold_audio
 from voicebot.pipeline.playout import PlayoutTracker
+from voicebot.pipeline.recording import AudioTap, CallRecording, RecordingConsent
 from voicebot.pipeline.resources import CallResources
 from voicebot.pipeline.stt import PhoneWhisperSTTService
 from voicebot.pipeline.transcript import CallTranscript
@@ -147,10 +151,21 @@ def build_call_pipeline(
         transfers=on_event is not None,
         callbacks=callbacks,
     )
+    privacy = settings.privacy
+    recording = (
+        CallRecording(
+            settings.paths.recordings_dir,
+            transcript,
+            max_s=privacy.recording_max_s or max_call_s or call.max_call_s or 900.0,
+        )
+        if privacy.recording
+        else None
+    )
     pipeline = Pipeline(
         [
             transport.input(),
             InputAudioNormalizer(sample_rate=PIPELINE_SAMPLE_RATE),
+            *([AudioTap(recording, "anrufer")] if recording is not None else []),
             VADProcessor(vad_analyzer=resources.new_vad_analyzer()),
             PhoneWhisperSTTService(model=resources.whisper, asr=settings.asr),
             UserTurnProcessor(user_turn_strategies=turn_strategies, user_turn_stop_timeout=5.0),
@@ -158,7 +173,24 @@ def build_call_pipeline(
             *([CallerCaptions(feed)] if feed is not None else []),
             DtmfRecorder(transcript=transcript),
             *([HandoffKeyListener(desk=desk)] if handoff_keys else []),
-            GreetingSpeaker(transcript=transcript, call=call, greeting=greeting),
+            GreetingSpeaker(
+                transcript=transcript,
+                call=call,
+                greeting=greeting,
+                recording_question=privacy.recording_question if recording is not None else "",
+            ),
+            *(
+                [
+                    RecordingConsent(
+                        transcript=transcript,
+                        recording=recording,
+                        key=privacy.recording_key,
+                        phrases=privacy.recording_phrases,
+                    )
+                ]
+                if recording is not None
+                else []
+            ),
             CallTimeLimit(transcript=transcript, call=call, limit_s=max_call_s),
             SilenceWatchdog(transcript=transcript, call=call, timeout_s=silence_timeout_s),
             TransferHold(transcript=transcript),
@@ -171,6 +203,7 @@ def build_call_pipeline(
             HandoffSignaler(desk=desk),
             tts,
             transport.output(),
+            *([AudioTap(recording, "bot")] if recording is not None else []),
             *([BotCaptions(feed, transfers=on_event is not None)] if feed is not None else []),
             PlayoutTracker(transcript=transcript, on_event=on_event),
         ]

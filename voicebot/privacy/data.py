@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, delete, exists, func, insert, select,
 from voicebot.db import rows
 from voicebot.db.engine import writing
 from voicebot.db.models import AuditEntry, Callback, CallbackStatus, Correction, QueueEntry
+from voicebot.privacy.recordings import delete_old_recordings, delete_recordings_of
 from voicebot.records import JsonFileStore, is_call_id
 from voicebot.settings import PrivacySettings
 
@@ -138,6 +139,7 @@ class Deleted:
     callbacks: int = 0
     json_files: int = 0
     audit_entries: int = 0
+    recordings: int = 0  # calls whose audio recording was deleted (privacy.recording, decision 0970)
 
     def counts(self) -> dict[str, int]:
         return asdict(self)
@@ -171,9 +173,17 @@ def _delete_calls(connection: Connection, calls: Any, *, dry_run: bool) -> dict[
     return counted
 
 
-def erase(engine: Engine, number: str, calls_dir: Path, *, dry_run: bool = False) -> Deleted:
+def erase(
+    engine: Engine,
+    number: str,
+    calls_dir: Path,
+    *,
+    dry_run: bool = False,
+    recordings_dir: Path | None = None,
+) -> Deleted:
     """GDPR Art. 17 for ``number``: its calls with their turns, events, queue entries and call-backs (open ones
-    too: the caller asked), and the calls' JSON fallback files. ``dry_run`` counts only."""
+    too: the caller asked), the calls' JSON fallback files and their recordings (in ``recordings_dir``).
+    ``dry_run`` counts only."""
     with writing(engine) as connection:
         found = find(connection, number)
         ids = select(rows.CALLS.c.call_id).where(rows.CALLS.c.call_id.in_(found.call_ids))
@@ -188,19 +198,29 @@ def erase(engine: Engine, number: str, calls_dir: Path, *, dry_run: bool = False
             removed += 1
             if not dry_run:
                 path.unlink(missing_ok=True)
-    return Deleted(**counted, json_files=removed)
+    recordings = (
+        0 if recordings_dir is None else delete_recordings_of(recordings_dir, found.call_ids, dry_run=dry_run)
+    )
+    return Deleted(**counted, json_files=removed, recordings=recordings)
 
 
 # --- retention -----------------------------------------------------------------------------------------------
 
 
 def retention(
-    engine: Engine, privacy: PrivacySettings, calls_dir: Path, *, now: float, dry_run: bool = False
+    engine: Engine,
+    privacy: PrivacySettings,
+    calls_dir: Path,
+    *,
+    now: float,
+    dry_run: bool = False,
+    recordings_dir: Path | None = None,
 ) -> Deleted:
     """Delete what is past its period: call records (last change before ``now`` − ``transcript_days``) with their
     turns, events and queue entries, unless a call-back still kept belongs to the call; finished call-backs
     (finished before ``now`` − ``callback_days``; open and claimed ones never); audit entries older than
-    ``audit_days``; JSON fallback files last written before the transcript period. ``dry_run`` counts only."""
+    ``audit_days``; JSON fallback files last written before the transcript period; recordings in ``recordings_dir``
+    last written more than ``recording_days`` ago. ``dry_run`` counts only."""
     transcripts_before = now - privacy.transcript_days * DAY_S
     callbacks_before = now - privacy.callback_days * DAY_S
     finished = [CallbackStatus.DONE.value, CallbackStatus.FAILED.value]
@@ -232,7 +252,14 @@ def retention(
         if not dry_run:
             connection.execute(delete(AUDIT).where(audit_old))
     json_files = _old_files(calls_dir, transcripts_before, dry_run=dry_run)
-    deleted = Deleted(**by_call, **counted, json_files=json_files, audit_entries=audit_entries)
+    recordings = (
+        0
+        if recordings_dir is None
+        else delete_old_recordings(recordings_dir, privacy.recording_days, now=now, dry_run=dry_run)
+    )
+    deleted = Deleted(
+        **by_call, **counted, json_files=json_files, audit_entries=audit_entries, recordings=recordings
+    )
     logger.info(
         f"retention{' (dry run)' if dry_run else ''}: "
         + ", ".join(f"{name} {count}" for name, count in deleted.counts().items())

@@ -27,7 +27,12 @@ async def run_retention_job(
     while max_runs is None or runs < max_runs:
         try:
             await asyncio.to_thread(
-                retention, engine, settings.privacy, settings.paths.calls_dir, now=clock()
+                retention,
+                engine,
+                settings.privacy,
+                settings.paths.calls_dir,
+                now=clock(),
+                recordings_dir=settings.paths.recordings_dir,
             )
         except Exception as error:  # the database down for a while: the next run catches up
             logger.error(

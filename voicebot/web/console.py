@@ -70,6 +70,8 @@ ACCESS: dict[str, str | frozenset[str]] = {
     # Transcript review: the call list with filters and full-text search, one call's timeline (staff_review.py)
     "/konsole/anrufe": SUPERVISORS,
     "/konsole/anrufe/{call_id}": SUPERVISORS,
+    # The call's audio where the caller consented to recording; every playback is logged (decision 0970)
+    "/konsole/anrufe/{call_id}/aufnahme": SUPERVISORS,
     # The dashboard (charts, tables, CSV per table) and the knowledge-gap report (staff_dashboard.py)
     "/konsole/uebersicht": SUPERVISORS,
     "/konsole/uebersicht.csv": SUPERVISORS,

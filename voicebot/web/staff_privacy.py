@@ -34,9 +34,11 @@ COUNT_LABELS = {
     "callbacks": "Rückrufwünsche",
     "json_files": "Ersatzdateien",
     "audit_entries": "Protokolleinträge",
+    "recordings": "Aufnahmen",
 }
 ACTION_LABELS = {
     "view_transcript": "Gesprächsverlauf geöffnet",
+    "play_recording": "Tonaufnahme abgespielt",
     "export": "Daten exportiert",
     "delete": "Daten gelöscht",
     "retention": "Löschfristen angewandt",
@@ -119,7 +121,13 @@ def install_staff_privacy(
         number = number_or_page(form, csrf)
         if isinstance(number, HTMLResponse):
             return number
-        found = data.erase(console.engine, number, console.settings.paths.calls_dir, dry_run=True)
+        found = data.erase(
+            console.engine,
+            number,
+            console.settings.paths.calls_dir,
+            dry_run=True,
+            recordings_dir=console.settings.paths.recordings_dir,
+        )
         if found.total == 0:
             result = f'<p id="ergebnis" role="status">Zur Rufnummer {esc(number)} ist nichts gespeichert.</p>'
         else:
@@ -162,8 +170,9 @@ def install_staff_privacy(
         if isinstance(number, HTMLResponse):
             return number
         calls_dir = console.settings.paths.calls_dir
+        recordings_dir = console.settings.paths.recordings_dir
         if form.get("bestaetigt") != "ja":
-            found = data.erase(console.engine, number, calls_dir, dry_run=True)
+            found = data.erase(console.engine, number, calls_dir, dry_run=True, recordings_dir=recordings_dir)
             body = f"""<section aria-labelledby="bestaetigen-titel">
   <h2 id="bestaetigen-titel">Wirklich löschen?</h2>
   <p id="ergebnis" role="alert">Zur Rufnummer {esc(number)} werden endgültig gelöscht:
@@ -176,7 +185,7 @@ def install_staff_privacy(
   </form>
 </section>"""
             return privacy_page(body)
-        deleted = data.erase(console.engine, number, calls_dir)
+        deleted = data.erase(console.engine, number, calls_dir, recordings_dir=recordings_dir)
         data.audit(console.engine, audit_actor(user), "delete", data.masked(number), deleted.counts())
         return privacy_page(
             f'<p id="hinweis" role="status">Gelöscht zur Rufnummer {esc(number)}: '

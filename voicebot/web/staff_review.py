@@ -21,11 +21,13 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from loguru import logger
 from starlette.concurrency import run_in_threadpool
 
 from voicebot.db import search
+from voicebot.privacy.data import audit
+from voicebot.privacy.recordings import TRACKS, recording_files, recording_path
 from voicebot.records import is_call_id
 from voicebot.staff import review
 from voicebot.staff.summary import SourceLookup, SourceRef
@@ -55,6 +57,8 @@ BOT_KINDS = {
     "repeat": "Wiederholung",
     "silence_prompt": "Nachfrage bei Stille",
     "goodbye": "Verabschiedung",
+    "recording_question": "Frage nach der Aufzeichnung",
+    "recording_consent": "Dank für die Zustimmung zur Aufzeichnung",
 }
 ACTIONS = {
     "answer": "beantwortet",
@@ -74,6 +78,9 @@ STAGES = {
     "voice_to_voice": "Gesamt: Sprechende bis Antwort hörbar",
 }
 EVENTS = {
+    "recording_consent": "Antwort auf die Frage nach der Aufzeichnung",
+    "recording_started": "Aufzeichnung begonnen",
+    "recording_stopped": "Aufzeichnung beendet",
     "barge_in": "Anrufer/in unterbricht den Bot (Barge-in)",
     "handoff_requested": "Übergabe an Mitarbeitende angefordert",
     "queued": "In die Warteschlange eingereiht",
@@ -501,6 +508,27 @@ zeigt den ganzen Verlauf.</p>
             return "<p>Zu diesem Anruf ist nichts gespeichert.</p>"
         return '<ol class="verlauf" id="verlauf">\n' + "\n".join(item[3] for item in items) + "\n</ol>"
 
+    def recording_part(self, call_id: str) -> str:
+        """Players for the call's recording (only where the caller consented; every playback is logged)."""
+        files = recording_files(self.console.settings.paths.recordings_dir, call_id)
+        if not files:
+            return "<p>Eine Tonaufnahme gibt es nicht.</p>"
+        players = []
+        for path in files:
+            track = path.stem.rpartition("-")[2]
+            label = "Anrufer/in" if track == "anrufer" else "Bot"
+            players.append(
+                f'<li><span id="spur-{track}">{label}</span> <audio controls preload="none" '
+                f'aria-labelledby="aufnahme-titel spur-{track}" '
+                f'src="/konsole/anrufe/{esc(call_id)}/aufnahme?spur={track}"></audio></li>'
+            )
+        return (
+            '<h2 id="aufnahme-titel">Tonaufnahme</h2>\n<p class="hilfe">Die Anruferin oder der Anrufer hat der '
+            'Aufzeichnung zugestimmt. Jedes Abspielen wird protokolliert.</p>\n<ul class="aufnahme">'
+            + "".join(players)
+            + "</ul>"
+        )
+
     def call_page(self, call_id: str, csrf: str = "") -> tuple[str, int]:
         record = self.console.records.get(call_id) if is_call_id(call_id) else None
         made_of = CorrectionsOfCall.load(self.console, call_id) if record is not None and csrf else None
@@ -527,7 +555,8 @@ zeigt den ganzen Verlauf.</p>
 </dl>
 <p class="hilfe">Zeiten ab Anrufbeginn (Minuten:Sekunden). Sicherheit: 0 bis 1; unsicher heißt unter
 {decimal(self.thresholds.min_asr_confidence)} (Spracherkennung) oder {decimal(self.thresholds.min_answer_confidence)}
-(Antwort). Eine Tonaufnahme gibt es nicht.</p>
+(Antwort).</p>
+{self.recording_part(call_id)}
 <h2>Verlauf</h2>
 {self.timeline(record, csrf, made_of)}
 <p><a href="/konsole/anrufe">Zur Anrufliste</a></p>"""
@@ -548,5 +577,20 @@ def install_staff_review(app: FastAPI, console: Console, page: Callable[[str, st
         _user, session = console.require(request, "/konsole/anrufe/{call_id}")
         body, status = await run_in_threadpool(view.call_page, call_id, console.signer.csrf_token(session))
         return HTMLResponse(page("Anrufverlauf – Konsole", body), status_code=status, headers=NO_STORE)
+
+    @app.get("/konsole/anrufe/{call_id}/aufnahme", include_in_schema=False)
+    async def recording(request: Request, call_id: str, spur: str = "anrufer") -> Response:
+        user, _session = console.require(request, "/konsole/anrufe/{call_id}/aufnahme")
+        if spur not in TRACKS:
+            return PlainTextResponse("spur: anrufer oder bot", status_code=400, headers=NO_STORE)
+        if not is_call_id(call_id):
+            return PlainTextResponse("Keine Aufnahme zu diesem Anruf.", status_code=404, headers=NO_STORE)
+        path = recording_path(console.settings.paths.recordings_dir, call_id, spur)
+        if not path.is_file():
+            return PlainTextResponse("Keine Aufnahme zu diesem Anruf.", status_code=404, headers=NO_STORE)
+        await run_in_threadpool(
+            audit, console.engine, f"console:{user.username}", "play_recording", call_id, {"spur": spur}
+        )
+        return FileResponse(path, media_type="audio/wav", headers=NO_STORE)
 
     return view
