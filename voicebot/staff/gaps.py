@@ -10,6 +10,9 @@ A caller turn counts as a gap when the bot's next turn with an action (its answe
 - ``uebergabe``: the bot handed off (action ``handoff``) — not when the caller asked for a person;
 - ``unsicher``: it answered with a confidence below ``handoff.min_answer_confidence``.
 
+- ``korrektur``: a supervisor drafted a correction of that bot turn (status ``draft``: the answer was wrong or
+  missed something, and the knowledge base does not know better yet).
+
 A question whose bot turn has an applied correction (status ``approved``, :mod:`voicebot.staff.corrections`) is no
 longer a gap: the editor has answered it (a reverted correction makes it one again).
 
@@ -55,6 +58,7 @@ KINDS = {
     "rueckfrage": "Rückfrage",
     "uebergabe": "Übergabe an Mitarbeitende",
     "unsicher": "Antwort unsicher",
+    "korrektur": "Korrektur beantragt",
 }
 
 CALLS, TURNS = rows.CALLS, rows.TURNS
@@ -142,9 +146,10 @@ def questions_of_call(
     turns: Sequence[tuple[str, str, dict[str, Any]]],
     min_conf: float,
     corrected: frozenset[int] = frozenset(),
+    drafted: frozenset[int] = frozenset(),
 ) -> list[Question]:
     """The gap questions of one call from its turns (role, text, data) in order; ``corrected``: the indexes of
-    the bot turns with an applied correction (their questions are no gap)."""
+    the bot turns with an applied correction (their questions are no gap), ``drafted``: those with a draft."""
     found = []
     for i, (role, text, _data) in enumerate(turns):
         said = " ".join((text or "").split())[:MAX_QUESTION_CHARS]
@@ -154,7 +159,7 @@ def questions_of_call(
             if later_role == "caller":
                 break
             if later_role == "bot" and isinstance(data, dict) and data.get("action"):
-                kind = gap_kind(data, min_conf)
+                kind = "korrektur" if j in drafted else gap_kind(data, min_conf)
                 if kind is not None and j not in corrected:
                     found.append(Question(call_id, started_at, said, kind))
                 break
@@ -181,10 +186,15 @@ def load(engine: Engine, start: date, end: date, min_answer_confidence: float) -
     truncated = False
     with engine.connect() as connection:
         applied: dict[str, set[int]] = {}
-        for corrected_call, turn_index in connection.execute(
-            select(Correction.call_id, Correction.turn_index).where(Correction.status == "approved")
+        drafts: dict[str, set[int]] = {}
+        for corrected_call, turn_index, status in connection.execute(
+            select(Correction.call_id, Correction.turn_index, Correction.status).where(
+                Correction.status.in_(["approved", "draft"])
+            )
         ):
-            applied.setdefault(corrected_call, set()).add(int(turn_index))
+            (applied if status == "approved" else drafts).setdefault(corrected_call, set()).add(
+                int(turn_index)
+            )
         result = connection.execution_options(stream_results=True, yield_per=500).execute(query)
         current: tuple[str, float] | None = None
         turns: list[tuple[str, str, dict[str, Any]]] = []
@@ -192,8 +202,11 @@ def load(engine: Engine, start: date, end: date, min_answer_confidence: float) -
         def flush() -> None:
             if current is not None:
                 corrected = frozenset(applied.get(current[0], ()))
+                drafted = frozenset(drafts.get(current[0], ()))
                 found.extend(
-                    questions_of_call(current[0], current[1], turns, min_answer_confidence, corrected)
+                    questions_of_call(
+                        current[0], current[1], turns, min_answer_confidence, corrected, drafted
+                    )
                 )
 
         for call_id, started_at, idx, role, text, data in result:
