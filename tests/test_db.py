@@ -110,7 +110,7 @@ def test_schema_matches_the_models(database: Database) -> None:  # noqa: F811
         assert tables == set(Base.metadata.tables)
         for name, table in Base.metadata.tables.items():
             assert {c["name"] for c in inspector.get_columns(name)} == {c.name for c in table.columns}, name
-        assert migrate.status(engine).current == migrate.head_revision() == "0006"
+        assert migrate.status(engine).current == migrate.head_revision() == "0007"
     finally:
         engine.dispose()
 
@@ -175,7 +175,7 @@ def _voicebot(args: list[str], database: Database, **env: str) -> subprocess.Com
 
 def test_db_upgrade_and_status_commands(empty_database: Database) -> None:  # noqa: F811
     status = _voicebot(["db", "status"], empty_database)
-    assert status.returncode == 1 and "schema: empty (newest: 0006)" in status.stdout
+    assert status.returncode == 1 and "schema: empty (newest: 0007)" in status.stdout
     assert status.stderr.strip().splitlines() == [
         "error: the database has no schema yet: run voicebot db upgrade (voicebot serve does it on start)"
     ]
@@ -183,13 +183,13 @@ def test_db_upgrade_and_status_commands(empty_database: Database) -> None:  # no
         assert not Path(empty_database.url.removeprefix("sqlite:///")).exists()  # status creates nothing
     upgrade = _voicebot(["db", "upgrade"], empty_database)
     assert upgrade.returncode == 0, upgrade.stderr
-    assert "schema upgraded from empty to revision 0006" in upgrade.stdout
+    assert "schema upgraded from empty to revision 0007" in upgrade.stdout
     assert "secret" not in upgrade.stdout
     again = _voicebot(["db", "upgrade"], empty_database)
-    assert again.returncode == 0 and "schema already at revision 0006" in again.stdout
+    assert again.returncode == 0 and "schema already at revision 0007" in again.stdout
     status = _voicebot(["db", "status"], empty_database)
     assert status.returncode == 0, status.stderr
-    assert "schema: 0006 (newest: 0006)" in status.stdout and "calls: 0" in status.stdout
+    assert "schema: 0007 (newest: 0007)" in status.stdout and "calls: 0" in status.stdout
 
 
 @pytest.mark.parametrize(
@@ -389,7 +389,7 @@ def test_servers_starting_at_once_upgrade_the_schema_once(empty_database: Databa
     assert time.time() > at
     assert [
         (process.returncode, out.strip()) for process, (out, _) in zip(processes, results, strict=True)
-    ] == [(0, "0006")] * 3, [err[-2000:] for _, err in results]
+    ] == [(0, "0007")] * 3, [err[-2000:] for _, err in results]
 
 
 def test_a_change_writes_only_the_turn_that_changed(store: SqlCallRecordStore) -> None:

@@ -155,6 +155,55 @@ def test_gap_report_from_stored_calls_on_both_databases(database: Database, tmp_
     assert wider.groups[0].calls == 3 and wider.considered == 4 and not wider.truncated
 
 
+def test_a_question_with_an_applied_correction_is_no_longer_a_gap(database: Database, tmp_path: Path) -> None:  # noqa: F811
+    from sqlalchemy import update
+
+    from voicebot.db.engine import writing
+    from voicebot.db.models import Correction
+    from voicebot.staff import corrections
+
+    store = SqlCallRecordStore(database.engine(), fallback_dir=tmp_path / "fallback")
+    try:
+        fixed = _store_call(store, NINE, [caller(LAND_TAX[0]), bot("answer", 0.3, sources=("grundsteuer",))])
+        _store_call(store, NINE + 60, [caller(LAND_TAX[1]), bot("handoff", 0.2, "low_confidence_again")])
+        answered = _store_call(store, NINE + 120, [caller(BIN), bot("answer", 0.95)])
+        assert store.flush()
+    finally:
+        store.close()
+    engine = database.engine()
+
+    def asked() -> list[str]:
+        return [q.text for q in gaps.load(engine, DAY, DAY, 0.5)[0]]
+
+    assert asked() == [LAND_TAX[1], LAND_TAX[0]]  # a good answer is no gap ...
+    wrong = corrections.create_draft(
+        engine, call_id=answered, turn_index=1, kind="wrong", page_id="biotonne", question=BIN,
+        text="Die Biotonne wird dienstags abgeholt.", author="lea", now=NINE,
+    )  # fmt: skip
+    assert [(q.text, q.kind) for q in gaps.load(engine, DAY, DAY, 0.5)[0]] == [
+        (BIN, "korrektur"),  # ... until a supervisor says it was wrong
+        (LAND_TAX[1], "uebergabe"),
+        (LAND_TAX[0], "unsicher"),
+    ]
+    with writing(engine) as connection:
+        connection.execute(update(Correction).where(Correction.id == wrong).values(status="rejected"))
+    assert asked() == [LAND_TAX[1], LAND_TAX[0]]
+    made = corrections.create_draft(
+        engine, call_id=fixed, turn_index=1, kind="wrong", page_id="grundsteuer", question=LAND_TAX[0],
+        text="Den Grundsteuer-Messbescheid schickt das Finanzamt.", author="lea", now=NINE,
+    )  # fmt: skip
+    assert [q.kind for q in gaps.load(engine, DAY, DAY, 0.5)[0]] == ["uebergabe", "korrektur"]  # a draft
+
+    def set_status(status: str) -> None:
+        with writing(engine) as connection:
+            connection.execute(update(Correction).where(Correction.id == made).values(status=status))
+
+    set_status("approved")
+    assert asked() == [LAND_TAX[1]]
+    set_status("reverted")
+    assert asked() == [LAND_TAX[1], LAND_TAX[0]]
+
+
 def test_only_the_newest_questions_are_read(database: Database, tmp_path: Path, monkeypatch: Any) -> None:  # noqa: F811
     store = SqlCallRecordStore(database.engine(), fallback_dir=tmp_path / "fallback")
     try:

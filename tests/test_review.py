@@ -35,6 +35,7 @@ def record(
     confidence: float = 0.8,
     sources: tuple[str, ...] = ("buergerbuero",),
     handoff: str = "",
+    language: str = "de",
 ) -> dict[str, Any]:
     events = [{"t": 2.0, "kind": "barge_in"}]
     if handoff:
@@ -47,7 +48,8 @@ def record(
         "ended_reason": "hangup",
         "turns": [
             {"role": "bot", "kind": "greeting", "text": "Guten Tag, hier ist das Rathaus.", "start_s": 0.0},
-            {"role": "caller", "kind": "question", "text": question, "start_s": 1.0, "asr_confidence": asr},
+            {"role": "caller", "kind": "question", "text": question, "start_s": 1.0, "asr_confidence": asr,
+             "language": language},
             {"role": "bot", "kind": "answer", "text": answer, "start_s": 2.5, "action": "answer",
              "confidence": confidence, "sources": list(sources)},
         ],
@@ -65,6 +67,47 @@ def store(db: Database, *records: dict[str, Any]) -> Any:
 
 def ids(page: review.CallPage) -> list[str]:
     return [row.call_id for row in page.rows]
+
+
+def test_flagged_and_language_filters(database: Database) -> None:  # noqa: F811
+    calls = [
+        record(1, T0, "Wo ist das Bürgerbüro?"),
+        record(2, T0 + 60, "Where is the registry office?", language="en"),
+        record(3, T0 + 120, "Nerede nüfus müdürlüğü?", language="tr"),
+    ]
+    engine = store(database, *calls)
+    try:
+
+        def matching(**chosen: Any) -> list[str]:
+            return ids(review.list_calls(engine, review.CallFilter(**chosen), THRESHOLDS))
+
+        assert matching(language="en") == [call_id(2)]
+        assert matching(language="de") == [call_id(1)]
+        assert matching(language="uk") == []
+        assert matching(flagged=True) == []
+        assert review.set_flag(engine, call_id(3), by="berta", flagged=True, now=T0)
+        assert review.set_flag(engine, call_id(1), by="berta", flagged=True, now=T0)
+        assert review.set_flag(engine, call_id(1), by="carl", flagged=True, now=T0 + 5)  # stays berta's
+        assert not review.set_flag(engine, call_id(99), by="berta", flagged=True, now=T0)  # no such call
+        assert matching(flagged=True) == [call_id(3), call_id(1)]
+        assert matching(flagged=True, language="tr") == [call_id(3)]
+        overview = review.call_overview(engine, call_id(1))
+        assert overview is not None and overview.flagged
+        assert [row.flagged for row in review.list_calls(engine, review.CallFilter(), THRESHOLDS).rows] == [
+            True,
+            False,
+            True,
+        ]
+        assert review.set_flag(engine, call_id(3), by="carl", flagged=False, now=T0 + 9)
+        assert matching(flagged=True) == [call_id(1)]
+        with writing(engine) as connection:  # the record's writer rewrites the call: the mark stays
+            rows.write_whole(connection, calls[0], T0 + 99)
+        assert matching(flagged=True) == [call_id(1)]
+        with writing(engine) as connection:  # deleting the call (erasure, retention) takes its mark along
+            connection.execute(delete(rows.CALLS).where(rows.CALLS.c.call_id == call_id(1)))
+        assert matching(flagged=True) == []
+    finally:
+        engine.dispose()
 
 
 def test_search_words_and_expressions() -> None:

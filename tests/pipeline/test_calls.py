@@ -104,6 +104,9 @@ async def test_multi_turn_call_answers_each_question_and_keeps_the_transcript(
         assert any(start >= end for start, _ in bot)
     on_disk = json.loads((settings.paths.calls_dir / f"{result.call_id}.json").read_text())
     assert [t["text"] for t in on_disk["turns"] if t["role"] == "caller"] == [q["text"] for q in questions]
+    # The AI disclosure (the greeting's first sentence) was heard in full, and the record says so.
+    (disclosure,) = [e for e in on_disk["events"] if e["kind"] == "ai_disclosure"]
+    assert disclosure["played"] is True and disclosure["turn"] == 0 and disclosure["seconds"] > 0, disclosure
     # What /metrics shows (decision 0900): each answered turn's latency, the call's end by its reason.
     assert _metric("voicebot_stage_seconds_count", stage="voice_to_voice") == turns_measured + 2
     assert _metric("voicebot_asr_real_time_factor_count") >= utterances_decoded + 2
@@ -125,6 +128,9 @@ async def test_barge_in_stops_the_bot_and_marks_its_turn_interrupted(
     greeting = turns(result, "bot", "greeting")[0]
     assert greeting["interrupted"] and not greeting["played"]
     assert any(event["kind"] == "barge_in" for event in result.transcript["events"])
+    # Here the disclosure itself was interruptible and interrupted: the record says it was not heard in full.
+    (disclosure,) = [e for e in result.transcript["events"] if e["kind"] == "ai_disclosure"]
+    assert disclosure["played"] is False and disclosure["seconds"] > 0, disclosure
     _text, caller_start, caller_end = composed.utterances[0]
     # Bot audio stops once the caller is heard (VAD start window 0.2 s) and stays off while they speak.
     rate = result.reply_rate

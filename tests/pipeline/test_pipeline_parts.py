@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.audio.resamplers.soxr_stream_resampler import SOXRStreamAudioResampler
 from pipecat.frames.frames import InputDTMFFrame, TTSSpeakFrame
+from pipecat.pipeline.pipeline import Pipeline
 from pipecat.tests.utils import run_test
 from typer.testing import CliRunner
 
@@ -21,9 +23,16 @@ from voicebot.cli import app
 from voicebot.metrics import METRICS
 from voicebot.models import ModelMissingError, require_model
 from voicebot.pipeline.audio import DcBlocker, LowLatencyResampler
-from voicebot.pipeline.call_script import HandoffDesk, HandoffGate, HandoffKeyListener, matches_phrase
+from voicebot.pipeline.call_script import (
+    GreetingSpeaker,
+    HandoffDesk,
+    HandoffGate,
+    HandoffKeyListener,
+    matches_phrase,
+)
 from voicebot.pipeline.espeak import EspeakVoice, _EspeakBinary, espeak_engine, synthesize_blocks
 from voicebot.pipeline.frames import AsrResult, BotTurnEndFrame, CallerQuestionFrame, HandoffRequestFrame
+from voicebot.pipeline.playout import PlayoutTracker
 from voicebot.pipeline.resources import CallResources, load_whisper, whisper_model_dir
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.pipeline.tts import VoiceCatalog
@@ -141,6 +150,33 @@ def test_transcript_is_written_continuously_and_records_barge_in(tmp_path: Path)
     assert on_disk["turns"][2]["interrupted"] and on_disk["turns"][2]["sources"] == ["fundbuero"]
     assert transcript.last_answer_text() == "Das Fundbüro ist im Rathaus."
     assert [t.role for t in transcript.history()] == ["caller", "bot"]
+
+
+async def test_the_call_record_says_the_ai_disclosure_was_played_in_full() -> None:
+    transcript = CallTranscript(channel="simulation", channel_call_id="disclosure")
+    greeting = "Hier ist der KI-Assistent von Musterstadt. Ihre Frage bitte."
+    speaker = GreetingSpeaker(transcript=transcript, call=CallSettings(), greeting=greeting)
+    down, _up = await run_test(Pipeline([speaker, PlayoutTracker(transcript=transcript)]), frames_to_send=[])
+    spoken = [f.text for f in down if isinstance(f, TTSSpeakFrame)]
+    assert spoken == ["Hier ist der KI-Assistent von Musterstadt.", "Ihre Frage bitte."]
+    events = [e for e in transcript.events if e["kind"] == "ai_disclosure"]
+    assert len(events) == 1 and events[0]["played"] is True and events[0]["turn"] == 0
+    transcript.end("goodbye")  # the end of the call adds no second disclosure event
+    assert [e["kind"] for e in transcript.events].count("ai_disclosure") == 1
+
+
+def test_the_call_record_says_when_the_caller_hung_up_during_the_disclosure() -> None:
+    clock = [0.0]
+    transcript = CallTranscript(channel="simulation", call_clock=lambda: clock[0])
+    turn = transcript.add_bot_turn("greeting", "Hier ist der KI-Assistent.", interruptible=False)
+    transcript.mark_disclosure(turn)
+    transcript.bot_audio_started(time.time())
+    clock[0] = 1.25  # the caller hangs up 1.25 s into the sentence; its end marker never reaches the output
+    transcript.end("hangup")
+    transcript.bot_turn_played(0)  # a late marker changes nothing
+    (event,) = [e for e in transcript.events if e["kind"] == "ai_disclosure"]
+    assert event["played"] is False and event["seconds"] == pytest.approx(1.25, abs=0.05)
+    assert CallTranscript(channel="simulation").events == []  # a call without a disclosure records none
 
 
 async def test_handoff_key_says_the_handoff_sentence_then_requests_a_handoff_once() -> None:

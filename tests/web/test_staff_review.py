@@ -139,11 +139,68 @@ BAD_FILTERS = [
     ({"ergebnis": "gut"}, "Dieses Ergebnis gibt es nicht"),
     ({"grund": "x"}, "Diesen Übergabegrund gibt es nicht"),
     ({"kanal": "fax"}, "Diesen Kanal gibt es nicht"),
+    ({"sprache": "xx"}, "Diese Sprache gibt es nicht"),
     ({"thema": "Bürgerbüro"}, "Dieses Thema gibt es (nicht mehr) im Wissen"),
     ({"q": "a b c d e f g h i"}, "höchstens 8 Suchwörter"),
     ({"q": "x" * 300}, "Eine Angabe im Filter ist zu lang: höchstens 200 Zeichen."),
     ({"nach": "1.5~call_x"}, "Der Link zur nächsten Seite ist ungültig"),
 ]
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None, page
+    return found.group(1)
+
+
+async def test_a_supervisor_flags_a_call_and_filters_by_flag_and_language(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    from voicebot.privacy.data import audit_entries
+
+    assert (await sign_in(client, "lea")).status_code == 303
+    listed = await client.get("/konsole/anrufe")
+    assert '<label for="markiert">Nur markierte Anrufe</label>' in listed.text
+    assert '<label for="sprache">Sprache (erkannt beim Anrufenden)</label>' in listed.text
+    assert (await client.get("/konsole/anrufe", params={"sprache": "de"})).text.count(
+        '<a href="/konsole/anrufe/call_'
+    ) == 5
+    assert (await client.get("/konsole/anrufe", params={"sprache": "en"})).text.count(
+        '<a href="/konsole/anrufe/call_'
+    ) == 0
+
+    timeline = await client.get(f"/konsole/anrufe/{call_id(3)}")
+    assert '<dd id="markierung">nein</dd>' in timeline.text and "Anruf markieren</button>" in timeline.text
+    csrf = csrf_of(timeline.text)
+    url = f"/konsole/anrufe/{call_id(3)}/markieren"
+    forged = await client.post(url, data={"csrf": "falsch", "markiert": "1"})
+    assert forged.status_code == 403
+    assert (await client.post(url, data={"csrf": csrf, "markiert": "ja"})).status_code == 400
+    assert (
+        await client.post(f"/konsole/anrufe/{call_id(99)}/markieren", data={"csrf": csrf, "markiert": "1"})
+    ).status_code == 404
+    marked = await client.post(url, data={"csrf": csrf, "markiert": "1"})
+    assert marked.status_code == 303 and marked.headers["location"] == f"/konsole/anrufe/{call_id(3)}"
+    timeline = await client.get(f"/konsole/anrufe/{call_id(3)}")
+    assert '<dd id="markierung">ja</dd>' in timeline.text and "Markierung entfernen</button>" in timeline.text
+
+    only = await client.get("/konsole/anrufe", params={"markiert": "1"})
+    assert re.findall(r'href="/konsole/anrufe/(call_[^"]+)"', only.text) == [call_id(3)]
+    assert '<span class="markiert">(markiert)</span>' in only.text
+    both = await client.get("/konsole/anrufe", params={"markiert": "1", "sprache": "en"})
+    assert "Keine Anrufe gefunden." in both.text
+
+    unmarked = await client.post(url, data={"csrf": csrf, "markiert": "0"})
+    assert unmarked.status_code == 303
+    assert "Keine Anrufe gefunden." in (await client.get("/konsole/anrufe", params={"markiert": "1"})).text
+
+    engine = make_engine(f"sqlite:///{make_settings(tmp_path).paths.database_file}")
+    try:
+        entries = [(e.actor, e.action, e.subject) for e in audit_entries(engine)]
+    finally:
+        engine.dispose()
+    assert ("console:lea", "flag_call", call_id(3)) in entries
+    assert ("console:lea", "unflag_call", call_id(3)) in entries
 
 
 async def test_bad_filters_get_one_german_line(client: httpx.AsyncClient) -> None:

@@ -260,3 +260,15 @@ class Correction(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     applied_generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
     file_path: Mapped[str] = mapped_column(String(500), default="")
+
+
+class CallFlag(Base):
+    """A call a supervisor marked for another look (the review's filter "markiert", issue 11, decision 0980): a
+    row of its own, so the call record's writer (which rewrites the call's turns and events) never touches it;
+    it goes with the call when the call is deleted."""
+
+    __tablename__ = "call_flags"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True)
+    flagged_by: Mapped[str] = mapped_column(String(64))
+    flagged_at: Mapped[float] = mapped_column(Double)

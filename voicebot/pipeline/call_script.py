@@ -50,9 +50,10 @@ from voicebot.pipeline.frames import (
     CallEndingFrame,
     CallerQuestionFrame,
     HandoffRequestFrame,
+    SpeechLanguageFrame,
     TransferStatusFrame,
 )
-from voicebot.pipeline.speech import say
+from voicebot.pipeline.speech import end_turn, say, speak_frame
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.settings import CallSettings, Settings
 
@@ -163,13 +164,15 @@ class GreetingSpeaker(_ScriptStep):
         await self.push_frame(frame, direction)
         if isinstance(frame, StartFrame) and self._greeting.strip():
             disclosure, rest = split_disclosure(self._greeting)
-            await say(
-                self,
-                self._transcript,
-                "greeting",
-                disclosure,
-                interruptible=self._call.greeting_interruptible,
-            )
+            interruptible = self._call.greeting_interruptible
+            turn = self._transcript.add_bot_turn("greeting", disclosure, interruptible=interruptible)
+            # Marked before its frames leave: the playout tracker marks this turn played when its audio has left
+            # the output, and the record then says the disclosure was heard in full (or, when the caller hangs
+            # up before, that it was not).
+            self._transcript.mark_disclosure(turn)
+            await self.push_frame(SpeechLanguageFrame(language="de"))
+            await self.push_frame(speak_frame(disclosure, interruptible=interruptible))
+            await end_turn(self, self._transcript, turn)
             if rest:
                 await say(self, self._transcript, "greeting", rest, interruptible=True)
         if isinstance(frame, StartFrame) and self._recording_question.strip():

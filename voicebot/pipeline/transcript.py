@@ -98,6 +98,9 @@ class CallTranscript:
         # The number the caller rang from (SIP From user part, set by the door; "" for a browser call): offered
         # for a call-back, never saved with the record unless the caller confirms it as their call-back number.
         self.caller_number = ""
+        # The AI disclosure (EU AI Act Art. 50): the bot turn GreetingSpeaker said it in, and when (call time) its audio began.
+        self._disclosure: int | None = None
+        self._disclosure_audio_start: float | None = None
         self._lock = threading.Lock()
         self._save()
 
@@ -183,9 +186,34 @@ class CallTranscript:
                         turn.timings_ms["tts_first_chunk"] = round(first_chunk_ms, 1)
                     break
 
+    def mark_disclosure(self, turn: TranscriptTurn) -> None:
+        """``turn`` says the AI disclosure: the record gets an ``ai_disclosure`` event when it has been played
+        in full (``played=True``) or when the call ends before that (``played=False``), with the seconds heard."""
+        with self._lock:
+            self._disclosure = self.turns.index(turn)
+
+    def _note_disclosure(self, played: bool) -> None:
+        """Record the disclosure's outcome once (under the lock)."""
+        if self._disclosure is None:
+            return
+        index, self._disclosure = self._disclosure, None
+        start = self._disclosure_audio_start
+        heard = 0.0 if start is None else max(0.0, self.rel() - start)
+        self.events.append(
+            {
+                "t": self.rel(),
+                "kind": "ai_disclosure",
+                "played": played,
+                "turn": index,
+                "seconds": round(heard, 2),
+            }
+        )
+
     def bot_audio_started(self, wall_time: float) -> None:
         """First bot audio of the newest bot turn reached the output: close the latency account."""
         with self._lock:
+            if self._disclosure is not None and self._disclosure_audio_start is None:
+                self._disclosure_audio_start = self.rel(wall_time)  # call time
             turn = self._last_bot_turn()
             if turn is None or "first_audio" in turn._marks:
                 return
@@ -205,6 +233,8 @@ class CallTranscript:
             if 0 <= turn_id < len(self.turns):
                 self.turns[turn_id].played = True
                 self.turns[turn_id].end_s = self.rel()
+                if turn_id == self._disclosure:
+                    self._note_disclosure(played=True)
         self._save()
 
     def mark_interrupted(self) -> bool:
@@ -230,6 +260,7 @@ class CallTranscript:
     def end(self, reason: str) -> None:
         with self._lock:
             if self.ended_reason is None:
+                self._note_disclosure(played=False)
                 self.ended_reason = reason
                 self.ended_at = time.time()
                 METRICS.call_ended(self.channel, reason)

@@ -10,6 +10,12 @@ A caller turn counts as a gap when the bot's next turn with an action (its answe
 - ``uebergabe``: the bot handed off (action ``handoff``) — not when the caller asked for a person;
 - ``unsicher``: it answered with a confidence below ``handoff.min_answer_confidence``.
 
+- ``korrektur``: a supervisor drafted a correction of that bot turn (status ``draft``: the answer was wrong or
+  missed something, and the knowledge base does not know better yet).
+
+A question whose bot turn has an applied correction (status ``approved``, :mod:`voicebot.staff.corrections`) is no
+longer a gap: the editor has answered it (a reverted correction makes it one again).
+
 Calls of citizens only (SIP and browser; simulations are tests). At most :data:`MAX_QUESTIONS` questions, the
 newest first, so a page request stays bounded. Each question is embedded with e5 (query side, as callers' questions
 are at retrieval; vectors kept in a bounded in-process cache) and the questions are grouped greedily, newest first:
@@ -32,6 +38,7 @@ import numpy as np
 from sqlalchemy import Engine, select
 
 from voicebot.db import rows
+from voicebot.db.models import Correction
 from voicebot.staff import figures
 
 # Cosine (e5-small, query side) from which two questions are taken for the same topic. Measured on German
@@ -51,6 +58,7 @@ KINDS = {
     "rueckfrage": "Rückfrage",
     "uebergabe": "Übergabe an Mitarbeitende",
     "unsicher": "Antwort unsicher",
+    "korrektur": "Korrektur beantragt",
 }
 
 CALLS, TURNS = rows.CALLS, rows.TURNS
@@ -133,20 +141,26 @@ def gap_kind(answer: dict[str, Any], min_answer_confidence: float) -> str | None
 
 
 def questions_of_call(
-    call_id: str, started_at: float, turns: Sequence[tuple[str, str, dict[str, Any]]], min_conf: float
+    call_id: str,
+    started_at: float,
+    turns: Sequence[tuple[str, str, dict[str, Any]]],
+    min_conf: float,
+    corrected: frozenset[int] = frozenset(),
+    drafted: frozenset[int] = frozenset(),
 ) -> list[Question]:
-    """The gap questions of one call from its turns (role, text, data) in order."""
+    """The gap questions of one call from its turns (role, text, data) in order; ``corrected``: the indexes of
+    the bot turns with an applied correction (their questions are no gap), ``drafted``: those with a draft."""
     found = []
     for i, (role, text, _data) in enumerate(turns):
         said = " ".join((text or "").split())[:MAX_QUESTION_CHARS]
         if role != "caller" or not said:
             continue
-        for later_role, _text, data in turns[i + 1 :]:
+        for j, (later_role, _text, data) in enumerate(turns[i + 1 :], start=i + 1):
             if later_role == "caller":
                 break
             if later_role == "bot" and isinstance(data, dict) and data.get("action"):
-                kind = gap_kind(data, min_conf)
-                if kind is not None:
+                kind = "korrektur" if j in drafted else gap_kind(data, min_conf)
+                if kind is not None and j not in corrected:
                     found.append(Question(call_id, started_at, said, kind))
                 break
     return found
@@ -157,7 +171,7 @@ def load(engine: Engine, start: date, end: date, min_answer_confidence: float) -
     there). Turns are streamed call by call; reading stops once enough questions are found."""
     first, after = figures.period_bounds(start, end)
     query = (
-        select(CALLS.c.call_id, CALLS.c.started_at, TURNS.c.role, TURNS.c.text, TURNS.c.data)
+        select(CALLS.c.call_id, CALLS.c.started_at, TURNS.c.idx, TURNS.c.role, TURNS.c.text, TURNS.c.data)
         .join(TURNS, TURNS.c.call_id == CALLS.c.call_id)
         .where(
             CALLS.c.started_at >= first,
@@ -171,21 +185,39 @@ def load(engine: Engine, start: date, end: date, min_answer_confidence: float) -
     found: list[Question] = []
     truncated = False
     with engine.connect() as connection:
+        applied: dict[str, set[int]] = {}
+        drafts: dict[str, set[int]] = {}
+        for corrected_call, turn_index, status in connection.execute(
+            select(Correction.call_id, Correction.turn_index, Correction.status).where(
+                Correction.status.in_(["approved", "draft"])
+            )
+        ):
+            (applied if status == "approved" else drafts).setdefault(corrected_call, set()).add(
+                int(turn_index)
+            )
         result = connection.execution_options(stream_results=True, yield_per=500).execute(query)
         current: tuple[str, float] | None = None
         turns: list[tuple[str, str, dict[str, Any]]] = []
 
         def flush() -> None:
             if current is not None:
-                found.extend(questions_of_call(current[0], current[1], turns, min_answer_confidence))
+                corrected = frozenset(applied.get(current[0], ()))
+                drafted = frozenset(drafts.get(current[0], ()))
+                found.extend(
+                    questions_of_call(
+                        current[0], current[1], turns, min_answer_confidence, corrected, drafted
+                    )
+                )
 
-        for call_id, started_at, role, text, data in result:
+        for call_id, started_at, idx, role, text, data in result:
             if current is None or current[0] != call_id:
                 flush()
                 if len(found) >= MAX_QUESTIONS:
                     truncated = True
                     break
                 current, turns = (call_id, float(started_at)), []
+            while len(turns) < idx:  # keep positions = turn indexes (what a correction names)
+                turns.append(("", "", {}))
             turns.append((role, text, data if isinstance(data, dict) else {}))
         else:
             flush()

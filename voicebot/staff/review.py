@@ -30,9 +30,11 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     exists,
     false,
     func,
+    insert,
     literal,
     literal_column,
     or_,
@@ -42,7 +44,8 @@ from sqlalchemy import (
 )
 
 from voicebot.db import rows, search
-from voicebot.db.models import Callback, QueueEntry, QueueStatus
+from voicebot.db.engine import writing
+from voicebot.db.models import Callback, CallFlag, QueueEntry, QueueStatus
 from voicebot.records import checked_call_id
 
 OUTCOMES = {
@@ -96,6 +99,8 @@ class CallFilter:
     low_confidence: bool = False
     channel: str = ""
     search: str = ""  # words callers or the bot said
+    flagged: bool = False  # only calls a supervisor marked (:func:`set_flag`)
+    language: str = ""  # only calls with a caller turn recognised in this language ("de", "en", ...)
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class CallRow:
     sources: list[str] = field(default_factory=list)
     snippet: str = ""  # search hit with search.MARK_START/MARK_END around the match
     snippet_role: str = ""
+    flagged: bool = False
 
 
 @dataclass
@@ -164,6 +170,35 @@ def low_confidence_condition(thresholds: Thresholds) -> ColumnElement[bool]:
             and_(turns.c.role == "bot", turns.c.data["confidence"].as_float() < thresholds.min_answer_confidence),
         ),
     )  # fmt: skip
+
+
+def flagged_condition() -> ColumnElement[bool]:
+    return exists().where(CallFlag.call_id == CALLS.c.call_id)
+
+
+def language_condition(language: str) -> ColumnElement[bool]:
+    """Calls with a caller turn whose language (as the speech recognition detected it, or the call's language
+    where detection is off) is ``language``."""
+    turns = TURNS.alias("spoken")
+    return exists().where(
+        turns.c.call_id == CALLS.c.call_id,
+        turns.c.role == "caller",
+        turns.c.data["language"].as_string() == language,
+    )
+
+
+def set_flag(engine: Engine, call_id: str, *, by: str, flagged: bool, now: float) -> bool:
+    """Mark (``flagged``) or unmark a call; False when the call does not exist. Marking twice keeps the first
+    mark (who and when)."""
+    with writing(engine) as connection:
+        if connection.execute(select(CALLS.c.call_id).where(CALLS.c.call_id == call_id)).first() is None:
+            return False
+        marked = connection.execute(select(CallFlag.call_id).where(CallFlag.call_id == call_id)).first()
+        if flagged and marked is None:
+            connection.execute(insert(CallFlag).values(call_id=call_id, flagged_by=by[:64], flagged_at=now))
+        elif not flagged and marked is not None:
+            connection.execute(delete(CallFlag).where(CallFlag.call_id == call_id))
+    return True
 
 
 def topic_condition(dialect: str, sources: Sequence[str]) -> ColumnElement[bool]:
@@ -252,6 +287,10 @@ def list_calls(
         query = query.where(topic_condition(dialect, chosen.topic_sources[:MAX_TOPIC_SOURCES]))
     if chosen.low_confidence:
         query = query.where(low_confidence_condition(thresholds))
+    if chosen.flagged:
+        query = query.where(flagged_condition())
+    if chosen.language:
+        query = query.where(language_condition(chosen.language))
     if words:
         with engine.connect() as connection:
             dense = dense_search(connection, words)
@@ -344,6 +383,7 @@ def _rows_query(call_ids: list[str]) -> Any:
     return select(
         CALLS.c.call_id, CALLS.c.started_at, CALLS.c.ended_at, CALLS.c.channel,
         outcome_expression().label("outcome"), reason_expression().label("reason"),
+        flagged_condition().label("flagged"),
     ).where(CALLS.c.call_id.in_(call_ids))  # fmt: skip
 
 
@@ -362,4 +402,5 @@ def _call_row(row: Any) -> CallRow:
         channel=row.channel,
         outcome=row.outcome,
         reason=row.reason or "",
+        flagged=bool(row.flagged),
     )

@@ -72,6 +72,7 @@ ACCESS: dict[str, str | frozenset[str]] = {
     "/konsole/anrufe/{call_id}": SUPERVISORS,
     # The call's audio where the caller consented to recording; every playback is logged (decision 0970)
     "/konsole/anrufe/{call_id}/aufnahme": SUPERVISORS,
+    "/konsole/anrufe/{call_id}/markieren": SUPERVISORS,  # flag / unflag a call (filter "markiert")
     # The dashboard (charts, tables, CSV per table) and the knowledge-gap report (staff_dashboard.py)
     "/konsole/uebersicht": SUPERVISORS,
     "/konsole/uebersicht.csv": SUPERVISORS,
@@ -649,7 +650,7 @@ def install_console(app: FastAPI, settings: Settings, engine: Engine | None = No
     install_staff_privacy(app, console, checked_post, _page)
     from voicebot.web.staff_review import install_staff_review
 
-    install_staff_review(app, console, _page)
+    install_staff_review(app, console, _page, checked_post)
     from voicebot.web.staff_dashboard import install_staff_dashboard
 
     install_staff_dashboard(app, console, _page)

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from loguru import logger
 from starlette.concurrency import run_in_threadpool
 
@@ -39,6 +39,16 @@ if TYPE_CHECKING:
 NO_STORE = {"Cache-Control": "no-store"}  # callers' words: not kept in a browser's or proxy's cache
 TOPICS_RELOAD_S = 300.0
 MAX_PARAM_CHARS = 200
+# The languages the speech recognition may detect (asr.languages), as the filter "Sprache" offers them.
+LANGUAGE_LABELS = {
+    "de": "Deutsch",
+    "en": "Englisch",
+    "tr": "Türkisch",
+    "ar": "Arabisch",
+    "uk": "Ukrainisch",
+    "ru": "Russisch",
+    "pl": "Polnisch",
+}
 REASON_LABELS = {
     "handoff_key": "Taste für persönliche Beratung",
     "caller_asked": "Wunsch nach einem Menschen",
@@ -229,6 +239,9 @@ def chosen_filter(
         raise FilterError("Diesen Kanal gibt es nicht: bitte aus der Liste wählen.")
     if topic and topic not in topics:
         raise FilterError("Dieses Thema gibt es (nicht mehr) im Wissen: bitte aus der Liste wählen.")
+    language = param("sprache")
+    if language and language not in LANGUAGE_LABELS:
+        raise FilterError("Diese Sprache gibt es nicht: bitte aus der Liste wählen.")
     text = param("q")
     search.words(text)  # a text that cannot be searched: refused here, with its line
     chosen = review.CallFilter(
@@ -240,6 +253,8 @@ def chosen_filter(
         low_confidence=param("unsicher") == "1",
         channel=channel,
         search=text,
+        flagged=param("markiert") == "1",
+        language=language,
     )
     cursor = review.Cursor.parse(param("nach")) if param("nach") else None
     return chosen, cursor
@@ -281,9 +296,23 @@ def filter_form(params: Mapping[str, str], topics: Mapping[str, tuple[str, ...]]
      {topic_help}</p>
   <p><label for="kanal">Kanal</label>
      <select id="kanal" name="kanal">{_options(review.CHANNELS, params.get("kanal", ""), "alle")}</select></p>
+  <p><label for="sprache">Sprache (erkannt beim Anrufenden)</label>
+     <select id="sprache" name="sprache">{_options(LANGUAGE_LABELS, params.get("sprache", ""), "alle")}</select></p>
   <p class="option"><input id="unsicher" name="unsicher" type="checkbox" value="1"{" checked" if params.get("unsicher") == "1" else ""}>
      <label for="unsicher">Nur Anrufe mit geringer Sicherheit (Spracherkennung oder Antwort)</label></p>
+  <p class="option"><input id="markiert" name="markiert" type="checkbox" value="1"{" checked" if params.get("markiert") == "1" else ""}>
+     <label for="markiert">Nur markierte Anrufe</label></p>
   <p><button type="submit">Filtern</button> <a href="/konsole/anrufe">Filter zurücksetzen</a></p>
+</form>"""
+
+
+def flag_form(call_id: str, flagged: bool, csrf: str) -> str:
+    """Mark the call for another look (the list's filter "Nur markierte Anrufe"), or take the mark away."""
+    label = "Markierung entfernen" if flagged else "Anruf markieren"
+    return f"""<form method="post" action="/konsole/anrufe/{esc(call_id)}/markieren" class="markieren">
+  <input type="hidden" name="csrf" value="{esc(csrf)}">
+  <input type="hidden" name="markiert" value="{"0" if flagged else "1"}">
+  <button type="submit">{label}</button>
 </form>"""
 
 
@@ -331,8 +360,10 @@ class ReviewView:
             else:
                 said = esc(row.first_question) if row.first_question else "–"
             reason = esc(REASON_LABELS.get(row.reason, row.reason)) if row.reason else "–"
+            mark = ' <span class="markiert">(markiert)</span>' if row.flagged else ""
             body.append(
-                f'<tr><th scope="row"><a href="/konsole/anrufe/{esc(row.call_id)}">{self.when(row.started_at)}</a></th>'
+                f'<tr><th scope="row"><a href="/konsole/anrufe/{esc(row.call_id)}">{self.when(row.started_at)}</a>'
+                f"{mark}</th>"
                 f"<td>{esc(review.CHANNELS.get(row.channel, row.channel))}</td>"
                 f"<td>{esc(review.OUTCOMES.get(row.outcome, row.outcome))}</td><td>{reason}</td>"
                 f'<td>{said}</td>{self.confidence_cell(row)}<td class="zahl">{row.turns}</td></tr>'
@@ -362,7 +393,7 @@ class ReviewView:
         else:
             page = review.list_calls(self.console.engine, chosen, self.thresholds, after=cursor)
             results = self.table(page, bool(chosen.search.strip()))
-            kept = {name: params[name] for name in ("q", "von", "bis", "ergebnis", "grund", "thema", "kanal", "unsicher") if params.get(name)}  # fmt: skip
+            kept = {name: params[name] for name in ("q", "von", "bis", "ergebnis", "grund", "thema", "kanal", "sprache", "unsicher", "markiert") if params.get(name)}  # fmt: skip
             links = []
             if cursor is not None:
                 links.append(f'<a href="/konsole/anrufe?{esc(urlencode(kept))}">Zu den neuesten Anrufen</a>')
@@ -552,7 +583,9 @@ zeigt den ganzen Verlauf.</p>
   <dt>Ergebnis</dt><dd>{esc(outcome)}</dd>
   <dt>Übergabegrund</dt><dd>{esc(reason)}</dd>
   <dt>Ende</dt><dd>{ending(record.get("ended_reason"))}</dd>
+  <dt>Markiert</dt><dd id="markierung">{"ja" if overview and overview.flagged else "nein"}</dd>
 </dl>
+{flag_form(call_id, bool(overview and overview.flagged), csrf) if csrf else ""}
 <p class="hilfe">Zeiten ab Anrufbeginn (Minuten:Sekunden). Sicherheit: 0 bis 1; unsicher heißt unter
 {decimal(self.thresholds.min_asr_confidence)} (Spracherkennung) oder {decimal(self.thresholds.min_answer_confidence)}
 (Antwort).</p>
@@ -563,7 +596,12 @@ zeigt den ganzen Verlauf.</p>
         return body, 200
 
 
-def install_staff_review(app: FastAPI, console: Console, page: Callable[[str, str], str]) -> ReviewView:
+def install_staff_review(
+    app: FastAPI,
+    console: Console,
+    page: Callable[[str, str], str],
+    checked_post: Callable[..., Any],
+) -> ReviewView:
     view = ReviewView(console)
 
     @app.get("/konsole/anrufe", include_in_schema=False)
@@ -592,5 +630,31 @@ def install_staff_review(app: FastAPI, console: Console, page: Callable[[str, st
             audit, console.engine, f"console:{user.username}", "play_recording", call_id, {"spur": spur}
         )
         return FileResponse(path, media_type="audio/wav", headers=NO_STORE)
+
+    @app.post("/konsole/anrufe/{call_id}/markieren", include_in_schema=False)
+    async def flag(request: Request, call_id: str) -> Response:
+        user, _session, form = await checked_post(request, "/konsole/anrufe/{call_id}/markieren")
+        wanted = form.get("markiert", "")
+        if wanted not in ("0", "1"):
+            body = '<h1>Ungültige Angabe</h1>\n<p role="alert">„markiert“ muss 0 oder 1 sein.</p>'
+            return HTMLResponse(page("Ungültige Angabe – Konsole", body), status_code=400, headers=NO_STORE)
+        flagged = wanted == "1"
+
+        def store() -> bool:
+            if not is_call_id(call_id) or not review.set_flag(
+                console.engine, call_id, by=user.username, flagged=flagged, now=time.time()
+            ):
+                return False
+            audit(
+                console.engine, f"console:{user.username}", "flag_call" if flagged else "unflag_call", call_id
+            )
+            return True
+
+        if not await run_in_threadpool(store):
+            body = '<h1>Anruf nicht gefunden</h1>\n<p role="alert">Diesen Anruf gibt es nicht (mehr).</p>'
+            return HTMLResponse(
+                page("Anruf nicht gefunden – Konsole", body), status_code=404, headers=NO_STORE
+            )
+        return RedirectResponse(f"/konsole/anrufe/{call_id}", status_code=303)
 
     return view
