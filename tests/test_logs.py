@@ -107,7 +107,7 @@ def _serve_a_broken_call(server: VoicebotServer) -> None:
         assert server.stop() == 0, server.log_tail()
     log = server.log_path.read_text(encoding="utf-8", errors="replace")
     assert status is not None and 400 <= status < 600, (status, log[-3000:])  # refused; the server went on
-    assert "schema upgraded from empty to 0006" in log  # the database was used, and named
+    assert "schema upgraded from empty to 0007" in log  # the database was used, and named
     for secret in SECRETS:
         assert secret not in log, log
 
