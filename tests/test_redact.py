@@ -132,3 +132,38 @@ def test_the_transcript_hands_its_store_only_the_redacted_record(tmp_path: Path)
     unredacted.add_bot_turn("answer", "erika@example.de")
     kept = json.loads(store.path_for(unredacted.call_id).read_text(encoding="utf-8"))
     assert kept["turns"][0]["text"] == "erika@example.de"  # a town that switched redaction off
+
+
+def test_a_town_that_switches_transcripts_off_keeps_no_words(tmp_path: Path) -> None:
+    """privacy.store_transcripts = false: the stored turns have no text (the live call still has it), but keep
+    what the figures need; the queue's copy of the caller's words is empty too."""
+    from voicebot.pipeline.transcript import CallTranscript
+    from voicebot.privacy.redact import record_redactor
+    from voicebot.records import JsonFileStore
+    from voicebot.settings import PrivacySettings, Settings
+
+    settings = Settings(privacy=PrivacySettings(store_transcripts=False))
+    store = JsonFileStore(tmp_path)
+    transcript = CallTranscript(channel="sip", store=store, redactor=record_redactor(settings))
+    from voicebot.pipeline.frames import AsrResult, CallerQuestionFrame
+
+    question = "Was kostet ein Personalausweis?"
+    heard = AsrResult(
+        text=question, language="de", avg_logprob=-0.2, no_speech_prob=0.01, audio_s=2.0, asr_ms=300
+    )
+    transcript.add_caller_question(CallerQuestionFrame(text=question, language="de", asr=[heard]))
+    transcript.add_bot_turn("answer", "Er kostet 37 Euro.")
+    transcript.add_event("handoff_requested", reason="caller_asked", group="buergerbuero")
+    transcript.end("hangup")
+    saved = json.loads(store.path_for(transcript.call_id).read_text(encoding="utf-8"))
+    assert [(t["role"], t["kind"], t["text"]) for t in saved["turns"]] == [
+        ("caller", "question", ""),
+        ("bot", "answer", ""),
+    ]
+    assert saved["turns"][0]["language"] == "de"
+    assert saved["turns"][0]["asr"][0]["text"] == "" and saved["turns"][0]["asr"][0]["audio_s"] == 2.0
+    assert saved["events"][0]["reason"] == "caller_asked"
+    assert transcript.turns[0].text == "Was kostet ein Personalausweis?"
+    assert transcript.redacted("Meine Nummer ist 0171 2345678") == ""
+    kept = CallTranscript(channel="sip", store=store, redactor=record_redactor(Settings()))
+    assert kept.redacted("Meine Nummer ist 0171 2345678") == "Meine Nummer ist [Telefonnummer]"

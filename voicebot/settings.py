@@ -458,6 +458,9 @@ class PrivacySettings(_Section):
     # Replaced by a placeholder before a turn or event is written (voicebot/privacy/redact.py): any of email,
     # iban, tax_id, id_card, birth_date, phone. [] stores what was said as heard.
     redact: list[str] = Field(default_factory=lambda: list(REDACTION_CATEGORIES))
+    # False: what callers and the bot said is not stored at all (turns keep kind, action, sources, timings; the
+    # queue's summary then has no request text). The review's search and timeline show empty turns.
+    store_transcripts: bool = True
     # Call records (calls, turns, events, their queue entries; JSON fallback files) are deleted this many days
     # after their last change. A call with a call-back that is still kept stays with it.
     transcript_days: int = Field(default=30, ge=1)

@@ -109,7 +109,7 @@ class CallTranscript:
     def redacted(self, text: str) -> str:
         """``text`` as this call's record would store it (privacy.redact): for the caller's words kept elsewhere,
         such as the summary of a queue entry."""
-        return self._redactor.text(text)
+        return self._redactor.said(text)
 
     def rel(self, wall_time: float | None = None) -> float:
         """Call time (s) of ``wall_time`` (a ``time.time()`` value; now if None)."""

@@ -199,6 +199,9 @@ class Redactor:
     """Replaces the enabled categories' matches with their placeholders (all categories by default)."""
 
     categories: frozenset[str] = field(default_factory=lambda: frozenset(CATEGORIES))
+    # False (privacy.store_transcripts): what the caller and the bot said is not stored at all; the turns keep
+    # their kind, action, sources and timings (figures, dashboard), and call-backs keep what they need.
+    keep_text: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.categories) - set(CATEGORIES)
@@ -209,6 +212,10 @@ class Redactor:
 
     def text(self, value: str) -> str:
         return _redact_text(value, self.categories) if value and self.categories else value
+
+    def said(self, value: str) -> str:
+        """Words somebody said, as the record keeps them: redacted, or nothing when transcripts are off."""
+        return self.text(value) if self.keep_text else ""
 
     def value(self, value: Any, keep: Callable[[str], bool] = lambda _key: False) -> Any:
         """Every string in ``value`` (nested dicts and lists) redacted, except under dict keys ``keep`` names."""
@@ -268,16 +275,27 @@ def redact_record(record: Mapping[str, Any], redactor: Redactor) -> dict[str, An
     """A copy of the call record with what was said in its turns and the free text of its events redacted; the
     call-back event's ``number`` stays (the call-back needs it)."""
     result = dict(record)
-    if not redactor.categories:
+    if not redactor.categories and redactor.keep_text:
         return result
     if isinstance(record.get("turns"), list):
         result["turns"] = [
-            redactor.value(turn, _TURN_LABELS.__contains__) if isinstance(turn, Mapping) else turn
-            for turn in record["turns"]
+            _turn(turn, redactor) if isinstance(turn, Mapping) else turn for turn in record["turns"]
         ]
     if isinstance(record.get("events"), list):
         result["events"] = [_event(event, redactor) for event in record["events"]]
     return result
+
+
+def _turn(turn: Mapping[str, Any], redactor: Redactor) -> Any:
+    redacted = redactor.value(turn, _TURN_LABELS.__contains__)
+    if not redactor.keep_text and isinstance(redacted, dict):
+        redacted["text"] = ""
+        if isinstance(redacted.get("asr"), list):  # each ASR segment's words too; its figures stay
+            redacted["asr"] = [
+                {**segment, "text": ""} if isinstance(segment, dict) else segment
+                for segment in redacted["asr"]
+            ]
+    return redacted
 
 
 def _event(event: Any, redactor: Redactor) -> Any:
@@ -291,5 +309,6 @@ def _event(event: Any, redactor: Redactor) -> Any:
 
 
 def record_redactor(settings: Settings) -> Redactor:
-    """The town's choice (``privacy.redact`` of :class:`voicebot.settings.Settings`)."""
-    return Redactor(frozenset(settings.privacy.redact))
+    """The town's choice (``privacy.redact`` and ``privacy.store_transcripts`` of
+    :class:`voicebot.settings.Settings`)."""
+    return Redactor(frozenset(settings.privacy.redact), keep_text=settings.privacy.store_transcripts)
