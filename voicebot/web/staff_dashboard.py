@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from voicebot.staff import dashboard, figures, gaps
-from voicebot.web.staff_figures import chosen_period
+from voicebot.web.staff_figures import chosen_period, period_form
 from voicebot.web.staff_review import REASON_LABELS, Topics
 
 if TYPE_CHECKING:
@@ -284,28 +284,7 @@ def install_staff_dashboard(app: FastAPI, console: Console, page: Callable[[str,
 
     chosen = chosen_period
 
-    def form(action: str, request: Request, start: date, end: date, error: str) -> str:
-        shown_from = request.query_params.get("von", "")[:32] if error else start.isoformat()
-        shown_to = request.query_params.get("bis", "")[:32] if error else end.isoformat()
-        described = ' aria-describedby="zeitraum-fehler" aria-invalid="true"' if error else ""
-        error_html = (
-            f'<div id="zeitraum-fehler" class="error" role="alert"><p>{esc(error)}</p>'
-            "<p>Gezeigt werden die letzten 7 Tage.</p></div>"
-            if error
-            else ""
-        )
-        return f"""{error_html}
-<form method="get" action="{action}" class="zeitraum">
-  <fieldset>
-    <legend>Zeitraum (Tage in Europe/Berlin)</legend>
-    <p><label for="von">Von</label>
-       <input id="von" name="von" type="date" value="{esc(shown_from)}"{described}></p>
-    <p><label for="bis">Bis</label>
-       <input id="bis" name="bis" type="date" value="{esc(shown_to)}"{described}></p>
-  </fieldset>
-  <p><button type="submit">Anzeigen</button></p>
-</form>
-<p id="zeitraum">Vom {start:%d.%m.%Y} bis {end:%d.%m.%Y}.</p>"""
+    form = period_form
 
     @app.get("/konsole/uebersicht", include_in_schema=False)
     async def overview(request: Request) -> Response:

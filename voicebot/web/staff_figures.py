@@ -198,27 +198,20 @@ def chosen_period(request: Request) -> tuple[date, date, str]:
     return start, end, ""
 
 
-def install_staff_figures(app: FastAPI, console: Console, page: Callable[[str, str], str]) -> None:
-    chosen = chosen_period
-
-    @app.get("/konsole/kennzahlen", include_in_schema=False)
-    async def figures_page(request: Request) -> Response:
-        console.require(request, "/konsole/kennzahlen")
-        start, end, error = chosen(request)
-        shown_from = request.query_params.get("von", "")[:32] if error else start.isoformat()
-        shown_to = request.query_params.get("bis", "")[:32] if error else end.isoformat()
-        described = ' aria-describedby="zeitraum-fehler" aria-invalid="true"' if error else ""
-        error_html = (
-            f'<div id="zeitraum-fehler" class="error" role="alert"><p>{html.escape(error)}</p>'
-            f"<p>Gezeigt werden die letzten {DEFAULT_DAYS} Tage.</p></div>"
-            if error
-            else ""
-        )
-        result = figures.report(console.engine, start, end, now=time.time())
-        csv_link = f"/konsole/kennzahlen.csv?von={start.isoformat()}&amp;bis={end.isoformat()}"
-        body = f"""<h1>Servicekennzahlen</h1>
-{error_html}
-<form method="get" action="/konsole/kennzahlen" class="zeitraum">
+def period_form(action: str, request: Request, start: date, end: date, error: str, *, note: str = "") -> str:
+    """The period form of the figures, dashboard and gap pages: the error (if any) as an alert, the two date
+    fields, and the period shown (``note`` follows it in the same paragraph)."""
+    shown_from = request.query_params.get("von", "")[:32] if error else start.isoformat()
+    shown_to = request.query_params.get("bis", "")[:32] if error else end.isoformat()
+    described = ' aria-describedby="zeitraum-fehler" aria-invalid="true"' if error else ""
+    error_html = (
+        f'<div id="zeitraum-fehler" class="error" role="alert"><p>{html.escape(error)}</p>'
+        f"<p>Gezeigt werden die letzten {DEFAULT_DAYS} Tage.</p></div>"
+        if error
+        else ""
+    )
+    return f"""{error_html}
+<form method="get" action="{action}" class="zeitraum">
   <fieldset>
     <legend>Zeitraum (Tage in Europe/Berlin)</legend>
     <p><label for="von">Von</label>
@@ -228,8 +221,25 @@ def install_staff_figures(app: FastAPI, console: Console, page: Callable[[str, s
   </fieldset>
   <p><button type="submit">Anzeigen</button></p>
 </form>
-<p id="zeitraum">Vom {start:%d.%m.%Y} bis {end:%d.%m.%Y}. {html.escape(TARGET_TEXT)}:
-   <span class="ziel-erreicht">✓ erreicht</span> oder <span class="ziel-verfehlt">✗ verfehlt</span>.</p>
+<p id="zeitraum">Vom {start:%d.%m.%Y} bis {end:%d.%m.%Y}.{note}</p>"""
+
+
+def install_staff_figures(app: FastAPI, console: Console, page: Callable[[str, str], str]) -> None:
+    chosen = chosen_period
+
+    @app.get("/konsole/kennzahlen", include_in_schema=False)
+    async def figures_page(request: Request) -> Response:
+        console.require(request, "/konsole/kennzahlen")
+        start, end, error = chosen(request)
+        result = figures.report(console.engine, start, end, now=time.time())
+        csv_link = f"/konsole/kennzahlen.csv?von={start.isoformat()}&amp;bis={end.isoformat()}"
+        target = (
+            f' {html.escape(TARGET_TEXT)}:\n   <span class="ziel-erreicht">✓ erreicht</span> oder '
+            '<span class="ziel-verfehlt">✗ verfehlt</span>.'
+        )
+        form = period_form("/konsole/kennzahlen", request, start, end, error, note=target)
+        body = f"""<h1>Servicekennzahlen</h1>
+{form}
 {group_table(result.groups)}
 <p><a href="{csv_link}" download>Tabelle als CSV herunterladen</a>
    <span class="hilfe">Semikolon-getrennt, für Tabellenkalkulationen.</span></p>
