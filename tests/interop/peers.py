@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,6 +304,18 @@ class VoicebotServer(ServeProcess):
         raise AssertionError(
             f"the greeting was not played within {timeout_s} s; server log:\n{self.log_tail()}"
         )
+
+    def wait_for_record(
+        self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout_s: float = 30.0
+    ) -> dict[str, Any]:
+        """The first call record for which ``predicate`` holds (records are written at every turn and event)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for record in self.transcripts():
+                if predicate(record):
+                    return record
+            time.sleep(0.2)
+        raise AssertionError(f"{what}: not within {timeout_s} s; server log:\n{self.log_tail()}")
 
     def closed_transcript_since(self, started: float, timeout_s: float = 20.0) -> dict[str, Any]:
         """The transcript of the last call placed after ``started`` (``time.time()``), once it is closed."""

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import time
 import wave
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,18 +72,6 @@ def _silence(path: Path, seconds: float) -> Path:
     return path
 
 
-def _record(
-    server: VoicebotServer, predicate: Callable[[dict[str, Any]], bool], what: str, timeout_s: float = 30.0
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for record in server.transcripts():
-            if predicate(record):
-                return record
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout_s} s; server log:\n{server.log_tail()}")
-
-
 def _events(record: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e for e in record["events"] if e["kind"] == kind]
 
@@ -99,16 +86,14 @@ def _queue_caller(server: VoicebotServer, caller: Baresip, others: set[str]) -> 
     caller.start(dial=server.sip_uri, run_s=120)
     assert caller.wait_for_log("Call established", 15), caller.log_text()[-3000:]
     established = time.time()
-    greeted = _record(
-        server,
+    greeted = server.wait_for_record(
         lambda r: (
             r["call_id"] not in others and any(t["kind"] == "greeting" and t["played"] for t in r["turns"])
         ),
         f"{caller.name}: greeting played",
     )
     caller.command("sndcode", "0")
-    queued = _record(
-        server,
+    queued = server.wait_for_record(
         lambda r: r["call_id"] == greeted["call_id"] and bool(_events(r, "queued")),
         f"{caller.name} queued",
     )
@@ -146,8 +131,7 @@ def test_callers_wait_hear_their_place_and_the_first_is_put_through_to_staff(
         two, second_established = _queue_caller(server, second, {one["call_id"]})
         assert [e["position"] for e in _events(one, "queued")] == [1]
         assert [e["position"] for e in _events(two, "queued")] == [2]
-        two = _record(
-            server,
+        two = server.wait_for_record(
             lambda r: r["call_id"] == two["call_id"] and bool(_announcements(r)),
             "second caller: first announcement played",
         )
@@ -160,15 +144,13 @@ def test_callers_wait_hear_their_place_and_the_first_is_put_through_to_staff(
         accepted = time.time()
         assert accept(repository, entry.id, anna) is None
         assert staff.wait_for_log("Call established", 15), staff.log_text()[-3000:]
-        _record(
-            server,
+        server.wait_for_record(
             lambda r: r["call_id"] == one["call_id"] and bool(_events(r, "queue_connected")),
             "connected",
         )
         time.sleep(2.0)  # audio flows both ways through the bridge
         first.stop()  # baresip hangs up (BYE) as it quits
-        one = _record(
-            server,
+        one = server.wait_for_record(
             lambda r: r["call_id"] == one["call_id"] and bool(_events(r, "transfer_ended")),
             "bridge ended",
         )
@@ -182,8 +164,7 @@ def test_callers_wait_hear_their_place_and_the_first_is_put_through_to_staff(
 
         # The second caller moved up: its next announcement, after the accept, says so.
         moved_after = accepted - float(two["started_at"])
-        two = _record(
-            server,
+        two = server.wait_for_record(
             lambda r: (
                 r["call_id"] == two["call_id"] and any(t["start_s"] > moved_after for t in _announcements(r))
             ),
@@ -230,8 +211,7 @@ def test_callers_wait_hear_their_place_and_the_first_is_put_through_to_staff(
             if busy.poll() is None:
                 busy.kill()
                 busy.wait(timeout=5)
-        two = _record(
-            server,
+        two = server.wait_for_record(
             lambda r: r["call_id"] == two["call_id"] and len(_announcements(r)) > heard_before,
             "second caller: announcement after the busy phone",
             timeout_s=20,

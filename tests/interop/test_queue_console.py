@@ -20,7 +20,6 @@ import json
 import threading
 import time
 import wave
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,18 +99,6 @@ def _wav(path: Path, rate: int, *parts: np.ndarray | float) -> Path:
         out.setframerate(rate)
         out.writeframes(np.concatenate(pieces).tobytes())
     return path
-
-
-def _record(
-    server: VoicebotServer, predicate: Callable[[dict[str, Any]], bool], what: str, timeout_s: float = 30.0
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for record in server.transcripts():
-            if predicate(record):
-                return record
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout_s} s; server log:\n{server.log_tail()}")
 
 
 def _events(record: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -259,8 +246,8 @@ def _through_the_console(
     assert voice_caller.wait_for_log("Call established", 15), voice_caller.log_text()[-3000:]
     queued = {number: _entry_of(repository, b, number, 40) for number in (KEY_CALLER, VOICE_CALLER)}
     records = {
-        number: _record(
-            b, lambda r, e=entry: r["call_id"] == e.call_id and bool(_events(r, "queued")), number
+        number: b.wait_for_record(
+            lambda r, e=entry: r["call_id"] == e.call_id and bool(_events(r, "queued")), number
         )
         for number, entry in queued.items()
     }
@@ -293,12 +280,14 @@ def _through_the_console(
     rang_after = time.time() - accepted
     print(f"staff phone answered {rang_after:.2f} s after the click on A")
     assert rang_after < 10.0, rang_after  # B was woken by A's NOTIFY: its own look comes after 60 s
-    _record(b, lambda r: r["call_id"] == first.call_id and bool(_events(r, "queue_connected")), "connected")
+    b.wait_for_record(
+        lambda r: r["call_id"] == first.call_id and bool(_events(r, "queue_connected")), "connected"
+    )
     page.wait_for_selector("#notiz", timeout=10_000)  # the page follows the call into "im Gespräch"
     time.sleep(2.0)  # audio flows both ways through B's bridge
     key_caller.stop()  # baresip hangs up (BYE) as it quits
-    ended = _record(
-        b, lambda r: r["call_id"] == first.call_id and bool(_events(r, "transfer_ended")), "bridge ended"
+    ended = b.wait_for_record(
+        lambda r: r["call_id"] == first.call_id and bool(_events(r, "transfer_ended")), "bridge ended"
     )
     (offered,) = _events(ended, "queue_offered")
     assert (offered["offered_to"], offered["target"]) == (anna_id, staff.uri)
