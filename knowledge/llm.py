@@ -16,6 +16,9 @@ Imported pages (XZuFi) have no curated phone answer, only one the importer cut f
 question about such a page asks the model for a short spoken summary of the page's Kurztext and Volltext
 instead ("verified_summary"); it is verified like any answer, and when it fails the importer's extractive
 summary is what the caller hears (``fallback_extractive:...``).
+
+``Answer.timings_ms["llm_first_token"]`` is the time from sending the request to the first streamed text (the
+model server's queueing and prompt processing); the application turns it into its time-to-first-token metric.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ class _Generation:
     summary: bool = False  # a summary of one imported page (no curated answer) instead of an answer
     failure: str = ""
     raw: str = ""
+    first_token_ms: float | None = None  # request sent → first streamed text (server queue + prefill)
 
 
 def passages_for(retrieval: Retrieval, top_k: int, today: date | None = None) -> dict[str, str]:
@@ -238,6 +242,8 @@ class LlmAnswerEngine:
             yield SentenceEvent(sentence)
         if first_sentence_ms is not None:
             timings["first_sentence"] = round(first_sentence_ms, 2)
+        if generation.first_token_ms is not None:
+            timings["llm_first_token"] = round(generation.first_token_ms, 2)
         if generation.released:
             answer = self._verified_answer(request, retrieval, generation, timings)
         else:
@@ -263,6 +269,7 @@ class LlmAnswerEngine:
             timeout=llm.timeout_s,
         )
         deadline = time.monotonic() + llm.timeout_s
+        sent = time.perf_counter()
         try:
             stream = await asyncio.wait_for(
                 client.chat.completions.create(
@@ -294,6 +301,8 @@ class LlmAnswerEngine:
                 delta = chunk.choices[0].delta.content if chunk.choices else None
                 if not delta:
                     continue
+                if generation.first_token_ms is None:
+                    generation.first_token_ms = (time.perf_counter() - sent) * 1000
                 generation.raw += delta
                 if verify.is_abstention(generation.raw):
                     generation.failure = "abstained"

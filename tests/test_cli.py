@@ -140,6 +140,28 @@ def test_serve_on_a_taken_port_names_the_port(
     )
 
 
+def test_serve_names_a_folder_it_cannot_make_instead_of_blaming_the_ports(
+    tmp_path: Path, embedded_models_dir: Path
+) -> None:
+    """An index folder that is a dangling link (a copied tree, a shared folder not mounted) stopped `serve` with
+    "cannot listen: File exists; choose another --sip-port"; the error must name the folder, not the ports."""
+    index = tmp_path / "index"
+    index.symlink_to(tmp_path / "not-mounted")
+    env = os.environ | {
+        "VOICEBOT_PATHS__MODELS_DIR": str(embedded_models_dir),
+        "VOICEBOT_PATHS__INDEX_DIR": str(index),
+    }
+    result = subprocess.run(
+        [str(VOICEBOT), "serve", "--http-port", str(_free_port(socket.SOCK_STREAM)), "--sip-port",
+         str(_free_port(socket.SOCK_DGRAM))],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot start: ") and str(index) in last, last
+    assert "port" not in last
+
+
 def _silence_wav(path: Path, seconds: float, rate: int = 8000) -> Path:
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)

@@ -13,6 +13,10 @@ carry the client's process and platform collectors twice when several apps are b
 - ``voicebot_asr_real_time_factor``: decoding time of each caller utterance divided by its length.
 - ``voicebot_queue_wait_seconds{outcome}``: time a caller waited in the bot's own queue until connected,
   max wait (call-back), abandoned or failed.
+- ``voicebot_llm_first_token_seconds``: per answer the LLM was asked for, the time from sending the request to the
+  first streamed text (``Answer.timings_ms["llm_first_token"]`` of :mod:`knowledge.llm`).
+- ``voicebot_answers_total{mode,reason}``: answers given, by engine mode and the engine's reason (``verified``,
+  ``fallback_extractive:timeout``, ``curated_answer``, …): how often the LLM answered and why it did not.
 - ``voicebot_errors_total{component}``: log records at ERROR or above, by the module that logged them (its first
   two dotted parts: ``voicebot.telephony``, ``pipecat.services``, ``sip_bridge.sip``).
 
@@ -45,6 +49,8 @@ _LABEL_VALUE = re.compile(r"[a-z0-9_.:\-]{1,48}")
 # Seconds; the voice-to-voice target is 2.5 s (p95), so the buckets are dense around it.
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
 RTF_BUCKETS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+# An LLM's first token: tens of ms on an idle GPU, seconds on a CPU or a saturated server (first_token_timeout_s 4).
+FIRST_TOKEN_BUCKETS_S = (0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 QUEUE_WAIT_BUCKETS_S = (5.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0)
 # The stages a call record times per turn (voicebot/pipeline/transcript.py STAGES, plus the totals).
 STAGE_NAMES = (
@@ -130,6 +136,8 @@ class HotlineMetrics:
         self._outcomes = BoundedLabel()
         self._reasons = BoundedLabel()
         self._components = BoundedLabel()
+        self._answer_reasons = BoundedLabel()
+        self._modes = BoundedLabel(limit=4)
         self._channels = BoundedLabel(limit=4)
         self.calls_ended = Counter(
             "voicebot_calls_ended",
@@ -160,6 +168,18 @@ class HotlineMetrics:
             buckets=QUEUE_WAIT_BUCKETS_S,
             registry=self.registry,
         )
+        self.llm_first_token_seconds = Histogram(
+            "voicebot_llm_first_token_seconds",
+            "Time from sending an answer request to the LLM to its first streamed text",
+            buckets=FIRST_TOKEN_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.answers = Counter(
+            "voicebot_answers",
+            "Answers given, by answer mode and the engine's reason",
+            ["mode", "reason"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "voicebot_errors",
             "Log records at ERROR or above, by component (the logging module's first two dotted parts)",
@@ -188,6 +208,13 @@ class HotlineMetrics:
         """One utterance decoded by the ASR (its real-time factor; nothing for empty audio)."""
         if audio_s > 0 and asr_ms >= 0:
             self.asr_real_time_factor.observe(asr_ms / 1000.0 / audio_s)
+
+    def answer_given(self, mode: str, reason: str, engine_timings_ms: Mapping[str, float]) -> None:
+        """One answer of the engine: counted by mode and reason; the LLM's first-token time when it was asked."""
+        self.answers.labels(self._modes(mode or "none"), self._answer_reasons(reason or "none")).inc()
+        first_token_ms = engine_timings_ms.get("llm_first_token")
+        if first_token_ms is not None and first_token_ms >= 0:
+            self.llm_first_token_seconds.observe(first_token_ms / 1000.0)
 
     def queue_wait(self, outcome: str, seconds: float) -> None:
         self.queue_wait_seconds.labels(self._outcomes(outcome)).observe(max(0.0, seconds))

@@ -34,10 +34,14 @@ HTTP_KEEP_ALIVE_S = 5  # an idle keep-alive HTTP connection is closed after this
 HTTP_MAX_HEAD_BYTES = 16 * 1024  # request line + headers larger than this are refused by h11
 
 
-def _naming_port(error: OSError, what: str, host: str, port: int) -> OSError:
+class ListenError(OSError):
+    """A port could not be bound (its message names which); other OSErrors at start are files and folders."""
+
+
+def _naming_port(error: OSError, what: str, host: str, port: int) -> ListenError:
     """The same error, saying which port could not be bound ("Address already in use" alone does not)."""
     reason = error.strerror or str(error)
-    return OSError(error.errno, f"{what} port {port} on {host}: {reason}")
+    return ListenError(error.errno, f"{what} port {port} on {host}: {reason}")
 
 
 def _bind_http(host: str, port: int) -> socket.socket:

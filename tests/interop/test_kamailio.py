@@ -1,5 +1,5 @@
 """Kamailio (the shipped deploy/kamailio/kamailio.cfg) in front of two `voicebot serve` processes sharing one
-PostgreSQL (decision 0910): sipp places short calls through Kamailio (ACK and BYE follow its Record-Route); they
+PostgreSQL (decision 0910): sipp places 20 short calls through Kamailio (ACK and BYE follow its Record-Route); they
 are spread over both voicebots; one voicebot gets SIGTERM mid-run: its running calls finish, the next INVITE it gets
 is answered 503 and Kamailio fails over to the other one, no sipp call fails, and the drained voicebot exits 0.
 
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 SCENARIO = Path(__file__).parent / "scenarios" / "uac_short_call_via_proxy.xml"
 SIPP_PCAPS = Path("/usr/share/sip-tester")
-CALLS = 12
+CALLS = 20
 CONCURRENCY = 4
 
 

@@ -20,6 +20,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from readiness import wait_until_bound
@@ -100,6 +101,16 @@ def _queue_caller(server: VoicebotServer, caller: Baresip, others: set[str]) -> 
     return queued, established
 
 
+def _metric(server: VoicebotServer, sample: str) -> float:
+    """One sample of the server's /metrics (the test runs on loopback, which http.metrics_networks admits)."""
+    text = httpx.get(f"{server.http_url}/metrics", timeout=5).text
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
+    raise AssertionError(f"{sample} not in /metrics:\n{text[-2000:]}")
+
+
 def _loud_share(samples: np.ndarray, rate: int, start: float, end: float) -> float:
     window = samples[int(max(0.0, start) * rate) : int(end * rate)]
     return speech_seconds(window, rate) / max(1e-3, end - start)
@@ -131,6 +142,7 @@ def test_callers_wait_hear_their_place_and_the_first_is_put_through_to_staff(
         two, second_established = _queue_caller(server, second, {one["call_id"]})
         assert [e["position"] for e in _events(one, "queued")] == [1]
         assert [e["position"] for e in _events(two, "queued")] == [2]
+        assert _metric(server, "voicebot_queue_waiting") == 2.0  # the queue length on /metrics
         two = server.wait_for_record(
             lambda r: r["call_id"] == two["call_id"] and bool(_announcements(r)),
             "second caller: first announcement played",
@@ -148,6 +160,8 @@ def test_callers_wait_hear_their_place_and_the_first_is_put_through_to_staff(
             lambda r: r["call_id"] == one["call_id"] and bool(_events(r, "queue_connected")),
             "connected",
         )
+        assert _metric(server, "voicebot_queue_waiting") == 1.0
+        assert _metric(server, 'voicebot_queue_wait_seconds_count{outcome="connected"}') == 1.0
         time.sleep(2.0)  # audio flows both ways through the bridge
         first.stop()  # baresip hangs up (BYE) as it quits
         one = server.wait_for_record(

@@ -310,6 +310,20 @@ async def test_timeout_falls_back(
     answer = _final(events)
     assert answer.reason == "fallback_extractive:timeout"
     assert _spoken(events)[0] == EXTRACTIVE_PERSO_FEE
+    assert "llm_first_token" not in answer.timings_ms  # no token came
+
+
+async def test_the_answer_carries_the_llms_time_to_first_token(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    """The model server holds the request 0.3 s (as a busy vLLM queues it) before it streams."""
+    question = "Was kostet ein Personalausweis bei Ihnen?"
+    scripted_server.scripts[question] = Script(["Er kostet 37 Euro [personalausweis-beantragen]."], 0.3)
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
+    answer = _final(events)
+    assert answer.reason == "verified"
+    # Measured from the request, so it holds the server's wait and lies within the time to the first sentence.
+    assert 300 <= answer.timings_ms["llm_first_token"] <= answer.timings_ms["first_sentence"]
 
 
 async def test_connection_error_and_server_error_fall_back(

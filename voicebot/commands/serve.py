@@ -40,6 +40,7 @@ def serve(
     from voicebot.db.migrate import DatabaseUnavailable
     from voicebot.models import ModelError
     from voicebot.pipeline.hold_audio import HoldAudioError, load_hold_audio
+    from voicebot.server import ListenError
     from voicebot.server import serve as run_server
     from voicebot.web.app import CallPageSettingsError, render_call_page
     from voicebot.web.staff_auth import SessionSecretError, load_secret
@@ -54,9 +55,12 @@ def serve(
         asyncio.run(run_server(settings, host=host, sip_port=sip_port, http_port=http_port))
     except (ModelError, DatabaseUnavailable) as error:
         raise fail(str(error)) from None
-    except OSError as error:
+    except ListenError as error:
         reason = error.strerror or str(error)  # "HTTP port 8080 on 127.0.0.1: Address already in use"
         raise fail(f"cannot listen: {reason}; choose another --sip-port/--http-port or --host") from None
+    except OSError as error:  # a folder or file it needs (index, records, models) cannot be made or read
+        where = f": {error.filename}" if error.filename else ""
+        raise fail(f"cannot start: {error.strerror or error}{where}") from None
     except KeyboardInterrupt:
         pass
 

@@ -175,6 +175,7 @@ class CallTranscript:
             turn.reason = answer.reason
             turn.language = answer.language
             turn.timings_ms.update({k: round(v, 1) for k, v in timings_ms.items()})
+        METRICS.answer_given(answer.mode, answer.reason, answer.timings_ms)
         self._save()
 
     def note_tts_first_chunk(self, text: str, first_chunk_ms: float) -> None:

@@ -169,11 +169,13 @@ class BrowserLeg:
 
     async def answer(self, offer_sdp: str) -> dict[str, str]:
         """The SDP answer to the page's offer (ValueError & co. from aiortc for an offer it cannot use)."""
-        from aiortc import RTCPeerConnection, RTCSessionDescription
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
         rtp = self.call.rtp
         rate = rtp.input_rate if rtp is not None else 16000
-        self._pc = pc = RTCPeerConnection()
+        # No ICE servers, as for the /call page: aiortc's default would ask a public STUN server (Google's) from
+        # a server that is usually offline; staff browsers reach the voicebot's own address.
+        self._pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._to_browser = _line_to_browser_class()(rate)
 
         @pc.on("track")
