@@ -62,6 +62,11 @@ def test_services_become_pages_with_structured_facts() -> None:
     wedding = {s.heading: s.text for s in pages["xzufi-l100003"].sections}
     assert wedding["Kosten"].startswith("Die Gebühren richten sich nach der Landesgebührenordnung")
     assert "Euro" not in wedding["Kosten"]
+    # modulFrist: the structured deadline first, then the Fristen text module
+    assert wedding["Fristen"].splitlines() == [
+        "Die Frist beträgt 6 Monate, in dieser Zeit nach der Anmeldung muss die Trauung stattfinden.",
+        "Die Anmeldung ist frühestens sechs Monate vor der Trauung möglich.",
+    ]
     english = pages["xzufi-l100001-en"].meta
     assert (english.language, english.title) == ("en", "Apply for a resident parking permit")
 
