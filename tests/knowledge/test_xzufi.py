@@ -200,6 +200,16 @@ async def test_expired_page_is_not_spoken(xzufi_index: Path) -> None:
     assert "5 bis 10 Euro" in other.text  # no validity dates: always spoken
 
 
+async def test_a_documents_question_about_an_imported_service_names_what_to_bring(xzufi_index: Path) -> None:
+    """The Kurztext says what the paper is for ("Sie brauchen sie für den Arbeitgeber"): no document to bring. The
+    procedure step "Ausweis mitbringen" is, and is said once."""
+    engine = _engine(xzufi_index, [TOWN], dt.date(2026, 12, 1))
+    answer = await engine.answer(AnswerRequest("Was muss ich zur Meldebescheinigung mitbringen?"))
+    assert (answer.sources, answer.reason) == (["xzufi-l100002"], "fact_answer"), answer.text
+    assert answer.text.startswith("Bitte bringen Sie mit: Ausweis."), answer.text
+    assert "Arbeitgeber" not in answer.text
+
+
 def test_freshness_rules() -> None:
     page = load_file(DATA / "musterstadt-buergeramt.xml").documents[0].meta
     assert freshness.is_current(page, dt.date(2099, 6, 30))
