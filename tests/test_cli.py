@@ -43,12 +43,15 @@ def test_every_registered_command_has_working_help() -> None:
 
     from voicebot.cli import app
 
-    group = typer.main.get_command(app)
-    paths: list[list[str]] = []
-    for name, command in group.commands.items():  # type: ignore[attr-defined]
-        sub = getattr(command, "commands", None)
-        paths.extend([[name, child] for child in sub] if sub else [[name]])
-    assert ["models", "setup"] in paths
+    def command_paths(command: object, prefix: list[str]) -> list[list[str]]:
+        """Every leaf command under ``command``, nested groups (``kb pack export``) included."""
+        children = getattr(command, "commands", None)
+        if not children:
+            return [prefix]
+        return [path for name, child in children.items() for path in command_paths(child, [*prefix, name])]
+
+    paths = command_paths(typer.main.get_command(app), [])
+    assert ["models", "setup"] in paths and ["kb", "pack", "export"] in paths
     runner = CliRunner()  # in-process: one import of every command module instead of one process per command
     for path in paths:
         result = runner.invoke(app, [*path, "--help"])

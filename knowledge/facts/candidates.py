@@ -98,7 +98,10 @@ _STRONG_EVIDENCE: dict[FactType, re.Pattern[str]] = {
     FactType.HOURS: _rx(_CLOCK, _DATE, _MONTH, r"jede woche|alle \d+ wochen"),
     FactType.PLACE: _rx(_STREET, r"\bzimmer \d+|\d\.\s*etage|erdgeschoss"),
     FactType.CONTACT: _rx(_PHONE),
-    FactType.DOCUMENTS: _rx(r"mitbringen|mitzubringen|bringen sie|vorlegen|brauchen sie|benotigen sie"),
+    # "Dafür brauchen Sie …" names what to bring; "Sie brauchen sie für …" says what the paper itself is for.
+    FactType.DOCUMENTS: _rx(
+        r"mitbringen|mitzubringen|bringen sie|vorlegen|(?<!sie )brauchen sie|benotigen sie"
+    ),
     FactType.ELIGIBILITY: _rx(_LIMIT, _COUNTED),
 }
 # Section headings that say what their list is about.

@@ -18,6 +18,9 @@ _LOWER_AFTER_YES = frozenset(
 )
 
 
+_BRING = re.compile(r"\s+(?:mitbringen|mitzubringen)\.?$", re.IGNORECASE)
+
+
 def _with_yes_no(first: str, polarity: bool | None) -> str:
     if polarity is None:
         return first
@@ -41,7 +44,10 @@ def _item_sentences(selection: FactSelection) -> list[str]:
         label = spoken.split_item(items[0])[0]
         if len(items) == 1 and label:
             return [spoken.item_sentence(items[0], units[0].heading, asked.value)]
-        return spoken.list_sentences(items, "Bitte bringen Sie mit")
+        # "Ausweis mitbringen" (a step of a procedure list) after "Bitte bringen Sie mit:" says it twice
+        return spoken.list_sentences(
+            [_BRING.sub("", item) or item for item in items], "Bitte bringen Sie mit"
+        )
     if len(items) > 1:
         return spoken.list_sentences(items, units[0].heading or "Dazu")
     return [spoken.item_sentence(items[0], units[0].heading, asked.value)]

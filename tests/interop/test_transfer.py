@@ -1,5 +1,6 @@
 """A hand-off nobody takes, with real SIP peers (issue 14 item 1): a sipp caller that refuses REFER, so the bot calls
-staff itself, and a staff phone that is not there, rings until CANCELled, is busy (486) or declines (603).
+staff itself, and a staff phone that is not there, rings until CANCELled or is busy (486). A decline (603) takes the
+busy path with its own words, which tests/pipeline/test_transfer_script.py checks without a call.
 
 While the transfer runs the call is in a transfer state: ringback, no "Sind Sie noch da?", no goodbye. A failed
 transfer is told with the call-back offer; key 1 takes it (``callback_accepted``: the bot asks for the name, the

@@ -466,6 +466,26 @@ async def test_a_fitting_value_in_the_second_sentence_releases_both(
     assert _final(events).reason == "verified"
 
 
+async def test_the_models_written_form_is_spoken_for_the_ear(
+    scripted_server: ScriptedServer, kb_config: KnowledgeConfig, retriever: Retriever
+) -> None:
+    """Issue 9 item 6 in LLM mode: weekday abbreviations, dashes, "€" and brackets of a verified model sentence are
+    rewritten as in the extractive mode; the numbers stay as the page has them."""
+    question = "Was kostet der Perso und wann hat das Bürgerbüro auf?"
+    scripted_server.scripts[question] = Script(
+        [
+            "Der Ausweis kostet 37 € (unter 24 Jahren 22,80 €) [personalausweis-beantragen].",
+            " Das Bürgerbüro hat Mo–Fr 8–12 Uhr geöffnet [personalausweis-beantragen].",
+        ]
+    )
+    events = await _run(_config(kb_config, scripted_server.url), retriever, AnswerRequest(question))
+    assert _final(events).reason == "verified", _final(events)
+    assert _spoken(events) == [
+        "Der Ausweis kostet 37 Euro, unter 24 Jahren 22,80 Euro.",
+        "Das Bürgerbüro hat montags bis freitags 8 bis 12 Uhr geöffnet.",
+    ]
+
+
 async def test_the_prompt_asks_for_plain_spoken_language() -> None:
     from knowledge.llm import SYSTEM_PROMPT
 

@@ -62,6 +62,11 @@ def test_services_become_pages_with_structured_facts() -> None:
     wedding = {s.heading: s.text for s in pages["xzufi-l100003"].sections}
     assert wedding["Kosten"].startswith("Die Gebühren richten sich nach der Landesgebührenordnung")
     assert "Euro" not in wedding["Kosten"]
+    # modulFrist: the structured deadline first, then the Fristen text module
+    assert wedding["Fristen"].splitlines() == [
+        "Die Frist beträgt 6 Monate, in dieser Zeit nach der Anmeldung muss die Trauung stattfinden.",
+        "Die Anmeldung ist frühestens sechs Monate vor der Trauung möglich.",
+    ]
     english = pages["xzufi-l100001-en"].meta
     assert (english.language, english.title) == ("en", "Apply for a resident parking permit")
 
@@ -193,6 +198,16 @@ async def test_expired_page_is_not_spoken(xzufi_index: Path) -> None:
         AnswerRequest("Was kostet eine Meldebescheinigung?")
     )
     assert "5 bis 10 Euro" in other.text  # no validity dates: always spoken
+
+
+async def test_a_documents_question_about_an_imported_service_names_what_to_bring(xzufi_index: Path) -> None:
+    """The Kurztext says what the paper is for ("Sie brauchen sie für den Arbeitgeber"): no document to bring. The
+    procedure step "Ausweis mitbringen" is, and is said once."""
+    engine = _engine(xzufi_index, [TOWN], dt.date(2026, 12, 1))
+    answer = await engine.answer(AnswerRequest("Was muss ich zur Meldebescheinigung mitbringen?"))
+    assert (answer.sources, answer.reason) == (["xzufi-l100002"], "fact_answer"), answer.text
+    assert answer.text.startswith("Bitte bringen Sie mit: Ausweis."), answer.text
+    assert "Arbeitgeber" not in answer.text
 
 
 def test_freshness_rules() -> None:
