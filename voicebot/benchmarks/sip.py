@@ -172,6 +172,11 @@ async def run_sip_benchmark(
         records = {record.get("sip_call_id"): record for record in server.transcripts()}
         for result in results:
             _read_transcript(result, records)
+            if result.error is None and result.heard is None and records:
+                # The "answer" timed was other bot speech (the greeting went on after a gap in its audio): a
+                # server too slow to keep its own audio flowing must not look fast.
+                result.voice_to_voice_ms = None
+                result.error = "the bot never heard the question (no caller turn in its transcript)"
     report = summarize(results, calls=calls, concurrency=concurrency, startup_s=startup_s)
     report["server_cpu_s"] = cpu
     return report
