@@ -54,8 +54,9 @@ async def _main(trees: dict[str, Path], levels: list[int], rounds: int, out: Pat
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| concurrency | calls | code | set-up p50 / p95 | voice-to-voice p50 / p95 (each run) | failed | load |",
-        "|---|---|---|---|---|---|---|",
+        "| concurrency | calls | code | set-up p50 / p95 | voice-to-voice p50 / p95 | failed "
+        "| server CPU per call (event loop) | load before |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row_key in sorted(
         {(r["concurrency"], r["code"]) for r in rows}, key=lambda k: (k[0], k[1] != "before")
@@ -64,21 +65,36 @@ def table(rows: list[dict[str, Any]]) -> str:
         setup = " · ".join(f"{r['call_setup_ms']['p50']} / {r['call_setup_ms']['p95']}" for r in runs)
         v2v = " · ".join(f"{r['voice_to_voice_ms']['p50']} / {r['voice_to_voice_ms']['p95']}" for r in runs)
         failed = " · ".join(str(r["failed_calls"]) for r in runs)
+        cpu = " · ".join(_cpu_per_call(r) for r in runs)
         load = " · ".join(r["load_before"].split()[0] for r in runs)
         lines.append(
-            f"| {row_key[0]} | {runs[0]['calls']} | {row_key[1]} | {setup} ms | {v2v} ms | {failed} | {load} |"
+            f"| {row_key[0]} | {runs[0]['calls']} | {row_key[1]} | {setup} ms | {v2v} ms | {failed} | {cpu} "
+            f"| {load} |"
         )
     return "\n".join(lines)
 
 
+def _cpu_per_call(row: dict[str, Any]) -> str:
+    cpu = row.get("server_cpu_s") or {}
+    if "total" not in cpu:
+        return "–"
+    return f"{cpu['total'] / row['calls']:.2f} s ({cpu['event_loop'] / row['calls']:.2f} s)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", type=Path, required=True, help="source tree of the code before")
+    parser.add_argument("--before", type=Path, help="source tree of the code before (required to measure)")
     parser.add_argument("--after", type=Path, default=Path.cwd(), help="source tree of the code after")
     parser.add_argument("--concurrency", default="6,8,10,12,14", help="comma-separated levels")
     parser.add_argument("--rounds", type=int, default=2, help="runs per tree and level (alternating)")
     parser.add_argument("--out", type=Path, help="also append each run's JSON line to this file")
+    parser.add_argument("--table", type=Path, help="only print the table of an earlier --out file")
     args = parser.parse_args()
+    if args.table is not None:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]))
+        return
+    if args.before is None:
+        raise SystemExit("--before is needed: the source tree of the code before")
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     for tree in trees.values():
         if not (tree / "voicebot" / "cli.py").is_file():
