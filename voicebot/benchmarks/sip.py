@@ -172,11 +172,7 @@ async def run_sip_benchmark(
         records = {record.get("sip_call_id"): record for record in server.transcripts()}
         for result in results:
             _read_transcript(result, records)
-            if result.error is None and result.heard is None and records:
-                # The "answer" timed was other bot speech (the greeting went on after a gap in its audio): a
-                # server too slow to keep its own audio flowing must not look fast.
-                result.voice_to_voice_ms = None
-                result.error = "the bot never heard the question (no caller turn in its transcript)"
+            fail_if_unheard(result, records)
     report = summarize(results, calls=calls, concurrency=concurrency, startup_s=startup_s)
     report["server_cpu_s"] = cpu
     return report
@@ -216,6 +212,15 @@ def _read_transcript(result: CallResult, records: dict[Any, dict[str, Any]]) -> 
     if answers:
         result.answer = answers[0].get("text")
         result.timings.update(answers[0].get("timings_ms") or {})
+
+
+def fail_if_unheard(result: CallResult, records: dict[Any, dict[str, Any]]) -> None:
+    """A timed call whose question is not in the bot's transcript failed: the "answer" timed was other bot speech
+    (the greeting went on after a gap in its audio), and a server too slow to keep its own audio flowing must not
+    look fast."""
+    if result.error is None and result.heard is None and records:
+        result.voice_to_voice_ms = None
+        result.error = "the bot never heard the question (no caller turn in its transcript)"
 
 
 def _percentile(values: list[float], q: float) -> float | None:
