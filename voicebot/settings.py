@@ -168,6 +168,8 @@ class AsrSettings(_Section):
     # Vocabulary prompt for the default language ("" = none). The service words help short requests
     # ("Sperrmüll.") and cost nothing measurable on whole questions; the town header did harm (decision 0404).
     initial_prompt: str = SERVICE_WORDS_PROMPT
+    # Utterances of concurrent calls decoded together by the process's one ASR worker (decision 0990).
+    max_batch: int = Field(default=16, ge=1)
 
 
 class TtsSettings(_Section):
@@ -249,7 +251,8 @@ class CallSettings(_Section):
     vad_stop_secs: float = 0.2
     vad_min_volume: float = 0.6
     turn_max_silence_s: float = 1.5  # smart-turn says "incomplete": end the turn anyway after this silence
-    turn_cpu_threads: int = 2
+    # One thread per smart-turn run: with calls overlapping, two threads each oversubscribe the cores (decision 0990).
+    turn_cpu_threads: int = 1
     answer_first_sentence_timeout_s: float = 6.0
     answer_timeout_s: float = 15.0
     max_consecutive_errors: int = 2  # then hand off instead of apologising again
@@ -506,6 +509,8 @@ class SipSettings(_Section):
     rtp_port_min: int = 20000
     rtp_port_max: int = 20999
     codecs: list[str] = Field(default_factory=lambda: ["opus", "G722", "PCMA", "PCMU"])
+    # 8 on the embedded default on 2 cores: the most that measured without a failed call (decision 0990); above it a
+    # call gets 503 and Kamailio (deploy/kamailio) sends it to another process.
     max_calls: int = 8
     retry_after_s: int = 30
     invites_per_source_per_minute: int = 30

@@ -91,3 +91,35 @@ def test_payload_size_limits_per_codec(name: str, largest: int) -> None:
     codec = AudioCodec(name)
     assert codec.fits(bytes(largest)) and not codec.fits(bytes(largest + 1))
     assert not codec.fits(bytes(65000))
+
+
+@pytest.mark.parametrize("name", ["PCMU", "PCMA"])
+def test_g711_lookup_gives_what_the_ffmpeg_codec_gives(name: str) -> None:
+    """The table path of AudioCodec against aiortc's codec itself, on speech-like, loud, clipped and silent PCM."""
+    from fractions import Fraction
+
+    import av
+    from aiortc.codecs import get_decoder, get_encoder
+    from aiortc.jitterbuffer import JitterFrame
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    parameters = RTCRtpCodecParameters(mimeType=f"audio/{name}", clockRate=8000, channels=1, payloadType=0)
+    encoder, decoder = get_encoder(parameters), get_decoder(parameters)
+    codec = AudioCodec(name)
+    rng = np.random.default_rng(7)
+    frames = [
+        (rng.normal(0, 3000, 160)).astype(np.int16),
+        rng.integers(-32768, 32767, 160, dtype=np.int16, endpoint=True),
+        np.full(160, -32768, dtype=np.int16),
+        np.zeros(160, dtype=np.int16),
+    ]
+    for index, samples in enumerate(frames):
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 8000, index * 160, Fraction(1, 8000)
+        payloads, _ = encoder.encode(frame)
+        reference = b"".join(payloads)
+        assert codec.encode_frame(samples.tobytes()) == reference
+        decoded = decoder.decode(JitterFrame(data=reference, timestamp=index * 160))
+        assert codec.decode(reference) == b"".join(f.to_ndarray().astype(np.int16).tobytes() for f in decoded)
+    every_code = bytes(range(256))
+    assert len(codec.decode(every_code)) == 512

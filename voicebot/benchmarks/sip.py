@@ -15,6 +15,7 @@ The server runs in a subprocess so that the measured bot does not share this pro
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import statistics
 import subprocess
@@ -125,7 +126,10 @@ async def place_call(caller: Any, uri: str, question: str, ulaw: bytes, index: i
         media.close()
 
 
-async def run_sip_benchmark(settings: Settings, *, calls: int, concurrency: int) -> dict[str, Any]:
+async def run_sip_benchmark(
+    settings: Settings, *, calls: int, concurrency: int, server_dir: Path | None = None
+) -> dict[str, Any]:
+    """``server_dir``: run the server from that source tree (an A/B run against another commit's checkout)."""
     from voicebot.benchmarks.sip_caller import SipCaller
 
     if shutil.which("espeak-ng") is None:
@@ -138,7 +142,9 @@ async def run_sip_benchmark(settings: Settings, *, calls: int, concurrency: int)
             {
                 "VOICEBOT_SIP__MAX_CALLS": str(max(calls, settings.sip.max_calls)),
                 "VOICEBOT_SIP__INVITES_PER_SOURCE_PER_MINUTE": str(max(60, calls * 2)),
+                **({"PYTHONPATH": str(server_dir)} if server_dir is not None else {}),
             },
+            cwd=server_dir,
         )
         started = time.monotonic()
         try:
@@ -156,15 +162,40 @@ async def run_sip_benchmark(settings: Settings, *, calls: int, concurrency: int)
                 question = QUESTIONS[index % len(QUESTIONS)]
                 return await place_call(caller, uri, question, audio[question], index)
 
+        cpu_before = server_cpu_seconds(server)
         try:
             results = await asyncio.gather(*(one(i) for i in range(calls)))
+            cpu = {k: round(v - cpu_before.get(k, 0.0), 2) for k, v in server_cpu_seconds(server).items()}
         finally:
             await caller.stop()
             server.stop()
         records = {record.get("sip_call_id"): record for record in server.transcripts()}
         for result in results:
             _read_transcript(result, records)
-    return summarize(results, calls=calls, concurrency=concurrency, startup_s=startup_s)
+            fail_if_unheard(result, records)
+    report = summarize(results, calls=calls, concurrency=concurrency, startup_s=startup_s)
+    report["server_cpu_s"] = cpu
+    return report
+
+
+def server_cpu_seconds(server: ServeProcess) -> dict[str, float]:
+    """CPU seconds the server used so far (Linux /proc): all threads, and its main thread (the event loop)."""
+    if server.process is None:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu(stat: Path) -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    pid = server.process.pid
+    try:
+        return {
+            "total": cpu(Path(f"/proc/{pid}/stat")),
+            "event_loop": cpu(Path(f"/proc/{pid}/task/{pid}/stat")),
+        }
+    except (OSError, IndexError, ValueError):
+        return {}
 
 
 def _read_transcript(result: CallResult, records: dict[Any, dict[str, Any]]) -> None:
@@ -177,8 +208,19 @@ def _read_transcript(result: CallResult, records: dict[Any, dict[str, Any]]) -> 
     answers = [t for t in turns if t.get("role") == "bot" and t.get("kind") not in ("greeting",)]
     if questions:
         result.heard = questions[0].get("text")
+        result.timings.update(questions[0].get("timings_ms") or {})
     if answers:
         result.answer = answers[0].get("text")
+        result.timings.update(answers[0].get("timings_ms") or {})
+
+
+def fail_if_unheard(result: CallResult, records: dict[Any, dict[str, Any]]) -> None:
+    """A timed call whose question is not in the bot's transcript failed: the "answer" timed was other bot speech
+    (the greeting went on after a gap in its audio), and a server too slow to keep its own audio flowing must not
+    look fast."""
+    if result.error is None and result.heard is None and records:
+        result.voice_to_voice_ms = None
+        result.error = "the bot never heard the question (no caller turn in its transcript)"
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -209,8 +251,21 @@ def summarize(results: list[CallResult], *, calls: int, concurrency: int, startu
         "answers": [
             {"call": r.index, "asked": r.question, "heard": r.heard, "answer": r.answer} for r in results
         ],
+        "stages_ms": _stage_percentiles(results),
         "failed_calls": len(failures),
         "failures": [{"call": r.index, "question": r.question, "error": r.error} for r in failures],
+    }
+
+
+def _stage_percentiles(results: list[CallResult]) -> dict[str, dict[str, float | None]]:
+    """p50/p95 of each stage the server timed (asr, endpointing, retrieval, tts_first_chunk, rest, ...)."""
+    names = sorted({name for result in results for name in result.timings})
+    return {
+        name: {
+            "p50": _round(_percentile([r.timings[name] for r in results if name in r.timings], 50)),
+            "p95": _round(_percentile([r.timings[name] for r in results if name in r.timings], 95)),
+        }
+        for name in names
     }
 
 
@@ -229,4 +284,15 @@ def format_report(report: dict[str, Any]) -> str:
         f"  failed calls: {report['failed_calls']}",
     ]
     lines += [f"    call {f['call']}: {f['error']}" for f in report["failures"]]
+    stages = report.get("stages_ms") or {}
+    if stages:
+        lines.append(
+            "  server stages p50/p95 (ms): "
+            + ", ".join(f"{name} {value['p50']}/{value['p95']}" for name, value in stages.items())
+        )
+    cpu = report.get("server_cpu_s") or {}
+    if cpu:
+        lines.append(
+            f"  server CPU during the calls: {cpu.get('total')} s, event loop {cpu.get('event_loop')} s"
+        )
     return "\n".join(lines)

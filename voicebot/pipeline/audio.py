@@ -89,3 +89,18 @@ class InputAudioNormalizer(FrameProcessor):
                 )
             return
         await self.push_frame(frame, direction)
+
+
+class CallerAudioEnd(FrameProcessor):
+    """Caller audio stops here, right after the user-turn processor: VAD, ASR and smart-turn have used it, and the
+    rest of the call script only needs what they made of it (transcripts, turn and speaking frames).
+
+    Why: every 20 ms audio frame used to travel through ~17 more processors (a queue hop and an observer event
+    each) to the end of the pipeline; on a 2-core machine with a dozen calls that was most of the event loop's
+    time (decision 0990)."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame) and direction == FrameDirection.DOWNSTREAM:
+            return
+        await self.push_frame(frame, direction)

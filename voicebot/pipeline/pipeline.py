@@ -4,8 +4,10 @@
                  ─▶ InputAudioNormalizer      any rate/channels → 16 kHz mono, DC removed, no resampler bursts
                  ─▶ AudioTap                  (privacy.recording, after consent) the caller's side → WAV
                  ─▶ VADProcessor              Silero VAD (shared ONNX session)
-                 ─▶ PhoneWhisperSTTService    one transcript per VAD segment, with confidence
+                 ─▶ PhoneWhisperSTTService    one transcript per VAD segment, with confidence (decoded by the
+                                              process's batching ASR worker)
                  ─▶ UserTurnProcessor         smart-turn v3 decides the end of the caller's turn; barge-in
+                 ─▶ CallerAudioEnd            caller audio goes no further (the rest needs only its results)
                  ─▶ CallerTurnAssembler       transcripts of one turn → CallerQuestionFrame (+ transcript)
                  ─▶ CallerCaptions            (browser calls) what was understood → caption message
                  ─▶ DtmfRecorder ─▶ HandoffKeyListener (phone calls: the hand-off key, sip.handoff_dtmf)
@@ -64,7 +66,7 @@ from pipecat.turns.user_turn_processor import UserTurnProcessor
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from voicebot.pipeline.answer import AnswerProcessor
-from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE, InputAudioNormalizer
+from voicebot.pipeline.audio import PIPELINE_SAMPLE_RATE, CallerAudioEnd, InputAudioNormalizer
 from voicebot.pipeline.call_script import (
     CallTimeLimit,
     DtmfRecorder,
@@ -167,8 +169,14 @@ def build_call_pipeline(
             InputAudioNormalizer(sample_rate=PIPELINE_SAMPLE_RATE),
             *([AudioTap(recording, "anrufer")] if recording is not None else []),
             VADProcessor(vad_analyzer=resources.new_vad_analyzer()),
-            PhoneWhisperSTTService(model=resources.whisper, asr=settings.asr),
+            PhoneWhisperSTTService(
+                model=resources.whisper,
+                asr=settings.asr,
+                # the shared batching worker decodes with the process's ASR settings; a call with others decodes alone
+                worker=resources.asr_worker if settings.asr == resources.settings.asr else None,
+            ),
             UserTurnProcessor(user_turn_strategies=turn_strategies, user_turn_stop_timeout=5.0),
+            CallerAudioEnd(),
             CallerTurnAssembler(transcript=transcript, default_language=settings.asr.language),
             *([CallerCaptions(feed)] if feed is not None else []),
             DtmfRecorder(transcript=transcript),

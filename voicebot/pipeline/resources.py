@@ -24,11 +24,12 @@ from loguru import logger
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn, SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
 from knowledge.types import AnswerEngine
 from voicebot.handoff_policy import DepartmentLookup
 from voicebot.models import ModelError, ModelMissingError, get_spec, require_model
+from voicebot.pipeline.asr_worker import AsrWorker
 from voicebot.pipeline.tts import VoiceCatalog
 from voicebot.records import CallRecordStore, build_record_store
 from voicebot.settings import Settings
@@ -98,6 +99,14 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
 
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        """A 20 ms frame that does not complete a 32 ms Silero window is only buffered: no trip to the model's
+        thread (pipecat sends every frame there; the hop costs the event loop more than buffering)."""
+        if len(self._vad_buffer) + len(buffer) < self._vad_frames_num_bytes:
+            self._vad_buffer += buffer
+            return self._vad_state
+        return await super().analyze_audio(buffer)
+
 
 class SharedSmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
     """pipecat's smart-turn v3 analyzer on a shared ONNX session (the bundled smart-turn-v3.2-cpu model)."""
@@ -121,6 +130,16 @@ class CallResources:
     records: CallRecordStore | None = None  # where every call's transcript is kept (one store per process)
     # A cited source id → its page's department (routing a hand-off to the topic's staff group); None: unknown.
     department_of: DepartmentLookup | None = None
+    # Decodes every call's utterances in batches on one thread (asr_worker.py); made on first use.
+    _asr_worker: AsrWorker | None = field(default=None, repr=False)
+
+    @property
+    def asr_worker(self) -> AsrWorker:
+        if self._asr_worker is None:
+            self._asr_worker = AsrWorker(
+                self.whisper, self.settings.asr, max_batch=self.settings.asr.max_batch
+            )
+        return self._asr_worker
 
     @classmethod
     def load(cls, settings: Settings, answer_engine: AnswerEngine | None = None) -> CallResources:

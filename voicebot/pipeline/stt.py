@@ -29,6 +29,7 @@ from pipecat.services.whisper.stt import WhisperSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
+from voicebot.pipeline.asr_worker import AsrWorker
 from voicebot.pipeline.frames import AsrResult
 from voicebot.pipeline.whisper_decode import transcribe_pcm
 from voicebot.settings import AsrSettings
@@ -39,9 +40,12 @@ ASR_FAILED_TEXT = "[asr-failed]"
 class PhoneWhisperSTTService(WhisperSTTService):
     """One transcript per VAD segment from a shared faster-whisper model, with confidence attached."""
 
-    def __init__(self, *, model: WhisperModel, asr: AsrSettings, **kwargs: Any) -> None:
+    def __init__(
+        self, *, model: WhisperModel, asr: AsrSettings, worker: AsrWorker | None = None, **kwargs: Any
+    ) -> None:
         self._shared_model = model
         self._asr = asr
+        self._worker = worker  # the process's batching ASR worker; None: decode in a thread of its own
         super().__init__(
             settings=WhisperSTTService.Settings(
                 model=asr.model,
@@ -77,7 +81,12 @@ class PhoneWhisperSTTService(WhisperSTTService):
         language = None if self._asr.detect_language else self._asr.language
         await self.start_processing_metrics()
         try:
-            result = await asyncio.to_thread(transcribe_pcm, self._shared_model, samples, self._asr, language)
+            if self._worker is not None:
+                result = await self._worker.transcribe(samples, language)
+            else:
+                result = await asyncio.to_thread(
+                    transcribe_pcm, self._shared_model, samples, self._asr, language
+                )
         except Exception as error:  # the model may fail on odd input; the call must go on
             logger.exception("ASR failed")
             yield ErrorFrame(error=f"ASR failed: {error}")

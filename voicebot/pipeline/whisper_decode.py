@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from faster_whisper import WhisperModel
@@ -42,18 +44,43 @@ def transcribe_pcm(
     model: WhisperModel, audio: np.ndarray, settings: AsrSettings, language: str | None = None
 ) -> AsrResult:
     """Transcribe 16 kHz float32 mono audio; ``language`` None = pick among ``settings.languages``."""
+    return transcribe_batch(model, [audio], settings, language)[0]
+
+
+def transcribe_batch(
+    model: WhisperModel, audios: Sequence[np.ndarray], settings: AsrSettings, language: str | None = None
+) -> list[AsrResult]:
+    """Transcribe several utterances at once (one per caller, from :mod:`voicebot.pipeline.asr_worker`).
+
+    Utterances with the same encoder window go through Whisper's encoder and decoder as one batch: the decoder
+    runs one token step for all of them instead of one per utterance, which is most of what batching saves on a
+    CPU. Each result is the one :func:`transcribe_pcm` gives for that utterance alone; ``asr_ms`` is the time
+    the batch took (what each caller waited for)."""
     started = time.perf_counter()
-    if settings.adaptive_window and len(audio) <= MAX_SHORT_WINDOW_S * SAMPLE_RATE:
-        result = _decode_short_window(model, audio, settings, language)
-    else:
-        result = _decode_standard(model, audio, settings, language)
-    result.asr_ms = (time.perf_counter() - started) * 1000
-    return result
+    results: list[AsrResult | None] = [None] * len(audios)
+    windows: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for index, audio in enumerate(audios):
+        if settings.adaptive_window and len(audio) <= MAX_SHORT_WINDOW_S * SAMPLE_RATE:
+            features = _window_features(model, audio, settings)
+            windows.setdefault(features.shape[-1], []).append((index, features))
+        else:
+            results[index] = _decode_standard(model, audio, settings, language)
+    for group in windows.values():
+        decoded = _decode_short_windows(
+            model, np.stack([features for _index, features in group]), settings, language
+        )
+        for (index, _features), result in zip(group, decoded, strict=True):
+            result.audio_s = len(audios[index]) / SAMPLE_RATE
+            results[index] = result
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    done = [result for result in results if result is not None]
+    for result in done:
+        result.asr_ms = elapsed_ms
+    return done
 
 
-def _decode_short_window(
-    model: WhisperModel, audio: np.ndarray, settings: AsrSettings, language: str | None
-) -> AsrResult:
+def _window_features(model: WhisperModel, audio: np.ndarray, settings: AsrSettings) -> np.ndarray:
+    """Log-mel features on a window just longer than ``audio`` (at least ``min_window_s``), zero-padded."""
     features = model.feature_extractor(audio)
     frames = features.shape[-1]
     window = min(
@@ -66,22 +93,48 @@ def _decode_short_window(
     features = features[:, :window]
     if features.shape[-1] < window:
         features = np.pad(features, ((0, 0), (0, window - features.shape[-1])))
+    return features
+
+
+def _decode_short_windows(
+    model: WhisperModel, features: np.ndarray, settings: AsrSettings, language: str | None
+) -> list[AsrResult]:
+    """Encode a batch of equal windows ``(n, mels, frames)`` and decode it, one generate per distinct prompt."""
     encoder_output = model.encode(features)
+    if language is not None:
+        languages: list[tuple[str, float | None]] = [(language, None)] * len(features)
+    else:
+        detected = model.model.detect_language(encoder_output)  # per item: [("<|de|>", p), ...]
+        languages = [
+            _choose_language({token[2:-2]: p for token, p in ranked}, settings) for ranked in detected
+        ]
+    by_language: dict[str, list[int]] = {}
+    for index, (code, _probability) in enumerate(languages):
+        by_language.setdefault(code, []).append(index)
+    results: list[AsrResult | None] = [None] * len(features)
+    for code, indices in by_language.items():
+        # Prompts differ by language: a mixed batch (language detection on) is decoded per language.
+        output = encoder_output if len(by_language) == 1 else model.encode(features[indices])
+        for index, result in zip(
+            indices, _generate(model, output, len(indices), settings, code), strict=True
+        ):
+            result.language_probability = languages[index][1]
+            results[index] = result
+    return [result for result in results if result is not None]
 
-    language_probability: float | None = None
-    if language is None:
-        detected = model.model.detect_language(encoder_output)[0]  # [("<|de|>", p), ...]
-        language, language_probability = _choose_language({token[2:-2]: p for token, p in detected}, settings)
 
+def _generate(
+    model: WhisperModel, encoder_output: Any, count: int, settings: AsrSettings, language: str
+) -> list[AsrResult]:
     tokenizer = Tokenizer(
         model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
     )
     vocabulary = settings.initial_prompt.strip() if language == settings.language else ""
     previous = tokenizer.encode(" " + vocabulary) if vocabulary else []
     prompt = model.get_prompt(tokenizer, previous, without_timestamps=True)
-    result = model.model.generate(
+    generated = model.model.generate(
         encoder_output,
-        [prompt],
+        [prompt] * count,
         beam_size=settings.beam_size,
         patience=1,
         length_penalty=1,
@@ -92,7 +145,11 @@ def _decode_short_window(
         return_no_speech_prob=True,
         suppress_blank=True,
         suppress_tokens=get_suppressed_tokens(tokenizer, (-1,)),
-    )[0]
+    )
+    return [_result(tokenizer, result, vocabulary, language) for result in generated]
+
+
+def _result(tokenizer: Tokenizer, result: Any, vocabulary: str, language: str) -> AsrResult:
     sequence = result.sequences_ids[0]
     avg_logprob = result.scores[0] * len(sequence) / (len(sequence) + 1)  # as faster-whisper reports it
     text = tokenizer.decode([token for token in sequence if token < tokenizer.eot]).strip()
@@ -107,9 +164,8 @@ def _decode_short_window(
         language=language,
         avg_logprob=float(avg_logprob),
         no_speech_prob=float(result.no_speech_prob),
-        audio_s=len(audio) / SAMPLE_RATE,
+        audio_s=0.0,
         asr_ms=0.0,
-        language_probability=language_probability,
     )
 
 
