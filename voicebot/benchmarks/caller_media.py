@@ -20,6 +20,12 @@ import numpy as np
 PCMU_PAYLOAD_TYPE = 0
 SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
 SPEECH_DBFS = -35.0  # a 20 ms packet louder than this is speech (comfort silence and line noise stay below)
+PACKET_S = 0.020
+# Audio gaps (decision 0991): the bot sends a packet every 20 ms, silence included. An arrival interval longer than
+# GAP_AFTER_S while the bot speaks (speech within SPEAKING_HOLD_S before and after it) is a gap of its excess over
+# 20 ms: a packet that came late or not at all, which the caller hears as a drop-out.
+GAP_AFTER_S = 0.030
+SPEAKING_HOLD_S = 0.5
 
 
 def _ulaw_table() -> np.ndarray:
@@ -61,6 +67,25 @@ class ReceivedPacket:
     @property
     def is_speech(self) -> bool:
         return self.dbfs > SPEECH_DBFS
+
+
+def speech_gaps_s(packets: list[ReceivedPacket]) -> float:
+    """Seconds of the bot's 20 ms packet stream that were late or missing while the bot spoke (see GAP_AFTER_S)."""
+    if len(packets) < 2:
+        return 0.0
+    arrivals = np.array([p.at for p in packets])
+    speech = np.array([p.at for p in packets if p.is_speech])
+    if speech.size == 0:
+        return 0.0
+    starts, ends = arrivals[:-1], arrivals[1:]
+    excess = ends - starts - PACKET_S
+    late = ends - starts > GAP_AFTER_S
+    # The last speech packet at or before the interval's start, the first at or after its end.
+    before = speech[np.clip(np.searchsorted(speech, starts, side="right") - 1, 0, None)]
+    after = speech[np.clip(np.searchsorted(speech, ends, side="left"), None, speech.size - 1)]
+    speaking = (before <= starts) & (starts - before <= SPEAKING_HOLD_S)
+    speaking &= (after >= ends) & (after - ends <= SPEAKING_HOLD_S)
+    return float(excess[late & speaking].sum())
 
 
 @dataclass
