@@ -77,11 +77,13 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
     axes = figure.add_subplot()
     for key, style in (("p50", "o-"), ("p95", "s-"), ("p99", "^--")):
         values = [level["voice_to_voice_ms"][key] for level in levels]
-        axes.plot(concurrency, [None if v is None else v / 1000 for v in values], style, label=key)
+        axes.plot(concurrency, [float("nan") if v is None else v / 1000 for v in values], style, label=key)
     limit_s = report["p95_limit_ms"] / 1000
     axes.axhline(limit_s, color="tab:red", linestyle=":", label=f"p95 limit {limit_s:g} s")
-    if report["knee"] is not None:
-        axes.axvline(report["knee"], color="tab:green", linestyle="--", label=f"knee: {report['knee']} calls")
+    knee = report["knee"]
+    if knee is not None:
+        label = f"knee: {knee} call{'s' if knee != 1 else ''} at once"
+        axes.axvline(knee, color="tab:green", linestyle="--", label=label)
     for level in levels:
         if level["refused_503"] or level["failed"]:
             axes.annotate(
@@ -94,9 +96,16 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
             )
     axes.set_xscale("log", base=2)
     axes.set_xticks(concurrency, [str(c) for c in concurrency])
+    axes.set_xlim(concurrency[0] / 1.3, concurrency[-1] * 1.3)
     axes.set_xlabel("concurrent calls")
     axes.set_ylabel("voice-to-voice latency (s)")
-    axes.set_ylim(bottom=0)
+    seconds = [
+        level["voice_to_voice_ms"][key] / 1000
+        for level in levels
+        for key in ("p50", "p95", "p99")
+        if level["voice_to_voice_ms"][key] is not None
+    ]
+    axes.set_ylim(0, max([limit_s, *seconds]) * 1.2)
     axes.set_title(f"Load test: {report['calls_per_level']} calls per level, {report['target']}")
     axes.grid(True, alpha=0.3)
     axes.legend(loc="upper left", fontsize=8)

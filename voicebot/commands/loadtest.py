@@ -75,7 +75,8 @@ def loadtest(
             )
         )
     except RuntimeError as error:  # the server did not come up (missing model, port) or espeak-ng is missing
-        raise fail(str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)) from None
+        last = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+        raise fail(last.removeprefix("error: ")) from None  # the server's own one-line error
     from voicebot.benchmarks.loadtest_report import report_table, summary_lines, write_plot
 
     if plot is not None:
