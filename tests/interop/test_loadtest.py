@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from interop.peers import shared_index_dir
+from interop.peers import VoicebotServer, shared_index_dir
 from voicebot.benchmarks.loadtest import run_loadtest
 from voicebot.settings import get_settings
 
@@ -63,3 +63,16 @@ def test_beyond_max_calls_a_call_gets_503_counted_as_refused_not_failed() -> Non
     assert level["answered"] == 1 and level["voice_to_voice_ms"]["samples"] == 1, level
     assert report["refusals"] == {503: 1}
     assert report["knee"] is None  # a refused call: this level is beyond the knee
+
+
+def test_through_calls_the_given_address_and_has_no_records_to_read(voicebot_server: VoicebotServer) -> None:
+    """``--through HOST:PORT`` places the calls there (here the interop tests' server itself, as a proxy would
+    pass them on); hand-offs are not known then (the records are that server's), shown as None."""
+    through = ("127.0.0.1", voicebot_server.sip_port)
+    report = asyncio.run(run_loadtest(get_settings(), calls=1, concurrency=1, through=through, warmup=0))
+    (level,) = report["levels"]
+    assert report["target"] == f"127.0.0.1:{voicebot_server.sip_port}" and report["server_max_calls"] is None
+    assert level["answered"] == 1 and level["failed"] == 0 and level["voice_to_voice_ms"]["samples"] == 1, (
+        level
+    )
+    assert level["handoffs"] is None

@@ -109,9 +109,16 @@ async def place_call(
         if not await media.wait_for_quiet(quiet_s=1.2, timeout_s=GREETING_TIMEOUT_S):
             result.error = "no greeting heard"
             return result
+        asked = time.monotonic()
         last_speech = await media.play(ulaw)
         if last_speech is None:
             result.error = "question had no speech"
+            return result
+        overlap = media.first_speech_after(asked)
+        if overlap is not None and overlap < last_speech:
+            # The greeting paused > 1.2 s and went on over the question (an overloaded bot): what follows
+            # would be the rest of the greeting, not an answer.
+            result.error = "the bot spoke over the question (its greeting stalled)"
             return result
         deadline = time.monotonic() + ANSWER_TIMEOUT_S
         while time.monotonic() < deadline:
