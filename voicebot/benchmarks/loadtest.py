@@ -12,8 +12,9 @@ as soon as its call ended. Per level:
 - audio gaps: late or missing bot packets while the bot speaks (:func:`~voicebot.benchmarks.caller_media.
   speech_gaps_s`), in ms per minute of answered call;
 - hand-offs (calls whose record has a ``handoff_requested`` event; our own server's records only);
-- refused calls (503: the server is full, ``sip.max_calls``) apart from failed calls (another refusal, never
-  answered, no greeting, no spoken answer). A refused line calls again after :data:`REDIAL_PAUSE_S`.
+- attempts refused with 503 (the server is full, ``sip.max_calls``) apart from failed calls (another refusal,
+  never answered, no greeting, no spoken answer). A refused caller calls again after :data:`REDIAL_PAUSE_S`, so
+  every level still has its ``calls`` answered or failed calls; one refused for :data:`REDIAL_LIMIT_S` fails.
 
 The knee is the highest level at which p95 ≤ 2.5 s with no failed and no refused call, and every lower level
 as well (a level past the first one that misses is noise, not capacity).
@@ -36,7 +37,8 @@ from voicebot.settings import Settings
 
 P95_LIMIT_MS = 2500.0
 BUSY_STATUS = 503
-REDIAL_PAUSE_S = 1.0  # a line whose call got 503 waits this long before its next call
+REDIAL_PAUSE_S = 2.0  # a caller who got 503 calls again after this long
+REDIAL_LIMIT_S = 60.0  # … until this long after the first try; then the call counts as failed
 LISTEN_S = 6.0  # each call hears at most this much of the answer (its gaps count too), then hangs up
 SETTLE_TIMEOUT_S = 30.0  # between levels: until the server has no call left
 
@@ -75,12 +77,12 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def summarize_level(
-    concurrency: int, results: list[CallResult], handoff_call_ids: set[str] | None
+    concurrency: int, results: list[CallResult], refused: int, handoff_call_ids: set[str] | None
 ) -> dict[str, Any]:
-    """One level's figures; ``handoff_call_ids``: SIP Call-IDs with a hand-off (None: no records to read)."""
+    """One level's figures: ``results`` are its calls (answered or failed), ``refused`` the attempts turned away
+    with 503 before them; ``handoff_call_ids``: SIP Call-IDs with a hand-off (None: no records to read)."""
     answered = [r for r in results if r.setup_ms is not None]
-    refused = [r for r in results if r.refused_status == BUSY_STATUS]
-    failed = [r for r in results if r.error is not None and r.refused_status != BUSY_STATUS]
+    failed = [r for r in results if r.error is not None]
     latencies = [r.voice_to_voice_ms for r in answered if r.voice_to_voice_ms is not None]
     setups = [r.setup_ms for r in answered if r.setup_ms is not None]
     minutes = sum(r.answered_s or 0.0 for r in answered) / 60
@@ -89,7 +91,7 @@ def summarize_level(
         "concurrency": concurrency,
         "calls": len(results),
         "answered": len(answered),
-        "refused_503": len(refused),
+        "refused_503": refused,
         "failed": len(failed),
         "call_setup_ms": {"p50": _percentile(setups, 50), "p95": _percentile(setups, 95)},
         "voice_to_voice_ms": {
@@ -124,21 +126,30 @@ def find_knee(levels: list[dict[str, Any]]) -> int | None:
 
 async def _run_level(
     caller: Any, uri: str, audio: dict[str, bytes], concurrency: int, calls: int, first_index: int
-) -> list[CallResult]:
-    """``calls`` calls on ``concurrency`` lines, each line calling again when its call ended."""
+) -> tuple[list[CallResult], list[CallResult]]:
+    """``calls`` calls on ``concurrency`` lines, each line calling again when its call ended: (the calls, the
+    attempts refused with 503 before them)."""
     results: list[CallResult] = []
+    refused: list[CallResult] = []
     indices: Iterator[int] = iter(range(first_index, first_index + calls))
 
     async def line() -> None:
         for index in indices:  # shared by all lines: each index is taken once
             question = QUESTIONS[index % len(QUESTIONS)]
-            result = await place_call(caller, uri, question, audio[question], index, listen_s=LISTEN_S)
-            results.append(result)
-            if result.refused_status is not None:
+            first_try = time.monotonic()
+            while True:
+                result = await place_call(caller, uri, question, audio[question], index, listen_s=LISTEN_S)
+                if result.refused_status != BUSY_STATUS:
+                    break
+                refused.append(result)
+                if time.monotonic() - first_try > REDIAL_LIMIT_S:
+                    result.error = f"refused with 503 for {REDIAL_LIMIT_S:.0f} s"
+                    break
                 await asyncio.sleep(REDIAL_PAUSE_S)
+            results.append(result)
 
     await asyncio.gather(*(line() for _ in range(concurrency)))
-    return sorted(results, key=lambda result: result.index)
+    return sorted(results, key=lambda result: result.index), refused
 
 
 def _handoff_call_ids(records: list[dict[str, Any]]) -> set[str]:
@@ -190,7 +201,7 @@ async def run_loadtest(
         else:
             uri = f"sip:hotline@{through[0]}:{through[1]}"
         caller = await SipCaller.start()
-        results: list[list[CallResult]] = []
+        results: list[tuple[list[CallResult], list[CallResult]]] = []
         try:
             await _run_level(caller, uri, audio, 1, warmup, first_index=-warmup)
             first_index = 0
@@ -211,7 +222,12 @@ async def run_loadtest(
         if server is not None:  # the records are complete once the server has stopped
             handoffs = _handoff_call_ids(server.transcripts())
             server.stop()  # again: closes the record store that reading opened
-    summaries = [summarize_level(level, rs, handoffs) for level, rs in zip(levels, results, strict=True)]
+    summaries = [
+        summarize_level(level, served, len(refused), handoffs)
+        for level, (served, refused) in zip(levels, results, strict=True)
+    ]
+    statuses = Counter(r.refused_status for served, _ in results for r in served if r.refused_status)
+    statuses.update(BUSY_STATUS for _, refused in results for _ in refused)
     return {
         "calls_per_level": calls,
         "max_concurrency": concurrency,
@@ -220,7 +236,7 @@ async def run_loadtest(
         "p95_limit_ms": P95_LIMIT_MS,
         "knee": find_knee(summaries),
         "levels": summaries,
-        "refusals": dict(Counter(r.refused_status for rs in results for r in rs if r.refused_status)),
+        "refusals": dict(statuses),  # SIP status → attempts refused with it
     }
 
 
