@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.benchmarks.serve_process import ServeProcess
-from voicebot.benchmarks.sip import QUESTIONS, CallResult, german_question_ulaw, place_call
+from voicebot.benchmarks.sip import (
+    QUESTIONS,
+    CallResult,
+    _percentile,
+    _round,
+    german_question_ulaw,
+    place_call,
+)
 from voicebot.settings import Settings
 
 P95_LIMIT_MS = 2500.0
@@ -70,12 +77,6 @@ def parse_through(value: str) -> tuple[str, int]:
     return ("127.0.0.1" if host == "localhost" else host), int(port_text)
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    import numpy as np
-
-    return round(float(np.percentile(np.array(values), q)), 1) if values else None
-
-
 def summarize_level(
     concurrency: int, results: list[CallResult], refused: int, handoff_call_ids: set[str] | None
 ) -> dict[str, Any]:
@@ -93,11 +94,11 @@ def summarize_level(
         "answered": len(answered),
         "refused_503": refused,
         "failed": len(failed),
-        "call_setup_ms": {"p50": _percentile(setups, 50), "p95": _percentile(setups, 95)},
+        "call_setup_ms": {"p50": _round(_percentile(setups, 50)), "p95": _round(_percentile(setups, 95))},
         "voice_to_voice_ms": {
-            "p50": _percentile(latencies, 50),
-            "p95": _percentile(latencies, 95),
-            "p99": _percentile(latencies, 99),
+            "p50": _round(_percentile(latencies, 50)),
+            "p95": _round(_percentile(latencies, 95)),
+            "p99": _round(_percentile(latencies, 99)),
             "samples": len(latencies),
         },
         "gaps_ms_per_minute": round(gaps_ms / minutes, 1) if minutes > 0 else None,
