@@ -91,3 +91,34 @@ def test_bad_input_exits_1_with_one_line(arguments: list[str], message: str, tmp
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1, result.output
     assert lines[0].startswith(message), lines[0]
+
+
+def test_a_level_counts_503_attempts_apart_from_failed_calls_and_gaps_per_answered_minute() -> None:
+    from voicebot.benchmarks.loadtest import level_passes, summarize_level
+    from voicebot.benchmarks.sip import CallResult
+
+    def answered(index: int, v2v: float, call_id: str) -> CallResult:
+        return CallResult(
+            index,
+            "Wohngeld.",
+            setup_ms=20.0,
+            voice_to_voice_ms=v2v,
+            call_id=call_id,
+            answered_s=30.0,
+            gaps_s=0.05,
+        )
+
+    calls = [
+        answered(0, 1000.0, "a"),
+        answered(1, 2000.0, "b"),
+        CallResult(2, "Ummeldung.", error="no greeting heard"),
+    ]
+    level = summarize_level(2, calls, 3, {"b"})
+    assert (level["calls"], level["answered"], level["failed"], level["refused_503"]) == (3, 2, 1, 3)
+    assert level["voice_to_voice_ms"]["p50"] == 1500.0 and level["voice_to_voice_ms"]["samples"] == 2
+    assert level["gaps_ms_per_minute"] == 100.0  # 2 × 50 ms over 2 × 30 s
+    assert level["handoffs"] == 1
+    assert level["failures"] == [{"call": 2, "error": "no greeting heard"}]
+    assert not level_passes(level)
+    assert summarize_level(2, calls[:2], 0, None)["handoffs"] is None
+    assert level_passes(summarize_level(2, calls[:2], 0, None))
