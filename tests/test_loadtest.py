@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from voicebot.benchmarks.caller_media import ReceivedPacket, speech_gaps_s
+from voicebot.benchmarks.caller_media import ReceivedPacket, skipped_s, speech_gaps_s
 from voicebot.benchmarks.loadtest import concurrency_levels, find_knee, parse_through
 
 SPEECH, QUIET = -10.0, -90.0
@@ -68,6 +68,20 @@ def test_gaps_count_late_packets_while_the_bot_speaks_only() -> None:
     # A small jitter (25 ms instead of 20) is absorbed; a lost packet (40 ms) counts 20 ms.
     jitter = [0.0, 25.0, 40.0, 80.0, 100.0]
     assert speech_gaps_s(stream(jitter, set(range(5)))) == pytest.approx(0.020)
+
+
+def test_never_sent_counts_rtp_timestamp_jumps_while_the_bot_speaks() -> None:
+    """The bot's pacing skips the ticks it was too late for and moves its RTP timestamp on: audio never sent. A
+    packet late on the way keeps its timestamp step of 160 samples (20 ms at 8 kHz)."""
+    times = [20.0 * i + (100.0 if i >= 25 else 0.0) for i in range(50)]
+    late = [ReceivedPacket(t / 1000, SPEECH, 160 * i) for i, t in enumerate(times)]
+    assert speech_gaps_s(late) == pytest.approx(0.100) and skipped_s(late) == 0.0
+    skipped = [
+        ReceivedPacket(t / 1000, SPEECH, 160 * i + (800 if i >= 25 else 0)) for i, t in enumerate(times)
+    ]
+    assert skipped_s(skipped) == pytest.approx(0.100)
+    wrapped = [ReceivedPacket(i * 0.02, SPEECH, (2**32 - 320 + 160 * i) % 2**32) for i in range(10)]
+    assert skipped_s(wrapped) == 0.0  # the timestamp wraps at 2**32
 
 
 @pytest.mark.parametrize(

@@ -63,10 +63,26 @@ def packet_dbfs(payload: bytes) -> float:
 class ReceivedPacket:
     at: float  # time.monotonic()
     dbfs: float
+    timestamp: int = 0  # the RTP timestamp (8 kHz samples for PCMU)
 
     @property
     def is_speech(self) -> bool:
         return self.dbfs > SPEECH_DBFS
+
+
+def _while_speaking(packets: list[ReceivedPacket]) -> np.ndarray:
+    """For each pair of consecutive packets: whether the bot spoke around it (speech packets at most
+    SPEAKING_HOLD_S before the first and after the second)."""
+    arrivals = np.array([p.at for p in packets])
+    speech = np.array([p.at for p in packets if p.is_speech])
+    starts, ends = arrivals[:-1], arrivals[1:]
+    if speech.size == 0:
+        return np.zeros(starts.size, dtype=bool)
+    # The last speech packet at or before the interval's start, the first at or after its end.
+    before = speech[np.clip(np.searchsorted(speech, starts, side="right") - 1, 0, None)]
+    after = speech[np.clip(np.searchsorted(speech, ends, side="left"), None, speech.size - 1)]
+    speaking = (before <= starts) & (starts - before <= SPEAKING_HOLD_S)
+    return speaking & (after >= ends) & (after - ends <= SPEAKING_HOLD_S)
 
 
 def speech_gaps_s(packets: list[ReceivedPacket]) -> float:
@@ -74,18 +90,22 @@ def speech_gaps_s(packets: list[ReceivedPacket]) -> float:
     if len(packets) < 2:
         return 0.0
     arrivals = np.array([p.at for p in packets])
-    speech = np.array([p.at for p in packets if p.is_speech])
-    if speech.size == 0:
+    intervals = np.diff(arrivals)
+    late = intervals > GAP_AFTER_S
+    return float((intervals - PACKET_S)[late & _while_speaking(packets)].sum())
+
+
+def skipped_s(packets: list[ReceivedPacket], clock_rate: int = 8000) -> float:
+    """Seconds of audio the bot never sent while it spoke: jumps of the RTP timestamp beyond one packet (its pacing
+    skips the ticks it was too late for). Arrival gaps without such a jump were late on the way (or in the
+    caller's own event loop); with one, the bot's event loop fell behind."""
+    if len(packets) < 2:
         return 0.0
-    starts, ends = arrivals[:-1], arrivals[1:]
-    excess = ends - starts - PACKET_S
-    late = ends - starts > GAP_AFTER_S
-    # The last speech packet at or before the interval's start, the first at or after its end.
-    before = speech[np.clip(np.searchsorted(speech, starts, side="right") - 1, 0, None)]
-    after = speech[np.clip(np.searchsorted(speech, ends, side="left"), None, speech.size - 1)]
-    speaking = (before <= starts) & (starts - before <= SPEAKING_HOLD_S)
-    speaking &= (after >= ends) & (after - ends <= SPEAKING_HOLD_S)
-    return float(excess[late & speaking].sum())
+    stamps = np.array([p.timestamp for p in packets], dtype=np.int64)
+    steps = np.mod(np.diff(stamps), 2**32)
+    packet = int(clock_rate * PACKET_S)
+    jumps = (steps > packet) & (steps < 2**31)  # a packet from before (reordered) is no jump
+    return float(((steps - packet) / clock_rate)[jumps & _while_speaking(packets)].sum())
 
 
 @dataclass
@@ -127,7 +147,8 @@ class CallerMedia(asyncio.DatagramProtocol):
         if payload_type != PCMU_PAYLOAD_TYPE:
             return
         header = 12 + 4 * (data[0] & 0x0F)
-        self.received.append(ReceivedPacket(time.monotonic(), packet_dbfs(data[header:])))
+        timestamp = struct.unpack_from("!I", data, 4)[0]
+        self.received.append(ReceivedPacket(time.monotonic(), packet_dbfs(data[header:]), timestamp))
 
     def send_payload(self, payload: bytes) -> None:
         if self.transport is None or self.remote is None:

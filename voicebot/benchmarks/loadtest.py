@@ -88,6 +88,7 @@ def summarize_level(
     setups = [r.setup_ms for r in answered if r.setup_ms is not None]
     minutes = sum(r.answered_s or 0.0 for r in answered) / 60
     gaps_ms = sum(r.gaps_s for r in answered) * 1000
+    skipped_ms = sum(r.skipped_s for r in answered) * 1000
     return {
         "concurrency": concurrency,
         "calls": len(results),
@@ -102,6 +103,7 @@ def summarize_level(
             "samples": len(latencies),
         },
         "gaps_ms_per_minute": round(gaps_ms / minutes, 1) if minutes > 0 else None,
+        "never_sent_ms_per_minute": round(skipped_ms / minutes, 1) if minutes > 0 else None,
         "answered_minutes": round(minutes, 2),
         "handoffs": None
         if handoff_call_ids is None

@@ -26,12 +26,12 @@ def report_table(report: dict[str, Any]) -> Any:
         table.add_column(header, justify="right")
     table.add_column("set-up p50 / p95 ms", justify="right")
     table.add_column("voice-to-voice p50 / p95 / p99 ms", justify="right")
-    table.add_column("gaps ms/min", justify="right")
+    table.add_column("gaps (never sent) ms/min", justify="right")
     table.add_column("hand-offs", justify="right")
     table.add_column("")
     for level in report["levels"]:
         setup, v2v = level["call_setup_ms"], level["voice_to_voice_ms"]
-        gaps = level["gaps_ms_per_minute"]
+        gaps, never_sent = level["gaps_ms_per_minute"], level["never_sent_ms_per_minute"]
         mark = "knee" if level["concurrency"] == knee else ("" if level_passes(level) else "over")
         table.add_row(
             str(level["concurrency"]),
@@ -41,7 +41,7 @@ def report_table(report: dict[str, Any]) -> Any:
             str(level["failed"]),
             f"{_ms(setup['p50'])} / {_ms(setup['p95'])}",
             f"{_ms(v2v['p50'])} / {_ms(v2v['p95'])} / {_ms(v2v['p99'])}",
-            "–" if gaps is None else f"{gaps:.0f}",
+            "–" if gaps is None else f"{gaps:.0f} ({never_sent:.0f})",
             "–" if level["handoffs"] is None else str(level["handoffs"]),
             mark,
         )

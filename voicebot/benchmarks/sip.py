@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from voicebot.benchmarks.caller_media import CallerMedia, speech_gaps_s, ulaw_encode
+from voicebot.benchmarks.caller_media import CallerMedia, skipped_s, speech_gaps_s, ulaw_encode
 from voicebot.benchmarks.serve_process import ServeProcess
 from voicebot.settings import Settings
 
@@ -56,6 +56,7 @@ class CallResult:
     refused_status: int | None = None  # the SIP status of a refused INVITE (503 when the server is full)
     answered_s: float | None = None  # 200 OK → hang-up
     gaps_s: float = 0.0  # late or missing bot packets while the bot spoke (caller_media.speech_gaps_s)
+    skipped_s: float = 0.0  # of which the bot never sent (caller_media.skipped_s)
 
 
 def german_question_ulaw(text: str, workdir: Path) -> bytes:
@@ -144,6 +145,7 @@ async def place_call(
         if result.setup_ms is not None:
             result.answered_s = time.monotonic() - answered_at
             result.gaps_s = speech_gaps_s(media.received)
+            result.skipped_s = skipped_s(media.received)
         media.close()
 
 
