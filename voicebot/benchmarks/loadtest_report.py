@@ -53,7 +53,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     limit_s = report["p95_limit_ms"] / 1000
     knee = report["knee"]
     lines = [
-        f"Knee: {knee} concurrent calls (voice-to-voice p95 ≤ {limit_s:g} s, no failed or refused call)"
+        f"Knee: {knee} call{'s' if knee != 1 else ''} at once (voice-to-voice p95 ≤ {limit_s:g} s, no failed or "
+        "refused call)"
         if knee is not None
         else f"Knee: none (not even one call at a time kept p95 ≤ {limit_s:g} s without a failed call)"
     ]
