@@ -48,6 +48,7 @@ COMMAND_MODULES = (
     "voicebot.commands.users",  # voicebot users add|list
     "voicebot.commands.report",  # voicebot report queue
     "voicebot.commands.privacy",  # voicebot privacy export|delete|audit, voicebot retention run
+    "voicebot.commands.loadtest",  # voicebot loadtest
 )
 
 for _name in COMMAND_MODULES:

@@ -20,6 +20,12 @@ import numpy as np
 PCMU_PAYLOAD_TYPE = 0
 SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
 SPEECH_DBFS = -35.0  # a 20 ms packet louder than this is speech (comfort silence and line noise stay below)
+PACKET_S = 0.020
+# Audio gaps (decision 0991): the bot sends a packet every 20 ms, silence included. An arrival interval longer than
+# GAP_AFTER_S while the bot speaks (speech within SPEAKING_HOLD_S before and after it) is a gap of its excess over
+# 20 ms: a packet that came late or not at all, which the caller hears as a drop-out.
+GAP_AFTER_S = 0.030
+SPEAKING_HOLD_S = 0.5
 
 
 def _ulaw_table() -> np.ndarray:
@@ -57,10 +63,49 @@ def packet_dbfs(payload: bytes) -> float:
 class ReceivedPacket:
     at: float  # time.monotonic()
     dbfs: float
+    timestamp: int = 0  # the RTP timestamp (8 kHz samples for PCMU)
 
     @property
     def is_speech(self) -> bool:
         return self.dbfs > SPEECH_DBFS
+
+
+def _while_speaking(packets: list[ReceivedPacket]) -> np.ndarray:
+    """For each pair of consecutive packets: whether the bot spoke around it (speech packets at most
+    SPEAKING_HOLD_S before the first and after the second)."""
+    arrivals = np.array([p.at for p in packets])
+    speech = np.array([p.at for p in packets if p.is_speech])
+    starts, ends = arrivals[:-1], arrivals[1:]
+    if speech.size == 0:
+        return np.zeros(starts.size, dtype=bool)
+    # The last speech packet at or before the interval's start, the first at or after its end.
+    before = speech[np.clip(np.searchsorted(speech, starts, side="right") - 1, 0, None)]
+    after = speech[np.clip(np.searchsorted(speech, ends, side="left"), None, speech.size - 1)]
+    speaking = (before <= starts) & (starts - before <= SPEAKING_HOLD_S)
+    return speaking & (after >= ends) & (after - ends <= SPEAKING_HOLD_S)
+
+
+def speech_gaps_s(packets: list[ReceivedPacket]) -> float:
+    """Seconds of the bot's 20 ms packet stream that were late or missing while the bot spoke (see GAP_AFTER_S)."""
+    if len(packets) < 2:
+        return 0.0
+    arrivals = np.array([p.at for p in packets])
+    intervals = np.diff(arrivals)
+    late = intervals > GAP_AFTER_S
+    return float((intervals - PACKET_S)[late & _while_speaking(packets)].sum())
+
+
+def skipped_s(packets: list[ReceivedPacket], clock_rate: int = 8000) -> float:
+    """Seconds of audio the bot never sent while it spoke: jumps of the RTP timestamp beyond one packet (its pacing
+    skips the ticks it was too late for). Arrival gaps without such a jump were late on the way (or in the
+    caller's own event loop); with one, the bot's event loop fell behind."""
+    if len(packets) < 2:
+        return 0.0
+    stamps = np.array([p.timestamp for p in packets], dtype=np.int64)
+    steps = np.mod(np.diff(stamps), 2**32)
+    packet = int(clock_rate * PACKET_S)
+    jumps = (steps > packet) & (steps < 2**31)  # a packet from before (reordered) is no jump
+    return float(((steps - packet) / clock_rate)[jumps & _while_speaking(packets)].sum())
 
 
 @dataclass
@@ -102,7 +147,8 @@ class CallerMedia(asyncio.DatagramProtocol):
         if payload_type != PCMU_PAYLOAD_TYPE:
             return
         header = 12 + 4 * (data[0] & 0x0F)
-        self.received.append(ReceivedPacket(time.monotonic(), packet_dbfs(data[header:])))
+        timestamp = struct.unpack_from("!I", data, 4)[0]
+        self.received.append(ReceivedPacket(time.monotonic(), packet_dbfs(data[header:]), timestamp))
 
     def send_payload(self, payload: bytes) -> None:
         if self.transport is None or self.remote is None:

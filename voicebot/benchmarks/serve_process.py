@@ -6,6 +6,7 @@ check (``/healthz`` says SIP listens) and clean shutdown (SIGINT, as Ctrl-C).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -86,6 +87,14 @@ class ServeProcess:
                 return
             time.sleep(0.25)
         raise RuntimeError(f"voicebot serve did not come up within {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    async def start_in_thread(self, timeout_s: float = 180.0) -> None:
+        """:meth:`start` off the event loop; on failure the process is stopped and RuntimeError raised."""
+        try:
+            await asyncio.to_thread(self.start, timeout_s)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def health(self) -> dict[str, Any] | None:
         try:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from voicebot.benchmarks.caller_media import CallerMedia, ulaw_encode
+from voicebot.benchmarks.caller_media import CallerMedia, skipped_s, speech_gaps_s, ulaw_encode
 from voicebot.benchmarks.serve_process import ServeProcess
 from voicebot.settings import Settings
 
@@ -54,6 +54,10 @@ class CallResult:
     heard: str | None = None  # what the bot's ASR made of the question (from the call transcript)
     answer: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    refused_status: int | None = None  # the SIP status of a refused INVITE (503 when the server is full)
+    answered_s: float | None = None  # 200 OK → hang-up
+    gaps_s: float = 0.0  # late or missing bot packets while the bot spoke (caller_media.speech_gaps_s)
+    skipped_s: float = 0.0  # of which the bot never sent (caller_media.skipped_s)
 
 
 def german_question_ulaw(text: str, workdir: Path) -> bytes:
@@ -72,8 +76,13 @@ def german_question_ulaw(text: str, workdir: Path) -> bytes:
     return ulaw_encode(audio)
 
 
-async def place_call(caller: Any, uri: str, question: str, ulaw: bytes, index: int) -> CallResult:
-    """One benchmark call: INVITE, wait for the greeting to end, ask, time the answer, hang up."""
+async def place_call(
+    caller: Any, uri: str, question: str, ulaw: bytes, index: int, *, listen_s: float = 0.0
+) -> CallResult:
+    """One benchmark call: INVITE, wait for the greeting to end, ask, time the answer, hang up.
+
+    ``listen_s``: how long to go on hearing the answer after its first sound (until the bot is quiet for 1 s), so
+    that its audio gaps are measured too; 0 hangs up at once."""
     from sip_bridge.media import LocalSdpSession, SessionDescription, accept_answer, build_offer
 
     result = CallResult(index=index, question=question)
@@ -92,23 +101,34 @@ async def place_call(caller: Any, uri: str, question: str, ulaw: bytes, index: i
         result.call_id = call_id
         if isinstance(answered, str):
             result.error = answered
+            result.refused_status = caller.refusal_status(call_id)
             return result
-        result.setup_ms = (time.monotonic() - sent) * 1000
+        answered_at = time.monotonic()
+        result.setup_ms = (answered_at - sent) * 1000
         negotiated = accept_answer(offer, SessionDescription.parse(answered))
         media.remote = (negotiated.remote_host, negotiated.remote_port)
         media.start_sending()
         if not await media.wait_for_quiet(quiet_s=1.2, timeout_s=GREETING_TIMEOUT_S):
             result.error = "no greeting heard"
             return result
+        asked = time.monotonic()
         last_speech = await media.play(ulaw)
         if last_speech is None:
             result.error = "question had no speech"
+            return result
+        overlap = media.first_speech_after(asked)
+        if overlap is not None and overlap < last_speech:
+            # The greeting paused > 1.2 s and went on over the question (an overloaded bot): what follows
+            # would be the rest of the greeting, not an answer.
+            result.error = "the bot spoke over the question (its greeting stalled)"
             return result
         deadline = time.monotonic() + ANSWER_TIMEOUT_S
         while time.monotonic() < deadline:
             first = media.first_speech_after(last_speech)
             if first is not None:
                 result.voice_to_voice_ms = (first - last_speech) * 1000
+                if listen_s > 0:
+                    await media.wait_for_quiet(quiet_s=1.0, timeout_s=listen_s)
                 break
             if caller.ended(call_id):
                 result.error = "bot hung up before answering"
@@ -123,6 +143,10 @@ async def place_call(caller: Any, uri: str, question: str, ulaw: bytes, index: i
     finally:
         if call_id is not None:
             caller.hangup(call_id)
+        if result.setup_ms is not None:
+            result.answered_s = time.monotonic() - answered_at
+            result.gaps_s = speech_gaps_s(media.received)
+            result.skipped_s = skipped_s(media.received)
         media.close()
 
 
@@ -147,11 +171,7 @@ async def run_sip_benchmark(
             cwd=server_dir,
         )
         started = time.monotonic()
-        try:
-            await asyncio.to_thread(server.start, 120.0)
-        except RuntimeError:
-            server.stop()
-            raise
+        await server.start_in_thread(120.0)
         startup_s = time.monotonic() - started
         caller = await SipCaller.start()
         uri = server.sip_uri

@@ -20,6 +20,7 @@ class SipCaller:
         self.endpoint = endpoint
         self._answers: dict[str, asyncio.Future[bytes | str]] = {}
         self._ended: set[str] = set()
+        self._refusals: dict[str, int] = {}  # call id → the SIP status of a refused INVITE (503, 486, …)
         self._task = asyncio.create_task(self._dispatch(), name="bench-caller-events")
 
     @classmethod
@@ -34,6 +35,7 @@ class SipCaller:
                 case ev.OutboundCallAnswered(call_id=call_id, sdp=sdp):
                     self._resolve(call_id, sdp)
                 case ev.OutboundCallFailed(call_id=call_id, code=code, reason=reason):
+                    self._refusals[call_id] = code
                     self._resolve(call_id, f"call refused: {code} {reason}".strip())
                 case ev.CallEnded(call_id=call_id, reason=reason):
                     self._ended.add(call_id)
@@ -56,6 +58,10 @@ class SipCaller:
             return call_id, f"no final answer within {INVITE_TIMEOUT_S:.0f} s"
         finally:
             self._answers.pop(call_id, None)
+
+    def refusal_status(self, call_id: str) -> int | None:
+        """The SIP status the INVITE of ``call_id`` was refused with, or None (answered, or no answer at all)."""
+        return self._refusals.get(call_id)
 
     def ended(self, call_id: str) -> bool:
         return call_id in self._ended

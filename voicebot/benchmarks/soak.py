@@ -96,11 +96,7 @@ async def run_soak(
                 "VOICEBOT_SIP__INVITES_PER_SOURCE_PER_MINUTE": str(max(60, calls * 2)),
             },
         )
-        try:
-            await asyncio.to_thread(server.start, 180.0)
-        except RuntimeError:
-            server.stop()
-            raise
+        await server.start_in_thread(180.0)
         assert server.process is not None
         pid = server.process.pid
         caller = await SipCaller.start()
