@@ -30,7 +30,6 @@ class CodecProfile:
     audio_rate: int  # sample rate of the PCM the codec consumes/produces
     clock_rate: int  # RTP timestamp clock
     sample_based: bool  # payloads may be split/concatenated at any sample (G.711, G.722)
-    silence_byte: int | None = None  # constant encoding of digital silence, when there is one
     # The largest payload one packet may carry; bigger ones are hostile or broken and never reach the decoder.
     max_payload_bytes: int = 1920
 
@@ -38,8 +37,8 @@ class CodecProfile:
 # G.711 and G.722 carry 8 bytes per ms: 1,920 bytes is 240 ms, more than any phone puts in one packet. An Opus
 # frame is at most 1,275 bytes (RFC 6716 3.2.1), which a phone stream never exceeds per packet either.
 PROFILES: dict[str, CodecProfile] = {
-    "PCMU": CodecProfile(8000, 8000, True, 0xFF),
-    "PCMA": CodecProfile(8000, 8000, True, 0xD5),
+    "PCMU": CodecProfile(8000, 8000, True),
+    "PCMA": CodecProfile(8000, 8000, True),
     "G722": CodecProfile(16000, 8000, True),
     "opus": CodecProfile(48000, 48000, False, max_payload_bytes=1275),
 }
@@ -59,15 +58,17 @@ class AudioCodec:
         parameters = RTCRtpCodecParameters(
             mimeType=f"audio/{name}", clockRate=clock_rate, channels=channels, payloadType=0
         )
-        self._encoder = get_encoder(parameters)
-        self._decoder = get_decoder(parameters)
-        if name == "opus":
-            self._encoder.codec.bit_rate = _OPUS_BITRATE  # type: ignore[attr-defined]
+        # G.711 is one table lookup per sample; through PyAV it cost ~120 µs to encode and ~45 µs to decode a
+        # 20 ms packet on the event loop (decision 0990). The tables come from the same ffmpeg codec, so a G.711
+        # call needs no libav encoder or decoder of its own.
+        self._tables = _g711_tables(name) if name in ("PCMU", "PCMA") else None
+        if self._tables is None:
+            self._encoder = get_encoder(parameters)
+            self._decoder = get_decoder(parameters)
+            if name == "opus":
+                self._encoder.codec.bit_rate = _OPUS_BITRATE  # type: ignore[attr-defined]
         self._pts = 0
         self._time_base = fractions.Fraction(1, self.profile.audio_rate)
-        # G.711 is one table lookup per sample; through PyAV it cost ~120 µs to encode and ~45 µs to decode a
-        # 20 ms packet on the event loop (decision 0990). The tables come from the same ffmpeg codec.
-        self._tables = _g711_tables(name) if name in ("PCMU", "PCMA") else None
 
     @property
     def audio_rate(self) -> int:
@@ -101,8 +102,6 @@ class AudioCodec:
         samples = np.frombuffer(pcm, dtype=np.int16)
         if self._tables is not None:
             return bytes(self._tables.encode[samples.view(np.uint16)].tobytes())
-        if self.profile.silence_byte is not None and not samples.any():
-            return bytes([self.profile.silence_byte]) * self.frame_samples
         if self.name == "opus":  # hand over real stereo: the library's mono upmix would cost 3 dB
             frame = av.AudioFrame.from_ndarray(
                 np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo"
