@@ -4,21 +4,18 @@ and on the console. The app runs in-process under uvicorn on a free loopback por
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from voicebot.db.engine import make_engine
 from voicebot.db.repository import Repository
 from voicebot.settings import Settings
-from voicebot.web.app import create_app
 from web.chromium import CHROMIUM, SCREENSHOT
+from web.console_server import serving
 from web.test_console import PASSWORD, add_users, make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -40,23 +37,8 @@ async def _axe_violations(page: Any) -> list[str]:
 async def console_url(tmp_path: Path) -> AsyncIterator[tuple[str, Settings]]:
     settings = make_settings(tmp_path)
     add_users(settings)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, None), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}", settings
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serving(settings) as url:
+        yield url, settings
 
 
 async def _focused(page: Any) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -22,9 +21,8 @@ import httpx
 import pytest
 from test_review import T0, call_id, record
 
-from knowledge.config import SAMPLE_KB_DIR
 from knowledge.engine import ReloadableAnswerEngine, build_answer_engine
-from knowledge.index import KnowledgeIndex, index_generation
+from knowledge.index import index_generation
 from knowledge.types import AnswerRequest
 from voicebot.db import rows
 from voicebot.db.engine import make_engine, writing
@@ -34,6 +32,7 @@ from voicebot.settings import Settings
 from voicebot.staff import corrections
 from voicebot.web.app import create_app
 from voicebot.web.staff_queue import load_source_lookup
+from web.console_server import sample_pages_kb
 from web.test_console import add_users, csrf_of, make_settings, sign_in
 
 PAGES = ("hallenbad.md", "buergerbuero-kontakt.md", "gelbe-tonne.md", "hundesteuer-anmelden.md")
@@ -52,14 +51,7 @@ class Setup:
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     settings = make_settings(tmp_path)
-    kb = tmp_path / "kb"
-    kb.mkdir()
-    for name in PAGES:
-        shutil.copy(SAMPLE_KB_DIR / name, kb / name)
-    settings.paths.kb_sources = [kb]
-    settings.paths.index_dir = tmp_path / "index"
-    settings.paths.corrections_dir = tmp_path / "korrekturen"
-    KnowledgeIndex.open(settings.paths.index_dir).ingest([kb])
+    sample_pages_kb(settings, tmp_path, PAGES)
     add_users(settings)
     said = record(1, T0, QUESTION, f"Es hat montags bis freitags von {OLD_HOURS} geöffnet.", sources=("buergerbuero-kontakt",))  # fmt: skip
     engine = make_engine(f"sqlite:///{settings.paths.database_file}")

@@ -10,9 +10,6 @@ report no longer lists the question."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import socket
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -20,19 +17,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 
-from knowledge.config import SAMPLE_KB_DIR
 from knowledge.engine import build_answer_engine
-from knowledge.index import KnowledgeIndex
 from knowledge.types import AnswerRequest
 from voicebot.db.engine import make_engine
 from voicebot.db.store import SqlCallRecordStore
 from voicebot.pipeline.frames import AsrResult, CallerQuestionFrame
 from voicebot.pipeline.transcript import CallTranscript
 from voicebot.settings import Settings
-from voicebot.web.app import create_app
 from web.chromium import CHROMIUM
+from web.console_server import sample_pages_kb, serving
 from web.test_console import PASSWORD, add_users, make_settings
 
 PAGES = ("hallenbad.md", "buergerbuero-kontakt.md", "gelbe-tonne.md", "hundesteuer-anmelden.md")
@@ -65,32 +59,10 @@ async def call(settings: Settings) -> tuple[str, str, list[str]]:
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[tuple[str, Settings]]:
     settings = make_settings(tmp_path)
-    kb = tmp_path / "kb"
-    kb.mkdir()
-    for name in PAGES:
-        shutil.copy(SAMPLE_KB_DIR / name, kb / name)
-    settings.paths.kb_sources = [kb]
-    settings.paths.index_dir = tmp_path / "index"
-    settings.paths.corrections_dir = tmp_path / "korrekturen"
-    KnowledgeIndex.open(settings.paths.index_dir).ingest([kb])
+    sample_pages_kb(settings, tmp_path, PAGES)
     add_users(settings)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    uv = uvicorn.Server(
-        uvicorn.Config(create_app(settings, None), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(uv.serve())
-    for _ in range(100):
-        if uv.started:
-            break
-        await asyncio.sleep(0.05)
-    assert uv.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}", settings
-    finally:
-        uv.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serving(settings) as url:
+        yield url, settings
 
 
 async def sign_in_as(page: Any, base: str, username: str) -> None:
